@@ -1,0 +1,36 @@
+"""The one place where Numba compilation options are chosen.
+
+Every compiled function in fastconv is declared with :func:`kernel` (parallel loops) or
+:func:`helper` (serial code inlined into kernels), so the options below hold everywhere:
+
+``cache=True``
+    Compiled machine code is written next to the module (or to ``NUMBA_CACHE_DIR``) so a
+    second process pays no compile time.
+``fastmath={"contract"}``
+    Only lets LLVM fuse ``a * b + c`` into one FMA instruction. No reassociation (results
+    stay bitwise reproducible and independent of the thread count), and NaN/inf keep
+    IEEE semantics (``0 * nan`` is ``nan``).
+``error_model="numpy"``
+    Division by zero gives inf/nan like NumPy instead of raising (kernels never divide
+    by data, but this removes the checks from generated code).
+``nogil=True``
+    Kernels release the GIL, so Python threads calling fastconv run concurrently.
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+FASTMATH = frozenset({"contract"})
+
+_COMMON = {"cache": True, "fastmath": set(FASTMATH), "error_model": "numpy", "nogil": True}
+
+
+def kernel(function):
+    """Compile ``function`` as a parallel fastconv kernel (``prange`` loops run on all cores)."""
+    return njit(parallel=True, **_COMMON)(function)
+
+
+def helper(function):
+    """Compile ``function`` as a serial helper called from kernels."""
+    return njit(inline="never", **_COMMON)(function)

@@ -1,0 +1,517 @@
+"""Public convolution functions: argument handling, layout, and dispatch to the kernels.
+
+Each public function normalises and validates its arguments (:mod:`fastconv._args`),
+asks the plan layer (:mod:`fastconv._plan`) for index tables, tiles and chunking, takes
+free strided views of the data in the engine's canonical ``(N, D0, D1, D2, C)`` order,
+and calls one compiled kernel (:mod:`fastconv._kernels`). No loops run here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import _args, _kernels, _plan
+from ._args import ConvSpec, DataShape
+
+__all__ = [
+    "conv1d", "conv2d", "conv3d",
+    "conv1d_input", "conv2d_input", "conv3d_input",
+    "conv1d_weight", "conv2d_weight", "conv3d_weight",
+    "conv1d_backward", "conv2d_backward", "conv3d_backward",
+    "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+]
+
+ArrayLike = Any
+IntOrTuple = int | tuple[int, ...]
+Padding = int | str | tuple[int | tuple[int, int], ...]
+
+
+# ---------------------------------------------------------------------------- layout
+def _canonical(array: np.ndarray, ndim: int, data: DataShape) -> np.ndarray:
+    """A strided view of ``array`` in the kernels' ``(N, D0, D1, D2, C)`` order (no copy)."""
+    view = array if data.batched else array[np.newaxis]
+    if not data.channels_last:
+        view = np.moveaxis(view, 1, -1)
+    return view[(slice(None),) + (np.newaxis,) * (3 - ndim)]
+
+
+def _pack(weight: np.ndarray, spec: ConvSpec, dtype: np.dtype, adjoint: bool) -> np.ndarray:
+    """Pack ``(C_out, C_in/G, *kernel)`` weights as ``(G, T0, T1, T2, Ig, Og)`` for the kernel.
+
+    For the forward pass the kernel reads input channels and writes output channels; for
+    the adjoint (input gradient, transposed convolution) the roles swap.
+    """
+    g = spec.groups
+    taps = _plan.to_3d(spec.kernel, 1)
+    grouped = weight.astype(dtype, copy=False).reshape(
+        g, spec.c_out // g, spec.c_in // g, *taps
+    )
+    order = (0, 3, 4, 5, 1, 2) if adjoint else (0, 3, 4, 5, 2, 1)
+    return np.ascontiguousarray(grouped.transpose(order))
+
+
+def _destination(shape: tuple[int, ...], dtype: np.dtype, out: np.ndarray | None,
+                 *inputs: np.ndarray) -> np.ndarray:
+    """Array the kernel writes: ``out`` itself unless it overlaps an input."""
+    if out is not None and not any(np.may_share_memory(out, a) for a in inputs):
+        return out
+    return np.empty(shape, dtype)
+
+
+def _finish(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """Copy into ``out`` when the kernel had to write elsewhere; return what the user gets."""
+    if out is None or out is result:
+        return result
+    out[...] = result
+    return out
+
+
+# ---------------------------------------------------------------------------- passes
+def _gather(src: np.ndarray, packed: np.ndarray, bias: np.ndarray, dest: np.ndarray,
+            lists: tuple[_plan.GatherList, ...]) -> None:
+    """Run the gather kernel writing every element of ``dest``."""
+    if dest.size == 0:
+        return
+    other_tasks = dest.shape[0] * dest.shape[1] * dest.shape[2] * packed.shape[0]
+    block = _plan.output_block(dest.shape[3], packed.shape[5], dest.itemsize, other_tasks)
+    _kernels.gather_conv(
+        src, packed, bias, dest,
+        lists[0].start, lists[0].entries,
+        lists[1].start, lists[1].entries,
+        lists[2].start, lists[2].entries,
+        block,
+    )
+
+
+def _bias_vector(bias: np.ndarray | None, length: int, dtype: np.dtype) -> np.ndarray:
+    if bias is None:
+        return np.zeros(length, dtype)
+    return np.ascontiguousarray(bias, dtype=dtype)
+
+
+def _forward_pass(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                  spec: ConvSpec, dest: np.ndarray) -> None:
+    """Convolution ``dest = conv(src, weight) + bias`` on canonical views."""
+    lists = tuple(_plan.forward_list(key) for key in spec.table_keys())
+    packed = _pack(weight, spec, dest.dtype, adjoint=False)
+    _gather(src, packed, _bias_vector(bias, spec.c_out, dest.dtype), dest, lists)
+
+
+def _adjoint_pass(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                  spec: ConvSpec, dest: np.ndarray) -> None:
+    """Adjoint of the convolution ``spec`` (input gradient, transposed convolution)."""
+    lists = tuple(_plan.adjoint_list(key) for key in spec.table_keys())
+    packed = _pack(weight, spec, dest.dtype, adjoint=True)
+    _gather(src, packed, _bias_vector(bias, spec.c_in, dest.dtype), dest, lists)
+
+
+def _weight_pass(src: np.ndarray, grad_out: np.ndarray, spec: ConvSpec, dtype: np.dtype,
+                 want_weight: bool, want_bias: bool
+                 ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Weight and/or bias gradient from canonical views of the input and output gradient."""
+    g = spec.groups
+    in_group, out_group = spec.c_in // g, spec.c_out // g
+    taps = _plan.to_3d(spec.kernel, 1)
+    in_block = max(1, min(in_group, 64, 16384 // max(1, out_group * dtype.itemsize)))
+    tiles = g * math.prod(taps) * max(1, -(-in_group // in_block))
+    rows = grad_out.shape[0] * grad_out.shape[1] * grad_out.shape[2]
+    chunks = _plan.reduction_chunks(rows, tiles)
+    partial_b = np.zeros((chunks, spec.c_out), dtype)
+    grad_weight = None
+    if want_weight:
+        tables = tuple(_plan.tap_table(*key) for key in spec.table_keys())
+        partial_w = np.zeros((chunks, g, *taps, in_group, out_group), dtype)
+        if partial_w.size or want_bias:
+            _kernels.weight_grad(src, grad_out, *tables, in_block, want_bias, partial_w,
+                                 partial_b)
+        summed = partial_w[0] if chunks == 1 else partial_w.sum(axis=0)
+        grad_weight = np.ascontiguousarray(summed.transpose(0, 5, 4, 1, 2, 3)).reshape(
+            spec.c_out, in_group, *spec.kernel
+        )
+    elif want_bias and partial_b.size:
+        _kernels.bias_grad(grad_out, g, partial_b)
+    grad_bias = None
+    if want_bias:
+        grad_bias = partial_b[0].copy() if chunks == 1 else partial_b.sum(axis=0)
+    return grad_weight, grad_bias
+
+
+# ---------------------------------------------------------------------------- generic API
+def _forward(ndim: int, x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None,
+             stride: IntOrTuple, padding: Padding, dilation: IntOrTuple, groups: int,
+             padding_mode: str, channels_last: bool, out: np.ndarray | None) -> np.ndarray:
+    layout = _args.flag("channels_last", channels_last)
+    x_arr = _args.as_array("x", x)
+    w_arr = _args.as_array("weight", weight)
+    data = _args.data_shape("x", x_arr.shape, ndim, layout)
+    spec = _args.conv_spec(ndim, data, w_arr.shape, stride, padding, dilation, groups,
+                           padding_mode)
+    b_arr = _args.check_bias(bias, spec.c_out)
+    named = {"x": x_arr, "weight": w_arr} | ({} if b_arr is None else {"bias": b_arr})
+    dtype = _args.result_dtype(**named)
+    shape = data.full_shape(spec.c_out, spec.out_sizes)
+    _args.check_size("padding", padding, shape, dtype.itemsize)
+    target = _args.check_out(out, shape, dtype)
+    result = _destination(shape, dtype, target, *named.values())
+    src = _canonical(x_arr.astype(dtype, copy=False), ndim, data)
+    _forward_pass(src, w_arr, b_arr, spec, _canonical(result, ndim, data))
+    return _finish(result, target)
+
+
+def _transpose(ndim: int, x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None,
+               stride: IntOrTuple, padding: Padding, output_padding: IntOrTuple, groups: int,
+               dilation: IntOrTuple, channels_last: bool, out: np.ndarray | None
+               ) -> np.ndarray:
+    layout = _args.flag("channels_last", channels_last)
+    x_arr = _args.as_array("x", x)
+    w_arr = _args.as_array("weight", weight)
+    data = _args.data_shape("x", x_arr.shape, ndim, layout)
+    spec = _args.transpose_spec(ndim, data, w_arr.shape, stride, padding, output_padding,
+                                groups, dilation)
+    b_arr = _args.check_bias(bias, spec.c_in)
+    named = {"x": x_arr, "weight": w_arr} | ({} if b_arr is None else {"bias": b_arr})
+    dtype = _args.result_dtype(**named)
+    shape = data.full_shape(spec.c_in, spec.in_sizes)
+    _args.check_size("stride", stride, shape, dtype.itemsize)
+    target = _args.check_out(out, shape, dtype)
+    result = _destination(shape, dtype, target, *named.values())
+    src = _canonical(x_arr.astype(dtype, copy=False), ndim, data)
+    _adjoint_pass(src, w_arr, b_arr, spec, _canonical(result, ndim, data))
+    return _finish(result, target)
+
+
+def _backward(ndim: int, x: ArrayLike | None, input_shape: tuple[int, ...] | None,
+              weight: ArrayLike | None, weight_shape: tuple[int, ...] | None,
+              grad_output: ArrayLike, stride: IntOrTuple, padding: Padding,
+              dilation: IntOrTuple, groups: int, padding_mode: str, channels_last: bool,
+              needs: frozenset[str]
+              ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Shared body of the gradient functions; each passes either arrays or shapes."""
+    layout = _args.flag("channels_last", channels_last)
+    named: dict[str, np.ndarray] = {}
+    if x is not None:
+        named["x"] = _args.as_array("x", x)
+        input_shape = named["x"].shape
+    if weight is not None:
+        named["weight"] = _args.as_array("weight", weight)
+        weight_shape = named["weight"].shape
+    gy_arr = _args.as_array("grad_output", grad_output)
+    named["grad_output"] = gy_arr
+    data = _args.data_shape("x" if x is not None else "input_shape", input_shape, ndim, layout)
+    spec = _args.conv_spec(ndim, data, weight_shape, stride, padding, dilation, groups,
+                           padding_mode, "weight" if weight is not None else "weight_shape")
+    dtype = _args.result_dtype(**named)
+    _args.check_grad_output(gy_arr, data.full_shape(spec.c_out, spec.out_sizes))
+    gy_view = _canonical(gy_arr.astype(dtype, copy=False), ndim, data)
+    grad_input = grad_weight = grad_bias = None
+    if "input" in needs:
+        grad_input = np.empty(input_shape, dtype)
+        _adjoint_pass(gy_view, named["weight"], None, spec, _canonical(grad_input, ndim, data))
+    if "weight" in needs or "bias" in needs:
+        src = None if x is None else _canonical(named["x"].astype(dtype, copy=False), ndim, data)
+        grad_weight, grad_bias = _weight_pass(src, gy_view, spec, dtype, "weight" in needs,
+                                              "bias" in needs)
+    return grad_input, grad_weight, grad_bias
+
+
+def _input_grad(ndim: int, input_shape: tuple[int, ...], weight: ArrayLike,
+                grad_output: ArrayLike, *options: Any) -> np.ndarray:
+    shape = _args.shape_spec("input_shape", input_shape)
+    return _backward(ndim, None, shape, weight, None, grad_output, *options,
+                     frozenset({"input"}))[0]
+
+
+def _weight_grad(ndim: int, x: ArrayLike, weight_shape: tuple[int, ...],
+                 grad_output: ArrayLike, *options: Any) -> np.ndarray:
+    shape = _args.shape_spec("weight_shape", weight_shape)
+    return _backward(ndim, x, None, None, shape, grad_output, *options,
+                     frozenset({"weight"}))[1]
+
+
+# ---------------------------------------------------------------------------- public API
+_EXAMPLE_DATA = {
+    1: ("x = np.arange(6.0).reshape(1, 1, 6)", "w = np.ones((1, 1, 3))", (1, 1, 6), (1, 1, 3)),
+    2: ("x = np.arange(16.0).reshape(1, 1, 4, 4)", "w = np.ones((1, 1, 3, 3))", (1, 1, 4, 4),
+        (1, 1, 3, 3)),
+    3: ("x = np.arange(64.0).reshape(1, 1, 4, 4, 4)", "w = np.ones((1, 1, 3, 3, 3))",
+        (1, 1, 4, 4, 4), (1, 1, 3, 3, 3)),
+}
+
+_PARAMETERS = """\
+stride : int or tuple of {d} ints, default 1
+    Step between output positions, at least 1.
+padding : int, tuple, or {{"valid", "same", "full"}}, default 0
+    An int (all sides), one int per dim (symmetric), one ``(low, high)`` pair per dim,
+    ``"valid"`` (none), ``"same"`` (output size ``ceil(n / stride)`` for any stride; the
+    extra pad goes at the end) or ``"full"`` (``dilation * (k - 1)`` on both sides).
+dilation : int or tuple of {d} ints, default 1
+    Spacing between kernel taps, at least 1.
+groups : int, default 1
+    Channel groups; must divide the input and output channels.
+padding_mode : {{"zeros", "reflect", "replicate", "circular"}}, default "zeros"
+    How the input is padded before convolving (as ``torch.nn.Conv{d}d``).
+channels_last : bool, default False
+    Data (and results) are ``(N, *spatial, C)`` instead of ``(N, C, *spatial)``."""
+
+
+def _doc(template: str, d: int) -> str:
+    x_line, w_line, _, _ = _EXAMPLE_DATA[d]
+    return template.format(d=d, parameters=_PARAMETERS.format(d=d), x_line=x_line,
+                           w_line=w_line, spatial=", ".join(["H", "W", "D"][:d]) if d > 1
+                           else "L")
+
+
+_CONV_DOC = """{d}-D convolution (cross-correlation, as in deep-learning frameworks).
+
+``out[n, k, p] = bias[k] + sum_{{c, t}} x_padded[n, g*C_g + c, p*stride + t*dilation] *
+weight[k, c, t]`` where ``g`` is the group of output channel ``k``.
+
+Parameters
+----------
+x : array_like, shape (N, C_in, *spatial) or (C_in, *spatial)
+    Input with {d} spatial dims; ``(N, *spatial, C_in)`` with ``channels_last=True``.
+    Unbatched input gives unbatched output.
+weight : array_like, shape (C_out, C_in / groups, *kernel)
+    Filters.
+bias : array_like, shape (C_out,), optional
+    Added to every output position.
+{parameters}
+out : ndarray, optional
+    C-contiguous array of exactly the result's shape and dtype to write into.
+
+Returns
+-------
+ndarray
+    The convolution, in ``np.result_type(x, weight, bias, np.float32)``.
+
+See Also
+--------
+conv{d}d_backward : gradients of this function.
+conv_transpose{d}d : its adjoint.
+conv_output_shape : output size without computing.
+
+Examples
+--------
+>>> import numpy as np
+>>> import fastconv
+>>> {x_line}
+>>> {w_line}
+>>> y = fastconv.conv{d}d(x, w, padding=1)
+>>> y.shape == x.shape
+True
+>>> float(y.sum()) == float(fastconv.conv{d}d(x, w, padding="same").sum())
+True
+"""
+
+_INPUT_DOC = """Gradient of :func:`conv{d}d` with respect to its input.
+
+Parameters
+----------
+input_shape : tuple of ints
+    Shape of the input ``x`` of the forward call (batched or not, in its layout).
+weight : array_like, shape (C_out, C_in / groups, *kernel)
+    Filters of the forward call.
+grad_output : array_like
+    Gradient with respect to the forward output (same shape as that output).
+{parameters}
+
+Returns
+-------
+ndarray, shape ``input_shape``
+    ``grad_input``; padded contributions are folded back for every padding mode.
+
+Examples
+--------
+>>> import numpy as np
+>>> import fastconv
+>>> {x_line}
+>>> {w_line}
+>>> g = np.ones_like(fastconv.conv{d}d(x, w))
+>>> fastconv.conv{d}d_input(x.shape, w, g).shape == x.shape
+True
+"""
+
+_WEIGHT_DOC = """Gradient of :func:`conv{d}d` with respect to its weight.
+
+Parameters
+----------
+x : array_like
+    Input of the forward call.
+weight_shape : tuple of ints
+    Shape ``(C_out, C_in / groups, *kernel)`` of the forward call's weight.
+grad_output : array_like
+    Gradient with respect to the forward output.
+{parameters}
+
+Returns
+-------
+ndarray, shape ``weight_shape``
+    ``grad_weight``. Use :func:`conv{d}d_backward` to get the bias gradient in the same pass.
+
+Examples
+--------
+>>> import numpy as np
+>>> import fastconv
+>>> {x_line}
+>>> {w_line}
+>>> g = np.ones_like(fastconv.conv{d}d(x, w))
+>>> fastconv.conv{d}d_weight(x, w.shape, g).shape == w.shape
+True
+"""
+
+_BACKWARD_DOC = """Gradients of :func:`conv{d}d` with respect to input, weight and bias.
+
+Weight and bias gradients are computed in one fused pass over the data.
+
+Parameters
+----------
+x : array_like
+    Input of the forward call.
+weight : array_like, shape (C_out, C_in / groups, *kernel)
+    Filters of the forward call.
+grad_output : array_like
+    Gradient with respect to the forward output.
+{parameters}
+needs : collection of {{"input", "weight", "bias"}}, default all three
+    Which gradients to compute.
+
+Returns
+-------
+grad_input, grad_weight, grad_bias : ndarray or None
+    ``None`` for each gradient not in ``needs``.
+
+Examples
+--------
+>>> import numpy as np
+>>> import fastconv
+>>> {x_line}
+>>> {w_line}
+>>> g = np.ones_like(fastconv.conv{d}d(x, w))
+>>> gx, gw, gb = fastconv.conv{d}d_backward(x, w, g)
+>>> float(gb[0]) == g.size
+True
+>>> fastconv.conv{d}d_backward(x, w, g, needs=("bias",))[:2]
+(None, None)
+"""
+
+_TRANSPOSE_DOC = """{d}-D transposed convolution (the adjoint of :func:`conv{d}d`).
+
+Output size per dim: ``(n - 1) * stride - pad_low - pad_high + dilation * (k - 1) +
+output_padding + 1``.
+
+Parameters
+----------
+x : array_like, shape (N, C_in, *spatial) or (C_in, *spatial)
+    Input; ``(N, *spatial, C_in)`` with ``channels_last=True``.
+weight : array_like, shape (C_in, C_out / groups, *kernel)
+    Filters, laid out as in PyTorch.
+bias : array_like, shape (C_out,), optional
+    Added to every output position.
+stride : int or tuple of {d} ints, default 1
+    Stride of the forward convolution this is the adjoint of.
+padding : int, tuple, or {{"valid", "same", "full"}}, default 0
+    Pads of that forward convolution (removed from the output); ``"same"`` uses the pads a
+    forward conv of an input ``n * stride`` long would get.
+output_padding : int or tuple of {d} ints, default 0
+    Extra size at the high end, in ``[0, max(stride, dilation))``.
+groups : int, default 1
+    Channel groups.
+dilation : int or tuple of {d} ints, default 1
+    Spacing between kernel taps.
+channels_last : bool, default False
+    Data layout ``(N, *spatial, C)``.
+out : ndarray, optional
+    C-contiguous array of exactly the result's shape and dtype to write into.
+
+Returns
+-------
+ndarray
+    The transposed convolution.
+
+Examples
+--------
+>>> import numpy as np
+>>> import fastconv
+>>> {x_line}
+>>> {w_line}
+>>> y = fastconv.conv_transpose{d}d(x, w, stride=2, padding=1, output_padding=1)
+>>> y.shape[2:] == tuple(2 * n for n in x.shape[2:])
+True
+"""
+
+
+def _public(function: Callable, name: str, doc: str, d: int) -> Callable:
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = _doc(doc, d)
+    function.__module__ = __name__
+    return function
+
+
+def _make_conv(d: int) -> Callable:
+    def conv(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
+             stride: IntOrTuple = 1, padding: Padding = 0, dilation: IntOrTuple = 1,
+             groups: int = 1, padding_mode: str = "zeros", channels_last: bool = False,
+             out: np.ndarray | None = None) -> np.ndarray:
+        return _forward(d, x, weight, bias, stride, padding, dilation, groups, padding_mode,
+                        channels_last, out)
+
+    return _public(conv, f"conv{d}d", _CONV_DOC, d)
+
+
+def _make_input(d: int) -> Callable:
+    def conv_input(input_shape: tuple[int, ...], weight: ArrayLike, grad_output: ArrayLike,
+                   stride: IntOrTuple = 1, padding: Padding = 0, dilation: IntOrTuple = 1,
+                   groups: int = 1, padding_mode: str = "zeros",
+                   channels_last: bool = False) -> np.ndarray:
+        return _input_grad(d, input_shape, weight, grad_output, stride, padding, dilation,
+                           groups, padding_mode, channels_last)
+
+    return _public(conv_input, f"conv{d}d_input", _INPUT_DOC, d)
+
+
+def _make_weight(d: int) -> Callable:
+    def conv_weight(x: ArrayLike, weight_shape: tuple[int, ...], grad_output: ArrayLike,
+                    stride: IntOrTuple = 1, padding: Padding = 0, dilation: IntOrTuple = 1,
+                    groups: int = 1, padding_mode: str = "zeros",
+                    channels_last: bool = False) -> np.ndarray:
+        return _weight_grad(d, x, weight_shape, grad_output, stride, padding, dilation,
+                            groups, padding_mode, channels_last)
+
+    return _public(conv_weight, f"conv{d}d_weight", _WEIGHT_DOC, d)
+
+
+def _make_backward(d: int) -> Callable:
+    def conv_backward(x: ArrayLike, weight: ArrayLike, grad_output: ArrayLike,
+                      stride: IntOrTuple = 1, padding: Padding = 0, dilation: IntOrTuple = 1,
+                      groups: int = 1, padding_mode: str = "zeros",
+                      channels_last: bool = False,
+                      needs: tuple[str, ...] = ("input", "weight", "bias")
+                      ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        wanted = _args.needs_spec(needs)
+        return _backward(d, x, None, weight, None, grad_output, stride, padding, dilation,
+                         groups, padding_mode, channels_last, wanted)
+
+    return _public(conv_backward, f"conv{d}d_backward", _BACKWARD_DOC, d)
+
+
+def _make_transpose(d: int) -> Callable:
+    def conv_transpose(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
+                       stride: IntOrTuple = 1, padding: Padding = 0,
+                       output_padding: IntOrTuple = 0, groups: int = 1,
+                       dilation: IntOrTuple = 1, channels_last: bool = False,
+                       out: np.ndarray | None = None) -> np.ndarray:
+        return _transpose(d, x, weight, bias, stride, padding, output_padding, groups,
+                          dilation, channels_last, out)
+
+    return _public(conv_transpose, f"conv_transpose{d}d", _TRANSPOSE_DOC, d)
+
+
+conv1d, conv2d, conv3d = (_make_conv(d) for d in (1, 2, 3))
+conv1d_input, conv2d_input, conv3d_input = (_make_input(d) for d in (1, 2, 3))
+conv1d_weight, conv2d_weight, conv3d_weight = (_make_weight(d) for d in (1, 2, 3))
+conv1d_backward, conv2d_backward, conv3d_backward = (_make_backward(d) for d in (1, 2, 3))
+conv_transpose1d, conv_transpose2d, conv_transpose3d = (_make_transpose(d) for d in (1, 2, 3))
