@@ -64,13 +64,15 @@ def gather_conv(src, packed, bias, out, start0, entries0, start1, entries1, star
                 t1 = entries1[e1, 1]
                 for c in range(n_cols):
                     q2 = col_start + c
+                    acc_row = acc[c]
                     for e2 in range(start2[q2], start2[q2 + 1]):
                         s2 = entries2[e2, 0]
-                        t2 = entries2[e2, 1]
+                        taps = packed[g, t0, t1, entries2[e2, 1]]
                         for i in range(in_group):
                             value = src[n, s0, s1, s2, g * in_group + i]
+                            tap_row = taps[i]
                             for j in range(out_group):
-                                acc[c, j] += value * packed[g, t0, t1, t2, i, j]
+                                acc_row[j] += value * tap_row[j]
         for c in range(n_cols):
             for j in range(out_group):
                 out[n, q0, q1, col_start + c, g * out_group + j] = (
@@ -158,10 +160,12 @@ def weight_grad(src, grad_out, table0, table1, table2, in_block, with_bias, part
                 s2 = table2[q2, t2]
                 if s2 < 0:
                     continue
+                grad_row = grad_out[n, q0, q1, q2, g * out_group:(g + 1) * out_group]
                 for i in range(i_lo, i_hi):
                     value = src[n, s0, s1, s2, g * in_group + i]
+                    acc_row = acc[i - i_lo]
                     for j in range(out_group):
-                        acc[i - i_lo, j] += value * grad_out[n, q0, q1, q2, g * out_group + j]
+                        acc_row[j] += value * grad_row[j]
         for i in range(i_lo, i_hi):
             for j in range(out_group):
                 partial_w[chunk, g, t0, t1, t2, i, j] = acc[i - i_lo, j]

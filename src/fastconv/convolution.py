@@ -116,6 +116,8 @@ def _weight_pass(src: np.ndarray, grad_out: np.ndarray, spec: ConvSpec, dtype: n
     g = spec.groups
     in_group, out_group = spec.c_in // g, spec.c_out // g
     taps = _plan.to_3d(spec.kernel, 1)
+    # unit stride along channels lets the kernel's innermost loop vectorise
+    grad_out = np.ascontiguousarray(grad_out)
     in_block = max(1, min(in_group, 64, 16384 // max(1, out_group * dtype.itemsize)))
     tiles = g * math.prod(taps) * max(1, -(-in_group // in_block))
     rows = grad_out.shape[0] * grad_out.shape[1] * grad_out.shape[2]
