@@ -129,7 +129,7 @@ def padding_spec(value: object, ndim: int) -> str | tuple[Pair, ...]:
     ((1, 1), (1, 1))
     >>> padding_spec((1, (0, 2)), 2)
     ((1, 1), (0, 2))
-    >>> padding_spec("SAME", 1)
+    >>> padding_spec("same", 1)
     'same'
     """
     allowed = (
@@ -137,9 +137,9 @@ def padding_spec(value: object, ndim: int) -> str | tuple[Pair, ...]:
         f"or one of {', '.join(repr(s) for s in PADDING_STRINGS)}"
     )
     if isinstance(value, str):
-        if value.lower() not in PADDING_STRINGS:
+        if value not in PADDING_STRINGS:
             raise ValueError(f"padding must be {allowed}; got the string {value!r}")
-        return value.lower()
+        return value
     if _is_int(value):
         pairs = ((operator.index(value),) * 2,) * ndim
     elif isinstance(value, (tuple, list)):

@@ -269,7 +269,7 @@ def output_block(out_cols: int, channels: int, itemsize: int, other_tasks: int) 
     >>> output_block(56, 64, 4, 448)
     56
     >>> output_block(16000, 32, 4, 4)
-    64
+    128
     """
     budget = max(1, 16384 // max(1, channels * itemsize))
     block = min(out_cols, budget, 256) if out_cols else 1
