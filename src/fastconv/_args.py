@@ -289,16 +289,10 @@ class ConvSpec:
     out_sizes: tuple[int, ...]
     padding_mode: str
 
-    def table_keys(self) -> tuple[tuple, ...]:
-        """Arguments of :func:`fastconv._plan.tap_table` for the three canonical dims."""
-        unit = (1, 1, 1, 1, 1, 0, "zeros")
-        keys = tuple(
-            (o, n, k, s, d, p[0], self.padding_mode)
-            for o, n, k, s, d, p in zip(
-                self.out_sizes, self.in_sizes, self.kernel, self.stride, self.dilation, self.pads
-            )
-        )
-        return (unit,) * (3 - self.ndim) + keys
+    def geometry(self, adjoint: bool) -> np.ndarray:
+        """Geometry records of the three canonical dims (see :func:`fastconv._plan.geometry`)."""
+        return _plan.geometry_table(adjoint, self.in_sizes, self.out_sizes, self.kernel,
+                                    self.stride, self.dilation, self.pads, self.padding_mode)
 
 
 def _memory_limit() -> int:
@@ -376,6 +370,11 @@ def check_pad_mode(mode: str, pads: tuple[Pair, ...], sizes: tuple[int, ...],
                    padding: object) -> None:
     """Reflect pads must be smaller than the input, circular pads at most its size."""
     for axis, ((low, high), n) in enumerate(zip(pads, sizes)):
+        if mode != "zeros" and n == 0 and max(low, high) > 0:
+            raise ValueError(
+                f"padding_mode={mode!r} cannot pad an empty spatial dim (dim {axis} has size 0 "
+                f"and padding {(low, high)}); use padding_mode='zeros'"
+            )
         if mode == "reflect" and max(low, high) >= n and max(low, high) > 0:
             raise ValueError(
                 f"padding_mode='reflect' needs padding smaller than the input size in every "

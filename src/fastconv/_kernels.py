@@ -6,7 +6,7 @@ strided view, never a copy), and weights arrive packed by the API layer. Every o
 element is computed by exactly one parallel task, in a fixed summation order, so results
 do not depend on the number of threads and no two threads ever write the same element.
 
-See :mod:`fastconv._plan` for the gather lists and tap tables these kernels walk.
+See :mod:`fastconv._plan` for the geometry records these kernels evaluate.
 """
 
 from __future__ import annotations
@@ -15,16 +15,107 @@ import numpy as np
 from numba import prange
 
 from ._jit import helper, kernel
+from ._plan import ADJOINT, DILATION, IN_SIZE, MODE, OUT_SIZE, PAD_HIGH, PAD_LOW, STRIDE, TAPS
+
+_ZEROS, _REFLECT, _REPLICATE, _CIRCULAR = 0, 1, 2, 3
+
+
+@helper
+def source_index(position, size, mode):
+    """Source index of ``position`` in an input of ``size`` padded by ``mode``; -1 for zeros.
+
+    Pads are validated to be smaller than ``size`` (reflect) or at most ``size`` (circular),
+    so one reflection or wrap suffices.
+    """
+    if 0 <= position < size:
+        return position
+    if mode == _ZEROS:
+        return -1
+    if mode == _REFLECT:
+        return -position if position < 0 else 2 * (size - 1) - position
+    if mode == _REPLICATE:
+        return 0 if position < 0 else size - 1
+    return position + size if position < 0 else position - size
+
+
+@helper
+def _forward_pairs(geom, dim, q, pairs):
+    """Fill ``pairs`` with the ``(source, tap)`` pairs output ``q`` reads; return the count."""
+    size, mode = geom[dim, IN_SIZE], geom[dim, MODE]
+    dilation = geom[dim, DILATION]
+    base = q * geom[dim, STRIDE] - geom[dim, PAD_LOW]
+    count = 0
+    for t in range(geom[dim, TAPS]):
+        source = source_index(base + t * dilation, size, mode)
+        if source >= 0:
+            pairs[count, 0] = source
+            pairs[count, 1] = t
+            count += 1
+    return count
+
+
+@helper
+def _preimage(geom, dim, i, k):
+    """Candidate ``k`` (0..2) of unpadded positions that the padding maps onto input ``i``.
+
+    Returns an interval ``(low, high)`` of positions, empty when ``low > high``.
+    """
+    size, mode = geom[dim, IN_SIZE], geom[dim, MODE]
+    lowest = -geom[dim, PAD_LOW]
+    highest = size - 1 + geom[dim, PAD_HIGH]
+    low, high = 1, 0
+    if k == 0:
+        low, high = i, i
+        if mode == _REPLICATE and i == 0:
+            low = lowest
+        if mode == _REPLICATE and i == size - 1:
+            high = highest
+    elif mode == _REFLECT:
+        if k == 1 and i > 0:
+            low, high = -i, -i
+        elif k == 2 and i < size - 1:
+            low, high = 2 * (size - 1) - i, 2 * (size - 1) - i
+    elif mode == _CIRCULAR:
+        low = high = i - size if k == 1 else i + size
+    return max(low, lowest), min(high, highest)
+
+
+@helper
+def _adjoint_pairs(geom, dim, i, pairs):
+    """Fill ``pairs`` with the ``(output, tap)`` pairs that read input ``i``; return the count."""
+    stride, dilation = geom[dim, STRIDE], geom[dim, DILATION]
+    pad_low, last = geom[dim, PAD_LOW], geom[dim, OUT_SIZE] - 1
+    count = 0
+    for k in range(3):
+        low, high = _preimage(geom, dim, i, k)
+        if low > high:
+            continue
+        for t in range(geom[dim, TAPS]):
+            # outputs q with low <= q * stride + t * dilation - pad_low <= high
+            first = max(0, -((t * dilation - pad_low - low) // stride))
+            final = min(last, (high + pad_low - t * dilation) // stride)
+            for q in range(first, final + 1):
+                pairs[count, 0] = q
+                pairs[count, 1] = t
+                count += 1
+    return count
+
+
+@helper
+def position_pairs(geom, dim, position, pairs):
+    """Pairs of the written ``position`` along ``dim``: forward or adjoint per the geometry."""
+    if geom[dim, ADJOINT]:
+        return _adjoint_pairs(geom, dim, position, pairs)
+    return _forward_pairs(geom, dim, position, pairs)
 
 
 @kernel
-def gather_conv(src, packed, bias, out, start0, entries0, start1, entries1, start2, entries2,
-                col_block):
+def gather_conv(src, packed, bias, out, geom, capacity, col_block):
     """Compiled core of forward, input-gradient and transposed convolution.
 
     ``out[n, q0, q1, q2, g*Og + j] = bias[g*Og + j] + sum src[n, s0, s1, s2, g*Ig + i] *
-    packed[g, t0, t1, t2, i, j]`` over the ``(s, t)`` pairs of each dimension's gather
-    list row ``q`` and over ``i``.
+    packed[g, t0, t1, t2, i, j]`` over the ``(s, t)`` pairs of each written position (see
+    :func:`position_pairs`) and over ``i``, in that fixed order.
 
     Parameters
     ----------
@@ -36,8 +127,10 @@ def gather_conv(src, packed, bias, out, start0, entries0, start1, entries1, star
         Added to every output (zeros when there is no bias).
     out : ndarray, shape (N, Q0, Q1, Q2, G*Og)
         Written once per element, any strides.
-    start0, entries0, start1, entries1, start2, entries2 : ndarray of int64
-        Gather list of each dimension (see :class:`fastconv._plan.GatherList`).
+    geom : ndarray of int64, shape (3, 9)
+        Geometry record of each dimension (:func:`fastconv._plan.geometry`).
+    capacity : ndarray of int64, shape (3,)
+        Most pairs one position can have, per dimension.
     col_block : int
         Output positions along the last dimension computed by one task.
     """
@@ -55,19 +148,24 @@ def gather_conv(src, packed, bias, out, start0, entries0, start1, entries1, star
         q0 = rest % rows0
         n = rest // rows0
         n_cols = min(col_block, cols - col_start)
+        pairs0 = np.empty((capacity[0], 2), dtype=np.int64)
+        pairs1 = np.empty((capacity[1], 2), dtype=np.int64)
+        pairs2 = np.empty((capacity[2], 2), dtype=np.int64)
+        count0 = position_pairs(geom, 0, q0, pairs0)
+        count1 = position_pairs(geom, 1, q1, pairs1)
         acc = np.zeros((col_block, out_group), dtype=out.dtype)
-        for e0 in range(start0[q0], start0[q0 + 1]):
-            s0 = entries0[e0, 0]
-            t0 = entries0[e0, 1]
-            for e1 in range(start1[q1], start1[q1 + 1]):
-                s1 = entries1[e1, 0]
-                t1 = entries1[e1, 1]
-                for c in range(n_cols):
-                    q2 = col_start + c
-                    acc_row = acc[c]
-                    for e2 in range(start2[q2], start2[q2 + 1]):
-                        s2 = entries2[e2, 0]
-                        taps = packed[g, t0, t1, entries2[e2, 1]]
+        for c in range(n_cols):
+            count2 = position_pairs(geom, 2, col_start + c, pairs2)
+            acc_row = acc[c]
+            for e0 in range(count0):
+                s0 = pairs0[e0, 0]
+                t0 = pairs0[e0, 1]
+                for e1 in range(count1):
+                    s1 = pairs1[e1, 0]
+                    t1 = pairs1[e1, 1]
+                    for e2 in range(count2):
+                        s2 = pairs2[e2, 0]
+                        taps = packed[g, t0, t1, pairs2[e2, 1]]
                         for i in range(in_group):
                             value = src[n, s0, s1, s2, g * in_group + i]
                             tap_row = taps[i]
@@ -100,14 +198,14 @@ def _sum_rows(grad_out, row_lo, row_hi, channel_lo, acc):
 
 
 @kernel
-def weight_grad(src, grad_out, table0, table1, table2, in_block, with_bias, partial_w,
-                partial_b):
+def weight_grad(src, grad_out, geom, in_block, with_bias, partial_w, partial_b):
     """Compiled core of the weight gradient, with the bias gradient fused in.
 
-    ``partial_w[chunk, g, t0, t1, t2, i, j] = sum src[n, table0[q0, t0], table1[q1, t1],
-    table2[q2, t2], g*Ig + i] * grad_out[n, q0, q1, q2, g*Og + j]`` over the output rows
-    of ``chunk`` (rows are ``(n, q0, q1)`` triples) and all ``q2``, skipping ``-1`` (zero
-    padding) entries. Each task owns one ``(chunk, g, t0, t1, t2, i-block)`` tile.
+    ``partial_w[chunk, g, t0, t1, t2, i, j] = sum src[n, s0, s1, s2, g*Ig + i] *
+    grad_out[n, q0, q1, q2, g*Og + j]`` over the output rows of ``chunk`` (rows are
+    ``(n, q0, q1)`` triples) and all ``q2``, where ``s`` is the source each ``(q, t)`` reads
+    (:func:`source_index`), skipping zero pads. Each task owns one
+    ``(chunk, g, t0, t1, t2, i-block)`` tile.
 
     Parameters
     ----------
@@ -115,8 +213,8 @@ def weight_grad(src, grad_out, table0, table1, table2, in_block, with_bias, part
         Input of the forward convolution, any strides.
     grad_out : ndarray, shape (N, Q0, Q1, Q2, G*Og)
         Gradient of the output, any strides.
-    table0, table1, table2 : ndarray of int64, shape (Q, T)
-        Tap tables (see :func:`fastconv._plan.tap_table`).
+    geom : ndarray of int64, shape (3, 9)
+        Forward geometry record of each dimension (:func:`fastconv._plan.geometry`).
     in_block : int
         Input channels per task.
     with_bias : bool
@@ -152,12 +250,15 @@ def weight_grad(src, grad_out, table0, table1, table2, in_block, with_bias, part
             q1 = row % rows1
             q0 = (row // rows1) % rows0
             n = row // (rows1 * rows0)
-            s0 = table0[q0, t0]
-            s1 = table1[q1, t1]
+            s0 = source_index(q0 * geom[0, STRIDE] + t0 * geom[0, DILATION] - geom[0, PAD_LOW],
+                              geom[0, IN_SIZE], geom[0, MODE])
+            s1 = source_index(q1 * geom[1, STRIDE] + t1 * geom[1, DILATION] - geom[1, PAD_LOW],
+                              geom[1, IN_SIZE], geom[1, MODE])
             if s0 < 0 or s1 < 0:
                 continue
+            base2 = t2 * geom[2, DILATION] - geom[2, PAD_LOW]
             for q2 in range(cols):
-                s2 = table2[q2, t2]
+                s2 = source_index(q2 * geom[2, STRIDE] + base2, geom[2, IN_SIZE], geom[2, MODE])
                 if s2 < 0:
                     continue
                 grad_row = grad_out[n, q0, q1, q2, g * out_group:(g + 1) * out_group]

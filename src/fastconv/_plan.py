@@ -1,36 +1,32 @@
 """Plan layer: pure functions of shapes.
 
-Everything here works on Python integers and tuples (and builds small integer index
-tables); nothing touches the data arrays. The public API normalises and validates the
+Everything here works on Python integers and tuples (and builds a (3, 9) integer
+geometry record); nothing touches the data arrays. The public API normalises and validates the
 arguments, asks this module for the geometry of a call, and hands the result to the
 compiled kernels in :mod:`fastconv._kernels`.
 
 The engine always runs a 3-D problem: 1-D and 2-D convolutions are padded with leading
 unit spatial dimensions (:func:`to_3d`).
 
-Index tables
-------------
-For one spatial dimension, a *tap table* ``table[q, t]`` gives the input position read by
-output position ``q`` through kernel tap ``t``, after padding, or ``-1`` when that read
-falls on a zero pad::
+Geometry
+--------
+Along one spatial dimension, output position ``q`` reads, through kernel tap ``t``, the
+position ``r = q * stride + t * dilation - pad_low`` of the unpadded input; the padding mode
+maps ``r`` to a source index, or to nothing (a zero pad). The kernels evaluate that map
+arithmetically from a small integer *geometry* record per dimension (:func:`geometry`),
+so no index table, padded copy or zero-inserted copy of any array is ever built: extra
+memory stays O(threads x tile) whatever the sizes.
 
-    p = q * stride + t * dilation - pad_low        # position in the padded input
-    table[q, t] = index_map(p)                     # source index, or -1
-
-``index_map`` encodes the padding mode (zeros, reflect, replicate, circular), so the
-kernels never build a padded copy of the input. A *gather list* is the same relation in
-compressed-row form, keyed by the position the kernel writes: for the forward pass it lists,
-for every output position, its ``(source, tap)`` pairs; for the input gradient and the
-transposed convolution it lists, for every input position, the ``(output, tap)`` pairs that
-read it (the adjoint). One gather kernel runs both.
+The forward pass enumerates, for an output ``q``, its ``(source, tap)`` pairs. The input
+gradient and the transposed convolution run the *adjoint*: for an input position ``i``,
+the ``(output, tap)`` pairs that read it, found by inverting the padding map (a few
+candidate positions, or an interval at a replicated edge) and solving for ``q`` per tap.
+One gather kernel runs both.
 """
 
 from __future__ import annotations
 
 import math
-from functools import lru_cache
-from typing import NamedTuple
-
 import numpy as np
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -152,110 +148,78 @@ def resolve_pads(
     return tuple(padding)
 
 
-def source_index(position: np.ndarray, size: int, mode: str) -> np.ndarray:
-    """Map positions in the padded input to source indices (``-1`` for a zero pad).
+MODE_CODES = {"zeros": 0, "reflect": 1, "replicate": 2, "circular": 3}
+
+# Fields of a geometry record (one row of int64 per spatial dimension).
+ADJOINT, IN_SIZE, OUT_SIZE, TAPS, STRIDE, DILATION, PAD_LOW, PAD_HIGH, MODE = range(9)
+GEOMETRY_FIELDS = 9
+
+
+def geometry(adjoint: bool, in_size: int, out_size: int, kernel: int, stride: int,
+             dilation: int, pads: Pair, mode: str) -> tuple[int, ...]:
+    """Geometry record of one spatial dimension of a convolution.
+
+    ``in_size`` and ``out_size`` are the forward convolution's input and output sizes;
+    ``adjoint`` selects the pass that writes input positions (input gradient, transposed
+    convolution) instead of output positions.
 
     Examples
     --------
-    >>> source_index(np.arange(-2, 6), 4, "reflect").tolist()
-    [2, 1, 0, 1, 2, 3, 2, 1]
-    >>> source_index(np.arange(-2, 6), 4, "circular").tolist()
-    [2, 3, 0, 1, 2, 3, 0, 1]
-    >>> source_index(np.arange(-2, 6), 4, "replicate").tolist()
-    [0, 0, 0, 1, 2, 3, 3, 3]
-    >>> source_index(np.arange(-2, 6), 4, "zeros").tolist()
-    [-1, -1, 0, 1, 2, 3, -1, -1]
+    >>> geometry(False, 56, 56, 3, 1, 1, (1, 1), "zeros")
+    (0, 56, 56, 3, 1, 1, 1, 1, 0)
     """
-    if size == 0:
-        return np.full(position.shape, -1, dtype=np.int64)
-    if mode == "zeros":
-        inside = (position >= 0) & (position < size)
-        return np.where(inside, position, -1).astype(np.int64)
-    if mode == "replicate":
-        return np.clip(position, 0, size - 1).astype(np.int64)
-    if mode == "circular":
-        return np.mod(position, size).astype(np.int64)
-    # reflect (mirror without repeating the edge); pads are validated to be < size
-    reflected = np.abs(position)
-    reflected = np.where(reflected >= size, 2 * (size - 1) - reflected, reflected)
-    return reflected.astype(np.int64)
+    return (int(adjoint), in_size, out_size, kernel, stride, dilation, pads[0], pads[1],
+            MODE_CODES[mode])
 
 
-@lru_cache(maxsize=512)
-def tap_table(
-    out_size: int, in_size: int, kernel: int, stride: int, dilation: int, pad_low: int, mode: str
-) -> np.ndarray:
-    """Table ``[out_size, kernel]`` of source indices read by each output and tap.
+UNIT_GEOMETRY = (1, 1, 1, 1, 1, 0, 0, 0)
+
+
+def geometry_table(adjoint: bool, in_sizes: tuple[int, ...], out_sizes: tuple[int, ...],
+                   kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...],
+                   pads: tuple[Pair, ...], mode: str) -> np.ndarray:
+    """Geometry records of the three canonical dims as an ``int64`` array of shape (3, 9).
+
+    Missing leading dims (1-D and 2-D problems) are unit dims.
 
     Examples
     --------
-    >>> tap_table(3, 3, 3, 1, 1, 1, "zeros").tolist()
-    [[-1, 0, 1], [0, 1, 2], [1, 2, -1]]
+    >>> geometry_table(False, (8,), (6,), (3,), (1,), (1,), ((0, 0),), "zeros")[:, 1:4]
+    array([[1, 1, 1],
+           [1, 1, 1],
+           [8, 6, 3]])
     """
-    position = (
-        np.arange(out_size, dtype=np.int64)[:, None] * stride
-        + np.arange(kernel, dtype=np.int64)[None, :] * dilation
-        - pad_low
-    )
-    table = source_index(position, in_size, mode)
-    table.flags.writeable = False
-    return table
+    rows = [(int(adjoint), *UNIT_GEOMETRY)] * (3 - len(in_sizes))
+    rows += [
+        geometry(adjoint, n, o, k, s, d, p, mode)
+        for n, o, k, s, d, p in zip(in_sizes, out_sizes, kernel, stride, dilation, pads)
+    ]
+    return np.array(rows, dtype=np.int64).reshape(3, GEOMETRY_FIELDS)
 
 
-class GatherList(NamedTuple):
-    """Compressed rows of ``(source, tap)`` pairs for every position the kernel writes.
+def pair_capacity(record: tuple[int, ...] | np.ndarray) -> int:
+    """Upper bound on the ``(position, tap)`` pairs one written position can have.
 
-    Row ``r`` is ``entries[start[r]:start[r + 1]]``; each entry is ``(source, tap)``.
-    """
-
-    start: np.ndarray
-    entries: np.ndarray
-
-
-def _compress(keys: np.ndarray, sources: np.ndarray, taps: np.ndarray, rows: int) -> GatherList:
-    """Group ``(source, tap)`` pairs by ``keys`` (stable, so the order within a row is fixed)."""
-    order = np.argsort(keys, kind="stable")
-    counts = np.bincount(keys, minlength=rows) if keys.size else np.zeros(rows, np.int64)
-    start = np.zeros(rows + 1, dtype=np.int64)
-    np.cumsum(counts, out=start[1:])
-    entries = np.ascontiguousarray(np.stack([sources[order], taps[order]], axis=1), np.int64)
-    start.flags.writeable = False
-    entries.flags.writeable = False
-    return GatherList(start, entries.reshape(-1, 2))
-
-
-@lru_cache(maxsize=512)
-def forward_list(table_key: tuple) -> GatherList:
-    """Gather list of the forward pass: for each output, its valid ``(source, tap)`` pairs.
-
-    ``table_key`` is the argument tuple of :func:`tap_table`.
+    The forward pass has at most one pair per tap. The adjoint has at most one per tap
+    and candidate padded position: three candidates for reflect and circular padding, and
+    at a replicated edge every output whose window covers the replicated pad.
 
     Examples
     --------
-    >>> fl = forward_list((3, 3, 3, 1, 1, 1, "zeros"))
-    >>> fl.start.tolist(), fl.entries.tolist()
-    ([0, 2, 5, 7], [[0, 1], [1, 2], [0, 0], [1, 1], [2, 2], [1, 0], [2, 1]])
+    >>> pair_capacity(geometry(False, 56, 56, 3, 1, 1, (1, 1), "zeros"))
+    3
+    >>> pair_capacity(geometry(True, 56, 28, 3, 2, 1, (1, 1), "circular"))
+    9
+    >>> pair_capacity(geometry(True, 10, 14, 3, 1, 1, (3, 3), "replicate"))
+    24
     """
-    table = tap_table(*table_key)
-    out_size, kernel = table.shape
-    q, t = np.nonzero(table >= 0)
-    return _compress(q.astype(np.int64), table[q, t], t.astype(np.int64), out_size)
-
-
-@lru_cache(maxsize=512)
-def adjoint_list(table_key: tuple) -> GatherList:
-    """Gather list of the adjoint pass: for each input, the ``(output, tap)`` pairs reading it.
-
-    Examples
-    --------
-    >>> al = adjoint_list((3, 3, 3, 1, 1, 1, "zeros"))
-    >>> al.start.tolist(), al.entries.tolist()
-    ([0, 2, 5, 7], [[0, 1], [1, 0], [0, 2], [1, 1], [2, 0], [1, 2], [2, 1]])
-    """
-    table = tap_table(*table_key)
-    in_size = table_key[1]
-    q, t = np.nonzero(table >= 0)
-    return _compress(table[q, t], q.astype(np.int64), t.astype(np.int64), in_size)
+    adjoint, _, out_size, taps, stride, _, low, high, mode = (int(v) for v in record)
+    if not adjoint or mode == MODE_CODES["zeros"]:
+        return taps
+    if mode == MODE_CODES["replicate"]:
+        span = low + high + 1
+        return taps * min(out_size, -(-span // stride) + 1)
+    return 3 * taps
 
 
 def output_block(out_cols: int, channels: int, itemsize: int, other_tasks: int) -> int:

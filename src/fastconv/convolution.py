@@ -1,7 +1,7 @@
 """Public convolution functions: argument handling, layout, and dispatch to the kernels.
 
 Each public function normalises and validates its arguments (:mod:`fastconv._args`),
-asks the plan layer (:mod:`fastconv._plan`) for index tables, tiles and chunking, takes
+asks the plan layer (:mod:`fastconv._plan`) for geometry, tiles and chunking, takes
 free strided views of the data in the engine's canonical ``(N, D0, D1, D2, C)`` order,
 and calls one compiled kernel (:mod:`fastconv._kernels`). No loops run here.
 """
@@ -72,19 +72,14 @@ def _finish(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- passes
 def _gather(src: np.ndarray, packed: np.ndarray, bias: np.ndarray, dest: np.ndarray,
-            lists: tuple[_plan.GatherList, ...]) -> None:
+            geometry: np.ndarray) -> None:
     """Run the gather kernel writing every element of ``dest``."""
     if dest.size == 0:
         return
     other_tasks = dest.shape[0] * dest.shape[1] * dest.shape[2] * packed.shape[0]
     block = _plan.output_block(dest.shape[3], packed.shape[5], dest.itemsize, other_tasks)
-    _kernels.gather_conv(
-        src, packed, bias, dest,
-        lists[0].start, lists[0].entries,
-        lists[1].start, lists[1].entries,
-        lists[2].start, lists[2].entries,
-        block,
-    )
+    capacity = np.array([_plan.pair_capacity(row) for row in geometry], dtype=np.int64)
+    _kernels.gather_conv(src, packed, bias, dest, geometry, capacity, block)
 
 
 def _bias_vector(bias: np.ndarray | None, length: int, dtype: np.dtype) -> np.ndarray:
@@ -96,17 +91,15 @@ def _bias_vector(bias: np.ndarray | None, length: int, dtype: np.dtype) -> np.nd
 def _forward_pass(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                   spec: ConvSpec, dest: np.ndarray) -> None:
     """Convolution ``dest = conv(src, weight) + bias`` on canonical views."""
-    lists = tuple(_plan.forward_list(key) for key in spec.table_keys())
     packed = _pack(weight, spec, dest.dtype, adjoint=False)
-    _gather(src, packed, _bias_vector(bias, spec.c_out, dest.dtype), dest, lists)
+    _gather(src, packed, _bias_vector(bias, spec.c_out, dest.dtype), dest, spec.geometry(False))
 
 
 def _adjoint_pass(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                   spec: ConvSpec, dest: np.ndarray) -> None:
     """Adjoint of the convolution ``spec`` (input gradient, transposed convolution)."""
-    lists = tuple(_plan.adjoint_list(key) for key in spec.table_keys())
     packed = _pack(weight, spec, dest.dtype, adjoint=True)
-    _gather(src, packed, _bias_vector(bias, spec.c_in, dest.dtype), dest, lists)
+    _gather(src, packed, _bias_vector(bias, spec.c_in, dest.dtype), dest, spec.geometry(True))
 
 
 def _weight_pass(src: np.ndarray, grad_out: np.ndarray, spec: ConvSpec, dtype: np.dtype,
@@ -125,11 +118,10 @@ def _weight_pass(src: np.ndarray, grad_out: np.ndarray, spec: ConvSpec, dtype: n
     partial_b = np.zeros((chunks, spec.c_out), dtype)
     grad_weight = None
     if want_weight:
-        tables = tuple(_plan.tap_table(*key) for key in spec.table_keys())
         partial_w = np.zeros((chunks, g, *taps, in_group, out_group), dtype)
         if partial_w.size or want_bias:
-            _kernels.weight_grad(src, grad_out, *tables, in_block, want_bias, partial_w,
-                                 partial_b)
+            _kernels.weight_grad(src, grad_out, spec.geometry(False), in_block, want_bias,
+                                 partial_w, partial_b)
         summed = partial_w[0] if chunks == 1 else partial_w.sum(axis=0)
         grad_weight = np.ascontiguousarray(summed.transpose(0, 5, 4, 1, 2, 3)).reshape(
             spec.c_out, in_group, *spec.kernel
