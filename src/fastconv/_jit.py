@@ -5,7 +5,8 @@ Every compiled function in fastconv is declared with :func:`kernel` (parallel lo
 
 ``cache=True``
     Compiled machine code is written next to the module (or to ``NUMBA_CACHE_DIR``) so a
-    second process pays no compile time.
+    second process pays no compile time; :mod:`fastconv._runtime` makes sure a read-only
+    install degrades to another directory or to no cache, with a warning.
 ``fastmath={"contract"}``
     Only lets LLVM fuse ``a * b + c`` into one FMA instruction. No reassociation (results
     stay bitwise reproducible and independent of the thread count), and NaN/inf keep
@@ -21,9 +22,11 @@ from __future__ import annotations
 
 from numba import njit
 
+from ._runtime import CACHE
+
 FASTMATH = frozenset({"contract"})
 
-_COMMON = {"cache": True, "fastmath": set(FASTMATH), "error_model": "numpy", "nogil": True}
+_COMMON = {"cache": CACHE, "fastmath": set(FASTMATH), "error_model": "numpy", "nogil": True}
 
 
 def kernel(function):
