@@ -76,7 +76,8 @@ def info() -> None:
     import fastconv
 
     print(f"fastconv {fastconv.__version__}, numba {numba.__version__}, numpy {np.__version__}")
-    print(f"threads: {numba.get_num_threads()} (NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS})")
+    limit = numba.config.NUMBA_NUM_THREADS
+    print(f"threads: {numba.get_num_threads()} (NUMBA_NUM_THREADS={limit})")
     fastconv.conv1d(np.ones((1, 1, 4), np.float32), np.ones((1, 1, 2), np.float32))
     print(f"threading layer: {numba.threading_layer()}")
     print(f"cache dir: {numba.config.CACHE_DIR or '(next to the installed modules)'}")

@@ -51,7 +51,9 @@ def as_array(name: str, value: object) -> np.ndarray:
         ) from None
     kind = _BAD_KINDS.get(array.dtype.kind)
     if kind is not None:
-        hint = " (take the real part or split real and imaginary parts)" if kind == "complex" else ""
+        hint = ""
+        if kind == "complex":
+            hint = " (take the real part, or convolve real and imaginary parts separately)"
         raise TypeError(
             f"{name} has {kind} dtype {array.dtype}; fastconv computes in float32 or float64 "
             f"from real (bool, integer or floating) input{hint}"

@@ -27,6 +27,7 @@ One gather kernel runs both.
 from __future__ import annotations
 
 import math
+
 import numpy as np
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
