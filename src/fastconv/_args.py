@@ -112,7 +112,9 @@ def int_tuple(name: str, value: object, ndim: int, minimum: int) -> tuple[int, .
                 f"{name} must be {allowed} (one per spatial dimension), got {_short(value)} "
                 f"of length {len(value)}"
             )
-        values = tuple(_as_int(name, v, allowed) for v in value)
+        if not all(_is_int(v) for v in value):
+            raise TypeError(f"{name} must be {allowed}, got {_short(value)}")
+        values = tuple(operator.index(v) for v in value)
     else:
         raise TypeError(f"{name} must be {allowed}, got {_short(value)}")
     if any(v < minimum for v in values):
@@ -333,7 +335,8 @@ def conv_spec(
     mode = padding_mode_spec(padding_mode)
     padding_value = padding_spec(padding, ndim)
     c_out, c_in_group, kernel = weight_shape[0], weight_shape[1], tuple(weight_shape[2:])
-    check_groups(data.channels, c_out, c_in_group, group_count, weight_name, weight_shape)
+    label = f"{weight_name}[1]" if weight_name.endswith("_shape") else f"{weight_name}.shape[1]"
+    check_groups(data.channels, c_out, c_in_group, group_count, label, weight_shape)
     if any(k < 1 for k in kernel):
         raise ValueError(f"{weight_name} kernel sizes must be at least 1, got {weight_shape}")
     pads = _plan.resolve_pads(padding_value, data.spatial, kernel, strides, dilations)
@@ -352,19 +355,18 @@ def conv_spec(
                     dilations, pads, tuple(out_sizes), mode)
 
 
-def check_groups(c_in: int, c_out: int, c_in_group: int, groups: int, weight_name: str,
+def check_groups(c_in: int, c_out: int, c_in_group: int, groups: int, label: str,
                  weight_shape: tuple[int, ...]) -> None:
-    """Check channel counts against ``groups`` and the weight shape."""
+    """Check channel counts against ``groups`` and the weight shape (``label`` names C_in/G)."""
     if c_in != c_in_group * groups:
         raise ValueError(
-            f"input channels ({c_in}) must equal {weight_name}.shape[1] * groups = "
-            f"{c_in_group} * {groups} = {c_in_group * groups} ({weight_name} shape "
-            f"{weight_shape})"
+            f"input channels ({c_in}) must equal {label} * groups = {c_in_group} * {groups} = "
+            f"{c_in_group * groups} (weight shape {weight_shape})"
         )
     if c_out % groups:
         raise ValueError(
-            f"groups={groups} must divide the output channels ({c_out}, "
-            f"{weight_name}.shape[0])"
+            f"groups={groups} must divide the output channels ({c_out}, weight shape "
+            f"{weight_shape})"
         )
 
 

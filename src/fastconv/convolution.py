@@ -200,6 +200,10 @@ def _backward(ndim: int, x: ArrayLike | None, input_shape: tuple[int, ...] | Non
                            padding_mode, "weight" if weight is not None else "weight_shape")
     dtype = _args.result_dtype(**named)
     _args.check_grad_output(gy_arr, data.full_shape(spec.c_out, spec.out_sizes))
+    if "input" in needs:
+        _args.check_size("input_shape", input_shape, input_shape, dtype.itemsize)
+    if "weight" in needs:
+        _args.check_size("weight_shape", weight_shape, weight_shape, dtype.itemsize)
     gy_view = _canonical(gy_arr.astype(dtype, copy=False), ndim, data)
     grad_input = grad_weight = grad_bias = None
     if "input" in needs:
