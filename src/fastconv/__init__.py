@@ -22,11 +22,13 @@ from .convolution import (
     conv_transpose2d,
     conv_transpose3d,
 )
+from ._runtime import FastconvWarning
 from .shapes import ReceptiveField, conv_output_shape, receptive_field
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "FastconvWarning",
     "ReceptiveField",
     "conv1d",
     "conv1d_backward",
