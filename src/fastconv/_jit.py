@@ -20,6 +20,8 @@ Every compiled function in fastconv is declared with :func:`kernel` (parallel lo
 
 from __future__ import annotations
 
+import threading
+
 from numba import njit
 
 from ._runtime import CACHE
@@ -29,9 +31,32 @@ FASTMATH = frozenset({"contract"})
 _COMMON = {"cache": CACHE, "fastmath": set(FASTMATH), "error_model": "numpy", "nogil": True}
 
 
+_COMPILE_LOCK = threading.Lock()
+
+
 def kernel(function):
-    """Compile ``function`` as a parallel fastconv kernel (``prange`` loops run on all cores)."""
+    """Compile ``function`` as a parallel fastconv kernel (``prange`` loops run on all cores).
+
+    Call it through :func:`ensure_compiled`, which compiles one explicit signature per
+    dtype, whose array types (``'A'`` layout, read-only inputs, unaligned) accept every
+    layout, and then stops the dispatcher from specialising: a Fortran-ordered, read-only
+    or broadcast input reuses the same machine code instead of paying for a new compile.
+    """
     return njit(parallel=True, **_COMMON)(function)
+
+
+def ensure_compiled(dispatcher, signature: tuple) -> None:
+    """Compile ``signature`` of a :func:`kernel` (or load it from the cache) if not done yet."""
+    if signature in dispatcher.signatures:
+        return
+    with _COMPILE_LOCK:
+        if signature in dispatcher.signatures:
+            return
+        dispatcher.disable_compile(False)
+        try:
+            dispatcher.compile(signature)
+        finally:
+            dispatcher.disable_compile(True)
 
 
 def helper(function):

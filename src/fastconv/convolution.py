@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _args, _kernels, _plan
+from . import _args, _jit, _kernels, _plan
 from ._args import ConvSpec, DataShape
 
 __all__ = [
@@ -79,6 +79,7 @@ def _gather(src: np.ndarray, packed: np.ndarray, bias: np.ndarray, dest: np.ndar
     other_tasks = dest.shape[0] * dest.shape[1] * dest.shape[2] * packed.shape[0]
     block = _plan.output_block(dest.shape[3], packed.shape[5], dest.itemsize, other_tasks)
     capacity = np.array([_plan.pair_capacity(row) for row in geometry], dtype=np.int64)
+    _jit.ensure_compiled(_kernels.gather_conv, _kernels.gather_signature(dest.dtype))
     _kernels.gather_conv(src, packed, bias, dest, geometry, capacity, block)
 
 
@@ -120,6 +121,7 @@ def _weight_pass(src: np.ndarray, grad_out: np.ndarray, spec: ConvSpec, dtype: n
     if want_weight:
         partial_w = np.zeros((chunks, g, *taps, in_group, out_group), dtype)
         if partial_w.size or want_bias:
+            _jit.ensure_compiled(_kernels.weight_grad, _kernels.weight_grad_signature(dtype))
             _kernels.weight_grad(src, grad_out, spec.geometry(False), in_block, want_bias,
                                  partial_w, partial_b)
         summed = partial_w[0] if chunks == 1 else partial_w.sum(axis=0)
@@ -127,6 +129,7 @@ def _weight_pass(src: np.ndarray, grad_out: np.ndarray, spec: ConvSpec, dtype: n
             spec.c_out, in_group, *spec.kernel
         )
     elif want_bias and partial_b.size:
+        _jit.ensure_compiled(_kernels.bias_grad, _kernels.bias_grad_signature(dtype))
         _kernels.bias_grad(grad_out, g, partial_b)
     grad_bias = None
     if want_bias:
