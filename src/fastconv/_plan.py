@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba.extending import register_jitable
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 PADDING_STRINGS = ("valid", "same", "full")
@@ -47,6 +48,7 @@ def to_3d(values: tuple[int, ...], fill: int) -> tuple[int, int, int]:
     return (fill,) * (3 - len(values)) + tuple(values)
 
 
+@register_jitable
 def effective_kernel(kernel: int, dilation: int) -> int:
     """Span of a dilated kernel: ``dilation * (kernel - 1) + 1``.
 
@@ -58,6 +60,7 @@ def effective_kernel(kernel: int, dilation: int) -> int:
     return dilation * (kernel - 1) + 1
 
 
+@register_jitable
 def conv_out_size(size: int, kernel: int, stride: int, pads: Pair, dilation: int) -> int:
     """Output length of a convolution: ``(size + lo + hi - d*(k-1) - 1) // stride + 1``.
 
@@ -75,6 +78,7 @@ def conv_out_size(size: int, kernel: int, stride: int, pads: Pair, dilation: int
     return span // stride + 1 if span >= 0 else 0
 
 
+@register_jitable
 def transpose_out_size(
     size: int, kernel: int, stride: int, pads: Pair, dilation: int, output_padding: int
 ) -> int:
@@ -90,6 +94,7 @@ def transpose_out_size(
     return (size - 1) * stride - pads[0] - pads[1] + dilation * (kernel - 1) + output_padding + 1
 
 
+@register_jitable
 def same_pads(size: int, kernel: int, stride: int, dilation: int) -> Pair:
     """Pads of ``padding="same"`` for any stride (the TensorFlow/JAX rule).
 
@@ -108,6 +113,7 @@ def same_pads(size: int, kernel: int, stride: int, dilation: int) -> Pair:
     return (total // 2, total - total // 2)
 
 
+@register_jitable
 def full_pads(kernel: int, dilation: int) -> Pair:
     """Pads of ``padding="full"``: ``dilation * (kernel - 1)`` on both sides.
 
@@ -223,6 +229,7 @@ def pair_capacity(record: tuple[int, ...] | np.ndarray) -> int:
     return 3 * taps
 
 
+@register_jitable
 def output_block(out_cols: int, channels: int, itemsize: int, other_tasks: int) -> int:
     """Columns of output computed by one parallel task.
 
@@ -243,6 +250,7 @@ def output_block(out_cols: int, channels: int, itemsize: int, other_tasks: int) 
     return max(block, 1)
 
 
+@register_jitable
 def reduction_chunks(rows: int, tiles: int) -> int:
     """Number of fixed chunks the grad-weight reduction over output rows is split into.
 
@@ -273,3 +281,35 @@ def flops(batch: int, out_spatial: tuple[int, ...], c_out: int, c_in_per_group: 
     1849688064
     """
     return 2 * batch * math.prod(out_spatial) * c_out * c_in_per_group * math.prod(kernel)
+
+
+#: Forward algorithms: "dense" (register-blocked SIMD micro-kernel on channels-last data,
+#: :mod:`fastconv._dense`) and "gather" (the general kernel, every case).
+FORWARD_ALGORITHMS = ("dense", "gather")
+
+
+def forward_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int,
+                      kernel: tuple[int, ...], channel_block: int,
+                      forced: str | None = None) -> str:
+    """Algorithm of a forward convolution.
+
+    The dense micro-kernel needs zero padding and one group; it pays off when a pixel's
+    reduction (``C_in * taps``) is long enough to amortise a register tile and the output
+    channels fill at least half a channel block. Everything else takes the gather kernel.
+    ``forced`` (tests, benchmarks) picks an algorithm when it applies.
+
+    Examples
+    --------
+    >>> forward_algorithm("zeros", 1, 64, 64, (3, 3), 16)
+    'dense'
+    >>> forward_algorithm("zeros", 256, 256, 256, (3, 3), 16)
+    'gather'
+    >>> forward_algorithm("reflect", 1, 64, 64, (3, 3), 16)
+    'gather'
+    """
+    applies = padding_mode == "zeros" and groups == 1 and c_in > 0 and c_out > 0
+    if forced is not None:
+        return forced if forced == "gather" or applies else "gather"
+    worthwhile = c_in * math.prod(kernel) >= 16 and 2 * c_out >= channel_block
+    return "dense" if applies and worthwhile else "gather"
+

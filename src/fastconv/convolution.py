@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from . import _args, _jit, _kernels, _plan
+from . import _args, _dense, _jit, _kernels, _plan
 from ._args import ConvSpec, DataShape
 
 __all__ = [
@@ -35,7 +36,7 @@ def _canonical(array: np.ndarray, ndim: int, data: DataShape) -> np.ndarray:
     """A strided view of ``array`` in the kernels' ``(N, D0, D1, D2, C)`` order (no copy)."""
     view = array if data.batched else array[np.newaxis]
     if not data.channels_last:
-        view = np.moveaxis(view, 1, -1)
+        view = view.transpose(0, *range(2, ndim + 2), 1)
     return view[(slice(None),) + (np.newaxis,) * (3 - ndim)]
 
 
@@ -71,15 +72,25 @@ def _finish(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- passes
+@lru_cache(maxsize=256)
+def _geometry(spec: ConvSpec, adjoint: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Geometry records of ``spec`` and the pair capacity of each dim (cached, read-only)."""
+    geometry = spec.geometry(adjoint)
+    capacity = np.array([_plan.pair_capacity(row) for row in geometry.tolist()], np.int64)
+    geometry.flags.writeable = False
+    capacity.flags.writeable = False
+    return geometry, capacity
+
+
 def _gather(src: np.ndarray, packed: np.ndarray, bias: np.ndarray, dest: np.ndarray,
-            geometry: np.ndarray) -> None:
+            spec: ConvSpec, adjoint: bool) -> None:
     """Run the gather kernel writing every element of ``dest``."""
     if dest.size == 0:
         return
     other_tasks = dest.shape[0] * dest.shape[1] * dest.shape[2] * packed.shape[0]
     block = _plan.output_block(dest.shape[3], packed.shape[5], dest.itemsize, other_tasks)
-    capacity = np.array([_plan.pair_capacity(row) for row in geometry], dtype=np.int64)
-    _jit.ensure_compiled(_kernels.gather_conv, _kernels.gather_signature(dest.dtype))
+    geometry, capacity = _geometry(spec, adjoint)
+    _jit.ensure_compiled(_kernels.gather_conv, _kernels.gather_signature, dest.dtype)
     _kernels.gather_conv(src, packed, bias, dest, geometry, capacity, block)
 
 
@@ -89,18 +100,44 @@ def _bias_vector(bias: np.ndarray | None, length: int, dtype: np.dtype) -> np.nd
     return np.ascontiguousarray(bias, dtype=dtype)
 
 
+#: Algorithm override for tests and benchmarks: None (the plan decides), "dense" or "gather".
+FORCE_FORWARD_ALGORITHM: str | None = None
+
+
+def _dense_forward(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                   spec: ConvSpec, dest: np.ndarray) -> None:
+    """Forward pass on the SIMD micro-kernel; needs C-contiguous channels-last data."""
+    taps = _plan.to_3d(spec.kernel, 1)
+    packed = _dense.pack_weights(weight.astype(dest.dtype, copy=False).reshape(
+        spec.c_out, spec.c_in, *taps))
+    contiguous_src = np.ascontiguousarray(src)
+    target = dest if dest.flags.c_contiguous else np.empty(dest.shape, dest.dtype)
+    bias_vector = None if bias is None else np.ascontiguousarray(bias, dtype=dest.dtype)
+    _dense.dense_forward(contiguous_src, packed, bias_vector, target,
+                         _plan.to_3d(spec.stride, 1), _plan.to_3d(spec.dilation, 1),
+                         _plan.to_3d(tuple(p[0] for p in spec.pads), 0))
+    if target is not dest:
+        dest[...] = target
+
+
 def _forward_pass(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                   spec: ConvSpec, dest: np.ndarray) -> None:
     """Convolution ``dest = conv(src, weight) + bias`` on canonical views."""
+    algorithm = _plan.forward_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
+                                        spec.kernel, _dense.block_size(dest.dtype),
+                                        FORCE_FORWARD_ALGORITHM)
+    if algorithm == "dense" and dest.size:
+        _dense_forward(src, weight, bias, spec, dest)
+        return
     packed = _pack(weight, spec, dest.dtype, adjoint=False)
-    _gather(src, packed, _bias_vector(bias, spec.c_out, dest.dtype), dest, spec.geometry(False))
+    _gather(src, packed, _bias_vector(bias, spec.c_out, dest.dtype), dest, spec, adjoint=False)
 
 
 def _adjoint_pass(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                   spec: ConvSpec, dest: np.ndarray) -> None:
     """Adjoint of the convolution ``spec`` (input gradient, transposed convolution)."""
     packed = _pack(weight, spec, dest.dtype, adjoint=True)
-    _gather(src, packed, _bias_vector(bias, spec.c_in, dest.dtype), dest, spec.geometry(True))
+    _gather(src, packed, _bias_vector(bias, spec.c_in, dest.dtype), dest, spec, adjoint=True)
 
 
 def _weight_pass(src: np.ndarray, grad_out: np.ndarray, spec: ConvSpec, dtype: np.dtype,
@@ -121,15 +158,15 @@ def _weight_pass(src: np.ndarray, grad_out: np.ndarray, spec: ConvSpec, dtype: n
     if want_weight:
         partial_w = np.zeros((chunks, g, *taps, in_group, out_group), dtype)
         if partial_w.size or want_bias:
-            _jit.ensure_compiled(_kernels.weight_grad, _kernels.weight_grad_signature(dtype))
-            _kernels.weight_grad(src, grad_out, spec.geometry(False), in_block, want_bias,
+            _jit.ensure_compiled(_kernels.weight_grad, _kernels.weight_grad_signature, dtype)
+            _kernels.weight_grad(src, grad_out, _geometry(spec, False)[0], in_block, want_bias,
                                  partial_w, partial_b)
         summed = partial_w[0] if chunks == 1 else partial_w.sum(axis=0)
         grad_weight = np.ascontiguousarray(summed.transpose(0, 5, 4, 1, 2, 3)).reshape(
             spec.c_out, in_group, *spec.kernel
         )
     elif want_bias and partial_b.size:
-        _jit.ensure_compiled(_kernels.bias_grad, _kernels.bias_grad_signature(dtype))
+        _jit.ensure_compiled(_kernels.bias_grad, _kernels.bias_grad_signature, dtype)
         _kernels.bias_grad(grad_out, g, partial_b)
     grad_bias = None
     if want_bias:

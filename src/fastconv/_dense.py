@@ -1,0 +1,1255 @@
+"""Dense direct convolution, forward pass, on explicit SIMD micro-kernels.
+
+Layouts (all arrays C-contiguous):
+
+- input ``x``: ``(N, I0, I1, I2, C_in)``, channels-last, **not** padded;
+- packed weights ``wp``: ``(KBn, K0, K1, K2, C_in, KB)`` made by :func:`pack_weights`
+  from ``(C_out, C_in, K0, K1, K2)``, with ``KBn = ceil(C_out / KB)`` and the
+  output channels zero-padded to ``KBn * KB``;
+- output ``out``: ``(N, O0, O1, O2, C_out)``, channels-last.
+
+1-D and 2-D convolutions use unit leading spatial dimensions. The output
+extent is taken from ``out``; stride, dilation and low padding are given per
+spatial dimension, and zero padding (low and high) is handled inside the kernel.
+
+The work is split into register tiles of ``TILE_P`` consecutive output pixels
+(in flattened ``(n, o0, o1, o2)`` order, so rows do not leave ragged tails) by
+``KB = 2 * lanes`` output channels. A tile keeps ``2 * TILE_P`` vector
+accumulators in registers; per step it loads two weight vectors and broadcasts
+one input scalar per pixel (``2 * TILE_P`` FMAs). The packed weights of one
+kernel row (``K2`` taps x ``C_in``) are contiguous, and so is the input a pixel
+needs for it when its window is inside the input along the last dimension and
+the dilation there is 1: the micro-kernel then runs ``K2 * C_in`` steps per
+kernel row on one pointer per pixel. Zero padding is handled by the pointer: a
+pixel's row in the padding reads a zero buffer, and a row cut by the border (or
+dilated along the last dimension) is first gathered, with zeros, into a small
+per-thread scratch span. Interior, border and tail tiles therefore run the same
+micro-kernel. For small ``C_in`` ("window mode") each task gathers its pixels'
+whole windows once and runs all output-channel blocks over them.
+
+Tasks are distributed with one flat ``prange`` (small problems run on the calling
+thread). Every output element is produced by exactly one task with a fixed
+summation order (``k0, k1, k2``, then input channels ascending, one fused
+multiply-add per step, bias added last), so results are bitwise identical for
+any thread count, task order, tile size and mode.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from ._simd import (
+    VECTOR_BITS,
+    lanes_for,
+    ptr_of,
+    vadd,
+    vbroadcast_load,
+    vfma,
+    vlanes,
+    vload,
+    vload_masked,
+    vstore,
+    vstore_masked,
+    vzero,
+)
+
+__all__ = [
+    "TILE_P",
+    "block_size",
+    "conv_dense",
+    "dense_forward",
+    "output_shape",
+    "pack_weights",
+]
+
+#: Output pixels per register tile, chosen from the host vector width: 8 with 32
+#: vector registers (AVX-512: 16 accumulators), 6 with 16 (AVX/AVX2, SSE, NEON:
+#: 12 accumulators).
+TILE_P: int = 8 if VECTOR_BITS >= 512 else 6
+
+
+def block_size(dtype: np.dtype | type | str) -> int:
+    """Return the output-channel block ``KB`` of a register tile: two vectors of `dtype`.
+
+    Parameters
+    ----------
+    dtype : dtype-like
+        ``float32`` or ``float64``.
+
+    Returns
+    -------
+    int
+        ``2 * lanes_for(dtype)`` (32 for float32 and 16 for float64 with AVX-512;
+        16 and 8 with AVX2).
+    """
+    return 2 * lanes_for(dtype)
+
+
+def pack_weights(w: np.ndarray, lanes_block: int | None = None) -> np.ndarray:
+    """Pack dense weights for :func:`dense_forward`.
+
+    Parameters
+    ----------
+    w : ndarray, shape (C_out, C_in, K0, K1, K2)
+        Weights (cross-correlation convention, as in PyTorch), float32 or float64.
+    lanes_block : int, optional
+        Output-channel block ``KB``. Defaults to :func:`block_size` of ``w.dtype``,
+        which is what :func:`dense_forward` requires.
+
+    Returns
+    -------
+    ndarray, shape (KBn, K0, K1, K2, C_in, KB)
+        C-contiguous packed weights, ``KBn = ceil(C_out / KB)``; output channels
+        ``>= C_out`` are zero. ``packed[b, k0, k1, k2, c, j] == w[b * KB + j, c, k0, k1, k2]``.
+    """
+    w = np.asarray(w)
+    if w.ndim != 5:
+        raise ValueError(f"weights must have shape (C_out, C_in, K0, K1, K2), got {w.shape}")
+    kb = block_size(w.dtype) if lanes_block is None else int(lanes_block)
+    if kb <= 0:
+        raise ValueError("lanes_block must be positive")
+    c_out, c_in, k0, k1, k2 = w.shape
+    nblk = -(-c_out // kb)
+    padded = np.zeros((nblk * kb, c_in, k0, k1, k2), dtype=w.dtype)
+    padded[:c_out] = w
+    packed = padded.reshape(nblk, kb, c_in, k0, k1, k2).transpose(0, 3, 4, 5, 2, 1)
+    return np.ascontiguousarray(packed)
+
+
+def output_shape(
+    in_spatial: tuple[int, int, int],
+    kernel: tuple[int, int, int],
+    stride: tuple[int, int, int],
+    dilation: tuple[int, int, int],
+    pad_low: tuple[int, int, int],
+    pad_high: tuple[int, int, int],
+) -> tuple[int, int, int]:
+    """Return the output spatial extent of a convolution (0 where the window does not fit).
+
+    Parameters
+    ----------
+    in_spatial, kernel, stride, dilation, pad_low, pad_high : tuple of 3 int
+        Per spatial dimension.
+
+    Returns
+    -------
+    tuple of 3 int
+        ``(I + pl + ph - d * (K - 1) - 1) // s + 1``, clipped at 0.
+    """
+    out = []
+    for i, k, s, d, lo, hi in zip(in_spatial, kernel, stride, dilation, pad_low, pad_high):
+        span = i + lo + hi - d * (k - 1)
+        out.append(max(0, (span - 1) // s + 1) if span > 0 else 0)
+    return tuple(out)
+
+
+# ----------------------------------------------------------------------------------------------
+# tile helpers (compiled into the kernels). They take raw pointers (``CPointer``), not arrays:
+# passing an array to a jitted function costs two atomic reference-count updates, which at one
+# call per pixel and tap cost more than the micro-kernel itself.
+
+
+@njit(cache=True, inline="always")
+def _decode(q, oshape):
+    """Return ``(n, o0, o1, o2)`` of flat output pixel `q`."""
+    o2 = q % oshape[2]
+    r = q // oshape[2]
+    o1 = r % oshape[1]
+    r //= oshape[1]
+    o0 = r % oshape[0]
+    return (r // oshape[0], o0, o1, o2)
+
+
+@njit(cache=True, inline="always")
+def _advance(pos, step, oshape):
+    """Return the position `step` flat pixels after `pos` (no division when step < O2)."""
+    n, o0, o1, o2 = pos
+    o2 += step
+    while o2 >= oshape[2]:
+        o2 -= oshape[2]
+        o1 += 1
+        if o1 == oshape[1]:
+            o1 = 0
+            o0 += 1
+            if o0 == oshape[0]:
+                o0 = 0
+                n += 1
+    return (n, o0, o1, o2)
+
+
+@njit(cache=True, inline="always")
+def _pixel_meta(sp, pos, npix, ptile, ishape, oshape, kshape, geom):
+    """Fill the tile scratch `sp` with each pixel's virtual input origin.
+
+    `pos` = ``(n, o0, o1, o2)`` of the tile's first pixel (see :func:`_decode`).
+
+    Layout of `sp` (int64, ``5 * ptile``): ``sp[0*P + p]`` flat input offset of the
+    pixel's window origin (may be virtual), ``sp[1*P + p] .. sp[3*P + p]`` its
+    spatial origin per dimension (``o * s - pad_low``), ``sp[4*P + p]`` the
+    per-row source code written by :func:`_row_sources`. Pixels ``>= npix`` get an
+    origin outside the input, so they read zeros and are never stored.
+
+    Returns whether the tile is full and the whole window of every pixel lies
+    inside the input.
+    """
+    i0n, i1n, i2n, cn = ishape
+    o0n, o1n, o2n, _ = oshape
+    e0 = (kshape[0] - 1) * geom[1][0]
+    e1 = (kshape[1] - 1) * geom[1][1]
+    e2 = (kshape[2] - 1) * geom[1][2]
+    s0, s1, s2 = geom[0]
+    p0, p1, p2 = geom[2]
+    n, o0, o1, o2 = pos
+    interior = npix == ptile
+    for p in range(ptile):
+        if p < npix:
+            v0 = o0 * s0 - p0
+            v1 = o1 * s1 - p1
+            v2 = o2 * s2 - p2
+            sp[p] = (((n * i0n + v0) * i1n + v1) * i2n + v2) * cn
+            sp[ptile + p] = v0
+            sp[2 * ptile + p] = v1
+            sp[3 * ptile + p] = v2
+            if v0 < 0 or v0 + e0 >= i0n or v1 < 0 or v1 + e1 >= i1n or v2 < 0 or v2 + e2 >= i2n:
+                interior = False
+            o2 += 1
+            if o2 == o2n:
+                o2 = 0
+                o1 += 1
+                if o1 == o1n:
+                    o1 = 0
+                    o0 += 1
+                    if o0 == o0n:
+                        o0 = 0
+                        n += 1
+        else:
+            sp[p] = 0
+            sp[ptile + p] = i0n  # never in range
+            sp[2 * ptile + p] = 0
+            sp[3 * ptile + p] = 0
+    return interior
+
+
+@njit(cache=True, inline="always")
+def _copy_span(dst, src, n, lanes):
+    """Copy `n` elements from pointer `src` to pointer `dst`, one vector at a time."""
+    j = 0
+    while j + lanes <= n:
+        vstore(dst, j, vload(src, j))
+        j += lanes
+    if j < n:
+        vstore_masked(dst, j, vload_masked(src, j, n - j), n - j)
+
+
+@njit(cache=True, inline="always")
+def _zero_span(dst, n, lanes):
+    """Zero `n` elements at pointer `dst`."""
+    z = vzero(dst)
+    j = 0
+    while j + lanes <= n:
+        vstore(dst, j, z)
+        j += lanes
+    if j < n:
+        vstore_masked(dst, j, z, n - j)
+
+
+@njit(cache=True, inline="always")
+def _row_sources(xp, fp, sp, ptile, interior, a0, a1, rowoff, ishape, k2n, d2):
+    """Choose, for each pixel, where its input for one kernel row (k0, k1) is read from.
+
+    A kernel row of a pixel is ``K2`` taps x ``C_in`` channels; the micro-kernel
+    reads it as one contiguous span of ``K2 * C_in`` elements, from one of:
+    the input itself (window inside the input along dim 2 and unit dilation:
+    code = element offset >= 0), the zero buffer (row in the padding, or pixel
+    past the end: code -1), or a copy gathered here into this thread's float
+    scratch ``fp[p * K2 * C_in:]``, with zeros for taps in the padding (code -2).
+    Codes go to ``sp[4*P + p]``. Returns the number of pixels not reading zeros.
+    """
+    i0n, i1n, i2n, cn = ishape
+    span = k2n * cn
+    nvalid = 0
+    for p in range(ptile):
+        i0 = sp[ptile + p] + a0
+        i1 = sp[2 * ptile + p] + a1
+        v2 = sp[3 * ptile + p]
+        code = -1
+        if interior or (0 <= i0 < i0n and 0 <= i1 < i1n):
+            base = sp[p] + rowoff
+            if d2 == 1 and (interior or (v2 >= 0 and v2 + k2n - 1 < i2n)):
+                code = base
+            else:
+                dst = ptr_of(fp, p * span)
+                for k2 in range(k2n):
+                    i2 = v2 + k2 * d2
+                    if 0 <= i2 < i2n:
+                        _copy_span(
+                            ptr_of(dst, k2 * cn), ptr_of(xp, base + k2 * d2 * cn), cn, vlanes(xp)
+                        )
+                    else:
+                        _zero_span(ptr_of(dst, k2 * cn), cn, vlanes(xp))
+                code = -2
+            nvalid += 1
+        sp[4 * ptile + p] = code
+    return nvalid
+
+
+@njit(cache=True, inline="always")
+def _src(xp, zp, fp, code, off):
+    """Pointer for a source code of :func:`_row_sources` (`off`: the pixel's scratch offset)."""
+    if code >= 0:
+        return ptr_of(xp, code)
+    if code == -1:
+        return zp
+    return ptr_of(fp, off)
+
+
+@njit(cache=True)
+def _gather_windows(xp, fp, sp, ptile, npix, ishape, kshape, geom):
+    """Copy each pixel's whole window (K0 x K1 x K2 x C_in, zeros in the padding) to `fp`.
+
+    Pixel ``p`` goes to ``fp[p * win : (p + 1) * win]`` in the packed-weight
+    order (k0, k1, k2, c), so the window-mode micro-kernel runs one contiguous
+    loop of ``win`` steps per output-channel block. Pixels ``>= npix`` get zeros.
+    """
+    i0n, i1n, i2n, cn = ishape
+    k0n, k1n, k2n, _ = kshape
+    d0, d1, d2 = geom[1]
+    span = k2n * cn
+    win = k0n * k1n * span
+    lanes = vlanes(xp)
+    for p in range(ptile):
+        dst = ptr_of(fp, p * win)
+        if p >= npix:
+            _zero_span(dst, win, lanes)
+            continue
+        v0 = sp[ptile + p]
+        v1 = sp[2 * ptile + p]
+        v2 = sp[3 * ptile + p]
+        cols_inside = d2 == 1 and v2 >= 0 and v2 + k2n - 1 < i2n
+        for k0 in range(k0n):
+            i0 = v0 + k0 * d0
+            for k1 in range(k1n):
+                i1 = v1 + k1 * d1
+                rdst = ptr_of(dst, (k0 * k1n + k1) * span)
+                if not (0 <= i0 < i0n and 0 <= i1 < i1n):
+                    _zero_span(rdst, span, lanes)
+                    continue
+                rowbase = sp[p] + (k0 * d0 * i1n + k1 * d1) * i2n * cn
+                if cols_inside:
+                    _copy_span(rdst, ptr_of(xp, rowbase), span, lanes)
+                    continue
+                for k2 in range(k2n):
+                    i2 = v2 + k2 * d2
+                    if 0 <= i2 < i2n:
+                        _copy_span(
+                            ptr_of(rdst, k2 * cn), ptr_of(xp, rowbase + k2 * d2 * cn), cn, lanes
+                        )
+                    else:
+                        _zero_span(ptr_of(rdst, k2 * cn), cn, lanes)
+
+
+@njit(cache=True, inline="always")
+def _store_px(op, off, v0, v1, nk, lanes):
+    """Store the two vectors of one pixel's output-channel block, masking past `nk` channels."""
+    if nk >= 2 * lanes:
+        vstore(op, off, v0)
+        vstore(op, off + lanes, v1)
+    else:
+        vstore_masked(op, off, v0, nk)
+        vstore_masked(op, off + lanes, v1, nk - lanes)
+
+
+# ----------------------------------------------------------------------------------------------
+# micro-kernels: one register tile of P pixels x 2 vectors (KB = 2 * lanes channels), written
+# out by hand for P = 6 and 8 (the accumulators must be distinct local variables to live in
+# registers). `_tileP(xp, wpp, bp, zp, op, sp, fp, kb, q0, npix, ishape, oshape, kshape, geom)`
+# computes output pixels [q0, q0 + npix) (flat (n, o0, o1, o2) index, npix <= P) for output
+# channels [kb * KB, kb * KB + KB) from pointers to the input, packed weights, padded bias, zero
+# buffer, output, this thread's int scratch (`sp`, see _pixel_meta) and float scratch (`fp`);
+# ishape = (I0, I1, I2, C_in), oshape = (O0, O1, O2, C_out), kshape = (K0, K1, K2, KB),
+# geom = (stride, dilation, pad_low). `_wtileP` is the window-mode variant (all channel blocks).
+
+
+@njit(cache=True)
+def _tile6(xp, wpp, bp, zp, op, sp, fp, kb, q0, pos, npix, ishape, oshape, kshape, geom):
+    """Output pixels ``[q0, q0 + npix)`` (``npix <= 6``) x channel block `kb` (row mode)."""
+    i0n, i1n, i2n, cn = ishape
+    kn = oshape[3]
+    k0n, k1n, k2n, kbs = kshape
+    d0, d1, d2 = geom[1]
+    lanes = vlanes(xp)
+    interior = _pixel_meta(sp, pos, npix, 6, ishape, oshape, kshape, geom)
+    a00 = vzero(xp)
+    a01 = vzero(xp)
+    a10 = vzero(xp)
+    a11 = vzero(xp)
+    a20 = vzero(xp)
+    a21 = vzero(xp)
+    a30 = vzero(xp)
+    a31 = vzero(xp)
+    a40 = vzero(xp)
+    a41 = vzero(xp)
+    a50 = vzero(xp)
+    a51 = vzero(xp)
+    # the micro-kernel walks one kernel row (K2 taps x C_in, contiguous in the packed weights)
+    # per pixel pointer: see _row_sources
+    span = k2n * cn
+    direct = interior and d2 == 1
+    wo = kb * k0n * k1n * span * kbs
+    for k0 in range(k0n):
+        for k1 in range(k1n):
+            rowoff = (k0 * d0 * i1n + k1 * d1) * i2n * cn
+            if direct:
+                x0 = ptr_of(xp, sp[0] + rowoff)
+                x1 = ptr_of(xp, sp[1] + rowoff)
+                x2 = ptr_of(xp, sp[2] + rowoff)
+                x3 = ptr_of(xp, sp[3] + rowoff)
+                x4 = ptr_of(xp, sp[4] + rowoff)
+                x5 = ptr_of(xp, sp[5] + rowoff)
+                nv = 6
+            else:
+                nv = _row_sources(
+                    xp, fp, sp, 6, interior, k0 * d0, k1 * d1, rowoff, ishape, k2n, d2
+                )
+                x0 = _src(xp, zp, fp, sp[24], 0)
+                x1 = _src(xp, zp, fp, sp[25], span)
+                x2 = _src(xp, zp, fp, sp[26], 2 * span)
+                x3 = _src(xp, zp, fp, sp[27], 3 * span)
+                x4 = _src(xp, zp, fp, sp[28], 4 * span)
+                x5 = _src(xp, zp, fp, sp[29], 5 * span)
+            if nv > 0:
+                w = wo
+                for c in range(span):
+                    w0 = vload(wpp, w)
+                    w1 = vload(wpp, w + lanes)
+                    b = vbroadcast_load(x0, c)
+                    a00 = vfma(b, w0, a00)
+                    a01 = vfma(b, w1, a01)
+                    b = vbroadcast_load(x1, c)
+                    a10 = vfma(b, w0, a10)
+                    a11 = vfma(b, w1, a11)
+                    b = vbroadcast_load(x2, c)
+                    a20 = vfma(b, w0, a20)
+                    a21 = vfma(b, w1, a21)
+                    b = vbroadcast_load(x3, c)
+                    a30 = vfma(b, w0, a30)
+                    a31 = vfma(b, w1, a31)
+                    b = vbroadcast_load(x4, c)
+                    a40 = vfma(b, w0, a40)
+                    a41 = vfma(b, w1, a41)
+                    b = vbroadcast_load(x5, c)
+                    a50 = vfma(b, w0, a50)
+                    a51 = vfma(b, w1, a51)
+                    w += kbs
+            wo += span * kbs
+    nk = kn - kb * kbs
+    ob = q0 * kn + kb * kbs
+    b0 = vload(bp, kb * kbs)
+    b1 = vload(bp, kb * kbs + lanes)
+    _store_px(op, ob, vadd(a00, b0), vadd(a01, b1), nk, lanes)
+    if npix > 1:
+        _store_px(op, ob + kn, vadd(a10, b0), vadd(a11, b1), nk, lanes)
+    if npix > 2:
+        _store_px(op, ob + 2 * kn, vadd(a20, b0), vadd(a21, b1), nk, lanes)
+    if npix > 3:
+        _store_px(op, ob + 3 * kn, vadd(a30, b0), vadd(a31, b1), nk, lanes)
+    if npix > 4:
+        _store_px(op, ob + 4 * kn, vadd(a40, b0), vadd(a41, b1), nk, lanes)
+    if npix > 5:
+        _store_px(op, ob + 5 * kn, vadd(a50, b0), vadd(a51, b1), nk, lanes)
+
+
+@njit(cache=True)
+def _tile8(xp, wpp, bp, zp, op, sp, fp, kb, q0, pos, npix, ishape, oshape, kshape, geom):
+    """Output pixels ``[q0, q0 + npix)`` (``npix <= 8``) x channel block `kb` (row mode)."""
+    i0n, i1n, i2n, cn = ishape
+    kn = oshape[3]
+    k0n, k1n, k2n, kbs = kshape
+    d0, d1, d2 = geom[1]
+    lanes = vlanes(xp)
+    interior = _pixel_meta(sp, pos, npix, 8, ishape, oshape, kshape, geom)
+    a00 = vzero(xp)
+    a01 = vzero(xp)
+    a10 = vzero(xp)
+    a11 = vzero(xp)
+    a20 = vzero(xp)
+    a21 = vzero(xp)
+    a30 = vzero(xp)
+    a31 = vzero(xp)
+    a40 = vzero(xp)
+    a41 = vzero(xp)
+    a50 = vzero(xp)
+    a51 = vzero(xp)
+    a60 = vzero(xp)
+    a61 = vzero(xp)
+    a70 = vzero(xp)
+    a71 = vzero(xp)
+    # the micro-kernel walks one kernel row (K2 taps x C_in, contiguous in the packed weights)
+    # per pixel pointer: see _row_sources
+    span = k2n * cn
+    direct = interior and d2 == 1
+    wo = kb * k0n * k1n * span * kbs
+    for k0 in range(k0n):
+        for k1 in range(k1n):
+            rowoff = (k0 * d0 * i1n + k1 * d1) * i2n * cn
+            if direct:
+                x0 = ptr_of(xp, sp[0] + rowoff)
+                x1 = ptr_of(xp, sp[1] + rowoff)
+                x2 = ptr_of(xp, sp[2] + rowoff)
+                x3 = ptr_of(xp, sp[3] + rowoff)
+                x4 = ptr_of(xp, sp[4] + rowoff)
+                x5 = ptr_of(xp, sp[5] + rowoff)
+                x6 = ptr_of(xp, sp[6] + rowoff)
+                x7 = ptr_of(xp, sp[7] + rowoff)
+                nv = 8
+            else:
+                nv = _row_sources(
+                    xp, fp, sp, 8, interior, k0 * d0, k1 * d1, rowoff, ishape, k2n, d2
+                )
+                x0 = _src(xp, zp, fp, sp[32], 0)
+                x1 = _src(xp, zp, fp, sp[33], span)
+                x2 = _src(xp, zp, fp, sp[34], 2 * span)
+                x3 = _src(xp, zp, fp, sp[35], 3 * span)
+                x4 = _src(xp, zp, fp, sp[36], 4 * span)
+                x5 = _src(xp, zp, fp, sp[37], 5 * span)
+                x6 = _src(xp, zp, fp, sp[38], 6 * span)
+                x7 = _src(xp, zp, fp, sp[39], 7 * span)
+            if nv > 0:
+                w = wo
+                for c in range(span):
+                    w0 = vload(wpp, w)
+                    w1 = vload(wpp, w + lanes)
+                    b = vbroadcast_load(x0, c)
+                    a00 = vfma(b, w0, a00)
+                    a01 = vfma(b, w1, a01)
+                    b = vbroadcast_load(x1, c)
+                    a10 = vfma(b, w0, a10)
+                    a11 = vfma(b, w1, a11)
+                    b = vbroadcast_load(x2, c)
+                    a20 = vfma(b, w0, a20)
+                    a21 = vfma(b, w1, a21)
+                    b = vbroadcast_load(x3, c)
+                    a30 = vfma(b, w0, a30)
+                    a31 = vfma(b, w1, a31)
+                    b = vbroadcast_load(x4, c)
+                    a40 = vfma(b, w0, a40)
+                    a41 = vfma(b, w1, a41)
+                    b = vbroadcast_load(x5, c)
+                    a50 = vfma(b, w0, a50)
+                    a51 = vfma(b, w1, a51)
+                    b = vbroadcast_load(x6, c)
+                    a60 = vfma(b, w0, a60)
+                    a61 = vfma(b, w1, a61)
+                    b = vbroadcast_load(x7, c)
+                    a70 = vfma(b, w0, a70)
+                    a71 = vfma(b, w1, a71)
+                    w += kbs
+            wo += span * kbs
+    nk = kn - kb * kbs
+    ob = q0 * kn + kb * kbs
+    b0 = vload(bp, kb * kbs)
+    b1 = vload(bp, kb * kbs + lanes)
+    _store_px(op, ob, vadd(a00, b0), vadd(a01, b1), nk, lanes)
+    if npix > 1:
+        _store_px(op, ob + kn, vadd(a10, b0), vadd(a11, b1), nk, lanes)
+    if npix > 2:
+        _store_px(op, ob + 2 * kn, vadd(a20, b0), vadd(a21, b1), nk, lanes)
+    if npix > 3:
+        _store_px(op, ob + 3 * kn, vadd(a30, b0), vadd(a31, b1), nk, lanes)
+    if npix > 4:
+        _store_px(op, ob + 4 * kn, vadd(a40, b0), vadd(a41, b1), nk, lanes)
+    if npix > 5:
+        _store_px(op, ob + 5 * kn, vadd(a50, b0), vadd(a51, b1), nk, lanes)
+    if npix > 6:
+        _store_px(op, ob + 6 * kn, vadd(a60, b0), vadd(a61, b1), nk, lanes)
+    if npix > 7:
+        _store_px(op, ob + 7 * kn, vadd(a70, b0), vadd(a71, b1), nk, lanes)
+
+
+@njit(cache=True)
+def _wtile6(xp, wpp, bp, zp, op, sp, fp, q0, pos, npix, ishape, oshape, kshape, geom):
+    """Window mode: output pixels ``[q0, q0 + npix)`` (``npix <= 6``), all channel blocks."""
+    cn = ishape[3]
+    kn = oshape[3]
+    k0n, k1n, k2n, kbs = kshape
+    lanes = vlanes(xp)
+    _pixel_meta(sp, pos, npix, 6, ishape, oshape, kshape, geom)
+    win = k0n * k1n * k2n * cn
+    _gather_windows(xp, fp, sp, 6, npix, ishape, kshape, geom)
+    x0 = ptr_of(fp, 0)
+    x1 = ptr_of(fp, win)
+    x2 = ptr_of(fp, 2 * win)
+    x3 = ptr_of(fp, 3 * win)
+    x4 = ptr_of(fp, 4 * win)
+    x5 = ptr_of(fp, 5 * win)
+    for kb in range((kn + kbs - 1) // kbs):
+        a00 = vzero(xp)
+        a01 = vzero(xp)
+        a10 = vzero(xp)
+        a11 = vzero(xp)
+        a20 = vzero(xp)
+        a21 = vzero(xp)
+        a30 = vzero(xp)
+        a31 = vzero(xp)
+        a40 = vzero(xp)
+        a41 = vzero(xp)
+        a50 = vzero(xp)
+        a51 = vzero(xp)
+        w = kb * win * kbs
+        for c in range(win):
+            w0 = vload(wpp, w)
+            w1 = vload(wpp, w + lanes)
+            b = vbroadcast_load(x0, c)
+            a00 = vfma(b, w0, a00)
+            a01 = vfma(b, w1, a01)
+            b = vbroadcast_load(x1, c)
+            a10 = vfma(b, w0, a10)
+            a11 = vfma(b, w1, a11)
+            b = vbroadcast_load(x2, c)
+            a20 = vfma(b, w0, a20)
+            a21 = vfma(b, w1, a21)
+            b = vbroadcast_load(x3, c)
+            a30 = vfma(b, w0, a30)
+            a31 = vfma(b, w1, a31)
+            b = vbroadcast_load(x4, c)
+            a40 = vfma(b, w0, a40)
+            a41 = vfma(b, w1, a41)
+            b = vbroadcast_load(x5, c)
+            a50 = vfma(b, w0, a50)
+            a51 = vfma(b, w1, a51)
+            w += kbs
+        nk = kn - kb * kbs
+        ob = q0 * kn + kb * kbs
+        b0 = vload(bp, kb * kbs)
+        b1 = vload(bp, kb * kbs + lanes)
+        _store_px(op, ob, vadd(a00, b0), vadd(a01, b1), nk, lanes)
+        if npix > 1:
+            _store_px(op, ob + kn, vadd(a10, b0), vadd(a11, b1), nk, lanes)
+        if npix > 2:
+            _store_px(op, ob + 2 * kn, vadd(a20, b0), vadd(a21, b1), nk, lanes)
+        if npix > 3:
+            _store_px(op, ob + 3 * kn, vadd(a30, b0), vadd(a31, b1), nk, lanes)
+        if npix > 4:
+            _store_px(op, ob + 4 * kn, vadd(a40, b0), vadd(a41, b1), nk, lanes)
+        if npix > 5:
+            _store_px(op, ob + 5 * kn, vadd(a50, b0), vadd(a51, b1), nk, lanes)
+
+
+@njit(cache=True)
+def _wtile8(xp, wpp, bp, zp, op, sp, fp, q0, pos, npix, ishape, oshape, kshape, geom):
+    """Window mode: output pixels ``[q0, q0 + npix)`` (``npix <= 8``), all channel blocks."""
+    cn = ishape[3]
+    kn = oshape[3]
+    k0n, k1n, k2n, kbs = kshape
+    lanes = vlanes(xp)
+    _pixel_meta(sp, pos, npix, 8, ishape, oshape, kshape, geom)
+    win = k0n * k1n * k2n * cn
+    _gather_windows(xp, fp, sp, 8, npix, ishape, kshape, geom)
+    x0 = ptr_of(fp, 0)
+    x1 = ptr_of(fp, win)
+    x2 = ptr_of(fp, 2 * win)
+    x3 = ptr_of(fp, 3 * win)
+    x4 = ptr_of(fp, 4 * win)
+    x5 = ptr_of(fp, 5 * win)
+    x6 = ptr_of(fp, 6 * win)
+    x7 = ptr_of(fp, 7 * win)
+    for kb in range((kn + kbs - 1) // kbs):
+        a00 = vzero(xp)
+        a01 = vzero(xp)
+        a10 = vzero(xp)
+        a11 = vzero(xp)
+        a20 = vzero(xp)
+        a21 = vzero(xp)
+        a30 = vzero(xp)
+        a31 = vzero(xp)
+        a40 = vzero(xp)
+        a41 = vzero(xp)
+        a50 = vzero(xp)
+        a51 = vzero(xp)
+        a60 = vzero(xp)
+        a61 = vzero(xp)
+        a70 = vzero(xp)
+        a71 = vzero(xp)
+        w = kb * win * kbs
+        for c in range(win):
+            w0 = vload(wpp, w)
+            w1 = vload(wpp, w + lanes)
+            b = vbroadcast_load(x0, c)
+            a00 = vfma(b, w0, a00)
+            a01 = vfma(b, w1, a01)
+            b = vbroadcast_load(x1, c)
+            a10 = vfma(b, w0, a10)
+            a11 = vfma(b, w1, a11)
+            b = vbroadcast_load(x2, c)
+            a20 = vfma(b, w0, a20)
+            a21 = vfma(b, w1, a21)
+            b = vbroadcast_load(x3, c)
+            a30 = vfma(b, w0, a30)
+            a31 = vfma(b, w1, a31)
+            b = vbroadcast_load(x4, c)
+            a40 = vfma(b, w0, a40)
+            a41 = vfma(b, w1, a41)
+            b = vbroadcast_load(x5, c)
+            a50 = vfma(b, w0, a50)
+            a51 = vfma(b, w1, a51)
+            b = vbroadcast_load(x6, c)
+            a60 = vfma(b, w0, a60)
+            a61 = vfma(b, w1, a61)
+            b = vbroadcast_load(x7, c)
+            a70 = vfma(b, w0, a70)
+            a71 = vfma(b, w1, a71)
+            w += kbs
+        nk = kn - kb * kbs
+        ob = q0 * kn + kb * kbs
+        b0 = vload(bp, kb * kbs)
+        b1 = vload(bp, kb * kbs + lanes)
+        _store_px(op, ob, vadd(a00, b0), vadd(a01, b1), nk, lanes)
+        if npix > 1:
+            _store_px(op, ob + kn, vadd(a10, b0), vadd(a11, b1), nk, lanes)
+        if npix > 2:
+            _store_px(op, ob + 2 * kn, vadd(a20, b0), vadd(a21, b1), nk, lanes)
+        if npix > 3:
+            _store_px(op, ob + 3 * kn, vadd(a30, b0), vadd(a31, b1), nk, lanes)
+        if npix > 4:
+            _store_px(op, ob + 4 * kn, vadd(a40, b0), vadd(a41, b1), nk, lanes)
+        if npix > 5:
+            _store_px(op, ob + 5 * kn, vadd(a50, b0), vadd(a51, b1), nk, lanes)
+        if npix > 6:
+            _store_px(op, ob + 6 * kn, vadd(a60, b0), vadd(a61, b1), nk, lanes)
+        if npix > 7:
+            _store_px(op, ob + 7 * kn, vadd(a70, b0), vadd(a71, b1), nk, lanes)
+
+
+# ----------------------------------------------------------------------------------------------
+# drivers: one flat prange over tasks (g, kb): a group of `group` consecutive pixel tiles x one
+# channel block, the tiles of a group walked in order (positions advanced without divisions).
+# Consecutive tiles share one block of packed weights (hot in L1/L2) while the group's input
+# stays in L2 across the channel blocks; group=1 makes the channel block the fastest index,
+# group=ntile the slowest. Window mode (_w*) has one channel-block slot (a task covers all
+# blocks). The _serial_ twins run small problems on the calling thread, which avoids waking the
+# thread pool (costly on a busy machine). Scratch rows are indexed by numba.get_thread_id().
+
+
+@njit(parallel=True, cache=True)
+def _forward_p6(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
+    ishape = (x.shape[1], x.shape[2], x.shape[3], x.shape[4])
+    oshape = (out.shape[1], out.shape[2], out.shape[3], out.shape[4])
+    kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
+    xp = ptr_of(x, 0)
+    wpp = ptr_of(wp, 0)
+    bp = ptr_of(aux, 0)
+    zp = ptr_of(aux, wp.shape[0] * wp.shape[5])
+    op = ptr_of(out, 0)
+    scrp = ptr_of(scr, 0)
+    fscrp = ptr_of(fscr, 0)
+    ssz = scr.shape[1]
+    fsz = fscr.shape[1]
+    m = out.shape[0] * oshape[0] * oshape[1] * oshape[2]
+    ntile = (m + 5) // 6
+    nkb = wp.shape[0]
+    ngrp = (ntile + group - 1) // group
+    for task in prange(ngrp * nkb):
+        g = task // nkb
+        kb = task - g * nkb
+        tid = numba.get_thread_id()
+        sp = ptr_of(scrp, tid * ssz)
+        fp = ptr_of(fscrp, tid * fsz)
+        geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
+        t0 = g * group
+        q0 = t0 * 6
+        pos = _decode(q0, oshape)
+        for _ in range(t0, min(t0 + group, ntile)):
+            _tile6(
+                xp,
+                wpp,
+                bp,
+                zp,
+                op,
+                sp,
+                fp,
+                kb,
+                q0,
+                pos,
+                min(6, m - q0),
+                ishape,
+                oshape,
+                kshape,
+                geom,
+            )
+            q0 += 6
+            pos = _advance(pos, 6, oshape)
+
+
+@njit(cache=True)
+def _serial_p6(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
+    ishape = (x.shape[1], x.shape[2], x.shape[3], x.shape[4])
+    oshape = (out.shape[1], out.shape[2], out.shape[3], out.shape[4])
+    kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
+    xp = ptr_of(x, 0)
+    wpp = ptr_of(wp, 0)
+    bp = ptr_of(aux, 0)
+    zp = ptr_of(aux, wp.shape[0] * wp.shape[5])
+    op = ptr_of(out, 0)
+    scrp = ptr_of(scr, 0)
+    fscrp = ptr_of(fscr, 0)
+    ssz = scr.shape[1]
+    fsz = fscr.shape[1]
+    m = out.shape[0] * oshape[0] * oshape[1] * oshape[2]
+    ntile = (m + 5) // 6
+    nkb = wp.shape[0]
+    ngrp = (ntile + group - 1) // group
+    for task in range(ngrp * nkb):
+        g = task // nkb
+        kb = task - g * nkb
+        tid = 0
+        sp = ptr_of(scrp, tid * ssz)
+        fp = ptr_of(fscrp, tid * fsz)
+        geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
+        t0 = g * group
+        q0 = t0 * 6
+        pos = _decode(q0, oshape)
+        for _ in range(t0, min(t0 + group, ntile)):
+            _tile6(
+                xp,
+                wpp,
+                bp,
+                zp,
+                op,
+                sp,
+                fp,
+                kb,
+                q0,
+                pos,
+                min(6, m - q0),
+                ishape,
+                oshape,
+                kshape,
+                geom,
+            )
+            q0 += 6
+            pos = _advance(pos, 6, oshape)
+
+
+@njit(parallel=True, cache=True)
+def _wforward_p6(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
+    ishape = (x.shape[1], x.shape[2], x.shape[3], x.shape[4])
+    oshape = (out.shape[1], out.shape[2], out.shape[3], out.shape[4])
+    kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
+    xp = ptr_of(x, 0)
+    wpp = ptr_of(wp, 0)
+    bp = ptr_of(aux, 0)
+    zp = ptr_of(aux, wp.shape[0] * wp.shape[5])
+    op = ptr_of(out, 0)
+    scrp = ptr_of(scr, 0)
+    fscrp = ptr_of(fscr, 0)
+    ssz = scr.shape[1]
+    fsz = fscr.shape[1]
+    m = out.shape[0] * oshape[0] * oshape[1] * oshape[2]
+    ntile = (m + 5) // 6
+    nkb = 1
+    ngrp = (ntile + group - 1) // group
+    for task in prange(ngrp * nkb):
+        g = task
+        tid = numba.get_thread_id()
+        sp = ptr_of(scrp, tid * ssz)
+        fp = ptr_of(fscrp, tid * fsz)
+        geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
+        t0 = g * group
+        q0 = t0 * 6
+        pos = _decode(q0, oshape)
+        for _ in range(t0, min(t0 + group, ntile)):
+            _wtile6(
+                xp, wpp, bp, zp, op, sp, fp, q0, pos, min(6, m - q0), ishape, oshape, kshape, geom
+            )
+            q0 += 6
+            pos = _advance(pos, 6, oshape)
+
+
+@njit(cache=True)
+def _wserial_p6(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
+    ishape = (x.shape[1], x.shape[2], x.shape[3], x.shape[4])
+    oshape = (out.shape[1], out.shape[2], out.shape[3], out.shape[4])
+    kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
+    xp = ptr_of(x, 0)
+    wpp = ptr_of(wp, 0)
+    bp = ptr_of(aux, 0)
+    zp = ptr_of(aux, wp.shape[0] * wp.shape[5])
+    op = ptr_of(out, 0)
+    scrp = ptr_of(scr, 0)
+    fscrp = ptr_of(fscr, 0)
+    ssz = scr.shape[1]
+    fsz = fscr.shape[1]
+    m = out.shape[0] * oshape[0] * oshape[1] * oshape[2]
+    ntile = (m + 5) // 6
+    nkb = 1
+    ngrp = (ntile + group - 1) // group
+    for task in range(ngrp * nkb):
+        g = task
+        tid = 0
+        sp = ptr_of(scrp, tid * ssz)
+        fp = ptr_of(fscrp, tid * fsz)
+        geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
+        t0 = g * group
+        q0 = t0 * 6
+        pos = _decode(q0, oshape)
+        for _ in range(t0, min(t0 + group, ntile)):
+            _wtile6(
+                xp, wpp, bp, zp, op, sp, fp, q0, pos, min(6, m - q0), ishape, oshape, kshape, geom
+            )
+            q0 += 6
+            pos = _advance(pos, 6, oshape)
+
+
+@njit(parallel=True, cache=True)
+def _forward_p8(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
+    ishape = (x.shape[1], x.shape[2], x.shape[3], x.shape[4])
+    oshape = (out.shape[1], out.shape[2], out.shape[3], out.shape[4])
+    kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
+    xp = ptr_of(x, 0)
+    wpp = ptr_of(wp, 0)
+    bp = ptr_of(aux, 0)
+    zp = ptr_of(aux, wp.shape[0] * wp.shape[5])
+    op = ptr_of(out, 0)
+    scrp = ptr_of(scr, 0)
+    fscrp = ptr_of(fscr, 0)
+    ssz = scr.shape[1]
+    fsz = fscr.shape[1]
+    m = out.shape[0] * oshape[0] * oshape[1] * oshape[2]
+    ntile = (m + 7) // 8
+    nkb = wp.shape[0]
+    ngrp = (ntile + group - 1) // group
+    for task in prange(ngrp * nkb):
+        g = task // nkb
+        kb = task - g * nkb
+        tid = numba.get_thread_id()
+        sp = ptr_of(scrp, tid * ssz)
+        fp = ptr_of(fscrp, tid * fsz)
+        geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
+        t0 = g * group
+        q0 = t0 * 8
+        pos = _decode(q0, oshape)
+        for _ in range(t0, min(t0 + group, ntile)):
+            _tile8(
+                xp,
+                wpp,
+                bp,
+                zp,
+                op,
+                sp,
+                fp,
+                kb,
+                q0,
+                pos,
+                min(8, m - q0),
+                ishape,
+                oshape,
+                kshape,
+                geom,
+            )
+            q0 += 8
+            pos = _advance(pos, 8, oshape)
+
+
+@njit(cache=True)
+def _serial_p8(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
+    ishape = (x.shape[1], x.shape[2], x.shape[3], x.shape[4])
+    oshape = (out.shape[1], out.shape[2], out.shape[3], out.shape[4])
+    kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
+    xp = ptr_of(x, 0)
+    wpp = ptr_of(wp, 0)
+    bp = ptr_of(aux, 0)
+    zp = ptr_of(aux, wp.shape[0] * wp.shape[5])
+    op = ptr_of(out, 0)
+    scrp = ptr_of(scr, 0)
+    fscrp = ptr_of(fscr, 0)
+    ssz = scr.shape[1]
+    fsz = fscr.shape[1]
+    m = out.shape[0] * oshape[0] * oshape[1] * oshape[2]
+    ntile = (m + 7) // 8
+    nkb = wp.shape[0]
+    ngrp = (ntile + group - 1) // group
+    for task in range(ngrp * nkb):
+        g = task // nkb
+        kb = task - g * nkb
+        tid = 0
+        sp = ptr_of(scrp, tid * ssz)
+        fp = ptr_of(fscrp, tid * fsz)
+        geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
+        t0 = g * group
+        q0 = t0 * 8
+        pos = _decode(q0, oshape)
+        for _ in range(t0, min(t0 + group, ntile)):
+            _tile8(
+                xp,
+                wpp,
+                bp,
+                zp,
+                op,
+                sp,
+                fp,
+                kb,
+                q0,
+                pos,
+                min(8, m - q0),
+                ishape,
+                oshape,
+                kshape,
+                geom,
+            )
+            q0 += 8
+            pos = _advance(pos, 8, oshape)
+
+
+@njit(parallel=True, cache=True)
+def _wforward_p8(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
+    ishape = (x.shape[1], x.shape[2], x.shape[3], x.shape[4])
+    oshape = (out.shape[1], out.shape[2], out.shape[3], out.shape[4])
+    kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
+    xp = ptr_of(x, 0)
+    wpp = ptr_of(wp, 0)
+    bp = ptr_of(aux, 0)
+    zp = ptr_of(aux, wp.shape[0] * wp.shape[5])
+    op = ptr_of(out, 0)
+    scrp = ptr_of(scr, 0)
+    fscrp = ptr_of(fscr, 0)
+    ssz = scr.shape[1]
+    fsz = fscr.shape[1]
+    m = out.shape[0] * oshape[0] * oshape[1] * oshape[2]
+    ntile = (m + 7) // 8
+    nkb = 1
+    ngrp = (ntile + group - 1) // group
+    for task in prange(ngrp * nkb):
+        g = task
+        tid = numba.get_thread_id()
+        sp = ptr_of(scrp, tid * ssz)
+        fp = ptr_of(fscrp, tid * fsz)
+        geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
+        t0 = g * group
+        q0 = t0 * 8
+        pos = _decode(q0, oshape)
+        for _ in range(t0, min(t0 + group, ntile)):
+            _wtile8(
+                xp, wpp, bp, zp, op, sp, fp, q0, pos, min(8, m - q0), ishape, oshape, kshape, geom
+            )
+            q0 += 8
+            pos = _advance(pos, 8, oshape)
+
+
+@njit(cache=True)
+def _wserial_p8(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
+    ishape = (x.shape[1], x.shape[2], x.shape[3], x.shape[4])
+    oshape = (out.shape[1], out.shape[2], out.shape[3], out.shape[4])
+    kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
+    xp = ptr_of(x, 0)
+    wpp = ptr_of(wp, 0)
+    bp = ptr_of(aux, 0)
+    zp = ptr_of(aux, wp.shape[0] * wp.shape[5])
+    op = ptr_of(out, 0)
+    scrp = ptr_of(scr, 0)
+    fscrp = ptr_of(fscr, 0)
+    ssz = scr.shape[1]
+    fsz = fscr.shape[1]
+    m = out.shape[0] * oshape[0] * oshape[1] * oshape[2]
+    ntile = (m + 7) // 8
+    nkb = 1
+    ngrp = (ntile + group - 1) // group
+    for task in range(ngrp * nkb):
+        g = task
+        tid = 0
+        sp = ptr_of(scrp, tid * ssz)
+        fp = ptr_of(fscrp, tid * fsz)
+        geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
+        t0 = g * group
+        q0 = t0 * 8
+        pos = _decode(q0, oshape)
+        for _ in range(t0, min(t0 + group, ntile)):
+            _wtile8(
+                xp, wpp, bp, zp, op, sp, fp, q0, pos, min(8, m - q0), ishape, oshape, kshape, geom
+            )
+            q0 += 8
+            pos = _advance(pos, 8, oshape)
+
+
+_DRIVERS = {6: _forward_p6, 8: _forward_p8}
+_SERIAL = {6: _serial_p6, 8: _serial_p8}
+_WDRIVERS = {6: _wforward_p6, 8: _wforward_p8}
+_WSERIAL = {6: _wserial_p6, 8: _wserial_p8}
+#: below this many multiply-adds a call runs on the calling thread (no parallel launch)
+_SERIAL_MAX_FMAS = 1 << 18
+_GROUP_INPUT_BYTES = 256 * 1024
+_KBS = {"f": block_size(np.float32), "d": block_size(np.float64)}
+_NTHREADS_MAX = numba.config.NUMBA_NUM_THREADS
+
+
+def _round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+def _triple(v, name: str) -> tuple[int, int, int]:
+    t = tuple(map(int, v))
+    if len(t) != 3:
+        raise ValueError(f"{name} must have 3 entries, got {v!r}")
+    return t
+
+
+def dense_forward(
+    x: np.ndarray,
+    wp: np.ndarray,
+    bias: np.ndarray | None,
+    out: np.ndarray,
+    stride: tuple[int, int, int],
+    dilation: tuple[int, int, int],
+    pad_low: tuple[int, int, int],
+    tile: int | None = None,
+    group: int | None = None,
+    mode: str | None = None,
+) -> np.ndarray:
+    """Compute a dense forward convolution into `out` with the SIMD micro-kernel.
+
+    ``out[n, o0, o1, o2, k] = bias[k] + sum_{k0, k1, k2, c} w[k, c, k0, k1, k2] *
+    x[n, o0*s0 - pl0 + k0*d0, o1*s1 - pl1 + k1*d1, o2*s2 - pl2 + k2*d2, c]``,
+    where input positions outside ``x`` count as zero.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, I0, I1, I2, C_in)
+        Channels-last input, C-contiguous, float32 or float64, not padded.
+    wp : ndarray, shape (KBn, K0, K1, K2, C_in, KB)
+        Weights packed by :func:`pack_weights` with the default block
+        (``KB == block_size(x.dtype)``), same dtype as `x`.
+    bias : ndarray, shape (C_out,), or None
+        Bias per output channel; None means zero.
+    out : ndarray, shape (N, O0, O1, O2, C_out)
+        C-contiguous output, same dtype as `x`; every element is overwritten.
+        ``C_out <= KBn * KB``.
+    stride, dilation, pad_low : tuple of 3 int
+        Per spatial dimension (stride and dilation >= 1, pad_low >= 0). High
+        padding is implied by the extent of `out`.
+    tile : int, optional
+        Pixels per register tile, 6 or 8; defaults to :data:`TILE_P`
+        (both are correct on any host; the default is the fast one).
+    group : int, optional
+        Consecutive pixel tiles per task (see the drivers); in row mode, 1 makes
+        the output-channel block the fastest-varying task index. The default
+        sizes a row-mode group's input to about 256 KiB (window mode: 16 tiles),
+        capped to keep at least 8 tasks per thread. Every choice gives bitwise
+        identical results.
+    mode : {'row', 'window'}, optional
+        Row mode: the micro-kernel runs one kernel row (``K2 * C_in`` steps) at a
+        time, reading the input in place. Window mode: each task first copies its
+        pixels' whole windows (zeros in the padding) to scratch, then runs
+        ``K0 * K1 * K2 * C_in`` steps for every output-channel block. The default
+        is window mode when kernel rows are short compared with the number of
+        channel blocks (small ``C_in``, e.g. a 7x7 stem on RGB) and for 1x1
+        kernels with several blocks, else row mode. Both give bitwise identical
+        results.
+
+    Returns
+    -------
+    ndarray
+        `out`.
+    """
+    dt = x.dtype
+    kbs = _KBS.get(dt.char) if dt.kind == "f" else None
+    if kbs is None:
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    if x.ndim != 5 or wp.ndim != 6 or out.ndim != 5:
+        raise ValueError("x and out must be 5-D (N, S0, S1, S2, C) and wp 6-D")
+    if wp.dtype != dt or out.dtype != dt:
+        raise TypeError("x, wp and out must have the same dtype")
+    if not (x.flags.c_contiguous and wp.flags.c_contiguous and out.flags.c_contiguous):
+        raise ValueError("x, wp and out must be C-contiguous")
+    nblk, k0, k1, k2, c_in, kb_w = wp.shape
+    if kb_w != kbs:
+        raise ValueError(f"wp must be packed with lanes_block={kbs}, got {kb_w}")
+    c_out = out.shape[4]
+    if x.shape[4] != c_in or x.shape[0] != out.shape[0] or c_out > nblk * kbs:
+        raise ValueError(f"inconsistent shapes x{x.shape}, wp{wp.shape}, out{out.shape}")
+    stride = _triple(stride, "stride")
+    dilation = _triple(dilation, "dilation")
+    pad_low = _triple(pad_low, "pad_low")
+    if min(stride) < 1 or min(dilation) < 1 or min(pad_low) < 0:
+        raise ValueError("stride and dilation must be >= 1 and pad_low >= 0")
+    if out.size == 0:
+        return out
+    # aux = [bias zero-padded to nblk * KB | zeros read by padding taps (K2 * C_in)]
+    nb = nblk * kbs
+    aux = np.zeros(nb + k2 * c_in, dtype=dt)  # window mode reads no zeros from aux
+    if bias is not None:
+        aux[:c_out] = np.asarray(bias, dtype=dt).reshape(-1)[:c_out]
+    if c_in == 0 or x.size == 0:
+        out[...] = aux[:c_out]
+        return out
+    ptile = TILE_P if tile is None else tile
+    if ptile not in _DRIVERS:
+        raise ValueError(f"tile must be one of {sorted(_DRIVERS)}")
+    if mode is None:
+        # window mode saves per-row and per-tile overhead repeated for every channel block, at
+        # the cost of one gather per tile (about one vector copy per ``lanes`` elements of a row)
+        row_vectors = -(-(k2 * c_in) // (kbs // 2))
+        pointwise = k0 * k1 * k2 == 1 and nblk > 1  # 1x1: all blocks per task reuse the input
+        mode = "window" if 3 * row_vectors < 5 * nblk or pointwise else "row"
+    if mode not in ("row", "window"):
+        raise ValueError(f"mode must be 'row' or 'window', got {mode!r}")
+    window = mode == "window"
+    # per-thread scratch rows, padded to whole cache lines (no false sharing between threads)
+    scr = np.empty((_NTHREADS_MAX, _round_up(5 * ptile, 8) + 8), dtype=np.int64)
+    span = k0 * k1 * k2 * c_in if window else k2 * c_in
+    fscr = np.empty((_NTHREADS_MAX, _round_up(ptile * span, 64 // dt.itemsize) + 16), dtype=dt)
+    fmas = out.size * c_in * k0 * k1 * k2
+    nthreads = 1 if fmas <= _SERIAL_MAX_FMAS else numba.get_num_threads()
+    ntile = -(-(out.size // c_out) // ptile)
+    nslots = 1 if window else nblk
+    if group is None:
+        if window:
+            group = 16
+        else:
+            per_tile = k0 * k1 * ptile * stride[2] * c_in * dt.itemsize
+            group = _GROUP_INPUT_BYTES // per_tile
+    group = min(max(1, int(group)), ntile)
+    if nthreads > 1:  # keep >= 8 tasks per thread for load balance
+        group = max(1, min(group, ntile * nslots // (8 * nthreads)))
+    drivers = _SERIAL if nthreads == 1 else _DRIVERS
+    if window:
+        drivers = _WSERIAL if nthreads == 1 else _WDRIVERS
+    drivers[ptile](x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group)
+    return out
+
+
+def conv_dense(
+    x: np.ndarray,
+    w: np.ndarray,
+    bias: np.ndarray | None = None,
+    stride: tuple[int, int, int] = (1, 1, 1),
+    dilation: tuple[int, int, int] = (1, 1, 1),
+    pad_low: tuple[int, int, int] = (0, 0, 0),
+    pad_high: tuple[int, int, int] | None = None,
+) -> np.ndarray:
+    """Pack the weights, allocate the output and run :func:`dense_forward`.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, I0, I1, I2, C_in)
+        Channels-last input, float32 or float64 (made C-contiguous if needed).
+    w : ndarray, shape (C_out, C_in, K0, K1, K2)
+        Weights, cast to the dtype of `x`.
+    bias : ndarray, shape (C_out,), optional
+        Bias per output channel.
+    stride, dilation, pad_low : tuple of 3 int
+        Per spatial dimension.
+    pad_high : tuple of 3 int, optional
+        High zero padding per dimension; defaults to `pad_low`.
+
+    Returns
+    -------
+    ndarray, shape (N, O0, O1, O2, C_out)
+        The channels-last output.
+    """
+    x = np.ascontiguousarray(x)
+    w = np.asarray(w, dtype=x.dtype)
+    pad_high = pad_low if pad_high is None else pad_high
+    o = output_shape(x.shape[1:4], w.shape[2:5], stride, dilation, pad_low, pad_high)
+    out = np.empty((x.shape[0], *o, w.shape[0]), dtype=x.dtype)
+    return dense_forward(x, pack_weights(w), bias, out, stride, dilation, pad_low)

@@ -1,0 +1,740 @@
+"""Explicit SIMD vector primitives for Numba kernels.
+
+This module adds a Numba type for a native LLVM floating-point vector
+(``<16 x float>`` / ``<8 x double>`` on a host with 512-bit vectors) and a
+small set of ``@intrinsic`` functions that emit LLVM IR directly: unaligned
+loads and stores at a flat element offset, masked loads and stores for tails,
+scalar broadcast, zero vectors, fused multiply-add, element-wise arithmetic and
+a horizontal sum with a fixed (deterministic) order.
+
+Only Numba's public extension API is used (``numba.extending.register_model``,
+``models.PrimitiveModel`` and ``numba.extending.intrinsic``), so the primitives
+work in ``@njit(parallel=True, cache=True)`` functions and inside ``prange``
+bodies.
+
+All primitives are generic over the element type: the lane count is derived
+from the dtype of the array (or pointer, or scalar) they are given, so a single
+kernel source serves ``float32`` and ``float64``::
+
+    @njit
+    def axpy(a, x, y):
+        n = x.size
+        lanes = vlanes(x)
+        av = vbroadcast(a)
+        i = 0
+        while i + lanes <= n:
+            vstore(y, i, vfma(av, vload(x, i), vload(y, i)))
+            i += lanes
+        rem = n - i
+        if rem > 0:
+            vstore_masked(y, i, vfma(av, vload_masked(x, i, rem), vload_masked(y, i, rem)), rem)
+
+Memory is addressed as ``(array, flat element offset)``: the offset counts
+elements from the start of the array's data buffer, whatever the array's shape
+and strides (the caller is responsible for passing C-contiguous arrays when it
+computes offsets that assume so). Pointers (``numba.types.CPointer``) obtained
+with :func:`ptr_of` are accepted wherever an array is. No bounds checks are
+done.
+
+The vector width is chosen once, at import, from the CPU Numba compiles for (the
+host, or ``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES`` when set): 512 bits with
+AVX-512F, 256 bits with AVX, 128 bits otherwise. LLVM legalises any width on
+any target, so the code stays correct everywhere; only speed depends on the
+match. Numba's on-disk cache is keyed on the target CPU name and features, so a cached
+kernel is never reused on a host with a different vector width.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import llvmlite.binding as _llvm_binding
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.core import config as _numba_config
+from numba.extending import intrinsic, models, overload, register_model
+
+__all__ = [
+    "LANES_F32",
+    "LANES_F64",
+    "VECTOR_BITS",
+    "SimdVector",
+    "lanes_for",
+    "prefetch",
+    "ptr_of",
+    "vadd",
+    "vbroadcast",
+    "vbroadcast_load",
+    "vextract",
+    "vfma",
+    "vlanes",
+    "vload",
+    "vload_masked",
+    "vmax",
+    "vmul",
+    "vreduce_add",
+    "vstore",
+    "vstore_masked",
+    "vsub",
+    "vzero",
+]
+
+
+def _host_vector_bits() -> int:
+    """Return the widest floating-point vector width Numba's code generator targets, in bits.
+
+    That is the host CPU's, unless ``NUMBA_CPU_NAME`` is set (e.g. for portable
+    caches), in which case the ``NUMBA_CPU_FEATURES`` string decides.
+    """
+    if _numba_config.CPU_NAME:
+        flags = (_numba_config.CPU_FEATURES or "").split(",")
+        features = {f[1:]: f[0] == "+" for f in flags if f[:1] in ("+", "-")}
+    else:
+        try:
+            features = _llvm_binding.get_host_cpu_features()
+        except RuntimeError:  # pragma: no cover - host feature query unsupported
+            return 128
+    if features.get("avx512f", False):
+        return 512
+    if features.get("avx", False):
+        return 256
+    return 128
+
+
+#: Vector width in bits of the CPU Numba compiles for (512 with AVX-512F, 256 with AVX, else 128).
+VECTOR_BITS: int = _host_vector_bits()
+#: Number of float32 lanes in one vector (16 with AVX-512).
+LANES_F32: int = VECTOR_BITS // 32
+#: Number of float64 lanes in one vector (8 with AVX-512).
+LANES_F64: int = VECTOR_BITS // 64
+
+_LANES = {types.float32: LANES_F32, types.float64: LANES_F64}
+
+
+def lanes_for(dtype: np.dtype | type | str) -> int:
+    """Return the number of vector lanes used for a NumPy floating dtype.
+
+    Parameters
+    ----------
+    dtype : dtype-like
+        ``float32`` or ``float64``.
+
+    Returns
+    -------
+    int
+        The lane count of one SIMD vector of that dtype on this host.
+
+    Raises
+    ------
+    TypeError
+        If `dtype` is not float32 or float64.
+    """
+    dt = np.dtype(dtype)
+    if dt == np.float32:
+        return LANES_F32
+    if dt == np.float64:
+        return LANES_F64
+    raise TypeError(f"SIMD vectors support float32 and float64, not {dt}")
+
+
+class SimdVector(types.Type):
+    """Numba type of a native SIMD vector of `lanes` elements of `dtype`.
+
+    Parameters
+    ----------
+    dtype : numba.types.Float
+        Element type, ``types.float32`` or ``types.float64``.
+    lanes : int
+        Number of elements.
+    """
+
+    def __init__(self, dtype: types.Float, lanes: int) -> None:
+        self.dtype = dtype
+        self.lanes = int(lanes)
+        super().__init__(name=f"SimdVector({dtype} x {self.lanes})")
+
+
+@register_model(SimdVector)
+class _SimdVectorModel(models.PrimitiveModel):
+    """Data model of :class:`SimdVector`: an LLVM ``<lanes x float|double>`` value."""
+
+    def __init__(self, dmm, fe_type):
+        elem = dmm.lookup(fe_type.dtype).get_value_type()
+        super().__init__(dmm, fe_type, ir.VectorType(elem, fe_type.lanes))
+
+
+# ----------------------------------------------------------------------------------------------
+# typing helpers
+
+
+def _elem_dtype(ty):
+    """Return the float element type behind an array, pointer, scalar or dtype, else None."""
+    if isinstance(ty, (types.Array, types.CPointer)):
+        dt = ty.dtype
+    elif isinstance(ty, types.DType):
+        dt = ty.dtype
+    elif isinstance(ty, types.NumberClass):
+        dt = ty.instance_type
+    elif isinstance(ty, SimdVector):
+        dt = ty.dtype
+    else:
+        dt = ty
+    return dt if dt in _LANES else None
+
+
+def _vec_of(dt) -> SimdVector:
+    return SimdVector(dt, _LANES[dt])
+
+
+def _is_memory(ty) -> bool:
+    return isinstance(ty, (types.Array, types.CPointer)) and ty.dtype in _LANES
+
+
+def _elem_ptr(context, builder, mem_ty, mem, off_ty, off):
+    """Emit the address of element `off` of an array's data buffer or of a pointer."""
+    if isinstance(mem_ty, types.Array):
+        base = context.make_array(mem_ty)(context, builder, mem).data
+    else:
+        base = mem
+    idx = context.cast(builder, off, off_ty, types.intp)
+    return builder.gep(base, [idx])
+
+
+def _itemsize(dt) -> int:
+    return 4 if dt == types.float32 else 8
+
+
+def _splat(builder, value, lanes):
+    """Broadcast an LLVM scalar into a vector of `lanes` copies."""
+    vty = ir.VectorType(value.type, lanes)
+    zero = ir.Constant(ir.IntType(32), 0)
+    v = builder.insert_element(ir.Constant(vty, ir.Undefined), value, zero)
+    mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+    return builder.shuffle_vector(v, ir.Constant(vty, ir.Undefined), mask)
+
+
+def _lane_mask(builder, count, lanes):
+    """Return an ``<lanes x i1>`` mask whose lanes ``[0, count)`` are set."""
+    cnt = builder.trunc(count, ir.IntType(32)) if count.type.width > 32 else count
+    if cnt.type.width < 32:
+        cnt = builder.sext(cnt, ir.IntType(32))
+    iota = ir.Constant(ir.VectorType(ir.IntType(32), lanes), list(range(lanes)))
+    return builder.icmp_signed("<", iota, _splat(builder, cnt, lanes))
+
+
+def _intrinsic_fn(builder, name, ret, args):
+    module = builder.module
+    return cgutils.get_or_insert_function(module, ir.FunctionType(ret, args), name)
+
+
+def _llvm_suffix(vty: ir.VectorType) -> str:
+    return f"v{vty.count}{'f32' if isinstance(vty.element, ir.FloatType) else 'f64'}"
+
+
+# ----------------------------------------------------------------------------------------------
+# intrinsics
+
+
+@intrinsic
+def vlanes(typingctx, like):
+    """Return the lane count for the dtype of `like` as a compile-time constant.
+
+    Parameters
+    ----------
+    like : array, pointer, float scalar or SimdVector
+        Anything whose element type is float32 or float64.
+
+    Returns
+    -------
+    int
+        ``LANES_F32`` or ``LANES_F64``.
+    """
+    dt = _elem_dtype(like)
+    if dt is None:
+        return None
+    lanes = _LANES[dt]
+    sig = types.intp(like)
+
+    def codegen(context, builder, sig, args):
+        return context.get_constant(types.intp, lanes)
+
+    return sig, codegen
+
+
+@intrinsic
+def vzero(typingctx, like):
+    """Return a vector of zeros with the element type of `like`.
+
+    Parameters
+    ----------
+    like : array, pointer, float scalar or dtype
+        Selects float32 (``LANES_F32`` lanes) or float64 (``LANES_F64`` lanes).
+
+    Returns
+    -------
+    SimdVector
+        The zero vector.
+    """
+    dt = _elem_dtype(like)
+    if dt is None:
+        return None
+    vt = _vec_of(dt)
+    sig = vt(like)
+
+    def codegen(context, builder, sig, args):
+        return ir.Constant(context.get_value_type(sig.return_type), None)
+
+    return sig, codegen
+
+
+@intrinsic
+def vbroadcast(typingctx, value):
+    """Return a vector with every lane equal to the float scalar `value`.
+
+    Parameters
+    ----------
+    value : float32 or float64
+        The scalar; its type selects the vector type.
+
+    Returns
+    -------
+    SimdVector
+        The broadcast vector.
+    """
+    if value not in _LANES:
+        return None
+    vt = _vec_of(value)
+    sig = vt(value)
+
+    def codegen(context, builder, sig, args):
+        return _splat(builder, args[0], sig.return_type.lanes)
+
+    return sig, codegen
+
+
+@intrinsic
+def vbroadcast_load(typingctx, mem, off):
+    """Load the scalar ``mem[off]`` and broadcast it to every lane.
+
+    LLVM folds this into the memory operand of an FMA (embedded broadcast on
+    AVX-512) when the result feeds :func:`vfma` directly.
+
+    Parameters
+    ----------
+    mem : array or pointer of float32/float64
+        The memory; `off` counts elements from its data pointer.
+    off : int
+        Flat element offset.
+
+    Returns
+    -------
+    SimdVector
+        The broadcast vector.
+    """
+    if not (_is_memory(mem) and isinstance(off, types.Integer)):
+        return None
+    vt = _vec_of(mem.dtype)
+    sig = vt(mem, off)
+
+    def codegen(context, builder, sig, args):
+        ptr = _elem_ptr(context, builder, sig.args[0], args[0], sig.args[1], args[1])
+        scalar = builder.load(ptr, align=_itemsize(sig.args[0].dtype))
+        return _splat(builder, scalar, sig.return_type.lanes)
+
+    return sig, codegen
+
+
+@intrinsic
+def vload(typingctx, mem, off):
+    """Load one vector from ``mem[off : off + lanes]`` (no alignment required).
+
+    Parameters
+    ----------
+    mem : array or pointer of float32/float64
+        The memory; `off` counts elements from its data pointer.
+    off : int
+        Flat element offset of the first lane.
+
+    Returns
+    -------
+    SimdVector
+        The loaded vector.
+    """
+    if not (_is_memory(mem) and isinstance(off, types.Integer)):
+        return None
+    vt = _vec_of(mem.dtype)
+    sig = vt(mem, off)
+
+    def codegen(context, builder, sig, args):
+        ptr = _elem_ptr(context, builder, sig.args[0], args[0], sig.args[1], args[1])
+        vty = context.get_value_type(sig.return_type)
+        vptr = builder.bitcast(ptr, vty.as_pointer())
+        return builder.load(vptr, align=_itemsize(sig.args[0].dtype))
+
+    return sig, codegen
+
+
+@intrinsic
+def vstore(typingctx, mem, off, vec):
+    """Store vector `vec` to ``mem[off : off + lanes]`` (no alignment required).
+
+    Parameters
+    ----------
+    mem : array or pointer of float32/float64
+        The memory; `off` counts elements from its data pointer.
+    off : int
+        Flat element offset of the first lane.
+    vec : SimdVector
+        The value; its element type must match `mem`.
+
+    Returns
+    -------
+    None
+    """
+    if not (_is_memory(mem) and isinstance(off, types.Integer) and isinstance(vec, SimdVector)):
+        return None
+    if vec.dtype != mem.dtype:
+        return None
+    sig = types.void(mem, off, vec)
+
+    def codegen(context, builder, sig, args):
+        ptr = _elem_ptr(context, builder, sig.args[0], args[0], sig.args[1], args[1])
+        vptr = builder.bitcast(ptr, args[2].type.as_pointer())
+        builder.store(args[2], vptr, align=_itemsize(sig.args[0].dtype))
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def vload_masked(typingctx, mem, off, count):
+    """Load lanes ``[0, count)`` from ``mem[off:]``; the other lanes are zero.
+
+    Memory past ``off + count`` is not touched, so this is safe at the end of a
+    buffer.
+
+    Parameters
+    ----------
+    mem : array or pointer of float32/float64
+        The memory; `off` counts elements from its data pointer.
+    off : int
+        Flat element offset of the first lane.
+    count : int
+        Number of leading lanes to load; ``<= 0`` loads nothing, ``>= lanes`` loads all.
+
+    Returns
+    -------
+    SimdVector
+        The loaded vector.
+    """
+    ok = _is_memory(mem) and isinstance(off, types.Integer) and isinstance(count, types.Integer)
+    if not ok:
+        return None
+    vt = _vec_of(mem.dtype)
+    sig = vt(mem, off, count)
+
+    def codegen(context, builder, sig, args):
+        ptr = _elem_ptr(context, builder, sig.args[0], args[0], sig.args[1], args[1])
+        vty = context.get_value_type(sig.return_type)
+        vptr = builder.bitcast(ptr, vty.as_pointer())
+        mask = _lane_mask(builder, args[2], vty.count)
+        i32 = ir.IntType(32)
+        fn = _intrinsic_fn(
+            builder,
+            f"llvm.masked.load.{_llvm_suffix(vty)}.p0",
+            vty,
+            [vptr.type, i32, mask.type, vty],
+        )
+        align = ir.Constant(i32, _itemsize(sig.args[0].dtype))
+        return builder.call(fn, [vptr, align, mask, ir.Constant(vty, None)])
+
+    return sig, codegen
+
+
+@intrinsic
+def vstore_masked(typingctx, mem, off, vec, count):
+    """Store lanes ``[0, count)`` of `vec` to ``mem[off:]``; other memory is untouched.
+
+    Parameters
+    ----------
+    mem : array or pointer of float32/float64
+        The memory; `off` counts elements from its data pointer.
+    off : int
+        Flat element offset of the first lane.
+    vec : SimdVector
+        The value; its element type must match `mem`.
+    count : int
+        Number of leading lanes to store; ``<= 0`` stores nothing, ``>= lanes`` stores all.
+
+    Returns
+    -------
+    None
+    """
+    ok = (
+        _is_memory(mem)
+        and isinstance(off, types.Integer)
+        and isinstance(vec, SimdVector)
+        and isinstance(count, types.Integer)
+    )
+    if not ok or vec.dtype != mem.dtype:
+        return None
+    sig = types.void(mem, off, vec, count)
+
+    def codegen(context, builder, sig, args):
+        ptr = _elem_ptr(context, builder, sig.args[0], args[0], sig.args[1], args[1])
+        vty = args[2].type
+        vptr = builder.bitcast(ptr, vty.as_pointer())
+        mask = _lane_mask(builder, args[3], vty.count)
+        i32 = ir.IntType(32)
+        fn = _intrinsic_fn(
+            builder,
+            f"llvm.masked.store.{_llvm_suffix(vty)}.p0",
+            ir.VoidType(),
+            [vty, vptr.type, i32, mask.type],
+        )
+        align = ir.Constant(i32, _itemsize(sig.args[0].dtype))
+        builder.call(fn, [args[2], vptr, align, mask])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def vfma(typingctx, a, b, c):
+    """Return ``a * b + c`` lane-wise with a single rounding (``llvm.fma``).
+
+    Parameters
+    ----------
+    a, b, c : SimdVector
+        Vectors of the same type.
+
+    Returns
+    -------
+    SimdVector
+        The fused multiply-add.
+    """
+    if not (isinstance(a, SimdVector) and a == b == c):
+        return None
+    sig = a(a, b, c)
+
+    def codegen(context, builder, sig, args):
+        vty = args[0].type
+        fn = _intrinsic_fn(builder, f"llvm.fma.{_llvm_suffix(vty)}", vty, [vty, vty, vty])
+        return builder.call(fn, list(args))
+
+    return sig, codegen
+
+
+def _binary(opname: str, doc: str):
+    def typer(typingctx, a, b):
+        if not (isinstance(a, SimdVector) and a == b):
+            return None
+        sig = a(a, b)
+
+        def codegen(context, builder, sig, args):
+            return getattr(builder, opname)(args[0], args[1])
+
+        return sig, codegen
+
+    typer.__doc__ = doc
+    return typer
+
+
+def _vmax_typer(typingctx, a, b):
+    if not (isinstance(a, SimdVector) and a == b):
+        return None
+    sig = a(a, b)
+
+    def codegen(context, builder, sig, args):
+        vty = args[0].type
+        fn = _intrinsic_fn(builder, f"llvm.maxnum.{_llvm_suffix(vty)}", vty, [vty, vty])
+        return builder.call(fn, list(args))
+
+    return sig, codegen
+
+
+_BINARY_DOC = """Return ``a {op} b`` lane-wise.
+
+Parameters
+----------
+a, b : SimdVector
+    Vectors of the same type.
+
+Returns
+-------
+SimdVector
+    The result.
+"""
+
+vadd = intrinsic(_binary("fadd", _BINARY_DOC.format(op="+")))
+vsub = intrinsic(_binary("fsub", _BINARY_DOC.format(op="-")))
+vmul = intrinsic(_binary("fmul", _BINARY_DOC.format(op="*")))
+_vmax_typer.__doc__ = """Return the lane-wise maximum of `a` and `b` (``llvm.maxnum``: NaN loses).
+
+Parameters
+----------
+a, b : SimdVector
+    Vectors of the same type.
+
+Returns
+-------
+SimdVector
+    The result.
+"""
+vmax = intrinsic(_vmax_typer)
+
+
+@intrinsic
+def vreduce_add(typingctx, vec):
+    """Return the sum of the lanes of `vec`, in a fixed pairwise order.
+
+    The lanes are summed by repeatedly adding the upper half of the vector to
+    the lower half, so the result is deterministic (but not the same as a
+    sequential left-to-right sum).
+
+    Parameters
+    ----------
+    vec : SimdVector
+        The vector.
+
+    Returns
+    -------
+    float
+        The horizontal sum, of the vector's element type.
+    """
+    if not isinstance(vec, SimdVector):
+        return None
+    sig = vec.dtype(vec)
+
+    def codegen(context, builder, sig, args):
+        v = args[0]
+        n = v.type.count
+        while n > 1:
+            half = n // 2
+            lo = builder.shuffle_vector(
+                v, v, ir.Constant(ir.VectorType(ir.IntType(32), half), list(range(half)))
+            )
+            hi = builder.shuffle_vector(
+                v, v, ir.Constant(ir.VectorType(ir.IntType(32), half), list(range(half, n)))
+            )
+            v = builder.fadd(lo, hi)
+            n = half
+        return builder.extract_element(v, ir.Constant(ir.IntType(32), 0))
+
+    return sig, codegen
+
+
+@intrinsic
+def vextract(typingctx, vec, lane):
+    """Return lane `lane` of `vec` as a scalar.
+
+    Parameters
+    ----------
+    vec : SimdVector
+        The vector.
+    lane : int
+        Lane index in ``[0, lanes)`` (not checked).
+
+    Returns
+    -------
+    float
+        The element.
+    """
+    if not (isinstance(vec, SimdVector) and isinstance(lane, types.Integer)):
+        return None
+    sig = vec.dtype(vec, lane)
+
+    def codegen(context, builder, sig, args):
+        idx = context.cast(builder, args[1], sig.args[1], types.int32)
+        return builder.extract_element(args[0], idx)
+
+    return sig, codegen
+
+
+@intrinsic
+def ptr_of(typingctx, mem, off):
+    """Return a pointer (``CPointer(dtype)``) to element `off` of `mem`.
+
+    Pointers are accepted by every load/store primitive in place of an array,
+    and support ``p[i]`` / ``p[i] = v`` for scalars. They let a kernel choose
+    between two buffers once, outside an inner loop
+    (``p = ptr_of(x, i) if ok else ptr_of(zeros, 0)``), and, unlike arrays, cost
+    no reference counting when passed to another jitted function. The pointer
+    does not keep the array alive: use it only while the array is referenced.
+
+    Parameters
+    ----------
+    mem : array or pointer of any numeric dtype
+        The memory; `off` counts elements from its data pointer.
+    off : int
+        Flat element offset.
+
+    Returns
+    -------
+    CPointer
+        The element address.
+    """
+    ok = isinstance(mem, (types.Array, types.CPointer)) and isinstance(mem.dtype, types.Number)
+    if not (ok and isinstance(off, types.Integer)):
+        return None
+    sig = types.CPointer(mem.dtype)(mem, off)
+
+    def codegen(context, builder, sig, args):
+        return _elem_ptr(context, builder, sig.args[0], args[0], sig.args[1], args[1])
+
+    return sig, codegen
+
+
+@intrinsic
+def prefetch(typingctx, mem, off):
+    """Hint the CPU to fetch the cache line holding ``mem[off]`` (``llvm.prefetch``, read, L1).
+
+    Never faults, so `off` may point past the end of the buffer.
+
+    Parameters
+    ----------
+    mem : array or pointer of any numeric dtype
+        The memory; `off` counts elements from its data pointer.
+    off : int
+        Flat element offset.
+
+    Returns
+    -------
+    None
+    """
+    ok = isinstance(mem, (types.Array, types.CPointer)) and isinstance(mem.dtype, types.Number)
+    if not (ok and isinstance(off, types.Integer)):
+        return None
+    sig = types.void(mem, off)
+
+    def codegen(context, builder, sig, args):
+        ptr = _elem_ptr(context, builder, sig.args[0], args[0], sig.args[1], args[1])
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = _intrinsic_fn(builder, "llvm.prefetch.p0", ir.VoidType(), [i8p, i32, i32, i32])
+        rw, locality, cache = ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)
+        builder.call(fn, [builder.bitcast(ptr, i8p), rw, locality, cache])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+# ----------------------------------------------------------------------------------------------
+# operators on vectors (a + b, a - b, a * b)
+
+
+def _make_operator_overload(op, fn):
+    @overload(op)
+    def _ov(a, b):
+        if isinstance(a, SimdVector) and a == b:
+            return lambda a, b: fn(a, b)
+        return None
+
+    return _ov
+
+
+_make_operator_overload(operator.add, vadd)
+_make_operator_overload(operator.sub, vsub)
+_make_operator_overload(operator.mul, vmul)
