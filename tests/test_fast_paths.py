@@ -1,9 +1,10 @@
 """Every fast path against the plain reference, on the same cases.
 
-The forward pass has two algorithms (``fastconv._plan.FORWARD_ALGORITHMS``): the dense
-SIMD micro-kernel and the general gather kernel. Each test forces one, so both are checked
-on every case whatever the plan would pick, and the two must agree with the naive reference
-within the dtype's tolerance.
+The forward pass and the adjoint (input gradient, transposed convolution) each have two
+algorithms (``fastconv._plan.FORWARD_ALGORITHMS``): the dense SIMD micro-kernel and the
+general gather kernel. Each test forces one, so both are checked on every case whatever the
+plan would pick (a forced algorithm that does not apply falls back to gather), and the
+results must agree with the naive reference within the dtype's tolerance.
 """
 
 import numpy as np
@@ -56,6 +57,33 @@ def test_forward_algorithm_matches_naive(algorithm, case, dtype, channels_last):
     if channels_last:
         expected = to_channels_last(expected)
     assert_close(got, expected, c_in * int(np.prod(kernel)), dtype)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"case{i}" for i in range(len(CASES))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_adjoint_algorithm_matches_naive(algorithm, case, dtype, channels_last):
+    nd, n, c_in, c_out, size, kernel, _, padding, dilation = case
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((n, c_in, *size)).astype(dtype)
+    weight = rng.standard_normal((c_out, c_in, *kernel)).astype(dtype)
+    options = {"stride": 1, "padding": padding, "dilation": dilation}
+    grad = rng.standard_normal(naive.conv(x, weight, **options).shape).astype(dtype)
+    expected = naive.conv_input(x.shape, weight, grad, **options)
+    shape, grad_arg = x.shape, grad
+    if channels_last:
+        expected = to_channels_last(expected)
+        shape = expected.shape
+        grad_arg = np.ascontiguousarray(to_channels_last(grad))
+    got = getattr(fastconv, f"conv{nd}d_input")(shape, weight, grad_arg,
+                                                channels_last=channels_last, **options)
+    assert_close(got, expected, c_out * int(np.prod(kernel)), dtype)
+    if isinstance(padding, str):
+        return
+    transposed = getattr(fastconv, f"conv_transpose{nd}d")(
+        grad_arg, weight, padding=padding, dilation=dilation, channels_last=channels_last)
+    assert_close(transposed[tuple(slice(0, s) for s in expected.shape)], expected,
+                 c_out * int(np.prod(kernel)), dtype)
 
 
 @pytest.mark.parametrize("case", CASES[:4], ids=[f"case{i}" for i in range(4)])

@@ -5,6 +5,7 @@ Forward, input-gradient, weight/bias-gradient and transposed convolution in 1-D,
 channels-first or channels-last data, in float32 or float64.
 """
 
+from ._runtime import FastconvWarning
 from .convolution import (
     conv1d,
     conv1d_backward,
@@ -22,7 +23,6 @@ from .convolution import (
     conv_transpose2d,
     conv_transpose3d,
 )
-from ._runtime import FastconvWarning
 from .shapes import ReceptiveField, conv_output_shape, receptive_field
 
 __version__ = "0.1.0"

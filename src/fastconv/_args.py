@@ -12,6 +12,7 @@ import math
 import operator
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -299,6 +300,7 @@ class ConvSpec:
                                     self.stride, self.dilation, self.pads, self.padding_mode)
 
 
+@lru_cache(maxsize=1)
 def _memory_limit() -> int:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -313,3 +313,28 @@ def forward_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int,
     worthwhile = c_in * math.prod(kernel) >= 16 and 2 * c_out >= channel_block
     return "dense" if applies and worthwhile else "gather"
 
+
+def adjoint_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int,
+                      kernel: tuple[int, ...], stride: tuple[int, ...],
+                      dilation: tuple[int, ...], pads: tuple[Pair, ...], channel_block: int,
+                      forced: str | None = None) -> str:
+    """Algorithm of an input gradient (or transposed convolution) of a forward convolution.
+
+    With stride 1 the adjoint is itself a forward convolution of the output gradient with
+    the kernel flipped and its channel axes swapped, padded low by ``d*(k-1) - pad_low``:
+    the dense micro-kernel runs it when that pad is not negative. Larger strides take the
+    gather kernel. Arguments describe the forward convolution (``c_in`` is what the adjoint
+    writes).
+
+    Examples
+    --------
+    >>> adjoint_algorithm("zeros", 1, 64, 64, (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)), 16)
+    'dense'
+    >>> adjoint_algorithm("zeros", 1, 64, 64, (3, 3), (2, 2), (1, 1), ((1, 1), (1, 1)), 16)
+    'gather'
+    """
+    applies = (all(s == 1 for s in stride)
+               and all(p[0] <= d * (k - 1) for p, d, k in zip(pads, dilation, kernel)))
+    if not applies:
+        return "gather"
+    return forward_algorithm(padding_mode, groups, c_out, c_in, kernel, channel_block, forced)

@@ -100,7 +100,8 @@ def _bias_vector(bias: np.ndarray | None, length: int, dtype: np.dtype) -> np.nd
     return np.ascontiguousarray(bias, dtype=dtype)
 
 
-#: Algorithm override for tests and benchmarks: None (the plan decides), "dense" or "gather".
+#: Algorithm override for tests and benchmarks: None (the plan decides), "dense" or "gather";
+#: applies to the forward pass and to the adjoint (input gradient, transposed convolution).
 FORCE_FORWARD_ALGORITHM: str | None = None
 
 
@@ -133,9 +134,28 @@ def _forward_pass(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
     _gather(src, packed, _bias_vector(bias, spec.c_out, dest.dtype), dest, spec, adjoint=False)
 
 
+def _dense_adjoint(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                   spec: ConvSpec, dest: np.ndarray) -> None:
+    """Stride-1 adjoint as a dense forward conv with the kernel flipped and C_in/C_out swapped."""
+    ndim = spec.ndim
+    flipped = weight[(slice(None), slice(None)) + (slice(None, None, -1),) * ndim]
+    swapped = np.swapaxes(flipped, 0, 1)
+    pads = tuple((d * (k - 1) - p[0], 0) for p, d, k in zip(spec.pads, spec.dilation,
+                                                            spec.kernel))
+    adjoint = ConvSpec(ndim, spec.c_out, spec.c_in, 1, spec.out_sizes, spec.kernel,
+                       spec.stride, spec.dilation, pads, spec.in_sizes, "zeros")
+    _dense_forward(src, swapped, bias, adjoint, dest)
+
+
 def _adjoint_pass(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                   spec: ConvSpec, dest: np.ndarray) -> None:
     """Adjoint of the convolution ``spec`` (input gradient, transposed convolution)."""
+    algorithm = _plan.adjoint_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
+                                        spec.kernel, spec.stride, spec.dilation, spec.pads,
+                                        _dense.block_size(dest.dtype), FORCE_FORWARD_ALGORITHM)
+    if algorithm == "dense" and dest.size:
+        _dense_adjoint(src, weight, bias, spec, dest)
+        return
     packed = _pack(weight, spec, dest.dtype, adjoint=True)
     _gather(src, packed, _bias_vector(bias, spec.c_in, dest.dtype), dest, spec, adjoint=True)
 
