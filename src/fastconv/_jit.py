@@ -32,6 +32,7 @@ _COMMON = {"cache": CACHE, "fastmath": set(FASTMATH), "error_model": "numpy", "n
 
 
 _COMPILE_LOCK = threading.Lock()
+_COMPILED: set[tuple] = set()  # (dispatcher id, dtype) pairs already compiled
 
 
 def kernel(function):
@@ -45,18 +46,20 @@ def kernel(function):
     return njit(parallel=True, **_COMMON)(function)
 
 
-def ensure_compiled(dispatcher, signature: tuple) -> None:
-    """Compile ``signature`` of a :func:`kernel` (or load it from the cache) if not done yet."""
-    if signature in dispatcher.signatures:
+def ensure_compiled(dispatcher, signature_of, dtype) -> None:
+    """Compile ``signature_of(dtype)`` of a :func:`kernel` (or load it from the cache) once."""
+    key = (id(dispatcher), dtype)
+    if key in _COMPILED:
         return
+    signature = signature_of(dtype)
     with _COMPILE_LOCK:
-        if signature in dispatcher.signatures:
-            return
-        dispatcher.disable_compile(False)
-        try:
-            dispatcher.compile(signature)
-        finally:
-            dispatcher.disable_compile(True)
+        if signature not in dispatcher.signatures:
+            dispatcher.disable_compile(False)
+            try:
+                dispatcher.compile(signature)
+            finally:
+                dispatcher.disable_compile(True)
+        _COMPILED.add(key)
 
 
 def helper(function):
