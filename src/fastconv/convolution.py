@@ -195,47 +195,53 @@ def _weight_pass(src: np.ndarray, grad_out: np.ndarray, spec: ConvSpec, dtype: n
 
 
 # ---------------------------------------------------------------------------- generic API
-def _forward(ndim: int, x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None,
-             stride: IntOrTuple, padding: Padding, dilation: IntOrTuple, groups: int,
-             padding_mode: str, channels_last: bool, out: np.ndarray | None) -> np.ndarray:
+def _operands(ndim: int, x: ArrayLike, weight: ArrayLike, channels_last: bool
+              ) -> tuple[np.ndarray, np.ndarray, DataShape]:
+    """Arrays and data shape of a call taking ``x`` and ``weight``."""
     layout = _args.flag("channels_last", channels_last)
     x_arr = _args.as_array("x", x)
     w_arr = _args.as_array("weight", weight)
-    data = _args.data_shape("x", x_arr.shape, ndim, layout)
-    spec = _args.conv_spec(ndim, data, w_arr.shape, stride, padding, dilation, groups,
-                           padding_mode)
-    b_arr = _args.check_bias(bias, spec.c_out)
+    return x_arr, w_arr, _args.data_shape("x", x_arr.shape, ndim, layout)
+
+
+def _apply(x_arr: np.ndarray, w_arr: np.ndarray, bias: ArrayLike | None, data: DataShape,
+           spec: ConvSpec, adjoint: bool, size_argument: tuple[str, object],
+           out: np.ndarray | None) -> np.ndarray:
+    """Validate the rest of a forward or transposed call, then run its pass.
+
+    ``size_argument`` names the argument blamed when the result would not fit in memory.
+    """
+    channels = spec.c_in if adjoint else spec.c_out
+    b_arr = _args.check_bias(bias, channels)
     named = {"x": x_arr, "weight": w_arr} | ({} if b_arr is None else {"bias": b_arr})
     dtype = _args.result_dtype(**named)
-    shape = data.full_shape(spec.c_out, spec.out_sizes)
-    _args.check_size("padding", padding, shape, dtype.itemsize)
+    shape = data.full_shape(channels, spec.in_sizes if adjoint else spec.out_sizes)
+    _args.check_size(*size_argument, shape, dtype.itemsize)
     target = _args.check_out(out, shape, dtype)
     result = _destination(shape, dtype, target, *named.values())
-    src = _canonical(x_arr.astype(dtype, copy=False), ndim, data)
-    _forward_pass(src, w_arr, b_arr, spec, _canonical(result, ndim, data))
+    src = _canonical(x_arr.astype(dtype, copy=False), spec.ndim, data)
+    run = _adjoint_pass if adjoint else _forward_pass
+    run(src, w_arr, b_arr, spec, _canonical(result, spec.ndim, data))
     return _finish(result, target)
+
+
+def _forward(ndim: int, x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None,
+             stride: IntOrTuple, padding: Padding, dilation: IntOrTuple, groups: int,
+             padding_mode: str, channels_last: bool, out: np.ndarray | None) -> np.ndarray:
+    x_arr, w_arr, data = _operands(ndim, x, weight, channels_last)
+    spec = _args.conv_spec(ndim, data, w_arr.shape, stride, padding, dilation, groups,
+                           padding_mode)
+    return _apply(x_arr, w_arr, bias, data, spec, False, ("padding", padding), out)
 
 
 def _transpose(ndim: int, x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None,
                stride: IntOrTuple, padding: Padding, output_padding: IntOrTuple, groups: int,
                dilation: IntOrTuple, channels_last: bool, out: np.ndarray | None
                ) -> np.ndarray:
-    layout = _args.flag("channels_last", channels_last)
-    x_arr = _args.as_array("x", x)
-    w_arr = _args.as_array("weight", weight)
-    data = _args.data_shape("x", x_arr.shape, ndim, layout)
+    x_arr, w_arr, data = _operands(ndim, x, weight, channels_last)
     spec = _args.transpose_spec(ndim, data, w_arr.shape, stride, padding, output_padding,
                                 groups, dilation)
-    b_arr = _args.check_bias(bias, spec.c_in)
-    named = {"x": x_arr, "weight": w_arr} | ({} if b_arr is None else {"bias": b_arr})
-    dtype = _args.result_dtype(**named)
-    shape = data.full_shape(spec.c_in, spec.in_sizes)
-    _args.check_size("stride", stride, shape, dtype.itemsize)
-    target = _args.check_out(out, shape, dtype)
-    result = _destination(shape, dtype, target, *named.values())
-    src = _canonical(x_arr.astype(dtype, copy=False), ndim, data)
-    _adjoint_pass(src, w_arr, b_arr, spec, _canonical(result, ndim, data))
-    return _finish(result, target)
+    return _apply(x_arr, w_arr, bias, data, spec, True, ("stride", stride), out)
 
 
 def _backward(ndim: int, x: ArrayLike | None, input_shape: tuple[int, ...] | None,
