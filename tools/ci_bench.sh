@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# CI step for the asv benchmark suite (benchmarks/): `asv check`, then a smoke run of every
-# benchmark, every parameter combination once, in the current environment (the installed
-# fastconv, no virtualenv builds, nothing saved), on shrunk cases (FASTCONV_BENCH_SMOKE=1:
-# batch 1, spatial sizes / 4; the case list itself is unchanged). Benchmarks that do not
-# apply (a peer such as PyTorch not installed, one thread only) are skipped, not failed.
-# Exits non-zero if asv finds a problem or any benchmark fails. About 3-5 minutes on 2 cores.
+# CI step for the asv benchmark suite (benchmarks/):
+#   1. `asv check` (the suite imports; every benchmark is well formed);
+#   2. the harness on every case of the list, shrunk: fastconv and each installed peer agree;
+#   3. `fastconv bench` on one case, with --json;
+#   4. a smoke run of every benchmark once, in the current environment (the installed
+#      fastconv: no virtualenv builds, nothing saved), with FASTCONV_BENCH_SMOKE=1: cases shrunk
+#      (batch 1, spatial sizes / 4) and a subset of them that covers every code path (1-D,
+#      2-D dense, depthwise, single-channel/SciPy, 3-D, transposed) as parameters.
+# Benchmarks that do not apply (a peer such as PyTorch not installed, one thread only) are
+# skipped, not failed. Exits non-zero if any step fails or any benchmark errors or times out.
+# About 2-4 minutes on 2 cores (more with a cold Numba cache on a busy machine).
 #
 # Usage (from anywhere, after `pip install -e .`):  bash tools/ci_bench.sh
 set -euo pipefail
@@ -31,8 +36,6 @@ python - <<'PY'
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path("benchmarks").resolve()))
 from common import bench  # this tree's fastconv.bench, as the suite uses it
 
@@ -56,7 +59,7 @@ rm -f "$json"
 
 # --quick: one sample of each benchmark; --dry-run: save nothing. forkserver imports the
 # suite once and forks a child per benchmark (spawn re-imports numba and fastconv each time,
-# which doubles the run time). asv exits 2 when any benchmark failed; set -e makes that fail.
+# which doubles the run time). asv exits 2 when any benchmark failed or timed out.
 log="$(mktemp)"
 status=0
 asv run -E existing:same --quick --dry-run --show-stderr --launch-method forkserver \

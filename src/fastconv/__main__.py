@@ -2,6 +2,9 @@
 
 Subcommands
 -----------
+bench
+    Time fastconv beside every installed peer (PyTorch, SciPy, naive NumPy) on the
+    benchmark case list and print the side-by-side table (see ``fastconv bench --help``).
 demo
     Detect edges in a synthetic photograph-like image with Sobel filters (forward pass),
     take one gradient step on the filters (backward pass), and print what happened.
@@ -85,12 +88,18 @@ def info() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``fastconv`` command."""
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments[:1] == ["bench"]:
+        from .bench import main as bench_main
+
+        return bench_main(arguments[1:])
     parser = argparse.ArgumentParser(prog="fastconv", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command")
+    commands.add_parser("bench", help="fastconv beside its peers (see: fastconv bench --help)")
     demo_parser = commands.add_parser("demo", help="edge-detection demo on a synthetic image")
     demo_parser.add_argument("--size", type=int, default=512, help="image side (default 512)")
     commands.add_parser("info", help="version and runtime configuration")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     if args.command == "info":
         info()
     else:
