@@ -35,7 +35,7 @@ _INDEX_2D = types.Array(types.int64, 2, "C", readonly=True)
 def gather_signature(dtype: np.dtype) -> tuple:
     """Argument types :func:`gather_conv` is compiled for (one signature per dtype)."""
     return (_data(dtype, 5), _data(dtype, 6, layout="C"), _data(dtype, 1), _data(dtype, 5, True),
-            _INDEX_2D, _INDEX_1D, types.int64)
+            _INDEX_2D, _INDEX_1D, types.int64, types.int64)
 
 
 @cache
@@ -141,7 +141,7 @@ def position_pairs(geom, dim, position, pairs):
 
 
 @kernel
-def gather_conv(src, packed, bias, out, geom, capacity, col_block):
+def gather_conv(src, packed, bias, out, geom, capacity, col_block, group_block):
     """Compiled core of forward, input-gradient and transposed convolution.
 
     ``out[n, q0, q1, q2, g*Og + j] = bias[g*Og + j] + sum src[n, s0, s1, s2, g*Ig + i] *
@@ -164,14 +164,18 @@ def gather_conv(src, packed, bias, out, geom, capacity, col_block):
         Most pairs one position can have, per dimension.
     col_block : int
         Output positions along the last dimension computed by one task.
+    group_block : int
+        Groups computed by one task (many for depthwise and small groups, so a task's
+        fixed costs are shared; the pairs of a position are found once for all of them).
     """
     batch, rows0, rows1, cols = out.shape[0], out.shape[1], out.shape[2], out.shape[3]
     groups, in_group, out_group = packed.shape[0], packed.shape[4], packed.shape[5]
     n_col_blocks = (cols + col_block - 1) // col_block
-    n_tasks = batch * rows0 * rows1 * n_col_blocks * groups
+    n_group_blocks = (groups + group_block - 1) // group_block
+    n_tasks = batch * rows0 * rows1 * n_col_blocks * n_group_blocks
     for task in prange(n_tasks):
-        g = task % groups
-        rest = task // groups
+        g_start = (task % n_group_blocks) * group_block
+        rest = task // n_group_blocks
         col_start = (rest % n_col_blocks) * col_block
         rest //= n_col_blocks
         q1 = rest % rows1
@@ -179,34 +183,36 @@ def gather_conv(src, packed, bias, out, geom, capacity, col_block):
         q0 = rest % rows0
         n = rest // rows0
         n_cols = min(col_block, cols - col_start)
+        g_stop = min(groups, g_start + group_block)
         pairs0 = np.empty((capacity[0], 2), dtype=np.int64)
         pairs1 = np.empty((capacity[1], 2), dtype=np.int64)
         pairs2 = np.empty((capacity[2], 2), dtype=np.int64)
         count0 = position_pairs(geom, 0, q0, pairs0)
         count1 = position_pairs(geom, 1, q1, pairs1)
-        acc = np.zeros((col_block, out_group), dtype=out.dtype)
+        acc = np.zeros((col_block, group_block * out_group), dtype=out.dtype)
         for c in range(n_cols):
             count2 = position_pairs(geom, 2, col_start + c, pairs2)
-            acc_row = acc[c]
-            for e0 in range(count0):
-                s0 = pairs0[e0, 0]
-                t0 = pairs0[e0, 1]
-                for e1 in range(count1):
-                    s1 = pairs1[e1, 0]
-                    t1 = pairs1[e1, 1]
-                    for e2 in range(count2):
-                        s2 = pairs2[e2, 0]
-                        taps = packed[g, t0, t1, pairs2[e2, 1]]
-                        for i in range(in_group):
-                            value = src[n, s0, s1, s2, g * in_group + i]
-                            tap_row = taps[i]
-                            for j in range(out_group):
-                                acc_row[j] += value * tap_row[j]
+            for g in range(g_start, g_stop):
+                # plain indexing: a slice per iteration costs reference counting, which
+                # dominates when groups are small (depthwise)
+                base = (g - g_start) * out_group
+                for e0 in range(count0):
+                    s0 = pairs0[e0, 0]
+                    t0 = pairs0[e0, 1]
+                    for e1 in range(count1):
+                        s1 = pairs1[e1, 0]
+                        t1 = pairs1[e1, 1]
+                        for e2 in range(count2):
+                            s2 = pairs2[e2, 0]
+                            t2 = pairs2[e2, 1]
+                            for i in range(in_group):
+                                value = src[n, s0, s1, s2, g * in_group + i]
+                                for j in range(out_group):
+                                    acc[c, base + j] += value * packed[g, t0, t1, t2, i, j]
         for c in range(n_cols):
-            for j in range(out_group):
-                out[n, q0, q1, col_start + c, g * out_group + j] = (
-                    acc[c, j] + bias[g * out_group + j]
-                )
+            for k in range((g_stop - g_start) * out_group):
+                channel = g_start * out_group + k
+                out[n, q0, q1, col_start + c, channel] = acc[c, k] + bias[channel]
 
 
 @helper

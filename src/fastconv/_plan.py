@@ -251,6 +251,28 @@ def output_block(out_cols: int, channels: int, itemsize: int, other_tasks: int) 
 
 
 @register_jitable
+def group_block(groups: int, out_group: int, in_group: int) -> int:
+    """Groups computed by one gather task.
+
+    One group per task when a group has enough channels to fill vector loops; otherwise
+    enough groups that a task handles about 64 output channels, so small groups (depthwise:
+    one channel each) do not pay a task's fixed costs per channel.
+
+    Examples
+    --------
+    >>> group_block(1, 64, 64)
+    1
+    >>> group_block(256, 1, 1)
+    64
+    >>> group_block(32, 4, 4)
+    16
+    """
+    if out_group * max(in_group, 1) >= 64:
+        return 1
+    return max(1, min(groups, 64 // max(out_group, 1)))
+
+
+@register_jitable
 def reduction_chunks(rows: int, tiles: int) -> int:
     """Number of fixed chunks the grad-weight reduction over output rows is split into.
 
