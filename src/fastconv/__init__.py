@@ -48,3 +48,5 @@ __all__ = [
     "conv_transpose3d",
     "receptive_field",
 ]
+
+from . import _embed  # noqa: E402, F401  (registers the Numba overloads for users' @njit code)
