@@ -1,7 +1,7 @@
 """Every fast path against the plain reference, on the same cases.
 
 The forward pass and the adjoint (input gradient, transposed convolution) each have two
-algorithms (``fastconv._plan.FORWARD_ALGORITHMS``): the dense SIMD micro-kernel and the
+algorithms (``convolution.FORCE_FORWARD_ALGORITHM`` picks one): the dense SIMD micro-kernel and the
 general gather kernel. Each test forces one, so both are checked on every case whatever the
 plan would pick (a forced algorithm that does not apply falls back to gather), and the
 results must agree with the naive reference within the dtype's tolerance.

@@ -1077,11 +1077,9 @@ def _gather(src, packed, bias, dest, spec, adjoint):
     capacity = np.empty(3, np.int64)
     for axis in range(3):
         capacity[axis] = _pair_capacity(geometry[axis])
-    groups = packed.shape[0]
-    group_block = _plan.group_block(groups, packed.shape[5], packed.shape[4])
-    other_tasks = dest.shape[0] * dest.shape[1] * dest.shape[2] * -(-groups // group_block)
-    block = _plan.output_block(dest.shape[3], group_block * packed.shape[5], dest.itemsize,
-                               other_tasks)
+    block, group_block = _plan.gather_blocks(dest.shape[0], dest.shape[1], dest.shape[2],
+                                             dest.shape[3], packed.shape[0], packed.shape[4],
+                                             packed.shape[5], dest.itemsize)
     _call_gather(_address(_slot(_GATHER, dest)),
                  (src, packed, bias, dest, geometry, capacity, np.int64(block),
                   np.int64(group_block)))

@@ -273,6 +273,24 @@ def group_block(groups: int, out_group: int, in_group: int) -> int:
 
 
 @register_jitable
+def gather_blocks(batch: int, rows0: int, rows1: int, cols: int, groups: int, in_group: int,
+                  out_group: int, itemsize: int) -> tuple[int, int]:
+    """``(col_block, group_block)`` of one gather task, from the written array's shape.
+
+    Examples
+    --------
+    >>> gather_blocks(8, 1, 56, 56, 1, 64, 64, 4)
+    (56, 1)
+    >>> gather_blocks(8, 1, 56, 56, 256, 1, 1, 4)
+    (56, 64)
+    """
+    groups_per_task = group_block(groups, out_group, in_group)
+    other_tasks = batch * rows0 * rows1 * -(-groups // groups_per_task)
+    columns = output_block(cols, groups_per_task * out_group, itemsize, other_tasks)
+    return columns, groups_per_task
+
+
+@register_jitable
 def reduction_chunks(rows: int, tiles: int) -> int:
     """Number of fixed chunks the grad-weight reduction over output rows is split into.
 
@@ -291,23 +309,6 @@ def reduction_chunks(rows: int, tiles: int) -> int:
     if tiles >= 16 or rows <= 1:
         return 1
     return int(min(rows, -(-16 // max(tiles, 1))))
-
-
-def flops(batch: int, out_spatial: tuple[int, ...], c_out: int, c_in_per_group: int,
-          kernel: tuple[int, ...]) -> int:
-    """Floating-point operations of a forward convolution (2 per multiply-add).
-
-    Examples
-    --------
-    >>> flops(8, (56, 56), 64, 64, (3, 3))
-    1849688064
-    """
-    return 2 * batch * math.prod(out_spatial) * c_out * c_in_per_group * math.prod(kernel)
-
-
-#: Forward algorithms: "dense" (register-blocked SIMD micro-kernel on channels-last data,
-#: :mod:`fastconv._dense`) and "gather" (the general kernel, every case).
-FORWARD_ALGORITHMS = ("dense", "gather")
 
 
 def forward_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int,

@@ -87,11 +87,8 @@ def _gather(src: np.ndarray, packed: np.ndarray, bias: np.ndarray, dest: np.ndar
     """Run the gather kernel writing every element of ``dest``."""
     if dest.size == 0:
         return
-    groups = packed.shape[0]
-    group_block = _plan.group_block(groups, packed.shape[5], packed.shape[4])
-    other_tasks = dest.shape[0] * dest.shape[1] * dest.shape[2] * -(-groups // group_block)
-    block = _plan.output_block(dest.shape[3], group_block * packed.shape[5], dest.itemsize,
-                               other_tasks)
+    block, group_block = _plan.gather_blocks(*dest.shape[:4], packed.shape[0], packed.shape[4],
+                                             packed.shape[5], dest.itemsize)
     geometry, capacity = _geometry(spec, adjoint)
     _jit.ensure_compiled(_kernels.gather_conv, _kernels.gather_signature, dest.dtype)
     _kernels.gather_conv(src, packed, bias, dest, geometry, capacity, block, group_block)
