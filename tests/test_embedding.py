@@ -9,8 +9,8 @@ Compiling is the slow part, so a few compiled functions take the options as run-
 arguments and serve many cases (valid and invalid) each.
 
 Compiled code runs the general gather kernels; where the Python level can choose another
-algorithm (``convolution.FORCE_FORWARD_ALGORITHM``), the comparison pins it to the gather
-kernel too.
+algorithm (``convolution.FORCE_FORWARD_ALGORITHM``, ``FORCE_WEIGHT_ALGORITHM``), the
+comparison pins it to the gather kernel too.
 """
 
 import warnings
@@ -31,8 +31,9 @@ from fastconv import (
 @pytest.fixture(autouse=True)
 def _python_on_the_gather_kernel(monkeypatch):
     """Compare with Python results computed by the kernels compiled code calls."""
-    if hasattr(convolution, "FORCE_FORWARD_ALGORITHM"):
-        monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "gather")
+    for name in ("FORCE_FORWARD_ALGORITHM", "FORCE_WEIGHT_ALGORITHM"):
+        if hasattr(convolution, name):
+            monkeypatch.setattr(convolution, name, "gather")
 
 
 def _both(function):

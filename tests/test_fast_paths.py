@@ -1,10 +1,12 @@
 """Every fast path against the plain reference, on the same cases.
 
-The forward pass and the adjoint (input gradient, transposed convolution) each have two
-algorithms (``convolution.FORCE_FORWARD_ALGORITHM`` picks one): the dense SIMD micro-kernel and the
-general gather kernel. Each test forces one, so both are checked on every case whatever the
-plan would pick (a forced algorithm that does not apply falls back to gather), and the
-results must agree with the naive reference within the dtype's tolerance.
+The forward pass and the adjoint (input gradient, transposed convolution) each have three
+algorithms (``convolution.FORCE_FORWARD_ALGORITHM`` picks one): the dense SIMD micro-kernel,
+the planar kernel (channels-first, vectorised along the last dimension) and the general
+gather kernel; the weight gradient has two (``convolution.FORCE_WEIGHT_ALGORITHM``): planar
+and gather. Each test forces one, so all are checked on every case whatever the plan would
+pick (a forced algorithm that does not apply falls back to gather), and the results must
+agree with the naive reference within the dtype's tolerance.
 """
 
 import numpy as np
@@ -17,7 +19,8 @@ import naive
 from conftest import assert_close, to_channels_last
 from fastconv import convolution
 
-ALGORITHMS = ["dense", "gather"]
+ALGORITHMS = ["dense", "planar", "gather"]
+WEIGHT_ALGORITHMS = ["planar", "gather"]
 
 CASES = [
     # (nd, n, c_in, c_out, size, kernel, stride, padding, dilation)
@@ -31,6 +34,22 @@ CASES = [
     (3, 2, 16, 32, (5, 6, 7), (3, 3, 3), 1, 1, 1),
     (3, 1, 8, 24, (6, 5, 9), (2, 3, 3), (2, 1, 2), ((1, 0), (1, 1), (2, 1)), (1, 2, 1)),
     (2, 1, 48, 16, (4, 4), (3, 3), 1, 0, 1),
+]
+
+GROUPED_CASES = [
+    # (nd, n, c_in, c_out, groups, size, kernel, stride, padding, dilation, padding_mode)
+    (2, 2, 8, 8, 8, (9, 37), (3, 3), 1, 1, 1, "zeros"),
+    (2, 1, 1, 1, 1, (40, 70), (5, 5), 1, 2, 1, "reflect"),
+    (2, 2, 6, 9, 3, (11, 45), (3, 4), 1, ((1, 2), (2, 1)), (2, 1), "circular"),
+    (2, 2, 6, 9, 3, (11, 45), (3, 4), (2, 1), 1, 1, "replicate"),
+    (2, 1, 12, 12, 4, (6, 70), (3, 3), (1, 1), "same", (1, 3), "zeros"),
+    (1, 2, 4, 4, 4, (100,), (7,), 1, 3, 1, "zeros"),
+    (1, 3, 2, 6, 2, (5,), (3,), 1, "full", 2, "zeros"),
+    (3, 2, 4, 4, 2, (5, 6, 33), (3, 3, 3), 1, 1, 1, "zeros"),
+    (3, 1, 3, 3, 3, (4, 5, 19), (2, 3, 2), (2, 1, 1), ((1, 0), (0, 2), (1, 1)), 1, "reflect"),
+    (2, 2, 8, 8, 8, (4, 5), (3, 7), 1, (1, 3), 1, "zeros"),
+    (2, 1, 4, 8, 1, (7, 9), (1, 1), 1, 0, 1, "zeros"),
+    (2, 2, 16, 16, 1, (7, 7), (3, 3), 1, 0, 1, "zeros"),
 ]
 
 
@@ -129,3 +148,114 @@ def test_dense_matches_naive_on_random_configurations(nd, c_in, c_out, kernel, s
     finally:
         convolution.FORCE_FORWARD_ALGORITHM = previous
     assert_close(got, expected, c_in * kernel**nd, dtype)
+
+
+@pytest.fixture(params=WEIGHT_ALGORITHMS)
+def weight_algorithm(request, monkeypatch):
+    monkeypatch.setattr(convolution, "FORCE_WEIGHT_ALGORITHM", request.param)
+    return request.param
+
+
+def _grouped_problem(case, dtype, seed):
+    nd, n, c_in, c_out, groups, size, kernel, stride, padding, dilation, mode = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c_in, *size)).astype(dtype)
+    weight = rng.standard_normal((c_out, c_in // groups, *kernel)).astype(dtype)
+    bias = rng.standard_normal(c_out).astype(dtype)
+    options = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups,
+               "padding_mode": mode}
+    grad = rng.standard_normal(naive.conv(x, weight, **options).shape).astype(dtype)
+    return nd, x, weight, bias, grad, options
+
+
+@pytest.mark.parametrize("case", GROUPED_CASES,
+                         ids=[f"grouped{i}" for i in range(len(GROUPED_CASES))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_grouped_and_padded_cases_match_naive(algorithm, weight_algorithm, case, dtype):
+    nd, x, weight, bias, grad, options = _grouped_problem(case, dtype, 5)
+    reduction = weight.shape[1] * int(np.prod(weight.shape[2:]))
+    got = getattr(fastconv, f"conv{nd}d")(x, weight, bias, **options)
+    assert_close(got, naive.conv(x, weight, bias, **options), reduction, dtype)
+    grad_input = getattr(fastconv, f"conv{nd}d_input")(x.shape, weight, grad, **options)
+    fan_out = weight.shape[0] // options["groups"] * int(np.prod(weight.shape[2:]))
+    assert_close(grad_input, naive.conv_input(x.shape, weight, grad, **options), fan_out, dtype)
+    grad_weight, grad_bias = getattr(fastconv, f"conv{nd}d_backward")(
+        x, weight, grad, needs=("weight", "bias"), **options)[1:]
+    pixels = grad.shape[0] * int(np.prod(grad.shape[2:]))
+    assert_close(grad_weight, naive.conv_weight(x, weight.shape, grad, **options), pixels, dtype)
+    assert_close(grad_bias, naive.conv_bias(grad, nd), pixels, dtype)
+
+
+@pytest.mark.parametrize("case", GROUPED_CASES[:5], ids=[f"grouped{i}" for i in range(5)])
+def test_planar_results_do_not_depend_on_thread_count(case, monkeypatch):
+    import numba
+
+    monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "planar")
+    monkeypatch.setattr(convolution, "FORCE_WEIGHT_ALGORITHM", "planar")
+    nd, x, weight, bias, grad, options = _grouped_problem(case, np.float32, 9)
+
+    def passes(batch):
+        return (getattr(fastconv, f"conv{nd}d")(x[batch], weight, bias, **options),
+                getattr(fastconv, f"conv{nd}d_input")(x[batch].shape, weight, grad[batch],
+                                                      **options),
+                getattr(fastconv, f"conv{nd}d_weight")(x[batch], weight.shape, grad[batch],
+                                                       **options))
+
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        single = passes(slice(None))
+    finally:
+        numba.set_num_threads(threads)
+    for one, many in zip(single, passes(slice(None))):
+        assert one.tobytes() == many.tobytes()
+    assert passes(slice(1, None))[0].tobytes() == single[0][1:].tobytes()
+
+
+@pytest.mark.parametrize("value", [np.inf, np.nan])
+def test_planar_border_data_never_leaks(value, monkeypatch):
+    """Tile slack and masked tails read nothing outside each output's window."""
+    monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "planar")
+    monkeypatch.setattr(convolution, "FORCE_WEIGHT_ALGORITHM", "planar")
+    x = np.ones((1, 2, 6, 21))
+    x[:, :, :, -1] = value  # read only by the last output column
+    weight = np.ones((2, 1, 3, 3))
+    got = fastconv.conv2d(x, weight, groups=2)
+    assert np.isfinite(got[..., :-1]).all()
+    assert not np.isfinite(got[..., -1]).any()
+    grad = np.zeros(got.shape)
+    grad[..., :-1] = 1.0
+    grad_weight = fastconv.conv2d_weight(x, weight.shape, grad, groups=2)
+    assert np.isfinite(grad_weight[..., :2]).all()
+    assert not np.isfinite(grad_weight[..., 2]).any()
+
+
+@settings(deadline=None, max_examples=max(20, settings.default.max_examples // 3))
+@given(nd=st.integers(1, 3), groups=st.integers(1, 4), in_group=st.integers(1, 3),
+       out_group=st.integers(1, 3), kernel=st.integers(1, 4), stride=st.integers(1, 2),
+       dilation=st.integers(1, 2), low=st.integers(0, 2), high=st.integers(0, 2),
+       extra=st.integers(0, 40), mode=st.sampled_from(["zeros", "reflect", "replicate",
+                                                       "circular"]),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**31))
+def test_planar_matches_naive_on_random_configurations(nd, groups, in_group, out_group, kernel,
+                                                       stride, dilation, low, high, extra,
+                                                       mode, dtype, seed):
+    span = dilation * (kernel - 1) + 1
+    size = (max(1, span - low - high, low + 1, high + 1) + extra % 7,) * (nd - 1) \
+        + (max(1, span - low - high, low + 1, high + 1) + extra,)
+    case = (nd, 2, groups * in_group, groups * out_group, groups, size, (kernel,) * nd,
+            (stride,) * (nd - 1) + (1,), ((low, high),) * nd, dilation, mode)
+    nd, x, weight, bias, grad, options = _grouped_problem(case, dtype, seed)
+    previous = convolution.FORCE_FORWARD_ALGORITHM, convolution.FORCE_WEIGHT_ALGORITHM
+    convolution.FORCE_FORWARD_ALGORITHM = convolution.FORCE_WEIGHT_ALGORITHM = "planar"
+    try:
+        got = getattr(fastconv, f"conv{nd}d")(x, weight, bias, **options)
+        grad_weight = getattr(fastconv, f"conv{nd}d_weight")(x, weight.shape, grad, **options)
+        grad_input = getattr(fastconv, f"conv{nd}d_input")(x.shape, weight, grad, **options)
+    finally:
+        convolution.FORCE_FORWARD_ALGORITHM, convolution.FORCE_WEIGHT_ALGORITHM = previous
+    assert_close(got, naive.conv(x, weight, bias, **options), in_group * kernel**nd, dtype)
+    pixels = grad.shape[0] * int(np.prod(grad.shape[2:]))
+    assert_close(grad_weight, naive.conv_weight(x, weight.shape, grad, **options), pixels, dtype)
+    assert_close(grad_input, naive.conv_input(x.shape, weight, grad, **options),
+                 out_group * kernel**nd, dtype)

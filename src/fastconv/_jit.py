@@ -65,3 +65,12 @@ def ensure_compiled(dispatcher, signature_of, dtype) -> None:
 def helper(function):
     """Compile ``function`` as a serial helper called from kernels."""
     return njit(inline="never", **_COMMON)(function)
+
+
+def inlined(function):
+    """Compile ``function`` as a serial helper inlined into each caller (hot inner code).
+
+    Numba does not inline calls between separately compiled functions, so a helper called
+    per tap or per vector strip pays a real call; this one is spliced into the caller's IR.
+    """
+    return njit(inline="always", **_COMMON)(function)

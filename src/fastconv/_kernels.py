@@ -22,7 +22,7 @@ from ._plan import ADJOINT, DILATION, IN_SIZE, MODE, OUT_SIZE, PAD_HIGH, PAD_LOW
 _ZEROS, _REFLECT, _REPLICATE, _CIRCULAR = 0, 1, 2, 3
 
 
-def _data(dtype: np.dtype, ndim: int, mutable: bool = False, layout: str = "A") -> types.Array:
+def data_type(dtype: np.dtype, ndim: int, mutable: bool = False, layout: str = "A") -> types.Array:
     """Numba type of a data array: any strides, any alignment; read-only unless ``mutable``."""
     return types.Array(from_dtype(dtype), ndim, layout, readonly=not mutable, aligned=False)
 
@@ -34,21 +34,21 @@ _INDEX_2D = types.Array(types.int64, 2, "C", readonly=True)
 @cache
 def gather_signature(dtype: np.dtype) -> tuple:
     """Argument types :func:`gather_conv` is compiled for (one signature per dtype)."""
-    return (_data(dtype, 5), _data(dtype, 6, layout="C"), _data(dtype, 1), _data(dtype, 5, True),
-            _INDEX_2D, _INDEX_1D, types.int64, types.int64)
+    return (data_type(dtype, 5), data_type(dtype, 6, layout="C"), data_type(dtype, 1),
+            data_type(dtype, 5, True), _INDEX_2D, _INDEX_1D, types.int64, types.int64)
 
 
 @cache
 def weight_grad_signature(dtype: np.dtype) -> tuple:
     """Argument types :func:`weight_grad` is compiled for."""
-    return (_data(dtype, 5), _data(dtype, 5, layout="C"), _INDEX_2D, types.int64, types.boolean,
-            _data(dtype, 7, True, "C"), _data(dtype, 2, True, "C"))
+    return (data_type(dtype, 5), data_type(dtype, 5, layout="C"), _INDEX_2D, types.int64,
+            types.boolean, data_type(dtype, 7, True, "C"), data_type(dtype, 2, True, "C"))
 
 
 @cache
 def bias_grad_signature(dtype: np.dtype) -> tuple:
     """Argument types :func:`bias_grad` is compiled for."""
-    return (_data(dtype, 5, layout="C"), types.int64, _data(dtype, 2, True, "C"))
+    return (data_type(dtype, 5, layout="C"), types.int64, data_type(dtype, 2, True, "C"))
 
 
 @helper

@@ -312,52 +312,122 @@ def reduction_chunks(rows: int, tiles: int) -> int:
 
 
 def forward_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int,
-                      kernel: tuple[int, ...], channel_block: int,
-                      forced: str | None = None) -> str:
-    """Algorithm of a forward convolution.
+                      kernel: tuple[int, ...], stride: tuple[int, ...], channel_block: int,
+                      planar_layout: bool, forced: str | None = None) -> str:
+    """Algorithm of a forward convolution: ``"dense"``, ``"planar"`` or ``"gather"``.
 
     The dense micro-kernel needs zero padding and one group; it pays off when a pixel's
     reduction (``C_in * taps``) is long enough to amortise a register tile and the output
-    channels fill at least half a channel block. Everything else takes the gather kernel.
-    ``forced`` (tests, benchmarks) picks an algorithm when it applies.
+    channels fill at least half a channel block. Otherwise, data in channels-first layout
+    (``planar_layout``: both arrays C-contiguous as ``(N, C, *spatial)``, or single-channel)
+    with unit stride along the last dimension take the planar kernel, vectorised along
+    that dimension (depthwise, small groups, single-channel images; any padding mode).
+    Everything else takes the gather kernel. ``forced`` (tests, benchmarks) picks an
+    algorithm when it applies, else the gather kernel.
 
     Examples
     --------
-    >>> forward_algorithm("zeros", 1, 64, 64, (3, 3), 16)
+    >>> forward_algorithm("zeros", 1, 64, 64, (3, 3), (1, 1), 16, False)
     'dense'
-    >>> forward_algorithm("zeros", 256, 256, 256, (3, 3), 16)
-    'gather'
-    >>> forward_algorithm("reflect", 1, 64, 64, (3, 3), 16)
+    >>> forward_algorithm("zeros", 256, 256, 256, (3, 3), (1, 1), 16, True)
+    'planar'
+    >>> forward_algorithm("reflect", 1, 1, 1, (5, 5), (1, 1), 16, True)
+    'planar'
+    >>> forward_algorithm("zeros", 256, 256, 256, (3, 3), (1, 1), 16, False)
     'gather'
     """
-    applies = padding_mode == "zeros" and groups == 1 and c_in > 0 and c_out > 0
+    nonempty = c_in > 0 and c_out > 0
+    dense = padding_mode == "zeros" and groups == 1 and nonempty
+    planar = planar_layout and stride[-1] == 1 and nonempty
     if forced is not None:
-        return forced if forced == "gather" or applies else "gather"
-    worthwhile = c_in * math.prod(kernel) >= 16 and 2 * c_out >= channel_block
-    return "dense" if applies and worthwhile else "gather"
+        applies = {"dense": dense, "planar": planar, "gather": True}
+        return forced if applies.get(forced, False) else "gather"
+    if dense and c_in * math.prod(kernel) >= 16 and 2 * c_out >= channel_block:
+        return "dense"
+    return "planar" if planar else "gather"
 
 
 def adjoint_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int,
                       kernel: tuple[int, ...], stride: tuple[int, ...],
                       dilation: tuple[int, ...], pads: tuple[Pair, ...], channel_block: int,
-                      forced: str | None = None) -> str:
+                      planar_layout: bool, forced: str | None = None) -> str:
     """Algorithm of an input gradient (or transposed convolution) of a forward convolution.
 
-    With stride 1 the adjoint is itself a forward convolution of the output gradient with
-    the kernel flipped and its channel axes swapped, padded low by ``d*(k-1) - pad_low``:
-    the dense micro-kernel runs it when that pad is not negative. Larger strides take the
-    gather kernel. Arguments describe the forward convolution (``c_in`` is what the adjoint
-    writes).
+    With stride 1 and zero padding the adjoint is itself a forward convolution of the
+    output gradient with the kernel flipped and its channel axes swapped within each
+    group, padded low by ``d*(k-1) - pad_low``: the dense or planar kernel runs it (as
+    :func:`forward_algorithm` chooses) when that pad is not negative. Other adjoints take
+    the gather kernel, which inverts any padding map and stride. Arguments describe the
+    forward convolution (``c_in`` is what the adjoint writes).
 
     Examples
     --------
-    >>> adjoint_algorithm("zeros", 1, 64, 64, (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)), 16)
+    >>> pads = ((1, 1), (1, 1))
+    >>> adjoint_algorithm("zeros", 1, 64, 64, (3, 3), (1, 1), (1, 1), pads, 16, False)
     'dense'
-    >>> adjoint_algorithm("zeros", 1, 64, 64, (3, 3), (2, 2), (1, 1), ((1, 1), (1, 1)), 16)
+    >>> adjoint_algorithm("zeros", 32, 128, 128, (3, 3), (1, 1), (1, 1), pads, 16, True)
+    'planar'
+    >>> adjoint_algorithm("zeros", 1, 64, 64, (3, 3), (2, 2), (1, 1), pads, 16, False)
     'gather'
     """
-    applies = (all(s == 1 for s in stride)
+    applies = (padding_mode == "zeros" and all(s == 1 for s in stride)
                and all(p[0] <= d * (k - 1) for p, d, k in zip(pads, dilation, kernel)))
     if not applies:
         return "gather"
-    return forward_algorithm(padding_mode, groups, c_out, c_in, kernel, channel_block, forced)
+    return forward_algorithm(padding_mode, groups, c_out, c_in, kernel, stride, channel_block,
+                             planar_layout, forced)
+
+
+def weight_algorithm(c_in: int, c_out: int, stride: tuple[int, ...], planar_layout: bool,
+                     forced: str | None = None) -> str:
+    """Algorithm of a weight gradient: ``"planar"`` or ``"gather"``.
+
+    The planar kernel (row dot products on vectors) needs channels-first data and unit
+    stride along the last dimension; the gather kernel takes everything else.
+
+    Examples
+    --------
+    >>> weight_algorithm(256, 256, (1, 1), True)
+    'planar'
+    >>> weight_algorithm(256, 256, (1, 2), True)
+    'gather'
+    """
+    planar = planar_layout and stride[-1] == 1 and c_in > 0 and c_out > 0
+    if forced is not None:
+        return forced if forced == "planar" and planar else "gather"
+    return "planar" if planar else "gather"
+
+
+def planar_row_block(tasks_per_block: int, rows: int, cols: int, row_bytes: int) -> int:
+    """Output rows per task of the planar kernels.
+
+    About 4096 outputs per task amortise its fixed costs, within a padded input tile of at
+    most 128 KiB (``row_bytes`` per output row); fewer rows when that would leave fewer
+    than 64 tasks (``tasks_per_block`` tasks for each block of rows).
+
+    Examples
+    --------
+    >>> planar_row_block(1, 1024, 1024, 4128)
+    4
+    >>> planar_row_block(2048, 56, 56, 384)
+    56
+    >>> planar_row_block(1, 1024, 8, 96)
+    16
+    """
+    block = max(1, min(rows, 4096 // max(cols, 1), (1 << 17) // max(row_bytes, 1)))
+    while block > 1 and tasks_per_block * -(-rows // block) < 64:
+        block = (block + 1) // 2
+    return block
+
+
+def planar_out_block(out_group: int, accumulator_bytes: int) -> int:
+    """Output channels per weight-gradient task, keeping its accumulators within 32 KiB.
+
+    Examples
+    --------
+    >>> planar_out_block(1, 1152)
+    1
+    >>> planar_out_block(64, 2304)
+    14
+    """
+    return max(1, min(out_group, (1 << 15) // max(accumulator_bytes, 1)))

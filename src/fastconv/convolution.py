@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from . import _args, _dense, _jit, _kernels, _plan
+from . import _args, _dense, _jit, _kernels, _plan, _planar
 from ._args import ConvSpec, DataShape
+from ._simd import lanes_for
 
 __all__ = [
     "conv1d", "conv2d", "conv3d",
@@ -100,9 +101,23 @@ def _bias_vector(bias: np.ndarray | None, length: int, dtype: np.dtype) -> np.nd
     return np.ascontiguousarray(bias, dtype=dtype)
 
 
-#: Algorithm override for tests and benchmarks: None (the plan decides), "dense" or "gather";
-#: applies to the forward pass and to the adjoint (input gradient, transposed convolution).
+#: Algorithm override for tests and benchmarks: None (the plan decides), "dense", "planar" or
+#: "gather"; applies to the forward pass and to the adjoint (input gradient, transposed
+#: convolution) where the algorithm can run them, else the gather kernel does.
 FORCE_FORWARD_ALGORITHM: str | None = None
+
+#: Weight-gradient override for tests and benchmarks: None, "planar" or "gather".
+FORCE_WEIGHT_ALGORITHM: str | None = None
+
+
+def _channels_first(view: np.ndarray) -> np.ndarray:
+    """The ``(N, C, D0, D1, D2)`` view of a canonical ``(N, D0, D1, D2, C)`` view."""
+    return view.transpose(0, 4, 1, 2, 3)
+
+
+def _planar_layout(*views: np.ndarray) -> bool:
+    """Whether every view is C-contiguous in channels-first order (planar kernels' layout)."""
+    return all(_channels_first(v).flags.c_contiguous for v in views)
 
 
 def _dense_forward(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
@@ -121,30 +136,66 @@ def _dense_forward(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
         dest[...] = target
 
 
+def _planar_row_block(spec: ConvSpec, out_planes: np.ndarray, tasks_per_block: int) -> int:
+    """Row block of a planar kernel writing (or reading the gradient of) ``out_planes``."""
+    _, _, _, rows1, cols = out_planes.shape
+    taps0, _, taps2 = _plan.to_3d(spec.kernel, 1)
+    stride1 = _plan.to_3d(spec.stride, 1)[1]
+    width = _planar.tile_width(cols, taps2, _plan.to_3d(spec.dilation, 1)[2],
+                               lanes_for(out_planes.dtype))
+    row_bytes = (spec.c_in // spec.groups) * taps0 * width * stride1 * out_planes.itemsize
+    return _plan.planar_row_block(tasks_per_block, rows1, cols, row_bytes)
+
+
+def _planar_forward(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                    spec: ConvSpec, dest: np.ndarray) -> None:
+    """Forward pass on the planar kernel (channels-first data, unit last stride)."""
+    taps = _plan.to_3d(spec.kernel, 1)
+    kernel = np.ascontiguousarray(weight, dtype=dest.dtype).reshape(
+        spec.c_out, spec.c_in // spec.groups, *taps)
+    planes = np.ascontiguousarray(_channels_first(src))
+    view = _channels_first(dest)
+    target = view if view.flags.c_contiguous else np.empty(view.shape, dest.dtype)
+    row_block = _planar_row_block(spec, target, target.shape[0] * spec.groups * target.shape[2])
+    _jit.ensure_compiled(_planar.planar_conv, _planar.planar_signature, dest.dtype)
+    _planar.planar_conv(planes, kernel, _bias_vector(bias, spec.c_out, dest.dtype), target,
+                        _geometry(spec, False)[0], row_block)
+    if target is not view:
+        view[...] = target
+
+
 def _forward_pass(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                   spec: ConvSpec, dest: np.ndarray) -> None:
     """Convolution ``dest = conv(src, weight) + bias`` on canonical views."""
     algorithm = _plan.forward_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
-                                        spec.kernel, _dense.block_size(dest.dtype),
-                                        FORCE_FORWARD_ALGORITHM)
-    if algorithm == "dense" and dest.size:
+                                        spec.kernel, spec.stride, _dense.block_size(dest.dtype),
+                                        _planar_layout(src, dest), FORCE_FORWARD_ALGORITHM)
+    if dest.size == 0 or algorithm == "gather":
+        packed = _pack(weight, spec, dest.dtype, adjoint=False)
+        _gather(src, packed, _bias_vector(bias, spec.c_out, dest.dtype), dest, spec,
+                adjoint=False)
+    elif algorithm == "dense":
         _dense_forward(src, weight, bias, spec, dest)
-        return
-    packed = _pack(weight, spec, dest.dtype, adjoint=False)
-    _gather(src, packed, _bias_vector(bias, spec.c_out, dest.dtype), dest, spec, adjoint=False)
+    else:
+        _planar_forward(src, weight, bias, spec, dest)
 
 
-def _dense_adjoint(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
-                   spec: ConvSpec, dest: np.ndarray) -> None:
-    """Stride-1 adjoint as a dense forward conv with the kernel flipped and C_in/C_out swapped."""
-    ndim = spec.ndim
-    flipped = weight[(slice(None), slice(None)) + (slice(None, None, -1),) * ndim]
-    swapped = np.swapaxes(flipped, 0, 1)
-    pads = tuple((d * (k - 1) - p[0], 0) for p, d, k in zip(spec.pads, spec.dilation,
-                                                            spec.kernel))
-    adjoint = ConvSpec(ndim, spec.c_out, spec.c_in, 1, spec.out_sizes, spec.kernel,
+def _adjoint_as_forward(weight: np.ndarray, spec: ConvSpec) -> tuple[np.ndarray, ConvSpec]:
+    """Kernel and spec of the forward convolution equal to the stride-1 adjoint of ``spec``.
+
+    The kernel is flipped along every spatial axis and its channel axes swapped within
+    each group; the low pad becomes ``d*(k-1) - pad_low`` and the high pad
+    ``d*(k-1) - pad_high``.
+    """
+    ndim, g = spec.ndim, spec.groups
+    grouped = weight.reshape(g, spec.c_out // g, spec.c_in // g, *spec.kernel)
+    flipped = grouped[(slice(None),) * 3 + (slice(None, None, -1),) * ndim]
+    swapped = np.swapaxes(flipped, 1, 2).reshape(spec.c_in, spec.c_out // g, *spec.kernel)
+    pads = tuple((d * (k - 1) - low, d * (k - 1) - high)
+                 for (low, high), d, k in zip(spec.pads, spec.dilation, spec.kernel))
+    adjoint = ConvSpec(ndim, spec.c_out, spec.c_in, g, spec.out_sizes, spec.kernel,
                        spec.stride, spec.dilation, pads, spec.in_sizes, "zeros")
-    _dense_forward(src, swapped, bias, adjoint, dest)
+    return swapped, adjoint
 
 
 def _adjoint_pass(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
@@ -152,18 +203,53 @@ def _adjoint_pass(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
     """Adjoint of the convolution ``spec`` (input gradient, transposed convolution)."""
     algorithm = _plan.adjoint_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
                                         spec.kernel, spec.stride, spec.dilation, spec.pads,
-                                        _dense.block_size(dest.dtype), FORCE_FORWARD_ALGORITHM)
-    if algorithm == "dense" and dest.size:
-        _dense_adjoint(src, weight, bias, spec, dest)
+                                        _dense.block_size(dest.dtype),
+                                        _planar_layout(src, dest), FORCE_FORWARD_ALGORITHM)
+    if dest.size == 0 or algorithm == "gather":
+        packed = _pack(weight, spec, dest.dtype, adjoint=True)
+        _gather(src, packed, _bias_vector(bias, spec.c_in, dest.dtype), dest, spec,
+                adjoint=True)
         return
-    packed = _pack(weight, spec, dest.dtype, adjoint=True)
-    _gather(src, packed, _bias_vector(bias, spec.c_in, dest.dtype), dest, spec, adjoint=True)
+    kernel, adjoint = _adjoint_as_forward(weight, spec)
+    run = _dense_forward if algorithm == "dense" else _planar_forward
+    run(src, kernel, bias, adjoint, dest)
 
 
-def _weight_pass(src: np.ndarray, grad_out: np.ndarray, spec: ConvSpec, dtype: np.dtype,
+def _planar_weight(src: np.ndarray, grad_out: np.ndarray, spec: ConvSpec, dtype: np.dtype,
+                   want_bias: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Weight (and bias) gradient on the planar kernel (channels-first data, unit last stride)."""
+    taps = _plan.to_3d(spec.kernel, 1)
+    planes = np.ascontiguousarray(_channels_first(src))
+    grad_planes = np.ascontiguousarray(_channels_first(grad_out))
+    batch, _, rows0, rows1, _ = grad_planes.shape
+    g, in_group = spec.groups, spec.c_in // spec.groups
+    row_block = _planar_row_block(spec, grad_planes, 1)
+    slots = in_group * taps[0] * taps[1] * -(-taps[2] // _planar.TAP_VECTORS) \
+        * _planar.TAP_VECTORS
+    out_block = _plan.planar_out_block(spec.c_out // g, slots * lanes_for(dtype) * dtype.itemsize)
+    units = batch * rows0 * -(-rows1 // row_block)
+    chunks = _plan.reduction_chunks(units, g * -(-(spec.c_out // g) // out_block))
+    partial_w = np.empty((chunks, spec.c_out, in_group, *taps), dtype)
+    partial_b = np.empty((chunks, spec.c_out), dtype)
+    _jit.ensure_compiled(_planar.planar_weight_grad, _planar.planar_weight_grad_signature, dtype)
+    _planar.planar_weight_grad(planes, grad_planes, _geometry(spec, False)[0], row_block,
+                               out_block, want_bias, partial_w, partial_b)
+    grad_weight = partial_w[0] if chunks == 1 else partial_w.sum(axis=0)
+    grad_bias = None
+    if want_bias:
+        grad_bias = partial_b[0] if chunks == 1 else partial_b.sum(axis=0)
+    return grad_weight.reshape(spec.c_out, in_group, *spec.kernel), grad_bias
+
+
+def _weight_pass(src: np.ndarray | None, grad_out: np.ndarray, spec: ConvSpec, dtype: np.dtype,
                  want_weight: bool, want_bias: bool
                  ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Weight and/or bias gradient from canonical views of the input and output gradient."""
+    if want_weight and src is not None and src.size and grad_out.size:
+        algorithm = _plan.weight_algorithm(spec.c_in, spec.c_out, spec.stride,
+                                           _planar_layout(src, grad_out), FORCE_WEIGHT_ALGORITHM)
+        if algorithm == "planar":
+            return _planar_weight(src, grad_out, spec, dtype, want_bias)
     g = spec.groups
     in_group, out_group = spec.c_in // g, spec.c_out // g
     taps = _plan.to_3d(spec.kernel, 1)

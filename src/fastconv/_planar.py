@@ -1,0 +1,429 @@
+"""Planar kernels: channels-first convolution vectorised along the last spatial dimension.
+
+An output plane ``out[n, co]`` is a sum of shifted input planes ``src[n, ci]`` scaled by
+single weights, one per tap. When a layer has few channels per group (depthwise, small
+groups, single-channel images and signals) there is nothing to block over channels, and
+this is the fastest formulation: output rows are computed in registers, two rows by a
+strip of four SIMD vectors of consecutive columns at a time, with one unaligned vector load
+and one fused multiply-add per tap and vector. The data stay in the user's channels-first
+layout (no layout copies, no weight packing).
+
+All arrays are C-contiguous, in the canonical channels-first order ``(N, C, D0, D1, D2)``
+(1-D and 2-D problems have unit leading dims). The stride along ``D2`` is 1 (the plan
+layer only picks these kernels then); strides along ``D0`` and ``D1``, dilations and the
+padding of every mode are arbitrary.
+
+Each task first copies the input rows its block of output rows reads into a small padded
+tile (per thread, in cache), evaluating the padding map
+(:func:`fastconv._kernels.source_index`) once per copied element at the borders. The
+arithmetic then runs on the tile without a single bounds test: every output row reads the
+same number of rows at the same offsets, and over-long strips at the end of a row read the
+tile's slack and are stored masked.
+
+Each output element is computed by one task in a fixed order (input channel, tap rows,
+then tap columns; bias last), so results do not depend on the number of threads. The
+weight gradient splits its reduction into shape-determined chunks summed in order.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+from numba import prange, types
+
+from ._jit import helper, inlined, kernel
+from ._kernels import data_type, source_index
+from ._plan import DILATION, MODE, PAD_LOW, STRIDE
+from ._simd import (
+    ptr_of,
+    vadd,
+    vbroadcast,
+    vfma,
+    vlanes,
+    vload,
+    vload_masked,
+    vreduce_add,
+    vstore,
+    vstore_masked,
+    vzero,
+)
+
+#: The padding map, inlined (it runs per border element of every copied row).
+_source = inlined(source_index.py_func)
+
+_INDEX_2D = types.Array(types.int64, 2, "C", readonly=True)
+
+#: Vectors of consecutive output columns a strip keeps in registers, per row.
+STRIP_VECTORS = 4
+
+#: Taps of the weight gradient accumulated together in registers.
+TAP_VECTORS = 4
+
+
+@helper
+def _keep_alive(array):
+    """Use ``array``, so it stays allocated until this call (raw pointers do not own it)."""
+    return array.size
+
+
+@cache
+def planar_signature(dtype: np.dtype) -> tuple:
+    """Argument types :func:`planar_conv` is compiled for (one signature per dtype)."""
+    return (data_type(dtype, 5, layout="C"), data_type(dtype, 5, layout="C"),
+            data_type(dtype, 1), data_type(dtype, 5, True, "C"), _INDEX_2D, types.int64)
+
+
+@cache
+def planar_weight_grad_signature(dtype: np.dtype) -> tuple:
+    """Argument types :func:`planar_weight_grad` is compiled for."""
+    return (data_type(dtype, 5, layout="C"), data_type(dtype, 5, layout="C"), _INDEX_2D,
+            types.int64, types.int64, types.boolean, data_type(dtype, 6, True, "C"),
+            data_type(dtype, 2, True, "C"))
+
+
+def tile_width(cols: int, taps: int, dilation: int, lanes: int) -> int:
+    """Elements per row of a padded tile: the window of ``cols`` outputs plus strip slack."""
+    needed = cols + dilation * (taps - 1) + STRIP_VECTORS * lanes
+    return -(-needed // lanes) * lanes
+
+
+@inlined
+def _copy_row(src, src_off, size2, pad2, mode2, extent, dst, width):
+    """Copy one source row into ``dst[0:width]``: padded positions ``[0, extent)``, then zeros.
+
+    Position ``c`` holds source column ``c - pad2`` through the padding map.
+    """
+    inside_lo = min(extent, pad2)
+    inside_hi = max(inside_lo, min(extent, size2 + pad2))
+    for c in range(inside_lo):
+        s = _source(c - pad2, size2, mode2)
+        dst[c] = src[src_off + s] if s >= 0 else 0
+    lanes = vlanes(dst)
+    c = inside_lo
+    while c + lanes <= inside_hi:
+        vstore(dst, c, vload(src, src_off + c - pad2))
+        c += lanes
+    if c < inside_hi:
+        vstore_masked(dst, c, vload_masked(src, src_off + c - pad2, inside_hi - c), inside_hi - c)
+    for c in range(inside_hi, extent):
+        s = _source(c - pad2, size2, mode2)
+        dst[c] = src[src_off + s] if s >= 0 else 0
+    for c in range(extent, width):
+        dst[c] = 0
+
+
+@inlined
+def _fill_tile(src, plane0, size0, size1, size2, geom, q0, row_lo, span, width, extent,
+               in_group, taps0, tile):
+    """Copy the padded rows ``row_lo*stride1 - pad1 + [0, span)`` of ``in_group`` planes.
+
+    The tile is ``(in_group, taps0, span, width)``: for each input channel of the group and
+    each tap along ``D0``, the rows of the source slice that tap reads.
+    """
+    stride0, dilation0, pad0, mode0 = geom[0, STRIDE], geom[0, DILATION], geom[0, PAD_LOW], \
+        geom[0, MODE]
+    stride1, pad1, mode1 = geom[1, STRIDE], geom[1, PAD_LOW], geom[1, MODE]
+    pad2, mode2 = geom[2, PAD_LOW], geom[2, MODE]
+    for i in range(in_group):
+        for t0 in range(taps0):
+            s0 = _source(q0 * stride0 + t0 * dilation0 - pad0, size0, mode0)
+            for r in range(span):
+                dst = ptr_of(tile, ((i * taps0 + t0) * span + r) * width)
+                s1 = _source(row_lo * stride1 - pad1 + r, size1, mode1)
+                if s0 < 0 or s1 < 0:
+                    for c in range(width):
+                        dst[c] = 0
+                else:
+                    src_off = (((plane0 + i) * size0 + s0) * size1 + s1) * size2
+                    _copy_row(src, src_off, size2, pad2, mode2, extent, dst, width)
+
+
+@inlined
+def _store_row(out, off, count, a0, a1, a2, a3, bias):
+    """Store ``count`` (<= 4 vectors) leading columns of a strip, adding ``bias``."""
+    lanes = vlanes(out)
+    b = vbroadcast(bias)
+    if count >= 4 * lanes:
+        vstore(out, off, vadd(a0, b))
+        vstore(out, off + lanes, vadd(a1, b))
+        vstore(out, off + 2 * lanes, vadd(a2, b))
+        vstore(out, off + 3 * lanes, vadd(a3, b))
+        return
+    vstore_masked(out, off, vadd(a0, b), count)
+    vstore_masked(out, off + lanes, vadd(a1, b), count - lanes)
+    vstore_masked(out, off + 2 * lanes, vadd(a2, b), count - 2 * lanes)
+    vstore_masked(out, off + 3 * lanes, vadd(a3, b), count - 3 * lanes)
+
+
+@inlined
+def _strip_pair(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width, dilation1,
+                dilation2, row_step, row, col, out, out_off, out_step, count, two, bias):
+    """Output columns ``[col, col + count)`` of one or (``two``) two rows, four vectors each.
+
+    ``row`` is the tile row of the first output row's first tap; the second output row
+    reads ``row_step`` tile rows further.
+    """
+    lanes = vlanes(tile)
+    a0 = vzero(tile)
+    a1 = vzero(tile)
+    a2 = vzero(tile)
+    a3 = vzero(tile)
+    b0 = vzero(tile)
+    b1 = vzero(tile)
+    b2 = vzero(tile)
+    b3 = vzero(tile)
+    w_off = w_base
+    for i in range(in_group):
+        for t0 in range(taps0):
+            plane = (i * taps0 + t0) * span
+            for t1 in range(taps1):
+                top = (plane + row + t1 * dilation1) * width + col
+                below = top + row_step * width
+                for t2 in range(taps2):
+                    w = vbroadcast(weights[w_off])
+                    w_off += 1
+                    off = top + t2 * dilation2
+                    a0 = vfma(w, vload(tile, off), a0)
+                    a1 = vfma(w, vload(tile, off + lanes), a1)
+                    a2 = vfma(w, vload(tile, off + 2 * lanes), a2)
+                    a3 = vfma(w, vload(tile, off + 3 * lanes), a3)
+                    if two:
+                        off = below + t2 * dilation2
+                        b0 = vfma(w, vload(tile, off), b0)
+                        b1 = vfma(w, vload(tile, off + lanes), b1)
+                        b2 = vfma(w, vload(tile, off + 2 * lanes), b2)
+                        b3 = vfma(w, vload(tile, off + 3 * lanes), b3)
+    _store_row(out, out_off, count, a0, a1, a2, a3, bias)
+    if two:
+        _store_row(out, out_off + out_step, count, b0, b1, b2, b3, bias)
+
+
+@kernel
+def planar_conv(src, weight, bias, out, geom, row_block):
+    """Channels-first convolution with unit stride along the last dimension.
+
+    ``out[n, g*Og + j, q] = bias[g*Og + j] + sum src[n, g*Ig + i, s(q, t)] *
+    weight[g*Og + j, i, t]`` over ``i`` and the taps ``t`` whose source ``s`` (through
+    the padding map) is not a zero pad. One task computes a block of ``row_block`` rows of
+    every output channel of one group.
+
+    Parameters
+    ----------
+    src : ndarray, shape (N, G*Ig, S0, S1, S2), C-contiguous
+        Data read.
+    weight : ndarray, shape (G*Og, Ig, T0, T1, T2), C-contiguous
+        Kernel.
+    bias : ndarray, shape (G*Og,)
+        Added to every output (zeros when there is no bias).
+    out : ndarray, shape (N, G*Og, Q0, Q1, Q2), C-contiguous
+        Written once per element.
+    geom : ndarray of int64, shape (3, 9)
+        Forward geometry record of each dimension (:func:`fastconv._plan.geometry`);
+        the stride of the last dimension must be 1.
+    row_block : int
+        Output rows (along ``Q1``) per task.
+    """
+    batch, c_out, rows0, rows1, cols = out.shape
+    c_in, size0, size1, size2 = src.shape[1], src.shape[2], src.shape[3], src.shape[4]
+    in_group, taps0, taps1, taps2 = weight.shape[1], weight.shape[2], weight.shape[3], \
+        weight.shape[4]
+    groups = c_in // in_group
+    out_group = c_out // groups
+    stride1, dilation1, dilation2 = geom[1, STRIDE], geom[1, DILATION], geom[2, DILATION]
+    lanes = vlanes(out)
+    extent = cols + dilation2 * (taps2 - 1)
+    width = (extent + STRIP_VECTORS * lanes + lanes - 1) // lanes * lanes
+    span = (row_block - 1) * stride1 + dilation1 * (taps1 - 1) + 1
+    kernel_size = in_group * taps0 * taps1 * taps2
+    # raw pointers: passing them to helpers costs no reference counting
+    src_p = ptr_of(src, 0)
+    w_p = ptr_of(weight, 0)
+    out_p = ptr_of(out, 0)
+    n_blocks = (rows1 + row_block - 1) // row_block
+    n_tasks = batch * groups * rows0 * n_blocks
+    for task in prange(n_tasks):
+        block = task % n_blocks
+        rest = task // n_blocks
+        q0 = rest % rows0
+        rest //= rows0
+        g = rest % groups
+        n = rest // groups
+        row_lo = block * row_block
+        row_hi = min(rows1, row_lo + row_block)
+        used = (row_hi - 1 - row_lo) * stride1 + dilation1 * (taps1 - 1) + 1
+        tile_array = np.empty(in_group * taps0 * span * width, dtype=out.dtype)
+        tile = ptr_of(tile_array, 0)
+        _fill_tile(src_p, n * c_in + g * in_group, size0, size1, size2, geom, q0, row_lo,
+                   used, width, extent, in_group, taps0, tile)
+        for j in range(out_group):
+            co = g * out_group + j
+            b = bias[co]
+            out_row = ((n * c_out + co) * rows0 + q0) * rows1 * cols
+            for q1 in range(row_lo, row_hi, 2):
+                two = q1 + 1 < row_hi
+                row = (q1 - row_lo) * stride1
+                for col in range(0, cols, STRIP_VECTORS * lanes):
+                    _strip_pair(tile, w_p, co * kernel_size, in_group, taps0, taps1, taps2,
+                                used, width, dilation1, dilation2, stride1, row, col, out_p,
+                                out_row + q1 * cols + col, cols, cols - col, two, b)
+        _keep_alive(tile_array)
+
+
+@inlined
+def _tap_dots(grad, grad_off, tile, off0, off1, off2, off3, cols, acc, slot):
+    """Add the dot products of a gradient row with four shifted tile rows to ``acc``.
+
+    Four independent accumulators (one per tap); the masked tail reads nothing past
+    ``cols`` in either operand, so data outside the window (even inf) never enters.
+    """
+    lanes = vlanes(tile)
+    a0 = vzero(tile)
+    a1 = vzero(tile)
+    a2 = vzero(tile)
+    a3 = vzero(tile)
+    q = 0
+    while q + lanes <= cols:
+        g = vload(grad, grad_off + q)
+        a0 = vfma(g, vload(tile, off0 + q), a0)
+        a1 = vfma(g, vload(tile, off1 + q), a1)
+        a2 = vfma(g, vload(tile, off2 + q), a2)
+        a3 = vfma(g, vload(tile, off3 + q), a3)
+        q += lanes
+    if q < cols:
+        rest = cols - q
+        g = vload_masked(grad, grad_off + q, rest)
+        a0 = vfma(g, vload_masked(tile, off0 + q, rest), a0)
+        a1 = vfma(g, vload_masked(tile, off1 + q, rest), a1)
+        a2 = vfma(g, vload_masked(tile, off2 + q, rest), a2)
+        a3 = vfma(g, vload_masked(tile, off3 + q, rest), a3)
+    vstore(acc, slot, vadd(vload(acc, slot), a0))
+    vstore(acc, slot + lanes, vadd(vload(acc, slot + lanes), a1))
+    vstore(acc, slot + 2 * lanes, vadd(vload(acc, slot + 2 * lanes), a2))
+    vstore(acc, slot + 3 * lanes, vadd(vload(acc, slot + 3 * lanes), a3))
+
+
+@inlined
+def _row_sum(grad, grad_off, cols, acc):
+    """Add the vector partial sums of ``grad[grad_off:grad_off + cols]`` to ``acc[0:lanes]``."""
+    lanes = vlanes(grad)
+    a0 = vzero(grad)
+    q = 0
+    while q + lanes <= cols:
+        a0 = vadd(a0, vload(grad, grad_off + q))
+        q += lanes
+    if q < cols:
+        a0 = vadd(a0, vload_masked(grad, grad_off + q, cols - q))
+    vstore(acc, 0, vadd(vload(acc, 0), a0))
+
+
+@kernel
+def planar_weight_grad(src, grad_out, geom, row_block, out_block, with_bias, partial_w,
+                       partial_b):
+    """Weight gradient (bias gradient fused in) of :func:`planar_conv`.
+
+    ``partial_w[chunk, g*Og + j, i, t] = sum src[n, g*Ig + i, s(q, t)] *
+    grad_out[n, g*Og + j, q]`` over the row blocks of ``chunk`` and all columns, skipping
+    zero pads. Row blocks are ``(n, q0, block of row_block rows)`` triples in order; each
+    task owns one ``(chunk, group, block of out_block output channels)``.
+
+    Parameters
+    ----------
+    src : ndarray, shape (N, G*Ig, S0, S1, S2), C-contiguous
+        Input of the forward convolution.
+    grad_out : ndarray, shape (N, G*Og, Q0, Q1, Q2), C-contiguous
+        Gradient of the output.
+    geom : ndarray of int64, shape (3, 9)
+        Forward geometry records; the stride of the last dimension must be 1.
+    row_block : int
+        Output rows per tile.
+    out_block : int
+        Output channels per task.
+    with_bias : bool
+        Also fill ``partial_b``.
+    partial_w : ndarray, shape (n_chunks, G*Og, Ig, T0, T1, T2)
+        Per-chunk partial sums, each element written once.
+    partial_b : ndarray, shape (n_chunks, G*Og)
+        Per-chunk partial bias gradients.
+    """
+    n_chunks, c_out, in_group = partial_w.shape[0], partial_w.shape[1], partial_w.shape[2]
+    taps0, taps1, taps2 = partial_w.shape[3], partial_w.shape[4], partial_w.shape[5]
+    batch, rows0, rows1, cols = grad_out.shape[0], grad_out.shape[2], grad_out.shape[3], \
+        grad_out.shape[4]
+    c_in, size0, size1, size2 = src.shape[1], src.shape[2], src.shape[3], src.shape[4]
+    groups = c_in // in_group
+    out_group = c_out // groups
+    stride1, dilation1, dilation2 = geom[1, STRIDE], geom[1, DILATION], geom[2, DILATION]
+    lanes = vlanes(src)
+    extent = cols + dilation2 * (taps2 - 1)
+    width = (extent + STRIP_VECTORS * lanes + lanes - 1) // lanes * lanes
+    span = (row_block - 1) * stride1 + dilation1 * (taps1 - 1) + 1
+    kernel_size = in_group * taps0 * taps1 * taps2
+    # tap slots rounded up to whole groups of TAP_VECTORS per (i, t0, t1) row
+    row_slots = (taps2 + TAP_VECTORS - 1) // TAP_VECTORS * TAP_VECTORS
+    slots = in_group * taps0 * taps1 * row_slots
+    n_blocks = (rows1 + row_block - 1) // row_block
+    n_units = batch * rows0 * n_blocks
+    n_out_blocks = (out_group + out_block - 1) // out_block
+    src_p = ptr_of(src, 0)
+    grad_p = ptr_of(grad_out, 0)
+    for task in prange(n_chunks * groups * n_out_blocks):
+        ob = task % n_out_blocks
+        rest = task // n_out_blocks
+        g = rest % groups
+        chunk = rest // groups
+        j_lo = ob * out_block
+        j_hi = min(out_group, j_lo + out_block)
+        unit_lo = chunk * n_units // n_chunks
+        unit_hi = (chunk + 1) * n_units // n_chunks
+        tile_array = np.empty(in_group * taps0 * span * width, dtype=src.dtype)
+        tile = ptr_of(tile_array, 0)
+        acc_array = np.zeros((j_hi - j_lo) * slots * lanes, dtype=src.dtype)
+        acc = ptr_of(acc_array, 0)
+        bias_array = np.zeros((j_hi - j_lo) * lanes, dtype=src.dtype)
+        for unit in range(unit_lo, unit_hi):
+            block = unit % n_blocks
+            q0 = (unit // n_blocks) % rows0
+            n = unit // (n_blocks * rows0)
+            row_lo = block * row_block
+            row_hi = min(rows1, row_lo + row_block)
+            used = (row_hi - 1 - row_lo) * stride1 + dilation1 * (taps1 - 1) + 1
+            _fill_tile(src_p, n * c_in + g * in_group, size0, size1, size2, geom, q0, row_lo,
+                       used, width, extent, in_group, taps0, tile)
+            for j in range(j_lo, j_hi):
+                co = g * out_group + j
+                acc_j = ptr_of(acc, (j - j_lo) * slots * lanes)
+                for q1 in range(row_lo, row_hi):
+                    grad_off = (((n * c_out + co) * rows0 + q0) * rows1 + q1) * cols
+                    row = (q1 - row_lo) * stride1
+                    for i in range(in_group):
+                        for t0 in range(taps0):
+                            plane = (i * taps0 + t0) * used
+                            for t1 in range(taps1):
+                                top = (plane + row + t1 * dilation1) * width
+                                slot = ((i * taps0 + t0) * taps1 + t1) * row_slots
+                                for t2 in range(0, taps2, TAP_VECTORS):
+                                    # taps past the row's last read column 0 (zeros)
+                                    off0 = top + t2 * dilation2
+                                    off1 = top + min(t2 + 1, taps2 - 1) * dilation2
+                                    off2 = top + min(t2 + 2, taps2 - 1) * dilation2
+                                    off3 = top + min(t2 + 3, taps2 - 1) * dilation2
+                                    _tap_dots(grad_p, grad_off, tile, off0, off1, off2, off3,
+                                              cols, acc_j, (slot + t2) * lanes)
+                    if with_bias:
+                        _row_sum(grad_p, grad_off, cols, ptr_of(bias_array, (j - j_lo) * lanes))
+        for j in range(j_lo, j_hi):
+            co = g * out_group + j
+            for i in range(in_group):
+                for t0 in range(taps0):
+                    for t1 in range(taps1):
+                        slot = ((i * taps0 + t0) * taps1 + t1) * row_slots
+                        for t2 in range(taps2):
+                            k = ((i * taps0 + t0) * taps1 + t1) * taps2 + t2
+                            partial_w[chunk, co].reshape(kernel_size)[k] = vreduce_add(
+                                vload(acc, ((j - j_lo) * slots + slot + t2) * lanes))
+            if with_bias:
+                partial_b[chunk, co] = vreduce_add(vload(bias_array, (j - j_lo) * lanes))
+        _keep_alive(tile_array)
+        _keep_alive(acc_array)
+        _keep_alive(bias_array)
