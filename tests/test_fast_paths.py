@@ -20,7 +20,7 @@ from conftest import assert_close, to_channels_last
 from fastconv import convolution
 
 ALGORITHMS = ["dense", "planar", "gather"]
-WEIGHT_ALGORITHMS = ["planar", "gather"]
+WEIGHT_ALGORITHMS = ["dense", "planar", "gather"]
 
 CASES = [
     # (nd, n, c_in, c_out, size, kernel, stride, padding, dilation)
@@ -105,6 +105,30 @@ def test_adjoint_algorithm_matches_naive(algorithm, case, dtype, channels_last):
                  c_out * int(np.prod(kernel)), dtype)
 
 
+@pytest.mark.parametrize("case", CASES, ids=[f"case{i}" for i in range(len(CASES))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_weight_algorithm_matches_naive(weight_algorithm, case, dtype, channels_last):
+    nd, n, c_in, c_out, size, kernel, stride, padding, dilation = case
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((n, c_in, *size)).astype(dtype)
+    weight_shape = (c_out, c_in, *kernel)
+    options = {"stride": stride, "padding": padding, "dilation": dilation}
+    grad = rng.standard_normal(naive.conv(x, np.zeros(weight_shape), **options).shape)
+    grad = grad.astype(dtype)
+    expected = naive.conv_weight(x, weight_shape, grad, **options)
+    data, grad_arg = x, grad
+    if channels_last:
+        data = np.ascontiguousarray(to_channels_last(x))
+        grad_arg = np.ascontiguousarray(to_channels_last(grad))
+    got = getattr(fastconv, f"conv{nd}d_backward")(data, np.zeros(weight_shape, dtype),
+                                                   grad_arg, needs=("weight", "bias"),
+                                                   channels_last=channels_last, **options)
+    pixels = n * int(np.prod(grad.shape[2:]))
+    assert_close(got[1], expected, pixels, dtype)
+    assert_close(got[2], naive.conv_bias(grad, nd), pixels, dtype)
+
+
 @pytest.mark.parametrize("case", CASES[:4], ids=[f"case{i}" for i in range(4)])
 def test_dense_results_do_not_depend_on_thread_count(case, monkeypatch):
     import numba
@@ -124,6 +148,15 @@ def test_dense_results_do_not_depend_on_thread_count(case, monkeypatch):
         numba.set_num_threads(threads)
     assert conv(x, weight, **options).tobytes() == single.tobytes()
     assert conv(x[1:], weight, **options).tobytes() == single[1:].tobytes()
+    monkeypatch.setattr(convolution, "FORCE_WEIGHT_ALGORITHM", "dense")
+    grad = rng.standard_normal(single.shape).astype(np.float32)
+    weight_grad = getattr(fastconv, f"conv{nd}d_weight")
+    try:
+        numba.set_num_threads(1)
+        single_weight = weight_grad(x, weight.shape, grad, **options)
+    finally:
+        numba.set_num_threads(threads)
+    assert weight_grad(x, weight.shape, grad, **options).tobytes() == single_weight.tobytes()
 
 
 @settings(deadline=None, max_examples=max(20, settings.default.max_examples // 3))

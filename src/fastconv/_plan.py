@@ -378,24 +378,38 @@ def adjoint_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int,
                              planar_layout, forced)
 
 
-def weight_algorithm(c_in: int, c_out: int, stride: tuple[int, ...], planar_layout: bool,
+def weight_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int, cols: int,
+                     stride: tuple[int, ...], channel_block: int, planar_layout: bool,
                      forced: str | None = None) -> str:
-    """Algorithm of a weight gradient: ``"planar"`` or ``"gather"``.
+    """Algorithm of a weight gradient: ``"dense"``, ``"planar"`` or ``"gather"``.
 
-    The planar kernel (row dot products on vectors) needs channels-first data and unit
-    stride along the last dimension; the gather kernel takes everything else.
+    One zero-padded group with at least half a channel block of output channels takes the
+    dense register tiles (a matrix product per tap over pixels). Otherwise channels-first
+    data with unit stride along the last dimension take the planar kernel (vector dot
+    products along rows) when a group is small (at most 64 channel pairs) or rows are long
+    (``cols``, at least 512); everything else the gather kernel.
 
     Examples
     --------
-    >>> weight_algorithm(256, 256, (1, 1), True)
+    >>> weight_algorithm("zeros", 1, 64, 64, 56, (1, 1), 16, True)
+    'dense'
+    >>> weight_algorithm("zeros", 256, 256, 256, 56, (1, 1), 16, True)
     'planar'
-    >>> weight_algorithm(256, 256, (1, 2), True)
+    >>> weight_algorithm("zeros", 256, 256, 256, 56, (1, 2), 16, True)
     'gather'
+    >>> weight_algorithm("reflect", 1, 1, 1, 1024, (1, 1), 16, True)
+    'planar'
     """
-    planar = planar_layout and stride[-1] == 1 and c_in > 0 and c_out > 0
+    nonempty = c_in > 0 and c_out > 0
+    dense = padding_mode == "zeros" and groups == 1 and nonempty
+    planar = planar_layout and stride[-1] == 1 and nonempty
     if forced is not None:
-        return forced if forced == "planar" and planar else "gather"
-    return "planar" if planar else "gather"
+        applies = {"dense": dense, "planar": planar, "gather": True}
+        return forced if applies.get(forced, False) else "gather"
+    if dense and 2 * c_out >= channel_block:
+        return "dense"
+    small = (c_in // max(groups, 1)) * (c_out // max(groups, 1)) <= 64
+    return "planar" if planar and (small or cols >= 512) else "gather"
 
 
 def planar_row_block(tasks_per_block: int, rows: int, cols: int, row_bytes: int) -> int:

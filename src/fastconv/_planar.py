@@ -57,8 +57,6 @@ _INDEX_2D = types.Array(types.int64, 2, "C", readonly=True)
 #: Vectors of consecutive output columns a strip keeps in registers, per row.
 STRIP_VECTORS = 4
 
-#: Taps of the weight gradient accumulated together in registers.
-TAP_VECTORS = 4
 
 
 @helper
@@ -92,25 +90,31 @@ def tile_width(cols: int, taps: int, dilation: int, lanes: int) -> int:
 def _copy_row(src, src_off, size2, pad2, mode2, extent, dst, width):
     """Copy one source row into ``dst[0:width]``: padded positions ``[0, extent)``, then zeros.
 
-    Position ``c`` holds source column ``c - pad2`` through the padding map.
+    Position ``c`` holds source column ``c - pad2`` through the padding map. Only full-width
+    vector stores (the row has slack past ``extent``): masked stores are slow on some CPUs.
     """
+    lanes = vlanes(dst)
     inside_lo = min(extent, pad2)
     inside_hi = max(inside_lo, min(extent, size2 + pad2))
-    for c in range(inside_lo):
-        s = _source(c - pad2, size2, mode2)
-        dst[c] = src[src_off + s] if s >= 0 else 0
-    lanes = vlanes(dst)
     c = inside_lo
     while c + lanes <= inside_hi:
         vstore(dst, c, vload(src, src_off + c - pad2))
         c += lanes
     if c < inside_hi:
-        vstore_masked(dst, c, vload_masked(src, src_off + c - pad2, inside_hi - c), inside_hi - c)
+        # lanes past inside_hi get zeros now and their final values below
+        vstore(dst, c, vload_masked(src, src_off + c - pad2, inside_hi - c))
+    for c in range(inside_lo):
+        s = _source(c - pad2, size2, mode2)
+        dst[c] = src[src_off + s] if s >= 0 else 0
     for c in range(inside_hi, extent):
         s = _source(c - pad2, size2, mode2)
         dst[c] = src[src_off + s] if s >= 0 else 0
-    for c in range(extent, width):
+    aligned = min(width, (extent + lanes - 1) // lanes * lanes)
+    for c in range(extent, aligned):
         dst[c] = 0
+    zeros = vzero(dst)
+    for c in range(aligned, width, lanes):
+        vstore(dst, c, zeros)
 
 
 @inlined
@@ -140,20 +144,25 @@ def _fill_tile(src, plane0, size0, size1, size2, geom, q0, row_lo, span, width, 
 
 
 @inlined
+def _store_vector(out, off, vec, bias, count):
+    """Store the leading ``count`` lanes of ``vec + bias`` (nothing when ``count <= 0``)."""
+    if count >= vlanes(out):
+        vstore(out, off, vadd(vec, vbroadcast(bias)))
+    elif count > 0:
+        vstore_masked(out, off, vadd(vec, vbroadcast(bias)), count)
+
+
+@inlined
 def _store_row(out, off, count, a0, a1, a2, a3, bias):
-    """Store ``count`` (<= 4 vectors) leading columns of a strip, adding ``bias``."""
+    """Store ``count`` (<= 4 vectors) leading columns of a strip, adding ``bias``.
+
+    Whole vectors use plain stores; only a row's last partial vector is stored masked.
+    """
     lanes = vlanes(out)
-    b = vbroadcast(bias)
-    if count >= 4 * lanes:
-        vstore(out, off, vadd(a0, b))
-        vstore(out, off + lanes, vadd(a1, b))
-        vstore(out, off + 2 * lanes, vadd(a2, b))
-        vstore(out, off + 3 * lanes, vadd(a3, b))
-        return
-    vstore_masked(out, off, vadd(a0, b), count)
-    vstore_masked(out, off + lanes, vadd(a1, b), count - lanes)
-    vstore_masked(out, off + 2 * lanes, vadd(a2, b), count - 2 * lanes)
-    vstore_masked(out, off + 3 * lanes, vadd(a3, b), count - 3 * lanes)
+    _store_vector(out, off, a0, bias, count)
+    _store_vector(out, off + lanes, a1, bias, count - lanes)
+    _store_vector(out, off + 2 * lanes, a2, bias, count - 2 * lanes)
+    _store_vector(out, off + 3 * lanes, a3, bias, count - 3 * lanes)
 
 
 @inlined
@@ -197,6 +206,33 @@ def _strip_pair(tile, weights, w_base, in_group, taps0, taps1, taps2, span, widt
     _store_row(out, out_off, count, a0, a1, a2, a3, bias)
     if two:
         _store_row(out, out_off + out_step, count, b0, b1, b2, b3, bias)
+
+
+@inlined
+def _strip_rows(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width, dilation1,
+                dilation2, row_step, row, col, out, out_off, out_step, count, two, bias):
+    """:func:`_strip_pair` with its loop bounds made compile-time constants where common.
+
+    Constant tap counts let LLVM unroll the innermost loop completely, and a constant
+    ``two`` removes the branch from it.
+    """
+    if two:
+        if taps2 == 3:
+            _strip_pair(tile, weights, w_base, in_group, taps0, taps1, 3, span, width,
+                        dilation1, dilation2, row_step, row, col, out, out_off, out_step,
+                        count, True, bias)
+        elif taps2 == 5:
+            _strip_pair(tile, weights, w_base, in_group, taps0, taps1, 5, span, width,
+                        dilation1, dilation2, row_step, row, col, out, out_off, out_step,
+                        count, True, bias)
+        else:
+            _strip_pair(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width,
+                        dilation1, dilation2, row_step, row, col, out, out_off, out_step,
+                        count, True, bias)
+    else:
+        _strip_pair(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width,
+                    dilation1, dilation2, row_step, row, col, out, out_off, out_step, count,
+                    False, bias)
 
 
 @kernel
@@ -261,46 +297,89 @@ def planar_conv(src, weight, bias, out, geom, row_block):
             b = bias[co]
             out_row = ((n * c_out + co) * rows0 + q0) * rows1 * cols
             for q1 in range(row_lo, row_hi, 2):
-                two = q1 + 1 < row_hi
                 row = (q1 - row_lo) * stride1
                 for col in range(0, cols, STRIP_VECTORS * lanes):
-                    _strip_pair(tile, w_p, co * kernel_size, in_group, taps0, taps1, taps2,
+                    _strip_rows(tile, w_p, co * kernel_size, in_group, taps0, taps1, taps2,
                                 used, width, dilation1, dilation2, stride1, row, col, out_p,
-                                out_row + q1 * cols + col, cols, cols - col, two, b)
+                                out_row + q1 * cols + col, cols, cols - col,
+                                q1 + 1 < row_hi, b)
         _keep_alive(tile_array)
 
 
 @inlined
-def _tap_dots(grad, grad_off, tile, off0, off1, off2, off3, cols, acc, slot):
-    """Add the dot products of a gradient row with four shifted tile rows to ``acc``.
+def _tap_dots8(grad, grad_off, tile, top, offsets, cols, acc):
+    """Add the dot products of a gradient row with eight shifted tile rows to ``acc[0:8]``.
 
-    Four independent accumulators (one per tap); the masked tail reads nothing past
+    ``offsets[k]`` is tap ``k``'s shift from ``top``. Eight independent vector
+    accumulators, one gradient load per eight FMAs; the masked tail reads nothing past
     ``cols`` in either operand, so data outside the window (even inf) never enters.
     """
     lanes = vlanes(tile)
-    a0 = vzero(tile)
-    a1 = vzero(tile)
-    a2 = vzero(tile)
-    a3 = vzero(tile)
+    o0, o1, o2, o3 = top + offsets[0], top + offsets[1], top + offsets[2], top + offsets[3]
+    o4, o5, o6, o7 = top + offsets[4], top + offsets[5], top + offsets[6], top + offsets[7]
+    a0, a1, a2, a3 = vzero(tile), vzero(tile), vzero(tile), vzero(tile)
+    a4, a5, a6, a7 = vzero(tile), vzero(tile), vzero(tile), vzero(tile)
+    for q in range(0, cols, lanes):
+        rest = cols - q
+        if rest >= lanes:
+            g = vload(grad, grad_off + q)
+            a0 = vfma(g, vload(tile, o0 + q), a0)
+            a1 = vfma(g, vload(tile, o1 + q), a1)
+            a2 = vfma(g, vload(tile, o2 + q), a2)
+            a3 = vfma(g, vload(tile, o3 + q), a3)
+            a4 = vfma(g, vload(tile, o4 + q), a4)
+            a5 = vfma(g, vload(tile, o5 + q), a5)
+            a6 = vfma(g, vload(tile, o6 + q), a6)
+            a7 = vfma(g, vload(tile, o7 + q), a7)
+        else:
+            g = vload_masked(grad, grad_off + q, rest)
+            a0 = vfma(g, vload_masked(tile, o0 + q, rest), a0)
+            a1 = vfma(g, vload_masked(tile, o1 + q, rest), a1)
+            a2 = vfma(g, vload_masked(tile, o2 + q, rest), a2)
+            a3 = vfma(g, vload_masked(tile, o3 + q, rest), a3)
+            a4 = vfma(g, vload_masked(tile, o4 + q, rest), a4)
+            a5 = vfma(g, vload_masked(tile, o5 + q, rest), a5)
+            a6 = vfma(g, vload_masked(tile, o6 + q, rest), a6)
+            a7 = vfma(g, vload_masked(tile, o7 + q, rest), a7)
+    _accumulate(acc, 0, a0)
+    _accumulate(acc, lanes, a1)
+    _accumulate(acc, 2 * lanes, a2)
+    _accumulate(acc, 3 * lanes, a3)
+    _accumulate(acc, 4 * lanes, a4)
+    _accumulate(acc, 5 * lanes, a5)
+    _accumulate(acc, 6 * lanes, a6)
+    _accumulate(acc, 7 * lanes, a7)
+
+
+@inlined
+def _tap_dots2(grad, grad_off, tile, top, offsets, cols, acc):
+    """:func:`_tap_dots8` for two taps (two accumulators per tap, combined in order)."""
+    lanes = vlanes(tile)
+    o0, o1 = top + offsets[0], top + offsets[1]
+    a0, a1, b0, b1 = vzero(tile), vzero(tile), vzero(tile), vzero(tile)
     q = 0
-    while q + lanes <= cols:
+    while q + 2 * lanes <= cols:
         g = vload(grad, grad_off + q)
-        a0 = vfma(g, vload(tile, off0 + q), a0)
-        a1 = vfma(g, vload(tile, off1 + q), a1)
-        a2 = vfma(g, vload(tile, off2 + q), a2)
-        a3 = vfma(g, vload(tile, off3 + q), a3)
-        q += lanes
-    if q < cols:
+        h = vload(grad, grad_off + q + lanes)
+        a0 = vfma(g, vload(tile, o0 + q), a0)
+        a1 = vfma(g, vload(tile, o1 + q), a1)
+        b0 = vfma(h, vload(tile, o0 + q + lanes), b0)
+        b1 = vfma(h, vload(tile, o1 + q + lanes), b1)
+        q += 2 * lanes
+    while q < cols:
         rest = cols - q
         g = vload_masked(grad, grad_off + q, rest)
-        a0 = vfma(g, vload_masked(tile, off0 + q, rest), a0)
-        a1 = vfma(g, vload_masked(tile, off1 + q, rest), a1)
-        a2 = vfma(g, vload_masked(tile, off2 + q, rest), a2)
-        a3 = vfma(g, vload_masked(tile, off3 + q, rest), a3)
-    vstore(acc, slot, vadd(vload(acc, slot), a0))
-    vstore(acc, slot + lanes, vadd(vload(acc, slot + lanes), a1))
-    vstore(acc, slot + 2 * lanes, vadd(vload(acc, slot + 2 * lanes), a2))
-    vstore(acc, slot + 3 * lanes, vadd(vload(acc, slot + 3 * lanes), a3))
+        a0 = vfma(g, vload_masked(tile, o0 + q, rest), a0)
+        a1 = vfma(g, vload_masked(tile, o1 + q, rest), a1)
+        q += lanes
+    _accumulate(acc, 0, vadd(a0, b0))
+    _accumulate(acc, lanes, vadd(a1, b1))
+
+
+@inlined
+def _accumulate(acc, off, vec):
+    """``acc[off:off + lanes] += vec``."""
+    vstore(acc, off, vadd(vload(acc, off), vec))
 
 
 @inlined
@@ -359,9 +438,11 @@ def planar_weight_grad(src, grad_out, geom, row_block, out_block, with_bias, par
     width = (extent + STRIP_VECTORS * lanes + lanes - 1) // lanes * lanes
     span = (row_block - 1) * stride1 + dilation1 * (taps1 - 1) + 1
     kernel_size = in_group * taps0 * taps1 * taps2
-    # tap slots rounded up to whole groups of TAP_VECTORS per (i, t0, t1) row
-    row_slots = (taps2 + TAP_VECTORS - 1) // TAP_VECTORS * TAP_VECTORS
-    slots = in_group * taps0 * taps1 * row_slots
+    plane_taps = taps1 * taps2
+    # accumulator slots per (output channel, input channel, tap along D0): the taps along
+    # (D1, D2) rounded up to even, as they are taken 8 and then 2 at a time
+    plane_slots = plane_taps + plane_taps % 2
+    slots = in_group * taps0 * plane_slots
     n_blocks = (rows1 + row_block - 1) // row_block
     n_units = batch * rows0 * n_blocks
     n_out_blocks = (out_group + out_block - 1) // out_block
@@ -378,6 +459,10 @@ def planar_weight_grad(src, grad_out, geom, row_block, out_block, with_bias, par
         unit_hi = (chunk + 1) * n_units // n_chunks
         tile_array = np.empty(in_group * taps0 * span * width, dtype=src.dtype)
         tile = ptr_of(tile_array, 0)
+        offsets = np.empty(plane_slots, dtype=np.int64)  # tile shift of each (t1, t2) tap
+        for k in range(plane_slots):
+            last = min(k, plane_taps - 1)
+            offsets[k] = (last // taps2) * dilation1 * width + (last % taps2) * dilation2
         acc_array = np.zeros((j_hi - j_lo) * slots * lanes, dtype=src.dtype)
         acc = ptr_of(acc_array, 0)
         bias_array = np.zeros((j_hi - j_lo) * lanes, dtype=src.dtype)
@@ -392,38 +477,35 @@ def planar_weight_grad(src, grad_out, geom, row_block, out_block, with_bias, par
                        used, width, extent, in_group, taps0, tile)
             for j in range(j_lo, j_hi):
                 co = g * out_group + j
-                acc_j = ptr_of(acc, (j - j_lo) * slots * lanes)
                 for q1 in range(row_lo, row_hi):
                     grad_off = (((n * c_out + co) * rows0 + q0) * rows1 + q1) * cols
                     row = (q1 - row_lo) * stride1
                     for i in range(in_group):
                         for t0 in range(taps0):
-                            plane = (i * taps0 + t0) * used
-                            for t1 in range(taps1):
-                                top = (plane + row + t1 * dilation1) * width
-                                slot = ((i * taps0 + t0) * taps1 + t1) * row_slots
-                                for t2 in range(0, taps2, TAP_VECTORS):
-                                    # taps past the row's last read column 0 (zeros)
-                                    off0 = top + t2 * dilation2
-                                    off1 = top + min(t2 + 1, taps2 - 1) * dilation2
-                                    off2 = top + min(t2 + 2, taps2 - 1) * dilation2
-                                    off3 = top + min(t2 + 3, taps2 - 1) * dilation2
-                                    _tap_dots(grad_p, grad_off, tile, off0, off1, off2, off3,
-                                              cols, acc_j, (slot + t2) * lanes)
+                            top = ((i * taps0 + t0) * used + row) * width
+                            slot = (j - j_lo) * slots + (i * taps0 + t0) * plane_slots
+                            k = 0
+                            while k + 8 <= plane_taps:
+                                _tap_dots8(grad_p, grad_off, tile, top, ptr_of(offsets, k),
+                                           cols, ptr_of(acc, (slot + k) * lanes))
+                                k += 8
+                            while k < plane_taps:
+                                # an odd last tap pairs with itself; its copy is not read
+                                _tap_dots2(grad_p, grad_off, tile, top, ptr_of(offsets, k),
+                                           cols, ptr_of(acc, (slot + k) * lanes))
+                                k += 2
                     if with_bias:
                         _row_sum(grad_p, grad_off, cols, ptr_of(bias_array, (j - j_lo) * lanes))
         for j in range(j_lo, j_hi):
             co = g * out_group + j
-            for i in range(in_group):
-                for t0 in range(taps0):
-                    for t1 in range(taps1):
-                        slot = ((i * taps0 + t0) * taps1 + t1) * row_slots
-                        for t2 in range(taps2):
-                            k = ((i * taps0 + t0) * taps1 + t1) * taps2 + t2
-                            partial_w[chunk, co].reshape(kernel_size)[k] = vreduce_add(
-                                vload(acc, ((j - j_lo) * slots + slot + t2) * lanes))
+            grads = partial_w[chunk, co].reshape(kernel_size)
+            for plane in range(in_group * taps0):
+                for k in range(plane_taps):
+                    slot = (j - j_lo) * slots + plane * plane_slots + k
+                    grads[plane * plane_taps + k] = vreduce_add(vload(acc_array, slot * lanes))
             if with_bias:
                 partial_b[chunk, co] = vreduce_add(vload(bias_array, (j - j_lo) * lanes))
         _keep_alive(tile_array)
+        _keep_alive(offsets)
         _keep_alive(acc_array)
         _keep_alive(bias_array)

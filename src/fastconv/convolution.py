@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _args, _dense, _jit, _kernels, _plan, _planar
+from . import _args, _dense, _dense_weight, _jit, _kernels, _plan, _planar
 from ._args import ConvSpec, DataShape
 from ._simd import lanes_for
 
@@ -106,7 +106,7 @@ def _bias_vector(bias: np.ndarray | None, length: int, dtype: np.dtype) -> np.nd
 #: convolution) where the algorithm can run them, else the gather kernel does.
 FORCE_FORWARD_ALGORITHM: str | None = None
 
-#: Weight-gradient override for tests and benchmarks: None, "planar" or "gather".
+#: Weight-gradient override for tests and benchmarks: None, "dense", "planar" or "gather".
 FORCE_WEIGHT_ALGORITHM: str | None = None
 
 
@@ -223,9 +223,10 @@ def _planar_weight(src: np.ndarray, grad_out: np.ndarray, spec: ConvSpec, dtype:
     grad_planes = np.ascontiguousarray(_channels_first(grad_out))
     batch, _, rows0, rows1, _ = grad_planes.shape
     g, in_group = spec.groups, spec.c_in // spec.groups
-    row_block = _planar_row_block(spec, grad_planes, 1)
-    slots = in_group * taps[0] * taps[1] * -(-taps[2] // _planar.TAP_VECTORS) \
-        * _planar.TAP_VECTORS
+    # tasks are (chunk, group, output block): rows per tile only bound the tile size
+    row_block = _planar_row_block(spec, grad_planes, 64)
+    plane_taps = taps[1] * taps[2]
+    slots = in_group * taps[0] * (plane_taps + plane_taps % 2)
     out_block = _plan.planar_out_block(spec.c_out // g, slots * lanes_for(dtype) * dtype.itemsize)
     units = batch * rows0 * -(-rows1 // row_block)
     chunks = _plan.reduction_chunks(units, g * -(-(spec.c_out // g) // out_block))
@@ -241,15 +242,33 @@ def _planar_weight(src: np.ndarray, grad_out: np.ndarray, spec: ConvSpec, dtype:
     return grad_weight.reshape(spec.c_out, in_group, *spec.kernel), grad_bias
 
 
+def _dense_weight_grad(src: np.ndarray, grad_out: np.ndarray, spec: ConvSpec,
+                       dtype: np.dtype) -> np.ndarray:
+    """Weight gradient on the dense register tiles (channels-last contiguous copies)."""
+    taps = _plan.to_3d(spec.kernel, 1)
+    result = np.empty((spec.c_out, spec.c_in, *taps), dtype)
+    _jit.ensure_compiled(_dense_weight.dense_weight_grad,
+                         _dense_weight.dense_weight_grad_signature, dtype)
+    _dense_weight.dense_weight_grad(np.ascontiguousarray(src), np.ascontiguousarray(grad_out),
+                                    _geometry(spec, False)[0], result)
+    return result.reshape(spec.c_out, spec.c_in, *spec.kernel)
+
+
 def _weight_pass(src: np.ndarray | None, grad_out: np.ndarray, spec: ConvSpec, dtype: np.dtype,
                  want_weight: bool, want_bias: bool
                  ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Weight and/or bias gradient from canonical views of the input and output gradient."""
     if want_weight and src is not None and src.size and grad_out.size:
-        algorithm = _plan.weight_algorithm(spec.c_in, spec.c_out, spec.stride,
+        algorithm = _plan.weight_algorithm(spec.padding_mode, spec.groups, spec.c_in,
+                                           spec.c_out, grad_out.shape[3], spec.stride,
+                                           _dense.block_size(dtype),
                                            _planar_layout(src, grad_out), FORCE_WEIGHT_ALGORITHM)
         if algorithm == "planar":
             return _planar_weight(src, grad_out, spec, dtype, want_bias)
+        if algorithm == "dense":
+            grad_weight = _dense_weight_grad(src, grad_out, spec, dtype)
+            return grad_weight, _weight_pass(None, grad_out, spec, dtype, False, True)[1] \
+                if want_bias else None
     g = spec.groups
     in_group, out_group = spec.c_in // g, spec.c_out // g
     taps = _plan.to_3d(spec.kernel, 1)
