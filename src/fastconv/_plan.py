@@ -27,6 +27,7 @@ One gather kernel runs both.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba.extending import register_jitable
@@ -348,34 +349,85 @@ def forward_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int,
 
 
 def adjoint_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int,
-                      kernel: tuple[int, ...], stride: tuple[int, ...],
-                      dilation: tuple[int, ...], pads: tuple[Pair, ...], channel_block: int,
+                      kernel: tuple[int, ...], stride: tuple[int, ...], channel_block: int,
                       planar_layout: bool, forced: str | None = None) -> str:
     """Algorithm of an input gradient (or transposed convolution) of a forward convolution.
 
-    With stride 1 and zero padding the adjoint is itself a forward convolution of the
-    output gradient with the kernel flipped and its channel axes swapped within each
-    group, padded low by ``d*(k-1) - pad_low``: the dense or planar kernel runs it (as
-    :func:`forward_algorithm` chooses) when that pad is not negative. Other adjoints take
-    the gather kernel, which inverts any padding map and stride. Arguments describe the
-    forward convolution (``c_in`` is what the adjoint writes).
+    With zero padding the adjoint splits into stride phases (:func:`adjoint_phases`), each
+    a stride-1 forward convolution of the output gradient with a flipped subset of the
+    taps and the channel axes swapped within each group. The phases run on the dense or
+    planar kernel (as :func:`forward_algorithm` chooses for one phase, returned here);
+    when neither applies, or with another padding mode, the gather kernel inverts the
+    padding map and stride in one pass. Arguments describe the forward convolution
+    (``c_in`` is what the adjoint writes).
 
     Examples
     --------
-    >>> pads = ((1, 1), (1, 1))
-    >>> adjoint_algorithm("zeros", 1, 64, 64, (3, 3), (1, 1), (1, 1), pads, 16, False)
+    >>> adjoint_algorithm("zeros", 1, 64, 64, (3, 3), (1, 1), 16, False)
     'dense'
-    >>> adjoint_algorithm("zeros", 32, 128, 128, (3, 3), (1, 1), (1, 1), pads, 16, True)
+    >>> adjoint_algorithm("zeros", 1, 128, 256, (3, 3), (2, 2), 16, False)
+    'dense'
+    >>> adjoint_algorithm("zeros", 32, 128, 128, (3, 3), (1, 1), 16, True)
     'planar'
-    >>> adjoint_algorithm("zeros", 1, 64, 64, (3, 3), (2, 2), (1, 1), pads, 16, False)
+    >>> adjoint_algorithm("reflect", 1, 64, 64, (3, 3), (1, 1), 16, False)
     'gather'
     """
-    applies = (padding_mode == "zeros" and all(s == 1 for s in stride)
-               and all(p[0] <= d * (k - 1) for p, d, k in zip(pads, dilation, kernel)))
-    if not applies:
+    if padding_mode != "zeros":
         return "gather"
-    return forward_algorithm(padding_mode, groups, c_out, c_in, kernel, stride, channel_block,
-                             planar_layout, forced)
+    phase_kernel = tuple(-(-k // s) for k, s in zip(kernel, stride))
+    return forward_algorithm(padding_mode, groups, c_out, c_in, phase_kernel,
+                             (1,) * len(kernel), channel_block, planar_layout, forced)
+
+
+class Phase(NamedTuple):
+    """One stride phase of an adjoint along one dimension (see :func:`adjoint_phases`)."""
+
+    #: First input position of the phase; the phase is positions ``start + stride * m``.
+    start: int
+    #: Number of positions ``m`` (inside the input).
+    count: int
+    #: Forward taps contributing, in the order the phase's forward kernel uses them.
+    taps: tuple[int, ...]
+    #: First output-gradient position read (the phase convolution's source begins there).
+    offset: int
+    #: Low zero padding of the phase convolution.
+    pad_low: int
+    #: Dilation of the phase convolution.
+    dilation: int
+
+
+def adjoint_phases(in_size: int, out_size: int, kernel: int, stride: int, dilation: int,
+                   pad_low: int) -> tuple[Phase, ...]:
+    """Split the adjoint of a zero-padded 1-D convolution into stride-1 forward convolutions.
+
+    Input position ``i = start + stride * m`` receives ``grad[q] * w[t]`` for the taps with
+    ``q * stride + t * dilation - pad_low = i``, i.e. ``q = m + (start + pad_low - t *
+    dilation) / stride`` where that is an integer. Taken in decreasing ``t`` these offsets
+    increase by a constant step, so each phase is a forward convolution (stride 1) of the
+    gradient with those taps, reversed: no zero insertion, no wasted multiply-adds.
+
+    Examples
+    --------
+    >>> adjoint_phases(5, 5, 3, 1, 1, 1)
+    (Phase(start=0, count=5, taps=(2, 1, 0), offset=0, pad_low=1, dilation=1),)
+    >>> [p.taps for p in adjoint_phases(8, 4, 3, 2, 1, 1)]
+    [(1,), (2, 0)]
+    >>> adjoint_phases(8, 4, 3, 2, 1, 1)[1]
+    Phase(start=1, count=4, taps=(2, 0), offset=0, pad_low=0, dilation=1)
+    """
+    phases = []
+    for start in range(stride):
+        count = max(0, -(-(in_size - start) // stride))
+        taps = tuple(t for t in reversed(range(kernel))
+                     if (start + pad_low - t * dilation) % stride == 0)
+        first = (start + pad_low - taps[0] * dilation) // stride if taps else out_size
+        if first >= out_size:  # every read is past the gradient's end: the phase is zero
+            phases.append(Phase(start, count, (), 0, 0, 1))
+            continue
+        step = (taps[0] - taps[1]) * dilation // stride if len(taps) > 1 else 1
+        offset = max(0, first)
+        phases.append(Phase(start, count, taps, offset, offset - first, step))
+    return tuple(phases)
 
 
 def weight_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int, cols: int,

@@ -8,6 +8,7 @@ and calls one compiled kernel (:mod:`fastconv._kernels`). No loops run here.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from functools import lru_cache
@@ -165,11 +166,17 @@ def _planar_forward(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
 
 
 def _forward_pass(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
-                  spec: ConvSpec, dest: np.ndarray) -> None:
-    """Convolution ``dest = conv(src, weight) + bias`` on canonical views."""
+                  spec: ConvSpec, dest: np.ndarray, planar_layout: bool | None = None) -> None:
+    """Convolution ``dest = conv(src, weight) + bias`` on canonical views.
+
+    ``planar_layout`` overrides the layout test of the views (an adjoint's stride phase
+    writes a strided view of channels-first data, through a temporary).
+    """
+    if planar_layout is None:
+        planar_layout = _planar_layout(src, dest)
     algorithm = _plan.forward_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
                                         spec.kernel, spec.stride, _dense.block_size(dest.dtype),
-                                        _planar_layout(src, dest), FORCE_FORWARD_ALGORITHM)
+                                        planar_layout, FORCE_FORWARD_ALGORITHM)
     if dest.size == 0 or algorithm == "gather":
         packed = _pack(weight, spec, dest.dtype, adjoint=False)
         _gather(src, packed, _bias_vector(bias, spec.c_out, dest.dtype), dest, spec,
@@ -180,39 +187,65 @@ def _forward_pass(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
         _planar_forward(src, weight, bias, spec, dest)
 
 
-def _adjoint_as_forward(weight: np.ndarray, spec: ConvSpec) -> tuple[np.ndarray, ConvSpec]:
-    """Kernel and spec of the forward convolution equal to the stride-1 adjoint of ``spec``.
+def _phase_problem(weight: np.ndarray, spec: ConvSpec, phases: tuple[_plan.Phase, ...]
+                   ) -> tuple[np.ndarray, ConvSpec]:
+    """Kernel and spec of the forward convolution computing one stride phase of the adjoint.
 
-    The kernel is flipped along every spatial axis and its channel axes swapped within
-    each group; the low pad becomes ``d*(k-1) - pad_low`` and the high pad
-    ``d*(k-1) - pad_high``.
+    The kernel keeps the phase's taps along each dimension, in its order (which reverses
+    them), with the channel axes swapped within each group.
     """
     ndim, g = spec.ndim, spec.groups
-    grouped = weight.reshape(g, spec.c_out // g, spec.c_in // g, *spec.kernel)
-    flipped = grouped[(slice(None),) * 3 + (slice(None, None, -1),) * ndim]
-    swapped = np.swapaxes(flipped, 1, 2).reshape(spec.c_in, spec.c_out // g, *spec.kernel)
-    pads = tuple((d * (k - 1) - low, d * (k - 1) - high)
-                 for (low, high), d, k in zip(spec.pads, spec.dilation, spec.kernel))
-    adjoint = ConvSpec(ndim, spec.c_out, spec.c_in, g, spec.out_sizes, spec.kernel,
-                       spec.stride, spec.dilation, pads, spec.in_sizes, "zeros")
-    return swapped, adjoint
+    kernel = weight.reshape(g, spec.c_out // g, spec.c_in // g, *spec.kernel)
+    for axis, phase in enumerate(phases):
+        kernel = np.take(kernel, phase.taps, axis=3 + axis)
+    taps = tuple(len(p.taps) for p in phases)
+    kernel = np.swapaxes(kernel, 1, 2).reshape(spec.c_in, spec.c_out // g, *taps)
+    in_sizes = tuple(q - p.offset for q, p in zip(spec.out_sizes, phases))
+    dilation = tuple(p.dilation for p in phases)
+    counts = tuple(p.count for p in phases)
+    pads = tuple((p.pad_low, (c - 1) + (k - 1) * d - p.pad_low - (n - 1))
+                 for p, c, k, d, n in zip(phases, counts, taps, dilation, in_sizes))
+    problem = ConvSpec(ndim, spec.c_out, spec.c_in, g, in_sizes, taps, (1,) * ndim, dilation,
+                       pads, counts, "zeros")
+    return kernel, problem
+
+
+def _phase_adjoint(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                   spec: ConvSpec, dest: np.ndarray, planar_layout: bool) -> None:
+    """Adjoint as one stride-1 forward convolution per stride phase (zero padding)."""
+    lead = (slice(None),) * (4 - spec.ndim)  # batch and the unit leading dims
+    per_dim = [_plan.adjoint_phases(n, q, k, s, d, p[0]) for n, q, k, s, d, p in
+               zip(spec.in_sizes, spec.out_sizes, spec.kernel, spec.stride, spec.dilation,
+                   spec.pads)]
+    for phases in itertools.product(*per_dim):
+        if any(p.count == 0 for p in phases):
+            continue
+        target = dest[lead + tuple(slice(p.start, None, s) for p, s in zip(phases, spec.stride))]
+        if any(not p.taps for p in phases):
+            target[...] = 0 if bias is None else bias
+            continue
+        kernel, problem = _phase_problem(weight, spec, phases)
+        source = src[lead + tuple(slice(p.offset, None) for p in phases)]
+        _forward_pass(source, kernel, bias, problem, target, planar_layout)
 
 
 def _adjoint_pass(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                   spec: ConvSpec, dest: np.ndarray) -> None:
     """Adjoint of the convolution ``spec`` (input gradient, transposed convolution)."""
+    planar_layout = _planar_layout(src, dest)
     algorithm = _plan.adjoint_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
-                                        spec.kernel, spec.stride, spec.dilation, spec.pads,
-                                        _dense.block_size(dest.dtype),
-                                        _planar_layout(src, dest), FORCE_FORWARD_ALGORITHM)
+                                        spec.kernel, spec.stride, _dense.block_size(dest.dtype),
+                                        planar_layout, FORCE_FORWARD_ALGORITHM)
     if dest.size == 0 or algorithm == "gather":
         packed = _pack(weight, spec, dest.dtype, adjoint=True)
         _gather(src, packed, _bias_vector(bias, spec.c_in, dest.dtype), dest, spec,
                 adjoint=True)
-        return
-    kernel, adjoint = _adjoint_as_forward(weight, spec)
-    run = _dense_forward if algorithm == "dense" else _planar_forward
-    run(src, kernel, bias, adjoint, dest)
+    else:
+        # every phase reads the gradient: lay it out for the dense kernel once (the planar
+        # kernel was chosen because it is laid out for it already)
+        if algorithm == "dense":
+            src = np.ascontiguousarray(src)
+        _phase_adjoint(src, weight, bias, spec, dest, planar_layout)
 
 
 def _planar_weight(src: np.ndarray, grad_out: np.ndarray, spec: ConvSpec, dtype: np.dtype,
