@@ -292,3 +292,41 @@ def test_planar_matches_naive_on_random_configurations(nd, groups, in_group, out
     assert_close(grad_weight, naive.conv_weight(x, weight.shape, grad, **options), pixels, dtype)
     assert_close(grad_input, naive.conv_input(x.shape, weight, grad, **options),
                  out_group * kernel**nd, dtype)
+
+
+@settings(deadline=None, max_examples=max(20, settings.default.max_examples // 3))
+@given(nd=st.integers(1, 3), groups=st.integers(1, 3), in_group=st.integers(1, 12),
+       out_group=st.integers(1, 12), kernel=st.integers(1, 5), stride=st.integers(1, 4),
+       dilation=st.integers(1, 3), low=st.integers(0, 6), high=st.integers(0, 6),
+       extra=st.integers(0, 9), channels_last=st.booleans(),
+       algorithm=st.sampled_from(["dense", "planar"]),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**31))
+def test_stride_phases_match_naive_on_random_configurations(nd, groups, in_group, out_group,
+                                                            kernel, stride, dilation, low,
+                                                            high, extra, channels_last,
+                                                            algorithm, dtype, seed):
+    """Adjoints split into stride phases: strides above the kernel (empty phases), dilations
+    sharing factors with the stride, pads beyond the kernel span (offset gradients)."""
+    span = dilation * (kernel - 1) + 1
+    size = (max(1, span - low - high) + extra,) * nd
+    rng = np.random.default_rng(seed)
+    x_shape = (2, groups * in_group, *size)
+    weight = rng.standard_normal((groups * out_group, in_group) + (kernel,) * nd).astype(dtype)
+    options = {"stride": stride, "padding": ((low, high),) * nd, "dilation": dilation,
+               "groups": groups}
+    grad = rng.standard_normal(naive.conv(np.zeros(x_shape), weight, **options).shape)
+    grad = grad.astype(dtype)
+    expected = naive.conv_input(x_shape, weight, grad, **options)
+    shape, grad_arg = x_shape, grad
+    if channels_last:
+        expected = to_channels_last(expected)
+        shape = expected.shape
+        grad_arg = np.ascontiguousarray(to_channels_last(grad))
+    previous = convolution.FORCE_FORWARD_ALGORITHM
+    convolution.FORCE_FORWARD_ALGORITHM = algorithm
+    try:
+        got = getattr(fastconv, f"conv{nd}d_input")(shape, weight, grad_arg,
+                                                    channels_last=channels_last, **options)
+    finally:
+        convolution.FORCE_FORWARD_ALGORITHM = previous
+    assert_close(got, expected, out_group * kernel**nd, dtype)
