@@ -2,17 +2,21 @@
 
 For every kernel tap ``t`` the weight gradient is a matrix product over output pixels:
 ``grad_w[:, :, t] = grad_out^T @ x_t``, where row ``p`` of ``x_t`` is the input pixel that
-output pixel ``p`` reads through tap ``t``. A task owns one register tile of that product,
-``2 * lanes`` output channels by ``IN_TILE`` input channels of one tap, and runs the whole
-reduction over pixels in registers: per pixel two vector loads of the output gradient,
-``IN_TILE`` broadcasts of input values and ``2 * IN_TILE`` fused multiply-adds. Zero padding
-is handled arithmetically: per output row, only the columns whose source lies inside the
-input are visited.
+output pixel ``p`` reads through tap ``t``. For one row of taps ``(t0, t1)`` the reduction
+entries ``(t2, c_in)`` are flattened, so a layer with few input channels (an RGB stem) still
+fills its tiles. A register tile is ``2 * lanes`` output channels by ``IN_TILE`` entries;
+per pixel it takes two vector loads of the output gradient, ``IN_TILE`` broadcasts of input
+values and ``2 * IN_TILE`` fused multiply-adds.
 
-Arrays are C-contiguous and channels-last: the input ``(N, S0, S1, S2, C_in)`` and the
-output gradient ``(N, Q0, Q1, Q2, C_out)``. The result ``(C_out, C_in, T0, T1, T2)`` is
-written once per element; each element is one task's fixed-order sum over pixels, so the
-result does not depend on the number of threads.
+The input arrives zero-padded (the API layer pads a channels-last copy), so every output
+pixel reads inside it: the pixel loops have no bounds tests. A task owns one tap row, one
+block of output channels and one chunk of output rows; it walks its pixels in spans of at
+most ``SPAN`` and runs every entry tile over a span while the span's data are in cache.
+
+Arrays are C-contiguous and channels-last: the padded input ``(N, P0, P1, P2, C_in)`` and
+the output gradient ``(N, Q0, Q1, Q2, C_out)``. Each element of the partial result
+``(chunks, C_out, T0, T1, T2 * C_in)`` is one task's fixed-order sum over its pixels, and
+the chunks are fixed by the shapes, so results do not depend on the number of threads.
 """
 
 from __future__ import annotations
@@ -22,9 +26,8 @@ from functools import cache
 import numpy as np
 from numba import prange, types
 
-from ._jit import inlined, kernel
+from ._jit import helper, inlined, kernel
 from ._kernels import data_type
-from ._plan import DILATION, IN_SIZE, PAD_LOW, STRIDE
 from ._simd import ptr_of, vbroadcast, vfma, vlanes, vload, vload_masked, vstore
 
 #: Input channels per register tile (with two vectors of output channels: 12 accumulators,
@@ -46,30 +49,22 @@ def dense_weight_grad_signature(dtype: np.dtype) -> tuple:
 
 
 @inlined
-def _valid_columns(cols, size, stride, tap_shift):
-    """Output columns ``[lo, hi)`` whose source ``q * stride + tap_shift`` is inside the input."""
-    lo = max(0, (-tap_shift + stride - 1) // stride)
-    hi = min(cols, (size - 1 - tap_shift) // stride + 1) if size - 1 - tap_shift >= 0 else 0
-    return lo, max(lo, hi)
-
-
-@inlined
-def _tile_span(src, grad, g_off, x_off, count, c_out, x_step, ci, c_in, acc, full, co_count):
+def _tile_span(src, grad, g_off, x_off, count, c_out, x_step, entries, acc, full, co_count):
     """Add one span of ``count`` pixels to a register tile kept in ``acc`` (12 vectors).
 
     The tile is ``2 * lanes`` output channels (from ``grad[g_off:]``, pixels ``c_out``
-    apart) by ``IN_TILE`` input channels from ``ci`` (from ``src[x_off:]``, pixels
-    ``x_step`` apart; channels past ``c_in`` repeat the last one and are not stored).
-    ``full`` (a constant at each call site) selects plain loads of the output gradient;
-    otherwise ``co_count`` lanes are loaded masked.
+    apart) by ``IN_TILE`` input entries at offsets ``entries[0:IN_TILE]`` from
+    ``src[x_off:]`` (pixels ``x_step`` apart). ``full`` (a constant at each call site)
+    selects plain loads of the output gradient; otherwise ``co_count`` lanes are loaded
+    masked.
     """
     lanes = vlanes(src)
-    c0 = x_off + ci
-    c1 = x_off + min(ci + 1, c_in - 1)
-    c2 = x_off + min(ci + 2, c_in - 1)
-    c3 = x_off + min(ci + 3, c_in - 1)
-    c4 = x_off + min(ci + 4, c_in - 1)
-    c5 = x_off + min(ci + 5, c_in - 1)
+    c0 = x_off + entries[0]
+    c1 = x_off + entries[1]
+    c2 = x_off + entries[2]
+    c3 = x_off + entries[3]
+    c4 = x_off + entries[4]
+    c5 = x_off + entries[5]
     a00, a01, a10, a11 = vload(acc, 0), vload(acc, lanes), vload(acc, 2 * lanes), \
         vload(acc, 3 * lanes)
     a20, a21, a30, a31 = vload(acc, 4 * lanes), vload(acc, 5 * lanes), vload(acc, 6 * lanes), \
@@ -117,78 +112,82 @@ def _tile_span(src, grad, g_off, x_off, count, c_out, x_step, ci, c_in, acc, ful
     vstore(acc, 11 * lanes, a51)
 
 
-@kernel
-def dense_weight_grad(src, grad, geom, out):
-    """Weight gradient of a one-group, zero-padded convolution (channels-last data).
+@helper
+def _keep_alive(array):
+    """Use ``array``, so it stays allocated until this call (raw pointers do not own it)."""
+    return array.size
 
-    ``out[j, i, t0, t1, t2] = sum grad[n, q0, q1, q2, j] * src[n, s0, s1, s2, i]`` over the
-    output pixels whose source ``s = q * stride + t * dilation - pad_low`` is inside the
-    input, in pixel order. A task owns one tap and ``2 * lanes`` output channels; it walks
-    the pixels in spans of at most ``SPAN`` and runs every input-channel tile over a span
-    while its data are in cache.
+
+@kernel
+def dense_weight_grad(src, grad, steps, partial):
+    """Weight gradient of a one-group convolution from a zero-padded channels-last input.
+
+    ``partial[chunk, j, t0, t1, t2 * C_in + i] = sum grad[n, q0, q1, q2, j] *
+    src[n, q0*s0 + t0*d0, q1*s1 + t1*d1, q2*s2 + t2*d2, i]`` over the output rows
+    ``(n, q0, q1)`` of ``chunk`` (a fixed split) and all ``q2``, in pixel order.
 
     Parameters
     ----------
-    src : ndarray, shape (N, S0, S1, S2, C_in), C-contiguous
-        Input of the forward convolution.
+    src : ndarray, shape (N, P0, P1, P2, C_in), C-contiguous
+        Input of the forward convolution, zero-padded so that every read is inside.
     grad : ndarray, shape (N, Q0, Q1, Q2, C_out), C-contiguous
         Gradient of its output.
-    geom : ndarray of int64, shape (3, 9)
-        Forward geometry record of each dimension (:func:`fastconv._plan.geometry`).
-    out : ndarray, shape (C_out, C_in, T0, T1, T2), C-contiguous
+    steps : ndarray of int64, shape (3, 2)
+        Stride and dilation of each dimension.
+    partial : ndarray, shape (chunks, C_out, T0, T1, T2 * C_in), C-contiguous
         Written once per element.
     """
-    c_out, c_in, taps0, taps1, taps2 = out.shape
+    n_chunks, c_out, taps0, taps1, row_entries = partial.shape
     batch, rows0, rows1, cols = grad.shape[0], grad.shape[1], grad.shape[2], grad.shape[3]
-    size0, size1, size2 = src.shape[1], src.shape[2], src.shape[3]
+    size0, size1, size2, c_in = src.shape[1], src.shape[2], src.shape[3], src.shape[4]
     lanes = vlanes(src)
     out_tile = 2 * lanes
     tile_size = IN_TILE * out_tile
     n_out = (c_out + out_tile - 1) // out_tile
-    n_in = (c_in + IN_TILE - 1) // IN_TILE
-    stride2 = geom[2, STRIDE]
-    x_step = stride2 * c_in
+    n_tiles = (row_entries + IN_TILE - 1) // IN_TILE
+    n_rows = batch * rows0 * rows1
+    x_step = steps[2, 0] * c_in
     src_p = ptr_of(src, 0)
     grad_p = ptr_of(grad, 0)
-    for task in prange(taps0 * taps1 * taps2 * n_out):
+    for task in prange(n_chunks * taps0 * taps1 * n_out):
         ob = task % n_out
         rest = task // n_out
-        t2 = rest % taps2
-        rest //= taps2
         t1 = rest % taps1
-        t0 = rest // taps1
+        rest //= taps1
+        t0 = rest % taps0
+        chunk = rest // taps0
         co = ob * out_tile
         co_count = min(out_tile, c_out - co)
-        shift0 = t0 * geom[0, DILATION] - geom[0, PAD_LOW]
-        shift1 = t1 * geom[1, DILATION] - geom[1, PAD_LOW]
-        shift2 = t2 * geom[2, DILATION] - geom[2, PAD_LOW]
-        lo, hi = _valid_columns(cols, geom[2, IN_SIZE], stride2, shift2)
-        acc = np.zeros(n_in * tile_size, dtype=out.dtype)
-        for n in range(batch):
-            for q0 in range(rows0):
-                s0 = q0 * geom[0, STRIDE] + shift0
-                if s0 < 0 or s0 >= size0:
-                    continue
-                for q1 in range(rows1):
-                    s1 = q1 * geom[1, STRIDE] + shift1
-                    if s1 < 0 or s1 >= size1:
-                        continue
-                    g_row = ((n * rows0 + q0) * rows1 + q1) * cols
-                    x_row = ((n * size0 + s0) * size1 + s1) * size2
-                    for start in range(lo, hi, SPAN):
-                        count = min(SPAN, hi - start)
-                        g_off = (g_row + start) * c_out + co
-                        x_off = (x_row + start * stride2 + shift2) * c_in
-                        for ib in range(n_in):
-                            tile = ptr_of(acc, ib * tile_size)
-                            if co_count == out_tile:
-                                _tile_span(src_p, grad_p, g_off, x_off, count, c_out, x_step,
-                                           ib * IN_TILE, c_in, tile, True, co_count)
-                            else:
-                                _tile_span(src_p, grad_p, g_off, x_off, count, c_out, x_step,
-                                           ib * IN_TILE, c_in, tile, False, co_count)
-        for ib in range(n_in):
-            for k in range(min(IN_TILE, c_in - ib * IN_TILE)):
-                for lane in range(co_count):
-                    out[co + lane, ib * IN_TILE + k, t0, t1, t2] = \
-                        acc[ib * tile_size + k * out_tile + lane]
+        # offset of each entry (t2, i) from its pixel's first tap column, per tile
+        entries_array = np.empty(n_tiles * IN_TILE, dtype=np.int64)
+        for e in range(n_tiles * IN_TILE):
+            k = min(e, row_entries - 1)
+            entries_array[e] = (k // c_in) * steps[2, 1] * c_in + k % c_in
+        acc_array = np.zeros(n_tiles * tile_size, dtype=partial.dtype)
+        for row in range(chunk * n_rows // n_chunks, (chunk + 1) * n_rows // n_chunks):
+            q1 = row % rows1
+            q0 = (row // rows1) % rows0
+            n = row // (rows1 * rows0)
+            s0 = q0 * steps[0, 0] + t0 * steps[0, 1]
+            s1 = q1 * steps[1, 0] + t1 * steps[1, 1]
+            g_row = row * cols
+            x_row = ((n * size0 + s0) * size1 + s1) * size2
+            for start in range(0, cols, SPAN):
+                count = min(SPAN, cols - start)
+                g_off = (g_row + start) * c_out + co
+                x_off = (x_row + start * steps[2, 0]) * c_in
+                for tile in range(n_tiles):
+                    entries = ptr_of(entries_array, tile * IN_TILE)
+                    acc = ptr_of(acc_array, tile * tile_size)
+                    if co_count == out_tile:
+                        _tile_span(src_p, grad_p, g_off, x_off, count, c_out, x_step, entries,
+                                   acc, True, co_count)
+                    else:
+                        _tile_span(src_p, grad_p, g_off, x_off, count, c_out, x_step, entries,
+                                   acc, False, co_count)
+        for e in range(row_entries):
+            tile, k = e // IN_TILE, e % IN_TILE
+            for lane in range(co_count):
+                partial[chunk, co + lane, t0, t1, e] = acc_array[tile * tile_size
+                                                                 + k * out_tile + lane]
+        _keep_alive(entries_array)

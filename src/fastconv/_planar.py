@@ -57,6 +57,26 @@ _INDEX_2D = types.Array(types.int64, 2, "C", readonly=True)
 #: Vectors of consecutive output columns a strip keeps in registers, per row.
 STRIP_VECTORS = 4
 
+#: Output channels of a channel-blocked strip (two vectors of columns each: 12 accumulators,
+#: as the dense micro-kernel, for layers with many output channels per group).
+CHANNEL_BLOCK = 6
+
+
+def pack_channel_blocks(weight: np.ndarray, groups: int) -> np.ndarray:
+    """Weights ``(G*Og, Ig, T0, T1, T2)`` as ``(G * (Og // 6), Ig, T0, T1, T2, 6)`` blocks.
+
+    Block ``g * (Og // 6) + b`` holds output channels ``g*Og + 6*b + [0, 6)`` of group
+    ``g``, the six weights of one (input channel, tap) contiguous. The last ``Og % 6``
+    channels of each group are not packed (they run per channel).
+    """
+    c_out = weight.shape[0]
+    out_group = c_out // groups
+    blocks = out_group // CHANNEL_BLOCK
+    grouped = weight.reshape(groups, out_group, *weight.shape[1:])[:, :blocks * CHANNEL_BLOCK]
+    shaped = grouped.reshape(groups, blocks, CHANNEL_BLOCK, *weight.shape[1:])
+    return np.ascontiguousarray(np.moveaxis(shaped, 2, -1)).reshape(
+        groups * blocks, *weight.shape[1:], CHANNEL_BLOCK)
+
 
 
 @helper
@@ -69,7 +89,8 @@ def _keep_alive(array):
 def planar_signature(dtype: np.dtype) -> tuple:
     """Argument types :func:`planar_conv` is compiled for (one signature per dtype)."""
     return (data_type(dtype, 5, layout="C"), data_type(dtype, 5, layout="C"),
-            data_type(dtype, 1), data_type(dtype, 5, True, "C"), _INDEX_2D, types.int64)
+            data_type(dtype, 6, layout="C"), data_type(dtype, 1), data_type(dtype, 5, True, "C"),
+            _INDEX_2D, types.int64)
 
 
 @cache
@@ -209,6 +230,66 @@ def _strip_pair(tile, weights, w_base, in_group, taps0, taps1, taps2, span, widt
 
 
 @inlined
+def _store_channel(out, off, v0, v1, bias, count):
+    """Store the leading ``count`` (<= 2 vectors) columns of one channel's strip."""
+    lanes = vlanes(out)
+    _store_vector(out, off, v0, bias, count)
+    _store_vector(out, off + lanes, v1, bias, count - lanes)
+
+
+@inlined
+def _strip_channels(tile, packed, p_base, in_group, taps0, taps1, taps2, span, width,
+                    dilation1, dilation2, row, col, out, out_off, channel_step, count, bias,
+                    co):
+    """Output columns ``[col, col + count)`` (two vectors) of one row, six output channels.
+
+    Per tap: two vector loads of the tile, six weight broadcasts, twelve multiply-adds
+    (the dense micro-kernel's register tile, on channels-first data). ``packed[p_base:]``
+    holds the block's weights, six per (input channel, tap); output channel ``k`` of the
+    block is stored ``k * channel_step`` after ``out_off``.
+    """
+    lanes = vlanes(tile)
+    a00, a01, a10, a11 = vzero(tile), vzero(tile), vzero(tile), vzero(tile)
+    a20, a21, a30, a31 = vzero(tile), vzero(tile), vzero(tile), vzero(tile)
+    a40, a41, a50, a51 = vzero(tile), vzero(tile), vzero(tile), vzero(tile)
+    w_off = p_base
+    for i in range(in_group):
+        for t0 in range(taps0):
+            plane = (i * taps0 + t0) * span
+            for t1 in range(taps1):
+                top = (plane + row + t1 * dilation1) * width + col
+                for t2 in range(taps2):
+                    off = top + t2 * dilation2
+                    x0 = vload(tile, off)
+                    x1 = vload(tile, off + lanes)
+                    w = vbroadcast(packed[w_off])
+                    a00 = vfma(w, x0, a00)
+                    a01 = vfma(w, x1, a01)
+                    w = vbroadcast(packed[w_off + 1])
+                    a10 = vfma(w, x0, a10)
+                    a11 = vfma(w, x1, a11)
+                    w = vbroadcast(packed[w_off + 2])
+                    a20 = vfma(w, x0, a20)
+                    a21 = vfma(w, x1, a21)
+                    w = vbroadcast(packed[w_off + 3])
+                    a30 = vfma(w, x0, a30)
+                    a31 = vfma(w, x1, a31)
+                    w = vbroadcast(packed[w_off + 4])
+                    a40 = vfma(w, x0, a40)
+                    a41 = vfma(w, x1, a41)
+                    w = vbroadcast(packed[w_off + 5])
+                    a50 = vfma(w, x0, a50)
+                    a51 = vfma(w, x1, a51)
+                    w_off += CHANNEL_BLOCK
+    _store_channel(out, out_off, a00, a01, bias[co], count)
+    _store_channel(out, out_off + channel_step, a10, a11, bias[co + 1], count)
+    _store_channel(out, out_off + 2 * channel_step, a20, a21, bias[co + 2], count)
+    _store_channel(out, out_off + 3 * channel_step, a30, a31, bias[co + 3], count)
+    _store_channel(out, out_off + 4 * channel_step, a40, a41, bias[co + 4], count)
+    _store_channel(out, out_off + 5 * channel_step, a50, a51, bias[co + 5], count)
+
+
+@inlined
 def _strip_rows(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width, dilation1,
                 dilation2, row_step, row, col, out, out_off, out_step, count, two, bias):
     """:func:`_strip_pair` with its loop bounds made compile-time constants where common.
@@ -236,7 +317,7 @@ def _strip_rows(tile, weights, w_base, in_group, taps0, taps1, taps2, span, widt
 
 
 @kernel
-def planar_conv(src, weight, bias, out, geom, row_block):
+def planar_conv(src, weight, packed, bias, out, geom, row_block):
     """Channels-first convolution with unit stride along the last dimension.
 
     ``out[n, g*Og + j, q] = bias[g*Og + j] + sum src[n, g*Ig + i, s(q, t)] *
@@ -250,6 +331,9 @@ def planar_conv(src, weight, bias, out, geom, row_block):
         Data read.
     weight : ndarray, shape (G*Og, Ig, T0, T1, T2), C-contiguous
         Kernel.
+    packed : ndarray, shape (G * (Og // 6), Ig, T0, T1, T2, 6), C-contiguous
+        The kernel in blocks of six output channels (:func:`pack_channel_blocks`); those
+        channels run six at a time, the rest of each group one at a time.
     bias : ndarray, shape (G*Og,)
         Added to every output (zeros when there is no bias).
     out : ndarray, shape (N, G*Og, Q0, Q1, Q2), C-contiguous
@@ -275,6 +359,7 @@ def planar_conv(src, weight, bias, out, geom, row_block):
     # raw pointers: passing them to helpers costs no reference counting
     src_p = ptr_of(src, 0)
     w_p = ptr_of(weight, 0)
+    p_p = ptr_of(packed, 0)
     out_p = ptr_of(out, 0)
     n_blocks = (rows1 + row_block - 1) // row_block
     n_tasks = batch * groups * rows0 * n_blocks
@@ -292,7 +377,20 @@ def planar_conv(src, weight, bias, out, geom, row_block):
         tile = ptr_of(tile_array, 0)
         _fill_tile(src_p, n * c_in + g * in_group, size0, size1, size2, geom, q0, row_lo,
                    used, width, extent, in_group, taps0, tile)
-        for j in range(out_group):
+        blocks = out_group // CHANNEL_BLOCK
+        plane_size = rows0 * rows1 * cols
+        for jb in range(blocks):
+            co = g * out_group + jb * CHANNEL_BLOCK
+            p_base = (g * blocks + jb) * kernel_size * CHANNEL_BLOCK
+            out_row = ((n * c_out + co) * rows0 + q0) * rows1 * cols
+            for q1 in range(row_lo, row_hi):
+                row = (q1 - row_lo) * stride1
+                for col in range(0, cols, 2 * lanes):
+                    _strip_channels(tile, p_p, p_base, in_group, taps0, taps1, taps2, used,
+                                    width, dilation1, dilation2, row, col, out_p,
+                                    out_row + q1 * cols + col, plane_size, cols - col, bias,
+                                    co)
+        for j in range(blocks * CHANNEL_BLOCK, out_group):
             co = g * out_group + j
             b = bias[co]
             out_row = ((n * c_out + co) * rows0 + q0) * rows1 * cols

@@ -159,7 +159,8 @@ def _planar_forward(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
     target = view if view.flags.c_contiguous else np.empty(view.shape, dest.dtype)
     row_block = _planar_row_block(spec, target, target.shape[0] * spec.groups * target.shape[2])
     _jit.ensure_compiled(_planar.planar_conv, _planar.planar_signature, dest.dtype)
-    _planar.planar_conv(planes, kernel, _bias_vector(bias, spec.c_out, dest.dtype), target,
+    _planar.planar_conv(planes, kernel, _planar.pack_channel_blocks(kernel, spec.groups),
+                        _bias_vector(bias, spec.c_out, dest.dtype), target,
                         _geometry(spec, False)[0], row_block)
     if target is not view:
         view[...] = target
@@ -275,16 +276,44 @@ def _planar_weight(src: np.ndarray, grad_out: np.ndarray, spec: ConvSpec, dtype:
     return grad_weight.reshape(spec.c_out, in_group, *spec.kernel), grad_bias
 
 
+def _padded_input(src: np.ndarray, spec: ConvSpec, out_sizes: tuple[int, ...]) -> np.ndarray:
+    """Channels-last C-contiguous input, zero-padded so that every window read is inside.
+
+    No copy beyond the layout change when there is no low padding and no window reaches
+    past the input's end.
+    """
+    x = np.ascontiguousarray(src)
+    lows = _plan.to_3d(tuple(p[0] for p in spec.pads), 0)
+    needed = tuple((q - 1) * s + (k - 1) * d + 1 for q, s, k, d in
+                   zip(out_sizes, _plan.to_3d(spec.stride, 1), _plan.to_3d(spec.kernel, 1),
+                       _plan.to_3d(spec.dilation, 1)))
+    sizes = x.shape[1:4]
+    if not any(lows) and all(n <= size for n, size in zip(needed, sizes)):
+        return x
+    padded = np.zeros((x.shape[0], *needed, x.shape[4]), x.dtype)
+    kept = tuple(min(size, n - low) for size, n, low in zip(sizes, needed, lows))
+    padded[(slice(None),) + tuple(slice(low, low + k) for low, k in zip(lows, kept))] = \
+        x[(slice(None),) + tuple(slice(0, k) for k in kept)]
+    return padded
+
+
 def _dense_weight_grad(src: np.ndarray, grad_out: np.ndarray, spec: ConvSpec,
                        dtype: np.dtype) -> np.ndarray:
-    """Weight gradient on the dense register tiles (channels-last contiguous copies)."""
+    """Weight gradient on the dense register tiles (channels-last, zero-padded copies)."""
     taps = _plan.to_3d(spec.kernel, 1)
-    result = np.empty((spec.c_out, spec.c_in, *taps), dtype)
+    grad = np.ascontiguousarray(grad_out)
+    padded = _padded_input(src, spec, grad.shape[1:4])
+    steps = np.array([_plan.to_3d(spec.stride, 1), _plan.to_3d(spec.dilation, 1)],
+                     np.int64).T.copy()
+    out_tiles = -(-spec.c_out // _dense.block_size(dtype))
+    chunks = _plan.reduction_chunks(math.prod(grad.shape[:3]), taps[0] * taps[1] * out_tiles)
+    partial = np.empty((chunks, spec.c_out, taps[0], taps[1], taps[2] * spec.c_in), dtype)
     _jit.ensure_compiled(_dense_weight.dense_weight_grad,
                          _dense_weight.dense_weight_grad_signature, dtype)
-    _dense_weight.dense_weight_grad(np.ascontiguousarray(src), np.ascontiguousarray(grad_out),
-                                    _geometry(spec, False)[0], result)
-    return result.reshape(spec.c_out, spec.c_in, *spec.kernel)
+    _dense_weight.dense_weight_grad(padded, grad, steps, partial)
+    summed = partial[0] if chunks == 1 else partial.sum(axis=0)
+    grad_weight = summed.reshape(spec.c_out, *taps, spec.c_in).transpose(0, 4, 1, 2, 3)
+    return np.ascontiguousarray(grad_weight).reshape(spec.c_out, spec.c_in, *spec.kernel)
 
 
 def _weight_pass(src: np.ndarray | None, grad_out: np.ndarray, spec: ConvSpec, dtype: np.dtype,
