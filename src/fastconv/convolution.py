@@ -9,10 +9,11 @@ and calls one compiled kernel (:mod:`fastconv._kernels`). No loops run here.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
 
+import numba
 import numpy as np
 
 from . import _args, _dense, _jit, _kernels, _plan
@@ -32,27 +33,36 @@ Padding = int | str | tuple[int | tuple[int, int], ...]
 
 
 # ---------------------------------------------------------------------------- layout
+def _layout(ndim: int, data: DataShape) -> tuple[tuple, tuple[int, ...] | None]:
+    """Index and axis order taking an array of layout ``data`` to the canonical view.
+
+    ``array[index].transpose(axes)`` (no transpose when ``axes`` is None) is the strided
+    ``(N, D0, D1, D2, C)`` view of an array of that batching and layout; see
+    :func:`_canonical`.
+    """
+    lead = (np.newaxis,) * (3 - ndim)
+    batch = (slice(None),) if data.batched else (np.newaxis,)
+    if data.channels_last:
+        return batch + lead, None
+    return batch + (slice(None),) + lead, (0, 2, 3, 4, 1)
+
+
+def _view(array: np.ndarray, layout: tuple[tuple, tuple[int, ...] | None]) -> np.ndarray:
+    """Canonical view of ``array`` from its :func:`_layout` (no copy)."""
+    index, axes = layout
+    view = array[index]
+    return view if axes is None else view.transpose(axes)
+
+
 def _canonical(array: np.ndarray, ndim: int, data: DataShape) -> np.ndarray:
     """A strided view of ``array`` in the kernels' ``(N, D0, D1, D2, C)`` order (no copy)."""
-    view = array if data.batched else array[np.newaxis]
-    if not data.channels_last:
-        view = view.transpose(0, *range(2, ndim + 2), 1)
-    return view[(slice(None),) + (np.newaxis,) * (3 - ndim)]
+    return _view(array, _layout(ndim, data))
 
 
-def _pack(weight: np.ndarray, spec: ConvSpec, dtype: np.dtype, adjoint: bool) -> np.ndarray:
-    """Pack ``(C_out, C_in/G, *kernel)`` weights as ``(G, T0, T1, T2, Ig, Og)`` for the kernel.
-
-    For the forward pass the kernel reads input channels and writes output channels; for
-    the adjoint (input gradient, transposed convolution) the roles swap.
-    """
-    g = spec.groups
-    taps = _plan.to_3d(spec.kernel, 1)
-    grouped = weight.astype(dtype, copy=False).reshape(
-        g, spec.c_out // g, spec.c_in // g, *taps
-    )
-    order = (0, 3, 4, 5, 1, 2) if adjoint else (0, 3, 4, 5, 2, 1)
-    return np.ascontiguousarray(grouped.transpose(order))
+def _canonical_shape(ndim: int, data: DataShape, channels: int,
+                     sizes: tuple[int, ...]) -> tuple[int, ...]:
+    """Canonical view shape of an array with ``data``'s batching, ``channels`` and ``sizes``."""
+    return (data.batch, *_plan.to_3d(sizes, 1), channels)
 
 
 def _destination(shape: tuple[int, ...], dtype: np.dtype, out: np.ndarray | None,
@@ -72,9 +82,15 @@ def _finish(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- passes
-@lru_cache(maxsize=256)
+#: Algorithm override for tests and benchmarks: None (the plan decides), "dense" or "gather";
+#: applies to the forward pass and to the adjoint (input gradient, transposed convolution).
+FORCE_FORWARD_ALGORITHM: str | None = None
+
+Pass = Callable[[np.ndarray, np.ndarray, "np.ndarray | None", np.ndarray], None]
+
+
 def _geometry(spec: ConvSpec, adjoint: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Geometry records of ``spec`` and the pair capacity of each dim (cached, read-only)."""
+    """Geometry records of ``spec`` and the pair capacity of each dim (read-only)."""
     geometry = spec.geometry(adjoint)
     capacity = np.array([_plan.pair_capacity(row) for row in geometry.tolist()], np.int64)
     geometry.flags.writeable = False
@@ -82,116 +98,256 @@ def _geometry(spec: ConvSpec, adjoint: bool) -> tuple[np.ndarray, np.ndarray]:
     return geometry, capacity
 
 
-def _gather(src: np.ndarray, packed: np.ndarray, bias: np.ndarray, dest: np.ndarray,
-            spec: ConvSpec, adjoint: bool) -> None:
-    """Run the gather kernel writing every element of ``dest``."""
-    if dest.size == 0:
-        return
-    block, group_block = _plan.gather_blocks(*dest.shape[:4], packed.shape[0], packed.shape[4],
-                                             packed.shape[5], dest.itemsize)
-    geometry, capacity = _geometry(spec, adjoint)
-    _jit.ensure_compiled(_kernels.gather_conv, _kernels.gather_signature, dest.dtype)
-    _kernels.gather_conv(src, packed, bias, dest, geometry, capacity, block, group_block)
+class _GatherPass:
+    """The gather kernel writing every element of a canonical ``dest`` (a planned pass).
+
+    Calling it packs the weights as ``(G, T0, T1, T2, Ig, Og)`` (for the forward pass the
+    kernel reads input channels and writes output channels; for the adjoint the roles swap),
+    makes the bias vector and runs :func:`fastconv._kernels.gather_conv`.
+    """
+
+    __slots__ = ("blocks", "bias_length", "capacity", "dtype", "empty", "geometry", "order",
+                 "pack_shape")
+
+    def __init__(self, spec: ConvSpec, adjoint: bool, dtype: np.dtype,
+                 dest_shape: tuple[int, ...]) -> None:
+        g = spec.groups
+        self.dtype = dtype
+        self.pack_shape = (g, spec.c_out // g, spec.c_in // g, *_plan.to_3d(spec.kernel, 1))
+        self.order = (0, 3, 4, 5, 1, 2) if adjoint else (0, 3, 4, 5, 2, 1)
+        self.bias_length = spec.c_in if adjoint else spec.c_out
+        self.empty = math.prod(dest_shape) == 0
+        in_group, out_group = (self.pack_shape[1], self.pack_shape[2]) if adjoint else (
+            self.pack_shape[2], self.pack_shape[1])
+        self.blocks = _plan.gather_blocks(*dest_shape[:4], g, in_group, out_group,
+                                          dtype.itemsize)
+        self.geometry, self.capacity = _geometry(spec, adjoint)
+        if not self.empty:
+            _jit.ensure_compiled(_kernels.gather_conv, _kernels.gather_signature, dtype)
+
+    def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                 dest: np.ndarray) -> None:
+        if self.empty:
+            return
+        grouped = weight.astype(self.dtype, copy=False).reshape(self.pack_shape)
+        packed = np.ascontiguousarray(grouped.transpose(self.order))
+        if bias is None:
+            bias_vector = np.zeros(self.bias_length, self.dtype)
+        else:
+            bias_vector = np.ascontiguousarray(bias, dtype=self.dtype)
+        _kernels.gather_conv(src, packed, bias_vector, dest, self.geometry, self.capacity,
+                             *self.blocks)
 
 
-def _bias_vector(bias: np.ndarray | None, length: int, dtype: np.dtype) -> np.ndarray:
-    if bias is None:
-        return np.zeros(length, dtype)
-    return np.ascontiguousarray(bias, dtype=dtype)
+class _DensePass:
+    """A forward convolution (or a stride-1 adjoint) on the SIMD micro-kernel (a planned pass).
+
+    Calling it packs the weights (:func:`fastconv._dense.pack_weights_as`), makes the input
+    C-contiguous and channels-last, and runs :func:`fastconv._dense.run_dense`; the adjoint
+    is a dense forward convolution with the kernel flipped and C_in/C_out swapped.
+    """
+
+    __slots__ = ("block", "dense", "dense_key", "dtype", "flip", "weight_shape")
+
+    def __init__(self, spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
+                 dest_shape: tuple[int, ...], flip: tuple | None) -> None:
+        taps = _plan.to_3d(spec.kernel, 1)
+        self.dtype = dtype
+        self.flip = flip
+        self.block = _dense.block_size(dtype)
+        self.weight_shape = (spec.c_out, spec.c_in, *taps)
+        packed_shape = (-(-spec.c_out // self.block), *taps, spec.c_in, self.block)
+        self.dense_key = (src_shape, packed_shape, dest_shape, dtype, _plan.to_3d(spec.stride, 1),
+                          _plan.to_3d(spec.dilation, 1),
+                          _plan.to_3d(tuple(p[0] for p in spec.pads), 0), None, None, None)
+        serial = _dense.is_serial(src_shape, packed_shape, dest_shape)
+        self.dense = _dense.dense_plan(*self.dense_key, 1) if serial else None
+
+    def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                 dest: np.ndarray) -> None:
+        if self.flip is not None:
+            weight = np.swapaxes(weight[self.flip], 0, 1)
+        packed = _dense.pack_weights_as(weight.reshape(self.weight_shape), self.dtype,
+                                        self.block)
+        plan = self.dense
+        if plan is None:
+            plan = _dense.dense_plan(*self.dense_key, numba.get_num_threads())
+        target = dest if dest.flags.c_contiguous else np.empty(dest.shape, dest.dtype)
+        _dense.run_dense(plan, np.ascontiguousarray(src), packed, bias, target)
+        if target is not dest:
+            dest[...] = target
 
 
-#: Algorithm override for tests and benchmarks: None (the plan decides), "dense" or "gather";
-#: applies to the forward pass and to the adjoint (input gradient, transposed convolution).
-FORCE_FORWARD_ALGORITHM: str | None = None
-
-
-def _dense_forward(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
-                   spec: ConvSpec, dest: np.ndarray) -> None:
-    """Forward pass on the SIMD micro-kernel; needs C-contiguous channels-last data."""
-    taps = _plan.to_3d(spec.kernel, 1)
-    packed = _dense.pack_weights(weight.astype(dest.dtype, copy=False).reshape(
-        spec.c_out, spec.c_in, *taps))
-    contiguous_src = np.ascontiguousarray(src)
-    target = dest if dest.flags.c_contiguous else np.empty(dest.shape, dest.dtype)
-    bias_vector = None if bias is None else np.ascontiguousarray(bias, dtype=dest.dtype)
-    _dense.dense_forward(contiguous_src, packed, bias_vector, target,
-                         _plan.to_3d(spec.stride, 1), _plan.to_3d(spec.dilation, 1),
-                         _plan.to_3d(tuple(p[0] for p in spec.pads), 0))
-    if target is not dest:
-        dest[...] = target
-
-
-def _forward_pass(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
-                  spec: ConvSpec, dest: np.ndarray) -> None:
-    """Convolution ``dest = conv(src, weight) + bias`` on canonical views."""
+def _forward_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
+                  dest_shape: tuple[int, ...]) -> Pass:
+    """Plan the convolution ``dest = conv(src, weight) + bias`` on canonical views."""
     algorithm = _plan.forward_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
-                                        spec.kernel, _dense.block_size(dest.dtype),
+                                        spec.kernel, _dense.block_size(dtype),
                                         FORCE_FORWARD_ALGORITHM)
-    if algorithm == "dense" and dest.size:
-        _dense_forward(src, weight, bias, spec, dest)
-        return
-    packed = _pack(weight, spec, dest.dtype, adjoint=False)
-    _gather(src, packed, _bias_vector(bias, spec.c_out, dest.dtype), dest, spec, adjoint=False)
+    if algorithm == "dense" and math.prod(dest_shape):
+        return _DensePass(spec, dtype, src_shape, dest_shape, None)
+    return _GatherPass(spec, False, dtype, dest_shape)
 
 
-def _dense_adjoint(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
-                   spec: ConvSpec, dest: np.ndarray) -> None:
-    """Stride-1 adjoint as a dense forward conv with the kernel flipped and C_in/C_out swapped."""
-    ndim = spec.ndim
-    flipped = weight[(slice(None), slice(None)) + (slice(None, None, -1),) * ndim]
-    swapped = np.swapaxes(flipped, 0, 1)
-    pads = tuple((d * (k - 1) - p[0], 0) for p, d, k in zip(spec.pads, spec.dilation,
-                                                            spec.kernel))
-    adjoint = ConvSpec(ndim, spec.c_out, spec.c_in, 1, spec.out_sizes, spec.kernel,
-                       spec.stride, spec.dilation, pads, spec.in_sizes, "zeros")
-    _dense_forward(src, swapped, bias, adjoint, dest)
-
-
-def _adjoint_pass(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
-                  spec: ConvSpec, dest: np.ndarray) -> None:
-    """Adjoint of the convolution ``spec`` (input gradient, transposed convolution)."""
+def _adjoint_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
+                  dest_shape: tuple[int, ...]) -> Pass:
+    """Plan the adjoint of the convolution ``spec`` (input gradient, transposed convolution)."""
     algorithm = _plan.adjoint_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
                                         spec.kernel, spec.stride, spec.dilation, spec.pads,
-                                        _dense.block_size(dest.dtype), FORCE_FORWARD_ALGORITHM)
-    if algorithm == "dense" and dest.size:
-        _dense_adjoint(src, weight, bias, spec, dest)
-        return
-    packed = _pack(weight, spec, dest.dtype, adjoint=True)
-    _gather(src, packed, _bias_vector(bias, spec.c_in, dest.dtype), dest, spec, adjoint=True)
+                                        _dense.block_size(dtype), FORCE_FORWARD_ALGORITHM)
+    if algorithm == "dense" and math.prod(dest_shape):
+        # stride 1: a dense forward conv of the output gradient with the kernel flipped and
+        # C_in/C_out swapped, padded low by d*(k-1) - pad_low
+        ndim = spec.ndim
+        pads = tuple((d * (k - 1) - p[0], 0) for p, d, k in zip(spec.pads, spec.dilation,
+                                                                spec.kernel))
+        adjoint = ConvSpec(ndim, spec.c_out, spec.c_in, 1, spec.out_sizes, spec.kernel,
+                           spec.stride, spec.dilation, pads, spec.in_sizes, "zeros")
+        flip = (slice(None), slice(None)) + (slice(None, None, -1),) * ndim
+        return _DensePass(adjoint, dtype, src_shape, dest_shape, flip)
+    return _GatherPass(spec, True, dtype, dest_shape)
 
 
-def _weight_pass(src: np.ndarray, grad_out: np.ndarray, spec: ConvSpec, dtype: np.dtype,
-                 want_weight: bool, want_bias: bool
-                 ) -> tuple[np.ndarray | None, np.ndarray | None]:
+class _WeightPass:
     """Weight and/or bias gradient from canonical views of the input and output gradient."""
-    g = spec.groups
-    in_group, out_group = spec.c_in // g, spec.c_out // g
-    taps = _plan.to_3d(spec.kernel, 1)
-    # unit stride along channels lets the kernel's innermost loop vectorise
-    grad_out = np.ascontiguousarray(grad_out)
-    in_block = max(1, min(in_group, 64, 16384 // max(1, out_group * dtype.itemsize)))
-    tiles = g * math.prod(taps) * max(1, -(-in_group // in_block))
-    rows = grad_out.shape[0] * grad_out.shape[1] * grad_out.shape[2]
-    chunks = _plan.reduction_chunks(rows, tiles)
-    partial_b = np.zeros((chunks, spec.c_out), dtype)
-    grad_weight = None
-    if want_weight:
-        partial_w = np.zeros((chunks, g, *taps, in_group, out_group), dtype)
-        if partial_w.size or want_bias:
+
+    __slots__ = ("chunks", "dtype", "geometry", "groups", "in_block", "partial_b_shape",
+                 "partial_w_shape", "run_bias", "run_weight", "want_bias", "want_weight",
+                 "weight_shape")
+
+    def __init__(self, spec: ConvSpec, dtype: np.dtype, grad_shape: tuple[int, ...],
+                 want_weight: bool, want_bias: bool) -> None:
+        g = spec.groups
+        in_group, out_group = spec.c_in // g, spec.c_out // g
+        taps = _plan.to_3d(spec.kernel, 1)
+        self.dtype, self.groups = dtype, g
+        self.want_weight, self.want_bias = want_weight, want_bias
+        self.in_block = max(1, min(in_group, 64, 16384 // max(1, out_group * dtype.itemsize)))
+        tiles = g * math.prod(taps) * max(1, -(-in_group // self.in_block))
+        rows = grad_shape[0] * grad_shape[1] * grad_shape[2]
+        self.chunks = _plan.reduction_chunks(rows, tiles)
+        self.partial_b_shape = (self.chunks, spec.c_out)
+        self.partial_w_shape = (self.chunks, g, *taps, in_group, out_group)
+        self.weight_shape = (spec.c_out, in_group, *spec.kernel)
+        self.geometry = _geometry(spec, False)[0]
+        self.run_weight = want_weight and (math.prod(self.partial_w_shape) > 0 or want_bias)
+        self.run_bias = not want_weight and want_bias and spec.c_out * self.chunks > 0
+        if self.run_weight:
             _jit.ensure_compiled(_kernels.weight_grad, _kernels.weight_grad_signature, dtype)
-            _kernels.weight_grad(src, grad_out, _geometry(spec, False)[0], in_block, want_bias,
-                                 partial_w, partial_b)
-        summed = partial_w[0] if chunks == 1 else partial_w.sum(axis=0)
-        grad_weight = np.ascontiguousarray(summed.transpose(0, 5, 4, 1, 2, 3)).reshape(
-            spec.c_out, in_group, *spec.kernel
-        )
-    elif want_bias and partial_b.size:
-        _jit.ensure_compiled(_kernels.bias_grad, _kernels.bias_grad_signature, dtype)
-        _kernels.bias_grad(grad_out, g, partial_b)
-    grad_bias = None
-    if want_bias:
-        grad_bias = partial_b[0].copy() if chunks == 1 else partial_b.sum(axis=0)
-    return grad_weight, grad_bias
+        if self.run_bias:
+            _jit.ensure_compiled(_kernels.bias_grad, _kernels.bias_grad_signature, dtype)
+
+    def __call__(self, src: np.ndarray | None, grad_out: np.ndarray
+                 ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        dtype = self.dtype
+        # unit stride along channels lets the kernel's innermost loop vectorise
+        grad_out = np.ascontiguousarray(grad_out)
+        partial_b = np.zeros(self.partial_b_shape, dtype)
+        grad_weight = grad_bias = None
+        if self.want_weight:
+            partial_w = np.zeros(self.partial_w_shape, dtype)
+            if self.run_weight:
+                _kernels.weight_grad(src, grad_out, self.geometry, self.in_block,
+                                     self.want_bias, partial_w, partial_b)
+            summed = partial_w[0] if self.chunks == 1 else partial_w.sum(axis=0)
+            grad_weight = np.ascontiguousarray(summed.transpose(0, 5, 4, 1, 2, 3)).reshape(
+                self.weight_shape)
+        elif self.run_bias:
+            _kernels.bias_grad(grad_out, self.groups, partial_b)
+        if self.want_bias:
+            grad_bias = partial_b[0].copy() if self.chunks == 1 else partial_b.sum(axis=0)
+        return grad_weight, grad_bias
+
+
+# ---------------------------------------------------------------------------- call plans
+# A call's plan depends only on the shapes and dtypes of its arrays and on its other
+# arguments, so it is made once per distinct call and kept in ``_PLANS``, keyed on those
+# values with their exact types (see :func:`_key`). A call whose key is found skips
+# validation: the same key passed it before. A call with no key (array-likes that are not
+# ndarrays, values of other types) or an unseen key runs the full validation.
+
+_PLAN_LIMIT = 512
+_PLANS: dict[tuple, Any] = {}
+_PLANS_LOCK = threading.Lock()
+_KEY_SCALARS = frozenset({bool, np.bool_, *(np.dtype(code).type
+                                            for code in np.typecodes["AllInteger"])})
+
+
+class _Uncacheable(Exception):
+    """An argument has no exact hashable key: the call is validated and planned afresh."""
+
+
+def _key(value: object) -> object:
+    """A hashable key equal for two values only if validation cannot tell them apart.
+
+    ``int`` and ``str`` values (and None) are their own key; tuples, lists, bools and NumPy
+    integers are tagged with their exact type, so ``True``, ``1`` and ``np.int64(1)`` (or
+    ``(1, 1)`` and ``[1, 1]``) have different keys. Any other type raises
+    :class:`_Uncacheable`.
+
+    Examples
+    --------
+    >>> _key(3), _key("same"), _key((1, True))
+    (3, 'same', (<class 'tuple'>, 1, (<class 'bool'>, True)))
+    >>> _key(1.0)
+    Traceback (most recent call last):
+    ...
+    fastconv.convolution._Uncacheable
+    """
+    kind = type(value)
+    if kind is int or kind is str or value is None:
+        return value
+    if kind is tuple or kind is list:
+        return (kind, *[_key(v) for v in value])
+    if kind in _KEY_SCALARS:
+        return (kind, value)
+    raise _Uncacheable
+
+
+def _array_key(value: object) -> tuple:
+    """Key of an array argument: its shape and dtype; only exact ndarrays have one."""
+    if type(value) is not np.ndarray:
+        raise _Uncacheable
+    return value.shape, value.dtype
+
+
+def _remember(key: tuple | None, plan: Any) -> None:
+    """Keep ``plan`` for calls with ``key`` (the oldest plan goes when there are too many)."""
+    if key is None:
+        return
+    with _PLANS_LOCK:
+        while len(_PLANS) >= _PLAN_LIMIT:
+            del _PLANS[next(iter(_PLANS))]
+        _PLANS[key] = plan
+
+
+def clear_plans() -> None:
+    """Forget every call plan (they are rebuilt, and arguments revalidated, on the next calls)."""
+    with _PLANS_LOCK:
+        _PLANS.clear()
+
+
+class _ApplyPlan:
+    """Plan of a forward or transposed convolution call: result shape, views and pass."""
+
+    __slots__ = ("dtype", "layout", "run", "shape")
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, layout: tuple, run: Pass
+                 ) -> None:
+        self.shape, self.dtype, self.layout, self.run = shape, dtype, layout, run
+
+    def __call__(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                 out: object) -> np.ndarray:
+        """Run the planned call on validated arrays; ``out`` is checked here."""
+        target = _args.check_out(out, self.shape, self.dtype)
+        if target is None:
+            result = np.empty(self.shape, self.dtype)
+        else:
+            inputs = (x, weight) if bias is None else (x, weight, bias)
+            result = _destination(self.shape, self.dtype, target, *inputs)
+        src = _view(x.astype(self.dtype, copy=False), self.layout)
+        self.run(src, weight, bias, _view(result, self.layout))
+        return _finish(result, target)
 
 
 # ---------------------------------------------------------------------------- generic API
@@ -205,9 +361,9 @@ def _operands(ndim: int, x: ArrayLike, weight: ArrayLike, channels_last: bool
 
 
 def _apply(x_arr: np.ndarray, w_arr: np.ndarray, bias: ArrayLike | None, data: DataShape,
-           spec: ConvSpec, adjoint: bool, size_argument: tuple[str, object],
-           out: np.ndarray | None) -> np.ndarray:
-    """Validate the rest of a forward or transposed call, then run its pass.
+           spec: ConvSpec, adjoint: bool, size_argument: tuple[str, object]
+           ) -> tuple[_ApplyPlan, np.ndarray | None]:
+    """Validate the rest of a forward or transposed call and plan it; also returns the bias.
 
     ``size_argument`` names the argument blamed when the result would not fit in memory.
     """
@@ -215,42 +371,89 @@ def _apply(x_arr: np.ndarray, w_arr: np.ndarray, bias: ArrayLike | None, data: D
     b_arr = _args.check_bias(bias, channels)
     named = {"x": x_arr, "weight": w_arr} | ({} if b_arr is None else {"bias": b_arr})
     dtype = _args.result_dtype(**named)
-    shape = data.full_shape(channels, spec.in_sizes if adjoint else spec.out_sizes)
+    sizes = spec.in_sizes if adjoint else spec.out_sizes
+    shape = data.full_shape(channels, sizes)
     _args.check_size(*size_argument, shape, dtype.itemsize)
-    target = _args.check_out(out, shape, dtype)
-    result = _destination(shape, dtype, target, *named.values())
-    src = _canonical(x_arr.astype(dtype, copy=False), spec.ndim, data)
-    run = _adjoint_pass if adjoint else _forward_pass
-    run(src, w_arr, b_arr, spec, _canonical(result, spec.ndim, data))
-    return _finish(result, target)
+    src_shape = _canonical_shape(spec.ndim, data, data.channels, data.spatial)
+    dest_shape = _canonical_shape(spec.ndim, data, channels, sizes)
+    plan_pass = _adjoint_pass if adjoint else _forward_pass
+    run = plan_pass(spec, dtype, src_shape, dest_shape)
+    return _ApplyPlan(shape, dtype, _layout(spec.ndim, data), run), b_arr
 
 
 def _forward(ndim: int, x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None,
              stride: IntOrTuple, padding: Padding, dilation: IntOrTuple, groups: int,
              padding_mode: str, channels_last: bool, out: np.ndarray | None) -> np.ndarray:
-    x_arr, w_arr, data = _operands(ndim, x, weight, channels_last)
-    spec = _args.conv_spec(ndim, data, w_arr.shape, stride, padding, dilation, groups,
-                           padding_mode)
-    return _apply(x_arr, w_arr, bias, data, spec, False, ("padding", padding), out)
+    try:
+        key = ("conv", ndim, _array_key(x), _array_key(weight),
+               None if bias is None else _array_key(bias), _key(stride), _key(padding),
+               _key(dilation), _key(groups), _key(padding_mode), _key(channels_last),
+               FORCE_FORWARD_ALGORITHM)
+        plan = _PLANS.get(key)
+    except _Uncacheable:
+        key = plan = None
+    if plan is None:
+        x, weight, data = _operands(ndim, x, weight, channels_last)
+        spec = _args.conv_spec(ndim, data, weight.shape, stride, padding, dilation, groups,
+                               padding_mode)
+        plan, bias = _apply(x, weight, bias, data, spec, False, ("padding", padding))
+        _remember(key, plan)
+    return plan(x, weight, bias, out)
 
 
 def _transpose(ndim: int, x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None,
                stride: IntOrTuple, padding: Padding, output_padding: IntOrTuple, groups: int,
                dilation: IntOrTuple, channels_last: bool, out: np.ndarray | None
                ) -> np.ndarray:
-    x_arr, w_arr, data = _operands(ndim, x, weight, channels_last)
-    spec = _args.transpose_spec(ndim, data, w_arr.shape, stride, padding, output_padding,
-                                groups, dilation)
-    return _apply(x_arr, w_arr, bias, data, spec, True, ("stride", stride), out)
+    try:
+        key = ("transpose", ndim, _array_key(x), _array_key(weight),
+               None if bias is None else _array_key(bias), _key(stride), _key(padding),
+               _key(output_padding), _key(groups), _key(dilation), _key(channels_last),
+               FORCE_FORWARD_ALGORITHM)
+        plan = _PLANS.get(key)
+    except _Uncacheable:
+        key = plan = None
+    if plan is None:
+        x, weight, data = _operands(ndim, x, weight, channels_last)
+        spec = _args.transpose_spec(ndim, data, weight.shape, stride, padding, output_padding,
+                                    groups, dilation)
+        plan, bias = _apply(x, weight, bias, data, spec, True, ("stride", stride))
+        _remember(key, plan)
+    return plan(x, weight, bias, out)
 
 
-def _backward(ndim: int, x: ArrayLike | None, input_shape: tuple[int, ...] | None,
-              weight: ArrayLike | None, weight_shape: tuple[int, ...] | None,
-              grad_output: ArrayLike, stride: IntOrTuple, padding: Padding,
-              dilation: IntOrTuple, groups: int, padding_mode: str, channels_last: bool,
-              needs: frozenset[str]
-              ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
-    """Shared body of the gradient functions; each passes either arrays or shapes."""
+class _BackwardPlan:
+    """Plan of a gradient call: which gradients, their shapes, views and passes."""
+
+    __slots__ = ("adjoint", "dtype", "input_shape", "layout", "weight")
+
+    def __init__(self, dtype: np.dtype, input_shape: tuple[int, ...], layout: tuple,
+                 adjoint: Pass | None, weight: _WeightPass | None) -> None:
+        self.dtype, self.input_shape, self.layout = dtype, input_shape, layout
+        self.adjoint, self.weight = adjoint, weight
+
+    def __call__(self, x: np.ndarray | None, weight: np.ndarray | None, grad_output: np.ndarray
+                 ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        """Run the planned call on validated arrays."""
+        dtype = self.dtype
+        gy_view = _view(grad_output.astype(dtype, copy=False), self.layout)
+        grad_input = grad_weight = grad_bias = None
+        if self.adjoint is not None:
+            grad_input = np.empty(self.input_shape, dtype)
+            self.adjoint(gy_view, weight, None, _view(grad_input, self.layout))
+        if self.weight is not None:
+            src = None if x is None else _view(x.astype(dtype, copy=False), self.layout)
+            grad_weight, grad_bias = self.weight(src, gy_view)
+        return grad_input, grad_weight, grad_bias
+
+
+def _backward_plan(ndim: int, x: ArrayLike | None, input_shape: tuple[int, ...] | None,
+                   weight: ArrayLike | None, weight_shape: tuple[int, ...] | None,
+                   grad_output: ArrayLike, stride: IntOrTuple, padding: Padding,
+                   dilation: IntOrTuple, groups: int, padding_mode: str, channels_last: bool,
+                   needs: frozenset[str]
+                   ) -> tuple[_BackwardPlan, np.ndarray | None, np.ndarray | None, np.ndarray]:
+    """Validate a gradient call (arrays or shapes) and plan it; also returns its arrays."""
     layout = _args.flag("channels_last", channels_last)
     named: dict[str, np.ndarray] = {}
     if x is not None:
@@ -270,30 +473,60 @@ def _backward(ndim: int, x: ArrayLike | None, input_shape: tuple[int, ...] | Non
         _args.check_size("input_shape", input_shape, input_shape, dtype.itemsize)
     if "weight" in needs:
         _args.check_size("weight_shape", weight_shape, weight_shape, dtype.itemsize)
-    gy_view = _canonical(gy_arr.astype(dtype, copy=False), ndim, data)
-    grad_input = grad_weight = grad_bias = None
+    input_view = _canonical_shape(ndim, data, data.channels, data.spatial)
+    grad_view = _canonical_shape(ndim, data, spec.c_out, spec.out_sizes)
+    adjoint = weight_pass = None
     if "input" in needs:
-        grad_input = np.empty(input_shape, dtype)
-        _adjoint_pass(gy_view, named["weight"], None, spec, _canonical(grad_input, ndim, data))
+        adjoint = _adjoint_pass(spec, dtype, grad_view, input_view)
     if "weight" in needs or "bias" in needs:
-        src = None if x is None else _canonical(named["x"].astype(dtype, copy=False), ndim, data)
-        grad_weight, grad_bias = _weight_pass(src, gy_view, spec, dtype, "weight" in needs,
-                                              "bias" in needs)
-    return grad_input, grad_weight, grad_bias
+        weight_pass = _WeightPass(spec, dtype, grad_view, "weight" in needs, "bias" in needs)
+    plan = _BackwardPlan(dtype, input_shape, _layout(ndim, data), adjoint, weight_pass)
+    return plan, named.get("x"), named.get("weight"), gy_arr
+
+
+def _gradients(kind: str, ndim: int, x: ArrayLike | None, input_shape: object,
+               weight: ArrayLike | None, weight_shape: object, grad_output: ArrayLike,
+               options: tuple, needs: frozenset[str]
+               ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Shared body of the gradient functions; each passes either arrays or shapes.
+
+    ``kind`` names the public function (``"input"``, ``"weight"`` or ``"backward"``): the
+    first two validate their shape argument with :func:`fastconv._args.shape_spec` first.
+    ``options`` are ``(stride, padding, dilation, groups, padding_mode, channels_last)``.
+    """
+    try:
+        key = (kind, ndim, _key(input_shape) if x is None else _array_key(x),
+               _key(weight_shape) if weight is None else _array_key(weight),
+               _array_key(grad_output), *[_key(option) for option in options], needs,
+               FORCE_FORWARD_ALGORITHM)
+        plan = _PLANS.get(key)
+    except _Uncacheable:
+        key = plan = None
+    if plan is None:
+        if kind == "input":
+            input_shape = _args.shape_spec("input_shape", input_shape)
+        if kind == "weight":
+            weight_shape = _args.shape_spec("weight_shape", weight_shape)
+        plan, x, weight, grad_output = _backward_plan(ndim, x, input_shape, weight,
+                                                      weight_shape, grad_output, *options,
+                                                      needs)
+        _remember(key, plan)
+    return plan(x, weight, grad_output)
+
+
+_INPUT, _WEIGHT = frozenset({"input"}), frozenset({"weight"})
 
 
 def _input_grad(ndim: int, input_shape: tuple[int, ...], weight: ArrayLike,
                 grad_output: ArrayLike, *options: Any) -> np.ndarray:
-    shape = _args.shape_spec("input_shape", input_shape)
-    return _backward(ndim, None, shape, weight, None, grad_output, *options,
-                     frozenset({"input"}))[0]
+    return _gradients("input", ndim, None, input_shape, weight, None, grad_output, options,
+                      _INPUT)[0]
 
 
 def _weight_grad(ndim: int, x: ArrayLike, weight_shape: tuple[int, ...],
                  grad_output: ArrayLike, *options: Any) -> np.ndarray:
-    shape = _args.shape_spec("weight_shape", weight_shape)
-    return _backward(ndim, x, None, None, shape, grad_output, *options,
-                     frozenset({"weight"}))[1]
+    return _gradients("weight", ndim, x, None, None, weight_shape, grad_output, options,
+                      _WEIGHT)[1]
 
 
 # ---------------------------------------------------------------------------- public API
@@ -556,8 +789,9 @@ def _make_backward(d: int) -> Callable:
                       needs: tuple[str, ...] = ("input", "weight", "bias")
                       ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
         wanted = _args.needs_spec(needs)
-        return _backward(d, x, None, weight, None, grad_output, stride, padding, dilation,
-                         groups, padding_mode, channels_last, wanted)
+        return _gradients("backward", d, x, None, weight, None, grad_output,
+                          (stride, padding, dilation, groups, padding_mode, channels_last),
+                          wanted)
 
     return _public(conv_backward, f"conv{d}d_backward", _BACKWARD_DOC, d)
 
