@@ -106,8 +106,8 @@ class _GatherPass:
     makes the bias vector and runs :func:`fastconv._kernels.gather_conv`.
     """
 
-    __slots__ = ("blocks", "bias_length", "capacity", "dtype", "empty", "geometry", "order",
-                 "pack_shape")
+    __slots__ = ("blocks", "bias_length", "capacity", "dtype", "empty", "geometry", "kernel",
+                 "order", "pack_shape")
 
     def __init__(self, spec: ConvSpec, adjoint: bool, dtype: np.dtype,
                  dest_shape: tuple[int, ...]) -> None:
@@ -122,8 +122,11 @@ class _GatherPass:
         self.blocks = _plan.gather_blocks(*dest_shape[:4], g, in_group, out_group,
                                           dtype.itemsize)
         self.geometry, self.capacity = _geometry(spec, adjoint)
+        work = math.prod(dest_shape) * math.prod(spec.kernel) * in_group
+        self.kernel = (_kernels.gather_conv_serial if work <= _kernels.SERIAL_MAX_WORK
+                       else _kernels.gather_conv)
         if not self.empty:
-            _jit.ensure_compiled(_kernels.gather_conv, _kernels.gather_signature, dtype)
+            _jit.ensure_compiled(self.kernel, _kernels.gather_signature, dtype)
 
     def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                  dest: np.ndarray) -> None:
@@ -135,8 +138,7 @@ class _GatherPass:
             bias_vector = np.zeros(self.bias_length, self.dtype)
         else:
             bias_vector = np.ascontiguousarray(bias, dtype=self.dtype)
-        _kernels.gather_conv(src, packed, bias_vector, dest, self.geometry, self.capacity,
-                             *self.blocks)
+        self.kernel(src, packed, bias_vector, dest, self.geometry, self.capacity, *self.blocks)
 
 
 class _DensePass:
@@ -211,9 +213,9 @@ def _adjoint_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
 class _WeightPass:
     """Weight and/or bias gradient from canonical views of the input and output gradient."""
 
-    __slots__ = ("chunks", "dtype", "geometry", "groups", "in_block", "partial_b_shape",
-                 "partial_w_shape", "run_bias", "run_weight", "want_bias", "want_weight",
-                 "weight_shape")
+    __slots__ = ("bias_kernel", "chunks", "dtype", "geometry", "groups", "in_block",
+                 "partial_b_shape", "partial_w_shape", "run_bias", "run_weight", "want_bias",
+                 "want_weight", "weight_kernel", "weight_shape")
 
     def __init__(self, spec: ConvSpec, dtype: np.dtype, grad_shape: tuple[int, ...],
                  want_weight: bool, want_bias: bool) -> None:
@@ -232,10 +234,14 @@ class _WeightPass:
         self.geometry = _geometry(spec, False)[0]
         self.run_weight = want_weight and (math.prod(self.partial_w_shape) > 0 or want_bias)
         self.run_bias = not want_weight and want_bias and spec.c_out * self.chunks > 0
+        small = math.prod(grad_shape) * math.prod(taps) * in_group <= _kernels.SERIAL_MAX_WORK
+        self.weight_kernel = _kernels.weight_grad_serial if small else _kernels.weight_grad
+        self.bias_kernel = (_kernels.bias_grad_serial if math.prod(grad_shape)
+                            <= _kernels.SERIAL_MAX_WORK else _kernels.bias_grad)
         if self.run_weight:
-            _jit.ensure_compiled(_kernels.weight_grad, _kernels.weight_grad_signature, dtype)
+            _jit.ensure_compiled(self.weight_kernel, _kernels.weight_grad_signature, dtype)
         if self.run_bias:
-            _jit.ensure_compiled(_kernels.bias_grad, _kernels.bias_grad_signature, dtype)
+            _jit.ensure_compiled(self.bias_kernel, _kernels.bias_grad_signature, dtype)
 
     def __call__(self, src: np.ndarray | None, grad_out: np.ndarray
                  ) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -247,15 +253,17 @@ class _WeightPass:
         if self.want_weight:
             partial_w = np.zeros(self.partial_w_shape, dtype)
             if self.run_weight:
-                _kernels.weight_grad(src, grad_out, self.geometry, self.in_block,
-                                     self.want_bias, partial_w, partial_b)
-            summed = partial_w[0] if self.chunks == 1 else partial_w.sum(axis=0)
+                self.weight_kernel(src, grad_out, self.geometry, self.in_block,
+                                   self.want_bias, partial_w, partial_b)
+            # np.add.reduce is what ndarray.sum runs (same summation order), minus its wrapper
+            summed = partial_w[0] if self.chunks == 1 else np.add.reduce(partial_w, axis=0)
             grad_weight = np.ascontiguousarray(summed.transpose(0, 5, 4, 1, 2, 3)).reshape(
                 self.weight_shape)
         elif self.run_bias:
-            _kernels.bias_grad(grad_out, self.groups, partial_b)
+            self.bias_kernel(grad_out, self.groups, partial_b)
         if self.want_bias:
-            grad_bias = partial_b[0].copy() if self.chunks == 1 else partial_b.sum(axis=0)
+            grad_bias = (partial_b[0].copy() if self.chunks == 1
+                         else np.add.reduce(partial_b, axis=0))
         return grad_weight, grad_bias
 
 
@@ -361,11 +369,13 @@ def _operands(ndim: int, x: ArrayLike, weight: ArrayLike, channels_last: bool
 
 
 def _apply(x_arr: np.ndarray, w_arr: np.ndarray, bias: ArrayLike | None, data: DataShape,
-           spec: ConvSpec, adjoint: bool, size_argument: tuple[str, object]
+           spec: ConvSpec, adjoint: bool, size_argument: tuple[str, object], out: object
            ) -> tuple[_ApplyPlan, np.ndarray | None]:
     """Validate the rest of a forward or transposed call and plan it; also returns the bias.
 
     ``size_argument`` names the argument blamed when the result would not fit in memory.
+    ``out`` is checked here too, before planning compiles anything (the plan does not
+    depend on it: running the plan checks it again).
     """
     channels = spec.c_in if adjoint else spec.c_out
     b_arr = _args.check_bias(bias, channels)
@@ -374,6 +384,7 @@ def _apply(x_arr: np.ndarray, w_arr: np.ndarray, bias: ArrayLike | None, data: D
     sizes = spec.in_sizes if adjoint else spec.out_sizes
     shape = data.full_shape(channels, sizes)
     _args.check_size(*size_argument, shape, dtype.itemsize)
+    _args.check_out(out, shape, dtype)
     src_shape = _canonical_shape(spec.ndim, data, data.channels, data.spatial)
     dest_shape = _canonical_shape(spec.ndim, data, channels, sizes)
     plan_pass = _adjoint_pass if adjoint else _forward_pass
@@ -396,7 +407,7 @@ def _forward(ndim: int, x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None,
         x, weight, data = _operands(ndim, x, weight, channels_last)
         spec = _args.conv_spec(ndim, data, weight.shape, stride, padding, dilation, groups,
                                padding_mode)
-        plan, bias = _apply(x, weight, bias, data, spec, False, ("padding", padding))
+        plan, bias = _apply(x, weight, bias, data, spec, False, ("padding", padding), out)
         _remember(key, plan)
     return plan(x, weight, bias, out)
 
@@ -417,7 +428,7 @@ def _transpose(ndim: int, x: ArrayLike, weight: ArrayLike, bias: ArrayLike | Non
         x, weight, data = _operands(ndim, x, weight, channels_last)
         spec = _args.transpose_spec(ndim, data, weight.shape, stride, padding, output_padding,
                                     groups, dilation)
-        plan, bias = _apply(x, weight, bias, data, spec, True, ("stride", stride))
+        plan, bias = _apply(x, weight, bias, data, spec, True, ("stride", stride), out)
         _remember(key, plan)
     return plan(x, weight, bias, out)
 
