@@ -142,7 +142,7 @@ def pack_weights_as(w: np.ndarray, dtype: np.dtype, kb: int) -> np.ndarray:
         packed[:full] = w[:full * kb].reshape(full, kb, c_in, k0, k1, k2).transpose(
             0, 3, 4, 5, 2, 1)
     if rest:
-        packed[full, ..., :rest] = w[full * kb:].transpose(2, 3, 4, 1, 0)
+        packed[full, ..., :rest] = (w[full * kb:] if full else w).transpose(2, 3, 4, 1, 0)
     return packed
 
 
@@ -1148,6 +1148,8 @@ class DensePlan(NamedTuple):
     empty: bool
     #: no reduction (``C_in == 0`` or an empty input): ``out`` is the bias
     bias_only: bool
+    #: ``aux`` of every call without bias (zeros; the drivers only read ``aux``)
+    zero_aux: np.ndarray
 
 
 @lru_cache(maxsize=256)
@@ -1201,9 +1203,12 @@ def dense_plan(
     aux_size = nblk * kbs + k2 * c_in  # window mode reads no zeros from aux
     empty = out_size == 0
     bias_only = not empty and (c_in == 0 or math.prod(x_shape) == 0)
+    # shared by the calls of this plan: the drivers never write ``aux`` (it stays writeable so
+    # the drivers see the same argument type as with a bias, and compile once)
+    zero_aux = np.zeros(aux_size, dtype=dtype)
     if empty or bias_only:
         return DensePlan(_SERIAL[TILE_P], aux_size, c_out, (0, 0), (0, 0), stride, dilation,
-                         pad_low, 1, empty, bias_only)
+                         pad_low, 1, empty, bias_only, zero_aux)
     ptile = TILE_P if tile is None else tile
     if ptile not in _DRIVERS:
         raise ValueError(f"tile must be one of {sorted(_DRIVERS)}")
@@ -1237,7 +1242,7 @@ def dense_plan(
     if window:
         drivers = _WSERIAL if nthreads == 1 else _WDRIVERS
     return DensePlan(drivers[ptile], aux_size, c_out, scratch_shape, data_scratch_shape, stride,
-                     dilation, pad_low, group, False, False)
+                     dilation, pad_low, group, False, False, zero_aux)
 
 
 def is_serial(x_shape: tuple[int, ...], wp_shape: tuple[int, ...],
@@ -1264,8 +1269,10 @@ def run_dense(plan: DensePlan, x: np.ndarray, wp: np.ndarray, bias: np.ndarray |
     """
     if plan.empty:
         return
-    aux = np.zeros(plan.aux_size, dtype=out.dtype)
-    if bias is not None:
+    if bias is None:
+        aux = plan.zero_aux
+    else:
+        aux = np.zeros(plan.aux_size, dtype=out.dtype)
         aux[:plan.c_out] = bias
     if plan.bias_only:
         out[...] = aux[:plan.c_out]
