@@ -4,6 +4,12 @@ Each public function normalises and validates its arguments (:mod:`fastconv._arg
 asks the plan layer (:mod:`fastconv._plan`) for geometry, tiles and chunking, takes
 free strided views of the data in the engine's canonical ``(N, D0, D1, D2, C)`` order,
 and calls one compiled kernel (:mod:`fastconv._kernels`). No loops run here.
+
+All of that except the views and the kernel call depends only on the shapes and dtypes of
+the arrays and on the other arguments, so it is done once per distinct call and kept as a
+*call plan* (see "call plans" below): a repeated call looks its plan up, packs the
+weights, allocates its result and runs the kernel. Small problems run serial twins of the
+kernels on the calling thread.
 """
 
 from __future__ import annotations
