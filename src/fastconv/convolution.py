@@ -112,8 +112,8 @@ class _GatherPass:
     makes the bias vector and runs :func:`fastconv._kernels.gather_conv`.
     """
 
-    __slots__ = ("blocks", "bias_length", "capacity", "dtype", "empty", "geometry", "kernel",
-                 "order", "pack_shape")
+    __slots__ = ("blocks", "capacity", "dtype", "empty", "geometry", "kernel", "order",
+                 "pack_shape", "zero_bias")
 
     def __init__(self, spec: ConvSpec, adjoint: bool, dtype: np.dtype,
                  dest_shape: tuple[int, ...]) -> None:
@@ -121,7 +121,9 @@ class _GatherPass:
         self.dtype = dtype
         self.pack_shape = (g, spec.c_out // g, spec.c_in // g, *_plan.to_3d(spec.kernel, 1))
         self.order = (0, 3, 4, 5, 1, 2) if adjoint else (0, 3, 4, 5, 2, 1)
-        self.bias_length = spec.c_in if adjoint else spec.c_out
+        # read-only zeros shared by the calls without bias (the kernel only reads its bias)
+        self.zero_bias = np.zeros(spec.c_in if adjoint else spec.c_out, dtype)
+        self.zero_bias.flags.writeable = False
         self.empty = math.prod(dest_shape) == 0
         in_group, out_group = (self.pack_shape[1], self.pack_shape[2]) if adjoint else (
             self.pack_shape[2], self.pack_shape[1])
@@ -141,7 +143,7 @@ class _GatherPass:
         grouped = weight.astype(self.dtype, copy=False).reshape(self.pack_shape)
         packed = np.ascontiguousarray(grouped.transpose(self.order))
         if bias is None:
-            bias_vector = np.zeros(self.bias_length, self.dtype)
+            bias_vector = self.zero_bias
         else:
             bias_vector = np.ascontiguousarray(bias, dtype=self.dtype)
         self.kernel(src, packed, bias_vector, dest, self.geometry, self.capacity, *self.blocks)
