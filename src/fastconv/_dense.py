@@ -62,11 +62,16 @@ from ._simd import (
 
 __all__ = [
     "TILE_P",
+    "DensePlan",
     "block_size",
     "conv_dense",
     "dense_forward",
+    "dense_plan",
+    "is_serial",
     "output_shape",
     "pack_weights",
+    "pack_weights_as",
+    "run_dense",
 ]
 
 #: Output pixels per register tile, chosen from the host vector width: 8 with 32
@@ -1351,7 +1356,7 @@ def dense_forward(
         raise ValueError("x, wp and out must be C-contiguous")
     plan = dense_plan(x.shape, wp.shape, out.shape, dt, _hashable(stride), _hashable(dilation),
                       _hashable(pad_low), tile, group, mode, numba.get_num_threads())
-    if bias is not None:
+    if bias is not None and not plan.empty:
         bias = np.asarray(bias, dtype=dt).reshape(-1)[:plan.c_out]
     run_dense(plan, x, wp, bias, out)
     return out
