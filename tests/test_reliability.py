@@ -174,8 +174,8 @@ def test_forked_child_after_parallel_call():
         import multiprocessing as mp
         import numpy as np
         import fastconv
-        x = np.ones((2, 3, 12, 12)); w = np.ones((4, 3, 3, 3))
-        parent = fastconv.conv2d(x, w, padding=1)
+        x = np.ones((2, 3, 48, 48)); w = np.ones((4, 3, 3, 3))
+        parent = fastconv.conv2d(x, w, padding=1)  # large enough for the parallel kernel
         def child(_):
             return fastconv.conv2d(x, w, padding=1).sum()
         with mp.get_context("fork").Pool(2) as pool:
@@ -187,10 +187,15 @@ def test_forked_child_after_parallel_call():
     assert "ok" in result.stdout
 
 
+# Small calls run on the calling thread and start no threading layer: this call is large
+# enough for the parallel gather kernel.
+_PARALLEL_CALL = "fastconv.conv1d(np.ones((1, 1, 40000)), np.ones((1, 1, 2)))"
+
+
 def test_threading_layer_is_thread_and_fork_safe():
-    result = _run_script("""
+    result = _run_script(f"""
         import numba, numpy as np, fastconv
-        fastconv.conv1d(np.ones((1, 1, 4)), np.ones((1, 1, 2)))
+        {_PARALLEL_CALL}
         print(numba.threading_layer())
     """)
     assert result.returncode == 0, result.stderr
@@ -200,9 +205,9 @@ def test_threading_layer_is_thread_and_fork_safe():
 
 
 def test_user_choice_of_threading_layer_is_respected():
-    result = _run_script("""
+    result = _run_script(f"""
         import numba, numpy as np, fastconv
-        fastconv.conv1d(np.ones((1, 1, 4)), np.ones((1, 1, 2)))
+        {_PARALLEL_CALL}
         print(numba.threading_layer())
     """, env={"NUMBA_THREADING_LAYER": "workqueue"})
     assert result.returncode == 0, result.stderr
@@ -228,8 +233,10 @@ def test_concurrent_compiles_share_a_cache_without_corruption(tmp_path):
     assert len({out for out, _ in outputs}) == 1
     again = _run_script(_CACHE_SCRIPT + """
     from fastconv import _kernels
-    stats = _kernels.gather_conv.stats
-    print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
+    # a call this small runs the serial twin of the gather kernel
+    stats = [k.stats for k in (_kernels.gather_conv, _kernels.gather_conv_serial)]
+    print(sum(sum(s.cache_hits.values()) for s in stats),
+          sum(sum(s.cache_misses.values()) for s in stats))
     """, env={"NUMBA_CACHE_DIR": str(tmp_path)})
     assert again.returncode == 0, again.stderr
     lines = again.stdout.splitlines()

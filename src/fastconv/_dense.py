@@ -36,6 +36,11 @@ any thread count, task order, tile size and mode.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from functools import lru_cache
+from typing import NamedTuple
+
 import numba
 import numpy as np
 from numba import njit, prange
@@ -57,11 +62,16 @@ from ._simd import (
 
 __all__ = [
     "TILE_P",
+    "DensePlan",
     "block_size",
     "conv_dense",
     "dense_forward",
+    "dense_plan",
+    "is_serial",
     "output_shape",
     "pack_weights",
+    "pack_weights_as",
+    "run_dense",
 ]
 
 #: Output pixels per register tile, chosen from the host vector width: 8 with 32
@@ -110,12 +120,35 @@ def pack_weights(w: np.ndarray, lanes_block: int | None = None) -> np.ndarray:
     kb = block_size(w.dtype) if lanes_block is None else int(lanes_block)
     if kb <= 0:
         raise ValueError("lanes_block must be positive")
+    return pack_weights_as(w, w.dtype, kb)
+
+
+def pack_weights_as(w: np.ndarray, dtype: np.dtype, kb: int) -> np.ndarray:
+    """:func:`pack_weights` of ``w.astype(dtype)`` with block ``kb``, without checks.
+
+    Parameters
+    ----------
+    w : ndarray, shape (C_out, C_in, K0, K1, K2)
+        Weights of any real dtype and any strides.
+    dtype : numpy.dtype
+        Dtype of the packed weights (values are cast as by ``astype``).
+    kb : int
+        Output-channel block, positive.
+
+    Returns
+    -------
+    ndarray, shape (KBn, K0, K1, K2, C_in, KB)
+        As :func:`pack_weights`.
+    """
     c_out, c_in, k0, k1, k2 = w.shape
-    nblk = -(-c_out // kb)
-    padded = np.zeros((nblk * kb, c_in, k0, k1, k2), dtype=w.dtype)
-    padded[:c_out] = w
-    packed = padded.reshape(nblk, kb, c_in, k0, k1, k2).transpose(0, 3, 4, 5, 2, 1)
-    return np.ascontiguousarray(packed)
+    full, rest = divmod(c_out, kb)
+    packed = np.zeros((full + (rest > 0), k0, k1, k2, c_in, kb), dtype=dtype)
+    if full:
+        packed[:full] = w[:full * kb].reshape(full, kb, c_in, k0, k1, k2).transpose(
+            0, 3, 4, 5, 2, 1)
+    if rest:
+        packed[full, ..., :rest] = (w[full * kb:] if full else w).transpose(2, 3, 4, 1, 0)
+    return packed
 
 
 def output_shape(
@@ -1087,11 +1120,171 @@ def _round_up(n: int, m: int) -> int:
     return -(-n // m) * m
 
 
+def _hashable(v: object) -> object:
+    """``v`` as a tuple when it is a sequence (plans are cached on their arguments)."""
+    return v if isinstance(v, (tuple, int)) else tuple(v)
+
+
 def _triple(v, name: str) -> tuple[int, int, int]:
     t = tuple(map(int, v))
     if len(t) != 3:
         raise ValueError(f"{name} must have 3 entries, got {v!r}")
     return t
+
+
+class DensePlan(NamedTuple):
+    """Everything :func:`run_dense` needs besides the arrays (see :func:`dense_plan`)."""
+
+    #: compiled driver to call
+    driver: Callable[..., None]
+    #: length of the ``aux`` vector (padded bias, then zeros read by padding taps)
+    aux_size: int
+    #: output channels (bias values copied into ``aux``)
+    c_out: int
+    #: shapes of the per-thread integer and floating-point scratch
+    scratch_shape: tuple[int, int]
+    data_scratch_shape: tuple[int, int]
+    stride: tuple[int, int, int]
+    dilation: tuple[int, int, int]
+    pad_low: tuple[int, int, int]
+    #: consecutive pixel tiles per task
+    group: int
+    #: nothing to compute (``out`` is empty)
+    empty: bool
+    #: no reduction (``C_in == 0`` or an empty input): ``out`` is the bias
+    bias_only: bool
+    #: ``aux`` of every call without bias (zeros; the drivers only read ``aux``)
+    zero_aux: np.ndarray
+
+
+@lru_cache(maxsize=256)
+def dense_plan(
+    x_shape: tuple[int, ...],
+    wp_shape: tuple[int, ...],
+    out_shape: tuple[int, ...],
+    dtype: np.dtype,
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
+    pad_low: tuple[int, ...],
+    tile: int | None,
+    group: int | None,
+    mode: str | None,
+    nthreads: int,
+) -> DensePlan:
+    """Check the shapes and parameters of a :func:`dense_forward` call and plan it (cached).
+
+    Parameters
+    ----------
+    x_shape, wp_shape, out_shape : tuple of int
+        Shapes of the input (5-D), packed weights (6-D) and output (5-D).
+    dtype : numpy.dtype
+        float32 or float64.
+    stride, dilation, pad_low, tile, group, mode
+        As :func:`dense_forward` (hashable: tuples, ints, strings or None).
+    nthreads : int
+        Threads a parallel call would use (``numba.get_num_threads()``).
+
+    Returns
+    -------
+    DensePlan
+        The driver and its parameters; a pure function of the arguments.
+    """
+    kbs = _KBS[dtype.char]
+    if len(x_shape) != 5 or len(wp_shape) != 6 or len(out_shape) != 5:
+        raise ValueError("x and out must be 5-D (N, S0, S1, S2, C) and wp 6-D")
+    nblk, k0, k1, k2, c_in, kb_w = wp_shape
+    if kb_w != kbs:
+        raise ValueError(f"wp must be packed with lanes_block={kbs}, got {kb_w}")
+    c_out = out_shape[4]
+    if x_shape[4] != c_in or x_shape[0] != out_shape[0] or c_out > nblk * kbs:
+        raise ValueError(f"inconsistent shapes x{x_shape}, wp{wp_shape}, out{out_shape}")
+    stride = _triple(stride, "stride")
+    dilation = _triple(dilation, "dilation")
+    pad_low = _triple(pad_low, "pad_low")
+    if min(stride) < 1 or min(dilation) < 1 or min(pad_low) < 0:
+        raise ValueError("stride and dilation must be >= 1 and pad_low >= 0")
+    out_size = math.prod(out_shape)
+    # aux = [bias zero-padded to nblk * KB | zeros read by padding taps (K2 * C_in)]
+    aux_size = nblk * kbs + k2 * c_in  # window mode reads no zeros from aux
+    empty = out_size == 0
+    bias_only = not empty and (c_in == 0 or math.prod(x_shape) == 0)
+    # shared by the calls of this plan: the drivers never write ``aux`` (it stays writeable so
+    # the drivers see the same argument type as with a bias, and compile once)
+    zero_aux = np.zeros(aux_size, dtype=dtype)
+    if empty or bias_only:
+        return DensePlan(_SERIAL[TILE_P], aux_size, c_out, (0, 0), (0, 0), stride, dilation,
+                         pad_low, 1, empty, bias_only, zero_aux)
+    ptile = TILE_P if tile is None else tile
+    if ptile not in _DRIVERS:
+        raise ValueError(f"tile must be one of {sorted(_DRIVERS)}")
+    if mode is None:
+        # window mode saves per-row and per-tile overhead repeated for every channel block, at
+        # the cost of one gather per tile (about one vector copy per ``lanes`` elements of a row)
+        row_vectors = -(-(k2 * c_in) // (kbs // 2))
+        pointwise = k0 * k1 * k2 == 1 and nblk > 1  # 1x1: all blocks per task reuse the input
+        mode = "window" if 3 * row_vectors < 5 * nblk or pointwise else "row"
+    if mode not in ("row", "window"):
+        raise ValueError(f"mode must be 'row' or 'window', got {mode!r}")
+    window = mode == "window"
+    # per-thread scratch rows, padded to whole cache lines (no false sharing between threads)
+    scratch_shape = (_NTHREADS_MAX, _round_up(5 * ptile, 8) + 8)
+    span = k0 * k1 * k2 * c_in if window else k2 * c_in
+    data_scratch_shape = (_NTHREADS_MAX, _round_up(ptile * span, 64 // dtype.itemsize) + 16)
+    fmas = out_size * c_in * k0 * k1 * k2
+    nthreads = 1 if fmas <= _SERIAL_MAX_FMAS else nthreads
+    ntile = -(-(out_size // c_out) // ptile)
+    nslots = 1 if window else nblk
+    if group is None:
+        if window:
+            group = 16
+        else:
+            per_tile = k0 * k1 * ptile * stride[2] * c_in * dtype.itemsize
+            group = _GROUP_INPUT_BYTES // per_tile
+    group = min(max(1, int(group)), ntile)
+    if nthreads > 1:  # keep >= 8 tasks per thread for load balance
+        group = max(1, min(group, ntile * nslots // (8 * nthreads)))
+    drivers = _SERIAL if nthreads == 1 else _DRIVERS
+    if window:
+        drivers = _WSERIAL if nthreads == 1 else _WDRIVERS
+    return DensePlan(drivers[ptile], aux_size, c_out, scratch_shape, data_scratch_shape, stride,
+                     dilation, pad_low, group, False, False, zero_aux)
+
+
+def is_serial(x_shape: tuple[int, ...], wp_shape: tuple[int, ...],
+              out_shape: tuple[int, ...]) -> bool:
+    """Whether :func:`dense_plan` runs a call of these shapes on the calling thread.
+
+    The plan of such a call does not depend on the thread count.
+    """
+    return math.prod(out_shape) * math.prod(wp_shape[1:5]) <= _SERIAL_MAX_FMAS
+
+
+def run_dense(plan: DensePlan, x: np.ndarray, wp: np.ndarray, bias: np.ndarray | None,
+              out: np.ndarray) -> None:
+    """Run a planned :func:`dense_forward` call on arrays the plan was made for; no checks.
+
+    Parameters
+    ----------
+    plan : DensePlan
+        From :func:`dense_plan` with these arrays' shapes and dtype.
+    x, wp, out : ndarray
+        C-contiguous, as :func:`dense_forward`.
+    bias : ndarray, shape (C_out,), or None
+        Bias per output channel, any float dtype (cast to ``out``'s).
+    """
+    if plan.empty:
+        return
+    if bias is None:
+        aux = plan.zero_aux
+    else:
+        aux = np.zeros(plan.aux_size, dtype=out.dtype)
+        aux[:plan.c_out] = bias
+    if plan.bias_only:
+        out[...] = aux[:plan.c_out]
+        return
+    plan.driver(x, wp, aux, out, plan.stride, plan.dilation, plan.pad_low,
+                np.empty(plan.scratch_shape, dtype=np.int64),
+                np.empty(plan.data_scratch_shape, dtype=out.dtype), plan.group)
 
 
 def dense_forward(
@@ -1161,60 +1354,11 @@ def dense_forward(
         raise TypeError("x, wp and out must have the same dtype")
     if not (x.flags.c_contiguous and wp.flags.c_contiguous and out.flags.c_contiguous):
         raise ValueError("x, wp and out must be C-contiguous")
-    nblk, k0, k1, k2, c_in, kb_w = wp.shape
-    if kb_w != kbs:
-        raise ValueError(f"wp must be packed with lanes_block={kbs}, got {kb_w}")
-    c_out = out.shape[4]
-    if x.shape[4] != c_in or x.shape[0] != out.shape[0] or c_out > nblk * kbs:
-        raise ValueError(f"inconsistent shapes x{x.shape}, wp{wp.shape}, out{out.shape}")
-    stride = _triple(stride, "stride")
-    dilation = _triple(dilation, "dilation")
-    pad_low = _triple(pad_low, "pad_low")
-    if min(stride) < 1 or min(dilation) < 1 or min(pad_low) < 0:
-        raise ValueError("stride and dilation must be >= 1 and pad_low >= 0")
-    if out.size == 0:
-        return out
-    # aux = [bias zero-padded to nblk * KB | zeros read by padding taps (K2 * C_in)]
-    nb = nblk * kbs
-    aux = np.zeros(nb + k2 * c_in, dtype=dt)  # window mode reads no zeros from aux
-    if bias is not None:
-        aux[:c_out] = np.asarray(bias, dtype=dt).reshape(-1)[:c_out]
-    if c_in == 0 or x.size == 0:
-        out[...] = aux[:c_out]
-        return out
-    ptile = TILE_P if tile is None else tile
-    if ptile not in _DRIVERS:
-        raise ValueError(f"tile must be one of {sorted(_DRIVERS)}")
-    if mode is None:
-        # window mode saves per-row and per-tile overhead repeated for every channel block, at
-        # the cost of one gather per tile (about one vector copy per ``lanes`` elements of a row)
-        row_vectors = -(-(k2 * c_in) // (kbs // 2))
-        pointwise = k0 * k1 * k2 == 1 and nblk > 1  # 1x1: all blocks per task reuse the input
-        mode = "window" if 3 * row_vectors < 5 * nblk or pointwise else "row"
-    if mode not in ("row", "window"):
-        raise ValueError(f"mode must be 'row' or 'window', got {mode!r}")
-    window = mode == "window"
-    # per-thread scratch rows, padded to whole cache lines (no false sharing between threads)
-    scr = np.empty((_NTHREADS_MAX, _round_up(5 * ptile, 8) + 8), dtype=np.int64)
-    span = k0 * k1 * k2 * c_in if window else k2 * c_in
-    fscr = np.empty((_NTHREADS_MAX, _round_up(ptile * span, 64 // dt.itemsize) + 16), dtype=dt)
-    fmas = out.size * c_in * k0 * k1 * k2
-    nthreads = 1 if fmas <= _SERIAL_MAX_FMAS else numba.get_num_threads()
-    ntile = -(-(out.size // c_out) // ptile)
-    nslots = 1 if window else nblk
-    if group is None:
-        if window:
-            group = 16
-        else:
-            per_tile = k0 * k1 * ptile * stride[2] * c_in * dt.itemsize
-            group = _GROUP_INPUT_BYTES // per_tile
-    group = min(max(1, int(group)), ntile)
-    if nthreads > 1:  # keep >= 8 tasks per thread for load balance
-        group = max(1, min(group, ntile * nslots // (8 * nthreads)))
-    drivers = _SERIAL if nthreads == 1 else _DRIVERS
-    if window:
-        drivers = _WSERIAL if nthreads == 1 else _WDRIVERS
-    drivers[ptile](x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group)
+    plan = dense_plan(x.shape, wp.shape, out.shape, dt, _hashable(stride), _hashable(dilation),
+                      _hashable(pad_low), tile, group, mode, numba.get_num_threads())
+    if bias is not None and not plan.empty:
+        bias = np.asarray(bias, dtype=dt).reshape(-1)[:plan.c_out]
+    run_dense(plan, x, wp, bias, out)
     return out
 
 

@@ -1017,7 +1017,7 @@ def _copy6(dest, source):
 
 @register_jitable
 def _pack(weight, spec, dtype, adjoint):
-    """Weights packed as ``(G, T0, T1, T2, Ig, Og)`` (``convolution._pack``).
+    """Weights packed as ``(G, T0, T1, T2, Ig, Og)`` (as ``convolution._GatherPass``).
 
     ``weight`` is the 5-D view ``(C_out, C_in / G, T0, T1, T2)``; the packing is one strided
     copy, with the last two axes swapped for the adjoint.
@@ -1070,7 +1070,7 @@ def _geometry(spec, adjoint):
 
 @register_jitable
 def _gather(src, packed, bias, dest, spec, adjoint):
-    """Run the gather kernel writing every element of ``dest`` (``convolution._gather``)."""
+    """Run the gather kernel writing every element of ``dest`` (as ``convolution._GatherPass``)."""
     if dest.size == 0:
         return
     geometry = _geometry(spec, adjoint)
@@ -1087,7 +1087,7 @@ def _gather(src, packed, bias, dest, spec, adjoint):
 
 @register_jitable
 def _bias_vector(bias, has_bias, length, dtype):
-    """The bias as a contiguous vector (``convolution._bias_vector``); zeros without one."""
+    """The bias as a contiguous vector (as ``convolution._GatherPass``); zeros without one."""
     vector = np.zeros(length, dtype)
     if has_bias:
         for i in range(length):
@@ -1174,7 +1174,7 @@ def _chunk_sum(partial):
 
 
 def _weight_core(src, grad_output, spec, grad_weight, grad_bias, want_weight, want_bias):
-    """Compiled core of the weight and bias gradients (``convolution._weight_pass``).
+    """Compiled core of the weight and bias gradients (``convolution._WeightPass``).
 
     ``src`` and ``grad_output`` are canonical views, ``grad_weight`` the 5-D view
     ``(C_out, C_in / G, T0, T1, T2)`` of the result (empty when not wanted) and
@@ -1474,7 +1474,7 @@ def _drop(value):
 
 
 def _backward_body(dtype, needs):
-    """Compiled body of ``conv{d}d_backward`` (``convolution._backward``).
+    """Compiled body of ``conv{d}d_backward`` (``convolution._gradients``).
 
     With ``needs`` the constant (input, weight, bias) flags, what is not needed is typed
     None; with ``needs=None`` the flags are read at run time and the results are Optional.

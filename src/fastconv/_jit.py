@@ -21,6 +21,7 @@ Every compiled function in fastconv is declared with :func:`kernel` (parallel lo
 from __future__ import annotations
 
 import threading
+import types
 
 from numba import njit
 
@@ -60,6 +61,23 @@ def ensure_compiled(dispatcher, signature_of, dtype) -> None:
             finally:
                 dispatcher.disable_compile(True)
         _COMPILED.add(key)
+
+
+def serial_twin(dispatcher, name: str):
+    """The Python function of a :func:`kernel` compiled again without parallel loops.
+
+    ``prange`` runs as ``range`` on the calling thread, which for small problems costs less
+    than waking the thread pool (a lot less when other processes keep the cores busy). The
+    arithmetic of each task, and so every result, is the same as the kernel's. The twin is
+    a separate function named ``name`` so the on-disk caches of the two do not mix.
+    """
+    function = dispatcher.py_func
+    twin = types.FunctionType(function.__code__, function.__globals__, name,
+                              function.__defaults__, function.__closure__)
+    twin.__qualname__ = name
+    twin.__module__ = function.__module__
+    twin.__doc__ = f"Serial twin of :func:`{function.__name__}` (same arguments and results)."
+    return njit(**_COMMON)(twin)
 
 
 def helper(function):

@@ -16,7 +16,7 @@ from functools import cache
 import numpy as np
 from numba import from_dtype, prange, types
 
-from ._jit import helper, kernel
+from ._jit import helper, kernel, serial_twin
 from ._plan import ADJOINT, DILATION, IN_SIZE, MODE, OUT_SIZE, PAD_HIGH, PAD_LOW, STRIDE, TAPS
 
 _ZEROS, _REFLECT, _REPLICATE, _CIRCULAR = 0, 1, 2, 3
@@ -338,3 +338,12 @@ def bias_grad(grad_out, groups, partial_b):
         _sum_rows(grad_out, row_lo, row_hi, g * out_group, bias_acc)
         for j in range(out_group):
             partial_b[chunk, g * out_group + j] = bias_acc[j]
+
+
+#: Below this many multiply-adds (or additions, for the bias gradient) a call runs the
+#: serial twin of its kernel on the calling thread instead of waking the thread pool.
+SERIAL_MAX_WORK = 1 << 15
+
+gather_conv_serial = serial_twin(gather_conv, "gather_conv_serial")
+weight_grad_serial = serial_twin(weight_grad, "weight_grad_serial")
+bias_grad_serial = serial_twin(bias_grad, "bias_grad_serial")

@@ -4,16 +4,23 @@ Each public function normalises and validates its arguments (:mod:`fastconv._arg
 asks the plan layer (:mod:`fastconv._plan`) for geometry, tiles and chunking, takes
 free strided views of the data in the engine's canonical ``(N, D0, D1, D2, C)`` order,
 and calls one compiled kernel (:mod:`fastconv._kernels`). No loops run here.
+
+All of that except the views and the kernel call depends only on the shapes and dtypes of
+the arrays and on the other arguments, so it is done once per distinct call and kept as a
+*call plan* (see "call plans" below): a repeated call looks its plan up, packs the
+weights, allocates its result and runs the kernel. Small problems run serial twins of the
+kernels on the calling thread.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import threading
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
 
+import numba
 import numpy as np
 
 from . import _args, _dense, _dense_weight, _jit, _kernels, _plan, _planar
@@ -34,27 +41,36 @@ Padding = int | str | tuple[int | tuple[int, int], ...]
 
 
 # ---------------------------------------------------------------------------- layout
+def _layout(ndim: int, data: DataShape) -> tuple[tuple, tuple[int, ...] | None]:
+    """Index and axis order taking an array of layout ``data`` to the canonical view.
+
+    ``array[index].transpose(axes)`` (no transpose when ``axes`` is None) is the strided
+    ``(N, D0, D1, D2, C)`` view of an array of that batching and layout; see
+    :func:`_canonical`.
+    """
+    lead = (np.newaxis,) * (3 - ndim)
+    batch = (slice(None),) if data.batched else (np.newaxis,)
+    if data.channels_last:
+        return batch + lead, None
+    return batch + (slice(None),) + lead, (0, 2, 3, 4, 1)
+
+
+def _view(array: np.ndarray, layout: tuple[tuple, tuple[int, ...] | None]) -> np.ndarray:
+    """Canonical view of ``array`` from its :func:`_layout` (no copy)."""
+    index, axes = layout
+    view = array[index]
+    return view if axes is None else view.transpose(axes)
+
+
 def _canonical(array: np.ndarray, ndim: int, data: DataShape) -> np.ndarray:
     """A strided view of ``array`` in the kernels' ``(N, D0, D1, D2, C)`` order (no copy)."""
-    view = array if data.batched else array[np.newaxis]
-    if not data.channels_last:
-        view = view.transpose(0, *range(2, ndim + 2), 1)
-    return view[(slice(None),) + (np.newaxis,) * (3 - ndim)]
+    return _view(array, _layout(ndim, data))
 
 
-def _pack(weight: np.ndarray, spec: ConvSpec, dtype: np.dtype, adjoint: bool) -> np.ndarray:
-    """Pack ``(C_out, C_in/G, *kernel)`` weights as ``(G, T0, T1, T2, Ig, Og)`` for the kernel.
-
-    For the forward pass the kernel reads input channels and writes output channels; for
-    the adjoint (input gradient, transposed convolution) the roles swap.
-    """
-    g = spec.groups
-    taps = _plan.to_3d(spec.kernel, 1)
-    grouped = weight.astype(dtype, copy=False).reshape(
-        g, spec.c_out // g, spec.c_in // g, *taps
-    )
-    order = (0, 3, 4, 5, 1, 2) if adjoint else (0, 3, 4, 5, 2, 1)
-    return np.ascontiguousarray(grouped.transpose(order))
+def _canonical_shape(ndim: int, data: DataShape, channels: int,
+                     sizes: tuple[int, ...]) -> tuple[int, ...]:
+    """Canonical view shape of an array with ``data``'s batching, ``channels`` and ``sizes``."""
+    return (data.batch, *_plan.to_3d(sizes, 1), channels)
 
 
 def _destination(shape: tuple[int, ...], dtype: np.dtype, out: np.ndarray | None,
@@ -74,34 +90,6 @@ def _finish(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- passes
-@lru_cache(maxsize=256)
-def _geometry(spec: ConvSpec, adjoint: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Geometry records of ``spec`` and the pair capacity of each dim (cached, read-only)."""
-    geometry = spec.geometry(adjoint)
-    capacity = np.array([_plan.pair_capacity(row) for row in geometry.tolist()], np.int64)
-    geometry.flags.writeable = False
-    capacity.flags.writeable = False
-    return geometry, capacity
-
-
-def _gather(src: np.ndarray, packed: np.ndarray, bias: np.ndarray, dest: np.ndarray,
-            spec: ConvSpec, adjoint: bool) -> None:
-    """Run the gather kernel writing every element of ``dest``."""
-    if dest.size == 0:
-        return
-    block, group_block = _plan.gather_blocks(*dest.shape[:4], packed.shape[0], packed.shape[4],
-                                             packed.shape[5], dest.itemsize)
-    geometry, capacity = _geometry(spec, adjoint)
-    _jit.ensure_compiled(_kernels.gather_conv, _kernels.gather_signature, dest.dtype)
-    _kernels.gather_conv(src, packed, bias, dest, geometry, capacity, block, group_block)
-
-
-def _bias_vector(bias: np.ndarray | None, length: int, dtype: np.dtype) -> np.ndarray:
-    if bias is None:
-        return np.zeros(length, dtype)
-    return np.ascontiguousarray(bias, dtype=dtype)
-
-
 #: Algorithm override for tests and benchmarks: None (the plan decides), "dense", "planar" or
 #: "gather"; applies to the forward pass and to the adjoint (input gradient, transposed
 #: convolution) where the algorithm can run them, else the gather kernel does.
@@ -110,255 +98,528 @@ FORCE_FORWARD_ALGORITHM: str | None = None
 #: Weight-gradient override for tests and benchmarks: None, "dense", "planar" or "gather".
 FORCE_WEIGHT_ALGORITHM: str | None = None
 
+Pass = Callable[[np.ndarray, np.ndarray, "np.ndarray | None", np.ndarray], None]
+
+
+def _geometry(spec: ConvSpec, adjoint: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Geometry records of ``spec`` and the pair capacity of each dim (read-only)."""
+    geometry = spec.geometry(adjoint)
+    capacity = np.array([_plan.pair_capacity(row) for row in geometry.tolist()], np.int64)
+    geometry.flags.writeable = False
+    capacity.flags.writeable = False
+    return geometry, capacity
+
+
+class _GatherPass:
+    """The gather kernel writing every element of a canonical ``dest`` (a planned pass).
+
+    Calling it packs the weights as ``(G, T0, T1, T2, Ig, Og)`` (for the forward pass the
+    kernel reads input channels and writes output channels; for the adjoint the roles swap),
+    makes the bias vector and runs :func:`fastconv._kernels.gather_conv`.
+    """
+
+    __slots__ = ("blocks", "capacity", "dtype", "empty", "geometry", "kernel", "order",
+                 "pack_shape", "zero_bias")
+
+    def __init__(self, spec: ConvSpec, adjoint: bool, dtype: np.dtype,
+                 dest_shape: tuple[int, ...]) -> None:
+        g = spec.groups
+        self.dtype = dtype
+        self.pack_shape = (g, spec.c_out // g, spec.c_in // g, *_plan.to_3d(spec.kernel, 1))
+        self.order = (0, 3, 4, 5, 1, 2) if adjoint else (0, 3, 4, 5, 2, 1)
+        # read-only zeros shared by the calls without bias (the kernel only reads its bias)
+        self.zero_bias = np.zeros(spec.c_in if adjoint else spec.c_out, dtype)
+        self.zero_bias.flags.writeable = False
+        self.empty = math.prod(dest_shape) == 0
+        in_group, out_group = (self.pack_shape[1], self.pack_shape[2]) if adjoint else (
+            self.pack_shape[2], self.pack_shape[1])
+        self.blocks = _plan.gather_blocks(*dest_shape[:4], g, in_group, out_group,
+                                          dtype.itemsize)
+        self.geometry, self.capacity = _geometry(spec, adjoint)
+        work = math.prod(dest_shape) * math.prod(spec.kernel) * in_group
+        self.kernel = (_kernels.gather_conv_serial if work <= _kernels.SERIAL_MAX_WORK
+                       else _kernels.gather_conv)
+        if not self.empty:
+            _jit.ensure_compiled(self.kernel, _kernels.gather_signature, dtype)
+
+    def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                 dest: np.ndarray) -> None:
+        if self.empty:
+            return
+        grouped = weight.astype(self.dtype, copy=False).reshape(self.pack_shape)
+        packed = np.ascontiguousarray(grouped.transpose(self.order))
+        if bias is None:
+            bias_vector = self.zero_bias
+        else:
+            bias_vector = np.ascontiguousarray(bias, dtype=self.dtype)
+        self.kernel(src, packed, bias_vector, dest, self.geometry, self.capacity, *self.blocks)
+
+
+class _DensePass:
+    """A forward convolution (or a stride-1 adjoint) on the SIMD micro-kernel (a planned pass).
+
+    Calling it packs the weights (:func:`fastconv._dense.pack_weights_as`), makes the input
+    C-contiguous and channels-last, and runs :func:`fastconv._dense.run_dense`; the adjoint
+    is a dense forward convolution with the kernel flipped and C_in/C_out swapped.
+    """
+
+    __slots__ = ("block", "dense", "dense_key", "dtype", "flip", "weight_shape")
+
+    def __init__(self, spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
+                 dest_shape: tuple[int, ...], flip: tuple | None) -> None:
+        taps = _plan.to_3d(spec.kernel, 1)
+        self.dtype = dtype
+        self.flip = flip
+        self.block = _dense.block_size(dtype)
+        self.weight_shape = (spec.c_out, spec.c_in, *taps)
+        packed_shape = (-(-spec.c_out // self.block), *taps, spec.c_in, self.block)
+        self.dense_key = (src_shape, packed_shape, dest_shape, dtype, _plan.to_3d(spec.stride, 1),
+                          _plan.to_3d(spec.dilation, 1),
+                          _plan.to_3d(tuple(p[0] for p in spec.pads), 0), None, None, None)
+        serial = _dense.is_serial(src_shape, packed_shape, dest_shape)
+        self.dense = _dense.dense_plan(*self.dense_key, 1) if serial else None
+
+    def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                 dest: np.ndarray) -> None:
+        if self.flip is not None:
+            weight = np.swapaxes(weight[self.flip], 0, 1)
+        packed = _dense.pack_weights_as(weight.reshape(self.weight_shape), self.dtype,
+                                        self.block)
+        plan = self.dense
+        if plan is None:
+            plan = _dense.dense_plan(*self.dense_key, numba.get_num_threads())
+        target = dest if dest.flags.c_contiguous else np.empty(dest.shape, dest.dtype)
+        _dense.run_dense(plan, np.ascontiguousarray(src), packed, bias, target)
+        if target is not dest:
+            dest[...] = target
+
 
 def _channels_first(view: np.ndarray) -> np.ndarray:
     """The ``(N, C, D0, D1, D2)`` view of a canonical ``(N, D0, D1, D2, C)`` view."""
     return view.transpose(0, 4, 1, 2, 3)
 
 
-def _planar_layout(*views: np.ndarray) -> bool:
-    """Whether every view is C-contiguous in channels-first order (planar kernels' layout)."""
-    return all(_channels_first(v).flags.c_contiguous for v in views)
-
-
-def _dense_forward(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
-                   spec: ConvSpec, dest: np.ndarray) -> None:
-    """Forward pass on the SIMD micro-kernel; needs C-contiguous channels-last data."""
-    taps = _plan.to_3d(spec.kernel, 1)
-    packed = _dense.pack_weights(weight.astype(dest.dtype, copy=False).reshape(
-        spec.c_out, spec.c_in, *taps))
-    contiguous_src = np.ascontiguousarray(src)
-    target = dest if dest.flags.c_contiguous else np.empty(dest.shape, dest.dtype)
-    bias_vector = None if bias is None else np.ascontiguousarray(bias, dtype=dest.dtype)
-    _dense.dense_forward(contiguous_src, packed, bias_vector, target,
-                         _plan.to_3d(spec.stride, 1), _plan.to_3d(spec.dilation, 1),
-                         _plan.to_3d(tuple(p[0] for p in spec.pads), 0))
-    if target is not dest:
-        dest[...] = target
-
-
-def _planar_row_block(spec: ConvSpec, out_planes: np.ndarray, tasks_per_block: int) -> int:
-    """Row block of a planar kernel writing (or reading the gradient of) ``out_planes``."""
-    _, _, _, rows1, cols = out_planes.shape
+def _planar_row_block(spec: ConvSpec, dtype: np.dtype, planes_shape: tuple[int, ...],
+                      tasks_per_block: int) -> int:
+    """Row block of a planar kernel writing (or reading the gradient of) ``planes_shape``."""
+    _, _, _, rows1, cols = planes_shape
     taps0, _, taps2 = _plan.to_3d(spec.kernel, 1)
     stride1 = _plan.to_3d(spec.stride, 1)[1]
-    width = _planar.tile_width(cols, taps2, _plan.to_3d(spec.dilation, 1)[2],
-                               lanes_for(out_planes.dtype))
-    row_bytes = (spec.c_in // spec.groups) * taps0 * width * stride1 * out_planes.itemsize
+    width = _planar.tile_width(cols, taps2, _plan.to_3d(spec.dilation, 1)[2], lanes_for(dtype))
+    row_bytes = (spec.c_in // spec.groups) * taps0 * width * stride1 * dtype.itemsize
     return _plan.planar_row_block(tasks_per_block, rows1, cols, row_bytes)
 
 
-def _planar_forward(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
-                    spec: ConvSpec, dest: np.ndarray) -> None:
-    """Forward pass on the planar kernel (channels-first data, unit last stride)."""
-    taps = _plan.to_3d(spec.kernel, 1)
-    kernel = np.ascontiguousarray(weight, dtype=dest.dtype).reshape(
-        spec.c_out, spec.c_in // spec.groups, *taps)
-    planes = np.ascontiguousarray(_channels_first(src))
-    view = _channels_first(dest)
-    target = view if view.flags.c_contiguous else np.empty(view.shape, dest.dtype)
-    row_block = _planar_row_block(spec, target, target.shape[0] * spec.groups * target.shape[2])
-    _jit.ensure_compiled(_planar.planar_conv, _planar.planar_signature, dest.dtype)
-    _planar.planar_conv(planes, kernel, _planar.pack_channel_blocks(kernel, spec.groups),
-                        _bias_vector(bias, spec.c_out, dest.dtype), target,
-                        _geometry(spec, False)[0], row_block)
-    if target is not view:
-        view[...] = target
+def _planes_shape(canonical_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Channels-first shape of a canonical view shape."""
+    n, d0, d1, d2, c = canonical_shape
+    return (n, c, d0, d1, d2)
 
 
-def _forward_pass(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
-                  spec: ConvSpec, dest: np.ndarray, planar_layout: bool | None = None) -> None:
-    """Convolution ``dest = conv(src, weight) + bias`` on canonical views.
+class _PlanarPass:
+    """A forward convolution on the planar kernel (channels-first data, unit last stride).
 
-    ``planar_layout`` overrides the layout test of the views (an adjoint's stride phase
-    writes a strided view of channels-first data, through a temporary).
+    Calling it reshapes the kernel and packs its six-channel blocks, and runs
+    :func:`fastconv._planar.planar_conv` on the channels-first views (a strided ``dest``,
+    such as an adjoint's stride phase, is written through a temporary).
     """
-    if planar_layout is None:
-        planar_layout = _planar_layout(src, dest)
+
+    __slots__ = ("dtype", "geometry", "groups", "kernel_shape", "row_block", "zero_bias")
+
+    def __init__(self, spec: ConvSpec, dtype: np.dtype, dest_shape: tuple[int, ...]) -> None:
+        planes = _planes_shape(dest_shape)
+        self.dtype, self.groups = dtype, spec.groups
+        self.kernel_shape = (spec.c_out, spec.c_in // spec.groups, *_plan.to_3d(spec.kernel, 1))
+        self.row_block = _planar_row_block(spec, dtype, planes,
+                                           planes[0] * spec.groups * planes[2])
+        self.geometry = _geometry(spec, False)[0]
+        self.zero_bias = np.zeros(spec.c_out, dtype)
+        self.zero_bias.flags.writeable = False
+        _jit.ensure_compiled(_planar.planar_conv, _planar.planar_signature, dtype)
+
+    def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                 dest: np.ndarray) -> None:
+        kernel = np.ascontiguousarray(weight, dtype=self.dtype).reshape(self.kernel_shape)
+        planes = np.ascontiguousarray(_channels_first(src))
+        view = _channels_first(dest)
+        target = view if view.flags.c_contiguous else np.empty(view.shape, self.dtype)
+        bias_vector = self.zero_bias if bias is None else np.ascontiguousarray(bias, self.dtype)
+        _planar.planar_conv(planes, kernel, _planar.pack_channel_blocks(kernel, self.groups),
+                            bias_vector, target, self.geometry, self.row_block)
+        if target is not view:
+            view[...] = target
+
+
+def _forward_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
+                  dest_shape: tuple[int, ...], planar_layout: bool) -> Pass:
+    """Plan the convolution ``dest = conv(src, weight) + bias`` on canonical views.
+
+    ``planar_layout``: both views are channels-first (C-contiguous in ``(N, C, ...)`` order,
+    or single-channel), which the planar kernel needs.
+    """
     algorithm = _plan.forward_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
-                                        spec.kernel, spec.stride, _dense.block_size(dest.dtype),
+                                        spec.kernel, spec.stride, _dense.block_size(dtype),
                                         planar_layout, FORCE_FORWARD_ALGORITHM)
-    if dest.size == 0 or algorithm == "gather":
-        packed = _pack(weight, spec, dest.dtype, adjoint=False)
-        _gather(src, packed, _bias_vector(bias, spec.c_out, dest.dtype), dest, spec,
-                adjoint=False)
-    elif algorithm == "dense":
-        _dense_forward(src, weight, bias, spec, dest)
-    else:
-        _planar_forward(src, weight, bias, spec, dest)
+    if algorithm == "dense" and math.prod(dest_shape):
+        return _DensePass(spec, dtype, src_shape, dest_shape, None)
+    if algorithm == "planar" and math.prod(dest_shape):
+        return _PlanarPass(spec, dtype, dest_shape)
+    return _GatherPass(spec, False, dtype, dest_shape)
 
 
-def _phase_problem(weight: np.ndarray, spec: ConvSpec, phases: tuple[_plan.Phase, ...]
-                   ) -> tuple[np.ndarray, ConvSpec]:
-    """Kernel and spec of the forward convolution computing one stride phase of the adjoint.
+def _phase_kernel(weight: np.ndarray, spec: ConvSpec, phases: tuple[_plan.Phase, ...]
+                  ) -> np.ndarray:
+    """Kernel of the forward convolution computing one stride phase of the adjoint.
 
-    The kernel keeps the phase's taps along each dimension, in its order (which reverses
+    It keeps the phase's taps along each dimension, in the phase's order (which reverses
     them), with the channel axes swapped within each group.
     """
-    ndim, g = spec.ndim, spec.groups
+    g = spec.groups
     kernel = weight.reshape(g, spec.c_out // g, spec.c_in // g, *spec.kernel)
     for axis, phase in enumerate(phases):
         kernel = np.take(kernel, phase.taps, axis=3 + axis)
-    taps = tuple(len(p.taps) for p in phases)
-    kernel = np.swapaxes(kernel, 1, 2).reshape(spec.c_in, spec.c_out // g, *taps)
+    return np.swapaxes(kernel, 1, 2).reshape(spec.c_in, spec.c_out // g,
+                                            *(len(p.taps) for p in phases))
+
+
+def _phase_spec(spec: ConvSpec, phases: tuple[_plan.Phase, ...]) -> ConvSpec:
+    """The forward convolution (stride 1, zero padding) computing one stride phase."""
     in_sizes = tuple(q - p.offset for q, p in zip(spec.out_sizes, phases))
+    taps = tuple(len(p.taps) for p in phases)
     dilation = tuple(p.dilation for p in phases)
     counts = tuple(p.count for p in phases)
     pads = tuple((p.pad_low, (c - 1) + (k - 1) * d - p.pad_low - (n - 1))
                  for p, c, k, d, n in zip(phases, counts, taps, dilation, in_sizes))
-    problem = ConvSpec(ndim, spec.c_out, spec.c_in, g, in_sizes, taps, (1,) * ndim, dilation,
-                       pads, counts, "zeros")
-    return kernel, problem
+    return ConvSpec(spec.ndim, spec.c_out, spec.c_in, spec.groups, in_sizes, taps,
+                    (1,) * spec.ndim, dilation, pads, counts, "zeros")
 
 
-def _phase_adjoint(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
-                   spec: ConvSpec, dest: np.ndarray, planar_layout: bool) -> None:
-    """Adjoint as one stride-1 forward convolution per stride phase (zero padding)."""
-    lead = (slice(None),) * (4 - spec.ndim)  # batch and the unit leading dims
-    per_dim = [_plan.adjoint_phases(n, q, k, s, d, p[0]) for n, q, k, s, d, p in
-               zip(spec.in_sizes, spec.out_sizes, spec.kernel, spec.stride, spec.dilation,
-                   spec.pads)]
-    for phases in itertools.product(*per_dim):
-        if any(p.count == 0 for p in phases):
-            continue
-        target = dest[lead + tuple(slice(p.start, None, s) for p, s in zip(phases, spec.stride))]
-        if any(not p.taps for p in phases):
-            target[...] = 0 if bias is None else bias
-            continue
-        kernel, problem = _phase_problem(weight, spec, phases)
-        source = src[lead + tuple(slice(p.offset, None) for p in phases)]
-        _forward_pass(source, kernel, bias, problem, target, planar_layout)
+class _PhasePass:
+    """A zero-padded adjoint as one stride-1 forward convolution per stride phase.
 
-
-def _adjoint_pass(src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
-                  spec: ConvSpec, dest: np.ndarray) -> None:
-    """Adjoint of the convolution ``spec`` (input gradient, transposed convolution)."""
-    planar_layout = _planar_layout(src, dest)
-    algorithm = _plan.adjoint_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
-                                        spec.kernel, spec.stride, _dense.block_size(dest.dtype),
-                                        planar_layout, FORCE_FORWARD_ALGORITHM)
-    if dest.size == 0 or algorithm == "gather":
-        packed = _pack(weight, spec, dest.dtype, adjoint=True)
-        _gather(src, packed, _bias_vector(bias, spec.c_in, dest.dtype), dest, spec,
-                adjoint=True)
-    else:
-        # every phase reads the gradient: lay it out for the dense kernel once (the planar
-        # kernel was chosen because it is laid out for it already)
-        if algorithm == "dense":
-            src = np.ascontiguousarray(src)
-        _phase_adjoint(src, weight, bias, spec, dest, planar_layout)
-
-
-def _planar_weight(src: np.ndarray, grad_out: np.ndarray, spec: ConvSpec, dtype: np.dtype,
-                   want_bias: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Weight (and bias) gradient on the planar kernel (channels-first data, unit last stride)."""
-    taps = _plan.to_3d(spec.kernel, 1)
-    planes = np.ascontiguousarray(_channels_first(src))
-    grad_planes = np.ascontiguousarray(_channels_first(grad_out))
-    batch, _, rows0, rows1, _ = grad_planes.shape
-    g, in_group = spec.groups, spec.c_in // spec.groups
-    # tasks are (chunk, group, output block): rows per tile only bound the tile size
-    row_block = _planar_row_block(spec, grad_planes, 64)
-    plane_taps = taps[1] * taps[2]
-    slots = in_group * taps[0] * (plane_taps + plane_taps % 2)
-    out_block = _plan.planar_out_block(spec.c_out // g, slots * lanes_for(dtype) * dtype.itemsize)
-    units = batch * rows0 * -(-rows1 // row_block)
-    chunks = _plan.reduction_chunks(units, g * -(-(spec.c_out // g) // out_block))
-    partial_w = np.empty((chunks, spec.c_out, in_group, *taps), dtype)
-    partial_b = np.empty((chunks, spec.c_out), dtype)
-    _jit.ensure_compiled(_planar.planar_weight_grad, _planar.planar_weight_grad_signature, dtype)
-    _planar.planar_weight_grad(planes, grad_planes, _geometry(spec, False)[0], row_block,
-                               out_block, want_bias, partial_w, partial_b)
-    grad_weight = partial_w[0] if chunks == 1 else partial_w.sum(axis=0)
-    grad_bias = None
-    if want_bias:
-        grad_bias = partial_b[0] if chunks == 1 else partial_b.sum(axis=0)
-    return grad_weight.reshape(spec.c_out, in_group, *spec.kernel), grad_bias
-
-
-def _padded_input(src: np.ndarray, spec: ConvSpec, out_sizes: tuple[int, ...]) -> np.ndarray:
-    """Channels-last C-contiguous input, zero-padded so that every window read is inside.
-
-    No copy beyond the layout change when there is no low padding and no window reaches
-    past the input's end.
+    Input position ``start + stride * m`` of each phase receives a forward convolution of
+    the output gradient with a subset of the taps, reversed (:func:`fastconv._plan.
+    adjoint_phases`): no zero insertion and no multiply-add wasted on inserted zeros. Each
+    phase's forward convolution is planned like any other (dense or planar kernel); a phase
+    that no tap reaches is filled with the bias (or zeros).
     """
-    x = np.ascontiguousarray(src)
-    lows = _plan.to_3d(tuple(p[0] for p in spec.pads), 0)
-    needed = tuple((q - 1) * s + (k - 1) * d + 1 for q, s, k, d in
-                   zip(out_sizes, _plan.to_3d(spec.stride, 1), _plan.to_3d(spec.kernel, 1),
-                       _plan.to_3d(spec.dilation, 1)))
-    sizes = x.shape[1:4]
-    if not any(lows) and all(n <= size for n, size in zip(needed, sizes)):
-        return x
-    padded = np.zeros((x.shape[0], *needed, x.shape[4]), x.dtype)
-    kept = tuple(min(size, n - low) for size, n, low in zip(sizes, needed, lows))
-    padded[(slice(None),) + tuple(slice(low, low + k) for low, k in zip(lows, kept))] = \
-        x[(slice(None),) + tuple(slice(0, k) for k in kept)]
-    return padded
+
+    __slots__ = ("dense", "phases", "spec")
+
+    def __init__(self, spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
+                 dest_shape: tuple[int, ...], planar_layout: bool, dense: bool) -> None:
+        self.spec, self.dense = spec, dense
+        lead = (slice(None),) * (4 - spec.ndim)  # batch and the unit leading dims
+        per_dim = [_plan.adjoint_phases(n, q, k, s, d, p[0]) for n, q, k, s, d, p in
+                   zip(spec.in_sizes, spec.out_sizes, spec.kernel, spec.stride, spec.dilation,
+                       spec.pads)]
+        self.phases = []
+        for phases in itertools.product(*per_dim):
+            if any(p.count == 0 for p in phases):
+                continue
+            target = lead + tuple(slice(p.start, None, s) for p, s in zip(phases, spec.stride))
+            if any(not p.taps for p in phases):
+                self.phases.append((phases, target, None, None))
+                continue
+            problem = _phase_spec(spec, phases)
+            source = lead + tuple(slice(p.offset, None) for p in phases)
+            sizes = (src_shape[0], *_plan.to_3d(problem.in_sizes, 1), src_shape[4])
+            out = (dest_shape[0], *_plan.to_3d(problem.out_sizes, 1), dest_shape[4])
+            run = _forward_pass(problem, dtype, sizes, out, planar_layout)
+            self.phases.append((phases, target, source, run))
+
+    def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                 dest: np.ndarray) -> None:
+        if self.dense:  # every phase reads the gradient: lay it out for the kernel once
+            src = np.ascontiguousarray(src)
+        for phases, target, source, run in self.phases:
+            if run is None:
+                dest[target] = 0 if bias is None else bias
+                continue
+            run(src[source], _phase_kernel(weight, self.spec, phases), bias, dest[target])
 
 
-def _dense_weight_grad(src: np.ndarray, grad_out: np.ndarray, spec: ConvSpec,
-                       dtype: np.dtype) -> np.ndarray:
-    """Weight gradient on the dense register tiles (channels-last, zero-padded copies)."""
-    taps = _plan.to_3d(spec.kernel, 1)
-    grad = np.ascontiguousarray(grad_out)
-    padded = _padded_input(src, spec, grad.shape[1:4])
-    steps = np.array([_plan.to_3d(spec.stride, 1), _plan.to_3d(spec.dilation, 1)],
-                     np.int64).T.copy()
-    out_tiles = -(-spec.c_out // _dense.block_size(dtype))
-    chunks = _plan.reduction_chunks(math.prod(grad.shape[:3]), taps[0] * taps[1] * out_tiles)
-    partial = np.empty((chunks, spec.c_out, taps[0], taps[1], taps[2] * spec.c_in), dtype)
-    _jit.ensure_compiled(_dense_weight.dense_weight_grad,
-                         _dense_weight.dense_weight_grad_signature, dtype)
-    _dense_weight.dense_weight_grad(padded, grad, steps, partial)
-    summed = partial[0] if chunks == 1 else partial.sum(axis=0)
-    grad_weight = summed.reshape(spec.c_out, *taps, spec.c_in).transpose(0, 4, 1, 2, 3)
-    return np.ascontiguousarray(grad_weight).reshape(spec.c_out, spec.c_in, *spec.kernel)
+def _adjoint_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
+                  dest_shape: tuple[int, ...], planar_layout: bool) -> Pass:
+    """Plan the adjoint of the convolution ``spec`` (input gradient, transposed convolution)."""
+    algorithm = _plan.adjoint_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
+                                        spec.kernel, spec.stride, _dense.block_size(dtype),
+                                        planar_layout, FORCE_FORWARD_ALGORITHM)
+    if algorithm == "gather" or not math.prod(dest_shape):
+        return _GatherPass(spec, True, dtype, dest_shape)
+    return _PhasePass(spec, dtype, src_shape, dest_shape, planar_layout, algorithm == "dense")
 
 
-def _weight_pass(src: np.ndarray | None, grad_out: np.ndarray, spec: ConvSpec, dtype: np.dtype,
-                 want_weight: bool, want_bias: bool
-                 ) -> tuple[np.ndarray | None, np.ndarray | None]:
+class _WeightPass:
     """Weight and/or bias gradient from canonical views of the input and output gradient."""
-    if want_weight and src is not None and src.size and grad_out.size:
+
+    __slots__ = ("bias_kernel", "chunks", "dtype", "geometry", "groups", "in_block",
+                 "partial_b_shape", "partial_w_shape", "run_bias", "run_weight", "want_bias",
+                 "want_weight", "weight_kernel", "weight_shape")
+
+    def __init__(self, spec: ConvSpec, dtype: np.dtype, grad_shape: tuple[int, ...],
+                 want_weight: bool, want_bias: bool) -> None:
+        g = spec.groups
+        in_group, out_group = spec.c_in // g, spec.c_out // g
+        taps = _plan.to_3d(spec.kernel, 1)
+        self.dtype, self.groups = dtype, g
+        self.want_weight, self.want_bias = want_weight, want_bias
+        self.in_block = max(1, min(in_group, 64, 16384 // max(1, out_group * dtype.itemsize)))
+        tiles = g * math.prod(taps) * max(1, -(-in_group // self.in_block))
+        rows = grad_shape[0] * grad_shape[1] * grad_shape[2]
+        self.chunks = _plan.reduction_chunks(rows, tiles)
+        self.partial_b_shape = (self.chunks, spec.c_out)
+        self.partial_w_shape = (self.chunks, g, *taps, in_group, out_group)
+        self.weight_shape = (spec.c_out, in_group, *spec.kernel)
+        self.geometry = _geometry(spec, False)[0]
+        self.run_weight = want_weight and (math.prod(self.partial_w_shape) > 0 or want_bias)
+        self.run_bias = not want_weight and want_bias and spec.c_out * self.chunks > 0
+        small = math.prod(grad_shape) * math.prod(taps) * in_group <= _kernels.SERIAL_MAX_WORK
+        self.weight_kernel = _kernels.weight_grad_serial if small else _kernels.weight_grad
+        self.bias_kernel = (_kernels.bias_grad_serial if math.prod(grad_shape)
+                            <= _kernels.SERIAL_MAX_WORK else _kernels.bias_grad)
+        if self.run_weight:
+            _jit.ensure_compiled(self.weight_kernel, _kernels.weight_grad_signature, dtype)
+        if self.run_bias:
+            _jit.ensure_compiled(self.bias_kernel, _kernels.bias_grad_signature, dtype)
+
+    def __call__(self, src: np.ndarray | None, grad_out: np.ndarray
+                 ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        dtype = self.dtype
+        # unit stride along channels lets the kernel's innermost loop vectorise
+        grad_out = np.ascontiguousarray(grad_out)
+        partial_b = np.zeros(self.partial_b_shape, dtype)
+        grad_weight = grad_bias = None
+        if self.want_weight:
+            partial_w = np.zeros(self.partial_w_shape, dtype)
+            if self.run_weight:
+                self.weight_kernel(src, grad_out, self.geometry, self.in_block,
+                                   self.want_bias, partial_w, partial_b)
+            # np.add.reduce is what ndarray.sum runs (same summation order), minus its wrapper
+            summed = partial_w[0] if self.chunks == 1 else np.add.reduce(partial_w, axis=0)
+            grad_weight = np.ascontiguousarray(summed.transpose(0, 5, 4, 1, 2, 3)).reshape(
+                self.weight_shape)
+        elif self.run_bias:
+            self.bias_kernel(grad_out, self.groups, partial_b)
+        if self.want_bias:
+            grad_bias = (partial_b[0].copy() if self.chunks == 1
+                         else np.add.reduce(partial_b, axis=0))
+        return grad_weight, grad_bias
+
+
+class _PlanarWeightPass:
+    """Weight (and bias) gradient on the planar kernel (channels-first data, unit last stride)."""
+
+    __slots__ = ("chunks", "dtype", "geometry", "out_block", "row_block", "want_bias",
+                 "weight_shape", "partial_w_shape")
+
+    def __init__(self, spec: ConvSpec, dtype: np.dtype, grad_shape: tuple[int, ...],
+                 want_bias: bool) -> None:
+        taps = _plan.to_3d(spec.kernel, 1)
+        planes = _planes_shape(grad_shape)
+        batch, _, rows0, rows1, _ = planes
+        g, in_group = spec.groups, spec.c_in // spec.groups
+        self.dtype, self.want_bias = dtype, want_bias
+        # tasks are (chunk, group, output block): rows per tile only bound the tile size
+        self.row_block = _planar_row_block(spec, dtype, planes, 64)
+        plane_taps = taps[1] * taps[2]
+        slots = in_group * taps[0] * (plane_taps + plane_taps % 2)
+        self.out_block = _plan.planar_out_block(spec.c_out // g,
+                                                slots * lanes_for(dtype) * dtype.itemsize)
+        units = batch * rows0 * -(-rows1 // self.row_block)
+        self.chunks = _plan.reduction_chunks(units, g * -(-(spec.c_out // g) // self.out_block))
+        self.partial_w_shape = (self.chunks, spec.c_out, in_group, *taps)
+        self.weight_shape = (spec.c_out, in_group, *spec.kernel)
+        self.geometry = _geometry(spec, False)[0]
+        _jit.ensure_compiled(_planar.planar_weight_grad, _planar.planar_weight_grad_signature,
+                             dtype)
+
+    def __call__(self, src: np.ndarray, grad_out: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+        planes = np.ascontiguousarray(_channels_first(src))
+        grad_planes = np.ascontiguousarray(_channels_first(grad_out))
+        partial_w = np.empty(self.partial_w_shape, self.dtype)
+        partial_b = np.empty(self.partial_w_shape[:2], self.dtype)
+        _planar.planar_weight_grad(planes, grad_planes, self.geometry, self.row_block,
+                                   self.out_block, self.want_bias, partial_w, partial_b)
+        grad_weight = partial_w[0] if self.chunks == 1 else np.add.reduce(partial_w, axis=0)
+        grad_bias = None
+        if self.want_bias:
+            grad_bias = partial_b[0] if self.chunks == 1 else np.add.reduce(partial_b, axis=0)
+        return grad_weight.reshape(self.weight_shape), grad_bias
+
+
+class _DenseWeightPass:
+    """Weight gradient on the dense register tiles (channels-last, zero-padded copies).
+
+    The bias gradient, when wanted, comes from the gather pass's bias kernel.
+    """
+
+    __slots__ = ("bias", "chunks", "dtype", "kept", "lows", "needed", "partial_shape",
+                 "spec", "steps", "taps")
+
+    def __init__(self, spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
+                 grad_shape: tuple[int, ...], want_bias: bool) -> None:
+        self.spec, self.dtype = spec, dtype
+        self.taps = taps = _plan.to_3d(spec.kernel, 1)
+        self.lows = _plan.to_3d(tuple(p[0] for p in spec.pads), 0)
+        self.needed = tuple((q - 1) * s + (k - 1) * d + 1 for q, s, k, d in
+                            zip(grad_shape[1:4], _plan.to_3d(spec.stride, 1), taps,
+                                _plan.to_3d(spec.dilation, 1)))
+        self.kept = tuple(min(size, n - low) for size, n, low in
+                          zip(src_shape[1:4], self.needed, self.lows))
+        self.steps = np.array([_plan.to_3d(spec.stride, 1), _plan.to_3d(spec.dilation, 1)],
+                              np.int64).T.copy()
+        self.steps.flags.writeable = False
+        out_tiles = -(-spec.c_out // _dense.block_size(dtype))
+        self.chunks = _plan.reduction_chunks(math.prod(grad_shape[:3]),
+                                             taps[0] * taps[1] * out_tiles)
+        self.partial_shape = (self.chunks, spec.c_out, taps[0], taps[1], taps[2] * spec.c_in)
+        self.bias = _WeightPass(spec, dtype, grad_shape, False, True) if want_bias else None
+        _jit.ensure_compiled(_dense_weight.dense_weight_grad,
+                             _dense_weight.dense_weight_grad_signature, dtype)
+
+    def _padded(self, src: np.ndarray) -> np.ndarray:
+        """Channels-last C-contiguous input, zero-padded so that every window read is inside."""
+        x = np.ascontiguousarray(src)
+        if not any(self.lows) and all(n <= size for n, size in zip(self.needed, x.shape[1:4])):
+            return x
+        padded = np.zeros((x.shape[0], *self.needed, x.shape[4]), x.dtype)
+        inside = tuple(slice(low, low + k) for low, k in zip(self.lows, self.kept))
+        padded[(slice(None),) + inside] = x[(slice(None),) + tuple(slice(0, k)
+                                                                   for k in self.kept)]
+        return padded
+
+    def __call__(self, src: np.ndarray, grad_out: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+        spec, taps = self.spec, self.taps
+        grad = np.ascontiguousarray(grad_out)
+        partial = np.empty(self.partial_shape, self.dtype)
+        _dense_weight.dense_weight_grad(self._padded(src), grad, self.steps, partial)
+        summed = partial[0] if self.chunks == 1 else np.add.reduce(partial, axis=0)
+        grad_weight = summed.reshape(spec.c_out, *taps, spec.c_in).transpose(0, 4, 1, 2, 3)
+        grad_weight = np.ascontiguousarray(grad_weight).reshape(spec.c_out, spec.c_in,
+                                                                *spec.kernel)
+        grad_bias = None if self.bias is None else self.bias(None, grad)[1]
+        return grad_weight, grad_bias
+
+
+def _weight_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
+                 grad_shape: tuple[int, ...], want_weight: bool, want_bias: bool,
+                 planar_layout: bool) -> Callable:
+    """Plan a weight and/or bias gradient (dense, planar or gather, as the plan layer says)."""
+    if want_weight and math.prod(src_shape) and math.prod(grad_shape):
         algorithm = _plan.weight_algorithm(spec.padding_mode, spec.groups, spec.c_in,
-                                           spec.c_out, grad_out.shape[3], spec.stride,
-                                           _dense.block_size(dtype),
-                                           _planar_layout(src, grad_out), FORCE_WEIGHT_ALGORITHM)
+                                           spec.c_out, grad_shape[3], spec.stride,
+                                           _dense.block_size(dtype), planar_layout,
+                                           FORCE_WEIGHT_ALGORITHM)
         if algorithm == "planar":
-            return _planar_weight(src, grad_out, spec, dtype, want_bias)
+            return _PlanarWeightPass(spec, dtype, grad_shape, want_bias)
         if algorithm == "dense":
-            grad_weight = _dense_weight_grad(src, grad_out, spec, dtype)
-            return grad_weight, _weight_pass(None, grad_out, spec, dtype, False, True)[1] \
-                if want_bias else None
-    g = spec.groups
-    in_group, out_group = spec.c_in // g, spec.c_out // g
-    taps = _plan.to_3d(spec.kernel, 1)
-    # unit stride along channels lets the kernel's innermost loop vectorise
-    grad_out = np.ascontiguousarray(grad_out)
-    in_block = max(1, min(in_group, 64, 16384 // max(1, out_group * dtype.itemsize)))
-    tiles = g * math.prod(taps) * max(1, -(-in_group // in_block))
-    rows = grad_out.shape[0] * grad_out.shape[1] * grad_out.shape[2]
-    chunks = _plan.reduction_chunks(rows, tiles)
-    partial_b = np.zeros((chunks, spec.c_out), dtype)
-    grad_weight = None
-    if want_weight:
-        partial_w = np.zeros((chunks, g, *taps, in_group, out_group), dtype)
-        if partial_w.size or want_bias:
-            _jit.ensure_compiled(_kernels.weight_grad, _kernels.weight_grad_signature, dtype)
-            _kernels.weight_grad(src, grad_out, _geometry(spec, False)[0], in_block, want_bias,
-                                 partial_w, partial_b)
-        summed = partial_w[0] if chunks == 1 else partial_w.sum(axis=0)
-        grad_weight = np.ascontiguousarray(summed.transpose(0, 5, 4, 1, 2, 3)).reshape(
-            spec.c_out, in_group, *spec.kernel
-        )
-    elif want_bias and partial_b.size:
-        _jit.ensure_compiled(_kernels.bias_grad, _kernels.bias_grad_signature, dtype)
-        _kernels.bias_grad(grad_out, g, partial_b)
-    grad_bias = None
-    if want_bias:
-        grad_bias = partial_b[0].copy() if chunks == 1 else partial_b.sum(axis=0)
-    return grad_weight, grad_bias
+            return _DenseWeightPass(spec, dtype, src_shape, grad_shape, want_bias)
+    return _WeightPass(spec, dtype, grad_shape, want_weight, want_bias)
+
+
+# ---------------------------------------------------------------------------- call plans
+# A call's plan depends only on the shapes and dtypes of its arrays and on its other
+# arguments, so it is made once per distinct call and kept in ``_PLANS``, keyed on those
+# values with their exact types (see :func:`_key`). A call whose key is found skips
+# validation: the same key passed it before. A call with no key (array-likes that are not
+# ndarrays, values of other types) or an unseen key runs the full validation.
+
+_PLAN_LIMIT = 512
+_PLANS: dict[tuple, Any] = {}
+_PLANS_LOCK = threading.Lock()
+_KEY_SCALARS = frozenset({bool, np.bool_, *(np.dtype(code).type
+                                            for code in np.typecodes["AllInteger"])})
+
+
+class _Uncacheable(Exception):
+    """An argument has no exact hashable key: the call is validated and planned afresh."""
+
+
+def _key(value: object) -> object:
+    """A hashable key equal for two values only if validation cannot tell them apart.
+
+    ``int`` and ``str`` values (and None) are their own key; tuples, lists, bools and NumPy
+    integers are tagged with their exact type, so ``True``, ``1`` and ``np.int64(1)`` (or
+    ``(1, 1)`` and ``[1, 1]``) have different keys. Any other type raises
+    :class:`_Uncacheable`.
+
+    Examples
+    --------
+    >>> _key(3), _key("same"), _key((1, True))
+    (3, 'same', (<class 'tuple'>, 1, (<class 'bool'>, True)))
+    >>> _key(1.0)
+    Traceback (most recent call last):
+    ...
+    fastconv.convolution._Uncacheable
+    """
+    kind = type(value)
+    if kind is int or kind is str or value is None:
+        return value
+    if kind is tuple or kind is list:
+        return (kind, *[_key(v) for v in value])
+    if kind in _KEY_SCALARS:
+        return (kind, value)
+    raise _Uncacheable
+
+
+def _array_key(value: object) -> tuple:
+    """Key of an array argument: shape, dtype and C-contiguity; only exact ndarrays have one.
+
+    Contiguity takes part because it decides whether the planar kernels apply.
+    """
+    if type(value) is not np.ndarray:
+        raise _Uncacheable
+    return value.shape, value.dtype, value.flags.c_contiguous
+
+
+def _planar_ready(data: DataShape, channels: tuple[int, ...], contiguous: bool) -> bool:
+    """Whether arrays of layout ``data`` are channels-first C-contiguous (planar kernels' layout).
+
+    Channels-last arrays qualify when every array involved has a single channel.
+    """
+    return contiguous and (not data.channels_last or all(c == 1 for c in channels))
+
+
+def _remember(key: tuple | None, plan: Any) -> None:
+    """Keep ``plan`` for calls with ``key`` (the oldest plan goes when there are too many)."""
+    if key is None:
+        return
+    with _PLANS_LOCK:
+        while len(_PLANS) >= _PLAN_LIMIT:
+            del _PLANS[next(iter(_PLANS))]
+        _PLANS[key] = plan
+
+
+def clear_plans() -> None:
+    """Forget every call plan (they are rebuilt, and arguments revalidated, on the next calls)."""
+    with _PLANS_LOCK:
+        _PLANS.clear()
+
+
+class _ApplyPlan:
+    """Plan of a forward or transposed convolution call: result shape, views and pass."""
+
+    __slots__ = ("dtype", "layout", "run", "shape")
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, layout: tuple, run: Pass
+                 ) -> None:
+        self.shape, self.dtype, self.layout, self.run = shape, dtype, layout, run
+
+    def __call__(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                 out: object) -> np.ndarray:
+        """Run the planned call on validated arrays; ``out`` is checked here."""
+        target = _args.check_out(out, self.shape, self.dtype)
+        if target is None:
+            result = np.empty(self.shape, self.dtype)
+        else:
+            inputs = (x, weight) if bias is None else (x, weight, bias)
+            result = _destination(self.shape, self.dtype, target, *inputs)
+        src = _view(x.astype(self.dtype, copy=False), self.layout)
+        self.run(src, weight, bias, _view(result, self.layout))
+        return _finish(result, target)
 
 
 # ---------------------------------------------------------------------------- generic API
@@ -372,52 +633,103 @@ def _operands(ndim: int, x: ArrayLike, weight: ArrayLike, channels_last: bool
 
 
 def _apply(x_arr: np.ndarray, w_arr: np.ndarray, bias: ArrayLike | None, data: DataShape,
-           spec: ConvSpec, adjoint: bool, size_argument: tuple[str, object],
-           out: np.ndarray | None) -> np.ndarray:
-    """Validate the rest of a forward or transposed call, then run its pass.
+           spec: ConvSpec, adjoint: bool, size_argument: tuple[str, object], out: object
+           ) -> tuple[_ApplyPlan, np.ndarray | None]:
+    """Validate the rest of a forward or transposed call and plan it; also returns the bias.
 
     ``size_argument`` names the argument blamed when the result would not fit in memory.
+    ``out`` is checked here too, before planning compiles anything (the plan does not
+    depend on it: running the plan checks it again).
     """
     channels = spec.c_in if adjoint else spec.c_out
     b_arr = _args.check_bias(bias, channels)
     named = {"x": x_arr, "weight": w_arr} | ({} if b_arr is None else {"bias": b_arr})
     dtype = _args.result_dtype(**named)
-    shape = data.full_shape(channels, spec.in_sizes if adjoint else spec.out_sizes)
+    sizes = spec.in_sizes if adjoint else spec.out_sizes
+    shape = data.full_shape(channels, sizes)
     _args.check_size(*size_argument, shape, dtype.itemsize)
-    target = _args.check_out(out, shape, dtype)
-    result = _destination(shape, dtype, target, *named.values())
-    src = _canonical(x_arr.astype(dtype, copy=False), spec.ndim, data)
-    run = _adjoint_pass if adjoint else _forward_pass
-    run(src, w_arr, b_arr, spec, _canonical(result, spec.ndim, data))
-    return _finish(result, target)
+    _args.check_out(out, shape, dtype)
+    src_shape = _canonical_shape(spec.ndim, data, data.channels, data.spatial)
+    dest_shape = _canonical_shape(spec.ndim, data, channels, sizes)
+    plan_pass = _adjoint_pass if adjoint else _forward_pass
+    planar = _planar_ready(data, (data.channels, channels), x_arr.flags.c_contiguous)
+    run = plan_pass(spec, dtype, src_shape, dest_shape, planar)
+    return _ApplyPlan(shape, dtype, _layout(spec.ndim, data), run), b_arr
 
 
 def _forward(ndim: int, x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None,
              stride: IntOrTuple, padding: Padding, dilation: IntOrTuple, groups: int,
              padding_mode: str, channels_last: bool, out: np.ndarray | None) -> np.ndarray:
-    x_arr, w_arr, data = _operands(ndim, x, weight, channels_last)
-    spec = _args.conv_spec(ndim, data, w_arr.shape, stride, padding, dilation, groups,
-                           padding_mode)
-    return _apply(x_arr, w_arr, bias, data, spec, False, ("padding", padding), out)
+    try:
+        key = ("conv", ndim, _array_key(x), _array_key(weight),
+               None if bias is None else _array_key(bias), _key(stride), _key(padding),
+               _key(dilation), _key(groups), _key(padding_mode), _key(channels_last),
+               FORCE_FORWARD_ALGORITHM)
+        plan = _PLANS.get(key)
+    except _Uncacheable:
+        key = plan = None
+    if plan is None:
+        x, weight, data = _operands(ndim, x, weight, channels_last)
+        spec = _args.conv_spec(ndim, data, weight.shape, stride, padding, dilation, groups,
+                               padding_mode)
+        plan, bias = _apply(x, weight, bias, data, spec, False, ("padding", padding), out)
+        _remember(key, plan)
+    return plan(x, weight, bias, out)
 
 
 def _transpose(ndim: int, x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None,
                stride: IntOrTuple, padding: Padding, output_padding: IntOrTuple, groups: int,
                dilation: IntOrTuple, channels_last: bool, out: np.ndarray | None
                ) -> np.ndarray:
-    x_arr, w_arr, data = _operands(ndim, x, weight, channels_last)
-    spec = _args.transpose_spec(ndim, data, w_arr.shape, stride, padding, output_padding,
-                                groups, dilation)
-    return _apply(x_arr, w_arr, bias, data, spec, True, ("stride", stride), out)
+    try:
+        key = ("transpose", ndim, _array_key(x), _array_key(weight),
+               None if bias is None else _array_key(bias), _key(stride), _key(padding),
+               _key(output_padding), _key(groups), _key(dilation), _key(channels_last),
+               FORCE_FORWARD_ALGORITHM)
+        plan = _PLANS.get(key)
+    except _Uncacheable:
+        key = plan = None
+    if plan is None:
+        x, weight, data = _operands(ndim, x, weight, channels_last)
+        spec = _args.transpose_spec(ndim, data, weight.shape, stride, padding, output_padding,
+                                    groups, dilation)
+        plan, bias = _apply(x, weight, bias, data, spec, True, ("stride", stride), out)
+        _remember(key, plan)
+    return plan(x, weight, bias, out)
 
 
-def _backward(ndim: int, x: ArrayLike | None, input_shape: tuple[int, ...] | None,
-              weight: ArrayLike | None, weight_shape: tuple[int, ...] | None,
-              grad_output: ArrayLike, stride: IntOrTuple, padding: Padding,
-              dilation: IntOrTuple, groups: int, padding_mode: str, channels_last: bool,
-              needs: frozenset[str]
-              ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
-    """Shared body of the gradient functions; each passes either arrays or shapes."""
+class _BackwardPlan:
+    """Plan of a gradient call: which gradients, their shapes, views and passes."""
+
+    __slots__ = ("adjoint", "dtype", "input_shape", "layout", "weight")
+
+    def __init__(self, dtype: np.dtype, input_shape: tuple[int, ...], layout: tuple,
+                 adjoint: Pass | None, weight: Callable | None) -> None:
+        self.dtype, self.input_shape, self.layout = dtype, input_shape, layout
+        self.adjoint, self.weight = adjoint, weight
+
+    def __call__(self, x: np.ndarray | None, weight: np.ndarray | None, grad_output: np.ndarray
+                 ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        """Run the planned call on validated arrays."""
+        dtype = self.dtype
+        gy_view = _view(grad_output.astype(dtype, copy=False), self.layout)
+        grad_input = grad_weight = grad_bias = None
+        if self.adjoint is not None:
+            grad_input = np.empty(self.input_shape, dtype)
+            self.adjoint(gy_view, weight, None, _view(grad_input, self.layout))
+        if self.weight is not None:
+            src = None if x is None else _view(x.astype(dtype, copy=False), self.layout)
+            grad_weight, grad_bias = self.weight(src, gy_view)
+        return grad_input, grad_weight, grad_bias
+
+
+def _backward_plan(ndim: int, x: ArrayLike | None, input_shape: tuple[int, ...] | None,
+                   weight: ArrayLike | None, weight_shape: tuple[int, ...] | None,
+                   grad_output: ArrayLike, stride: IntOrTuple, padding: Padding,
+                   dilation: IntOrTuple, groups: int, padding_mode: str, channels_last: bool,
+                   needs: frozenset[str]
+                   ) -> tuple[_BackwardPlan, np.ndarray | None, np.ndarray | None, np.ndarray]:
+    """Validate a gradient call (arrays or shapes) and plan it; also returns its arrays."""
     layout = _args.flag("channels_last", channels_last)
     named: dict[str, np.ndarray] = {}
     if x is not None:
@@ -437,30 +749,65 @@ def _backward(ndim: int, x: ArrayLike | None, input_shape: tuple[int, ...] | Non
         _args.check_size("input_shape", input_shape, input_shape, dtype.itemsize)
     if "weight" in needs:
         _args.check_size("weight_shape", weight_shape, weight_shape, dtype.itemsize)
-    gy_view = _canonical(gy_arr.astype(dtype, copy=False), ndim, data)
-    grad_input = grad_weight = grad_bias = None
+    input_view = _canonical_shape(ndim, data, data.channels, data.spatial)
+    grad_view = _canonical_shape(ndim, data, spec.c_out, spec.out_sizes)
+    adjoint = weight_pass = None
+    channels = (spec.c_in, spec.c_out)
     if "input" in needs:
-        grad_input = np.empty(input_shape, dtype)
-        _adjoint_pass(gy_view, named["weight"], None, spec, _canonical(grad_input, ndim, data))
+        planar = _planar_ready(data, channels, gy_arr.flags.c_contiguous)
+        adjoint = _adjoint_pass(spec, dtype, grad_view, input_view, planar)
     if "weight" in needs or "bias" in needs:
-        src = None if x is None else _canonical(named["x"].astype(dtype, copy=False), ndim, data)
-        grad_weight, grad_bias = _weight_pass(src, gy_view, spec, dtype, "weight" in needs,
-                                              "bias" in needs)
-    return grad_input, grad_weight, grad_bias
+        planar = _planar_ready(data, channels, gy_arr.flags.c_contiguous and x is not None
+                               and named["x"].flags.c_contiguous)
+        weight_pass = _weight_pass(spec, dtype, input_view, grad_view, "weight" in needs,
+                                   "bias" in needs, planar)
+    plan = _BackwardPlan(dtype, input_shape, _layout(ndim, data), adjoint, weight_pass)
+    return plan, named.get("x"), named.get("weight"), gy_arr
+
+
+def _gradients(kind: str, ndim: int, x: ArrayLike | None, input_shape: object,
+               weight: ArrayLike | None, weight_shape: object, grad_output: ArrayLike,
+               options: tuple, needs: frozenset[str]
+               ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Shared body of the gradient functions; each passes either arrays or shapes.
+
+    ``kind`` names the public function (``"input"``, ``"weight"`` or ``"backward"``): the
+    first two validate their shape argument with :func:`fastconv._args.shape_spec` first.
+    ``options`` are ``(stride, padding, dilation, groups, padding_mode, channels_last)``.
+    """
+    try:
+        key = (kind, ndim, _key(input_shape) if x is None else _array_key(x),
+               _key(weight_shape) if weight is None else _array_key(weight),
+               _array_key(grad_output), *[_key(option) for option in options], needs,
+               FORCE_FORWARD_ALGORITHM, FORCE_WEIGHT_ALGORITHM)
+        plan = _PLANS.get(key)
+    except _Uncacheable:
+        key = plan = None
+    if plan is None:
+        if kind == "input":
+            input_shape = _args.shape_spec("input_shape", input_shape)
+        if kind == "weight":
+            weight_shape = _args.shape_spec("weight_shape", weight_shape)
+        plan, x, weight, grad_output = _backward_plan(ndim, x, input_shape, weight,
+                                                      weight_shape, grad_output, *options,
+                                                      needs)
+        _remember(key, plan)
+    return plan(x, weight, grad_output)
+
+
+_INPUT, _WEIGHT = frozenset({"input"}), frozenset({"weight"})
 
 
 def _input_grad(ndim: int, input_shape: tuple[int, ...], weight: ArrayLike,
                 grad_output: ArrayLike, *options: Any) -> np.ndarray:
-    shape = _args.shape_spec("input_shape", input_shape)
-    return _backward(ndim, None, shape, weight, None, grad_output, *options,
-                     frozenset({"input"}))[0]
+    return _gradients("input", ndim, None, input_shape, weight, None, grad_output, options,
+                      _INPUT)[0]
 
 
 def _weight_grad(ndim: int, x: ArrayLike, weight_shape: tuple[int, ...],
                  grad_output: ArrayLike, *options: Any) -> np.ndarray:
-    shape = _args.shape_spec("weight_shape", weight_shape)
-    return _backward(ndim, x, None, None, shape, grad_output, *options,
-                     frozenset({"weight"}))[1]
+    return _gradients("weight", ndim, x, None, None, weight_shape, grad_output, options,
+                      _WEIGHT)[1]
 
 
 # ---------------------------------------------------------------------------- public API
@@ -723,8 +1070,9 @@ def _make_backward(d: int) -> Callable:
                       needs: tuple[str, ...] = ("input", "weight", "bias")
                       ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
         wanted = _args.needs_spec(needs)
-        return _backward(d, x, None, weight, None, grad_output, stride, padding, dilation,
-                         groups, padding_mode, channels_last, wanted)
+        return _gradients("backward", d, x, None, weight, None, grad_output,
+                          (stride, padding, dilation, groups, padding_mode, channels_last),
+                          wanted)
 
     return _public(conv_backward, f"conv{d}d_backward", _BACKWARD_DOC, d)
 
