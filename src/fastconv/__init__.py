@@ -5,6 +5,7 @@ Forward, input-gradient, weight/bias-gradient and transposed convolution in 1-D,
 channels-first or channels-last data, in float32 or float64.
 """
 
+from ._explain import PassPlan, explain
 from ._runtime import FastconvWarning
 from .convolution import (
     conv1d,
@@ -29,6 +30,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FastconvWarning",
+    "PassPlan",
     "ReceptiveField",
     "conv1d",
     "conv1d_backward",
@@ -46,6 +48,7 @@ __all__ = [
     "conv_transpose1d",
     "conv_transpose2d",
     "conv_transpose3d",
+    "explain",
     "receptive_field",
 ]
 

@@ -1,0 +1,210 @@
+"""What fastconv will do for a call: the algorithm of each pass, its tiles, FLOPs and workspace.
+
+:func:`explain` runs the same validation and plan-layer functions (:mod:`fastconv._plan`)
+as the convolution functions, without compiling or running anything, so users can see why a
+layer is fast or slow and what extra memory it needs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from . import _args, _dense, _plan, _planar
+from ._args import ConvSpec
+from ._simd import lanes_for
+
+__all__ = ["PassPlan", "explain"]
+
+
+@dataclass(frozen=True)
+class PassPlan:
+    """The plan of one pass of a convolution.
+
+    Attributes
+    ----------
+    name : str
+        ``"forward"``, ``"grad_input"`` or ``"grad_weight"`` (for a transposed convolution,
+        ``"forward"`` is the transposed convolution itself).
+    algorithm : str
+        ``"dense"`` (SIMD register tiles over channels), ``"planar"`` (channels-first, SIMD
+        along the last dimension), ``"gather"`` (general kernel: any padding mode and
+        stride), or ``"phases/dense"`` / ``"phases/planar"`` (an adjoint split into one
+        stride-1 forward convolution per stride phase).
+    detail : str
+        Tiles, blocks, phases and layout copies, in words.
+    flops : int
+        Floating-point operations (two per multiply-add).
+    workspace_bytes : int
+        Memory allocated beyond the inputs and the result, upper estimate (layout copies,
+        packed weights, per-thread tiles, partial sums).
+    """
+
+    name: str
+    algorithm: str
+    detail: str
+    flops: int
+    workspace_bytes: int
+
+
+def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
+                  planar_layout: bool, name: str) -> PassPlan:
+    """Plan of a forward convolution (also one stride phase of an adjoint)."""
+    algorithm = _plan.forward_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
+                                        spec.kernel, spec.stride, _dense.block_size(dtype),
+                                        planar_layout)
+    outputs = batch * spec.c_out * math.prod(spec.out_sizes)
+    inputs = batch * spec.c_in * math.prod(spec.in_sizes)
+    taps = math.prod(spec.kernel)
+    flops = 2 * outputs * (spec.c_in // max(spec.groups, 1)) * taps
+    weights = spec.c_out * (spec.c_in // max(spec.groups, 1)) * taps
+    threads = numba.config.NUMBA_NUM_THREADS
+    if algorithm == "dense":
+        block = _dense.block_size(dtype)
+        packed = -(-spec.c_out // block) * block * spec.c_in * taps
+        copies = 0 if not planar_layout else inputs + outputs
+        detail = (f"register tiles of {_dense.TILE_P} pixels x {block} output channels, "
+                  f"weights packed in blocks of {block}"
+                  + ("; channels-first data copied to channels-last and back"
+                     if planar_layout else ""))
+        return PassPlan(name, algorithm, detail, flops, (packed + copies) * itemsize)
+    if algorithm == "planar":
+        taps3 = _plan.to_3d(spec.kernel, 1)
+        rows = _plan.to_3d(spec.out_sizes, 1)
+        width = _planar.tile_width(rows[2], taps3[2], _plan.to_3d(spec.dilation, 1)[2],
+                                   lanes_for(dtype))
+        in_group = spec.c_in // spec.groups
+        stride1 = _plan.to_3d(spec.stride, 1)[1]
+        row_block = _plan.planar_row_block(batch * spec.groups * rows[0], rows[1], rows[2],
+                                           in_group * taps3[0] * width * stride1 * itemsize)
+        span = (row_block - 1) * stride1 + _plan.to_3d(spec.dilation, 1)[1] * (taps3[1] - 1) + 1
+        tile = in_group * taps3[0] * span * width
+        blocks = (spec.c_out // spec.groups) // _planar.CHANNEL_BLOCK
+        detail = (f"padded input tiles of {in_group} channel(s) x {span} rows x {width} "
+                  f"columns, {row_block} output rows per task, strips of two rows x "
+                  f"{_planar.STRIP_VECTORS} vectors"
+                  + (f", {blocks} block(s) of {_planar.CHANNEL_BLOCK} output channels per "
+                     "group" if blocks else ""))
+        return PassPlan(name, algorithm, detail, flops, (threads * tile + weights) * itemsize)
+    detail = "general gather kernel (padding map evaluated per position, scalar)"
+    return PassPlan(name, "gather", detail, flops, (weights + threads * 4096) * itemsize)
+
+
+def _adjoint_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
+                  planar_layout: bool, name: str) -> PassPlan:
+    """Plan of the adjoint of ``spec`` (input gradient or transposed convolution)."""
+    algorithm = _plan.adjoint_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
+                                        spec.kernel, spec.stride, _dense.block_size(dtype),
+                                        planar_layout)
+    flops = 2 * batch * spec.c_out * math.prod(spec.out_sizes) * \
+        (spec.c_in // max(spec.groups, 1)) * math.prod(spec.kernel)
+    if algorithm == "gather":
+        weights = spec.c_out * (spec.c_in // max(spec.groups, 1)) * math.prod(spec.kernel)
+        detail = "general gather kernel inverting the padding map and stride (scalar)"
+        return PassPlan(name, "gather", detail, flops, weights * itemsize)
+    phases = math.prod(spec.stride)
+    detail = (f"{phases} stride phase(s), each a stride-1 forward convolution with the "
+              f"flipped taps of that phase on the {algorithm} kernel")
+    layout = batch * spec.c_out * math.prod(spec.out_sizes) if algorithm == "dense" else 0
+    return PassPlan(name, f"phases/{algorithm}", detail, flops,
+                    (layout + batch * spec.c_in * math.prod(spec.in_sizes)) * itemsize)
+
+
+def _weight_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
+                 planar_layout: bool) -> PassPlan:
+    """Plan of the weight gradient of ``spec``."""
+    cols = _plan.to_3d(spec.out_sizes, 1)[2]
+    algorithm = _plan.weight_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
+                                       cols, spec.stride, _dense.block_size(dtype),
+                                       planar_layout)
+    in_group = spec.c_in // max(spec.groups, 1)
+    weights = spec.c_out * in_group * math.prod(spec.kernel)
+    outputs = batch * spec.c_out * math.prod(spec.out_sizes)
+    inputs = batch * spec.c_in * math.prod(spec.in_sizes)
+    flops = 2 * outputs * in_group * math.prod(spec.kernel)
+    if algorithm == "dense":
+        block = _dense.block_size(dtype)
+        detail = (f"per tap row, matrix products over pixels in register tiles of {block} "
+                  "output channels x 6 (tap, input channel) entries; zero-padded "
+                  "channels-last copies of the input and gradient")
+        return PassPlan("grad_weight", algorithm, detail, flops,
+                        (2 * inputs + outputs + 16 * weights) * itemsize)
+    if algorithm == "planar":
+        detail = ("per output channel, vector dot products of gradient rows with padded "
+                  "input rows (8 taps per gradient load), shape-fixed reduction chunks")
+        return PassPlan("grad_weight", algorithm, detail, flops, 17 * weights * itemsize)
+    detail = "general kernel, one task per (chunk, group, tap, input-channel block)"
+    return PassPlan("grad_weight", "gather", detail, flops, (outputs + 16 * weights) * itemsize)
+
+
+def explain(x_shape: tuple[int, ...], weight_shape: tuple[int, ...], *, stride: object = 1,
+            padding: object = 0, dilation: object = 1, groups: object = 1,
+            padding_mode: object = "zeros", channels_last: bool = False,
+            transposed: bool = False, output_padding: object = 0,
+            dtype: object = np.float32, contiguous: bool = True) -> tuple[PassPlan, ...]:
+    """Explain how fastconv runs a convolution of these shapes: one plan per pass.
+
+    Parameters
+    ----------
+    x_shape : tuple of int
+        Shape of the input (``(N, C_in, *spatial)``, unbatched, or channels-last).
+    weight_shape : tuple of int
+        Shape of the weights, ``(C_out, C_in / groups, *kernel)`` (for ``transposed``,
+        ``(C_in, C_out / groups, *kernel)`` as :func:`fastconv.conv_transpose2d` takes).
+    stride, padding, dilation, groups, padding_mode, channels_last, output_padding
+        As in :func:`fastconv.conv2d` and :func:`fastconv.conv_transpose2d`
+        (``padding_mode`` applies to non-transposed convolutions only).
+    transposed : bool, default False
+        Explain ``conv_transpose{d}d`` instead of ``conv{d}d``.
+    dtype : dtype-like, default float32
+        Data type of the computation.
+    contiguous : bool, default True
+        Whether the arrays will be C-contiguous (the planar kernels need channels-first
+        contiguous data).
+
+    Returns
+    -------
+    tuple of PassPlan
+        Plans of the forward pass, the input gradient and the weight gradient.
+
+    Examples
+    --------
+    >>> import fastconv
+    >>> plans = fastconv.explain((8, 256, 56, 56), (256, 1, 3, 3), padding=1, groups=256)
+    >>> [(p.name, p.algorithm) for p in plans]
+    [('forward', 'planar'), ('grad_input', 'phases/planar'), ('grad_weight', 'planar')]
+    >>> plans[0].flops
+    115605504
+    >>> [p.algorithm for p in fastconv.explain((8, 64, 56, 56), (64, 64, 3, 3), padding=1)]
+    ['dense', 'phases/dense', 'dense']
+    """
+    x_shape = _args.shape_spec("x_shape", x_shape)
+    weight_shape = _args.shape_spec("weight_shape", weight_shape)
+    ndim = len(weight_shape) - 2
+    if ndim not in (1, 2, 3):
+        raise ValueError(f"weight_shape={weight_shape} must have 3 to 5 entries "
+                         "(C_out, C_in / groups, *kernel) for 1-D to 3-D convolution")
+    layout = _args.flag("channels_last", channels_last)
+    data = _args.data_shape("x_shape", x_shape, ndim, layout)
+    kind = np.dtype(dtype)
+    if kind not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"dtype={dtype!r} is not supported; use float32 or float64")
+    if transposed:
+        spec = _args.transpose_spec(ndim, data, weight_shape, stride, padding, output_padding,
+                                    groups, dilation)
+    else:
+        spec = _args.conv_spec(ndim, data, weight_shape, stride, padding, dilation, groups,
+                               padding_mode)
+    channels = (spec.c_in, spec.c_out)
+    planar = bool(contiguous) and (not data.channels_last or all(c == 1 for c in channels))
+    itemsize, batch = kind.itemsize, data.batch
+    if transposed:
+        first = _adjoint_plan(spec, itemsize, kind, batch, planar, "forward")
+        second = _forward_plan(spec, itemsize, kind, batch, planar, "grad_input")
+    else:
+        first = _forward_plan(spec, itemsize, kind, batch, planar, "forward")
+        second = _adjoint_plan(spec, itemsize, kind, batch, planar, "grad_input")
+    return first, second, _weight_plan(spec, itemsize, kind, batch, planar)
