@@ -45,6 +45,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from ._runtime import CACHE  # first: sets a writable cache location before any njit
 from ._simd import (
     VECTOR_BITS,
     lanes_for,
@@ -184,7 +185,7 @@ def output_shape(
 # call per pixel and tap cost more than the micro-kernel itself.
 
 
-@njit(cache=True, inline="always")
+@njit(cache=CACHE, inline="always")
 def _decode(q, oshape):
     """Return ``(n, o0, o1, o2)`` of flat output pixel `q`."""
     o2 = q % oshape[2]
@@ -195,7 +196,7 @@ def _decode(q, oshape):
     return (r // oshape[0], o0, o1, o2)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=CACHE, inline="always")
 def _advance(pos, step, oshape):
     """Return the position `step` flat pixels after `pos` (no division when step < O2)."""
     n, o0, o1, o2 = pos
@@ -212,7 +213,7 @@ def _advance(pos, step, oshape):
     return (n, o0, o1, o2)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=CACHE, inline="always")
 def _pixel_meta(sp, pos, npix, ptile, ishape, oshape, kshape, geom):
     """Fill the tile scratch `sp` with each pixel's virtual input origin.
 
@@ -265,7 +266,7 @@ def _pixel_meta(sp, pos, npix, ptile, ishape, oshape, kshape, geom):
     return interior
 
 
-@njit(cache=True, inline="always")
+@njit(cache=CACHE, inline="always")
 def _copy_span(dst, src, n, lanes):
     """Copy `n` elements from pointer `src` to pointer `dst`, one vector at a time."""
     j = 0
@@ -276,7 +277,7 @@ def _copy_span(dst, src, n, lanes):
         vstore_masked(dst, j, vload_masked(src, j, n - j), n - j)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=CACHE, inline="always")
 def _zero_span(dst, n, lanes):
     """Zero `n` elements at pointer `dst`."""
     z = vzero(dst)
@@ -288,7 +289,7 @@ def _zero_span(dst, n, lanes):
         vstore_masked(dst, j, z, n - j)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=CACHE, inline="always")
 def _row_sources(xp, fp, sp, ptile, interior, a0, a1, rowoff, ishape, k2n, d2):
     """Choose, for each pixel, where its input for one kernel row (k0, k1) is read from.
 
@@ -328,7 +329,7 @@ def _row_sources(xp, fp, sp, ptile, interior, a0, a1, rowoff, ishape, k2n, d2):
     return nvalid
 
 
-@njit(cache=True, inline="always")
+@njit(cache=CACHE, inline="always")
 def _src(xp, zp, fp, code, off):
     """Pointer for a source code of :func:`_row_sources` (`off`: the pixel's scratch offset)."""
     if code >= 0:
@@ -338,7 +339,7 @@ def _src(xp, zp, fp, code, off):
     return ptr_of(fp, off)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _gather_windows(xp, fp, sp, ptile, npix, ishape, kshape, geom):
     """Copy each pixel's whole window (K0 x K1 x K2 x C_in, zeros in the padding) to `fp`.
 
@@ -383,7 +384,7 @@ def _gather_windows(xp, fp, sp, ptile, npix, ishape, kshape, geom):
                         _zero_span(ptr_of(rdst, k2 * cn), cn, lanes)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=CACHE, inline="always")
 def _store_px(op, off, v0, v1, nk, lanes):
     """Store the two vectors of one pixel's output-channel block, masking past `nk` channels."""
     if nk >= 2 * lanes:
@@ -405,7 +406,7 @@ def _store_px(op, off, v0, v1, nk, lanes):
 # geom = (stride, dilation, pad_low). `_wtileP` is the window-mode variant (all channel blocks).
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _tile6(xp, wpp, bp, zp, op, sp, fp, kb, q0, pos, npix, ishape, oshape, kshape, geom):
     """Output pixels ``[q0, q0 + npix)`` (``npix <= 6``) x channel block `kb` (row mode)."""
     i0n, i1n, i2n, cn = ishape
@@ -494,7 +495,7 @@ def _tile6(xp, wpp, bp, zp, op, sp, fp, kb, q0, pos, npix, ishape, oshape, kshap
         _store_px(op, ob + 5 * kn, vadd(a50, b0), vadd(a51, b1), nk, lanes)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _tile8(xp, wpp, bp, zp, op, sp, fp, kb, q0, pos, npix, ishape, oshape, kshape, geom):
     """Output pixels ``[q0, q0 + npix)`` (``npix <= 8``) x channel block `kb` (row mode)."""
     i0n, i1n, i2n, cn = ishape
@@ -601,7 +602,7 @@ def _tile8(xp, wpp, bp, zp, op, sp, fp, kb, q0, pos, npix, ishape, oshape, kshap
         _store_px(op, ob + 7 * kn, vadd(a70, b0), vadd(a71, b1), nk, lanes)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _wtile6(xp, wpp, bp, zp, op, sp, fp, q0, pos, npix, ishape, oshape, kshape, geom):
     """Window mode: output pixels ``[q0, q0 + npix)`` (``npix <= 6``), all channel blocks."""
     cn = ishape[3]
@@ -670,7 +671,7 @@ def _wtile6(xp, wpp, bp, zp, op, sp, fp, q0, pos, npix, ishape, oshape, kshape, 
             _store_px(op, ob + 5 * kn, vadd(a50, b0), vadd(a51, b1), nk, lanes)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _wtile8(xp, wpp, bp, zp, op, sp, fp, q0, pos, npix, ishape, oshape, kshape, geom):
     """Window mode: output pixels ``[q0, q0 + npix)`` (``npix <= 8``), all channel blocks."""
     cn = ishape[3]
@@ -765,7 +766,7 @@ def _wtile8(xp, wpp, bp, zp, op, sp, fp, q0, pos, npix, ishape, oshape, kshape, 
 # thread pool (costly on a busy machine). Scratch rows are indexed by numba.get_thread_id().
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=CACHE)
 def _forward_p6(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
     ishape = (x.shape[1], x.shape[2], x.shape[3], x.shape[4])
     oshape = (out.shape[1], out.shape[2], out.shape[3], out.shape[4])
@@ -815,7 +816,7 @@ def _forward_p6(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
             pos = _advance(pos, 6, oshape)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _serial_p6(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
     ishape = (x.shape[1], x.shape[2], x.shape[3], x.shape[4])
     oshape = (out.shape[1], out.shape[2], out.shape[3], out.shape[4])
@@ -865,7 +866,7 @@ def _serial_p6(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
             pos = _advance(pos, 6, oshape)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=CACHE)
 def _wforward_p6(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
     ishape = (x.shape[1], x.shape[2], x.shape[3], x.shape[4])
     oshape = (out.shape[1], out.shape[2], out.shape[3], out.shape[4])
@@ -900,7 +901,7 @@ def _wforward_p6(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
             pos = _advance(pos, 6, oshape)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _wserial_p6(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
     ishape = (x.shape[1], x.shape[2], x.shape[3], x.shape[4])
     oshape = (out.shape[1], out.shape[2], out.shape[3], out.shape[4])
@@ -935,7 +936,7 @@ def _wserial_p6(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
             pos = _advance(pos, 6, oshape)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=CACHE)
 def _forward_p8(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
     ishape = (x.shape[1], x.shape[2], x.shape[3], x.shape[4])
     oshape = (out.shape[1], out.shape[2], out.shape[3], out.shape[4])
@@ -985,7 +986,7 @@ def _forward_p8(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
             pos = _advance(pos, 8, oshape)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _serial_p8(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
     ishape = (x.shape[1], x.shape[2], x.shape[3], x.shape[4])
     oshape = (out.shape[1], out.shape[2], out.shape[3], out.shape[4])
@@ -1035,7 +1036,7 @@ def _serial_p8(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
             pos = _advance(pos, 8, oshape)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=CACHE)
 def _wforward_p8(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
     ishape = (x.shape[1], x.shape[2], x.shape[3], x.shape[4])
     oshape = (out.shape[1], out.shape[2], out.shape[3], out.shape[4])
@@ -1070,7 +1071,7 @@ def _wforward_p8(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
             pos = _advance(pos, 8, oshape)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _wserial_p8(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
     ishape = (x.shape[1], x.shape[2], x.shape[3], x.shape[4])
     oshape = (out.shape[1], out.shape[2], out.shape[3], out.shape[4])

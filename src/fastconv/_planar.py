@@ -379,17 +379,17 @@ def planar_conv(src, weight, packed, bias, out, geom, row_block):
                    used, width, extent, in_group, taps0, tile)
         blocks = out_group // CHANNEL_BLOCK
         plane_size = rows0 * rows1 * cols
-        for jb in range(blocks):
-            co = g * out_group + jb * CHANNEL_BLOCK
-            p_base = (g * blocks + jb) * kernel_size * CHANNEL_BLOCK
-            out_row = ((n * c_out + co) * rows0 + q0) * rows1 * cols
-            for q1 in range(row_lo, row_hi):
-                row = (q1 - row_lo) * stride1
-                for col in range(0, cols, 2 * lanes):
+        # channel blocks innermost: a strip's input columns stay in L1 across the blocks
+        for q1 in range(row_lo, row_hi):
+            row = (q1 - row_lo) * stride1
+            for col in range(0, cols, 2 * lanes):
+                for jb in range(blocks):
+                    co = g * out_group + jb * CHANNEL_BLOCK
+                    p_base = (g * blocks + jb) * kernel_size * CHANNEL_BLOCK
+                    out_off = (((n * c_out + co) * rows0 + q0) * rows1 + q1) * cols + col
                     _strip_channels(tile, p_p, p_base, in_group, taps0, taps1, taps2, used,
-                                    width, dilation1, dilation2, row, col, out_p,
-                                    out_row + q1 * cols + col, plane_size, cols - col, bias,
-                                    co)
+                                    width, dilation1, dilation2, row, col, out_p, out_off,
+                                    plane_size, cols - col, bias, co)
         for j in range(blocks * CHANNEL_BLOCK, out_group):
             co = g * out_group + j
             b = bias[co]
