@@ -138,7 +138,7 @@ def _copy_row(src, src_off, size2, pad2, mode2, extent, dst, width):
         vstore(dst, c, zeros)
 
 
-@inlined
+@helper
 def _fill_tile(src, plane0, size0, size1, size2, geom, q0, row_lo, span, width, extent,
                in_group, taps0, tile):
     """Copy the padded rows ``row_lo*stride1 - pad1 + [0, span)`` of ``in_group`` planes.
@@ -237,10 +237,9 @@ def _store_channel(out, off, v0, v1, bias, count):
     _store_vector(out, off + lanes, v1, bias, count - lanes)
 
 
-@inlined
+@helper
 def _strip_channels(tile, packed, p_base, in_group, taps0, taps1, taps2, span, width,
-                    dilation1, dilation2, row, col, out, out_off, channel_step, count, bias,
-                    co):
+                    dilation1, dilation2, row, col, out, out_off, channel_step, count, bias):
     """Output columns ``[col, col + count)`` (two vectors) of one row, six output channels.
 
     Per tap: two vector loads of the tile, six weight broadcasts, twelve multiply-adds
@@ -281,29 +280,27 @@ def _strip_channels(tile, packed, p_base, in_group, taps0, taps1, taps2, span, w
                     a50 = vfma(w, x0, a50)
                     a51 = vfma(w, x1, a51)
                     w_off += CHANNEL_BLOCK
-    _store_channel(out, out_off, a00, a01, bias[co], count)
-    _store_channel(out, out_off + channel_step, a10, a11, bias[co + 1], count)
-    _store_channel(out, out_off + 2 * channel_step, a20, a21, bias[co + 2], count)
-    _store_channel(out, out_off + 3 * channel_step, a30, a31, bias[co + 3], count)
-    _store_channel(out, out_off + 4 * channel_step, a40, a41, bias[co + 4], count)
-    _store_channel(out, out_off + 5 * channel_step, a50, a51, bias[co + 5], count)
+    _store_channel(out, out_off, a00, a01, bias[0], count)
+    _store_channel(out, out_off + channel_step, a10, a11, bias[1], count)
+    _store_channel(out, out_off + 2 * channel_step, a20, a21, bias[2], count)
+    _store_channel(out, out_off + 3 * channel_step, a30, a31, bias[3], count)
+    _store_channel(out, out_off + 4 * channel_step, a40, a41, bias[4], count)
+    _store_channel(out, out_off + 5 * channel_step, a50, a51, bias[5], count)
 
 
-@inlined
+@helper
 def _strip_rows(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width, dilation1,
                 dilation2, row_step, row, col, out, out_off, out_step, count, two, bias):
     """:func:`_strip_pair` with its loop bounds made compile-time constants where common.
 
-    Constant tap counts let LLVM unroll the innermost loop completely, and a constant
-    ``two`` removes the branch from it.
+    A constant tap count (3) lets LLVM unroll the innermost loop completely, and a constant
+    ``two`` removes the branch from it. Compiled once as a separate function (calls cost a
+    few nanoseconds per strip; inlining every variant into the kernels made them take
+    minutes to compile).
     """
     if two:
         if taps2 == 3:
             _strip_pair(tile, weights, w_base, in_group, taps0, taps1, 3, span, width,
-                        dilation1, dilation2, row_step, row, col, out, out_off, out_step,
-                        count, True, bias)
-        elif taps2 == 5:
-            _strip_pair(tile, weights, w_base, in_group, taps0, taps1, 5, span, width,
                         dilation1, dilation2, row_step, row, col, out, out_off, out_step,
                         count, True, bias)
         else:
@@ -389,7 +386,7 @@ def planar_conv(src, weight, packed, bias, out, geom, row_block):
                     out_off = (((n * c_out + co) * rows0 + q0) * rows1 + q1) * cols + col
                     _strip_channels(tile, p_p, p_base, in_group, taps0, taps1, taps2, used,
                                     width, dilation1, dilation2, row, col, out_p, out_off,
-                                    plane_size, cols - col, bias, co)
+                                    plane_size, cols - col, ptr_of(bias, co))
         for j in range(blocks * CHANNEL_BLOCK, out_group):
             co = g * out_group + j
             b = bias[co]
@@ -404,7 +401,7 @@ def planar_conv(src, weight, packed, bias, out, geom, row_block):
         _keep_alive(tile_array)
 
 
-@inlined
+@helper
 def _tap_dots8(grad, grad_off, tile, top, offsets, cols, acc):
     """Add the dot products of a gradient row with eight shifted tile rows to ``acc[0:8]``.
 
@@ -449,7 +446,7 @@ def _tap_dots8(grad, grad_off, tile, top, offsets, cols, acc):
     _accumulate(acc, 7 * lanes, a7)
 
 
-@inlined
+@helper
 def _tap_dots2(grad, grad_off, tile, top, offsets, cols, acc):
     """:func:`_tap_dots8` for two taps (two accumulators per tap, combined in order)."""
     lanes = vlanes(tile)
