@@ -322,9 +322,10 @@ def forward_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int,
     channels fill at least half a channel block. Otherwise, data in channels-first layout
     (``planar_layout``: both arrays C-contiguous as ``(N, C, *spatial)``, or single-channel)
     with unit stride along the last dimension take the planar kernel, vectorised along
-    that dimension (depthwise, small groups, single-channel images; any padding mode).
-    Everything else takes the gather kernel. ``forced`` (tests, benchmarks) picks an
-    algorithm when it applies, else the gather kernel.
+    that dimension (depthwise, small groups, single-channel images; any padding mode), and
+    so do pointwise (1x1) layers on such data, where the dense path's layout copy would
+    cost more than it saves. Everything else takes the gather kernel. ``forced`` (tests,
+    benchmarks) picks an algorithm when it applies, else the gather kernel.
 
     Examples
     --------
@@ -343,7 +344,10 @@ def forward_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int,
     if forced is not None:
         applies = {"dense": dense, "planar": planar, "gather": True}
         return forced if applies.get(forced, False) else "gather"
-    if dense and c_in * math.prod(kernel) >= 16 and 2 * c_out >= channel_block:
+    # a pointwise layer on channels-first data: the dense path's layout copy of the input
+    # costs more than the planar kernel's lack of a channel-blocked input tile
+    pointwise = planar and math.prod(kernel) == 1
+    if dense and c_in * math.prod(kernel) >= 16 and 2 * c_out >= channel_block and not pointwise:
         return "dense"
     return "planar" if planar else "gather"
 
