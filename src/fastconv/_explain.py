@@ -60,6 +60,7 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
     inputs = batch * spec.c_in * math.prod(spec.in_sizes)
     taps = math.prod(spec.kernel)
     flops = 2 * outputs * (spec.c_in // max(spec.groups, 1)) * taps
+    algorithm = _plan.small_call_algorithm(algorithm, flops // 2 // max(batch, 1))
     weights = spec.c_out * (spec.c_in // max(spec.groups, 1)) * taps
     threads = numba.config.NUMBA_NUM_THREADS
     if algorithm == "dense":
@@ -101,6 +102,7 @@ def _adjoint_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
                                         planar_layout)
     flops = 2 * batch * spec.c_out * math.prod(spec.out_sizes) * \
         (spec.c_in // max(spec.groups, 1)) * math.prod(spec.kernel)
+    algorithm = _plan.small_call_algorithm(algorithm, flops // 2 // max(batch, 1))
     if algorithm == "gather":
         weights = spec.c_out * (spec.c_in // max(spec.groups, 1)) * math.prod(spec.kernel)
         detail = "general gather kernel inverting the padding map and stride (scalar)"
@@ -125,6 +127,8 @@ def _weight_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
     outputs = batch * spec.c_out * math.prod(spec.out_sizes)
     inputs = batch * spec.c_in * math.prod(spec.in_sizes)
     flops = 2 * outputs * in_group * math.prod(spec.kernel)
+    algorithm = _plan.small_call_algorithm(algorithm, flops // 2 // max(batch, 1),
+                                           serial_dense=False)
     if algorithm == "dense":
         block = _dense.block_size(dtype)
         detail = (f"per tap row, matrix products over pixels in register tiles of {block} "

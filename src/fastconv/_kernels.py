@@ -18,6 +18,7 @@ from numba import from_dtype, prange, types
 
 from ._jit import helper, kernel, serial_twin
 from ._plan import ADJOINT, DILATION, IN_SIZE, MODE, OUT_SIZE, PAD_HIGH, PAD_LOW, STRIDE, TAPS
+from ._plan import SERIAL_MAX_WORK as _SERIAL_MAX_WORK
 
 _ZEROS, _REFLECT, _REPLICATE, _CIRCULAR = 0, 1, 2, 3
 
@@ -342,7 +343,7 @@ def bias_grad(grad_out, groups, partial_b):
 
 #: Below this many multiply-adds (or additions, for the bias gradient) a call runs the
 #: serial twin of its kernel on the calling thread instead of waking the thread pool.
-SERIAL_MAX_WORK = 1 << 15
+SERIAL_MAX_WORK = _SERIAL_MAX_WORK
 
 gather_conv_serial = serial_twin(gather_conv, "gather_conv_serial")
 weight_grad_serial = serial_twin(weight_grad, "weight_grad_serial")

@@ -434,6 +434,36 @@ def adjoint_phases(in_size: int, out_size: int, kernel: int, stride: int, dilati
     return tuple(phases)
 
 
+#: Below this many multiply-adds a call runs serial code on the calling thread (waking the
+#: thread pool costs more than the arithmetic).
+SERIAL_MAX_WORK = 1 << 15
+
+
+def small_call_algorithm(algorithm: str, work: int, forced: str | None = None,
+                         serial_dense: bool = True) -> str:
+    """The algorithm a call of ``work`` multiply-adds per sample runs, given the shape's choice.
+
+    Per sample, so that a sample's result never depends on the batch it came in.
+
+    Below :data:`SERIAL_MAX_WORK` the parallel-only kernels give way to the gather
+    kernel's serial twin: the planar kernels, and the dense one unless ``serial_dense``
+    (the dense forward has a serial driver, the dense weight gradient does not). A forced
+    algorithm (tests) is kept.
+
+    Examples
+    --------
+    >>> small_call_algorithm("planar", 1728)
+    'gather'
+    >>> small_call_algorithm("dense", 1728)
+    'dense'
+    >>> small_call_algorithm("planar", 10**9)
+    'planar'
+    """
+    if forced is not None or work > SERIAL_MAX_WORK or (algorithm == "dense" and serial_dense):
+        return algorithm
+    return "gather"
+
+
 def weight_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int, cols: int,
                      stride: tuple[int, ...], channel_block: int, planar_layout: bool,
                      forced: str | None = None) -> str:

@@ -260,6 +260,9 @@ def _forward_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
     algorithm = _plan.forward_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
                                         spec.kernel, spec.stride, _dense.block_size(dtype),
                                         planar_layout, FORCE_FORWARD_ALGORITHM)
+    # per sample: the algorithm, and so every bit of a sample's result, never depends on N
+    work = math.prod(dest_shape[1:]) * (spec.c_in // spec.groups) * math.prod(spec.kernel)
+    algorithm = _plan.small_call_algorithm(algorithm, work, FORCE_FORWARD_ALGORITHM)
     if algorithm == "dense" and math.prod(dest_shape):
         return _DensePass(spec, dtype, src_shape, dest_shape, None)
     if algorithm == "planar" and math.prod(dest_shape):
@@ -345,6 +348,8 @@ def _adjoint_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
     algorithm = _plan.adjoint_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
                                         spec.kernel, spec.stride, _dense.block_size(dtype),
                                         planar_layout, FORCE_FORWARD_ALGORITHM)
+    work = math.prod(src_shape[1:]) * (spec.c_in // spec.groups) * math.prod(spec.kernel)
+    algorithm = _plan.small_call_algorithm(algorithm, work, FORCE_FORWARD_ALGORITHM)
     if algorithm == "gather" or not math.prod(dest_shape):
         return _GatherPass(spec, True, dtype, dest_shape)
     return _PhasePass(spec, dtype, src_shape, dest_shape, planar_layout, algorithm == "dense")
@@ -513,6 +518,9 @@ def _weight_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
                                            spec.c_out, grad_shape[3], spec.stride,
                                            _dense.block_size(dtype), planar_layout,
                                            FORCE_WEIGHT_ALGORITHM)
+        work = math.prod(grad_shape[1:]) * (spec.c_in // spec.groups) * math.prod(spec.kernel)
+        algorithm = _plan.small_call_algorithm(algorithm, work, FORCE_WEIGHT_ALGORITHM,
+                                               serial_dense=False)
         if algorithm == "planar":
             return _PlanarWeightPass(spec, dtype, grad_shape, want_bias)
         if algorithm == "dense":
