@@ -24,11 +24,11 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
-from numba import prange, types
+from numba import prange
 
-from ._jit import helper, inlined, kernel
-from ._kernels import data_type
-from ._simd import ptr_of, vbroadcast, vfma, vlanes, vload, vload_masked, vstore
+from ._jit import inlined, kernel
+from ._kernels import INDEX_2D, data_type
+from ._simd import keep_alive, ptr_of, vbroadcast, vfma, vlanes, vload, vload_masked, vstore
 
 #: Input channels per register tile (with two vectors of output channels: 12 accumulators,
 #: which leaves room for the operands in 16 vector registers).
@@ -38,13 +38,11 @@ IN_TILE = 6
 #: tile runs over it.
 SPAN = 64
 
-_INDEX_2D = types.Array(types.int64, 2, "C", readonly=True)
-
 
 @cache
 def dense_weight_grad_signature(dtype: np.dtype) -> tuple:
     """Argument types :func:`dense_weight_grad` is compiled for (one signature per dtype)."""
-    return (data_type(dtype, 5, layout="C"), data_type(dtype, 5, layout="C"), _INDEX_2D,
+    return (data_type(dtype, 5, layout="C"), data_type(dtype, 5, layout="C"), INDEX_2D,
             data_type(dtype, 5, True, "C"))
 
 
@@ -110,12 +108,6 @@ def _tile_span(src, grad, g_off, x_off, count, c_out, x_step, entries, acc, full
     vstore(acc, 9 * lanes, a41)
     vstore(acc, 10 * lanes, a50)
     vstore(acc, 11 * lanes, a51)
-
-
-@helper
-def _keep_alive(array):
-    """Use ``array``, so it stays allocated until this call (raw pointers do not own it)."""
-    return array.size
 
 
 @kernel
@@ -190,4 +182,4 @@ def dense_weight_grad(src, grad, steps, partial):
             for lane in range(co_count):
                 partial[chunk, co + lane, t0, t1, e] = acc_array[tile * tile_size
                                                                  + k * out_tile + lane]
-        _keep_alive(entries_array)
+        keep_alive(entries_array)

@@ -16,6 +16,7 @@ import numpy as np
 from . import _args, _dense, _plan, _planar
 from ._args import ConvSpec
 from ._simd import lanes_for
+from .convolution import planar_rows_per_task
 
 __all__ = ["PassPlan", "explain"]
 
@@ -74,14 +75,14 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
         return PassPlan(name, algorithm, detail, flops, (packed + copies) * itemsize)
     if algorithm == "planar":
         taps3 = _plan.to_3d(spec.kernel, 1)
+        dilation3 = _plan.to_3d(spec.dilation, 1)
         rows = _plan.to_3d(spec.out_sizes, 1)
-        width = _planar.tile_width(rows[2], taps3[2], _plan.to_3d(spec.dilation, 1)[2],
-                                   lanes_for(dtype))
+        width = _plan.planar_tile_width(rows[2], taps3[2], dilation3[2], lanes_for(dtype))
         in_group = spec.c_in // spec.groups
-        stride1 = _plan.to_3d(spec.stride, 1)[1]
-        row_block = _plan.planar_row_block(batch * spec.groups * rows[0], rows[1], rows[2],
-                                           in_group * taps3[0] * width * stride1 * itemsize)
-        span = (row_block - 1) * stride1 + _plan.to_3d(spec.dilation, 1)[1] * (taps3[1] - 1) + 1
+        row_block = planar_rows_per_task(spec, dtype, (batch, spec.c_out, *rows),
+                                         batch * spec.groups * rows[0])
+        span = _plan.planar_tile_rows(row_block, _plan.to_3d(spec.stride, 1)[1], taps3[1],
+                                      dilation3[1])
         tile = in_group * taps3[0] * span * width
         blocks = (spec.c_out // spec.groups) // _planar.CHANNEL_BLOCK
         detail = (f"padded input tiles of {in_group} channel(s) x {span} rows x {width} "

@@ -29,20 +29,21 @@ def data_type(dtype: np.dtype, ndim: int, mutable: bool = False, layout: str = "
 
 
 _INDEX_1D = types.Array(types.int64, 1, "C", readonly=True)
-_INDEX_2D = types.Array(types.int64, 2, "C", readonly=True)
+#: Numba type of the int64 tables (geometry records, steps) every kernel reads.
+INDEX_2D = types.Array(types.int64, 2, "C", readonly=True)
 
 
 @cache
 def gather_signature(dtype: np.dtype) -> tuple:
     """Argument types :func:`gather_conv` is compiled for (one signature per dtype)."""
     return (data_type(dtype, 5), data_type(dtype, 6, layout="C"), data_type(dtype, 1),
-            data_type(dtype, 5, True), _INDEX_2D, _INDEX_1D, types.int64, types.int64)
+            data_type(dtype, 5, True), INDEX_2D, _INDEX_1D, types.int64, types.int64)
 
 
 @cache
 def weight_grad_signature(dtype: np.dtype) -> tuple:
     """Argument types :func:`weight_grad` is compiled for."""
-    return (data_type(dtype, 5), data_type(dtype, 5, layout="C"), _INDEX_2D, types.int64,
+    return (data_type(dtype, 5), data_type(dtype, 5, layout="C"), INDEX_2D, types.int64,
             types.boolean, data_type(dtype, 7, True, "C"), data_type(dtype, 2, True, "C"))
 
 

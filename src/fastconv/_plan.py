@@ -312,6 +312,21 @@ def reduction_chunks(rows: int, tiles: int) -> int:
     return int(min(rows, -(-16 // max(tiles, 1))))
 
 
+def _applicable(padding_mode: str, groups: int, c_in: int, c_out: int,
+                stride: tuple[int, ...], planar_layout: bool) -> tuple[bool, bool]:
+    """Whether the dense and the planar kernels can run a (non-empty) convolution at all."""
+    nonempty = c_in > 0 and c_out > 0
+    dense = padding_mode == "zeros" and groups == 1 and nonempty
+    planar = planar_layout and stride[-1] == 1 and nonempty
+    return dense, planar
+
+
+def _forced_choice(forced: str, dense: bool, planar: bool) -> str:
+    """A forced algorithm where it applies, else the gather kernel (which always does)."""
+    applies = {"dense": dense, "planar": planar, "gather": True}
+    return forced if applies.get(forced, False) else "gather"
+
+
 def forward_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int,
                       kernel: tuple[int, ...], stride: tuple[int, ...], channel_block: int,
                       planar_layout: bool, forced: str | None = None) -> str:
@@ -338,12 +353,9 @@ def forward_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int,
     >>> forward_algorithm("zeros", 256, 256, 256, (3, 3), (1, 1), 16, False)
     'gather'
     """
-    nonempty = c_in > 0 and c_out > 0
-    dense = padding_mode == "zeros" and groups == 1 and nonempty
-    planar = planar_layout and stride[-1] == 1 and nonempty
+    dense, planar = _applicable(padding_mode, groups, c_in, c_out, stride, planar_layout)
     if forced is not None:
-        applies = {"dense": dense, "planar": planar, "gather": True}
-        return forced if applies.get(forced, False) else "gather"
+        return _forced_choice(forced, dense, planar)
     # a pointwise layer on channels-first data: the dense path's layout copy of the input
     # costs more than the planar kernel's lack of a channel-blocked input tile
     pointwise = planar and math.prod(kernel) == 1
@@ -486,16 +498,44 @@ def weight_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int, cols
     >>> weight_algorithm("reflect", 1, 1, 1, 1024, (1, 1), 16, True)
     'planar'
     """
-    nonempty = c_in > 0 and c_out > 0
-    dense = padding_mode == "zeros" and groups == 1 and nonempty
-    planar = planar_layout and stride[-1] == 1 and nonempty
+    dense, planar = _applicable(padding_mode, groups, c_in, c_out, stride, planar_layout)
     if forced is not None:
-        applies = {"dense": dense, "planar": planar, "gather": True}
-        return forced if applies.get(forced, False) else "gather"
+        return _forced_choice(forced, dense, planar)
     if dense and 2 * c_out >= channel_block:
         return "dense"
     small = (c_in // max(groups, 1)) * (c_out // max(groups, 1)) <= 64
     return "planar" if planar and (small or cols >= 512) else "gather"
+
+
+#: Vectors of consecutive output columns a planar strip keeps in registers, per row.
+PLANAR_STRIP_VECTORS = 4
+
+
+@register_jitable
+def planar_tile_width(cols: int, taps: int, dilation: int, lanes: int) -> int:
+    """Elements per row of a planar kernel's padded tile, rounded up to whole vectors.
+
+    The window of ``cols`` outputs plus the slack an over-long strip reads.
+
+    Examples
+    --------
+    >>> planar_tile_width(56, 3, 1, 8)
+    96
+    """
+    needed = cols + dilation * (taps - 1) + PLANAR_STRIP_VECTORS * lanes
+    return (needed + lanes - 1) // lanes * lanes
+
+
+@register_jitable
+def planar_tile_rows(rows: int, stride: int, taps: int, dilation: int) -> int:
+    """Input rows a block of ``rows`` output rows reads (along ``D1``).
+
+    Examples
+    --------
+    >>> planar_tile_rows(56, 1, 3, 1)
+    58
+    """
+    return (rows - 1) * stride + dilation * (taps - 1) + 1
 
 
 def planar_row_block(tasks_per_block: int, rows: int, cols: int, row_bytes: int) -> int:

@@ -33,9 +33,18 @@ import numpy as np
 from numba import prange, types
 
 from ._jit import helper, inlined, kernel
-from ._kernels import data_type, source_index
-from ._plan import DILATION, MODE, PAD_LOW, STRIDE
+from ._kernels import INDEX_2D, data_type, source_index
+from ._plan import (
+    DILATION,
+    MODE,
+    PAD_LOW,
+    PLANAR_STRIP_VECTORS,
+    STRIDE,
+    planar_tile_rows,
+    planar_tile_width,
+)
 from ._simd import (
+    keep_alive,
     ptr_of,
     vadd,
     vbroadcast,
@@ -52,10 +61,8 @@ from ._simd import (
 #: The padding map, inlined (it runs per border element of every copied row).
 _source = inlined(source_index.py_func)
 
-_INDEX_2D = types.Array(types.int64, 2, "C", readonly=True)
-
 #: Vectors of consecutive output columns a strip keeps in registers, per row.
-STRIP_VECTORS = 4
+STRIP_VECTORS = PLANAR_STRIP_VECTORS
 
 #: Output channels of a channel-blocked strip (two vectors of columns each: 12 accumulators,
 #: as the dense micro-kernel, for layers with many output channels per group).
@@ -79,32 +86,20 @@ def pack_channel_blocks(weight: np.ndarray, groups: int) -> np.ndarray:
 
 
 
-@helper
-def _keep_alive(array):
-    """Use ``array``, so it stays allocated until this call (raw pointers do not own it)."""
-    return array.size
-
-
 @cache
 def planar_signature(dtype: np.dtype) -> tuple:
     """Argument types :func:`planar_conv` is compiled for (one signature per dtype)."""
     return (data_type(dtype, 5, layout="C"), data_type(dtype, 5, layout="C"),
             data_type(dtype, 6, layout="C"), data_type(dtype, 1), data_type(dtype, 5, True, "C"),
-            _INDEX_2D, types.int64)
+            INDEX_2D, types.int64)
 
 
 @cache
 def planar_weight_grad_signature(dtype: np.dtype) -> tuple:
     """Argument types :func:`planar_weight_grad` is compiled for."""
-    return (data_type(dtype, 5, layout="C"), data_type(dtype, 5, layout="C"), _INDEX_2D,
+    return (data_type(dtype, 5, layout="C"), data_type(dtype, 5, layout="C"), INDEX_2D,
             types.int64, types.int64, types.boolean, data_type(dtype, 6, True, "C"),
             data_type(dtype, 2, True, "C"))
-
-
-def tile_width(cols: int, taps: int, dilation: int, lanes: int) -> int:
-    """Elements per row of a padded tile: the window of ``cols`` outputs plus strip slack."""
-    needed = cols + dilation * (taps - 1) + STRIP_VECTORS * lanes
-    return -(-needed // lanes) * lanes
 
 
 @inlined
@@ -350,8 +345,8 @@ def planar_conv(src, weight, packed, bias, out, geom, row_block):
     stride1, dilation1, dilation2 = geom[1, STRIDE], geom[1, DILATION], geom[2, DILATION]
     lanes = vlanes(out)
     extent = cols + dilation2 * (taps2 - 1)
-    width = (extent + STRIP_VECTORS * lanes + lanes - 1) // lanes * lanes
-    span = (row_block - 1) * stride1 + dilation1 * (taps1 - 1) + 1
+    width = planar_tile_width(cols, taps2, dilation2, lanes)
+    span = planar_tile_rows(row_block, stride1, taps1, dilation1)
     kernel_size = in_group * taps0 * taps1 * taps2
     # raw pointers: passing them to helpers costs no reference counting
     src_p = ptr_of(src, 0)
@@ -369,7 +364,7 @@ def planar_conv(src, weight, packed, bias, out, geom, row_block):
         n = rest // groups
         row_lo = block * row_block
         row_hi = min(rows1, row_lo + row_block)
-        used = (row_hi - 1 - row_lo) * stride1 + dilation1 * (taps1 - 1) + 1
+        used = planar_tile_rows(row_hi - row_lo, stride1, taps1, dilation1)
         tile_array = np.empty(in_group * taps0 * span * width, dtype=out.dtype)
         tile = ptr_of(tile_array, 0)
         _fill_tile(src_p, n * c_in + g * in_group, size0, size1, size2, geom, q0, row_lo,
@@ -398,7 +393,7 @@ def planar_conv(src, weight, packed, bias, out, geom, row_block):
                                 used, width, dilation1, dilation2, stride1, row, col, out_p,
                                 out_row + q1 * cols + col, cols, cols - col,
                                 q1 + 1 < row_hi, b)
-        _keep_alive(tile_array)
+        keep_alive(tile_array)
 
 
 @helper
@@ -530,8 +525,8 @@ def planar_weight_grad(src, grad_out, geom, row_block, out_block, with_bias, par
     stride1, dilation1, dilation2 = geom[1, STRIDE], geom[1, DILATION], geom[2, DILATION]
     lanes = vlanes(src)
     extent = cols + dilation2 * (taps2 - 1)
-    width = (extent + STRIP_VECTORS * lanes + lanes - 1) // lanes * lanes
-    span = (row_block - 1) * stride1 + dilation1 * (taps1 - 1) + 1
+    width = planar_tile_width(cols, taps2, dilation2, lanes)
+    span = planar_tile_rows(row_block, stride1, taps1, dilation1)
     kernel_size = in_group * taps0 * taps1 * taps2
     plane_taps = taps1 * taps2
     # accumulator slots per (output channel, input channel, tap along D0): the taps along
@@ -567,7 +562,7 @@ def planar_weight_grad(src, grad_out, geom, row_block, out_block, with_bias, par
             n = unit // (n_blocks * rows0)
             row_lo = block * row_block
             row_hi = min(rows1, row_lo + row_block)
-            used = (row_hi - 1 - row_lo) * stride1 + dilation1 * (taps1 - 1) + 1
+            used = planar_tile_rows(row_hi - row_lo, stride1, taps1, dilation1)
             _fill_tile(src_p, n * c_in + g * in_group, size0, size1, size2, geom, q0, row_lo,
                        used, width, extent, in_group, taps0, tile)
             for j in range(j_lo, j_hi):
@@ -600,7 +595,7 @@ def planar_weight_grad(src, grad_out, geom, row_block, out_block, with_bias, par
                     grads[plane * plane_taps + k] = vreduce_add(vload(acc_array, slot * lanes))
             if with_bias:
                 partial_b[chunk, co] = vreduce_add(vload(bias_array, (j - j_lo) * lanes))
-        _keep_alive(tile_array)
-        _keep_alive(offsets)
-        _keep_alive(acc_array)
-        _keep_alive(bias_array)
+        keep_alive(tile_array)
+        keep_alive(offsets)
+        keep_alive(acc_array)
+        keep_alive(bias_array)

@@ -61,6 +61,7 @@ __all__ = [
     "LANES_F64",
     "VECTOR_BITS",
     "SimdVector",
+    "keep_alive",
     "lanes_for",
     "prefetch",
     "ptr_of",
@@ -662,7 +663,8 @@ def ptr_of(typingctx, mem, off):
     between two buffers once, outside an inner loop
     (``p = ptr_of(x, i) if ok else ptr_of(zeros, 0)``), and, unlike arrays, cost
     no reference counting when passed to another jitted function. The pointer
-    does not keep the array alive: use it only while the array is referenced.
+    does not keep the array alive: use it only while the array is referenced
+    (:func:`keep_alive` marks the end of that span).
 
     Parameters
     ----------
@@ -683,6 +685,29 @@ def ptr_of(typingctx, mem, off):
 
     def codegen(context, builder, sig, args):
         return _elem_ptr(context, builder, sig.args[0], args[0], sig.args[1], args[1])
+
+    return sig, codegen
+
+
+@intrinsic
+def keep_alive(typingctx, array):
+    """Use `array` here, so Numba keeps it allocated at least until this point.
+
+    Numba frees an array after its last use; a pointer from :func:`ptr_of` is not a use.
+    Call this after the last access through a pointer into a locally allocated array.
+    Emits no instructions.
+
+    Parameters
+    ----------
+    array : array
+        The array to keep.
+    """
+    if not isinstance(array, types.Array):
+        return None
+    sig = types.none(array)
+
+    def codegen(context, builder, sig, args):
+        return context.get_dummy_value()
 
     return sig, codegen
 

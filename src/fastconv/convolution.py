@@ -199,13 +199,14 @@ def _channels_first(view: np.ndarray) -> np.ndarray:
     return view.transpose(0, 4, 1, 2, 3)
 
 
-def _planar_row_block(spec: ConvSpec, dtype: np.dtype, planes_shape: tuple[int, ...],
-                      tasks_per_block: int) -> int:
+def planar_rows_per_task(spec: ConvSpec, dtype: np.dtype, planes_shape: tuple[int, ...],
+                     tasks_per_block: int) -> int:
     """Row block of a planar kernel writing (or reading the gradient of) ``planes_shape``."""
     _, _, _, rows1, cols = planes_shape
     taps0, _, taps2 = _plan.to_3d(spec.kernel, 1)
     stride1 = _plan.to_3d(spec.stride, 1)[1]
-    width = _planar.tile_width(cols, taps2, _plan.to_3d(spec.dilation, 1)[2], lanes_for(dtype))
+    width = _plan.planar_tile_width(cols, taps2, _plan.to_3d(spec.dilation, 1)[2],
+                                    lanes_for(dtype))
     row_bytes = (spec.c_in // spec.groups) * taps0 * width * stride1 * dtype.itemsize
     return _plan.planar_row_block(tasks_per_block, rows1, cols, row_bytes)
 
@@ -230,7 +231,7 @@ class _PlanarPass:
         planes = _planes_shape(dest_shape)
         self.dtype, self.groups = dtype, spec.groups
         self.kernel_shape = (spec.c_out, spec.c_in // spec.groups, *_plan.to_3d(spec.kernel, 1))
-        self.row_block = _planar_row_block(spec, dtype, planes,
+        self.row_block = planar_rows_per_task(spec, dtype, planes,
                                            planes[0] * spec.groups * planes[2])
         self.geometry = _geometry(spec, False)[0]
         self.zero_bias = np.zeros(spec.c_out, dtype)
@@ -426,7 +427,7 @@ class _PlanarWeightPass:
         g, in_group = spec.groups, spec.c_in // spec.groups
         self.dtype, self.want_bias = dtype, want_bias
         # tasks are (chunk, group, output block): rows per tile only bound the tile size
-        self.row_block = _planar_row_block(spec, dtype, planes, 64)
+        self.row_block = planar_rows_per_task(spec, dtype, planes, 64)
         plane_taps = taps[1] * taps[2]
         slots = in_group * taps[0] * (plane_taps + plane_taps % 2)
         self.out_block = _plan.planar_out_block(spec.c_out // g,
