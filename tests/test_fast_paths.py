@@ -1,12 +1,13 @@
 """Every fast path against the plain reference, on the same cases.
 
-The forward pass and the adjoint (input gradient, transposed convolution) each have three
+The forward pass and the adjoint (input gradient, transposed convolution) each have four
 algorithms (``convolution.FORCE_FORWARD_ALGORITHM`` picks one): the dense SIMD micro-kernel,
-the planar kernel (channels-first, vectorised along the last dimension) and the general
-gather kernel; the weight gradient has two (``convolution.FORCE_WEIGHT_ALGORITHM``): planar
-and gather. Each test forces one, so all are checked on every case whatever the plan would
-pick (a forced algorithm that does not apply falls back to gather), and the results must
-agree with the naive reference within the dtype's tolerance.
+the planar kernel (channels-first, vectorised along the last dimension), the pointwise
+kernel (1x1 layers on channels-first data) and the general gather kernel; the weight
+gradient has three (``convolution.FORCE_WEIGHT_ALGORITHM``): dense, planar and gather.
+Each test forces one, so all are checked on every case whatever the plan would pick (a
+forced algorithm that does not apply falls back to gather), and the results must agree
+with the naive reference within the dtype's tolerance.
 """
 
 import numpy as np
@@ -19,7 +20,7 @@ import naive
 from conftest import assert_close, to_channels_last
 from fastconv import convolution
 
-ALGORITHMS = ["dense", "planar", "gather"]
+ALGORITHMS = ["dense", "planar", "pointwise", "gather"]
 WEIGHT_ALGORITHMS = ["dense", "planar", "gather"]
 
 CASES = [
@@ -332,3 +333,91 @@ def test_stride_phases_match_naive_on_random_configurations(nd, groups, in_group
     finally:
         convolution.FORCE_FORWARD_ALGORITHM = previous
     assert_close(got, expected, out_group * kernel**nd, dtype)
+
+
+POINTWISE_CASES = [
+    # (nd, n, c_in, c_out, groups, size): output channels per group 6, 7, 13, 17 (full and
+    # partial six-channel blocks), pixel counts that end in partial vectors
+    (2, 2, 32, 17, 1, (6, 6)),
+    (2, 1, 12, 14, 2, (5, 9)),
+    (1, 3, 5, 6, 1, (37,)),
+    (3, 2, 9, 13, 1, (3, 4, 5)),
+    (2, 2, 8, 24, 4, (4, 33)),
+    (2, 1, 3, 6, 3, (1, 1)),
+]
+
+
+@pytest.mark.parametrize("case", POINTWISE_CASES,
+                         ids=[f"pointwise{i}" for i in range(len(POINTWISE_CASES))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pointwise_matches_naive(case, dtype, monkeypatch):
+    """The pointwise kernel (forward, and the input gradient of a 1x1 layer) and the dense
+    weight gradient reading channels-first input in place."""
+    monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "pointwise")
+    monkeypatch.setattr(convolution, "FORCE_WEIGHT_ALGORITHM", "dense")
+    nd, n, c_in, c_out, groups, size = case
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((n, c_in, *size)).astype(dtype)
+    weight = rng.standard_normal((c_out, c_in // groups) + (1,) * nd).astype(dtype)
+    bias = rng.standard_normal(c_out).astype(dtype)
+    grad = rng.standard_normal((n, c_out, *size)).astype(dtype)
+    options = {"groups": groups}
+    got = getattr(fastconv, f"conv{nd}d")(x, weight, bias, **options)
+    assert_close(got, naive.conv(x, weight, bias, **options), c_in // groups, dtype)
+    assert_close(getattr(fastconv, f"conv{nd}d")(x, weight, **options),
+                 naive.conv(x, weight, **options), c_in // groups, dtype)
+    grad_input = getattr(fastconv, f"conv{nd}d_input")(x.shape, weight, grad, **options)
+    assert_close(grad_input, naive.conv_input(x.shape, weight, grad, **options),
+                 c_out // groups, dtype)
+    grad_weight, grad_bias = getattr(fastconv, f"conv{nd}d_backward")(
+        x, weight, grad, needs=("weight", "bias"), **options)[1:]
+    pixels = n * int(np.prod(size))
+    assert_close(grad_weight, naive.conv_weight(x, weight.shape, grad, **options), pixels,
+                 dtype)
+    assert_close(grad_bias, naive.conv_bias(grad, nd), pixels, dtype)
+
+
+def test_pointwise_is_chosen_and_results_do_not_depend_on_thread_count():
+    import numba
+
+    rng = np.random.default_rng(19)
+    x = rng.standard_normal((3, 40, 9, 23)).astype(np.float32)
+    weight = rng.standard_normal((30, 40, 1, 1)).astype(np.float32)
+    plans = fastconv.explain(x.shape, weight.shape)
+    assert [p.algorithm for p in plans[:2]] == ["pointwise", "phases/pointwise"]
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        single = fastconv.conv2d(x, weight), fastconv.conv2d_input(x.shape, weight, x[:, :30])
+    finally:
+        numba.set_num_threads(threads)
+    assert fastconv.conv2d(x, weight).tobytes() == single[0].tobytes()
+    assert fastconv.conv2d(x[1:], weight).tobytes() == single[0][1:].tobytes()
+    assert fastconv.conv2d_input(x.shape, weight, x[:, :30]).tobytes() == single[1].tobytes()
+    # channels-last data, a padded or strided 1x1 layer take other kernels
+    assert fastconv.explain(x.shape, weight.shape, padding=1)[0].algorithm != "pointwise"
+    assert fastconv.explain(x.shape, weight.shape, stride=2)[0].algorithm != "pointwise"
+
+
+@settings(deadline=None, max_examples=max(20, settings.default.max_examples // 3))
+@given(nd=st.integers(1, 3), groups=st.integers(1, 3), in_group=st.integers(1, 20),
+       out_group=st.integers(1, 20), size=st.integers(1, 40), n=st.integers(1, 3),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**31))
+def test_pointwise_matches_naive_on_random_configurations(nd, groups, in_group, out_group, size,
+                                                          n, dtype, seed):
+    rng = np.random.default_rng(seed)
+    shape = (size,) + (1 + size % 5,) * (nd - 1)
+    x = rng.standard_normal((n, groups * in_group, *shape)).astype(dtype)
+    weight = rng.standard_normal((groups * out_group, in_group) + (1,) * nd).astype(dtype)
+    bias = rng.standard_normal(groups * out_group).astype(dtype)
+    grad = rng.standard_normal((n, groups * out_group, *shape)).astype(dtype)
+    previous = convolution.FORCE_FORWARD_ALGORITHM
+    convolution.FORCE_FORWARD_ALGORITHM = "pointwise"
+    try:
+        got = getattr(fastconv, f"conv{nd}d")(x, weight, bias, groups=groups)
+        grad_input = getattr(fastconv, f"conv{nd}d_input")(x.shape, weight, grad, groups=groups)
+    finally:
+        convolution.FORCE_FORWARD_ALGORITHM = previous
+    assert_close(got, naive.conv(x, weight, bias, groups=groups), in_group, dtype)
+    assert_close(grad_input, naive.conv_input(x.shape, weight, grad, groups=groups), out_group,
+                 dtype)

@@ -1,117 +1,124 @@
-"""Generate the hand-unrolled tile functions of fastconv/_dense.py (pasted between markers)."""
-import sys
+"""Generate the hand-unrolled tiles and drivers of ``fastconv/_dense.py``.
+
+Usage: ``python tools/gen_dense_tiles.py > block.py``; the output replaces the block between
+the markers ``# --- generated tiles and drivers: begin`` and ``... end`` in ``_dense.py``.
+The accumulators of a register tile must be distinct local variables to live in registers,
+so each tile size is written out in full.
+"""
+
+TILES = (6, 8)
+
+
+def _store_lines(P, indent, offset):
+    lines = []
+    for p in range(P):
+        ind = indent
+        if p:
+            lines.append(f"{indent}if npix > {p}:")
+            ind = indent + "    "
+        lines.append(f"{ind}_store_px(op, tb, sp[{5 * P + p}] + {offset}, vadd(a{p}0, b0), "
+                     f"vadd(a{p}1, b1), nk, lanes, osk)")
+    return lines
+
+
+def _fma_lines(P, indent):
+    lines = [f"{indent}w0 = vload(wpp, w)", f"{indent}w1 = vload(wpp, w + lanes)"]
+    for p in range(P):
+        lines += [f"{indent}b = vbroadcast_load(x{p}, c)",
+                  f"{indent}a{p}0 = vfma(b, w0, a{p}0)",
+                  f"{indent}a{p}1 = vfma(b, w1, a{p}1)"]
+    lines.append(f"{indent}w += kbs")
+    return lines
 
 
 def tile(P):
-    L = []
-    a = L.append
-    a("@njit(cache=True)")
-    a(f"def _tile{P}(xp, wpp, bp, zp, op, sp, fp, kb, q0, pos, npix, ishape, oshape, kshape, geom):")
-    a(f'    """Output pixels ``[q0, q0 + npix)`` (``npix <= {P}``) x channel block `kb` (row mode)."""')
-    a("    i0n, i1n, i2n, cn = ishape")
-    a("    kn = oshape[3]")
-    a("    k0n, k1n, k2n, kbs = kshape")
-    a("    d0, d1, d2 = geom[1]")
-    a("    lanes = vlanes(xp)")
-    a(f"    interior = _pixel_meta(sp, pos, npix, {P}, ishape, oshape, kshape, geom)")
+    """Row-mode tile of ``P`` pixels x one channel block."""
+    L = [
+        "@njit(cache=CACHE)",
+        f"def _tile{P}(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, npix, ishape, oshape, kshape, "
+        "geom, lay):",
+        f'    """Output pixels at ``pos`` (``npix <= {P}`` of them) x channel block `kb` (row '
+        'mode)."""',
+        "    kn = oshape[3]",
+        "    k0n, k1n, k2n, kbs = kshape",
+        "    d0, d1, d2 = geom[1]",
+        "    xs0, xs1, osk = lay[1], lay[2], lay[7]",
+        "    lanes = vlanes(xp)",
+        f"    interior = _pixel_meta(sp, pos, npix, {P}, ishape, oshape, kshape, geom, lay)",
+    ]
     for p in range(P):
-        a(f"    a{p}0 = vzero(xp)")
-        a(f"    a{p}1 = vzero(xp)")
-    a("    # the micro-kernel walks one kernel row (K2 taps x C_in, contiguous in the packed weights)")
-    a("    # per pixel pointer: see _row_sources")
-    a("    span = k2n * cn")
-    a("    direct = interior and d2 == 1")
-    a("    wo = kb * k0n * k1n * span * kbs")
-    a("    for k0 in range(k0n):")
-    a("        for k1 in range(k1n):")
-    a("            rowoff = (k0 * d0 * i1n + k1 * d1) * i2n * cn")
-    a("            if direct:")
-    for p in range(P):
-        a(f"                x{p} = ptr_of(xp, sp[{p}] + rowoff)")
-    a(f"                nv = {P}")
-    a("            else:")
-    a(f"                nv = _row_sources(xp, fp, sp, {P}, interior, k0 * d0, k1 * d1, rowoff, ishape, k2n, d2)")
+        L += [f"    a{p}0 = vzero(xp)", f"    a{p}1 = vzero(xp)"]
+    L += [
+        "    # the micro-kernel walks one kernel row (K2 taps x C_in, contiguous in the packed",
+        "    # weights) per pixel pointer: see _row_sources",
+        "    span = k2n * ishape[3]",
+        "    direct = interior and d2 == 1",
+        "    wo = kb * k0n * k1n * span * kbs",
+        "    for k0 in range(k0n):",
+        "        for k1 in range(k1n):",
+        "            rowoff = k0 * d0 * xs0 + k1 * d1 * xs1",
+        "            if direct:",
+    ]
+    L += [f"                x{p} = ptr_of(xp, sp[{p}] + rowoff)" for p in range(P)]
+    L += [
+        f"                nv = {P}",
+        "            else:",
+        f"                nv = _row_sources(xp, fp, sp, {P}, interior, k0 * d0, k1 * d1, rowoff,",
+        "                                  ishape, k2n, d2)",
+    ]
     for p in range(P):
         off = "0" if p == 0 else ("span" if p == 1 else f"{p} * span")
-        a(f"                x{p} = _src(xp, zp, fp, sp[{4 * P + p}], {off})")
-    a("            if nv > 0:")
-    a("                w = wo")
-    a("                for c in range(span):")
-    a("                    w0 = vload(wpp, w)")
-    a("                    w1 = vload(wpp, w + lanes)")
-    for p in range(P):
-        a(f"                    b = vbroadcast_load(x{p}, c)")
-        a(f"                    a{p}0 = vfma(b, w0, a{p}0)")
-        a(f"                    a{p}1 = vfma(b, w1, a{p}1)")
-    a("                    w += kbs")
-    a("            wo += span * kbs")
-    a("    nk = kn - kb * kbs")
-    a("    ob = q0 * kn + kb * kbs")
-    a("    b0 = vload(bp, kb * kbs)")
-    a("    b1 = vload(bp, kb * kbs + lanes)")
-    for p in range(P):
-        ind = "    "
-        if p:
-            a(f"    if npix > {p}:")
-            ind = "        "
-        off = "ob" if p == 0 else ("ob + kn" if p == 1 else f"ob + {p} * kn")
-        a(f"{ind}_store_px(op, {off}, vadd(a{p}0, b0), vadd(a{p}1, b1), nk, lanes)")
+        L.append(f"                x{p} = _src(xp, zp, fp, sp[{4 * P + p}], {off})")
+    L += ["            if nv > 0:", "                w = wo", "                for c in range(span):"]
+    L += _fma_lines(P, "                    ")
+    L += [
+        "            wo += span * kbs",
+        "    nk = kn - kb * kbs",
+        "    b0 = vload(bp, kb * kbs)",
+        "    b1 = vload(bp, kb * kbs + lanes)",
+    ]
+    L += _store_lines(P, "    ", "kb * kbs * osk")
     return "\n".join(L) + "\n"
+
 
 def wtile(P):
-    L = []
-    a = L.append
-    a("@njit(cache=True)")
-    a(f"def _wtile{P}(xp, wpp, bp, zp, op, sp, fp, q0, pos, npix, ishape, oshape, kshape, geom):")
-    a(f'    """Window mode: output pixels ``[q0, q0 + npix)`` (``npix <= {P}``), all channel blocks."""')
-    a("    cn = ishape[3]")
-    a("    kn = oshape[3]")
-    a("    k0n, k1n, k2n, kbs = kshape")
-    a("    lanes = vlanes(xp)")
-    a(f"    _pixel_meta(sp, pos, npix, {P}, ishape, oshape, kshape, geom)")
-    a("    win = k0n * k1n * k2n * cn")
-    a(f"    _gather_windows(xp, fp, sp, {P}, npix, ishape, kshape, geom)")
+    """Window-mode tile of ``P`` pixels x every channel block."""
+    L = [
+        "@njit(cache=CACHE)",
+        f"def _wtile{P}(xp, wpp, bp, zp, op, sp, fp, tb, pos, npix, ishape, oshape, kshape, geom,",
+        "             lay):",
+        f'    """Window mode: output pixels at ``pos`` (``npix <= {P}``), all channel blocks."""',
+        "    kn = oshape[3]",
+        "    k0n, k1n, k2n, kbs = kshape",
+        "    osk = lay[7]",
+        "    lanes = vlanes(xp)",
+        f"    _pixel_meta(sp, pos, npix, {P}, ishape, oshape, kshape, geom, lay)",
+        "    win = k0n * k1n * k2n * ishape[3]",
+        f"    _gather_windows(xp, fp, sp, {P}, npix, ishape, kshape, geom, lay)",
+    ]
     for p in range(P):
         off = "0" if p == 0 else ("win" if p == 1 else f"{p} * win")
-        a(f"    x{p} = ptr_of(fp, {off})")
-    a("    for kb in range((kn + kbs - 1) // kbs):")
+        L.append(f"    x{p} = ptr_of(fp, {off})")
+    L.append("    for kb in range((kn + kbs - 1) // kbs):")
     for p in range(P):
-        a(f"        a{p}0 = vzero(xp)")
-        a(f"        a{p}1 = vzero(xp)")
-    a("        w = kb * win * kbs")
-    a("        for c in range(win):")
-    a("            w0 = vload(wpp, w)")
-    a("            w1 = vload(wpp, w + lanes)")
-    for p in range(P):
-        a(f"            b = vbroadcast_load(x{p}, c)")
-        a(f"            a{p}0 = vfma(b, w0, a{p}0)")
-        a(f"            a{p}1 = vfma(b, w1, a{p}1)")
-    a("            w += kbs")
-    a("        nk = kn - kb * kbs")
-    a("        ob = q0 * kn + kb * kbs")
-    a("        b0 = vload(bp, kb * kbs)")
-    a("        b1 = vload(bp, kb * kbs + lanes)")
-    for p in range(P):
-        ind = "        "
-        if p:
-            a(f"        if npix > {p}:")
-            ind = "            "
-        off = "ob" if p == 0 else ("ob + kn" if p == 1 else f"ob + {p} * kn")
-        a(f"{ind}_store_px(op, {off}, vadd(a{p}0, b0), vadd(a{p}1, b1), nk, lanes)")
+        L += [f"        a{p}0 = vzero(xp)", f"        a{p}1 = vzero(xp)"]
+    L += ["        w = kb * win * kbs", "        for c in range(win):"]
+    L += _fma_lines(P, "            ")
+    L += [
+        "        nk = kn - kb * kbs",
+        "        b0 = vload(bp, kb * kbs)",
+        "        b1 = vload(bp, kb * kbs + lanes)",
+    ]
+    L += _store_lines(P, "        ", "kb * kbs * osk")
     return "\n".join(L) + "\n"
-
-
-if "--drivers" not in sys.argv:
-    print("\n\n".join(tile(int(p)) for p in sys.argv[1:]))
-    print()
-    print("\n\n".join(wtile(int(p)) for p in sys.argv[1:]))
 
 
 DRIVER = '''
-@njit({deco}cache=True)
-def _{w}{kind}_p{P}(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
-    ishape = (x.shape[1], x.shape[2], x.shape[3], x.shape[4])
-    oshape = (out.shape[1], out.shape[2], out.shape[3], out.shape[4])
+@njit({deco}cache=CACHE)
+def _{w}{kind}_p{P}(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
+    ishape = (dims[1], dims[2], dims[3], dims[4])
+    oshape = (dims[8], dims[9], dims[10], dims[11])
+    lay = (dims[5], dims[6], dims[7], dims[12], dims[13], dims[14], dims[15], dims[16])
     kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
     xp = ptr_of(x, 0)
     wpp = ptr_of(wp, 0)
@@ -122,7 +129,7 @@ def _{w}{kind}_p{P}(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group
     fscrp = ptr_of(fscr, 0)
     ssz = scr.shape[1]
     fsz = fscr.shape[1]
-    m = out.shape[0] * oshape[0] * oshape[1] * oshape[2]
+    m = dims[0] * oshape[0] * oshape[1] * oshape[2]
     ntile = (m + {Pm1}) // {P}
     nkb = {nkb}
     ngrp = (ntile + group - 1) // group
@@ -130,28 +137,45 @@ def _{w}{kind}_p{P}(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group
 {split}        tid = {tid}
         sp = ptr_of(scrp, tid * ssz)
         fp = ptr_of(fscrp, tid * fsz)
+        tb = ptr_of(fscrp, tid * fsz + fsz - wp.shape[5])
         geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
         t0 = g * group
         q0 = t0 * {P}
         pos = _decode(q0, oshape)
         for _ in range(t0, min(t0 + group, ntile)):
-            _{w}tile{P}(xp, wpp, bp, zp, op, sp, fp, {kbarg}q0, pos, min({P}, m - q0), ishape, oshape, kshape, geom)
+            _{w}tile{P}(xp, wpp, bp, zp, op, sp, fp, tb, {kbarg}pos, min({P}, m - q0), ishape,
+                      {pad}oshape, kshape, geom, lay)
             q0 += {P}
             pos = _advance(pos, {P}, oshape)
 '''
 
 
 def drivers(P):
+    """The parallel and serial drivers of the row- and window-mode tiles of ``P`` pixels."""
     out = []
     for w in ("", "w"):
         for par in (True, False):
             out.append(DRIVER.format(
-                deco="parallel=True, " if par else "", w=w, kind="forward" if par else "serial", P=P,
-                Pm1=P - 1, nkb="wp.shape[0]" if not w else "1", rng="prange" if par else "range",
+                deco="parallel=True, " if par else "", w=w, kind="forward" if par else "serial",
+                P=P, Pm1=P - 1, nkb="wp.shape[0]" if not w else "1",
+                rng="prange" if par else "range",
                 tid="numba.get_thread_id()" if par else "0", kbarg="kb, " if not w else "",
-                split="        g = task // nkb\n        kb = task - g * nkb\n" if not w else "        g = task\n"))
+                pad=" " if w else "",
+                split=("        g = task // nkb\n        kb = task - g * nkb\n" if not w
+                       else "        g = task\n")))
     return "\n".join(out)
 
 
-if __name__ == "__main__" and "--drivers" in sys.argv:
-    print("\n".join(drivers(P) for P in (6, 8)))
+def main():
+    """Print the generated block."""
+    print("# --- generated tiles and drivers: begin (tools/gen_dense_tiles.py; do not edit)\n\n")
+    print("\n\n".join(tile(P) for P in TILES))
+    print()
+    print("\n\n".join(wtile(P) for P in TILES))
+    print()
+    print("\n".join(drivers(P) for P in TILES))
+    print("\n# --- generated tiles and drivers: end\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -57,7 +57,6 @@ from ._simd import (
     vload,
     vload_masked,
     vstore,
-    vstore_masked,
     vzero,
 )
 
@@ -214,22 +213,26 @@ def _advance(pos, step, oshape):
 
 
 @njit(cache=CACHE, inline="always")
-def _pixel_meta(sp, pos, npix, ptile, ishape, oshape, kshape, geom):
-    """Fill the tile scratch `sp` with each pixel's virtual input origin.
+def _pixel_meta(sp, pos, npix, ptile, ishape, oshape, kshape, geom, lay):
+    """Fill the tile scratch `sp` with each pixel's virtual input origin and output offset.
 
-    `pos` = ``(n, o0, o1, o2)`` of the tile's first pixel (see :func:`_decode`).
+    `pos` = ``(n, o0, o1, o2)`` of the tile's first pixel (see :func:`_decode`); `lay` =
+    ``(xsN, xs0, xs1, osN, os0, os1, os2, osK)``, element strides of the input (its last
+    spatial stride is ``C_in`` and its channel stride 1) and of the output.
 
-    Layout of `sp` (int64, ``5 * ptile``): ``sp[0*P + p]`` flat input offset of the
-    pixel's window origin (may be virtual), ``sp[1*P + p] .. sp[3*P + p]`` its
-    spatial origin per dimension (``o * s - pad_low``), ``sp[4*P + p]`` the
-    per-row source code written by :func:`_row_sources`. Pixels ``>= npix`` get an
-    origin outside the input, so they read zeros and are never stored.
+    Layout of `sp` (int64, ``6 * ptile``): ``sp[0*P + p]`` input offset of the pixel's
+    window origin (may be virtual), ``sp[1*P + p] .. sp[3*P + p]`` its spatial origin per
+    dimension (``o * s - pad_low``), ``sp[4*P + p]`` the per-row source code written by
+    :func:`_row_sources`, ``sp[5*P + p]`` the output offset of the pixel's channel 0.
+    Pixels ``>= npix`` get an origin outside the input, so they read zeros and are never
+    stored.
 
     Returns whether the tile is full and the whole window of every pixel lies
     inside the input.
     """
     i0n, i1n, i2n, cn = ishape
     o0n, o1n, o2n, _ = oshape
+    xsn, xs0, xs1, osn, os0, os1, os2, _ = lay
     e0 = (kshape[0] - 1) * geom[1][0]
     e1 = (kshape[1] - 1) * geom[1][1]
     e2 = (kshape[2] - 1) * geom[1][2]
@@ -242,10 +245,11 @@ def _pixel_meta(sp, pos, npix, ptile, ishape, oshape, kshape, geom):
             v0 = o0 * s0 - p0
             v1 = o1 * s1 - p1
             v2 = o2 * s2 - p2
-            sp[p] = (((n * i0n + v0) * i1n + v1) * i2n + v2) * cn
+            sp[p] = n * xsn + v0 * xs0 + v1 * xs1 + v2 * cn
             sp[ptile + p] = v0
             sp[2 * ptile + p] = v1
             sp[3 * ptile + p] = v2
+            sp[5 * ptile + p] = n * osn + o0 * os0 + o1 * os1 + o2 * os2
             if v0 < 0 or v0 + e0 >= i0n or v1 < 0 or v1 + e1 >= i1n or v2 < 0 or v2 + e2 >= i2n:
                 interior = False
             o2 += 1
@@ -263,30 +267,33 @@ def _pixel_meta(sp, pos, npix, ptile, ishape, oshape, kshape, geom):
             sp[ptile + p] = i0n  # never in range
             sp[2 * ptile + p] = 0
             sp[3 * ptile + p] = 0
+            sp[5 * ptile + p] = 0
     return interior
 
 
 @njit(cache=CACHE, inline="always")
 def _copy_span(dst, src, n, lanes):
-    """Copy `n` elements from pointer `src` to pointer `dst`, one vector at a time."""
+    """Copy `n` elements from pointer `src` to scratch pointer `dst`, whole vectors only.
+
+    The last vector is a masked load (nothing past ``src[n]`` is read) stored whole, so up to
+    ``lanes - 1`` elements past ``dst[n]`` get zeros: callers fill scratch in ascending order
+    (a later span overwrites the spill) and the scratch rows have that much slack. Masked
+    stores are avoided: on some CPUs (AMD Zen) they cost tens of cycles each.
+    """
     j = 0
     while j + lanes <= n:
         vstore(dst, j, vload(src, j))
         j += lanes
     if j < n:
-        vstore_masked(dst, j, vload_masked(src, j, n - j), n - j)
+        vstore(dst, j, vload_masked(src, j, n - j))
 
 
 @njit(cache=CACHE, inline="always")
 def _zero_span(dst, n, lanes):
-    """Zero `n` elements at pointer `dst`."""
+    """Zero `n` elements at scratch pointer `dst` (and up to ``lanes - 1`` past them)."""
     z = vzero(dst)
-    j = 0
-    while j + lanes <= n:
+    for j in range(0, n, lanes):
         vstore(dst, j, z)
-        j += lanes
-    if j < n:
-        vstore_masked(dst, j, z, n - j)
 
 
 @njit(cache=CACHE, inline="always")
@@ -340,7 +347,7 @@ def _src(xp, zp, fp, code, off):
 
 
 @njit(cache=CACHE)
-def _gather_windows(xp, fp, sp, ptile, npix, ishape, kshape, geom):
+def _gather_windows(xp, fp, sp, ptile, npix, ishape, kshape, geom, lay):
     """Copy each pixel's whole window (K0 x K1 x K2 x C_in, zeros in the padding) to `fp`.
 
     Pixel ``p`` goes to ``fp[p * win : (p + 1) * win]`` in the packed-weight
@@ -370,7 +377,7 @@ def _gather_windows(xp, fp, sp, ptile, npix, ishape, kshape, geom):
                 if not (0 <= i0 < i0n and 0 <= i1 < i1n):
                     _zero_span(rdst, span, lanes)
                     continue
-                rowbase = sp[p] + (k0 * d0 * i1n + k1 * d1) * i2n * cn
+                rowbase = sp[p] + k0 * d0 * lay[1] + k1 * d1 * lay[2]
                 if cols_inside:
                     _copy_span(rdst, ptr_of(xp, rowbase), span, lanes)
                     continue
@@ -385,36 +392,58 @@ def _gather_windows(xp, fp, sp, ptile, npix, ishape, kshape, geom):
 
 
 @njit(cache=CACHE, inline="always")
-def _store_px(op, off, v0, v1, nk, lanes):
-    """Store the two vectors of one pixel's output-channel block, masking past `nk` channels."""
-    if nk >= 2 * lanes:
+def _store_px(op, tb, off, v0, v1, nk, lanes, osk):
+    """Store the two vectors of one pixel's output-channel block, up to `nk` channels.
+
+    Channels at element stride `osk`: whole-vector stores when it is 1 (channels-last
+    output) and the block is full, else the lanes go through the lane buffer `tb` one
+    element at a time (channels-first output written in place with no layout copy, or a
+    partial last block: masked stores cost tens of cycles on some CPUs).
+    """
+    if osk == 1 and nk >= 2 * lanes:
         vstore(op, off, v0)
         vstore(op, off + lanes, v1)
     else:
-        vstore_masked(op, off, v0, nk)
-        vstore_masked(op, off + lanes, v1, nk - lanes)
+        vstore(tb, 0, v0)
+        vstore(tb, lanes, v1)
+        for j in range(min(nk, 2 * lanes)):
+            op[off + j * osk] = tb[j]
 
 
 # ----------------------------------------------------------------------------------------------
 # micro-kernels: one register tile of P pixels x 2 vectors (KB = 2 * lanes channels), written
 # out by hand for P = 6 and 8 (the accumulators must be distinct local variables to live in
-# registers). `_tileP(xp, wpp, bp, zp, op, sp, fp, kb, q0, npix, ishape, oshape, kshape, geom)`
-# computes output pixels [q0, q0 + npix) (flat (n, o0, o1, o2) index, npix <= P) for output
-# channels [kb * KB, kb * KB + KB) from pointers to the input, packed weights, padded bias, zero
-# buffer, output, this thread's int scratch (`sp`, see _pixel_meta) and float scratch (`fp`);
-# ishape = (I0, I1, I2, C_in), oshape = (O0, O1, O2, C_out), kshape = (K0, K1, K2, KB),
-# geom = (stride, dilation, pad_low). `_wtileP` is the window-mode variant (all channel blocks).
+# registers). `_tileP(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, npix, ishape, oshape, kshape,
+# geom, lay)` computes the `npix <= P` output pixels starting at `pos` = (n, o0, o1, o2) (flat
+# order) for output channels [kb * KB, kb * KB + KB) from pointers to the input, packed weights,
+# padded bias, zero buffer, output, this thread's int scratch (`sp`, see _pixel_meta), float
+# scratch (`fp`) and lane buffer (`tb`, see _store_px); ishape = (I0, I1, I2, C_in), oshape =
+# (O0, O1, O2, C_out), kshape = (K0, K1, K2, KB), geom = (stride, dilation, pad_low), lay = the
+# element strides (see _pixel_meta). `_wtileP` is the window-mode variant (all channel blocks).
+#
+# drivers: one flat prange over tasks (g, kb): a group of `group` consecutive pixel tiles x one
+# channel block, the tiles of a group walked in order (positions advanced without divisions).
+# Consecutive tiles share one block of packed weights (hot in L1/L2) while the group's input
+# stays in L2 across the channel blocks; group=1 makes the channel block the fastest index,
+# group=ntile the slowest. Window mode (_w*) has one channel-block slot (a task covers all
+# blocks). The _serial_ twins run small problems on the calling thread, which avoids waking the
+# thread pool (costly on a busy machine). Scratch rows are indexed by numba.get_thread_id().
+# `x` and `out` are flat views starting at element (0, 0, 0, 0, 0); `dims` holds the shapes and
+# element strides (see _layout).
+
+
+# --- generated tiles and drivers: begin (tools/gen_dense_tiles.py; do not edit)
 
 
 @njit(cache=CACHE)
-def _tile6(xp, wpp, bp, zp, op, sp, fp, kb, q0, pos, npix, ishape, oshape, kshape, geom):
-    """Output pixels ``[q0, q0 + npix)`` (``npix <= 6``) x channel block `kb` (row mode)."""
-    i0n, i1n, i2n, cn = ishape
+def _tile6(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, npix, ishape, oshape, kshape, geom, lay):
+    """Output pixels at ``pos`` (``npix <= 6`` of them) x channel block `kb` (row mode)."""
     kn = oshape[3]
     k0n, k1n, k2n, kbs = kshape
     d0, d1, d2 = geom[1]
+    xs0, xs1, osk = lay[1], lay[2], lay[7]
     lanes = vlanes(xp)
-    interior = _pixel_meta(sp, pos, npix, 6, ishape, oshape, kshape, geom)
+    interior = _pixel_meta(sp, pos, npix, 6, ishape, oshape, kshape, geom, lay)
     a00 = vzero(xp)
     a01 = vzero(xp)
     a10 = vzero(xp)
@@ -427,14 +456,14 @@ def _tile6(xp, wpp, bp, zp, op, sp, fp, kb, q0, pos, npix, ishape, oshape, kshap
     a41 = vzero(xp)
     a50 = vzero(xp)
     a51 = vzero(xp)
-    # the micro-kernel walks one kernel row (K2 taps x C_in, contiguous in the packed weights)
-    # per pixel pointer: see _row_sources
-    span = k2n * cn
+    # the micro-kernel walks one kernel row (K2 taps x C_in, contiguous in the packed
+    # weights) per pixel pointer: see _row_sources
+    span = k2n * ishape[3]
     direct = interior and d2 == 1
     wo = kb * k0n * k1n * span * kbs
     for k0 in range(k0n):
         for k1 in range(k1n):
-            rowoff = (k0 * d0 * i1n + k1 * d1) * i2n * cn
+            rowoff = k0 * d0 * xs0 + k1 * d1 * xs1
             if direct:
                 x0 = ptr_of(xp, sp[0] + rowoff)
                 x1 = ptr_of(xp, sp[1] + rowoff)
@@ -444,9 +473,8 @@ def _tile6(xp, wpp, bp, zp, op, sp, fp, kb, q0, pos, npix, ishape, oshape, kshap
                 x5 = ptr_of(xp, sp[5] + rowoff)
                 nv = 6
             else:
-                nv = _row_sources(
-                    xp, fp, sp, 6, interior, k0 * d0, k1 * d1, rowoff, ishape, k2n, d2
-                )
+                nv = _row_sources(xp, fp, sp, 6, interior, k0 * d0, k1 * d1, rowoff,
+                                  ishape, k2n, d2)
                 x0 = _src(xp, zp, fp, sp[24], 0)
                 x1 = _src(xp, zp, fp, sp[25], span)
                 x2 = _src(xp, zp, fp, sp[26], 2 * span)
@@ -479,31 +507,30 @@ def _tile6(xp, wpp, bp, zp, op, sp, fp, kb, q0, pos, npix, ishape, oshape, kshap
                     w += kbs
             wo += span * kbs
     nk = kn - kb * kbs
-    ob = q0 * kn + kb * kbs
     b0 = vload(bp, kb * kbs)
     b1 = vload(bp, kb * kbs + lanes)
-    _store_px(op, ob, vadd(a00, b0), vadd(a01, b1), nk, lanes)
+    _store_px(op, tb, sp[30] + kb * kbs * osk, vadd(a00, b0), vadd(a01, b1), nk, lanes, osk)
     if npix > 1:
-        _store_px(op, ob + kn, vadd(a10, b0), vadd(a11, b1), nk, lanes)
+        _store_px(op, tb, sp[31] + kb * kbs * osk, vadd(a10, b0), vadd(a11, b1), nk, lanes, osk)
     if npix > 2:
-        _store_px(op, ob + 2 * kn, vadd(a20, b0), vadd(a21, b1), nk, lanes)
+        _store_px(op, tb, sp[32] + kb * kbs * osk, vadd(a20, b0), vadd(a21, b1), nk, lanes, osk)
     if npix > 3:
-        _store_px(op, ob + 3 * kn, vadd(a30, b0), vadd(a31, b1), nk, lanes)
+        _store_px(op, tb, sp[33] + kb * kbs * osk, vadd(a30, b0), vadd(a31, b1), nk, lanes, osk)
     if npix > 4:
-        _store_px(op, ob + 4 * kn, vadd(a40, b0), vadd(a41, b1), nk, lanes)
+        _store_px(op, tb, sp[34] + kb * kbs * osk, vadd(a40, b0), vadd(a41, b1), nk, lanes, osk)
     if npix > 5:
-        _store_px(op, ob + 5 * kn, vadd(a50, b0), vadd(a51, b1), nk, lanes)
+        _store_px(op, tb, sp[35] + kb * kbs * osk, vadd(a50, b0), vadd(a51, b1), nk, lanes, osk)
 
 
 @njit(cache=CACHE)
-def _tile8(xp, wpp, bp, zp, op, sp, fp, kb, q0, pos, npix, ishape, oshape, kshape, geom):
-    """Output pixels ``[q0, q0 + npix)`` (``npix <= 8``) x channel block `kb` (row mode)."""
-    i0n, i1n, i2n, cn = ishape
+def _tile8(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, npix, ishape, oshape, kshape, geom, lay):
+    """Output pixels at ``pos`` (``npix <= 8`` of them) x channel block `kb` (row mode)."""
     kn = oshape[3]
     k0n, k1n, k2n, kbs = kshape
     d0, d1, d2 = geom[1]
+    xs0, xs1, osk = lay[1], lay[2], lay[7]
     lanes = vlanes(xp)
-    interior = _pixel_meta(sp, pos, npix, 8, ishape, oshape, kshape, geom)
+    interior = _pixel_meta(sp, pos, npix, 8, ishape, oshape, kshape, geom, lay)
     a00 = vzero(xp)
     a01 = vzero(xp)
     a10 = vzero(xp)
@@ -520,14 +547,14 @@ def _tile8(xp, wpp, bp, zp, op, sp, fp, kb, q0, pos, npix, ishape, oshape, kshap
     a61 = vzero(xp)
     a70 = vzero(xp)
     a71 = vzero(xp)
-    # the micro-kernel walks one kernel row (K2 taps x C_in, contiguous in the packed weights)
-    # per pixel pointer: see _row_sources
-    span = k2n * cn
+    # the micro-kernel walks one kernel row (K2 taps x C_in, contiguous in the packed
+    # weights) per pixel pointer: see _row_sources
+    span = k2n * ishape[3]
     direct = interior and d2 == 1
     wo = kb * k0n * k1n * span * kbs
     for k0 in range(k0n):
         for k1 in range(k1n):
-            rowoff = (k0 * d0 * i1n + k1 * d1) * i2n * cn
+            rowoff = k0 * d0 * xs0 + k1 * d1 * xs1
             if direct:
                 x0 = ptr_of(xp, sp[0] + rowoff)
                 x1 = ptr_of(xp, sp[1] + rowoff)
@@ -539,9 +566,8 @@ def _tile8(xp, wpp, bp, zp, op, sp, fp, kb, q0, pos, npix, ishape, oshape, kshap
                 x7 = ptr_of(xp, sp[7] + rowoff)
                 nv = 8
             else:
-                nv = _row_sources(
-                    xp, fp, sp, 8, interior, k0 * d0, k1 * d1, rowoff, ishape, k2n, d2
-                )
+                nv = _row_sources(xp, fp, sp, 8, interior, k0 * d0, k1 * d1, rowoff,
+                                  ishape, k2n, d2)
                 x0 = _src(xp, zp, fp, sp[32], 0)
                 x1 = _src(xp, zp, fp, sp[33], span)
                 x2 = _src(xp, zp, fp, sp[34], 2 * span)
@@ -582,36 +608,36 @@ def _tile8(xp, wpp, bp, zp, op, sp, fp, kb, q0, pos, npix, ishape, oshape, kshap
                     w += kbs
             wo += span * kbs
     nk = kn - kb * kbs
-    ob = q0 * kn + kb * kbs
     b0 = vload(bp, kb * kbs)
     b1 = vload(bp, kb * kbs + lanes)
-    _store_px(op, ob, vadd(a00, b0), vadd(a01, b1), nk, lanes)
+    _store_px(op, tb, sp[40] + kb * kbs * osk, vadd(a00, b0), vadd(a01, b1), nk, lanes, osk)
     if npix > 1:
-        _store_px(op, ob + kn, vadd(a10, b0), vadd(a11, b1), nk, lanes)
+        _store_px(op, tb, sp[41] + kb * kbs * osk, vadd(a10, b0), vadd(a11, b1), nk, lanes, osk)
     if npix > 2:
-        _store_px(op, ob + 2 * kn, vadd(a20, b0), vadd(a21, b1), nk, lanes)
+        _store_px(op, tb, sp[42] + kb * kbs * osk, vadd(a20, b0), vadd(a21, b1), nk, lanes, osk)
     if npix > 3:
-        _store_px(op, ob + 3 * kn, vadd(a30, b0), vadd(a31, b1), nk, lanes)
+        _store_px(op, tb, sp[43] + kb * kbs * osk, vadd(a30, b0), vadd(a31, b1), nk, lanes, osk)
     if npix > 4:
-        _store_px(op, ob + 4 * kn, vadd(a40, b0), vadd(a41, b1), nk, lanes)
+        _store_px(op, tb, sp[44] + kb * kbs * osk, vadd(a40, b0), vadd(a41, b1), nk, lanes, osk)
     if npix > 5:
-        _store_px(op, ob + 5 * kn, vadd(a50, b0), vadd(a51, b1), nk, lanes)
+        _store_px(op, tb, sp[45] + kb * kbs * osk, vadd(a50, b0), vadd(a51, b1), nk, lanes, osk)
     if npix > 6:
-        _store_px(op, ob + 6 * kn, vadd(a60, b0), vadd(a61, b1), nk, lanes)
+        _store_px(op, tb, sp[46] + kb * kbs * osk, vadd(a60, b0), vadd(a61, b1), nk, lanes, osk)
     if npix > 7:
-        _store_px(op, ob + 7 * kn, vadd(a70, b0), vadd(a71, b1), nk, lanes)
+        _store_px(op, tb, sp[47] + kb * kbs * osk, vadd(a70, b0), vadd(a71, b1), nk, lanes, osk)
 
 
 @njit(cache=CACHE)
-def _wtile6(xp, wpp, bp, zp, op, sp, fp, q0, pos, npix, ishape, oshape, kshape, geom):
-    """Window mode: output pixels ``[q0, q0 + npix)`` (``npix <= 6``), all channel blocks."""
-    cn = ishape[3]
+def _wtile6(xp, wpp, bp, zp, op, sp, fp, tb, pos, npix, ishape, oshape, kshape, geom,
+             lay):
+    """Window mode: output pixels at ``pos`` (``npix <= 6``), all channel blocks."""
     kn = oshape[3]
     k0n, k1n, k2n, kbs = kshape
+    osk = lay[7]
     lanes = vlanes(xp)
-    _pixel_meta(sp, pos, npix, 6, ishape, oshape, kshape, geom)
-    win = k0n * k1n * k2n * cn
-    _gather_windows(xp, fp, sp, 6, npix, ishape, kshape, geom)
+    _pixel_meta(sp, pos, npix, 6, ishape, oshape, kshape, geom, lay)
+    win = k0n * k1n * k2n * ishape[3]
+    _gather_windows(xp, fp, sp, 6, npix, ishape, kshape, geom, lay)
     x0 = ptr_of(fp, 0)
     x1 = ptr_of(fp, win)
     x2 = ptr_of(fp, 2 * win)
@@ -655,32 +681,32 @@ def _wtile6(xp, wpp, bp, zp, op, sp, fp, q0, pos, npix, ishape, oshape, kshape, 
             a51 = vfma(b, w1, a51)
             w += kbs
         nk = kn - kb * kbs
-        ob = q0 * kn + kb * kbs
         b0 = vload(bp, kb * kbs)
         b1 = vload(bp, kb * kbs + lanes)
-        _store_px(op, ob, vadd(a00, b0), vadd(a01, b1), nk, lanes)
+        _store_px(op, tb, sp[30] + kb * kbs * osk, vadd(a00, b0), vadd(a01, b1), nk, lanes, osk)
         if npix > 1:
-            _store_px(op, ob + kn, vadd(a10, b0), vadd(a11, b1), nk, lanes)
+            _store_px(op, tb, sp[31] + kb * kbs * osk, vadd(a10, b0), vadd(a11, b1), nk, lanes, osk)
         if npix > 2:
-            _store_px(op, ob + 2 * kn, vadd(a20, b0), vadd(a21, b1), nk, lanes)
+            _store_px(op, tb, sp[32] + kb * kbs * osk, vadd(a20, b0), vadd(a21, b1), nk, lanes, osk)
         if npix > 3:
-            _store_px(op, ob + 3 * kn, vadd(a30, b0), vadd(a31, b1), nk, lanes)
+            _store_px(op, tb, sp[33] + kb * kbs * osk, vadd(a30, b0), vadd(a31, b1), nk, lanes, osk)
         if npix > 4:
-            _store_px(op, ob + 4 * kn, vadd(a40, b0), vadd(a41, b1), nk, lanes)
+            _store_px(op, tb, sp[34] + kb * kbs * osk, vadd(a40, b0), vadd(a41, b1), nk, lanes, osk)
         if npix > 5:
-            _store_px(op, ob + 5 * kn, vadd(a50, b0), vadd(a51, b1), nk, lanes)
+            _store_px(op, tb, sp[35] + kb * kbs * osk, vadd(a50, b0), vadd(a51, b1), nk, lanes, osk)
 
 
 @njit(cache=CACHE)
-def _wtile8(xp, wpp, bp, zp, op, sp, fp, q0, pos, npix, ishape, oshape, kshape, geom):
-    """Window mode: output pixels ``[q0, q0 + npix)`` (``npix <= 8``), all channel blocks."""
-    cn = ishape[3]
+def _wtile8(xp, wpp, bp, zp, op, sp, fp, tb, pos, npix, ishape, oshape, kshape, geom,
+             lay):
+    """Window mode: output pixels at ``pos`` (``npix <= 8``), all channel blocks."""
     kn = oshape[3]
     k0n, k1n, k2n, kbs = kshape
+    osk = lay[7]
     lanes = vlanes(xp)
-    _pixel_meta(sp, pos, npix, 8, ishape, oshape, kshape, geom)
-    win = k0n * k1n * k2n * cn
-    _gather_windows(xp, fp, sp, 8, npix, ishape, kshape, geom)
+    _pixel_meta(sp, pos, npix, 8, ishape, oshape, kshape, geom, lay)
+    win = k0n * k1n * k2n * ishape[3]
+    _gather_windows(xp, fp, sp, 8, npix, ishape, kshape, geom, lay)
     x0 = ptr_of(fp, 0)
     x1 = ptr_of(fp, win)
     x2 = ptr_of(fp, 2 * win)
@@ -736,40 +762,31 @@ def _wtile8(xp, wpp, bp, zp, op, sp, fp, q0, pos, npix, ishape, oshape, kshape, 
             a71 = vfma(b, w1, a71)
             w += kbs
         nk = kn - kb * kbs
-        ob = q0 * kn + kb * kbs
         b0 = vload(bp, kb * kbs)
         b1 = vload(bp, kb * kbs + lanes)
-        _store_px(op, ob, vadd(a00, b0), vadd(a01, b1), nk, lanes)
+        _store_px(op, tb, sp[40] + kb * kbs * osk, vadd(a00, b0), vadd(a01, b1), nk, lanes, osk)
         if npix > 1:
-            _store_px(op, ob + kn, vadd(a10, b0), vadd(a11, b1), nk, lanes)
+            _store_px(op, tb, sp[41] + kb * kbs * osk, vadd(a10, b0), vadd(a11, b1), nk, lanes, osk)
         if npix > 2:
-            _store_px(op, ob + 2 * kn, vadd(a20, b0), vadd(a21, b1), nk, lanes)
+            _store_px(op, tb, sp[42] + kb * kbs * osk, vadd(a20, b0), vadd(a21, b1), nk, lanes, osk)
         if npix > 3:
-            _store_px(op, ob + 3 * kn, vadd(a30, b0), vadd(a31, b1), nk, lanes)
+            _store_px(op, tb, sp[43] + kb * kbs * osk, vadd(a30, b0), vadd(a31, b1), nk, lanes, osk)
         if npix > 4:
-            _store_px(op, ob + 4 * kn, vadd(a40, b0), vadd(a41, b1), nk, lanes)
+            _store_px(op, tb, sp[44] + kb * kbs * osk, vadd(a40, b0), vadd(a41, b1), nk, lanes, osk)
         if npix > 5:
-            _store_px(op, ob + 5 * kn, vadd(a50, b0), vadd(a51, b1), nk, lanes)
+            _store_px(op, tb, sp[45] + kb * kbs * osk, vadd(a50, b0), vadd(a51, b1), nk, lanes, osk)
         if npix > 6:
-            _store_px(op, ob + 6 * kn, vadd(a60, b0), vadd(a61, b1), nk, lanes)
+            _store_px(op, tb, sp[46] + kb * kbs * osk, vadd(a60, b0), vadd(a61, b1), nk, lanes, osk)
         if npix > 7:
-            _store_px(op, ob + 7 * kn, vadd(a70, b0), vadd(a71, b1), nk, lanes)
+            _store_px(op, tb, sp[47] + kb * kbs * osk, vadd(a70, b0), vadd(a71, b1), nk, lanes, osk)
 
-
-# ----------------------------------------------------------------------------------------------
-# drivers: one flat prange over tasks (g, kb): a group of `group` consecutive pixel tiles x one
-# channel block, the tiles of a group walked in order (positions advanced without divisions).
-# Consecutive tiles share one block of packed weights (hot in L1/L2) while the group's input
-# stays in L2 across the channel blocks; group=1 makes the channel block the fastest index,
-# group=ntile the slowest. Window mode (_w*) has one channel-block slot (a task covers all
-# blocks). The _serial_ twins run small problems on the calling thread, which avoids waking the
-# thread pool (costly on a busy machine). Scratch rows are indexed by numba.get_thread_id().
 
 
 @njit(parallel=True, cache=CACHE)
-def _forward_p6(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
-    ishape = (x.shape[1], x.shape[2], x.shape[3], x.shape[4])
-    oshape = (out.shape[1], out.shape[2], out.shape[3], out.shape[4])
+def _forward_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
+    ishape = (dims[1], dims[2], dims[3], dims[4])
+    oshape = (dims[8], dims[9], dims[10], dims[11])
+    lay = (dims[5], dims[6], dims[7], dims[12], dims[13], dims[14], dims[15], dims[16])
     kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
     xp = ptr_of(x, 0)
     wpp = ptr_of(wp, 0)
@@ -780,7 +797,7 @@ def _forward_p6(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
     fscrp = ptr_of(fscr, 0)
     ssz = scr.shape[1]
     fsz = fscr.shape[1]
-    m = out.shape[0] * oshape[0] * oshape[1] * oshape[2]
+    m = dims[0] * oshape[0] * oshape[1] * oshape[2]
     ntile = (m + 5) // 6
     nkb = wp.shape[0]
     ngrp = (ntile + group - 1) // group
@@ -790,36 +807,23 @@ def _forward_p6(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
         tid = numba.get_thread_id()
         sp = ptr_of(scrp, tid * ssz)
         fp = ptr_of(fscrp, tid * fsz)
+        tb = ptr_of(fscrp, tid * fsz + fsz - wp.shape[5])
         geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
         t0 = g * group
         q0 = t0 * 6
         pos = _decode(q0, oshape)
         for _ in range(t0, min(t0 + group, ntile)):
-            _tile6(
-                xp,
-                wpp,
-                bp,
-                zp,
-                op,
-                sp,
-                fp,
-                kb,
-                q0,
-                pos,
-                min(6, m - q0),
-                ishape,
-                oshape,
-                kshape,
-                geom,
-            )
+            _tile6(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, min(6, m - q0), ishape,
+                      oshape, kshape, geom, lay)
             q0 += 6
             pos = _advance(pos, 6, oshape)
 
 
 @njit(cache=CACHE)
-def _serial_p6(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
-    ishape = (x.shape[1], x.shape[2], x.shape[3], x.shape[4])
-    oshape = (out.shape[1], out.shape[2], out.shape[3], out.shape[4])
+def _serial_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
+    ishape = (dims[1], dims[2], dims[3], dims[4])
+    oshape = (dims[8], dims[9], dims[10], dims[11])
+    lay = (dims[5], dims[6], dims[7], dims[12], dims[13], dims[14], dims[15], dims[16])
     kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
     xp = ptr_of(x, 0)
     wpp = ptr_of(wp, 0)
@@ -830,7 +834,7 @@ def _serial_p6(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
     fscrp = ptr_of(fscr, 0)
     ssz = scr.shape[1]
     fsz = fscr.shape[1]
-    m = out.shape[0] * oshape[0] * oshape[1] * oshape[2]
+    m = dims[0] * oshape[0] * oshape[1] * oshape[2]
     ntile = (m + 5) // 6
     nkb = wp.shape[0]
     ngrp = (ntile + group - 1) // group
@@ -840,36 +844,23 @@ def _serial_p6(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
         tid = 0
         sp = ptr_of(scrp, tid * ssz)
         fp = ptr_of(fscrp, tid * fsz)
+        tb = ptr_of(fscrp, tid * fsz + fsz - wp.shape[5])
         geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
         t0 = g * group
         q0 = t0 * 6
         pos = _decode(q0, oshape)
         for _ in range(t0, min(t0 + group, ntile)):
-            _tile6(
-                xp,
-                wpp,
-                bp,
-                zp,
-                op,
-                sp,
-                fp,
-                kb,
-                q0,
-                pos,
-                min(6, m - q0),
-                ishape,
-                oshape,
-                kshape,
-                geom,
-            )
+            _tile6(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, min(6, m - q0), ishape,
+                      oshape, kshape, geom, lay)
             q0 += 6
             pos = _advance(pos, 6, oshape)
 
 
 @njit(parallel=True, cache=CACHE)
-def _wforward_p6(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
-    ishape = (x.shape[1], x.shape[2], x.shape[3], x.shape[4])
-    oshape = (out.shape[1], out.shape[2], out.shape[3], out.shape[4])
+def _wforward_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
+    ishape = (dims[1], dims[2], dims[3], dims[4])
+    oshape = (dims[8], dims[9], dims[10], dims[11])
+    lay = (dims[5], dims[6], dims[7], dims[12], dims[13], dims[14], dims[15], dims[16])
     kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
     xp = ptr_of(x, 0)
     wpp = ptr_of(wp, 0)
@@ -880,7 +871,7 @@ def _wforward_p6(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
     fscrp = ptr_of(fscr, 0)
     ssz = scr.shape[1]
     fsz = fscr.shape[1]
-    m = out.shape[0] * oshape[0] * oshape[1] * oshape[2]
+    m = dims[0] * oshape[0] * oshape[1] * oshape[2]
     ntile = (m + 5) // 6
     nkb = 1
     ngrp = (ntile + group - 1) // group
@@ -889,22 +880,23 @@ def _wforward_p6(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
         tid = numba.get_thread_id()
         sp = ptr_of(scrp, tid * ssz)
         fp = ptr_of(fscrp, tid * fsz)
+        tb = ptr_of(fscrp, tid * fsz + fsz - wp.shape[5])
         geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
         t0 = g * group
         q0 = t0 * 6
         pos = _decode(q0, oshape)
         for _ in range(t0, min(t0 + group, ntile)):
-            _wtile6(
-                xp, wpp, bp, zp, op, sp, fp, q0, pos, min(6, m - q0), ishape, oshape, kshape, geom
-            )
+            _wtile6(xp, wpp, bp, zp, op, sp, fp, tb, pos, min(6, m - q0), ishape,
+                       oshape, kshape, geom, lay)
             q0 += 6
             pos = _advance(pos, 6, oshape)
 
 
 @njit(cache=CACHE)
-def _wserial_p6(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
-    ishape = (x.shape[1], x.shape[2], x.shape[3], x.shape[4])
-    oshape = (out.shape[1], out.shape[2], out.shape[3], out.shape[4])
+def _wserial_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
+    ishape = (dims[1], dims[2], dims[3], dims[4])
+    oshape = (dims[8], dims[9], dims[10], dims[11])
+    lay = (dims[5], dims[6], dims[7], dims[12], dims[13], dims[14], dims[15], dims[16])
     kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
     xp = ptr_of(x, 0)
     wpp = ptr_of(wp, 0)
@@ -915,7 +907,7 @@ def _wserial_p6(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
     fscrp = ptr_of(fscr, 0)
     ssz = scr.shape[1]
     fsz = fscr.shape[1]
-    m = out.shape[0] * oshape[0] * oshape[1] * oshape[2]
+    m = dims[0] * oshape[0] * oshape[1] * oshape[2]
     ntile = (m + 5) // 6
     nkb = 1
     ngrp = (ntile + group - 1) // group
@@ -924,22 +916,23 @@ def _wserial_p6(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
         tid = 0
         sp = ptr_of(scrp, tid * ssz)
         fp = ptr_of(fscrp, tid * fsz)
+        tb = ptr_of(fscrp, tid * fsz + fsz - wp.shape[5])
         geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
         t0 = g * group
         q0 = t0 * 6
         pos = _decode(q0, oshape)
         for _ in range(t0, min(t0 + group, ntile)):
-            _wtile6(
-                xp, wpp, bp, zp, op, sp, fp, q0, pos, min(6, m - q0), ishape, oshape, kshape, geom
-            )
+            _wtile6(xp, wpp, bp, zp, op, sp, fp, tb, pos, min(6, m - q0), ishape,
+                       oshape, kshape, geom, lay)
             q0 += 6
             pos = _advance(pos, 6, oshape)
 
 
 @njit(parallel=True, cache=CACHE)
-def _forward_p8(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
-    ishape = (x.shape[1], x.shape[2], x.shape[3], x.shape[4])
-    oshape = (out.shape[1], out.shape[2], out.shape[3], out.shape[4])
+def _forward_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
+    ishape = (dims[1], dims[2], dims[3], dims[4])
+    oshape = (dims[8], dims[9], dims[10], dims[11])
+    lay = (dims[5], dims[6], dims[7], dims[12], dims[13], dims[14], dims[15], dims[16])
     kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
     xp = ptr_of(x, 0)
     wpp = ptr_of(wp, 0)
@@ -950,7 +943,7 @@ def _forward_p8(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
     fscrp = ptr_of(fscr, 0)
     ssz = scr.shape[1]
     fsz = fscr.shape[1]
-    m = out.shape[0] * oshape[0] * oshape[1] * oshape[2]
+    m = dims[0] * oshape[0] * oshape[1] * oshape[2]
     ntile = (m + 7) // 8
     nkb = wp.shape[0]
     ngrp = (ntile + group - 1) // group
@@ -960,36 +953,23 @@ def _forward_p8(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
         tid = numba.get_thread_id()
         sp = ptr_of(scrp, tid * ssz)
         fp = ptr_of(fscrp, tid * fsz)
+        tb = ptr_of(fscrp, tid * fsz + fsz - wp.shape[5])
         geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
         t0 = g * group
         q0 = t0 * 8
         pos = _decode(q0, oshape)
         for _ in range(t0, min(t0 + group, ntile)):
-            _tile8(
-                xp,
-                wpp,
-                bp,
-                zp,
-                op,
-                sp,
-                fp,
-                kb,
-                q0,
-                pos,
-                min(8, m - q0),
-                ishape,
-                oshape,
-                kshape,
-                geom,
-            )
+            _tile8(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, min(8, m - q0), ishape,
+                      oshape, kshape, geom, lay)
             q0 += 8
             pos = _advance(pos, 8, oshape)
 
 
 @njit(cache=CACHE)
-def _serial_p8(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
-    ishape = (x.shape[1], x.shape[2], x.shape[3], x.shape[4])
-    oshape = (out.shape[1], out.shape[2], out.shape[3], out.shape[4])
+def _serial_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
+    ishape = (dims[1], dims[2], dims[3], dims[4])
+    oshape = (dims[8], dims[9], dims[10], dims[11])
+    lay = (dims[5], dims[6], dims[7], dims[12], dims[13], dims[14], dims[15], dims[16])
     kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
     xp = ptr_of(x, 0)
     wpp = ptr_of(wp, 0)
@@ -1000,7 +980,7 @@ def _serial_p8(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
     fscrp = ptr_of(fscr, 0)
     ssz = scr.shape[1]
     fsz = fscr.shape[1]
-    m = out.shape[0] * oshape[0] * oshape[1] * oshape[2]
+    m = dims[0] * oshape[0] * oshape[1] * oshape[2]
     ntile = (m + 7) // 8
     nkb = wp.shape[0]
     ngrp = (ntile + group - 1) // group
@@ -1010,36 +990,23 @@ def _serial_p8(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
         tid = 0
         sp = ptr_of(scrp, tid * ssz)
         fp = ptr_of(fscrp, tid * fsz)
+        tb = ptr_of(fscrp, tid * fsz + fsz - wp.shape[5])
         geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
         t0 = g * group
         q0 = t0 * 8
         pos = _decode(q0, oshape)
         for _ in range(t0, min(t0 + group, ntile)):
-            _tile8(
-                xp,
-                wpp,
-                bp,
-                zp,
-                op,
-                sp,
-                fp,
-                kb,
-                q0,
-                pos,
-                min(8, m - q0),
-                ishape,
-                oshape,
-                kshape,
-                geom,
-            )
+            _tile8(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, min(8, m - q0), ishape,
+                      oshape, kshape, geom, lay)
             q0 += 8
             pos = _advance(pos, 8, oshape)
 
 
 @njit(parallel=True, cache=CACHE)
-def _wforward_p8(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
-    ishape = (x.shape[1], x.shape[2], x.shape[3], x.shape[4])
-    oshape = (out.shape[1], out.shape[2], out.shape[3], out.shape[4])
+def _wforward_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
+    ishape = (dims[1], dims[2], dims[3], dims[4])
+    oshape = (dims[8], dims[9], dims[10], dims[11])
+    lay = (dims[5], dims[6], dims[7], dims[12], dims[13], dims[14], dims[15], dims[16])
     kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
     xp = ptr_of(x, 0)
     wpp = ptr_of(wp, 0)
@@ -1050,7 +1017,7 @@ def _wforward_p8(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
     fscrp = ptr_of(fscr, 0)
     ssz = scr.shape[1]
     fsz = fscr.shape[1]
-    m = out.shape[0] * oshape[0] * oshape[1] * oshape[2]
+    m = dims[0] * oshape[0] * oshape[1] * oshape[2]
     ntile = (m + 7) // 8
     nkb = 1
     ngrp = (ntile + group - 1) // group
@@ -1059,22 +1026,23 @@ def _wforward_p8(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
         tid = numba.get_thread_id()
         sp = ptr_of(scrp, tid * ssz)
         fp = ptr_of(fscrp, tid * fsz)
+        tb = ptr_of(fscrp, tid * fsz + fsz - wp.shape[5])
         geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
         t0 = g * group
         q0 = t0 * 8
         pos = _decode(q0, oshape)
         for _ in range(t0, min(t0 + group, ntile)):
-            _wtile8(
-                xp, wpp, bp, zp, op, sp, fp, q0, pos, min(8, m - q0), ishape, oshape, kshape, geom
-            )
+            _wtile8(xp, wpp, bp, zp, op, sp, fp, tb, pos, min(8, m - q0), ishape,
+                       oshape, kshape, geom, lay)
             q0 += 8
             pos = _advance(pos, 8, oshape)
 
 
 @njit(cache=CACHE)
-def _wserial_p8(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
-    ishape = (x.shape[1], x.shape[2], x.shape[3], x.shape[4])
-    oshape = (out.shape[1], out.shape[2], out.shape[3], out.shape[4])
+def _wserial_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
+    ishape = (dims[1], dims[2], dims[3], dims[4])
+    oshape = (dims[8], dims[9], dims[10], dims[11])
+    lay = (dims[5], dims[6], dims[7], dims[12], dims[13], dims[14], dims[15], dims[16])
     kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
     xp = ptr_of(x, 0)
     wpp = ptr_of(wp, 0)
@@ -1085,7 +1053,7 @@ def _wserial_p8(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
     fscrp = ptr_of(fscr, 0)
     ssz = scr.shape[1]
     fsz = fscr.shape[1]
-    m = out.shape[0] * oshape[0] * oshape[1] * oshape[2]
+    m = dims[0] * oshape[0] * oshape[1] * oshape[2]
     ntile = (m + 7) // 8
     nkb = 1
     ngrp = (ntile + group - 1) // group
@@ -1094,16 +1062,19 @@ def _wserial_p8(x, wp, aux, out, stride, dilation, pad_low, scr, fscr, group):
         tid = 0
         sp = ptr_of(scrp, tid * ssz)
         fp = ptr_of(fscrp, tid * fsz)
+        tb = ptr_of(fscrp, tid * fsz + fsz - wp.shape[5])
         geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
         t0 = g * group
         q0 = t0 * 8
         pos = _decode(q0, oshape)
         for _ in range(t0, min(t0 + group, ntile)):
-            _wtile8(
-                xp, wpp, bp, zp, op, sp, fp, q0, pos, min(8, m - q0), ishape, oshape, kshape, geom
-            )
+            _wtile8(xp, wpp, bp, zp, op, sp, fp, tb, pos, min(8, m - q0), ishape,
+                       oshape, kshape, geom, lay)
             q0 += 8
             pos = _advance(pos, 8, oshape)
+
+
+# --- generated tiles and drivers: end
 
 
 _DRIVERS = {6: _forward_p6, 8: _forward_p8}
@@ -1228,9 +1199,11 @@ def dense_plan(
         raise ValueError(f"mode must be 'row' or 'window', got {mode!r}")
     window = mode == "window"
     # per-thread scratch rows, padded to whole cache lines (no false sharing between threads)
-    scratch_shape = (_NTHREADS_MAX, _round_up(5 * ptile, 8) + 8)
+    scratch_shape = (_NTHREADS_MAX, _round_up(6 * ptile, 8) + 8)
     span = k0 * k1 * k2 * c_in if window else k2 * c_in
-    data_scratch_shape = (_NTHREADS_MAX, _round_up(ptile * span, 64 // dtype.itemsize) + 16)
+    # gathered spans, then the lane buffer of channels-first stores (one channel block)
+    data_scratch_shape = (_NTHREADS_MAX,
+                          _round_up(ptile * span + kbs, 64 // dtype.itemsize) + 16)
     fmas = out_size * c_in * k0 * k1 * k2
     nthreads = 1 if fmas <= _SERIAL_MAX_FMAS else nthreads
     ntile = -(-(out_size // c_out) // ptile)
@@ -1260,6 +1233,44 @@ def is_serial(x_shape: tuple[int, ...], wp_shape: tuple[int, ...],
     return math.prod(out_shape) * math.prod(wp_shape[1:5]) <= _SERIAL_MAX_FMAS
 
 
+def accepts_input(x: np.ndarray) -> bool:
+    """Whether :func:`run_dense` reads `x` in place (else it needs a channels-last copy).
+
+    The kernels need each pixel's channels contiguous and consecutive pixels along the last
+    spatial dimension adjacent (element strides ``C`` and 1 there, e.g. a channels-last array
+    or a slice of one along the spatial dims); the other strides are free but positive.
+    """
+    item = x.itemsize
+    strides = x.strides
+    return (strides[4] == item and (strides[3] == x.shape[4] * item or x.shape[3] == 1)
+            and min(strides[:3]) >= 0)
+
+
+def flat_view(a: np.ndarray) -> np.ndarray:
+    """A 1-D view of the memory `a` spans, starting at its first element (non-negative strides).
+
+    Returns the array itself flattened when it is C-contiguous, else a strided view made by
+    :func:`numpy.lib.stride_tricks.as_strided` (same buffer, nothing copied).
+    """
+    if a.flags.c_contiguous:
+        return a.reshape(-1)
+    if a.ndim == 5 and a.transpose(0, 4, 1, 2, 3).flags.c_contiguous:  # channels-first data
+        return a.transpose(0, 4, 1, 2, 3).reshape(-1)
+    extent = 1 + sum((n - 1) * s for n, s in zip(a.shape, a.strides)) // a.itemsize
+    return np.lib.stride_tricks.as_strided(a, shape=(extent,), strides=(a.itemsize,),
+                                           writeable=a.flags.writeable)
+
+
+def _layout(x: np.ndarray, out: np.ndarray) -> tuple[int, ...]:
+    """The ``dims`` argument of the drivers: shapes and element strides of `x` and `out`."""
+    item = x.itemsize
+    xs = [s // item for s in x.strides]
+    os = [s // item for s in out.strides]
+    return (x.shape[0], x.shape[1], x.shape[2], x.shape[3], x.shape[4], xs[0], xs[1], xs[2],
+            out.shape[1], out.shape[2], out.shape[3], out.shape[4], os[0], os[1], os[2], os[3],
+            os[4])
+
+
 def run_dense(plan: DensePlan, x: np.ndarray, wp: np.ndarray, bias: np.ndarray | None,
               out: np.ndarray) -> None:
     """Run a planned :func:`dense_forward` call on arrays the plan was made for; no checks.
@@ -1268,10 +1279,15 @@ def run_dense(plan: DensePlan, x: np.ndarray, wp: np.ndarray, bias: np.ndarray |
     ----------
     plan : DensePlan
         From :func:`dense_plan` with these arrays' shapes and dtype.
-    x, wp, out : ndarray
-        C-contiguous, as :func:`dense_forward`.
+    x : ndarray, shape (N, I0, I1, I2, C_in)
+        Input, read in place when :func:`accepts_input` (caller's duty).
+    wp : ndarray
+        C-contiguous packed weights, as :func:`dense_forward`.
     bias : ndarray, shape (C_out,), or None
         Bias per output channel, any float dtype (cast to ``out``'s).
+    out : ndarray, shape (N, O0, O1, O2, C_out)
+        Output with non-negative strides and no overlapping elements (any layout: a
+        channels-first array's channels-last view is written in place).
     """
     if plan.empty:
         return
@@ -1283,8 +1299,8 @@ def run_dense(plan: DensePlan, x: np.ndarray, wp: np.ndarray, bias: np.ndarray |
     if plan.bias_only:
         out[...] = aux[:plan.c_out]
         return
-    plan.driver(x, wp, aux, out, plan.stride, plan.dilation, plan.pad_low,
-                np.empty(plan.scratch_shape, dtype=np.int64),
+    plan.driver(flat_view(x), wp, aux, flat_view(out), _layout(x, out), plan.stride,
+                plan.dilation, plan.pad_low, np.empty(plan.scratch_shape, dtype=np.int64),
                 np.empty(plan.data_scratch_shape, dtype=out.dtype), plan.group)
 
 

@@ -8,15 +8,19 @@ fills its tiles. A register tile is ``2 * lanes`` output channels by ``IN_TILE``
 per pixel it takes two vector loads of the output gradient, ``IN_TILE`` broadcasts of input
 values and ``2 * IN_TILE`` fused multiply-adds.
 
-The input arrives zero-padded (the API layer pads a channels-last copy), so every output
-pixel reads inside it: the pixel loops have no bounds tests. A task owns one tap row, one
-block of output channels and one chunk of output rows; it walks its pixels in spans of at
-most ``SPAN`` and runs every entry tile over a span while the span's data are in cache.
+The input arrives zero-padded (the API layer pads a copy when the layer has padding), so
+every output pixel reads inside it: the pixel loops have no bounds tests. It is read through
+its strides: channels-last, or channels-first (a pointwise layer's input is then read in
+place, with no copy); only the output gradient must be channels-last. A task owns one tap
+row and one chunk of output rows; it walks its pixels in spans of at most ``SPAN`` and runs
+every (output block, entry tile) pair over a span while the span's data are in cache, so
+the input is read from memory once per tap row.
 
-Arrays are C-contiguous and channels-last: the padded input ``(N, P0, P1, P2, C_in)`` and
-the output gradient ``(N, Q0, Q1, Q2, C_out)``. Each element of the partial result
-``(chunks, C_out, T0, T1, T2 * C_in)`` is one task's fixed-order sum over its pixels, and
-the chunks are fixed by the shapes, so results do not depend on the number of threads.
+The padded input ``(N, P0, P1, P2, C_in)`` is given as a flat array with its shape and
+element strides; the output gradient ``(N, Q0, Q1, Q2, C_out)`` is C-contiguous. Each
+element of the partial result ``(chunks, C_out, T0, T1, T2 * C_in)`` is one task's
+fixed-order sum over its pixels, and the chunks are fixed by the shapes, so results do not
+depend on the number of threads.
 """
 
 from __future__ import annotations
@@ -42,8 +46,8 @@ SPAN = 64
 @cache
 def dense_weight_grad_signature(dtype: np.dtype) -> tuple:
     """Argument types :func:`dense_weight_grad` is compiled for (one signature per dtype)."""
-    return (data_type(dtype, 5, layout="C"), data_type(dtype, 5, layout="C"), INDEX_2D,
-            data_type(dtype, 5, True, "C"))
+    return (data_type(dtype, 1, layout="C"), INDEX_2D, data_type(dtype, 5, layout="C"),
+            INDEX_2D, data_type(dtype, 5, True, "C"))
 
 
 @inlined
@@ -111,7 +115,7 @@ def _tile_span(src, grad, g_off, x_off, count, c_out, x_step, entries, acc, full
 
 
 @kernel
-def dense_weight_grad(src, grad, steps, partial):
+def dense_weight_grad(src, src_layout, grad, steps, partial):
     """Weight gradient of a one-group convolution from a zero-padded channels-last input.
 
     ``partial[chunk, j, t0, t1, t2 * C_in + i] = sum grad[n, q0, q1, q2, j] *
@@ -120,8 +124,11 @@ def dense_weight_grad(src, grad, steps, partial):
 
     Parameters
     ----------
-    src : ndarray, shape (N, P0, P1, P2, C_in), C-contiguous
-        Input of the forward convolution, zero-padded so that every read is inside.
+    src : ndarray, 1-D, C-contiguous
+        Input of the forward convolution, ``(N, P0, P1, P2, C_in)`` (see `src_layout`),
+        zero-padded so that every read is inside, from its element ``(0, 0, 0, 0, 0)`` on.
+    src_layout : ndarray of int64, shape (2, 5)
+        Shape (row 0) and element strides (row 1, non-negative) of the input.
     grad : ndarray, shape (N, Q0, Q1, Q2, C_out), C-contiguous
         Gradient of its output.
     steps : ndarray of int64, shape (3, 2)
@@ -131,31 +138,29 @@ def dense_weight_grad(src, grad, steps, partial):
     """
     n_chunks, c_out, taps0, taps1, row_entries = partial.shape
     batch, rows0, rows1, cols = grad.shape[0], grad.shape[1], grad.shape[2], grad.shape[3]
-    size0, size1, size2, c_in = src.shape[1], src.shape[2], src.shape[3], src.shape[4]
+    c_in = src_layout[0, 4]
+    stride_n, stride0, stride1 = src_layout[1, 0], src_layout[1, 1], src_layout[1, 2]
+    stride2, stride_c = src_layout[1, 3], src_layout[1, 4]
     lanes = vlanes(src)
     out_tile = 2 * lanes
     tile_size = IN_TILE * out_tile
     n_out = (c_out + out_tile - 1) // out_tile
     n_tiles = (row_entries + IN_TILE - 1) // IN_TILE
     n_rows = batch * rows0 * rows1
-    x_step = steps[2, 0] * c_in
+    x_step = steps[2, 0] * stride2
     src_p = ptr_of(src, 0)
     grad_p = ptr_of(grad, 0)
-    for task in prange(n_chunks * taps0 * taps1 * n_out):
-        ob = task % n_out
-        rest = task // n_out
-        t1 = rest % taps1
-        rest //= taps1
+    for task in prange(n_chunks * taps0 * taps1):
+        t1 = task % taps1
+        rest = task // taps1
         t0 = rest % taps0
         chunk = rest // taps0
-        co = ob * out_tile
-        co_count = min(out_tile, c_out - co)
         # offset of each entry (t2, i) from its pixel's first tap column, per tile
         entries_array = np.empty(n_tiles * IN_TILE, dtype=np.int64)
         for e in range(n_tiles * IN_TILE):
             k = min(e, row_entries - 1)
-            entries_array[e] = (k // c_in) * steps[2, 1] * c_in + k % c_in
-        acc_array = np.zeros(n_tiles * tile_size, dtype=partial.dtype)
+            entries_array[e] = (k // c_in) * steps[2, 1] * stride2 + (k % c_in) * stride_c
+        acc_array = np.zeros(n_out * n_tiles * tile_size, dtype=partial.dtype)
         for row in range(chunk * n_rows // n_chunks, (chunk + 1) * n_rows // n_chunks):
             q1 = row % rows1
             q0 = (row // rows1) % rows0
@@ -163,23 +168,29 @@ def dense_weight_grad(src, grad, steps, partial):
             s0 = q0 * steps[0, 0] + t0 * steps[0, 1]
             s1 = q1 * steps[1, 0] + t1 * steps[1, 1]
             g_row = row * cols
-            x_row = ((n * size0 + s0) * size1 + s1) * size2
+            x_row = n * stride_n + s0 * stride0 + s1 * stride1
             for start in range(0, cols, SPAN):
                 count = min(SPAN, cols - start)
-                g_off = (g_row + start) * c_out + co
-                x_off = (x_row + start * steps[2, 0]) * c_in
-                for tile in range(n_tiles):
-                    entries = ptr_of(entries_array, tile * IN_TILE)
-                    acc = ptr_of(acc_array, tile * tile_size)
-                    if co_count == out_tile:
-                        _tile_span(src_p, grad_p, g_off, x_off, count, c_out, x_step, entries,
-                                   acc, True, co_count)
-                    else:
-                        _tile_span(src_p, grad_p, g_off, x_off, count, c_out, x_step, entries,
-                                   acc, False, co_count)
-        for e in range(row_entries):
-            tile, k = e // IN_TILE, e % IN_TILE
-            for lane in range(co_count):
-                partial[chunk, co + lane, t0, t1, e] = acc_array[tile * tile_size
-                                                                 + k * out_tile + lane]
+                x_off = x_row + start * x_step
+                # every output block over the span while its input is in cache
+                for ob in range(n_out):
+                    co = ob * out_tile
+                    co_count = min(out_tile, c_out - co)
+                    g_off = (g_row + start) * c_out + co
+                    for tile in range(n_tiles):
+                        entries = ptr_of(entries_array, tile * IN_TILE)
+                        acc = ptr_of(acc_array, (ob * n_tiles + tile) * tile_size)
+                        if co_count == out_tile:
+                            _tile_span(src_p, grad_p, g_off, x_off, count, c_out, x_step,
+                                       entries, acc, True, co_count)
+                        else:
+                            _tile_span(src_p, grad_p, g_off, x_off, count, c_out, x_step,
+                                       entries, acc, False, co_count)
+        for ob in range(n_out):
+            co = ob * out_tile
+            for e in range(row_entries):
+                tile, k = e // IN_TILE, e % IN_TILE
+                base = (ob * n_tiles + tile) * tile_size + k * out_tile
+                for lane in range(min(out_tile, c_out - co)):
+                    partial[chunk, co + lane, t0, t1, e] = acc_array[base + lane]
         keep_alive(entries_array)

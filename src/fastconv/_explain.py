@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from . import _args, _dense, _plan, _planar
+from . import _args, _dense, _plan, _planar, _pointwise
 from ._args import ConvSpec
 from ._simd import lanes_for
 from .convolution import planar_rows_per_task
@@ -54,9 +54,10 @@ class PassPlan:
 def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
                   planar_layout: bool, name: str) -> PassPlan:
     """Plan of a forward convolution (also one stride phase of an adjoint)."""
+    padded = any(low or high for low, high in spec.pads)
     algorithm = _plan.forward_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
                                         spec.kernel, spec.stride, _dense.block_size(dtype),
-                                        planar_layout)
+                                        planar_layout, padded=padded)
     outputs = batch * spec.c_out * math.prod(spec.out_sizes)
     inputs = batch * spec.c_in * math.prod(spec.in_sizes)
     taps = math.prod(spec.kernel)
@@ -67,12 +68,20 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
     if algorithm == "dense":
         block = _dense.block_size(dtype)
         packed = -(-spec.c_out // block) * block * spec.c_in * taps
-        copies = 0 if not planar_layout else inputs + outputs
+        copies = inputs if planar_layout else 0
         detail = (f"register tiles of {_dense.TILE_P} pixels x {block} output channels, "
                   f"weights packed in blocks of {block}"
-                  + ("; channels-first data copied to channels-last and back"
-                     if planar_layout else ""))
+                  + ("; channels-first input copied to channels-last, output written in "
+                     "place" if planar_layout else ""))
         return PassPlan(name, algorithm, detail, flops, (packed + copies) * itemsize)
+    if algorithm == "pointwise":
+        block = _pointwise.CHANNEL_BLOCK
+        packed = spec.groups * -(-(spec.c_out // spec.groups) // block) * block * \
+            (spec.c_in // spec.groups)
+        strip = (spec.c_in // spec.groups) * 2 * lanes_for(dtype)
+        detail = (f"matrix product on the channels-first data in place: register tiles of "
+                  f"{block} output channels x {2 * lanes_for(dtype)} pixels")
+        return PassPlan(name, algorithm, detail, flops, (packed + threads * strip) * itemsize)
     if algorithm == "planar":
         taps3 = _plan.to_3d(spec.kernel, 1)
         dilation3 = _plan.to_3d(spec.dilation, 1)
@@ -100,7 +109,8 @@ def _adjoint_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
     """Plan of the adjoint of ``spec`` (input gradient or transposed convolution)."""
     algorithm = _plan.adjoint_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
                                         spec.kernel, spec.stride, _dense.block_size(dtype),
-                                        planar_layout)
+                                        planar_layout,
+                                        padded=any(low or high for low, high in spec.pads))
     flops = 2 * batch * spec.c_out * math.prod(spec.out_sizes) * \
         (spec.c_in // max(spec.groups, 1)) * math.prod(spec.kernel)
     algorithm = _plan.small_call_algorithm(algorithm, flops // 2 // max(batch, 1))
@@ -111,9 +121,13 @@ def _adjoint_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
     phases = math.prod(spec.stride)
     detail = (f"{phases} stride phase(s), each a stride-1 forward convolution with the "
               f"flipped taps of that phase on the {algorithm} kernel")
-    layout = batch * spec.c_out * math.prod(spec.out_sizes) if algorithm == "dense" else 0
-    return PassPlan(name, f"phases/{algorithm}", detail, flops,
-                    (layout + batch * spec.c_in * math.prod(spec.in_sizes)) * itemsize)
+    # the dense kernel reads a channels-last copy of channels-first gradients and writes
+    # every phase in place; the planar kernel writes a strided phase through a temporary
+    layout = batch * spec.c_out * math.prod(spec.out_sizes) \
+        if algorithm == "dense" and planar_layout else 0
+    temporary = batch * spec.c_in * math.prod(spec.in_sizes) \
+        if algorithm == "planar" and phases > 1 else 0
+    return PassPlan(name, f"phases/{algorithm}", detail, flops, (layout + temporary) * itemsize)
 
 
 def _weight_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
@@ -132,11 +146,16 @@ def _weight_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
                                            serial_dense=False)
     if algorithm == "dense":
         block = _dense.block_size(dtype)
+        padded = any(low or high for low, high in spec.pads)
+        copies = (inputs if padded or not planar_layout else 0) + \
+            (outputs if planar_layout else 0)
         detail = (f"per tap row, matrix products over pixels in register tiles of {block} "
-                  "output channels x 6 (tap, input channel) entries; zero-padded "
-                  "channels-last copies of the input and gradient")
+                  "output channels x 6 (tap, input channel) entries; "
+                  + ("zero-padded copy of the input, " if padded else "input read in place, ")
+                  + ("channels-last copy of the gradient" if planar_layout
+                     else "gradient read in place"))
         return PassPlan("grad_weight", algorithm, detail, flops,
-                        (2 * inputs + outputs + 16 * weights) * itemsize)
+                        (copies + 16 * weights) * itemsize)
     if algorithm == "planar":
         detail = ("per output channel, vector dot products of gradient rows with padded "
                   "input rows (8 taps per gradient load), shape-fixed reduction chunks")

@@ -321,31 +321,41 @@ def _applicable(padding_mode: str, groups: int, c_in: int, c_out: int,
     return dense, planar
 
 
-def _forced_choice(forced: str, dense: bool, planar: bool) -> str:
+def _pointwise_applicable(kernel: tuple[int, ...], stride: tuple[int, ...], padded: bool,
+                          planar: bool) -> bool:
+    """Whether the pointwise kernel can run a convolution the planar kernel can run."""
+    return planar and not padded and all(k == 1 for k in kernel) and all(s == 1 for s in stride)
+
+
+def _forced_choice(forced: str, dense: bool, planar: bool, pointwise: bool = False) -> str:
     """A forced algorithm where it applies, else the gather kernel (which always does)."""
-    applies = {"dense": dense, "planar": planar, "gather": True}
+    applies = {"dense": dense, "planar": planar, "pointwise": pointwise, "gather": True}
     return forced if applies.get(forced, False) else "gather"
 
 
 def forward_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int,
                       kernel: tuple[int, ...], stride: tuple[int, ...], channel_block: int,
-                      planar_layout: bool, forced: str | None = None) -> str:
-    """Algorithm of a forward convolution: ``"dense"``, ``"planar"`` or ``"gather"``.
+                      planar_layout: bool, forced: str | None = None,
+                      padded: bool = True) -> str:
+    """Algorithm of a forward convolution: dense, pointwise, planar or gather.
 
-    The dense micro-kernel needs zero padding and one group; it pays off when a pixel's
-    reduction (``C_in * taps``) is long enough to amortise a register tile and the output
-    channels fill at least half a channel block. Otherwise, data in channels-first layout
-    (``planar_layout``: both arrays C-contiguous as ``(N, C, *spatial)``, or single-channel)
-    with unit stride along the last dimension take the planar kernel, vectorised along
-    that dimension (depthwise, small groups, single-channel images; any padding mode), and
-    so do pointwise (1x1) layers on such data, where the dense path's layout copy would
-    cost more than it saves. Everything else takes the gather kernel. ``forced`` (tests,
+    Data in channels-first layout (``planar_layout``: both arrays C-contiguous as
+    ``(N, C, *spatial)``, or single-channel) of a pointwise layer (1x1 kernel, unit strides,
+    not ``padded``) with at least six output channels per group take the pointwise kernel
+    (a matrix product on the data in place). The dense micro-kernel needs zero padding and
+    one group; it pays off when a pixel's reduction (``C_in * taps``) is long enough to
+    amortise a register tile and the output channels fill at least half a channel block.
+    Otherwise channels-first data with unit stride along the last dimension take the
+    planar kernel, vectorised along that dimension (depthwise, small groups, single-channel
+    images; any padding mode). Everything else takes the gather kernel. ``forced`` (tests,
     benchmarks) picks an algorithm when it applies, else the gather kernel.
 
     Examples
     --------
     >>> forward_algorithm("zeros", 1, 64, 64, (3, 3), (1, 1), 16, False)
     'dense'
+    >>> forward_algorithm("zeros", 1, 256, 64, (1, 1), (1, 1), 16, True, padded=False)
+    'pointwise'
     >>> forward_algorithm("zeros", 256, 256, 256, (3, 3), (1, 1), 16, True)
     'planar'
     >>> forward_algorithm("reflect", 1, 1, 1, (5, 5), (1, 1), 16, True)
@@ -354,19 +364,24 @@ def forward_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int,
     'gather'
     """
     dense, planar = _applicable(padding_mode, groups, c_in, c_out, stride, planar_layout)
+    pointwise = _pointwise_applicable(kernel, stride, padded, planar)
     if forced is not None:
-        return _forced_choice(forced, dense, planar)
-    # a pointwise layer on channels-first data: the dense path's layout copy of the input
-    # costs more than the planar kernel's lack of a channel-blocked input tile
-    pointwise = planar and math.prod(kernel) == 1
-    if dense and c_in * math.prod(kernel) >= 16 and 2 * c_out >= channel_block and not pointwise:
+        return _forced_choice(forced, dense, planar, pointwise)
+    if pointwise and c_out // groups >= 6:
+        return "pointwise"
+    # a pointwise layer on channels-first data with few outputs per group: the dense path's
+    # layout copy of the input costs more than the planar kernel's lack of a channel block
+    pointwise_layer = planar and math.prod(kernel) == 1
+    if dense and c_in * math.prod(kernel) >= 16 and 2 * c_out >= channel_block and \
+            not pointwise_layer:
         return "dense"
     return "planar" if planar else "gather"
 
 
 def adjoint_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int,
                       kernel: tuple[int, ...], stride: tuple[int, ...], channel_block: int,
-                      planar_layout: bool, forced: str | None = None) -> str:
+                      planar_layout: bool, forced: str | None = None,
+                      padded: bool = True) -> str:
     """Algorithm of an input gradient (or transposed convolution) of a forward convolution.
 
     With zero padding the adjoint splits into stride phases (:func:`adjoint_phases`), each
@@ -375,7 +390,8 @@ def adjoint_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int,
     planar kernel (as :func:`forward_algorithm` chooses for one phase, returned here);
     when neither applies, or with another padding mode, the gather kernel inverts the
     padding map and stride in one pass. Arguments describe the forward convolution
-    (``c_in`` is what the adjoint writes).
+    (``c_in`` is what the adjoint writes; ``padded``: whether it has any padding, which a
+    1x1 stride-1 adjoint then has too).
 
     Examples
     --------
@@ -392,7 +408,7 @@ def adjoint_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int,
         return "gather"
     phase_kernel = tuple(-(-k // s) for k, s in zip(kernel, stride))
     return forward_algorithm(padding_mode, groups, c_out, c_in, phase_kernel,
-                             (1,) * len(kernel), channel_block, planar_layout, forced)
+                             (1,) * len(kernel), channel_block, planar_layout, forced, padded)
 
 
 class Phase(NamedTuple):

@@ -23,7 +23,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from . import _args, _dense, _dense_weight, _jit, _kernels, _plan, _planar
+from . import _args, _dense, _dense_weight, _jit, _kernels, _plan, _planar, _pointwise
 from ._args import ConvSpec, DataShape
 from ._simd import lanes_for
 
@@ -159,8 +159,10 @@ class _DensePass:
     """A forward convolution (or a stride-1 adjoint) on the SIMD micro-kernel (a planned pass).
 
     Calling it packs the weights (:func:`fastconv._dense.pack_weights_as`), makes the input
-    C-contiguous and channels-last, and runs :func:`fastconv._dense.run_dense`; the adjoint
-    is a dense forward convolution with the kernel flipped and C_in/C_out swapped.
+    channels-last (copying only when it is not already), and runs
+    :func:`fastconv._dense.run_dense` on the destination in place (a channels-first output
+    is written through its strides); the adjoint is a dense forward convolution with the
+    kernel flipped and C_in/C_out swapped.
     """
 
     __slots__ = ("block", "dense", "dense_key", "dtype", "flip", "weight_shape")
@@ -188,10 +190,21 @@ class _DensePass:
         plan = self.dense
         if plan is None:
             plan = _dense.dense_plan(*self.dense_key, numba.get_num_threads())
-        target = dest if dest.flags.c_contiguous else np.empty(dest.shape, dest.dtype)
-        _dense.run_dense(plan, np.ascontiguousarray(src), packed, bias, target)
+        if not _dense.accepts_input(src):
+            src = np.ascontiguousarray(src)
+        target = dest if _writable_in_place(dest) else np.empty(dest.shape, dest.dtype)
+        _dense.run_dense(plan, src, packed, bias, target)
         if target is not dest:
             dest[...] = target
+
+
+def _writable_in_place(dest: np.ndarray) -> bool:
+    """Whether a kernel may write ``dest`` through its strides.
+
+    All strides positive: in the arrays fastconv makes or accepts (``out=`` is
+    C-contiguous), distinct elements then never share memory.
+    """
+    return all(s > 0 or n == 1 for s, n in zip(dest.strides, dest.shape))
 
 
 def _channels_first(view: np.ndarray) -> np.ndarray:
@@ -251,6 +264,41 @@ class _PlanarPass:
             view[...] = target
 
 
+class _PointwisePass:
+    """A pointwise (1x1, unit stride, unpadded) convolution of channels-first data, in place.
+
+    Calling it packs the weights in six-channel blocks and runs
+    :func:`fastconv._pointwise.pointwise_conv` on the planes with the spatial dims flattened.
+    """
+
+    __slots__ = ("dtype", "groups", "planes", "strips", "zero_bias")
+
+    def __init__(self, spec: ConvSpec, dtype: np.dtype, dest_shape: tuple[int, ...]) -> None:
+        self.dtype, self.groups = dtype, spec.groups
+        self.planes = math.prod(dest_shape[1:4])
+        # about 4 strips of pixels per task, fewer when that leaves < 8 tasks per thread
+        strips = -(-self.planes // (2 * lanes_for(dtype)))
+        tasks = dest_shape[0] * spec.groups
+        self.strips = max(1, min(8, tasks * strips // (8 * numba.config.NUMBA_NUM_THREADS)))
+        self.zero_bias = np.zeros(spec.c_out, dtype)
+        self.zero_bias.flags.writeable = False
+        _jit.ensure_compiled(_pointwise.pointwise_conv, _pointwise.pointwise_signature, dtype)
+
+    def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                 dest: np.ndarray) -> None:
+        planes = np.ascontiguousarray(_channels_first(src))
+        view = _channels_first(dest)
+        target = view if view.flags.c_contiguous else np.empty(view.shape, self.dtype)
+        packed = _pointwise.pack_pointwise(weight, self.groups, self.dtype)
+        bias_vector = self.zero_bias if bias is None else np.ascontiguousarray(bias, self.dtype)
+        _pointwise.pointwise_conv(planes.reshape(planes.shape[0], planes.shape[1], self.planes),
+                                  packed, bias_vector,
+                                  target.reshape(target.shape[0], target.shape[1], self.planes),
+                                  self.strips)
+        if target is not view:
+            view[...] = target
+
+
 def _forward_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
                   dest_shape: tuple[int, ...], planar_layout: bool) -> Pass:
     """Plan the convolution ``dest = conv(src, weight) + bias`` on canonical views.
@@ -260,7 +308,7 @@ def _forward_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
     """
     algorithm = _plan.forward_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
                                         spec.kernel, spec.stride, _dense.block_size(dtype),
-                                        planar_layout, FORCE_FORWARD_ALGORITHM)
+                                        planar_layout, FORCE_FORWARD_ALGORITHM, _padded(spec))
     # per sample: the algorithm, and so every bit of a sample's result, never depends on N
     work = math.prod(dest_shape[1:]) * (spec.c_in // spec.groups) * math.prod(spec.kernel)
     algorithm = _plan.small_call_algorithm(algorithm, work, FORCE_FORWARD_ALGORITHM)
@@ -268,7 +316,14 @@ def _forward_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
         return _DensePass(spec, dtype, src_shape, dest_shape, None)
     if algorithm == "planar" and math.prod(dest_shape):
         return _PlanarPass(spec, dtype, dest_shape)
+    if algorithm == "pointwise" and math.prod(dest_shape):
+        return _PointwisePass(spec, dtype, dest_shape)
     return _GatherPass(spec, False, dtype, dest_shape)
+
+
+def _padded(spec: ConvSpec) -> bool:
+    """Whether a convolution pads its input anywhere."""
+    return any(low or high for low, high in spec.pads)
 
 
 def _phase_kernel(weight: np.ndarray, spec: ConvSpec, phases: tuple[_plan.Phase, ...]
@@ -348,7 +403,7 @@ def _adjoint_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
     """Plan the adjoint of the convolution ``spec`` (input gradient, transposed convolution)."""
     algorithm = _plan.adjoint_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
                                         spec.kernel, spec.stride, _dense.block_size(dtype),
-                                        planar_layout, FORCE_FORWARD_ALGORITHM)
+                                        planar_layout, FORCE_FORWARD_ALGORITHM, _padded(spec))
     work = math.prod(src_shape[1:]) * (spec.c_in // spec.groups) * math.prod(spec.kernel)
     algorithm = _plan.small_call_algorithm(algorithm, work, FORCE_FORWARD_ALGORITHM)
     if algorithm == "gather" or not math.prod(dest_shape):
@@ -456,7 +511,10 @@ class _PlanarWeightPass:
 
 
 class _DenseWeightPass:
-    """Weight gradient on the dense register tiles (channels-last, zero-padded copies).
+    """Weight gradient on the dense register tiles.
+
+    The input is read in place unless the layer pads it (then a zero-padded copy in its
+    own layout); the output gradient is copied to channels-last when it is not.
 
     The bias gradient, when wanted, comes from the gather pass's bias kernel.
     """
@@ -477,23 +535,31 @@ class _DenseWeightPass:
         self.steps = np.array([_plan.to_3d(spec.stride, 1), _plan.to_3d(spec.dilation, 1)],
                               np.int64).T.copy()
         self.steps.flags.writeable = False
-        out_tiles = -(-spec.c_out // _dense.block_size(dtype))
-        self.chunks = _plan.reduction_chunks(math.prod(grad_shape[:3]),
-                                             taps[0] * taps[1] * out_tiles)
+        self.chunks = _plan.reduction_chunks(math.prod(grad_shape[:3]), taps[0] * taps[1])
         self.partial_shape = (self.chunks, spec.c_out, taps[0], taps[1], taps[2] * spec.c_in)
         self.bias = _WeightPass(spec, dtype, grad_shape, False, True) if want_bias else None
         _jit.ensure_compiled(_dense_weight.dense_weight_grad,
                              _dense_weight.dense_weight_grad_signature, dtype)
 
     def _padded(self, src: np.ndarray) -> np.ndarray:
-        """Channels-last C-contiguous input, zero-padded so that every window read is inside."""
-        x = np.ascontiguousarray(src)
-        if not any(self.lows) and all(n <= size for n, size in zip(self.needed, x.shape[1:4])):
-            return x
-        padded = np.zeros((x.shape[0], *self.needed, x.shape[4]), x.dtype)
+        """The input zero-padded so that every window read is inside (canonical view).
+
+        Channels-first data stay channels-first (a pointwise layer's input is used in
+        place; otherwise padding costs one plain copy rather than a transposing one).
+        """
+        planes = _channels_first(src)
+        planar = planes.flags.c_contiguous
+        if not any(self.lows) and all(n <= size for n, size in zip(self.needed, src.shape[1:4])):
+            return src if planar else np.ascontiguousarray(src)
         inside = tuple(slice(low, low + k) for low, k in zip(self.lows, self.kept))
-        padded[(slice(None),) + inside] = x[(slice(None),) + tuple(slice(0, k)
-                                                                   for k in self.kept)]
+        kept = tuple(slice(0, k) for k in self.kept)
+        if planar:
+            padded = np.zeros((src.shape[0], src.shape[4], *self.needed), src.dtype)
+            padded[(slice(None), slice(None)) + inside] = planes[(slice(None), slice(None))
+                                                                 + kept]
+            return padded.transpose(0, 2, 3, 4, 1)
+        padded = np.zeros((src.shape[0], *self.needed, src.shape[4]), src.dtype)
+        padded[(slice(None),) + inside] = src[(slice(None),) + kept]
         return padded
 
     def __call__(self, src: np.ndarray, grad_out: np.ndarray
@@ -501,7 +567,11 @@ class _DenseWeightPass:
         spec, taps = self.spec, self.taps
         grad = np.ascontiguousarray(grad_out)
         partial = np.empty(self.partial_shape, self.dtype)
-        _dense_weight.dense_weight_grad(self._padded(src), grad, self.steps, partial)
+        padded = self._padded(src)
+        layout = np.array([padded.shape, [s // padded.itemsize for s in padded.strides]],
+                          np.int64)
+        _dense_weight.dense_weight_grad(_dense.flat_view(padded), layout, grad, self.steps,
+                                        partial)
         summed = partial[0] if self.chunks == 1 else np.add.reduce(partial, axis=0)
         grad_weight = summed.reshape(spec.c_out, *taps, spec.c_in).transpose(0, 4, 1, 2, 3)
         grad_weight = np.ascontiguousarray(grad_weight).reshape(spec.c_out, spec.c_in,
