@@ -421,3 +421,32 @@ def test_pointwise_matches_naive_on_random_configurations(nd, groups, in_group, 
     assert_close(got, naive.conv(x, weight, bias, groups=groups), in_group, dtype)
     assert_close(grad_input, naive.conv_input(x.shape, weight, grad, groups=groups), out_group,
                  dtype)
+
+
+def test_work_arrays_are_reused_and_keep_results_exact(monkeypatch):
+    """Padded and layout copies come from the work-array pool: a second call (reusing the
+    arrays and their zero borders) and a call after clearing give identical results."""
+    from fastconv import _workspace
+
+    monkeypatch.setattr(_workspace, "MIN_BYTES", 0)
+    monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "dense")
+    monkeypatch.setattr(convolution, "FORCE_WEIGHT_ALGORITHM", "dense")
+    rng = np.random.default_rng(23)
+    x = rng.standard_normal((2, 20, 9, 11)).astype(np.float32)
+    weight = rng.standard_normal((18, 20, 3, 3)).astype(np.float32)
+    grad = rng.standard_normal((2, 18, 9, 11)).astype(np.float32)
+
+    def passes(scale):
+        return fastconv.conv2d_backward(x * scale, weight, grad * scale, padding=1)
+
+    fastconv.clear_plans()
+    first = passes(1.0)
+    assert _workspace._idle_bytes > 0
+    passes(-3.0)  # other values through the same work arrays
+    again = passes(1.0)
+    for a, b in zip(first, again):
+        assert a.tobytes() == b.tobytes()
+    expected = naive.conv_weight(x, weight.shape, grad, padding=1)
+    assert_close(again[1], expected, 2 * 9 * 11, np.float32)
+    fastconv.clear_plans()
+    assert _workspace._idle_bytes == 0

@@ -8,6 +8,7 @@ channels-first or channels-last data, in float32 or float64.
 from ._explain import PassPlan, explain
 from ._runtime import FastconvWarning
 from .convolution import (
+    clear_plans,
     conv1d,
     conv1d_backward,
     conv1d_input,
@@ -32,6 +33,7 @@ __all__ = [
     "FastconvWarning",
     "PassPlan",
     "ReceptiveField",
+    "clear_plans",
     "conv1d",
     "conv1d_backward",
     "conv1d_input",

@@ -28,7 +28,7 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
-from numba import prange
+from numba import prange, types
 
 from ._jit import inlined, kernel
 from ._kernels import INDEX_2D, data_type
@@ -39,67 +39,97 @@ from ._simd import keep_alive, ptr_of, vbroadcast, vfma, vlanes, vload, vload_ma
 IN_TILE = 6
 
 #: Output pixels per span: a span's data of one tap stay in L1 while every input-channel
-#: tile runs over it.
+#: tile runs over it (rows shorter than this are grouped into one span).
 SPAN = 64
+
+#: Bytes of register-tile accumulators a task keeps (bounds its output blocks: they are
+#: reloaded for every span, so they must stay in cache next to the span's data; measured
+#: best between one block of a 3x3 256-channel layer, 48 KiB, and all four of a 1x1
+#: 256 -> 64 layer, 66 KiB).
+ACCUMULATOR_BYTES = 72 * 1024
+
+
+def out_blocks_per_task(c_out: int, row_entries: int, lanes: int, itemsize: int) -> int:
+    """Output blocks (``2 * lanes`` channels each) one task of :func:`dense_weight_grad` covers.
+
+    As many as fit :data:`ACCUMULATOR_BYTES` of accumulators, at least one.
+
+    Examples
+    --------
+    >>> out_blocks_per_task(64, 256, 8, 4)  # 1x1, 256 -> 64: all four blocks
+    4
+    >>> out_blocks_per_task(256, 768, 8, 4)  # 3x3, 256 -> 256: one of sixteen blocks
+    1
+    """
+    blocks = -(-c_out // (2 * lanes))
+    tiles = -(-row_entries // IN_TILE)
+    per_block = tiles * IN_TILE * 2 * lanes * itemsize
+    return max(1, min(blocks, ACCUMULATOR_BYTES // per_block))
 
 
 @cache
 def dense_weight_grad_signature(dtype: np.dtype) -> tuple:
     """Argument types :func:`dense_weight_grad` is compiled for (one signature per dtype)."""
     return (data_type(dtype, 1, layout="C"), INDEX_2D, data_type(dtype, 5, layout="C"),
-            INDEX_2D, data_type(dtype, 5, True, "C"))
+            INDEX_2D, data_type(dtype, 5, True, "C"), types.int64)
 
 
 @inlined
-def _tile_span(src, grad, g_off, x_off, count, c_out, x_step, entries, acc, full, co_count):
-    """Add one span of ``count`` pixels to a register tile kept in ``acc`` (12 vectors).
+def _tile_span(src, grad, g_rows, x_rows, n_rows, count, c_out, x_step, entries, acc, full,
+               co_count):
+    """Add one span (``n_rows`` row pieces of ``count`` pixels) to a tile kept in ``acc``.
 
-    The tile is ``2 * lanes`` output channels (from ``grad[g_off:]``, pixels ``c_out``
-    apart) by ``IN_TILE`` input entries at offsets ``entries[0:IN_TILE]`` from
-    ``src[x_off:]`` (pixels ``x_step`` apart). ``full`` (a constant at each call site)
-    selects plain loads of the output gradient; otherwise ``co_count`` lanes are loaded
-    masked.
+    The tile (12 vectors) is ``2 * lanes`` output channels (from ``grad[g_rows[r]:]``,
+    pixels ``c_out`` apart) by ``IN_TILE`` input entries at offsets ``entries[0:IN_TILE]``
+    from ``src[x_rows[r]:]`` (pixels ``x_step`` apart). ``full`` (a constant at each call
+    site) selects plain loads of the output gradient; otherwise ``co_count`` lanes are
+    loaded masked.
     """
     lanes = vlanes(src)
-    c0 = x_off + entries[0]
-    c1 = x_off + entries[1]
-    c2 = x_off + entries[2]
-    c3 = x_off + entries[3]
-    c4 = x_off + entries[4]
-    c5 = x_off + entries[5]
+    e0, e1, e2 = entries[0], entries[1], entries[2]
+    e3, e4, e5 = entries[3], entries[4], entries[5]
     a00, a01, a10, a11 = vload(acc, 0), vload(acc, lanes), vload(acc, 2 * lanes), \
         vload(acc, 3 * lanes)
     a20, a21, a30, a31 = vload(acc, 4 * lanes), vload(acc, 5 * lanes), vload(acc, 6 * lanes), \
         vload(acc, 7 * lanes)
     a40, a41, a50, a51 = vload(acc, 8 * lanes), vload(acc, 9 * lanes), vload(acc, 10 * lanes), \
         vload(acc, 11 * lanes)
-    for p in range(count):
-        g = g_off + p * c_out
-        x = p * x_step
-        if full:
-            g0 = vload(grad, g)
-            g1 = vload(grad, g + lanes)
-        else:
-            g0 = vload_masked(grad, g, co_count)
-            g1 = vload_masked(grad, g + lanes, co_count - lanes)
-        v = vbroadcast(src[c0 + x])
-        a00 = vfma(v, g0, a00)
-        a01 = vfma(v, g1, a01)
-        v = vbroadcast(src[c1 + x])
-        a10 = vfma(v, g0, a10)
-        a11 = vfma(v, g1, a11)
-        v = vbroadcast(src[c2 + x])
-        a20 = vfma(v, g0, a20)
-        a21 = vfma(v, g1, a21)
-        v = vbroadcast(src[c3 + x])
-        a30 = vfma(v, g0, a30)
-        a31 = vfma(v, g1, a31)
-        v = vbroadcast(src[c4 + x])
-        a40 = vfma(v, g0, a40)
-        a41 = vfma(v, g1, a41)
-        v = vbroadcast(src[c5 + x])
-        a50 = vfma(v, g0, a50)
-        a51 = vfma(v, g1, a51)
+    for r in range(n_rows):
+        g_off = g_rows[r]
+        x_off = x_rows[r]
+        c0 = ptr_of(src, x_off + e0)
+        c1 = ptr_of(src, x_off + e1)
+        c2 = ptr_of(src, x_off + e2)
+        c3 = ptr_of(src, x_off + e3)
+        c4 = ptr_of(src, x_off + e4)
+        c5 = ptr_of(src, x_off + e5)
+        for p in range(count):
+            g = g_off + p * c_out
+            x = p * x_step
+            if full:
+                g0 = vload(grad, g)
+                g1 = vload(grad, g + lanes)
+            else:
+                g0 = vload_masked(grad, g, co_count)
+                g1 = vload_masked(grad, g + lanes, co_count - lanes)
+            v = vbroadcast(c0[x])
+            a00 = vfma(v, g0, a00)
+            a01 = vfma(v, g1, a01)
+            v = vbroadcast(c1[x])
+            a10 = vfma(v, g0, a10)
+            a11 = vfma(v, g1, a11)
+            v = vbroadcast(c2[x])
+            a20 = vfma(v, g0, a20)
+            a21 = vfma(v, g1, a21)
+            v = vbroadcast(c3[x])
+            a30 = vfma(v, g0, a30)
+            a31 = vfma(v, g1, a31)
+            v = vbroadcast(c4[x])
+            a40 = vfma(v, g0, a40)
+            a41 = vfma(v, g1, a41)
+            v = vbroadcast(c5[x])
+            a50 = vfma(v, g0, a50)
+            a51 = vfma(v, g1, a51)
     vstore(acc, 0, a00)
     vstore(acc, lanes, a01)
     vstore(acc, 2 * lanes, a10)
@@ -115,8 +145,8 @@ def _tile_span(src, grad, g_off, x_off, count, c_out, x_step, entries, acc, full
 
 
 @kernel
-def dense_weight_grad(src, src_layout, grad, steps, partial):
-    """Weight gradient of a one-group convolution from a zero-padded channels-last input.
+def dense_weight_grad(src, src_layout, grad, steps, partial, out_blocks):
+    """Weight gradient of a one-group convolution from a zero-padded input.
 
     ``partial[chunk, j, t0, t1, t2 * C_in + i] = sum grad[n, q0, q1, q2, j] *
     src[n, q0*s0 + t0*d0, q1*s1 + t1*d1, q2*s2 + t2*d2, i]`` over the output rows
@@ -135,6 +165,9 @@ def dense_weight_grad(src, src_layout, grad, steps, partial):
         Stride and dilation of each dimension.
     partial : ndarray, shape (chunks, C_out, T0, T1, T2 * C_in), C-contiguous
         Written once per element.
+    out_blocks : int
+        Blocks of ``2 * lanes`` output channels per task (their accumulators stay in
+        cache while a span's input is reused for all of them).
     """
     n_chunks, c_out, taps0, taps1, row_entries = partial.shape
     batch, rows0, rows1, cols = grad.shape[0], grad.shape[1], grad.shape[2], grad.shape[3]
@@ -145,52 +178,71 @@ def dense_weight_grad(src, src_layout, grad, steps, partial):
     out_tile = 2 * lanes
     tile_size = IN_TILE * out_tile
     n_out = (c_out + out_tile - 1) // out_tile
+    n_groups = (n_out + out_blocks - 1) // out_blocks
     n_tiles = (row_entries + IN_TILE - 1) // IN_TILE
     n_rows = batch * rows0 * rows1
     x_step = steps[2, 0] * stride2
+    # a span is a piece of one row (long rows) or several whole rows (short rows)
+    piece = min(cols, SPAN)
+    rows_per_span = max(1, SPAN // cols)
     src_p = ptr_of(src, 0)
     grad_p = ptr_of(grad, 0)
-    for task in prange(n_chunks * taps0 * taps1):
-        t1 = task % taps1
-        rest = task // taps1
+    for task in prange(n_chunks * taps0 * taps1 * n_groups):
+        group = task % n_groups
+        rest = task // n_groups
+        t1 = rest % taps1
+        rest //= taps1
         t0 = rest % taps0
         chunk = rest // taps0
+        ob_lo = group * out_blocks
+        ob_hi = min(n_out, ob_lo + out_blocks)
         # offset of each entry (t2, i) from its pixel's first tap column, per tile
         entries_array = np.empty(n_tiles * IN_TILE, dtype=np.int64)
         for e in range(n_tiles * IN_TILE):
             k = min(e, row_entries - 1)
             entries_array[e] = (k // c_in) * steps[2, 1] * stride2 + (k % c_in) * stride_c
-        acc_array = np.zeros(n_out * n_tiles * tile_size, dtype=partial.dtype)
-        for row in range(chunk * n_rows // n_chunks, (chunk + 1) * n_rows // n_chunks):
-            q1 = row % rows1
-            q0 = (row // rows1) % rows0
-            n = row // (rows1 * rows0)
-            s0 = q0 * steps[0, 0] + t0 * steps[0, 1]
-            s1 = q1 * steps[1, 0] + t1 * steps[1, 1]
-            g_row = row * cols
-            x_row = n * stride_n + s0 * stride0 + s1 * stride1
-            for start in range(0, cols, SPAN):
-                count = min(SPAN, cols - start)
-                x_off = x_row + start * x_step
-                # every output block over the span while its input is in cache
-                for ob in range(n_out):
+        acc_array = np.zeros((ob_hi - ob_lo) * n_tiles * tile_size, dtype=partial.dtype)
+        rows_array = np.empty(2 * rows_per_span, dtype=np.int64)
+        g_rows = ptr_of(rows_array, 0)
+        x_rows = ptr_of(rows_array, rows_per_span)
+        row_lo = chunk * n_rows // n_chunks
+        row_hi = (chunk + 1) * n_rows // n_chunks
+        for first in range(row_lo, row_hi, rows_per_span):
+            span_rows = min(rows_per_span, row_hi - first)
+            for start in range(0, cols, piece):
+                count = min(piece, cols - start)
+                for r in range(span_rows):
+                    row = first + r
+                    q1 = row % rows1
+                    q0 = (row // rows1) % rows0
+                    n = row // (rows1 * rows0)
+                    s0 = q0 * steps[0, 0] + t0 * steps[0, 1]
+                    s1 = q1 * steps[1, 0] + t1 * steps[1, 1]
+                    g_rows[r] = (row * cols + start) * c_out
+                    x_rows[r] = n * stride_n + s0 * stride0 + s1 * stride1 + start * x_step
+                # every (output block, entry tile) pair over the span while it is in cache
+                for ob in range(ob_lo, ob_hi):
                     co = ob * out_tile
                     co_count = min(out_tile, c_out - co)
-                    g_off = (g_row + start) * c_out + co
+                    for r in range(span_rows):
+                        g_rows[r] += co
                     for tile in range(n_tiles):
                         entries = ptr_of(entries_array, tile * IN_TILE)
-                        acc = ptr_of(acc_array, (ob * n_tiles + tile) * tile_size)
+                        acc = ptr_of(acc_array, ((ob - ob_lo) * n_tiles + tile) * tile_size)
                         if co_count == out_tile:
-                            _tile_span(src_p, grad_p, g_off, x_off, count, c_out, x_step,
-                                       entries, acc, True, co_count)
+                            _tile_span(src_p, grad_p, g_rows, x_rows, span_rows, count, c_out,
+                                       x_step, entries, acc, True, co_count)
                         else:
-                            _tile_span(src_p, grad_p, g_off, x_off, count, c_out, x_step,
-                                       entries, acc, False, co_count)
-        for ob in range(n_out):
+                            _tile_span(src_p, grad_p, g_rows, x_rows, span_rows, count, c_out,
+                                       x_step, entries, acc, False, co_count)
+                    for r in range(span_rows):
+                        g_rows[r] -= co
+        for ob in range(ob_lo, ob_hi):
             co = ob * out_tile
             for e in range(row_entries):
                 tile, k = e // IN_TILE, e % IN_TILE
-                base = (ob * n_tiles + tile) * tile_size + k * out_tile
+                base = ((ob - ob_lo) * n_tiles + tile) * tile_size + k * out_tile
                 for lane in range(min(out_tile, c_out - co)):
                     partial[chunk, co + lane, t0, t1, e] = acc_array[base + lane]
         keep_alive(entries_array)
+        keep_alive(rows_array)

@@ -14,16 +14,27 @@ kernels on the calling thread.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numba
 import numpy as np
 
-from . import _args, _dense, _dense_weight, _jit, _kernels, _plan, _planar, _pointwise
+from . import (
+    _args,
+    _dense,
+    _dense_weight,
+    _jit,
+    _kernels,
+    _plan,
+    _planar,
+    _pointwise,
+    _workspace,
+)
 from ._args import ConvSpec, DataShape
 from ._simd import lanes_for
 
@@ -190,12 +201,25 @@ class _DensePass:
         plan = self.dense
         if plan is None:
             plan = _dense.dense_plan(*self.dense_key, numba.get_num_threads())
-        if not _dense.accepts_input(src):
-            src = np.ascontiguousarray(src)
         target = dest if _writable_in_place(dest) else np.empty(dest.shape, dest.dtype)
-        _dense.run_dense(plan, src, packed, bias, target)
+        with _channels_last(src) as data:
+            _dense.run_dense(plan, data, packed, bias, target)
         if target is not dest:
             dest[...] = target
+
+
+@contextlib.contextmanager
+def _channels_last(view: np.ndarray) -> Iterator[np.ndarray]:
+    """``view`` itself if the dense kernels read it in place, else a channels-last copy.
+
+    The copy is a work array (:mod:`fastconv._workspace`) for the ``with`` block.
+    """
+    if _dense.accepts_input(view):
+        yield view
+        return
+    with _workspace.borrowed("channels-last", view.shape, view.dtype) as copy:
+        np.copyto(copy, view)
+        yield copy
 
 
 def _writable_in_place(dest: np.ndarray) -> bool:
@@ -389,13 +413,14 @@ class _PhasePass:
 
     def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                  dest: np.ndarray) -> None:
-        if self.dense:  # every phase reads the gradient: lay it out for the kernel once
-            src = np.ascontiguousarray(src)
-        for phases, target, source, run in self.phases:
-            if run is None:
-                dest[target] = 0 if bias is None else bias
-                continue
-            run(src[source], _phase_kernel(weight, self.spec, phases), bias, dest[target])
+        # every phase reads the gradient: the dense kernel gets it laid out once
+        with _channels_last(src) if self.dense else contextlib.nullcontext(src) as data:
+            for phases, target, source, run in self.phases:
+                if run is None:
+                    dest[target] = 0 if bias is None else bias
+                    continue
+                run(data[source], _phase_kernel(weight, self.spec, phases), bias,
+                    dest[target])
 
 
 def _adjoint_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
@@ -519,8 +544,8 @@ class _DenseWeightPass:
     The bias gradient, when wanted, comes from the gather pass's bias kernel.
     """
 
-    __slots__ = ("bias", "chunks", "dtype", "kept", "lows", "needed", "partial_shape",
-                 "spec", "steps", "taps")
+    __slots__ = ("bias", "chunks", "dtype", "kept", "lows", "needed", "out_blocks",
+                 "partial_shape", "spec", "steps", "taps")
 
     def __init__(self, spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
                  grad_shape: tuple[int, ...], want_bias: bool) -> None:
@@ -535,49 +560,75 @@ class _DenseWeightPass:
         self.steps = np.array([_plan.to_3d(spec.stride, 1), _plan.to_3d(spec.dilation, 1)],
                               np.int64).T.copy()
         self.steps.flags.writeable = False
-        self.chunks = _plan.reduction_chunks(math.prod(grad_shape[:3]), taps[0] * taps[1])
+        lanes = lanes_for(dtype)
+        self.out_blocks = _dense_weight.out_blocks_per_task(spec.c_out, taps[2] * spec.c_in,
+                                                            lanes, dtype.itemsize)
+        out_tiles = -(-spec.c_out // (2 * lanes))
+        groups = -(-out_tiles // self.out_blocks)
+        self.chunks = _plan.reduction_chunks(math.prod(grad_shape[:3]),
+                                             taps[0] * taps[1] * groups)
         self.partial_shape = (self.chunks, spec.c_out, taps[0], taps[1], taps[2] * spec.c_in)
         self.bias = _WeightPass(spec, dtype, grad_shape, False, True) if want_bias else None
         _jit.ensure_compiled(_dense_weight.dense_weight_grad,
                              _dense_weight.dense_weight_grad_signature, dtype)
 
-    def _padded(self, src: np.ndarray) -> np.ndarray:
+    @contextlib.contextmanager
+    def _padded(self, src: np.ndarray) -> Iterator[np.ndarray]:
         """The input zero-padded so that every window read is inside (canonical view).
 
         Channels-first data stay channels-first (a pointwise layer's input is used in
-        place; otherwise padding costs one plain copy rather than a transposing one).
+        place; otherwise padding costs one plain copy rather than a transposing one). The
+        padded copy is a work array whose zero border is written once.
         """
         planes = _channels_first(src)
         planar = planes.flags.c_contiguous
         if not any(self.lows) and all(n <= size for n, size in zip(self.needed, src.shape[1:4])):
-            return src if planar else np.ascontiguousarray(src)
+            # read through its strides, whatever the layout
+            with contextlib.nullcontext(src) if min(src.strides) >= 0 else \
+                    _channels_last(src) as data:
+                yield data
+            return
         inside = tuple(slice(low, low + k) for low, k in zip(self.lows, self.kept))
         kept = tuple(slice(0, k) for k in self.kept)
+        purpose = ("padded", planar, self.lows, self.kept)
         if planar:
-            padded = np.zeros((src.shape[0], src.shape[4], *self.needed), src.dtype)
-            padded[(slice(None), slice(None)) + inside] = planes[(slice(None), slice(None))
-                                                                 + kept]
-            return padded.transpose(0, 2, 3, 4, 1)
-        padded = np.zeros((src.shape[0], *self.needed, src.shape[4]), src.dtype)
-        padded[(slice(None),) + inside] = src[(slice(None),) + kept]
-        return padded
+            shape = (src.shape[0], src.shape[4], *self.needed)
+            with _workspace.borrowed(purpose, shape, src.dtype, _workspace.zeros) as padded:
+                padded[(slice(None), slice(None)) + inside] = planes[(slice(None), slice(None))
+                                                                     + kept]
+                yield padded.transpose(0, 2, 3, 4, 1)
+            return
+        shape = (src.shape[0], *self.needed, src.shape[4])
+        with _workspace.borrowed(purpose, shape, src.dtype, _workspace.zeros) as padded:
+            padded[(slice(None),) + inside] = src[(slice(None),) + kept]
+            yield padded
 
     def __call__(self, src: np.ndarray, grad_out: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray | None]:
         spec, taps = self.spec, self.taps
-        grad = np.ascontiguousarray(grad_out)
         partial = np.empty(self.partial_shape, self.dtype)
-        padded = self._padded(src)
-        layout = np.array([padded.shape, [s // padded.itemsize for s in padded.strides]],
-                          np.int64)
-        _dense_weight.dense_weight_grad(_dense.flat_view(padded), layout, grad, self.steps,
-                                        partial)
+        with self._padded(src) as padded, _channels_last_contiguous(grad_out) as grad:
+            layout = np.array([padded.shape, [s // padded.itemsize for s in padded.strides]],
+                              np.int64)
+            _dense_weight.dense_weight_grad(_dense.flat_view(padded), layout, grad, self.steps,
+                                            partial, self.out_blocks)
+            grad_bias = None if self.bias is None else self.bias(None, grad)[1]
         summed = partial[0] if self.chunks == 1 else np.add.reduce(partial, axis=0)
         grad_weight = summed.reshape(spec.c_out, *taps, spec.c_in).transpose(0, 4, 1, 2, 3)
         grad_weight = np.ascontiguousarray(grad_weight).reshape(spec.c_out, spec.c_in,
                                                                 *spec.kernel)
-        grad_bias = None if self.bias is None else self.bias(None, grad)[1]
         return grad_weight, grad_bias
+
+
+@contextlib.contextmanager
+def _channels_last_contiguous(view: np.ndarray) -> Iterator[np.ndarray]:
+    """``view`` if it is C-contiguous, else a C-contiguous work-array copy of it."""
+    if view.flags.c_contiguous:
+        yield view
+        return
+    with _workspace.borrowed("contiguous", view.shape, view.dtype) as copy:
+        np.copyto(copy, view)
+        yield copy
 
 
 def _weight_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
@@ -673,9 +724,14 @@ def _remember(key: tuple | None, plan: Any) -> None:
 
 
 def clear_plans() -> None:
-    """Forget every call plan (they are rebuilt, and arguments revalidated, on the next calls)."""
+    """Forget every call plan and free the kept work arrays.
+
+    Plans are rebuilt, and arguments revalidated, on the next calls; work arrays (layout and
+    padding copies, see :mod:`fastconv._workspace`) are allocated again.
+    """
     with _PLANS_LOCK:
         _PLANS.clear()
+    _workspace.clear()
 
 
 class _ApplyPlan:
