@@ -14,6 +14,7 @@ are not pooled (the allocator recycles small blocks already).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
@@ -114,3 +115,18 @@ def clear() -> None:
     with _LOCK:
         _IDLE.clear()
         _idle_bytes = 0
+
+
+def _after_fork_in_child() -> None:
+    """Give a forked child a free lock and no idle arrays.
+
+    Another thread of the parent may have held the lock at the fork.
+    """
+    global _LOCK, _idle_bytes
+    _LOCK = threading.Lock()
+    _IDLE.clear()
+    _idle_bytes = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
