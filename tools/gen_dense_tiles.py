@@ -52,7 +52,7 @@ def tile(P):
         "    # the micro-kernel walks one kernel row (K2 taps x C_in, contiguous in the packed",
         "    # weights) per pixel pointer: see _row_sources",
         "    span = k2n * ishape[3]",
-        "    direct = interior and d2 == 1",
+        "    direct = interior",
         "    wo = kb * k0n * k1n * span * kbs",
         "    for k0 in range(k0n):",
         "        for k1 in range(k1n):",
@@ -69,8 +69,15 @@ def tile(P):
     for p in range(P):
         off = "0" if p == 0 else ("span" if p == 1 else f"{p} * span")
         L.append(f"                x{p} = _src(xp, zp, fp, sp[{4 * P + p}], {off})")
-    L += ["            if nv > 0:", "                w = wo", "                for c in range(span):"]
-    L += _fma_lines(P, "                    ")
+    L += ["            if nv > 0:", "                w = wo",
+          "                if d2 == 1 or not direct:  # one contiguous span per pixel",
+          "                    for c in range(span):"]
+    L += _fma_lines(P, "                        ")
+    L += ["                else:  # dilated taps read in place: K2 runs of C_in",
+          "                    for k2 in range(k2n):",
+          "                        first = k2 * d2 * ishape[3]",
+          "                        for c in range(first, first + ishape[3]):"]
+    L += _fma_lines(P, "                            ")
     L += [
         "            wo += span * kbs",
         "    nk = kn - kb * kbs",

@@ -20,9 +20,11 @@ one input scalar per pixel (``2 * TILE_P`` FMAs). The packed weights of one
 kernel row (``K2`` taps x ``C_in``) are contiguous, and so is the input a pixel
 needs for it when its window is inside the input along the last dimension and
 the dilation there is 1: the micro-kernel then runs ``K2 * C_in`` steps per
-kernel row on one pointer per pixel. Zero padding is handled by the pointer: a
-pixel's row in the padding reads a zero buffer, and a row cut by the border (or
-dilated along the last dimension) is first gathered, with zeros, into a small
+kernel row on one pointer per pixel (with a dilation, ``K2`` runs of ``C_in``
+steps, still in place, for tiles whose windows are inside the input). Zero
+padding is handled by the pointer: a pixel's row in the padding reads a zero
+buffer, and a row cut by the border (or dilated along the last dimension, at
+the borders) is first gathered, with zeros, into a small
 per-thread scratch span. Interior, border and tail tiles therefore run the same
 micro-kernel. For small ``C_in`` ("window mode") each task gathers its pixels'
 whole windows once and runs all output-channel blocks over them.
@@ -459,7 +461,7 @@ def _tile6(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, npix, ishape, oshape, kshap
     # the micro-kernel walks one kernel row (K2 taps x C_in, contiguous in the packed
     # weights) per pixel pointer: see _row_sources
     span = k2n * ishape[3]
-    direct = interior and d2 == 1
+    direct = interior
     wo = kb * k0n * k1n * span * kbs
     for k0 in range(k0n):
         for k1 in range(k1n):
@@ -483,28 +485,54 @@ def _tile6(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, npix, ishape, oshape, kshap
                 x5 = _src(xp, zp, fp, sp[29], 5 * span)
             if nv > 0:
                 w = wo
-                for c in range(span):
-                    w0 = vload(wpp, w)
-                    w1 = vload(wpp, w + lanes)
-                    b = vbroadcast_load(x0, c)
-                    a00 = vfma(b, w0, a00)
-                    a01 = vfma(b, w1, a01)
-                    b = vbroadcast_load(x1, c)
-                    a10 = vfma(b, w0, a10)
-                    a11 = vfma(b, w1, a11)
-                    b = vbroadcast_load(x2, c)
-                    a20 = vfma(b, w0, a20)
-                    a21 = vfma(b, w1, a21)
-                    b = vbroadcast_load(x3, c)
-                    a30 = vfma(b, w0, a30)
-                    a31 = vfma(b, w1, a31)
-                    b = vbroadcast_load(x4, c)
-                    a40 = vfma(b, w0, a40)
-                    a41 = vfma(b, w1, a41)
-                    b = vbroadcast_load(x5, c)
-                    a50 = vfma(b, w0, a50)
-                    a51 = vfma(b, w1, a51)
-                    w += kbs
+                if d2 == 1 or not direct:  # one contiguous span per pixel
+                    for c in range(span):
+                        w0 = vload(wpp, w)
+                        w1 = vload(wpp, w + lanes)
+                        b = vbroadcast_load(x0, c)
+                        a00 = vfma(b, w0, a00)
+                        a01 = vfma(b, w1, a01)
+                        b = vbroadcast_load(x1, c)
+                        a10 = vfma(b, w0, a10)
+                        a11 = vfma(b, w1, a11)
+                        b = vbroadcast_load(x2, c)
+                        a20 = vfma(b, w0, a20)
+                        a21 = vfma(b, w1, a21)
+                        b = vbroadcast_load(x3, c)
+                        a30 = vfma(b, w0, a30)
+                        a31 = vfma(b, w1, a31)
+                        b = vbroadcast_load(x4, c)
+                        a40 = vfma(b, w0, a40)
+                        a41 = vfma(b, w1, a41)
+                        b = vbroadcast_load(x5, c)
+                        a50 = vfma(b, w0, a50)
+                        a51 = vfma(b, w1, a51)
+                        w += kbs
+                else:  # dilated taps read in place: K2 runs of C_in
+                    for k2 in range(k2n):
+                        first = k2 * d2 * ishape[3]
+                        for c in range(first, first + ishape[3]):
+                            w0 = vload(wpp, w)
+                            w1 = vload(wpp, w + lanes)
+                            b = vbroadcast_load(x0, c)
+                            a00 = vfma(b, w0, a00)
+                            a01 = vfma(b, w1, a01)
+                            b = vbroadcast_load(x1, c)
+                            a10 = vfma(b, w0, a10)
+                            a11 = vfma(b, w1, a11)
+                            b = vbroadcast_load(x2, c)
+                            a20 = vfma(b, w0, a20)
+                            a21 = vfma(b, w1, a21)
+                            b = vbroadcast_load(x3, c)
+                            a30 = vfma(b, w0, a30)
+                            a31 = vfma(b, w1, a31)
+                            b = vbroadcast_load(x4, c)
+                            a40 = vfma(b, w0, a40)
+                            a41 = vfma(b, w1, a41)
+                            b = vbroadcast_load(x5, c)
+                            a50 = vfma(b, w0, a50)
+                            a51 = vfma(b, w1, a51)
+                            w += kbs
             wo += span * kbs
     nk = kn - kb * kbs
     b0 = vload(bp, kb * kbs)
@@ -550,7 +578,7 @@ def _tile8(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, npix, ishape, oshape, kshap
     # the micro-kernel walks one kernel row (K2 taps x C_in, contiguous in the packed
     # weights) per pixel pointer: see _row_sources
     span = k2n * ishape[3]
-    direct = interior and d2 == 1
+    direct = interior
     wo = kb * k0n * k1n * span * kbs
     for k0 in range(k0n):
         for k1 in range(k1n):
@@ -578,34 +606,66 @@ def _tile8(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, npix, ishape, oshape, kshap
                 x7 = _src(xp, zp, fp, sp[39], 7 * span)
             if nv > 0:
                 w = wo
-                for c in range(span):
-                    w0 = vload(wpp, w)
-                    w1 = vload(wpp, w + lanes)
-                    b = vbroadcast_load(x0, c)
-                    a00 = vfma(b, w0, a00)
-                    a01 = vfma(b, w1, a01)
-                    b = vbroadcast_load(x1, c)
-                    a10 = vfma(b, w0, a10)
-                    a11 = vfma(b, w1, a11)
-                    b = vbroadcast_load(x2, c)
-                    a20 = vfma(b, w0, a20)
-                    a21 = vfma(b, w1, a21)
-                    b = vbroadcast_load(x3, c)
-                    a30 = vfma(b, w0, a30)
-                    a31 = vfma(b, w1, a31)
-                    b = vbroadcast_load(x4, c)
-                    a40 = vfma(b, w0, a40)
-                    a41 = vfma(b, w1, a41)
-                    b = vbroadcast_load(x5, c)
-                    a50 = vfma(b, w0, a50)
-                    a51 = vfma(b, w1, a51)
-                    b = vbroadcast_load(x6, c)
-                    a60 = vfma(b, w0, a60)
-                    a61 = vfma(b, w1, a61)
-                    b = vbroadcast_load(x7, c)
-                    a70 = vfma(b, w0, a70)
-                    a71 = vfma(b, w1, a71)
-                    w += kbs
+                if d2 == 1 or not direct:  # one contiguous span per pixel
+                    for c in range(span):
+                        w0 = vload(wpp, w)
+                        w1 = vload(wpp, w + lanes)
+                        b = vbroadcast_load(x0, c)
+                        a00 = vfma(b, w0, a00)
+                        a01 = vfma(b, w1, a01)
+                        b = vbroadcast_load(x1, c)
+                        a10 = vfma(b, w0, a10)
+                        a11 = vfma(b, w1, a11)
+                        b = vbroadcast_load(x2, c)
+                        a20 = vfma(b, w0, a20)
+                        a21 = vfma(b, w1, a21)
+                        b = vbroadcast_load(x3, c)
+                        a30 = vfma(b, w0, a30)
+                        a31 = vfma(b, w1, a31)
+                        b = vbroadcast_load(x4, c)
+                        a40 = vfma(b, w0, a40)
+                        a41 = vfma(b, w1, a41)
+                        b = vbroadcast_load(x5, c)
+                        a50 = vfma(b, w0, a50)
+                        a51 = vfma(b, w1, a51)
+                        b = vbroadcast_load(x6, c)
+                        a60 = vfma(b, w0, a60)
+                        a61 = vfma(b, w1, a61)
+                        b = vbroadcast_load(x7, c)
+                        a70 = vfma(b, w0, a70)
+                        a71 = vfma(b, w1, a71)
+                        w += kbs
+                else:  # dilated taps read in place: K2 runs of C_in
+                    for k2 in range(k2n):
+                        first = k2 * d2 * ishape[3]
+                        for c in range(first, first + ishape[3]):
+                            w0 = vload(wpp, w)
+                            w1 = vload(wpp, w + lanes)
+                            b = vbroadcast_load(x0, c)
+                            a00 = vfma(b, w0, a00)
+                            a01 = vfma(b, w1, a01)
+                            b = vbroadcast_load(x1, c)
+                            a10 = vfma(b, w0, a10)
+                            a11 = vfma(b, w1, a11)
+                            b = vbroadcast_load(x2, c)
+                            a20 = vfma(b, w0, a20)
+                            a21 = vfma(b, w1, a21)
+                            b = vbroadcast_load(x3, c)
+                            a30 = vfma(b, w0, a30)
+                            a31 = vfma(b, w1, a31)
+                            b = vbroadcast_load(x4, c)
+                            a40 = vfma(b, w0, a40)
+                            a41 = vfma(b, w1, a41)
+                            b = vbroadcast_load(x5, c)
+                            a50 = vfma(b, w0, a50)
+                            a51 = vfma(b, w1, a51)
+                            b = vbroadcast_load(x6, c)
+                            a60 = vfma(b, w0, a60)
+                            a61 = vfma(b, w1, a61)
+                            b = vbroadcast_load(x7, c)
+                            a70 = vfma(b, w0, a70)
+                            a71 = vfma(b, w1, a71)
+                            w += kbs
             wo += span * kbs
     nk = kn - kb * kbs
     b0 = vload(bp, kb * kbs)
