@@ -450,3 +450,18 @@ def test_work_arrays_are_reused_and_keep_results_exact(monkeypatch):
     assert_close(again[1], expected, 2 * 9 * 11, np.float32)
     fastconv.clear_plans()
     assert _workspace._idle_bytes == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(2, 19, 301), (1, 64, 256), (3, 3, 1000), (1, 1, 7),
+                                   (2, 17, 16)])
+def test_channels_last_copy_is_an_exact_transpose(shape, dtype):
+    """The vectorised layout copy (square blocks transposed in registers, scalar edges)."""
+    from fastconv import _jit, _kernels
+
+    _jit.ensure_compiled(_kernels.channels_last_copy, _kernels.channels_last_signature,
+                         np.dtype(dtype))
+    src = np.random.default_rng(29).standard_normal(shape).astype(dtype)
+    dst = np.full((shape[0], shape[2], shape[1]), np.nan, dtype)
+    _kernels.channels_last_copy(src, dst)
+    assert np.array_equal(dst, src.transpose(0, 2, 1))

@@ -19,6 +19,7 @@ from numba import from_dtype, prange, types
 from ._jit import helper, kernel, serial_twin
 from ._plan import ADJOINT, DILATION, IN_SIZE, MODE, OUT_SIZE, PAD_HIGH, PAD_LOW, STRIDE, TAPS
 from ._plan import SERIAL_MAX_WORK as _SERIAL_MAX_WORK
+from ._simd import ptr_of, vlanes, vtranspose_copy
 
 _ZEROS, _REFLECT, _REPLICATE, _CIRCULAR = 0, 1, 2, 3
 
@@ -349,3 +350,56 @@ SERIAL_MAX_WORK = _SERIAL_MAX_WORK
 gather_conv_serial = serial_twin(gather_conv, "gather_conv_serial")
 weight_grad_serial = serial_twin(weight_grad, "weight_grad_serial")
 bias_grad_serial = serial_twin(bias_grad, "bias_grad_serial")
+
+
+# ---------------------------------------------------------------------------- layout copies
+
+
+@cache
+def channels_last_signature(dtype: np.dtype) -> tuple:
+    """Argument types :func:`channels_last_copy` is compiled for."""
+    return (data_type(dtype, 3, layout="C"), data_type(dtype, 3, True, "C"))
+
+
+#: Pixels per task of :func:`channels_last_copy`.
+LAYOUT_BLOCK = 256
+
+
+@kernel
+def channels_last_copy(src, dst):
+    """``dst[n, p, c] = src[n, c, p]``: channels-first planes to channels-last pixels.
+
+    Square blocks of ``lanes x lanes`` elements are transposed in registers
+    (:func:`fastconv._simd.vtranspose_copy`); the edges (channel or pixel counts that are
+    not multiples of the vector width) are copied one element at a time.
+
+    Parameters
+    ----------
+    src : ndarray, shape (N, C, P), C-contiguous
+        Channels-first data (spatial dimensions flattened).
+    dst : ndarray, shape (N, P, C), C-contiguous
+        Written once per element.
+    """
+    batch, channels, pixels = src.shape
+    lanes = vlanes(src)
+    n_blocks = (pixels + LAYOUT_BLOCK - 1) // LAYOUT_BLOCK
+    full_c = channels - channels % lanes
+    src_p = ptr_of(src, 0)
+    dst_p = ptr_of(dst, 0)
+    for task in prange(batch * n_blocks):
+        n = task // n_blocks
+        p_lo = (task % n_blocks) * LAYOUT_BLOCK
+        p_hi = min(pixels, p_lo + LAYOUT_BLOCK)
+        full_p = p_lo + (p_hi - p_lo) // lanes * lanes
+        s_base = n * channels * pixels
+        d_base = n * pixels * channels
+        for c in range(0, full_c, lanes):
+            for p in range(p_lo, full_p, lanes):
+                vtranspose_copy(src_p, s_base + c * pixels + p, pixels, dst_p,
+                                d_base + p * channels + c, channels)
+        for p in range(full_p, p_hi):
+            for c in range(full_c):
+                dst_p[d_base + p * channels + c] = src_p[s_base + c * pixels + p]
+        for p in range(p_lo, p_hi):
+            for c in range(full_c, channels):
+                dst_p[d_base + p * channels + c] = src_p[s_base + c * pixels + p]

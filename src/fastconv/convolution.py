@@ -218,8 +218,28 @@ def _channels_last(view: np.ndarray) -> Iterator[np.ndarray]:
         yield view
         return
     with _workspace.borrowed("channels-last", view.shape, view.dtype) as copy:
-        np.copyto(copy, view)
+        _copy_channels_last(view, copy)
         yield copy
+
+
+#: Below this many elements a layout copy is left to NumPy (no parallel launch).
+_LAYOUT_KERNEL_MIN = 1 << 16
+
+
+def _copy_channels_last(view: np.ndarray, dest: np.ndarray) -> None:
+    """Copy a canonical view into the C-contiguous ``dest`` of its shape.
+
+    Channels-first C-contiguous data (the common case) goes through the vectorised
+    transposing kernel :func:`fastconv._kernels.channels_last_copy`.
+    """
+    planes = _channels_first(view)
+    if not planes.flags.c_contiguous or view.size < _LAYOUT_KERNEL_MIN:
+        np.copyto(dest, view)
+        return
+    _jit.ensure_compiled(_kernels.channels_last_copy, _kernels.channels_last_signature,
+                         view.dtype)
+    n, c = planes.shape[0], planes.shape[1]
+    _kernels.channels_last_copy(planes.reshape(n, c, -1), dest.reshape(n, -1, c))
 
 
 def _writable_in_place(dest: np.ndarray) -> bool:
@@ -471,9 +491,13 @@ class _WeightPass:
 
     def __call__(self, src: np.ndarray | None, grad_out: np.ndarray
                  ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        dtype = self.dtype
         # unit stride along channels lets the kernel's innermost loop vectorise
-        grad_out = np.ascontiguousarray(grad_out)
+        with _channels_last_contiguous(grad_out) as grad:
+            return self._run(src, grad)
+
+    def _run(self, src: np.ndarray | None, grad_out: np.ndarray
+             ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        dtype = self.dtype
         partial_b = np.zeros(self.partial_b_shape, dtype)
         grad_weight = grad_bias = None
         if self.want_weight:
@@ -627,7 +651,7 @@ def _channels_last_contiguous(view: np.ndarray) -> Iterator[np.ndarray]:
         yield view
         return
     with _workspace.borrowed("contiguous", view.shape, view.dtype) as copy:
-        np.copyto(copy, view)
+        _copy_channels_last(view, copy)
         yield copy
 
 
