@@ -214,7 +214,7 @@ def _advance(pos, step, oshape):
     return (n, o0, o1, o2)
 
 
-@njit(cache=CACHE, inline="always")
+@njit(cache=CACHE)
 def _pixel_meta(sp, pos, npix, ptile, ishape, oshape, kshape, geom, lay):
     """Fill the tile scratch `sp` with each pixel's virtual input origin and output offset.
 
@@ -393,7 +393,7 @@ def _gather_windows(xp, fp, sp, ptile, npix, ishape, kshape, geom, lay):
                         _zero_span(ptr_of(rdst, k2 * cn), cn, lanes)
 
 
-@njit(cache=CACHE, inline="always")
+@njit(cache=CACHE)
 def _store_px(op, tb, off, v0, v1, nk, lanes, osk):
     """Store the two vectors of one pixel's output-channel block, up to `nk` channels.
 
@@ -1321,14 +1321,24 @@ def flat_view(a: np.ndarray) -> np.ndarray:
                                            writeable=a.flags.writeable)
 
 
-def _layout(x: np.ndarray, out: np.ndarray) -> tuple[int, ...]:
-    """The ``dims`` argument of the drivers: shapes and element strides of `x` and `out`."""
-    item = x.itemsize
-    xs = [s // item for s in x.strides]
-    os = [s // item for s in out.strides]
-    return (x.shape[0], x.shape[1], x.shape[2], x.shape[3], x.shape[4], xs[0], xs[1], xs[2],
-            out.shape[1], out.shape[2], out.shape[3], out.shape[4], os[0], os[1], os[2], os[3],
-            os[4])
+def _layout(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """The ``dims`` argument of the drivers: shapes and element strides of `x` and `out`.
+
+    An int64 array (a tuple argument would cost Numba's dispatcher more than the rest of a
+    small call), cached per distinct shapes and strides.
+    """
+    return _layout_of(x.shape, x.strides, out.shape, out.strides, x.itemsize)
+
+
+@lru_cache(maxsize=256)
+def _layout_of(x_shape: tuple[int, ...], x_strides: tuple[int, ...],
+               out_shape: tuple[int, ...], out_strides: tuple[int, ...],
+               item: int) -> np.ndarray:
+    xs = [s // item for s in x_strides]
+    os = [s // item for s in out_strides]
+    dims = np.array((*x_shape, *xs[:3], *out_shape[1:], *os), np.int64)
+    dims.flags.writeable = False
+    return dims
 
 
 def run_dense(plan: DensePlan, x: np.ndarray, wp: np.ndarray, bias: np.ndarray | None,

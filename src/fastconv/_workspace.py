@@ -14,6 +14,7 @@ are not pooled (the allocator recycles small blocks already).
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections import OrderedDict
@@ -90,8 +91,9 @@ def borrowed(purpose: Hashable, shape: tuple[int, ...], dtype: np.dtype,
     ...     print(work.shape, work.max())
     (512, 512) 0.0
     """
-    key = (purpose, tuple(shape), np.dtype(dtype))
-    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    dtype = np.dtype(dtype)
+    key = (purpose, tuple(shape), dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
     array = _take(key) if nbytes >= MIN_BYTES else None
     if array is None:
         array = np.empty(shape, dtype)

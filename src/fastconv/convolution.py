@@ -208,15 +208,33 @@ class _DensePass:
             dest[...] = target
 
 
-@contextlib.contextmanager
-def _channels_last(view: np.ndarray) -> Iterator[np.ndarray]:
+def _channels_last(view: np.ndarray) -> contextlib.AbstractContextManager[np.ndarray]:
     """``view`` itself if the dense kernels read it in place, else a channels-last copy.
 
-    The copy is a work array (:mod:`fastconv._workspace`) for the ``with`` block.
+    A large copy is a work array (:mod:`fastconv._workspace`) for the ``with`` block.
     """
     if _dense.accepts_input(view):
-        yield view
-        return
+        return contextlib.nullcontext(view)
+    return _channels_last_copy(view)
+
+
+def _channels_last_contiguous(view: np.ndarray) -> contextlib.AbstractContextManager[np.ndarray]:
+    """``view`` if it is C-contiguous, else a C-contiguous copy (a work array when large)."""
+    if view.flags.c_contiguous:
+        return contextlib.nullcontext(view)
+    return _channels_last_copy(view)
+
+
+def _channels_last_copy(view: np.ndarray) -> contextlib.AbstractContextManager[np.ndarray]:
+    """A C-contiguous copy of a canonical view for a ``with`` block."""
+    if view.nbytes < _workspace.MIN_BYTES:
+        return contextlib.nullcontext(np.ascontiguousarray(view))
+    return _borrowed_copy(view)
+
+
+@contextlib.contextmanager
+def _borrowed_copy(view: np.ndarray) -> Iterator[np.ndarray]:
+    """A C-contiguous work-array copy of a canonical view."""
     with _workspace.borrowed("channels-last", view.shape, view.dtype) as copy:
         _copy_channels_last(view, copy)
         yield copy
@@ -245,10 +263,11 @@ def _copy_channels_last(view: np.ndarray, dest: np.ndarray) -> None:
 def _writable_in_place(dest: np.ndarray) -> bool:
     """Whether a kernel may write ``dest`` through its strides.
 
-    All strides positive: in the arrays fastconv makes or accepts (``out=`` is
-    C-contiguous), distinct elements then never share memory.
+    No negative strides: in the arrays fastconv writes (its own results and views of them,
+    where only unit dims may have stride 0, and ``out=``, which is C-contiguous) distinct
+    elements then never share memory.
     """
-    return all(s > 0 or n == 1 for s, n in zip(dest.strides, dest.shape))
+    return min(dest.strides) >= 0
 
 
 def _channels_first(view: np.ndarray) -> np.ndarray:
@@ -642,17 +661,6 @@ class _DenseWeightPass:
         grad_weight = np.ascontiguousarray(grad_weight).reshape(spec.c_out, spec.c_in,
                                                                 *spec.kernel)
         return grad_weight, grad_bias
-
-
-@contextlib.contextmanager
-def _channels_last_contiguous(view: np.ndarray) -> Iterator[np.ndarray]:
-    """``view`` if it is C-contiguous, else a C-contiguous work-array copy of it."""
-    if view.flags.c_contiguous:
-        yield view
-        return
-    with _workspace.borrowed("contiguous", view.shape, view.dtype) as copy:
-        _copy_channels_last(view, copy)
-        yield copy
 
 
 def _weight_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
