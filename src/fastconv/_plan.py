@@ -312,6 +312,27 @@ def reduction_chunks(rows: int, tiles: int) -> int:
     return int(min(rows, -(-16 // max(tiles, 1))))
 
 
+#: Output-gradient bytes per reduction chunk of the dense weight gradient at most: every tap
+#: row's task re-reads its chunk, which should then come from cache.
+WEIGHT_CHUNK_BYTES = 2 * 1024 * 1024
+
+
+def dense_weight_chunks(rows: int, tiles: int, grad_bytes: int) -> int:
+    """Number of reduction chunks of the dense weight gradient (shape-determined).
+
+    As many as :func:`reduction_chunks` gives, and at least one per
+    :data:`WEIGHT_CHUNK_BYTES` of output gradient.
+
+    Examples
+    --------
+    >>> dense_weight_chunks(896, 7, 8 * 64 * 112 * 112 * 4)  # 7x7 stem: gradient 25.7 MB
+    13
+    >>> dense_weight_chunks(112, 144, 8 * 256 * 14 * 14 * 4)
+    1
+    """
+    return max(reduction_chunks(rows, tiles), min(rows, -(-grad_bytes // WEIGHT_CHUNK_BYTES)))
+
+
 def _applicable(padding_mode: str, groups: int, c_in: int, c_out: int,
                 stride: tuple[int, ...], planar_layout: bool) -> tuple[bool, bool]:
     """Whether the dense and the planar kernels can run a (non-empty) convolution at all."""

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 import numpy as np
 
 #: Idle bytes the pool keeps at most.
-LIMIT_BYTES = 256 * 1024 * 1024
+LIMIT_BYTES = 128 * 1024 * 1024
 
 #: Smaller arrays are allocated afresh each time.
 MIN_BYTES = 256 * 1024

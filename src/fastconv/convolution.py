@@ -608,8 +608,9 @@ class _DenseWeightPass:
                                                             lanes, dtype.itemsize)
         out_tiles = -(-spec.c_out // (2 * lanes))
         groups = -(-out_tiles // self.out_blocks)
-        self.chunks = _plan.reduction_chunks(math.prod(grad_shape[:3]),
-                                             taps[0] * taps[1] * groups)
+        self.chunks = _plan.dense_weight_chunks(math.prod(grad_shape[:3]),
+                                                taps[0] * taps[1] * groups,
+                                                math.prod(grad_shape) * dtype.itemsize)
         self.partial_shape = (self.chunks, spec.c_out, taps[0], taps[1], taps[2] * spec.c_in)
         self.bias = _WeightPass(spec, dtype, grad_shape, False, True) if want_bias else None
         _jit.ensure_compiled(_dense_weight.dense_weight_grad,
