@@ -51,6 +51,11 @@ GROUPED_CASES = [
     (2, 2, 8, 8, 8, (4, 5), (3, 7), 1, (1, 3), 1, "zeros"),
     (2, 1, 4, 8, 1, (7, 9), (1, 1), 1, 0, 1, "zeros"),
     (2, 2, 16, 16, 1, (7, 7), (3, 3), 1, 0, 1, "zeros"),
+    # output channels per group 4 (a triple and one alone), 5 (a triple and a padded
+    # pair) and 8 (a block of six and a padded pair): the planar kernel's channel strips
+    (2, 1, 4, 8, 2, (5, 19), (3, 3), 1, 1, 1, "zeros"),
+    (2, 1, 6, 10, 2, (6, 20), (3, 3), (2, 1), 1, 1, "reflect"),
+    (2, 2, 8, 16, 2, (5, 37), (3, 3), 1, 1, 1, "zeros"),
 ]
 
 
@@ -266,7 +271,7 @@ def test_planar_border_data_never_leaks(value, monkeypatch):
 
 @settings(deadline=None, max_examples=max(20, settings.default.max_examples // 3))
 @given(nd=st.integers(1, 3), groups=st.integers(1, 4), in_group=st.integers(1, 3),
-       out_group=st.integers(1, 3), kernel=st.integers(1, 4), stride=st.integers(1, 2),
+       out_group=st.integers(1, 9), kernel=st.integers(1, 4), stride=st.integers(1, 2),
        dilation=st.integers(1, 2), low=st.integers(0, 2), high=st.integers(0, 2),
        extra=st.integers(0, 40), mode=st.sampled_from(["zeros", "reflect", "replicate",
                                                        "circular"]),

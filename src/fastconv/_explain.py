@@ -93,12 +93,17 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
         span = _plan.planar_tile_rows(row_block, _plan.to_3d(spec.stride, 1)[1], taps3[1],
                                       dilation3[1])
         tile = in_group * taps3[0] * span * width
-        blocks = (spec.c_out // spec.groups) // _planar.CHANNEL_BLOCK
+        out_group = spec.c_out // spec.groups
+        blocks = out_group // _planar.CHANNEL_BLOCK
+        rest = out_group - blocks * _planar.CHANNEL_BLOCK
+        triples = -(-rest // _planar.TRIPLE) if rest >= 2 else 0
         detail = (f"padded input tiles of {in_group} channel(s) x {span} rows x {width} "
                   f"columns, {row_block} output rows per task, strips of two rows x "
                   f"{_planar.STRIP_VECTORS} vectors"
                   + (f", {blocks} block(s) of {_planar.CHANNEL_BLOCK} output channels per "
-                     "group" if blocks else ""))
+                     "group" if blocks else "")
+                  + (f", {triples} block(s) of {_planar.TRIPLE} output channels x "
+                     f"{_planar.STRIP_VECTORS} vectors per group" if triples else ""))
         return PassPlan(name, algorithm, detail, flops, (threads * tile + weights) * itemsize)
     detail = "general gather kernel (padding map evaluated per position, scalar)"
     return PassPlan(name, "gather", detail, flops, (weights + threads * 4096) * itemsize)

@@ -86,12 +86,45 @@ def pack_channel_blocks(weight: np.ndarray, groups: int) -> np.ndarray:
 
 
 
+#: Output channels of the small channel-blocked strip (four vectors of columns each: 12
+#: accumulators) for the channels of a group left over by the six-channel blocks.
+TRIPLE = 3
+
+
+def pack_channel_triples(weight: np.ndarray, groups: int) -> np.ndarray:
+    """The last ``Og % 6`` channels of each group as zero-padded blocks of three.
+
+    Returns ``(G * ceil((Og % 6) / 3), Ig, T0, T1, T2, 3)``: block ``g * nb + b`` holds
+    channels ``g*Og + 6*(Og // 6) + 3*b + [0, 3)`` of group ``g`` (zeros past ``Og``), the
+    three weights of one (input channel, tap) contiguous. Empty when ``Og % 6 < 2`` (a
+    single leftover channel runs alone).
+
+    Examples
+    --------
+    >>> pack_channel_triples(np.ones((6, 2, 1, 1, 1)), 2).shape  # Og = 3: one triple each
+    (2, 2, 1, 1, 1, 3)
+    >>> pack_channel_triples(np.ones((8, 2, 1, 1, 1)), 2).shape  # Og = 4: two, one padded
+    (4, 2, 1, 1, 1, 3)
+    """
+    c_out = weight.shape[0]
+    out_group = c_out // groups
+    first = out_group // CHANNEL_BLOCK * CHANNEL_BLOCK
+    rest = out_group - first
+    blocks = -(-rest // TRIPLE) if rest >= 2 else 0
+    padded = np.zeros((groups, blocks * TRIPLE, *weight.shape[1:]), weight.dtype)
+    if blocks:
+        padded[:, :rest] = weight.reshape(groups, out_group, *weight.shape[1:])[:, first:]
+    shaped = padded.reshape(groups, blocks, TRIPLE, *weight.shape[1:])
+    return np.ascontiguousarray(np.moveaxis(shaped, 2, -1)).reshape(
+        groups * blocks, *weight.shape[1:], TRIPLE)
+
+
 @cache
 def planar_signature(dtype: np.dtype) -> tuple:
     """Argument types :func:`planar_conv` is compiled for (one signature per dtype)."""
     return (data_type(dtype, 5, layout="C"), data_type(dtype, 5, layout="C"),
-            data_type(dtype, 6, layout="C"), data_type(dtype, 1), data_type(dtype, 5, True, "C"),
-            INDEX_2D, types.int64)
+            data_type(dtype, 6, layout="C"), data_type(dtype, 6, layout="C"),
+            data_type(dtype, 1), data_type(dtype, 5, True, "C"), INDEX_2D, types.int64)
 
 
 @cache
@@ -284,6 +317,58 @@ def _strip_channels(tile, packed, p_base, in_group, taps0, taps1, taps2, span, w
 
 
 @helper
+def _strip_triple(tile, packed, p_base, in_group, taps0, taps1, taps2, span, width,
+                  dilation1, dilation2, row, col, out, out_off, channel_step, count, bias,
+                  channels):
+    """Output columns ``[col, col + count)`` (four vectors) of one row, three output channels.
+
+    Per tap: four vector loads of the tile, three weight broadcasts, twelve multiply-adds
+    (a channel at a time would take one load per multiply-add). ``packed[p_base:]`` holds
+    the block's weights, three per (input channel, tap); the first ``channels`` (1 to 3)
+    are stored, channel ``k`` at ``k * channel_step`` after ``out_off``.
+    """
+    lanes = vlanes(tile)
+    a00, a01, a02, a03 = vzero(tile), vzero(tile), vzero(tile), vzero(tile)
+    a10, a11, a12, a13 = vzero(tile), vzero(tile), vzero(tile), vzero(tile)
+    a20, a21, a22, a23 = vzero(tile), vzero(tile), vzero(tile), vzero(tile)
+    w_off = p_base
+    for i in range(in_group):
+        for t0 in range(taps0):
+            plane = (i * taps0 + t0) * span
+            for t1 in range(taps1):
+                top = (plane + row + t1 * dilation1) * width + col
+                for t2 in range(taps2):
+                    # three weights held, one tile vector at a time: 12 accumulators +
+                    # 3 weights + 1 operand fill the 16 AVX2 registers without spills
+                    off = top + t2 * dilation2
+                    w0 = vbroadcast(packed[w_off])
+                    w1 = vbroadcast(packed[w_off + 1])
+                    w2 = vbroadcast(packed[w_off + 2])
+                    x = vload(tile, off)
+                    a00 = vfma(w0, x, a00)
+                    a10 = vfma(w1, x, a10)
+                    a20 = vfma(w2, x, a20)
+                    x = vload(tile, off + lanes)
+                    a01 = vfma(w0, x, a01)
+                    a11 = vfma(w1, x, a11)
+                    a21 = vfma(w2, x, a21)
+                    x = vload(tile, off + 2 * lanes)
+                    a02 = vfma(w0, x, a02)
+                    a12 = vfma(w1, x, a12)
+                    a22 = vfma(w2, x, a22)
+                    x = vload(tile, off + 3 * lanes)
+                    a03 = vfma(w0, x, a03)
+                    a13 = vfma(w1, x, a13)
+                    a23 = vfma(w2, x, a23)
+                    w_off += TRIPLE
+    _store_row(out, out_off, count, a00, a01, a02, a03, bias[0])
+    if channels > 1:
+        _store_row(out, out_off + channel_step, count, a10, a11, a12, a13, bias[1])
+    if channels > 2:
+        _store_row(out, out_off + 2 * channel_step, count, a20, a21, a22, a23, bias[2])
+
+
+@helper
 def _strip_rows(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width, dilation1,
                 dilation2, row_step, row, col, out, out_off, out_step, count, two, bias):
     """:func:`_strip_pair` with its loop bounds made compile-time constants where common.
@@ -309,7 +394,7 @@ def _strip_rows(tile, weights, w_base, in_group, taps0, taps1, taps2, span, widt
 
 
 @kernel
-def planar_conv(src, weight, packed, bias, out, geom, row_block):
+def planar_conv(src, weight, packed, packed3, bias, out, geom, row_block):
     """Channels-first convolution with unit stride along the last dimension.
 
     ``out[n, g*Og + j, q] = bias[g*Og + j] + sum src[n, g*Ig + i, s(q, t)] *
@@ -325,7 +410,11 @@ def planar_conv(src, weight, packed, bias, out, geom, row_block):
         Kernel.
     packed : ndarray, shape (G * (Og // 6), Ig, T0, T1, T2, 6), C-contiguous
         The kernel in blocks of six output channels (:func:`pack_channel_blocks`); those
-        channels run six at a time, the rest of each group one at a time.
+        channels run six at a time.
+    packed3 : ndarray, shape (G * nb, Ig, T0, T1, T2, 3), C-contiguous
+        The channels of each group left over by the six-channel blocks, in zero-padded
+        blocks of three (:func:`pack_channel_triples`), run three at a time; a single
+        leftover channel runs alone.
     bias : ndarray, shape (G*Og,)
         Added to every output (zeros when there is no bias).
     out : ndarray, shape (N, G*Og, Q0, Q1, Q2), C-contiguous
@@ -352,6 +441,7 @@ def planar_conv(src, weight, packed, bias, out, geom, row_block):
     src_p = ptr_of(src, 0)
     w_p = ptr_of(weight, 0)
     p_p = ptr_of(packed, 0)
+    p3_p = ptr_of(packed3, 0)
     out_p = ptr_of(out, 0)
     n_blocks = (rows1 + row_block - 1) // row_block
     n_tasks = batch * groups * rows0 * n_blocks
@@ -382,7 +472,20 @@ def planar_conv(src, weight, packed, bias, out, geom, row_block):
                     _strip_channels(tile, p_p, p_base, in_group, taps0, taps1, taps2, used,
                                     width, dilation1, dilation2, row, col, out_p, out_off,
                                     plane_size, cols - col, ptr_of(bias, co))
-        for j in range(blocks * CHANNEL_BLOCK, out_group):
+        triples = packed3.shape[0] // groups
+        for jt in range(triples):
+            first = blocks * CHANNEL_BLOCK + jt * TRIPLE
+            co = g * out_group + first
+            p_base = (g * triples + jt) * kernel_size * TRIPLE
+            for q1 in range(row_lo, row_hi):
+                row = (q1 - row_lo) * stride1
+                out_off = (((n * c_out + co) * rows0 + q0) * rows1 + q1) * cols
+                for col in range(0, cols, STRIP_VECTORS * lanes):
+                    _strip_triple(tile, p3_p, p_base, in_group, taps0, taps1, taps2, used,
+                                  width, dilation1, dilation2, row, col, out_p, out_off + col,
+                                  plane_size, cols - col, ptr_of(bias, co),
+                                  min(TRIPLE, out_group - first))
+        for j in range(blocks * CHANNEL_BLOCK + triples * TRIPLE, out_group):
             co = g * out_group + j
             b = bias[co]
             out_row = ((n * c_out + co) * rows0 + q0) * rows1 * cols

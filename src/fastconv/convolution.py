@@ -322,7 +322,8 @@ class _PlanarPass:
         target = view if view.flags.c_contiguous else np.empty(view.shape, self.dtype)
         bias_vector = self.zero_bias if bias is None else np.ascontiguousarray(bias, self.dtype)
         _planar.planar_conv(planes, kernel, _planar.pack_channel_blocks(kernel, self.groups),
-                            bias_vector, target, self.geometry, self.row_block)
+                            _planar.pack_channel_triples(kernel, self.groups), bias_vector,
+                            target, self.geometry, self.row_block)
         if target is not view:
             view[...] = target
 
