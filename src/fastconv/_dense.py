@@ -1,12 +1,16 @@
 """Dense direct convolution, forward pass, on explicit SIMD micro-kernels.
 
-Layouts (all arrays C-contiguous):
+Layouts:
 
-- input ``x``: ``(N, I0, I1, I2, C_in)``, channels-last, **not** padded;
-- packed weights ``wp``: ``(KBn, K0, K1, K2, C_in, KB)`` made by :func:`pack_weights`
-  from ``(C_out, C_in, K0, K1, K2)``, with ``KBn = ceil(C_out / KB)`` and the
-  output channels zero-padded to ``KBn * KB``;
-- output ``out``: ``(N, O0, O1, O2, C_out)``, channels-last.
+- input ``x``: ``(N, I0, I1, I2, C_in)``, **not** padded, channels contiguous and pixels
+  along ``I2`` adjacent (a channels-last array or a spatial slice of one; see
+  :func:`accepts_input`), other strides free;
+- packed weights ``wp``: ``(KBn, K0, K1, K2, C_in, KB)``, C-contiguous, made by
+  :func:`pack_weights` from ``(C_out, C_in, K0, K1, K2)``, with ``KBn = ceil(C_out / KB)``
+  and the output channels zero-padded to ``KBn * KB``;
+- output ``out``: ``(N, O0, O1, O2, C_out)``, any non-negative strides: channels-last is
+  written with vector stores, anything else (the channels-first view of an ``(N, C_out,
+  O0, O1, O2)`` array, a strided stride phase) element by element through a lane buffer.
 
 1-D and 2-D convolutions use unit leading spatial dimensions. The output
 extent is taken from ``out``; stride, dilation and low padding are given per
