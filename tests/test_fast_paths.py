@@ -470,3 +470,29 @@ def test_channels_last_copy_is_an_exact_transpose(shape, dtype):
     dst = np.full((shape[0], shape[2], shape[1]), np.nan, dtype)
     _kernels.channels_last_copy(src, dst)
     assert np.array_equal(dst, src.transpose(0, 2, 1))
+
+
+@pytest.mark.parametrize("batch", [1, 3, 9])
+def test_dense_results_do_not_depend_on_layout_or_copy_parts(batch, monkeypatch):
+    """Channels-first data is copied to channels-last a part of the batch at a time; the
+    kernel's arithmetic is the same, so both layouts give bitwise identical results."""
+    monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "dense")
+    monkeypatch.setattr(convolution, "FORCE_WEIGHT_ALGORITHM", "dense")
+    rng = np.random.default_rng(31)
+    x = rng.standard_normal((batch, 20, 9, 13)).astype(np.float32)
+    weight = rng.standard_normal((24, 20, 3, 3)).astype(np.float32)
+    options = {"padding": 1, "stride": (1, 2)}
+    first = fastconv.conv2d(x, weight, **options)
+    last = fastconv.conv2d(np.ascontiguousarray(to_channels_last(x)), weight,
+                           channels_last=True, **options)
+    assert np.ascontiguousarray(to_channels_last(first)).tobytes() == last.tobytes()
+    grad = rng.standard_normal(first.shape).astype(np.float32)
+    grad_input = fastconv.conv2d_input(x.shape, weight, grad, **options)
+    grad_input_last = fastconv.conv2d_input(
+        to_channels_last(x).shape, weight, np.ascontiguousarray(to_channels_last(grad)),
+        channels_last=True, **options)
+    assert np.ascontiguousarray(to_channels_last(grad_input)).tobytes() == \
+        grad_input_last.tobytes()
+    assert_close(fastconv.conv2d_weight(x, weight.shape, grad, **options),
+                 naive.conv_weight(x, weight.shape, grad, **options),
+                 batch * int(np.prod(grad.shape[2:])), np.float32)

@@ -312,6 +312,24 @@ def reduction_chunks(rows: int, tiles: int) -> int:
     return int(min(rows, -(-16 // max(tiles, 1))))
 
 
+#: Large layout and padding copies are made this many parts of the batch at a time.
+COPY_PARTS = 4
+
+
+def copy_samples(batch: int) -> int:
+    """Samples per part when a pass copies a batch's operand part by part.
+
+    About a quarter of the batch, so a copy adds at most about a quarter of the operand to
+    the memory a call holds (one sample when the batch is smaller than four).
+
+    Examples
+    --------
+    >>> copy_samples(8), copy_samples(2), copy_samples(1), copy_samples(10)
+    (2, 1, 1, 3)
+    """
+    return max(1, -(-batch // COPY_PARTS))
+
+
 #: Output-gradient bytes per reduction chunk of the dense weight gradient at most: every tap
 #: row's task re-reads its chunk, which should then come from cache.
 WEIGHT_CHUNK_BYTES = 2 * 1024 * 1024

@@ -169,41 +169,54 @@ class _GatherPass:
 class _DensePass:
     """A forward convolution (or a stride-1 adjoint) on the SIMD micro-kernel (a planned pass).
 
-    Calling it packs the weights (:func:`fastconv._dense.pack_weights_as`), makes the input
-    channels-last (copying only when it is not already), and runs
+    Calling it packs the weights (:func:`fastconv._dense.pack_weights_as`) and runs
     :func:`fastconv._dense.run_dense` on the destination in place (a channels-first output
-    is written through its strides); the adjoint is a dense forward convolution with the
-    kernel flipped and C_in/C_out swapped.
+    is written through its strides). An input the kernel cannot read in place (channels
+    first) is copied to channels-last a part of the batch at a time
+    (:func:`fastconv._plan.copy_samples`), so the copy adds about a quarter of the input to
+    the memory a call holds.
     """
 
-    __slots__ = ("block", "dense", "dense_key", "dtype", "flip", "weight_shape")
+    __slots__ = ("block", "dense", "dtype", "geometry", "packed_shape", "src_shape",
+                 "weight_shape")
 
     def __init__(self, spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
-                 dest_shape: tuple[int, ...], flip: tuple | None) -> None:
+                 dest_shape: tuple[int, ...]) -> None:
         taps = _plan.to_3d(spec.kernel, 1)
         self.dtype = dtype
-        self.flip = flip
         self.block = _dense.block_size(dtype)
         self.weight_shape = (spec.c_out, spec.c_in, *taps)
-        packed_shape = (-(-spec.c_out // self.block), *taps, spec.c_in, self.block)
-        self.dense_key = (src_shape, packed_shape, dest_shape, dtype, _plan.to_3d(spec.stride, 1),
-                          _plan.to_3d(spec.dilation, 1),
-                          _plan.to_3d(tuple(p[0] for p in spec.pads), 0), None, None, None)
-        serial = _dense.is_serial(src_shape, packed_shape, dest_shape)
-        self.dense = _dense.dense_plan(*self.dense_key, 1) if serial else None
+        self.packed_shape = (-(-spec.c_out // self.block), *taps, spec.c_in, self.block)
+        self.geometry = (_plan.to_3d(spec.stride, 1), _plan.to_3d(spec.dilation, 1),
+                         _plan.to_3d(tuple(p[0] for p in spec.pads), 0))
+        self.src_shape = src_shape
+        # a small call's plan (serial, so independent of the thread count) is made once
+        self.dense = (self._plan(src_shape, dest_shape)
+                      if _dense.is_serial(src_shape, self.packed_shape, dest_shape) else None)
+
+    def _plan(self, src_shape: tuple[int, ...], dest_shape: tuple[int, ...]) -> _dense.DensePlan:
+        """The (cached) dense plan of one call on arrays of these shapes."""
+        threads = (1 if _dense.is_serial(src_shape, self.packed_shape, dest_shape)
+                   else numba.get_num_threads())
+        return _dense.dense_plan(src_shape, self.packed_shape, dest_shape, self.dtype,
+                                 *self.geometry, None, None, None, threads)
 
     def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                  dest: np.ndarray) -> None:
-        if self.flip is not None:
-            weight = np.swapaxes(weight[self.flip], 0, 1)
         packed = _dense.pack_weights_as(weight.reshape(self.weight_shape), self.dtype,
                                         self.block)
-        plan = self.dense
-        if plan is None:
-            plan = _dense.dense_plan(*self.dense_key, numba.get_num_threads())
         target = dest if _writable_in_place(dest) else np.empty(dest.shape, dest.dtype)
-        with _channels_last(src) as data:
-            _dense.run_dense(plan, data, packed, bias, target)
+        if _dense.accepts_input(src):
+            plan = self.dense if self.dense is not None and src.shape == self.src_shape \
+                else self._plan(src.shape, target.shape)
+            _dense.run_dense(plan, src, packed, bias, target)
+        else:
+            step = _plan.copy_samples(src.shape[0])
+            for first in range(0, src.shape[0], step):
+                part = slice(first, first + step)
+                with _channels_last_copy(src[part]) as data:
+                    _dense.run_dense(self._plan(data.shape, target[part].shape), data, packed,
+                                     bias, target[part])
         if target is not dest:
             dest[...] = target
 
@@ -377,7 +390,7 @@ def _forward_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
     work = math.prod(dest_shape[1:]) * (spec.c_in // spec.groups) * math.prod(spec.kernel)
     algorithm = _plan.small_call_algorithm(algorithm, work, FORCE_FORWARD_ALGORITHM)
     if algorithm == "dense" and math.prod(dest_shape):
-        return _DensePass(spec, dtype, src_shape, dest_shape, None)
+        return _DensePass(spec, dtype, src_shape, dest_shape)
     if algorithm == "planar" and math.prod(dest_shape):
         return _PlanarPass(spec, dtype, dest_shape)
     if algorithm == "pointwise" and math.prod(dest_shape):
@@ -453,14 +466,26 @@ class _PhasePass:
 
     def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                  dest: np.ndarray) -> None:
-        # every phase reads the gradient: the dense kernel gets it laid out once
-        with _channels_last(src) if self.dense else contextlib.nullcontext(src) as data:
-            for phases, target, source, run in self.phases:
-                if run is None:
-                    dest[target] = 0 if bias is None else bias
-                    continue
-                run(data[source], _phase_kernel(weight, self.spec, phases), bias,
-                    dest[target])
+        kernels = [None if run is None else _phase_kernel(weight, self.spec, phases)
+                   for phases, _, _, run in self.phases]
+        if not self.dense or _dense.accepts_input(src):
+            self._run(src, kernels, bias, dest)
+            return
+        # every phase reads the gradient: the dense kernel gets it laid out once per part of
+        # the batch (see _DensePass)
+        step = _plan.copy_samples(src.shape[0])
+        for first in range(0, src.shape[0], step):
+            part = slice(first, first + step)
+            with _channels_last_copy(src[part]) as data:
+                self._run(data, kernels, bias, dest[part])
+
+    def _run(self, src: np.ndarray, kernels: list, bias: np.ndarray | None,
+             dest: np.ndarray) -> None:
+        for (_, target, source, run), kernel in zip(self.phases, kernels):
+            if run is None:
+                dest[target] = 0 if bias is None else bias
+                continue
+            run(src[source], kernel, bias, dest[target])
 
 
 def _adjoint_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
@@ -583,13 +608,15 @@ class _DenseWeightPass:
     """Weight gradient on the dense register tiles.
 
     The input is read in place unless the layer pads it (then a zero-padded copy in its
-    own layout); the output gradient is copied to channels-last when it is not.
+    own layout); the output gradient is copied to channels-last when it is not. Copies are
+    made a part of the batch at a time (:func:`fastconv._plan.copy_samples`), each part
+    reduced into its own shape-determined chunks, and the parts summed in order.
 
     The bias gradient, when wanted, comes from the gather pass's bias kernel.
     """
 
-    __slots__ = ("bias", "chunks", "dtype", "kept", "lows", "needed", "out_blocks",
-                 "partial_shape", "spec", "steps", "taps")
+    __slots__ = ("bias", "dtype", "kept", "lows", "needed", "out_blocks", "partial_shape",
+                 "spec", "steps", "taps", "tiles")
 
     def __init__(self, spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
                  grad_shape: tuple[int, ...], want_bias: bool) -> None:
@@ -608,11 +635,8 @@ class _DenseWeightPass:
         self.out_blocks = _dense_weight.out_blocks_per_task(spec.c_out, taps[2] * spec.c_in,
                                                             lanes, dtype.itemsize)
         out_tiles = -(-spec.c_out // (2 * lanes))
-        groups = -(-out_tiles // self.out_blocks)
-        self.chunks = _plan.dense_weight_chunks(math.prod(grad_shape[:3]),
-                                                taps[0] * taps[1] * groups,
-                                                math.prod(grad_shape) * dtype.itemsize)
-        self.partial_shape = (self.chunks, spec.c_out, taps[0], taps[1], taps[2] * spec.c_in)
+        self.tiles = taps[0] * taps[1] * -(-out_tiles // self.out_blocks)
+        self.partial_shape = (spec.c_out, taps[0], taps[1], taps[2] * spec.c_in)
         self.bias = _WeightPass(spec, dtype, grad_shape, False, True) if want_bias else None
         _jit.ensure_compiled(_dense_weight.dense_weight_grad,
                              _dense_weight.dense_weight_grad_signature, dtype)
@@ -651,18 +675,37 @@ class _DenseWeightPass:
     def __call__(self, src: np.ndarray, grad_out: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray | None]:
         spec, taps = self.spec, self.taps
-        partial = np.empty(self.partial_shape, self.dtype)
+        padded = any(self.lows) or any(n > size for n, size in zip(self.needed,
+                                                                   src.shape[1:4]))
+        copies = padded or not grad_out.flags.c_contiguous
+        batch = src.shape[0]
+        step = _plan.copy_samples(batch) if copies else batch
+        weight_sum = bias_sum = None
+        for first in range(0, batch, step):
+            part = slice(first, first + step)
+            weight_part, bias_part = self._part(src[part], grad_out[part])
+            weight_sum = weight_part if weight_sum is None else weight_sum + weight_part
+            if bias_part is not None:
+                bias_sum = bias_part if bias_sum is None else bias_sum + bias_part
+        grad_weight = weight_sum.reshape(spec.c_out, *taps, spec.c_in).transpose(0, 4, 1, 2, 3)
+        grad_weight = np.ascontiguousarray(grad_weight).reshape(spec.c_out, spec.c_in,
+                                                                *spec.kernel)
+        return grad_weight, bias_sum
+
+    def _part(self, src: np.ndarray, grad_out: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Weight (and bias) gradient of some samples: summed partials."""
+        rows = math.prod(grad_out.shape[:3])
+        chunks = _plan.dense_weight_chunks(rows, self.tiles, grad_out.nbytes)
+        partial = np.empty((chunks, *self.partial_shape), self.dtype)
         with self._padded(src) as padded, _channels_last_contiguous(grad_out) as grad:
             layout = np.array([padded.shape, [s // padded.itemsize for s in padded.strides]],
                               np.int64)
             _dense_weight.dense_weight_grad(_dense.flat_view(padded), layout, grad, self.steps,
                                             partial, self.out_blocks)
             grad_bias = None if self.bias is None else self.bias(None, grad)[1]
-        summed = partial[0] if self.chunks == 1 else np.add.reduce(partial, axis=0)
-        grad_weight = summed.reshape(spec.c_out, *taps, spec.c_in).transpose(0, 4, 1, 2, 3)
-        grad_weight = np.ascontiguousarray(grad_weight).reshape(spec.c_out, spec.c_in,
-                                                                *spec.kernel)
-        return grad_weight, grad_bias
+        summed = partial[0] if chunks == 1 else np.add.reduce(partial, axis=0)
+        return summed, grad_bias
 
 
 def _weight_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
