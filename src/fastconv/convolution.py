@@ -412,10 +412,26 @@ def _phase_kernel(weight: np.ndarray, spec: ConvSpec, phases: tuple[_plan.Phase,
     """
     g = spec.groups
     kernel = weight.reshape(g, spec.c_out // g, spec.c_in // g, *spec.kernel)
-    for axis, phase in enumerate(phases):
-        kernel = np.take(kernel, phase.taps, axis=3 + axis)
+    # the taps of a phase are evenly spaced: a strided view, not a copy (the passes copy the
+    # kernel once, into their own packed layout)
+    kernel = kernel[(slice(None),) * 3 + tuple(_taps_slice(p.taps) for p in phases)]
     return np.swapaxes(kernel, 1, 2).reshape(spec.c_in, spec.c_out // g,
                                             *(len(p.taps) for p in phases))
+
+
+def _taps_slice(taps: tuple[int, ...]) -> slice:
+    """The slice selecting ``taps`` (evenly spaced, in either order) along a kernel axis.
+
+    Examples
+    --------
+    >>> _taps_slice((4, 2, 0)), _taps_slice((3,)), _taps_slice((1, 3))
+    (slice(4, None, -2), slice(3, 4, 1), slice(1, 4, 2))
+    """
+    step = taps[1] - taps[0] if len(taps) > 1 else 1
+    if any(b - a != step for a, b in zip(taps, taps[1:])) or step == 0:
+        raise ValueError(f"phase taps {taps} are not evenly spaced")
+    stop = taps[-1] + (1 if step > 0 else -1)
+    return slice(taps[0], None if stop < 0 else stop, step)
 
 
 def _phase_spec(spec: ConvSpec, phases: tuple[_plan.Phase, ...]) -> ConvSpec:
