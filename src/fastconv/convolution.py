@@ -700,9 +700,12 @@ class _DenseWeightPass:
         for first in range(0, batch, step):
             part = slice(first, first + step)
             weight_part, bias_part = self._part(src[part], grad_out[part])
-            weight_sum = weight_part if weight_sum is None else weight_sum + weight_part
+            if weight_sum is None:
+                weight_sum, bias_sum = weight_part, bias_part
+                continue
+            weight_sum += weight_part  # in place: the parts' partial sums are the callee's
             if bias_part is not None:
-                bias_sum = bias_part if bias_sum is None else bias_sum + bias_part
+                bias_sum += bias_part
         grad_weight = weight_sum.reshape(spec.c_out, *taps, spec.c_in).transpose(0, 4, 1, 2, 3)
         grad_weight = np.ascontiguousarray(grad_weight).reshape(spec.c_out, spec.c_in,
                                                                 *spec.kernel)
