@@ -1302,12 +1302,14 @@ def accepts_input(x: np.ndarray) -> bool:
 
     The kernels need each pixel's channels contiguous and consecutive pixels along the last
     spatial dimension adjacent (element strides ``C`` and 1 there, e.g. a channels-last array
-    or a slice of one along the spatial dims); the other strides are free but positive.
+    or a slice of one along the spatial dims); the other strides are free but positive. A
+    read-only array is copied too: the drivers are compiled for writeable arrays, and a
+    read-only one would compile them a second time.
     """
     item = x.itemsize
     strides = x.strides
     return (strides[4] == item and (strides[3] == x.shape[4] * item or x.shape[3] == 1)
-            and min(strides[:3]) >= 0)
+            and min(strides[:3]) >= 0 and x.flags.writeable)
 
 
 def flat_view(a: np.ndarray) -> np.ndarray:
