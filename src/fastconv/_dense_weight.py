@@ -18,7 +18,7 @@ the input is read from memory once per tap row.
 
 The padded input ``(N, P0, P1, P2, C_in)`` is given as a flat array with its shape and
 element strides; the output gradient ``(N, Q0, Q1, Q2, C_out)`` is C-contiguous. Each
-element of the partial result ``(chunks, C_out, T0, T1, T2 * C_in)`` is one task's
+element of the partial result ``(chunks, C_out, C_in, T0, T1, T2)`` is one task's
 fixed-order sum over its pixels, and the chunks are fixed by the shapes, so results do not
 depend on the number of threads.
 """
@@ -71,7 +71,7 @@ def out_blocks_per_task(c_out: int, row_entries: int, lanes: int, itemsize: int)
 def dense_weight_grad_signature(dtype: np.dtype) -> tuple:
     """Argument types :func:`dense_weight_grad` is compiled for (one signature per dtype)."""
     return (data_type(dtype, 1, layout="C"), INDEX_2D, data_type(dtype, 5, layout="C"),
-            INDEX_2D, data_type(dtype, 5, True, "C"), types.int64)
+            INDEX_2D, data_type(dtype, 6, True, "C"), types.int64)
 
 
 @inlined
@@ -148,7 +148,7 @@ def _tile_span(src, grad, g_rows, x_rows, n_rows, count, c_out, x_step, entries,
 def dense_weight_grad(src, src_layout, grad, steps, partial, out_blocks):
     """Weight gradient of a one-group convolution from a zero-padded input.
 
-    ``partial[chunk, j, t0, t1, t2 * C_in + i] = sum grad[n, q0, q1, q2, j] *
+    ``partial[chunk, j, i, t0, t1, t2] = sum grad[n, q0, q1, q2, j] *
     src[n, q0*s0 + t0*d0, q1*s1 + t1*d1, q2*s2 + t2*d2, i]`` over the output rows
     ``(n, q0, q1)`` of ``chunk`` (a fixed split) and all ``q2``, in pixel order.
 
@@ -163,15 +163,17 @@ def dense_weight_grad(src, src_layout, grad, steps, partial, out_blocks):
         Gradient of its output.
     steps : ndarray of int64, shape (3, 2)
         Stride and dilation of each dimension.
-    partial : ndarray, shape (chunks, C_out, T0, T1, T2 * C_in), C-contiguous
-        Written once per element.
+    partial : ndarray, shape (chunks, C_out, C_in, T0, T1, T2), C-contiguous
+        Written once per element (in the layout of the weights, so the sum over chunks is
+        the gradient itself, with no transposing copy).
     out_blocks : int
         Blocks of ``2 * lanes`` output channels per task (their accumulators stay in
         cache while a span's input is reused for all of them).
     """
-    n_chunks, c_out, taps0, taps1, row_entries = partial.shape
+    n_chunks, c_out, _, taps0, taps1, taps2 = partial.shape
     batch, rows0, rows1, cols = grad.shape[0], grad.shape[1], grad.shape[2], grad.shape[3]
     c_in = src_layout[0, 4]
+    row_entries = taps2 * c_in
     stride_n, stride0, stride1 = src_layout[1, 0], src_layout[1, 1], src_layout[1, 2]
     stride2, stride_c = src_layout[1, 3], src_layout[1, 4]
     lanes = vlanes(src)
@@ -243,6 +245,7 @@ def dense_weight_grad(src, src_layout, grad, steps, partial, out_blocks):
                 tile, k = e // IN_TILE, e % IN_TILE
                 base = ((ob - ob_lo) * n_tiles + tile) * tile_size + k * out_tile
                 for lane in range(min(out_tile, c_out - co)):
-                    partial[chunk, co + lane, t0, t1, e] = acc_array[base + lane]
+                    partial[chunk, co + lane, e % c_in, t0, t1, e // c_in] = \
+                        acc_array[base + lane]
         keep_alive(entries_array)
         keep_alive(rows_array)

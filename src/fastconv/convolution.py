@@ -652,7 +652,7 @@ class _DenseWeightPass:
                                                             lanes, dtype.itemsize)
         out_tiles = -(-spec.c_out // (2 * lanes))
         self.tiles = taps[0] * taps[1] * -(-out_tiles // self.out_blocks)
-        self.partial_shape = (spec.c_out, taps[0], taps[1], taps[2] * spec.c_in)
+        self.partial_shape = (spec.c_out, spec.c_in, *taps)
         self.bias = _WeightPass(spec, dtype, grad_shape, False, True) if want_bias else None
         _jit.ensure_compiled(_dense_weight.dense_weight_grad,
                              _dense_weight.dense_weight_grad_signature, dtype)
@@ -690,7 +690,7 @@ class _DenseWeightPass:
 
     def __call__(self, src: np.ndarray, grad_out: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray | None]:
-        spec, taps = self.spec, self.taps
+        spec = self.spec
         padded = any(self.lows) or any(n > size for n, size in zip(self.needed,
                                                                    src.shape[1:4]))
         copies = padded or not grad_out.flags.c_contiguous
@@ -706,10 +706,8 @@ class _DenseWeightPass:
             weight_sum += weight_part  # in place: the parts' partial sums are the callee's
             if bias_part is not None:
                 bias_sum += bias_part
-        grad_weight = weight_sum.reshape(spec.c_out, *taps, spec.c_in).transpose(0, 4, 1, 2, 3)
-        grad_weight = np.ascontiguousarray(grad_weight).reshape(spec.c_out, spec.c_in,
-                                                                *spec.kernel)
-        return grad_weight, bias_sum
+            del weight_part, bias_part  # freed before the next part allocates its own
+        return weight_sum.reshape(spec.c_out, spec.c_in, *spec.kernel), bias_sum
 
     def _part(self, src: np.ndarray, grad_out: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray | None]:
