@@ -177,8 +177,7 @@ class _DensePass:
     the memory a call holds.
     """
 
-    __slots__ = ("block", "dense", "dtype", "geometry", "packed_shape", "src_shape",
-                 "weight_shape")
+    __slots__ = ("block", "dtype", "geometry", "packed_shape", "plans", "weight_shape")
 
     def __init__(self, spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
                  dest_shape: tuple[int, ...]) -> None:
@@ -189,17 +188,21 @@ class _DensePass:
         self.packed_shape = (-(-spec.c_out // self.block), *taps, spec.c_in, self.block)
         self.geometry = (_plan.to_3d(spec.stride, 1), _plan.to_3d(spec.dilation, 1),
                          _plan.to_3d(tuple(p[0] for p in spec.pads), 0))
-        self.src_shape = src_shape
-        # a small call's plan (serial, so independent of the thread count) is made once
-        self.dense = (self._plan(src_shape, dest_shape)
-                      if _dense.is_serial(src_shape, self.packed_shape, dest_shape) else None)
+        # plans of small (serial) calls, which do not depend on the thread count, by shapes
+        self.plans: dict[tuple, _dense.DensePlan] = {}
 
     def _plan(self, src_shape: tuple[int, ...], dest_shape: tuple[int, ...]) -> _dense.DensePlan:
-        """The (cached) dense plan of one call on arrays of these shapes."""
-        threads = (1 if _dense.is_serial(src_shape, self.packed_shape, dest_shape)
-                   else numba.get_num_threads())
-        return _dense.dense_plan(src_shape, self.packed_shape, dest_shape, self.dtype,
-                                 *self.geometry, None, None, None, threads)
+        """The dense plan of one call on arrays of these shapes."""
+        plan = self.plans.get((src_shape, dest_shape))
+        if plan is not None:
+            return plan
+        serial = _dense.is_serial(src_shape, self.packed_shape, dest_shape)
+        plan = _dense.dense_plan(src_shape, self.packed_shape, dest_shape, self.dtype,
+                                 *self.geometry, None, None, None,
+                                 1 if serial else numba.get_num_threads())
+        if serial:
+            self.plans[(src_shape, dest_shape)] = plan
+        return plan
 
     def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                  dest: np.ndarray) -> None:
@@ -207,9 +210,11 @@ class _DensePass:
                                         self.block)
         target = dest if _writable_in_place(dest) else np.empty(dest.shape, dest.dtype)
         if _dense.accepts_input(src):
-            plan = self.dense if self.dense is not None and src.shape == self.src_shape \
-                else self._plan(src.shape, target.shape)
-            _dense.run_dense(plan, src, packed, bias, target)
+            _dense.run_dense(self._plan(src.shape, target.shape), src, packed, bias, target)
+        elif src.shape[0] <= _plan.copy_samples(src.shape[0]):  # one part: the whole batch
+            with _channels_last_copy(src) as data:
+                _dense.run_dense(self._plan(data.shape, target.shape), data, packed, bias,
+                                 target)
         else:
             step = _plan.copy_samples(src.shape[0])
             for first in range(0, src.shape[0], step):
