@@ -15,6 +15,7 @@ CASES = [
     ((2, 3, 23, 19), (16, 3, 7, 7), {"stride": 2, "padding": 3}),
     ((2, 9, 11, 8), (8, 1, 3, 3), {"padding": 1, "groups": 8, "channels_last": True}),
     ((2, 6, 20), (6, 2, 3), {"padding": 1, "groups": 3, "padding_mode": "circular"}),
+    ((2, 64, 20, 20), (48, 64, 1, 1), {}),
 ]
 
 
@@ -22,11 +23,13 @@ def _run_names(plan):
     """Algorithm names of the passes of a cached gradient or forward plan."""
     def name(run):
         kind = type(run).__name__
-        if kind == "_PhasePass":
-            return "phases/" + ("dense" if run.dense else "planar")
+        if kind == "_PhasePass":  # the algorithm of the phase with the most taps
+            largest = max((p for p in run.phases if p[3] is not None),
+                          key=lambda p: np.prod([len(d.taps) for d in p[0]]))
+            return "phases/" + name(largest[3])
         return {"_DensePass": "dense", "_PlanarPass": "planar", "_GatherPass": "gather",
-                "_DenseWeightPass": "dense", "_PlanarWeightPass": "planar",
-                "_WeightPass": "gather"}[kind]
+                "_PointwisePass": "pointwise", "_DenseWeightPass": "dense",
+                "_PlanarWeightPass": "planar", "_WeightPass": "gather"}[kind]
     if hasattr(plan, "run"):
         return [name(plan.run)]
     return [name(plan.adjoint), name(plan.weight)]

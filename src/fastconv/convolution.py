@@ -101,9 +101,9 @@ def _finish(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- passes
-#: Algorithm override for tests and benchmarks: None (the plan decides), "dense", "planar" or
-#: "gather"; applies to the forward pass and to the adjoint (input gradient, transposed
-#: convolution) where the algorithm can run them, else the gather kernel does.
+#: Algorithm override for tests and benchmarks: None (the plan decides), "dense", "planar",
+#: "pointwise" or "gather"; applies to the forward pass and to the adjoint (input gradient,
+#: transposed convolution) where the algorithm can run them, else the gather kernel does.
 FORCE_FORWARD_ALGORITHM: str | None = None
 
 #: Weight-gradient override for tests and benchmarks: None, "dense", "planar" or "gather".
@@ -457,15 +457,15 @@ class _PhasePass:
     Input position ``start + stride * m`` of each phase receives a forward convolution of
     the output gradient with a subset of the taps, reversed (:func:`fastconv._plan.
     adjoint_phases`): no zero insertion and no multiply-add wasted on inserted zeros. Each
-    phase's forward convolution is planned like any other (dense or planar kernel); a phase
-    that no tap reaches is filled with the bias (or zeros).
+    phase's forward convolution is planned like any other (dense, pointwise or planar
+    kernel); a phase that no tap reaches is filled with the bias (or zeros).
     """
 
-    __slots__ = ("dense", "phases", "spec")
+    __slots__ = ("phases", "spec")
 
     def __init__(self, spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
-                 dest_shape: tuple[int, ...], planar_layout: bool, dense: bool) -> None:
-        self.spec, self.dense = spec, dense
+                 dest_shape: tuple[int, ...], planar_layout: bool) -> None:
+        self.spec = spec
         lead = (slice(None),) * (4 - spec.ndim)  # batch and the unit leading dims
         per_dim = [_plan.adjoint_phases(n, q, k, s, d, p[0]) for n, q, k, s, d, p in
                    zip(spec.in_sizes, spec.out_sizes, spec.kernel, spec.stride, spec.dilation,
@@ -487,26 +487,12 @@ class _PhasePass:
 
     def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                  dest: np.ndarray) -> None:
-        kernels = [None if run is None else _phase_kernel(weight, self.spec, phases)
-                   for phases, _, _, run in self.phases]
-        if not self.dense or _dense.accepts_input(src):
-            self._run(src, kernels, bias, dest)
-            return
-        # every phase reads the gradient: the dense kernel gets it laid out once per part of
-        # the batch (see _DensePass)
-        step = _plan.copy_samples(src.shape[0])
-        for first in range(0, src.shape[0], step):
-            part = slice(first, first + step)
-            with _channels_last_copy(src[part]) as data:
-                self._run(data, kernels, bias, dest[part])
-
-    def _run(self, src: np.ndarray, kernels: list, bias: np.ndarray | None,
-             dest: np.ndarray) -> None:
-        for (_, target, source, run), kernel in zip(self.phases, kernels):
+        # each phase's pass lays out (a part of the batch at a time) what it reads
+        for phases, target, source, run in self.phases:
             if run is None:
                 dest[target] = 0 if bias is None else bias
                 continue
-            run(src[source], kernel, bias, dest[target])
+            run(src[source], _phase_kernel(weight, self.spec, phases), bias, dest[target])
 
 
 def _adjoint_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
@@ -519,7 +505,7 @@ def _adjoint_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
     algorithm = _plan.small_call_algorithm(algorithm, work, FORCE_FORWARD_ALGORITHM)
     if algorithm == "gather" or not math.prod(dest_shape):
         return _GatherPass(spec, True, dtype, dest_shape)
-    return _PhasePass(spec, dtype, src_shape, dest_shape, planar_layout, algorithm == "dense")
+    return _PhasePass(spec, dtype, src_shape, dest_shape, planar_layout)
 
 
 class _WeightPass:
@@ -629,9 +615,10 @@ class _DenseWeightPass:
     """Weight gradient on the dense register tiles.
 
     The input is read in place unless the layer pads it (then a zero-padded copy in its
-    own layout); the output gradient is copied to channels-last when it is not. Copies are
-    made a part of the batch at a time (:func:`fastconv._plan.copy_samples`), each part
-    reduced into its own shape-determined chunks, and the parts summed in order.
+    own layout); the output gradient is copied to channels-last when it is not. Copies much
+    larger than the weights are made a part of the batch at a time
+    (:func:`fastconv._plan.copy_samples`), each part reduced into its own shape-determined
+    chunks, and the parts summed in order.
 
     The bias gradient, when wanted, comes from the gather pass's bias kernel.
     """
@@ -698,9 +685,13 @@ class _DenseWeightPass:
         spec = self.spec
         padded = any(self.lows) or any(n > size for n, size in zip(self.needed,
                                                                    src.shape[1:4]))
-        copies = padded or not grad_out.flags.c_contiguous
+        # the copies are made a part of the batch at a time when that saves more memory than
+        # the parts' partial sums take (each is the size of the weights, and costs time)
+        copy_bytes = (src.nbytes if padded else 0) + \
+            (0 if grad_out.flags.c_contiguous else grad_out.nbytes)
         batch = src.shape[0]
-        step = _plan.copy_samples(batch) if copies else batch
+        parts = copy_bytes >= _plan.COPY_PARTS * math.prod(self.partial_shape) * src.itemsize
+        step = _plan.copy_samples(batch) if parts else batch
         weight_sum = bias_sum = None
         for first in range(0, batch, step):
             part = slice(first, first + step)
