@@ -611,6 +611,11 @@ class _PlanarWeightPass:
         return grad_weight.reshape(self.weight_shape), grad_bias
 
 
+#: Output rows a batch part of a weight gradient needs at least (the reduction's parallel
+#: chunks are runs of rows).
+_PART_MIN_ROWS = 16
+
+
 class _DenseWeightPass:
     """Weight gradient on the dense register tiles.
 
@@ -690,8 +695,12 @@ class _DenseWeightPass:
         copy_bytes = (src.nbytes if padded else 0) + \
             (0 if grad_out.flags.c_contiguous else grad_out.nbytes)
         batch = src.shape[0]
-        parts = copy_bytes >= _plan.COPY_PARTS * math.prod(self.partial_shape) * src.itemsize
-        step = _plan.copy_samples(batch) if parts else batch
+        step = _plan.copy_samples(batch)
+        # ... and when a part still has rows enough to reduce in parallel chunks (a 1-D
+        # signal has one row per sample)
+        parts = (copy_bytes >= _plan.COPY_PARTS * math.prod(self.partial_shape) * src.itemsize
+                 and step * math.prod(grad_out.shape[1:3]) >= _PART_MIN_ROWS)
+        step = step if parts else batch
         weight_sum = bias_sum = None
         for first in range(0, batch, step):
             part = slice(first, first + step)
