@@ -258,8 +258,11 @@ def _strip_pair(tile, weights, w_base, in_group, taps0, taps1, taps2, span, widt
 
 
 @inlined
-def _store_channel(out, off, v0, v1, bias, count):
-    """Store the leading ``count`` (<= 2 vectors) columns of one channel's strip."""
+def store_channel(out, off, v0, v1, bias, count):
+    """Store the leading ``count`` (<= 2 vectors) columns of ``[v0, v1] + bias`` at ``out[off:]``.
+
+    One output channel's strip (also the pointwise kernel's).
+    """
     lanes = vlanes(out)
     _store_vector(out, off, v0, bias, count)
     _store_vector(out, off + lanes, v1, bias, count - lanes)
@@ -308,12 +311,12 @@ def _strip_channels(tile, packed, p_base, in_group, taps0, taps1, taps2, span, w
                     a50 = vfma(w, x0, a50)
                     a51 = vfma(w, x1, a51)
                     w_off += CHANNEL_BLOCK
-    _store_channel(out, out_off, a00, a01, bias[0], count)
-    _store_channel(out, out_off + channel_step, a10, a11, bias[1], count)
-    _store_channel(out, out_off + 2 * channel_step, a20, a21, bias[2], count)
-    _store_channel(out, out_off + 3 * channel_step, a30, a31, bias[3], count)
-    _store_channel(out, out_off + 4 * channel_step, a40, a41, bias[4], count)
-    _store_channel(out, out_off + 5 * channel_step, a50, a51, bias[5], count)
+    store_channel(out, out_off, a00, a01, bias[0], count)
+    store_channel(out, out_off + channel_step, a10, a11, bias[1], count)
+    store_channel(out, out_off + 2 * channel_step, a20, a21, bias[2], count)
+    store_channel(out, out_off + 3 * channel_step, a30, a31, bias[3], count)
+    store_channel(out, out_off + 4 * channel_step, a40, a41, bias[4], count)
+    store_channel(out, out_off + 5 * channel_step, a50, a51, bias[5], count)
 
 
 @helper

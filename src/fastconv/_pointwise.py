@@ -24,22 +24,18 @@ from numba import prange, types
 
 from ._jit import helper, inlined, kernel
 from ._kernels import data_type
+from ._planar import CHANNEL_BLOCK, store_channel
 from ._simd import (
     keep_alive,
     ptr_of,
-    vadd,
     vbroadcast,
     vfma,
     vlanes,
     vload,
     vload_masked,
     vstore,
-    vstore_masked,
     vzero,
 )
-
-#: Output channels per register tile (six rows by two vectors: 12 accumulators).
-CHANNEL_BLOCK = 6
 
 
 def pack_pointwise(weight: np.ndarray, groups: int, dtype: np.dtype) -> np.ndarray:
@@ -91,21 +87,6 @@ def _pack_strip(src, off, plane, channels, count, buf):
                                                         count - lanes))
 
 
-@inlined
-def _store_channel(out, off, v0, v1, bias, count):
-    """Store ``count`` (<= two vectors) columns of ``[v0, v1] + bias`` at ``out[off:]``."""
-    lanes = vlanes(out)
-    b = vbroadcast(bias)
-    if count >= 2 * lanes:
-        vstore(out, off, vadd(v0, b))
-        vstore(out, off + lanes, vadd(v1, b))
-    elif count > lanes:
-        vstore(out, off, vadd(v0, b))
-        vstore_masked(out, off + lanes, vadd(v1, b), count - lanes)
-    else:
-        vstore_masked(out, off, vadd(v0, b), count)
-
-
 @helper
 def _strip_block(buf, packed, w_off, channels, out, out_off, plane, count, rows, bias):
     """One strip (two vectors of pixels) of ``rows`` (<= 6) output channels.
@@ -142,17 +123,17 @@ def _strip_block(buf, packed, w_off, channels, out, out_off, plane, count, rows,
         a50 = vfma(v, x0, a50)
         a51 = vfma(v, x1, a51)
         w += CHANNEL_BLOCK
-    _store_channel(out, out_off, a00, a01, bias[0], count)
+    store_channel(out, out_off, a00, a01, bias[0], count)
     if rows > 1:
-        _store_channel(out, out_off + plane, a10, a11, bias[1], count)
+        store_channel(out, out_off + plane, a10, a11, bias[1], count)
     if rows > 2:
-        _store_channel(out, out_off + 2 * plane, a20, a21, bias[2], count)
+        store_channel(out, out_off + 2 * plane, a20, a21, bias[2], count)
     if rows > 3:
-        _store_channel(out, out_off + 3 * plane, a30, a31, bias[3], count)
+        store_channel(out, out_off + 3 * plane, a30, a31, bias[3], count)
     if rows > 4:
-        _store_channel(out, out_off + 4 * plane, a40, a41, bias[4], count)
+        store_channel(out, out_off + 4 * plane, a40, a41, bias[4], count)
     if rows > 5:
-        _store_channel(out, out_off + 5 * plane, a50, a51, bias[5], count)
+        store_channel(out, out_off + 5 * plane, a50, a51, bias[5], count)
 
 
 @kernel

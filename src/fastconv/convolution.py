@@ -211,10 +211,6 @@ class _DensePass:
         target = dest if _writable_in_place(dest) else np.empty(dest.shape, dest.dtype)
         if _dense.accepts_input(src):
             _dense.run_dense(self._plan(src.shape, target.shape), src, packed, bias, target)
-        elif src.shape[0] <= _plan.copy_samples(src.shape[0]):  # one part: the whole batch
-            with _channels_last_copy(src) as data:
-                _dense.run_dense(self._plan(data.shape, target.shape), data, packed, bias,
-                                 target)
         else:
             step = _plan.copy_samples(src.shape[0])
             for first in range(0, src.shape[0], step):
@@ -812,6 +808,19 @@ def _planar_ready(data: DataShape, channels: tuple[int, ...], contiguous: bool) 
     return contiguous and (not data.channels_last or all(c == 1 for c in channels))
 
 
+def _cached_plan(make_key: Callable[[], tuple]) -> tuple[tuple | None, Any]:
+    """``(key, plan)`` of a call: its key from ``make_key()`` and the plan kept for it.
+
+    ``(None, None)`` when an argument has no exact key (:class:`_Uncacheable`), and
+    ``(key, None)`` for a call not planned yet.
+    """
+    try:
+        key = make_key()
+    except _Uncacheable:
+        return None, None
+    return key, _PLANS.get(key)
+
+
 def _remember(key: tuple | None, plan: Any) -> None:
     """Keep ``plan`` for calls with ``key`` (the oldest plan goes when there are too many)."""
     if key is None:
@@ -894,14 +903,11 @@ def _apply(x_arr: np.ndarray, w_arr: np.ndarray, bias: ArrayLike | None, data: D
 def _forward(ndim: int, x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None,
              stride: IntOrTuple, padding: Padding, dilation: IntOrTuple, groups: int,
              padding_mode: str, channels_last: bool, out: np.ndarray | None) -> np.ndarray:
-    try:
-        key = ("conv", ndim, _array_key(x), _array_key(weight),
-               None if bias is None else _array_key(bias), _key(stride), _key(padding),
-               _key(dilation), _key(groups), _key(padding_mode), _key(channels_last),
-               FORCE_FORWARD_ALGORITHM)
-        plan = _PLANS.get(key)
-    except _Uncacheable:
-        key = plan = None
+    key, plan = _cached_plan(lambda: (
+        "conv", ndim, _array_key(x), _array_key(weight),
+        None if bias is None else _array_key(bias), _key(stride), _key(padding),
+        _key(dilation), _key(groups), _key(padding_mode), _key(channels_last),
+        FORCE_FORWARD_ALGORITHM))
     if plan is None:
         x, weight, data = _operands(ndim, x, weight, channels_last)
         spec = _args.conv_spec(ndim, data, weight.shape, stride, padding, dilation, groups,
@@ -915,14 +921,11 @@ def _transpose(ndim: int, x: ArrayLike, weight: ArrayLike, bias: ArrayLike | Non
                stride: IntOrTuple, padding: Padding, output_padding: IntOrTuple, groups: int,
                dilation: IntOrTuple, channels_last: bool, out: np.ndarray | None
                ) -> np.ndarray:
-    try:
-        key = ("transpose", ndim, _array_key(x), _array_key(weight),
-               None if bias is None else _array_key(bias), _key(stride), _key(padding),
-               _key(output_padding), _key(groups), _key(dilation), _key(channels_last),
-               FORCE_FORWARD_ALGORITHM)
-        plan = _PLANS.get(key)
-    except _Uncacheable:
-        key = plan = None
+    key, plan = _cached_plan(lambda: (
+        "transpose", ndim, _array_key(x), _array_key(weight),
+        None if bias is None else _array_key(bias), _key(stride), _key(padding),
+        _key(output_padding), _key(groups), _key(dilation), _key(channels_last),
+        FORCE_FORWARD_ALGORITHM))
     if plan is None:
         x, weight, data = _operands(ndim, x, weight, channels_last)
         spec = _args.transpose_spec(ndim, data, weight.shape, stride, padding, output_padding,
@@ -1009,14 +1012,11 @@ def _gradients(kind: str, ndim: int, x: ArrayLike | None, input_shape: object,
     first two validate their shape argument with :func:`fastconv._args.shape_spec` first.
     ``options`` are ``(stride, padding, dilation, groups, padding_mode, channels_last)``.
     """
-    try:
-        key = (kind, ndim, _key(input_shape) if x is None else _array_key(x),
-               _key(weight_shape) if weight is None else _array_key(weight),
-               _array_key(grad_output), *[_key(option) for option in options], needs,
-               FORCE_FORWARD_ALGORITHM, FORCE_WEIGHT_ALGORITHM)
-        plan = _PLANS.get(key)
-    except _Uncacheable:
-        key = plan = None
+    key, plan = _cached_plan(lambda: (
+        kind, ndim, _key(input_shape) if x is None else _array_key(x),
+        _key(weight_shape) if weight is None else _array_key(weight),
+        _array_key(grad_output), *[_key(option) for option in options], needs,
+        FORCE_FORWARD_ALGORITHM, FORCE_WEIGHT_ALGORITHM))
     if plan is None:
         if kind == "input":
             input_shape = _args.shape_spec("input_shape", input_shape)
