@@ -496,3 +496,40 @@ def test_dense_results_do_not_depend_on_layout_or_copy_parts(batch, monkeypatch)
     assert_close(fastconv.conv2d_weight(x, weight.shape, grad, **options),
                  naive.conv_weight(x, weight.shape, grad, **options),
                  batch * int(np.prod(grad.shape[2:])), np.float32)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["row", "window"])
+@pytest.mark.parametrize("tile", [6, 8])
+@pytest.mark.parametrize("c_out", [3, 8, 20, 37])
+def test_dense_staged_channels_first_output_is_bitwise_the_channels_last_one(dtype, mode, tile,
+                                                                           c_out):
+    """Channels-first outputs are staged per task and written through in-register
+    transposes (tasks spanning samples, ragged pixel and channel edges); staged, unstaged
+    (one element at a time) and channels-last outputs hold the same bits."""
+    import numba
+
+    from fastconv import _dense
+
+    rng = np.random.default_rng(37)
+    batch, c_in, size = 3, 5, (2, 9, 23)
+    x = rng.standard_normal((batch, *size, c_in)).astype(dtype)
+    weight = rng.standard_normal((c_out, c_in, 1, 3, 3)).astype(dtype)
+    bias = rng.standard_normal(c_out).astype(dtype)
+    packed = _dense.pack_weights(weight)
+    out_shape = (batch, *size, c_out)
+    geometry = ((1, 1, 1), (1, 1, 1), (0, 1, 1))
+    expected = np.empty(out_shape, dtype)
+    planes = np.full((batch, c_out, *size), np.nan, dtype)
+    view = planes.transpose(0, 2, 3, 4, 1)
+    assert _dense.stages_output(view) and not _dense.stages_output(expected)
+    for threads in (1, numba.get_num_threads()):
+        for group in (1, 3, None):
+            for staged in (True, False):
+                def plan(out, staged=staged, group=group, threads=threads):
+                    return _dense.dense_plan(x.shape, packed.shape, out.shape, np.dtype(dtype),
+                                             *geometry, tile, group, mode, threads, staged)
+                _dense.run_dense(plan(expected), x, packed, bias, expected)
+                planes[...] = np.nan
+                _dense.run_dense(plan(view), x, packed, bias, view)
+                assert np.ascontiguousarray(view).tobytes() == expected.tobytes()

@@ -140,6 +140,16 @@ def _{w}{kind}_p{P}(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr,
     ntile = (m + {Pm1}) // {P}
     nkb = {nkb}
     ngrp = (ntile + group - 1) // group
+    # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
+    # writes whole vectors into the output planes
+    cs = {cs}
+    slen = group * {P} * cs
+    span = {span}
+    room = fsz - wp.shape[5] - 16 - {P} * span  # scratch past the gathered spans
+    staged = dims[17] != 0 and room >= slen
+    ppi = oshape[0] * oshape[1] * oshape[2]
+    slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs, 1)
+    soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
     for task in {rng}(ngrp * nkb):
 {split}        tid = {tid}
         sp = ptr_of(scrp, tid * ssz)
@@ -148,12 +158,25 @@ def _{w}{kind}_p{P}(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr,
         geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
         t0 = g * group
         q0 = t0 * {P}
+        qa = q0
         pos = _decode(q0, oshape)
-        for _ in range(t0, min(t0 + group, ntile)):
-            _{w}tile{P}(xp, wpp, bp, zp, op, sp, fp, tb, {kbarg}pos, min({P}, m - q0), ishape,
-                      {pad}oshape, kshape, geom, lay)
-            q0 += {P}
-            pos = _advance(pos, {P}, oshape)
+        if staged:
+            soff = tid * fsz + fsz - wp.shape[5] - slen
+            c_lo = {clo}
+            top = ptr_of(fscrp, soff - qa * cs - c_lo)
+            for _ in range(t0, min(t0 + group, ntile)):
+                _{w}tile{P}(xp, wpp, bp, zp, top, sp, fp, tb, {kbarg}pos, min({P}, m - q0), ishape,
+                          {pad}soshape, kshape, geom, slay)
+                q0 += {P}
+                pos = _advance(pos, {P}, oshape)
+            _flush_stage(op, ptr_of(fscrp, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi,
+                         lay[3], lay[7])
+        else:
+            for _ in range(t0, min(t0 + group, ntile)):
+                _{w}tile{P}(xp, wpp, bp, zp, op, sp, fp, tb, {kbarg}pos, min({P}, m - q0), ishape,
+                          {pad}oshape, kshape, geom, lay)
+                q0 += {P}
+                pos = _advance(pos, {P}, oshape)
 '''
 
 
@@ -168,6 +191,10 @@ def drivers(P):
                 rng="prange" if par else "range",
                 tid="numba.get_thread_id()" if par else "0", kbarg="kb, " if not w else "",
                 pad=" " if w else "",
+                cs="wp.shape[5]" if not w else "wp.shape[0] * wp.shape[5]",
+                clo="kb * wp.shape[5]" if not w else "0",
+                span="kshape[2] * ishape[3]" if not w
+                else "kshape[0] * kshape[1] * kshape[2] * ishape[3]",
                 split=("        g = task // nkb\n        kb = task - g * nkb\n" if not w
                        else "        g = task\n")))
     return "\n".join(out)

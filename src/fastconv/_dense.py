@@ -63,6 +63,7 @@ from ._simd import (
     vload,
     vload_masked,
     vstore,
+    vtranspose_copy,
     vzero,
 )
 
@@ -78,6 +79,7 @@ __all__ = [
     "pack_weights",
     "pack_weights_as",
     "run_dense",
+    "stages_output",
 ]
 
 #: Output pixels per register tile, chosen from the host vector width: 8 with 32
@@ -414,6 +416,39 @@ def _store_px(op, tb, off, v0, v1, nk, lanes, osk):
         vstore(tb, lanes, v1)
         for j in range(min(nk, 2 * lanes)):
             op[off + j * osk] = tb[j]
+
+
+@njit(cache=CACHE)
+def _flush_stage(op, st, qa, qb, cs, c_lo, kn, ppi, osn, osk):
+    """Write a task's staged outputs into channels-first planes.
+
+    The stage `st` holds flat output pixels ``[qa, qb)`` channels-last, ``cs`` channels per
+    pixel starting at output channel `c_lo`; the output has `kn` channels, ``ppi`` pixels
+    per sample, sample stride `osn`, channel stride `osk` and unit pixel stride (see
+    :func:`_stage_layout`). Blocks of ``lanes`` pixels x ``lanes`` channels are transposed in
+    registers and written as whole vectors; the edges go one element at a time.
+    """
+    lanes = vlanes(st)
+    c_n = min(cs, kn - c_lo)
+    full_c = c_n - c_n % lanes
+    q = qa
+    while q < qb:
+        n = q // ppi
+        end = min(qb, (n + 1) * ppi)
+        cnt = end - q
+        full_p = cnt - cnt % lanes
+        src = (q - qa) * cs
+        dst = n * osn + c_lo * osk + q - n * ppi
+        for c in range(0, full_c, lanes):
+            for j in range(0, full_p, lanes):
+                vtranspose_copy(st, src + j * cs + c, cs, op, dst + c * osk + j, osk)
+        for c in range(full_c):
+            for j in range(full_p, cnt):
+                op[dst + c * osk + j] = st[src + j * cs + c]
+        for c in range(full_c, c_n):
+            for j in range(cnt):
+                op[dst + c * osk + j] = st[src + j * cs + c]
+        q = end
 
 
 # ----------------------------------------------------------------------------------------------
@@ -865,6 +900,16 @@ def _forward_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, gro
     ntile = (m + 5) // 6
     nkb = wp.shape[0]
     ngrp = (ntile + group - 1) // group
+    # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
+    # writes whole vectors into the output planes
+    cs = wp.shape[5]
+    slen = group * 6 * cs
+    span = kshape[2] * ishape[3]
+    room = fsz - wp.shape[5] - 16 - 6 * span  # scratch past the gathered spans
+    staged = dims[17] != 0 and room >= slen
+    ppi = oshape[0] * oshape[1] * oshape[2]
+    slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs, 1)
+    soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
     for task in prange(ngrp * nkb):
         g = task // nkb
         kb = task - g * nkb
@@ -875,12 +920,25 @@ def _forward_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, gro
         geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
         t0 = g * group
         q0 = t0 * 6
+        qa = q0
         pos = _decode(q0, oshape)
-        for _ in range(t0, min(t0 + group, ntile)):
-            _tile6(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, min(6, m - q0), ishape,
-                      oshape, kshape, geom, lay)
-            q0 += 6
-            pos = _advance(pos, 6, oshape)
+        if staged:
+            soff = tid * fsz + fsz - wp.shape[5] - slen
+            c_lo = kb * wp.shape[5]
+            top = ptr_of(fscrp, soff - qa * cs - c_lo)
+            for _ in range(t0, min(t0 + group, ntile)):
+                _tile6(xp, wpp, bp, zp, top, sp, fp, tb, kb, pos, min(6, m - q0), ishape,
+                          soshape, kshape, geom, slay)
+                q0 += 6
+                pos = _advance(pos, 6, oshape)
+            _flush_stage(op, ptr_of(fscrp, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi,
+                         lay[3], lay[7])
+        else:
+            for _ in range(t0, min(t0 + group, ntile)):
+                _tile6(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, min(6, m - q0), ishape,
+                          oshape, kshape, geom, lay)
+                q0 += 6
+                pos = _advance(pos, 6, oshape)
 
 
 @njit(cache=CACHE)
@@ -902,6 +960,16 @@ def _serial_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, grou
     ntile = (m + 5) // 6
     nkb = wp.shape[0]
     ngrp = (ntile + group - 1) // group
+    # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
+    # writes whole vectors into the output planes
+    cs = wp.shape[5]
+    slen = group * 6 * cs
+    span = kshape[2] * ishape[3]
+    room = fsz - wp.shape[5] - 16 - 6 * span  # scratch past the gathered spans
+    staged = dims[17] != 0 and room >= slen
+    ppi = oshape[0] * oshape[1] * oshape[2]
+    slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs, 1)
+    soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
     for task in range(ngrp * nkb):
         g = task // nkb
         kb = task - g * nkb
@@ -912,12 +980,25 @@ def _serial_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, grou
         geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
         t0 = g * group
         q0 = t0 * 6
+        qa = q0
         pos = _decode(q0, oshape)
-        for _ in range(t0, min(t0 + group, ntile)):
-            _tile6(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, min(6, m - q0), ishape,
-                      oshape, kshape, geom, lay)
-            q0 += 6
-            pos = _advance(pos, 6, oshape)
+        if staged:
+            soff = tid * fsz + fsz - wp.shape[5] - slen
+            c_lo = kb * wp.shape[5]
+            top = ptr_of(fscrp, soff - qa * cs - c_lo)
+            for _ in range(t0, min(t0 + group, ntile)):
+                _tile6(xp, wpp, bp, zp, top, sp, fp, tb, kb, pos, min(6, m - q0), ishape,
+                          soshape, kshape, geom, slay)
+                q0 += 6
+                pos = _advance(pos, 6, oshape)
+            _flush_stage(op, ptr_of(fscrp, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi,
+                         lay[3], lay[7])
+        else:
+            for _ in range(t0, min(t0 + group, ntile)):
+                _tile6(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, min(6, m - q0), ishape,
+                          oshape, kshape, geom, lay)
+                q0 += 6
+                pos = _advance(pos, 6, oshape)
 
 
 @njit(parallel=True, cache=CACHE)
@@ -939,6 +1020,16 @@ def _wforward_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, gr
     ntile = (m + 5) // 6
     nkb = 1
     ngrp = (ntile + group - 1) // group
+    # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
+    # writes whole vectors into the output planes
+    cs = wp.shape[0] * wp.shape[5]
+    slen = group * 6 * cs
+    span = kshape[0] * kshape[1] * kshape[2] * ishape[3]
+    room = fsz - wp.shape[5] - 16 - 6 * span  # scratch past the gathered spans
+    staged = dims[17] != 0 and room >= slen
+    ppi = oshape[0] * oshape[1] * oshape[2]
+    slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs, 1)
+    soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
     for task in prange(ngrp * nkb):
         g = task
         tid = numba.get_thread_id()
@@ -948,12 +1039,25 @@ def _wforward_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, gr
         geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
         t0 = g * group
         q0 = t0 * 6
+        qa = q0
         pos = _decode(q0, oshape)
-        for _ in range(t0, min(t0 + group, ntile)):
-            _wtile6(xp, wpp, bp, zp, op, sp, fp, tb, pos, min(6, m - q0), ishape,
-                       oshape, kshape, geom, lay)
-            q0 += 6
-            pos = _advance(pos, 6, oshape)
+        if staged:
+            soff = tid * fsz + fsz - wp.shape[5] - slen
+            c_lo = 0
+            top = ptr_of(fscrp, soff - qa * cs - c_lo)
+            for _ in range(t0, min(t0 + group, ntile)):
+                _wtile6(xp, wpp, bp, zp, top, sp, fp, tb, pos, min(6, m - q0), ishape,
+                           soshape, kshape, geom, slay)
+                q0 += 6
+                pos = _advance(pos, 6, oshape)
+            _flush_stage(op, ptr_of(fscrp, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi,
+                         lay[3], lay[7])
+        else:
+            for _ in range(t0, min(t0 + group, ntile)):
+                _wtile6(xp, wpp, bp, zp, op, sp, fp, tb, pos, min(6, m - q0), ishape,
+                           oshape, kshape, geom, lay)
+                q0 += 6
+                pos = _advance(pos, 6, oshape)
 
 
 @njit(cache=CACHE)
@@ -975,6 +1079,16 @@ def _wserial_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, gro
     ntile = (m + 5) // 6
     nkb = 1
     ngrp = (ntile + group - 1) // group
+    # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
+    # writes whole vectors into the output planes
+    cs = wp.shape[0] * wp.shape[5]
+    slen = group * 6 * cs
+    span = kshape[0] * kshape[1] * kshape[2] * ishape[3]
+    room = fsz - wp.shape[5] - 16 - 6 * span  # scratch past the gathered spans
+    staged = dims[17] != 0 and room >= slen
+    ppi = oshape[0] * oshape[1] * oshape[2]
+    slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs, 1)
+    soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
     for task in range(ngrp * nkb):
         g = task
         tid = 0
@@ -984,12 +1098,25 @@ def _wserial_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, gro
         geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
         t0 = g * group
         q0 = t0 * 6
+        qa = q0
         pos = _decode(q0, oshape)
-        for _ in range(t0, min(t0 + group, ntile)):
-            _wtile6(xp, wpp, bp, zp, op, sp, fp, tb, pos, min(6, m - q0), ishape,
-                       oshape, kshape, geom, lay)
-            q0 += 6
-            pos = _advance(pos, 6, oshape)
+        if staged:
+            soff = tid * fsz + fsz - wp.shape[5] - slen
+            c_lo = 0
+            top = ptr_of(fscrp, soff - qa * cs - c_lo)
+            for _ in range(t0, min(t0 + group, ntile)):
+                _wtile6(xp, wpp, bp, zp, top, sp, fp, tb, pos, min(6, m - q0), ishape,
+                           soshape, kshape, geom, slay)
+                q0 += 6
+                pos = _advance(pos, 6, oshape)
+            _flush_stage(op, ptr_of(fscrp, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi,
+                         lay[3], lay[7])
+        else:
+            for _ in range(t0, min(t0 + group, ntile)):
+                _wtile6(xp, wpp, bp, zp, op, sp, fp, tb, pos, min(6, m - q0), ishape,
+                           oshape, kshape, geom, lay)
+                q0 += 6
+                pos = _advance(pos, 6, oshape)
 
 
 @njit(parallel=True, cache=CACHE)
@@ -1011,6 +1138,16 @@ def _forward_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, gro
     ntile = (m + 7) // 8
     nkb = wp.shape[0]
     ngrp = (ntile + group - 1) // group
+    # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
+    # writes whole vectors into the output planes
+    cs = wp.shape[5]
+    slen = group * 8 * cs
+    span = kshape[2] * ishape[3]
+    room = fsz - wp.shape[5] - 16 - 8 * span  # scratch past the gathered spans
+    staged = dims[17] != 0 and room >= slen
+    ppi = oshape[0] * oshape[1] * oshape[2]
+    slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs, 1)
+    soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
     for task in prange(ngrp * nkb):
         g = task // nkb
         kb = task - g * nkb
@@ -1021,12 +1158,25 @@ def _forward_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, gro
         geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
         t0 = g * group
         q0 = t0 * 8
+        qa = q0
         pos = _decode(q0, oshape)
-        for _ in range(t0, min(t0 + group, ntile)):
-            _tile8(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, min(8, m - q0), ishape,
-                      oshape, kshape, geom, lay)
-            q0 += 8
-            pos = _advance(pos, 8, oshape)
+        if staged:
+            soff = tid * fsz + fsz - wp.shape[5] - slen
+            c_lo = kb * wp.shape[5]
+            top = ptr_of(fscrp, soff - qa * cs - c_lo)
+            for _ in range(t0, min(t0 + group, ntile)):
+                _tile8(xp, wpp, bp, zp, top, sp, fp, tb, kb, pos, min(8, m - q0), ishape,
+                          soshape, kshape, geom, slay)
+                q0 += 8
+                pos = _advance(pos, 8, oshape)
+            _flush_stage(op, ptr_of(fscrp, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi,
+                         lay[3], lay[7])
+        else:
+            for _ in range(t0, min(t0 + group, ntile)):
+                _tile8(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, min(8, m - q0), ishape,
+                          oshape, kshape, geom, lay)
+                q0 += 8
+                pos = _advance(pos, 8, oshape)
 
 
 @njit(cache=CACHE)
@@ -1048,6 +1198,16 @@ def _serial_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, grou
     ntile = (m + 7) // 8
     nkb = wp.shape[0]
     ngrp = (ntile + group - 1) // group
+    # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
+    # writes whole vectors into the output planes
+    cs = wp.shape[5]
+    slen = group * 8 * cs
+    span = kshape[2] * ishape[3]
+    room = fsz - wp.shape[5] - 16 - 8 * span  # scratch past the gathered spans
+    staged = dims[17] != 0 and room >= slen
+    ppi = oshape[0] * oshape[1] * oshape[2]
+    slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs, 1)
+    soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
     for task in range(ngrp * nkb):
         g = task // nkb
         kb = task - g * nkb
@@ -1058,12 +1218,25 @@ def _serial_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, grou
         geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
         t0 = g * group
         q0 = t0 * 8
+        qa = q0
         pos = _decode(q0, oshape)
-        for _ in range(t0, min(t0 + group, ntile)):
-            _tile8(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, min(8, m - q0), ishape,
-                      oshape, kshape, geom, lay)
-            q0 += 8
-            pos = _advance(pos, 8, oshape)
+        if staged:
+            soff = tid * fsz + fsz - wp.shape[5] - slen
+            c_lo = kb * wp.shape[5]
+            top = ptr_of(fscrp, soff - qa * cs - c_lo)
+            for _ in range(t0, min(t0 + group, ntile)):
+                _tile8(xp, wpp, bp, zp, top, sp, fp, tb, kb, pos, min(8, m - q0), ishape,
+                          soshape, kshape, geom, slay)
+                q0 += 8
+                pos = _advance(pos, 8, oshape)
+            _flush_stage(op, ptr_of(fscrp, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi,
+                         lay[3], lay[7])
+        else:
+            for _ in range(t0, min(t0 + group, ntile)):
+                _tile8(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, min(8, m - q0), ishape,
+                          oshape, kshape, geom, lay)
+                q0 += 8
+                pos = _advance(pos, 8, oshape)
 
 
 @njit(parallel=True, cache=CACHE)
@@ -1085,6 +1258,16 @@ def _wforward_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, gr
     ntile = (m + 7) // 8
     nkb = 1
     ngrp = (ntile + group - 1) // group
+    # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
+    # writes whole vectors into the output planes
+    cs = wp.shape[0] * wp.shape[5]
+    slen = group * 8 * cs
+    span = kshape[0] * kshape[1] * kshape[2] * ishape[3]
+    room = fsz - wp.shape[5] - 16 - 8 * span  # scratch past the gathered spans
+    staged = dims[17] != 0 and room >= slen
+    ppi = oshape[0] * oshape[1] * oshape[2]
+    slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs, 1)
+    soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
     for task in prange(ngrp * nkb):
         g = task
         tid = numba.get_thread_id()
@@ -1094,12 +1277,25 @@ def _wforward_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, gr
         geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
         t0 = g * group
         q0 = t0 * 8
+        qa = q0
         pos = _decode(q0, oshape)
-        for _ in range(t0, min(t0 + group, ntile)):
-            _wtile8(xp, wpp, bp, zp, op, sp, fp, tb, pos, min(8, m - q0), ishape,
-                       oshape, kshape, geom, lay)
-            q0 += 8
-            pos = _advance(pos, 8, oshape)
+        if staged:
+            soff = tid * fsz + fsz - wp.shape[5] - slen
+            c_lo = 0
+            top = ptr_of(fscrp, soff - qa * cs - c_lo)
+            for _ in range(t0, min(t0 + group, ntile)):
+                _wtile8(xp, wpp, bp, zp, top, sp, fp, tb, pos, min(8, m - q0), ishape,
+                           soshape, kshape, geom, slay)
+                q0 += 8
+                pos = _advance(pos, 8, oshape)
+            _flush_stage(op, ptr_of(fscrp, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi,
+                         lay[3], lay[7])
+        else:
+            for _ in range(t0, min(t0 + group, ntile)):
+                _wtile8(xp, wpp, bp, zp, op, sp, fp, tb, pos, min(8, m - q0), ishape,
+                           oshape, kshape, geom, lay)
+                q0 += 8
+                pos = _advance(pos, 8, oshape)
 
 
 @njit(cache=CACHE)
@@ -1121,6 +1317,16 @@ def _wserial_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, gro
     ntile = (m + 7) // 8
     nkb = 1
     ngrp = (ntile + group - 1) // group
+    # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
+    # writes whole vectors into the output planes
+    cs = wp.shape[0] * wp.shape[5]
+    slen = group * 8 * cs
+    span = kshape[0] * kshape[1] * kshape[2] * ishape[3]
+    room = fsz - wp.shape[5] - 16 - 8 * span  # scratch past the gathered spans
+    staged = dims[17] != 0 and room >= slen
+    ppi = oshape[0] * oshape[1] * oshape[2]
+    slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs, 1)
+    soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
     for task in range(ngrp * nkb):
         g = task
         tid = 0
@@ -1130,12 +1336,25 @@ def _wserial_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, gro
         geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
         t0 = g * group
         q0 = t0 * 8
+        qa = q0
         pos = _decode(q0, oshape)
-        for _ in range(t0, min(t0 + group, ntile)):
-            _wtile8(xp, wpp, bp, zp, op, sp, fp, tb, pos, min(8, m - q0), ishape,
-                       oshape, kshape, geom, lay)
-            q0 += 8
-            pos = _advance(pos, 8, oshape)
+        if staged:
+            soff = tid * fsz + fsz - wp.shape[5] - slen
+            c_lo = 0
+            top = ptr_of(fscrp, soff - qa * cs - c_lo)
+            for _ in range(t0, min(t0 + group, ntile)):
+                _wtile8(xp, wpp, bp, zp, top, sp, fp, tb, pos, min(8, m - q0), ishape,
+                           soshape, kshape, geom, slay)
+                q0 += 8
+                pos = _advance(pos, 8, oshape)
+            _flush_stage(op, ptr_of(fscrp, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi,
+                         lay[3], lay[7])
+        else:
+            for _ in range(t0, min(t0 + group, ntile)):
+                _wtile8(xp, wpp, bp, zp, op, sp, fp, tb, pos, min(8, m - q0), ishape,
+                           oshape, kshape, geom, lay)
+                q0 += 8
+                pos = _advance(pos, 8, oshape)
 
 
 # --- generated tiles and drivers: end
@@ -1148,6 +1367,8 @@ _WSERIAL = {6: _wserial_p6, 8: _wserial_p8}
 #: below this many multiply-adds a call runs on the calling thread (no parallel launch)
 _SERIAL_MAX_FMAS = 1 << 18
 _GROUP_INPUT_BYTES = 256 * 1024
+#: bound on a task's staged outputs (channels-first output, see _stage_layout)
+_STAGE_BYTES = 32 * 1024
 _KBS = {"f": block_size(np.float32), "d": block_size(np.float64)}
 _NTHREADS_MAX = numba.config.NUMBA_NUM_THREADS
 
@@ -1206,6 +1427,7 @@ def dense_plan(
     group: int | None,
     mode: str | None,
     nthreads: int,
+    staged: bool = False,
 ) -> DensePlan:
     """Check the shapes and parameters of a :func:`dense_forward` call and plan it (cached).
 
@@ -1219,6 +1441,10 @@ def dense_plan(
         As :func:`dense_forward` (hashable: tuples, ints, strings or None).
     nthreads : int
         Threads a parallel call would use (``numba.get_num_threads()``).
+    staged : bool
+        Whether the output has the layout :func:`stages_output` accepts (channels-first
+        planes): the plan then reserves per-thread scratch for staged tiles and bounds the
+        tiles per task so a task's stage stays in L1.
 
     Returns
     -------
@@ -1265,9 +1491,6 @@ def dense_plan(
     # per-thread scratch rows, padded to whole cache lines (no false sharing between threads)
     scratch_shape = (_NTHREADS_MAX, _round_up(6 * ptile, 8) + 8)
     span = k0 * k1 * k2 * c_in if window else k2 * c_in
-    # gathered spans, then the lane buffer of channels-first stores (one channel block)
-    data_scratch_shape = (_NTHREADS_MAX,
-                          _round_up(ptile * span + kbs, 64 // dtype.itemsize) + 16)
     fmas = out_size * c_in * k0 * k1 * k2
     nthreads = 1 if fmas <= _SERIAL_MAX_FMAS else nthreads
     ntile = -(-(out_size // c_out) // ptile)
@@ -1281,6 +1504,15 @@ def dense_plan(
     group = min(max(1, int(group)), ntile)
     if nthreads > 1:  # keep >= 8 tasks per thread for load balance
         group = max(1, min(group, ntile * nslots // (8 * nthreads)))
+    stage = 0
+    if staged:  # a task's staged outputs stay within _STAGE_BYTES (L1)
+        stage_channels = nblk * kbs if window else kbs
+        group = max(1, min(group, _STAGE_BYTES // (ptile * stage_channels * dtype.itemsize)))
+        stage = group * ptile * stage_channels
+    # gathered spans (and the spill of their last vector), the stage, then the lane buffer of
+    # channels-first stores (one channel block)
+    data_scratch_shape = (_NTHREADS_MAX,
+                          _round_up(ptile * span + 16 + stage + kbs, 64 // dtype.itemsize) + 16)
     drivers = _SERIAL if nthreads == 1 else _DRIVERS
     if window:
         drivers = _WSERIAL if nthreads == 1 else _WDRIVERS
@@ -1342,9 +1574,43 @@ def _layout_of(x_shape: tuple[int, ...], x_strides: tuple[int, ...],
                item: int) -> np.ndarray:
     xs = [s // item for s in x_strides]
     os = [s // item for s in out_strides]
-    dims = np.array((*x_shape, *xs[:3], *out_shape[1:], *os), np.int64)
+    staged = _stage_layout(out_shape, tuple(os))
+    dims = np.array((*x_shape, *xs[:3], *out_shape[1:], *os, staged), np.int64)
     dims.flags.writeable = False
     return dims
+
+
+def _stage_layout(out_shape: tuple[int, ...], out_strides: tuple[int, ...]) -> bool:
+    """Whether the drivers stage an output of this shape and these element strides.
+
+    Staged outputs are channels-first planes: each sample's pixels ``(O0, O1, O2)`` are
+    consecutive elements of one plane per channel (the channels-last view of an
+    ``(N, C, O0, O1, O2)`` array or of a batch slice of one). A task's tiles then store to
+    per-thread scratch with whole vectors and the task writes its pixels into the planes
+    through in-register transposes (:func:`_flush_stage`), instead of one element at a time.
+
+    Examples
+    --------
+    >>> _stage_layout((2, 1, 4, 5, 3), (60, 20, 5, 1, 20))
+    True
+    >>> _stage_layout((2, 1, 4, 5, 3), (60, 60, 15, 3, 1))
+    False
+    """
+    pixels = 1
+    for extent, step in zip(out_shape[3:0:-1], out_strides[3:0:-1]):
+        if extent > 1 and step != pixels:
+            return False
+        pixels *= extent
+    return out_shape[4] > 1 and out_strides[4] >= pixels > 1
+
+
+def stages_output(out: np.ndarray) -> bool:
+    """Whether :func:`run_dense` stages `out` (channels-first planes, see :func:`_stage_layout`).
+
+    Pass it as ``staged`` to :func:`dense_plan` for calls writing `out`.
+    """
+    item = out.itemsize
+    return _stage_layout(out.shape, tuple(s // item for s in out.strides))
 
 
 def run_dense(plan: DensePlan, x: np.ndarray, wp: np.ndarray, bias: np.ndarray | None,

@@ -191,17 +191,18 @@ class _DensePass:
         # plans of small (serial) calls, which do not depend on the thread count, by shapes
         self.plans: dict[tuple, _dense.DensePlan] = {}
 
-    def _plan(self, src_shape: tuple[int, ...], dest_shape: tuple[int, ...]) -> _dense.DensePlan:
-        """The dense plan of one call on arrays of these shapes."""
-        plan = self.plans.get((src_shape, dest_shape))
+    def _plan(self, src_shape: tuple[int, ...], dest: np.ndarray) -> _dense.DensePlan:
+        """The dense plan of one call reading an input of ``src_shape`` and writing ``dest``."""
+        key = (src_shape, dest.shape, _dense.stages_output(dest))
+        plan = self.plans.get(key)
         if plan is not None:
             return plan
-        serial = _dense.is_serial(src_shape, self.packed_shape, dest_shape)
-        plan = _dense.dense_plan(src_shape, self.packed_shape, dest_shape, self.dtype,
+        serial = _dense.is_serial(src_shape, self.packed_shape, dest.shape)
+        plan = _dense.dense_plan(src_shape, self.packed_shape, dest.shape, self.dtype,
                                  *self.geometry, None, None, None,
-                                 1 if serial else numba.get_num_threads())
+                                 1 if serial else numba.get_num_threads(), key[2])
         if serial:
-            self.plans[(src_shape, dest_shape)] = plan
+            self.plans[key] = plan
         return plan
 
     def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
@@ -210,14 +211,14 @@ class _DensePass:
                                         self.block)
         target = dest if _writable_in_place(dest) else np.empty(dest.shape, dest.dtype)
         if _dense.accepts_input(src):
-            _dense.run_dense(self._plan(src.shape, target.shape), src, packed, bias, target)
+            _dense.run_dense(self._plan(src.shape, target), src, packed, bias, target)
         else:
             step = _plan.copy_samples(src.shape[0])
             for first in range(0, src.shape[0], step):
                 part = slice(first, first + step)
                 with _channels_last_copy(src[part]) as data:
-                    _dense.run_dense(self._plan(data.shape, target[part].shape), data, packed,
-                                     bias, target[part])
+                    _dense.run_dense(self._plan(data.shape, target[part]), data, packed, bias,
+                                     target[part])
         if target is not dest:
             dest[...] = target
 
