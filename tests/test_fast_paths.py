@@ -533,3 +533,39 @@ def test_dense_staged_channels_first_output_is_bitwise_the_channels_last_one(dty
                 planes[...] = np.nan
                 _dense.run_dense(plan(view), x, packed, bias, view)
                 assert np.ascontiguousarray(view).tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", [
+    # (batch, c_in, c_out, size, kernel, stride, dilation, pad_low)
+    (1, 3, 8, (1, 8, 8), (1, 3, 3), (1, 1, 1), (1, 1, 1), (0, 1, 1)),
+    (2, 5, 37, (1, 6, 7), (1, 2, 3), (1, 2, 1), (1, 1, 2), (0, 0, 2)),
+    (1, 2, 3, (3, 4, 5), (2, 2, 2), (1, 1, 1), (1, 1, 1), (1, 1, 1)),
+    (3, 1, 1, (1, 1, 9), (1, 1, 4), (1, 1, 3), (1, 1, 1), (0, 0, 2)),
+])
+def test_small_dense_call_is_bitwise_the_dense_driver(case, dtype):
+    """A small call runs layout copies, packing and the serial driver in one compiled
+    function; on strided views (a channels-first input, a flipped kernel, a channels-first
+    output) it gives the bits of the dense driver on contiguous arrays."""
+    from fastconv import _dense
+
+    batch, c_in, c_out, size, kernel, stride, dilation, pad_low = case
+    rng = np.random.default_rng(41)
+    planes = rng.standard_normal((batch, c_in, *size)).astype(dtype)
+    x = planes.transpose(0, 2, 3, 4, 1)
+    stored = rng.standard_normal((c_in, c_out, *kernel)).astype(dtype)
+    weight = np.swapaxes(stored[:, :, ::-1, ::-1, ::-1], 0, 1)  # an adjoint's view
+    bias = rng.standard_normal(c_out).astype(dtype)
+    out_size = tuple((n + 2 * p - d * (k - 1) - 1) // s + 1 for n, p, d, k, s in
+                     zip(size, pad_low, dilation, kernel, stride))
+    call = _dense.small_call(x.shape, weight.shape, (batch, *out_size, c_out),
+                             np.dtype(dtype), stride, dilation, pad_low)
+    assert call is not None
+    for b in (bias, None):
+        expected = np.empty((batch, *out_size, c_out), dtype)
+        _dense.dense_forward(np.ascontiguousarray(x), _dense.pack_weights(weight), b, expected,
+                             stride, dilation, pad_low)
+        out = np.full((batch, c_out, *out_size), np.nan, dtype)
+        _dense.run_small(call, x, weight, b, out.transpose(0, 2, 3, 4, 1))
+        assert np.ascontiguousarray(out.transpose(0, 2, 3, 4, 1)).tobytes() == \
+            expected.tobytes()

@@ -156,8 +156,8 @@ def test_cached_uncached_and_array_like_calls_give_the_same_bits():
 
 
 def test_forced_algorithm_is_part_of_the_key(monkeypatch):
-    fastconv.conv2d(X, W, padding=1)  # a small call: the plan picks the serial gather twin
-    monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "dense")
+    fastconv.conv2d(X, W, padding=1)  # a small call: the plan picks the serial dense call
+    monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "gather")
     fastconv.conv2d(X, W, padding=1)
     monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "planar")
     fastconv.conv2d(X, W, padding=1)

@@ -232,9 +232,9 @@ def test_concurrent_compiles_share_a_cache_without_corruption(tmp_path):
     assert all(p.returncode == 0 for p in processes), [err for _, err in outputs]
     assert len({out for out, _ in outputs}) == 1
     again = _run_script(_CACHE_SCRIPT + """
-    from fastconv import _kernels
-    # a call this small runs the serial twin of the gather kernel
-    stats = [k.stats for k in (_kernels.gather_conv, _kernels.gather_conv_serial)]
+    from fastconv import _dense
+    # a call this small runs whole in one compiled function
+    stats = [_dense.small_conv.stats]
     print(sum(sum(s.cache_hits.values()) for s in stats),
           sum(sum(s.cache_misses.values()) for s in stats))
     """, env={"NUMBA_CACHE_DIR": str(tmp_path)})

@@ -79,6 +79,8 @@ __all__ = [
     "pack_weights",
     "pack_weights_as",
     "run_dense",
+    "run_small",
+    "small_call",
     "stages_output",
 ]
 
@@ -1364,6 +1366,77 @@ _DRIVERS = {6: _forward_p6, 8: _forward_p8}
 _SERIAL = {6: _serial_p6, 8: _serial_p8}
 _WDRIVERS = {6: _wforward_p6, 8: _wforward_p8}
 _WSERIAL = {6: _wserial_p6, 8: _wserial_p8}
+#: the serial drivers of this host's tile, called by :func:`small_conv`
+_SMALL_ROW = _SERIAL[TILE_P]
+_SMALL_WINDOW = _WSERIAL[TILE_P]
+
+
+@njit(cache=CACHE)
+def small_conv(x, w, bias, out, dims):
+    """A whole small dense convolution in one compiled call, on the calling thread.
+
+    For calls whose Python-side preparation (layout copies, weight packing, scratch) costs
+    more than their arithmetic: the input is copied to channels-last, the weights are
+    packed (:func:`pack_weights` layout) and the serial driver of this host's tile runs into
+    a channels-last result, which is then copied to `out`, all in compiled loops. The
+    micro-kernel and its summation order are those of :func:`run_dense`, so results are
+    bitwise identical to the other paths.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, I0, I1, I2, C_in), any strides
+    w : ndarray, shape (C_out, C_in, K0, K1, K2), any strides (a flipped view for adjoints)
+    bias : ndarray, shape (C_out,) or (0,) for none
+    out : ndarray, shape (N, O0, O1, O2, C_out), any non-overlapping strides
+    dims : ndarray of int64
+        :func:`_layout_of` of C-contiguous arrays of the shapes of `x` and `out`, then the
+        serial :class:`DensePlan`'s stride, dilation and low padding (3 each), window mode
+        (else row mode), tiles per task, scratch row lengths (int, float), ``aux`` length
+        and channel block (see :func:`small_call`). One array: each argument of a compiled
+        call costs its dispatcher time.
+    """
+    stride = (dims[18], dims[19], dims[20])
+    dilation = (dims[21], dims[22], dims[23])
+    pad_low = (dims[24], dims[25], dims[26])
+    window, group, ssz, fsz, aux_size, kbs = dims[27], dims[28], dims[29], dims[30], dims[31], \
+        dims[32]
+    n, i0n, i1n, i2n, c_in = x.shape
+    c_out, _, k0n, k1n, k2n = w.shape
+    nblk = (c_out + kbs - 1) // kbs
+    xc = np.empty((n, i0n, i1n, i2n, c_in), out.dtype)
+    for a in range(n):
+        for i0 in range(i0n):
+            for i1 in range(i1n):
+                for i2 in range(i2n):
+                    for c in range(c_in):
+                        xc[a, i0, i1, i2, c] = x[a, i0, i1, i2, c]
+    wp = np.zeros((nblk, k0n, k1n, k2n, c_in, kbs), out.dtype)
+    for k in range(c_out):
+        for c in range(c_in):
+            for k0 in range(k0n):
+                for k1 in range(k1n):
+                    for k2 in range(k2n):
+                        wp[k // kbs, k0, k1, k2, c, k % kbs] = w[k, c, k0, k1, k2]
+    aux = np.zeros(aux_size, out.dtype)
+    for k in range(bias.shape[0]):
+        aux[k] = bias[k]
+    oc = np.empty(out.shape, out.dtype)
+    scr = np.empty((1, ssz), np.int64)
+    fscr = np.empty((1, fsz), out.dtype)
+    if window != 0:
+        _SMALL_WINDOW(xc.reshape(-1), wp, aux, oc.reshape(-1), dims, stride, dilation, pad_low,
+                      scr, fscr, group)
+    else:
+        _SMALL_ROW(xc.reshape(-1), wp, aux, oc.reshape(-1), dims, stride, dilation, pad_low,
+                   scr, fscr, group)
+    for a in range(n):
+        for o0 in range(out.shape[1]):
+            for o1 in range(out.shape[2]):
+                for o2 in range(out.shape[3]):
+                    for k in range(c_out):
+                        out[a, o0, o1, o2, k] = oc[a, o0, o1, o2, k]
+
+
 #: below this many multiply-adds a call runs on the calling thread (no parallel launch)
 _SERIAL_MAX_FMAS = 1 << 18
 _GROUP_INPUT_BYTES = 256 * 1024
@@ -1527,6 +1600,58 @@ def is_serial(x_shape: tuple[int, ...], wp_shape: tuple[int, ...],
     The plan of such a call does not depend on the thread count.
     """
     return math.prod(out_shape) * math.prod(wp_shape[1:5]) <= _SERIAL_MAX_FMAS
+
+
+class SmallCall(NamedTuple):
+    """What :func:`small_conv` needs besides the arrays (see :func:`small_call`)."""
+
+    #: the ``dims`` argument of :func:`small_conv`
+    dims: np.ndarray
+    #: the bias argument of calls without bias
+    no_bias: np.ndarray
+
+
+def small_call(x_shape: tuple[int, ...], w_shape: tuple[int, ...], out_shape: tuple[int, ...],
+               dtype: np.dtype, stride: tuple[int, int, int], dilation: tuple[int, int, int],
+               pad_low: tuple[int, int, int]) -> SmallCall | None:
+    """Plan a call of :func:`small_conv` (unpacked weights of `w_shape`), or None.
+
+    None when the call is not small (:func:`is_serial`), or computes nothing or only the
+    bias: those take :func:`run_dense`.
+    """
+    block = _KBS[dtype.char]
+    wp_shape = (-(-w_shape[0] // block), *w_shape[2:], w_shape[1], block)
+    if not is_serial(x_shape, wp_shape, out_shape):
+        return None
+    plan = dense_plan(x_shape, wp_shape, out_shape, dtype, stride, dilation, pad_low, None,
+                      None, None, 1)
+    if plan.empty or plan.bias_only:
+        return None
+    item = dtype.itemsize
+    layout = _layout_of(x_shape, _c_strides(x_shape, item), out_shape,
+                        _c_strides(out_shape, item), item)
+    dims = np.array((*layout, *plan.stride, *plan.dilation, *plan.pad_low,
+                     plan.driver is _SMALL_WINDOW, plan.group, plan.scratch_shape[1],
+                     plan.data_scratch_shape[1], plan.aux_size, block), np.int64)
+    dims.flags.writeable = False
+    no_bias = np.zeros(0, dtype)
+    no_bias.flags.writeable = False
+    return SmallCall(dims, no_bias)
+
+
+def _c_strides(shape: tuple[int, ...], item: int) -> tuple[int, ...]:
+    """Byte strides of a C-contiguous array of `shape`."""
+    strides, step = [], item
+    for extent in reversed(shape):
+        strides.append(step)
+        step *= extent
+    return tuple(reversed(strides))
+
+
+def run_small(call: SmallCall, x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
+              out: np.ndarray) -> None:
+    """Run a planned :func:`small_conv` (arrays of the planned shapes and dtype; no checks)."""
+    small_conv(x, w, call.no_bias if bias is None else bias, out, call.dims)
 
 
 def accepts_input(x: np.ndarray) -> bool:

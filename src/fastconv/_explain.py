@@ -62,7 +62,10 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
     inputs = batch * spec.c_in * math.prod(spec.in_sizes)
     taps = math.prod(spec.kernel)
     flops = 2 * outputs * (spec.c_in // max(spec.groups, 1)) * taps
-    algorithm = _plan.small_call_algorithm(algorithm, flops // 2 // max(batch, 1))
+    algorithm = _plan.small_call_algorithm(
+        algorithm, flops // 2 // max(batch, 1),
+        dense_applies=_plan.dense_applicable(spec.padding_mode, spec.groups, spec.c_in,
+                                             spec.c_out))
     weights = spec.c_out * (spec.c_in // max(spec.groups, 1)) * taps
     threads = numba.config.NUMBA_NUM_THREADS
     if algorithm == "dense":
@@ -118,7 +121,10 @@ def _adjoint_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
                                         padded=any(low or high for low, high in spec.pads))
     flops = 2 * batch * spec.c_out * math.prod(spec.out_sizes) * \
         (spec.c_in // max(spec.groups, 1)) * math.prod(spec.kernel)
-    algorithm = _plan.small_call_algorithm(algorithm, flops // 2 // max(batch, 1))
+    algorithm = _plan.small_call_algorithm(
+        algorithm, flops // 2 // max(batch, 1),
+        dense_applies=_plan.dense_applicable(spec.padding_mode, spec.groups, spec.c_in,
+                                             spec.c_out))
     if algorithm == "gather":
         weights = spec.c_out * (spec.c_in // max(spec.groups, 1)) * math.prod(spec.kernel)
         detail = "general gather kernel inverting the padding map and stride (scalar)"

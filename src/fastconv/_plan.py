@@ -354,9 +354,8 @@ def dense_weight_chunks(rows: int, tiles: int, grad_bytes: int) -> int:
 def _applicable(padding_mode: str, groups: int, c_in: int, c_out: int,
                 stride: tuple[int, ...], planar_layout: bool) -> tuple[bool, bool]:
     """Whether the dense and the planar kernels can run a (non-empty) convolution at all."""
-    nonempty = c_in > 0 and c_out > 0
-    dense = padding_mode == "zeros" and groups == 1 and nonempty
-    planar = planar_layout and stride[-1] == 1 and nonempty
+    dense = dense_applicable(padding_mode, groups, c_in, c_out)
+    planar = planar_layout and stride[-1] == 1 and c_in > 0 and c_out > 0
     return dense, planar
 
 
@@ -507,28 +506,47 @@ SERIAL_MAX_WORK = 1 << 15
 
 
 def small_call_algorithm(algorithm: str, work: int, forced: str | None = None,
-                         serial_dense: bool = True) -> str:
+                         serial_dense: bool = True, dense_applies: bool = False) -> str:
     """The algorithm a call of ``work`` multiply-adds per sample runs, given the shape's choice.
 
     Per sample, so that a sample's result never depends on the batch it came in.
 
-    Below :data:`SERIAL_MAX_WORK` the parallel-only kernels give way to the gather
-    kernel's serial twin: the planar kernels, and the dense one unless ``serial_dense``
-    (the dense forward has a serial driver, the dense weight gradient does not). A forced
-    algorithm (tests) is kept.
+    Below :data:`SERIAL_MAX_WORK` the parallel-only kernels give way to serial code: the
+    dense micro-kernel wherever it applies (``dense_applies``, see :func:`dense_applicable`)
+    and has a serial driver (``serial_dense``: the dense forward has one, the dense weight
+    gradient does not), even with few channels, because its vector tiles beat scalar code
+    on any channel count; else the gather kernel's serial twin. A forced algorithm (tests)
+    is kept.
 
     Examples
     --------
     >>> small_call_algorithm("planar", 1728)
     'gather'
+    >>> small_call_algorithm("planar", 1728, dense_applies=True)
+    'dense'
     >>> small_call_algorithm("dense", 1728)
     'dense'
+    >>> small_call_algorithm("dense", 1728, serial_dense=False)
+    'gather'
     >>> small_call_algorithm("planar", 10**9)
     'planar'
     """
-    if forced is not None or work > SERIAL_MAX_WORK or (algorithm == "dense" and serial_dense):
+    if forced is not None or work > SERIAL_MAX_WORK:
         return algorithm
+    if serial_dense and (algorithm == "dense" or dense_applies):
+        return "dense"
     return "gather"
+
+
+def dense_applicable(padding_mode: str, groups: int, c_in: int, c_out: int) -> bool:
+    """Whether the dense micro-kernel can run a convolution (or its stride phases) at all.
+
+    Examples
+    --------
+    >>> dense_applicable("zeros", 1, 3, 8), dense_applicable("reflect", 1, 3, 8)
+    (True, False)
+    """
+    return padding_mode == "zeros" and groups == 1 and c_in > 0 and c_out > 0
 
 
 def weight_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int, cols: int,

@@ -177,7 +177,7 @@ class _DensePass:
     the memory a call holds.
     """
 
-    __slots__ = ("block", "dtype", "geometry", "packed_shape", "plans", "weight_shape")
+    __slots__ = ("block", "dtype", "geometry", "packed_shape", "plans", "small", "weight_shape")
 
     def __init__(self, spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
                  dest_shape: tuple[int, ...]) -> None:
@@ -190,6 +190,10 @@ class _DensePass:
                          _plan.to_3d(tuple(p[0] for p in spec.pads), 0))
         # plans of small (serial) calls, which do not depend on the thread count, by shapes
         self.plans: dict[tuple, _dense.DensePlan] = {}
+        # a small call runs whole in one compiled function (layout copies and packing
+        # included): its Python-side preparation would cost more than its arithmetic
+        self.small = _dense.small_call(src_shape, self.weight_shape, dest_shape, dtype,
+                                       *self.geometry)
 
     def _plan(self, src_shape: tuple[int, ...], dest: np.ndarray) -> _dense.DensePlan:
         """The dense plan of one call reading an input of ``src_shape`` and writing ``dest``."""
@@ -207,6 +211,10 @@ class _DensePass:
 
     def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                  dest: np.ndarray) -> None:
+        if self.small is not None:
+            _dense.run_small(self.small, src, weight.astype(self.dtype, copy=False).reshape(
+                self.weight_shape), bias, dest)
+            return
         packed = _dense.pack_weights_as(weight.reshape(self.weight_shape), self.dtype,
                                         self.block)
         target = dest if _writable_in_place(dest) else np.empty(dest.shape, dest.dtype)
@@ -390,7 +398,9 @@ def _forward_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
                                         planar_layout, FORCE_FORWARD_ALGORITHM, _padded(spec))
     # per sample: the algorithm, and so every bit of a sample's result, never depends on N
     work = math.prod(dest_shape[1:]) * (spec.c_in // spec.groups) * math.prod(spec.kernel)
-    algorithm = _plan.small_call_algorithm(algorithm, work, FORCE_FORWARD_ALGORITHM)
+    dense = _plan.dense_applicable(spec.padding_mode, spec.groups, spec.c_in, spec.c_out)
+    algorithm = _plan.small_call_algorithm(algorithm, work, FORCE_FORWARD_ALGORITHM,
+                                           dense_applies=dense)
     if algorithm == "dense" and math.prod(dest_shape):
         return _DensePass(spec, dtype, src_shape, dest_shape)
     if algorithm == "planar" and math.prod(dest_shape):
@@ -405,20 +415,27 @@ def _padded(spec: ConvSpec) -> bool:
     return any(low or high for low, high in spec.pads)
 
 
-def _phase_kernel(weight: np.ndarray, spec: ConvSpec, phases: tuple[_plan.Phase, ...]
-                  ) -> np.ndarray:
+def _phase_kernel(weight: np.ndarray, spec: ConvSpec, taps: tuple[slice, ...],
+                  shape: tuple[int, ...]) -> np.ndarray:
     """Kernel of the forward convolution computing one stride phase of the adjoint.
 
-    It keeps the phase's taps along each dimension, in the phase's order (which reverses
-    them), with the channel axes swapped within each group.
+    It keeps the phase's taps along each dimension (``taps``, from :func:`_phase_taps`), in
+    the phase's order (which reverses them), with the channel axes swapped within each
+    group; ``shape`` is the result's shape.
     """
     g = spec.groups
     kernel = weight.reshape(g, spec.c_out // g, spec.c_in // g, *spec.kernel)
     # the taps of a phase are evenly spaced: a strided view, not a copy (the passes copy the
     # kernel once, into their own packed layout)
-    kernel = kernel[(slice(None),) * 3 + tuple(_taps_slice(p.taps) for p in phases)]
-    return np.swapaxes(kernel, 1, 2).reshape(spec.c_in, spec.c_out // g,
-                                            *(len(p.taps) for p in phases))
+    return np.swapaxes(kernel[taps], 1, 2).reshape(shape)
+
+
+def _phase_taps(spec: ConvSpec, phases: tuple[_plan.Phase, ...]
+                ) -> tuple[tuple[slice, ...], tuple[int, ...]]:
+    """The index of a phase's taps in the grouped kernel and the phase kernel's shape."""
+    index = (slice(None),) * 3 + tuple(_taps_slice(p.taps) for p in phases)
+    shape = (spec.c_in, spec.c_out // spec.groups, *(len(p.taps) for p in phases))
+    return index, shape
 
 
 def _taps_slice(taps: tuple[int, ...]) -> slice:
@@ -473,23 +490,23 @@ class _PhasePass:
                 continue
             target = lead + tuple(slice(p.start, None, s) for p, s in zip(phases, spec.stride))
             if any(not p.taps for p in phases):
-                self.phases.append((phases, target, None, None))
+                self.phases.append((phases, target, None, None, None))
                 continue
             problem = _phase_spec(spec, phases)
             source = lead + tuple(slice(p.offset, None) for p in phases)
             sizes = (src_shape[0], *_plan.to_3d(problem.in_sizes, 1), src_shape[4])
             out = (dest_shape[0], *_plan.to_3d(problem.out_sizes, 1), dest_shape[4])
             run = _forward_pass(problem, dtype, sizes, out, planar_layout)
-            self.phases.append((phases, target, source, run))
+            self.phases.append((phases, target, source, run, _phase_taps(spec, phases)))
 
     def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                  dest: np.ndarray) -> None:
         # each phase's pass lays out (a part of the batch at a time) what it reads
-        for phases, target, source, run in self.phases:
+        for _, target, source, run, taps in self.phases:
             if run is None:
                 dest[target] = 0 if bias is None else bias
                 continue
-            run(src[source], _phase_kernel(weight, self.spec, phases), bias, dest[target])
+            run(src[source], _phase_kernel(weight, self.spec, *taps), bias, dest[target])
 
 
 def _adjoint_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
@@ -499,7 +516,9 @@ def _adjoint_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
                                         spec.kernel, spec.stride, _dense.block_size(dtype),
                                         planar_layout, FORCE_FORWARD_ALGORITHM, _padded(spec))
     work = math.prod(src_shape[1:]) * (spec.c_in // spec.groups) * math.prod(spec.kernel)
-    algorithm = _plan.small_call_algorithm(algorithm, work, FORCE_FORWARD_ALGORITHM)
+    dense = _plan.dense_applicable(spec.padding_mode, spec.groups, spec.c_in, spec.c_out)
+    algorithm = _plan.small_call_algorithm(algorithm, work, FORCE_FORWARD_ALGORITHM,
+                                           dense_applies=dense)
     if algorithm == "gather" or not math.prod(dest_shape):
         return _GatherPass(spec, True, dtype, dest_shape)
     return _PhasePass(spec, dtype, src_shape, dest_shape, planar_layout)
