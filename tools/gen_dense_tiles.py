@@ -120,83 +120,96 @@ def wtile(P):
     return "\n".join(L) + "\n"
 
 
-DRIVER = '''
-@njit({deco}cache=CACHE)
-def _{w}{kind}_p{P}(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
+TASK = '''
+@njit(cache=CACHE)
+def _{w}task_p{P}(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group, task, tid):
+    """Task `task` of the {mode}-mode drivers of {P}-pixel tiles, on thread `tid`'s scratch."""
     ishape = (dims[1], dims[2], dims[3], dims[4])
     oshape = (dims[8], dims[9], dims[10], dims[11])
     lay = (dims[5], dims[6], dims[7], dims[12], dims[13], dims[14], dims[15], dims[16])
     kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
+    geom = (stride, dilation, pad_low)
     xp = ptr_of(x, 0)
     wpp = ptr_of(wp, 0)
     bp = ptr_of(aux, 0)
     zp = ptr_of(aux, wp.shape[0] * wp.shape[5])
     op = ptr_of(out, 0)
-    scrp = ptr_of(scr, 0)
-    fscrp = ptr_of(fscr, 0)
-    ssz = scr.shape[1]
     fsz = fscr.shape[1]
+    sp = ptr_of(scr, tid * scr.shape[1])
+    fp = ptr_of(fscr, tid * fsz)
+    tb = ptr_of(fscr, tid * fsz + fsz - wp.shape[5])
     m = dims[0] * oshape[0] * oshape[1] * oshape[2]
     ntile = (m + {Pm1}) // {P}
-    nkb = {nkb}
-    ngrp = (ntile + group - 1) // group
-    # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
-    # writes whole vectors into the output planes
+{split}    # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
+    # writes whole vectors into the output planes. `unit` (dims[17]) is 1 when staged: the
+    # stage's channel stride, read from the array so that it is no compile-time literal (a
+    # literal would compile the tiles a second time)
+    unit = dims[17]
     cs = {cs}
     slen = group * {P} * cs
     span = {span}
     room = fsz - wp.shape[5] - 16 - {P} * span  # scratch past the gathered spans
-    staged = dims[17] != 0 and room >= slen
-    ppi = oshape[0] * oshape[1] * oshape[2]
-    slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs, 1)
-    soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
-    for task in {rng}(ngrp * nkb):
-{split}        tid = {tid}
-        sp = ptr_of(scrp, tid * ssz)
-        fp = ptr_of(fscrp, tid * fsz)
-        tb = ptr_of(fscrp, tid * fsz + fsz - wp.shape[5])
-        geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
-        t0 = g * group
-        q0 = t0 * {P}
-        qa = q0
-        pos = _decode(q0, oshape)
-        if staged:
-            soff = tid * fsz + fsz - wp.shape[5] - slen
-            c_lo = {clo}
-            top = ptr_of(fscrp, soff - qa * cs - c_lo)
-            for _ in range(t0, min(t0 + group, ntile)):
-                _{w}tile{P}(xp, wpp, bp, zp, top, sp, fp, tb, {kbarg}pos, min({P}, m - q0), ishape,
-                          {pad}soshape, kshape, geom, slay)
-                q0 += {P}
-                pos = _advance(pos, {P}, oshape)
-            _flush_stage(op, ptr_of(fscrp, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi,
-                         lay[3], lay[7])
+    t0 = g * group
+    q0 = t0 * {P}
+    qa = q0
+    pos = _decode(q0, oshape)
+    if unit == 1 and room >= slen:
+        ppi = oshape[0] * oshape[1] * oshape[2]
+        slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs,
+                unit)
+        soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
+        soff = tid * fsz + fsz - wp.shape[5] - slen
+        c_lo = {clo}
+        top = ptr_of(fscr, soff - qa * cs - c_lo)
+        for _ in range(t0, min(t0 + group, ntile)):
+            _{w}tile{P}(xp, wpp, bp, zp, top, sp, fp, tb, {kbarg}pos, min({P}, m - q0), ishape,
+                      {pad}soshape, kshape, geom, slay)
+            q0 += {P}
+            pos = _advance(pos, {P}, oshape)
+        _flush_stage(op, ptr_of(fscr, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi, lay[3],
+                     lay[7])
+    else:
+        for _ in range(t0, min(t0 + group, ntile)):
+            _{w}tile{P}(xp, wpp, bp, zp, op, sp, fp, tb, {kbarg}pos, min({P}, m - q0), ishape,
+                      {pad}oshape, kshape, geom, lay)
+            q0 += {P}
+            pos = _advance(pos, {P}, oshape)
+'''
+
+DRIVER = '''
+@njit(parallel=True, cache=CACHE)
+def _forward_p{P}(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group, window):
+    ntile = (dims[0] * dims[8] * dims[9] * dims[10] + {Pm1}) // {P}
+    ntask = (ntile + group - 1) // group * (1 if window else wp.shape[0])
+    for task in prange(ntask):
+        # int64 task and thread ids: the prange index is unsigned, and a type of its own
+        # would compile the task functions again (for small_conv's calls)
+        if window:
+            _wtask_p{P}(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
+                        np.int64(task), np.int64(numba.get_thread_id()))
         else:
-            for _ in range(t0, min(t0 + group, ntile)):
-                _{w}tile{P}(xp, wpp, bp, zp, op, sp, fp, tb, {kbarg}pos, min({P}, m - q0), ishape,
-                          {pad}oshape, kshape, geom, lay)
-                q0 += {P}
-                pos = _advance(pos, {P}, oshape)
+            _task_p{P}(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
+                       np.int64(task), np.int64(numba.get_thread_id()))
 '''
 
 
 def drivers(P):
-    """The parallel and serial drivers of the row- and window-mode tiles of ``P`` pixels."""
+    """The task functions of the row- and window-mode tiles of ``P`` pixels and their
+    parallel driver (one prange whose body only calls a task function: a parallel compile
+    costs seconds, less with a small body; :func:`small_conv` runs the row-mode tasks on the
+    calling thread)."""
     out = []
     for w in ("", "w"):
-        for par in (True, False):
-            out.append(DRIVER.format(
-                deco="parallel=True, " if par else "", w=w, kind="forward" if par else "serial",
-                P=P, Pm1=P - 1, nkb="wp.shape[0]" if not w else "1",
-                rng="prange" if par else "range",
-                tid="numba.get_thread_id()" if par else "0", kbarg="kb, " if not w else "",
-                pad=" " if w else "",
-                cs="wp.shape[5]" if not w else "wp.shape[0] * wp.shape[5]",
-                clo="kb * wp.shape[5]" if not w else "0",
-                span="kshape[2] * ishape[3]" if not w
-                else "kshape[0] * kshape[1] * kshape[2] * ishape[3]",
-                split=("        g = task // nkb\n        kb = task - g * nkb\n" if not w
-                       else "        g = task\n")))
+        out.append(TASK.format(
+            w=w, P=P, Pm1=P - 1, mode="window" if w else "row", kbarg="kb, " if not w else "",
+            pad=" " if w else "",
+            cs="wp.shape[5]" if not w else "wp.shape[0] * wp.shape[5]",
+            clo="kb * wp.shape[5]" if not w else "unit - 1",
+            span="kshape[2] * ishape[3]" if not w
+            else "kshape[0] * kshape[1] * kshape[2] * ishape[3]",
+            split=("    g = task // wp.shape[0]\n    kb = task - g * wp.shape[0]\n" if not w
+                   else "    g = task\n")))
+    out.append(DRIVER.format(P=P, Pm1=P - 1))
     return "\n".join(out)
 
 

@@ -33,9 +33,9 @@ per-thread scratch span. Interior, border and tail tiles therefore run the same
 micro-kernel. For small ``C_in`` ("window mode") each task gathers its pixels'
 whole windows once and runs all output-channel blocks over them.
 
-Tasks are distributed with one flat ``prange`` (small problems run on the calling
-thread). Every output element is produced by exactly one task with a fixed
-summation order (``k0, k1, k2``, then input channels ascending, one fused
+Tasks are distributed with one flat ``prange`` (small problems run whole on the
+calling thread, see :func:`small_conv`). Every output element is produced by exactly
+one task with a fixed summation order (``k0, k1, k2``, then input channels ascending, one fused
 multiply-add per step, bias added last), so results are bitwise identical for
 any thread count, task order, tile size and mode.
 """
@@ -469,8 +469,10 @@ def _flush_stage(op, st, qa, qb, cs, c_lo, kn, ppi, osn, osk):
 # Consecutive tiles share one block of packed weights (hot in L1/L2) while the group's input
 # stays in L2 across the channel blocks; group=1 makes the channel block the fastest index,
 # group=ntile the slowest. Window mode (_w*) has one channel-block slot (a task covers all
-# blocks). The _serial_ twins run small problems on the calling thread, which avoids waking the
-# thread pool (costly on a busy machine). Scratch rows are indexed by numba.get_thread_id().
+# blocks). Each task is a function of its own (_taskP, _wtaskP) that the drivers' prange
+# bodies call: small problems run the row-mode tasks on the calling thread (small_conv), which
+# avoids waking the thread pool (costly on a busy machine). Scratch rows are indexed by
+# numba.get_thread_id().
 # `x` and `out` are flat views starting at element (0, 0, 0, 0, 0); `dims` holds the shapes and
 # element strides (see _layout).
 
@@ -883,492 +885,268 @@ def _wtile8(xp, wpp, bp, zp, op, sp, fp, tb, pos, npix, ishape, oshape, kshape, 
 
 
 
-@njit(parallel=True, cache=CACHE)
-def _forward_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
+@njit(cache=CACHE)
+def _task_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group, task, tid):
+    """Task `task` of the row-mode drivers of 6-pixel tiles, on thread `tid`'s scratch."""
     ishape = (dims[1], dims[2], dims[3], dims[4])
     oshape = (dims[8], dims[9], dims[10], dims[11])
     lay = (dims[5], dims[6], dims[7], dims[12], dims[13], dims[14], dims[15], dims[16])
     kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
+    geom = (stride, dilation, pad_low)
     xp = ptr_of(x, 0)
     wpp = ptr_of(wp, 0)
     bp = ptr_of(aux, 0)
     zp = ptr_of(aux, wp.shape[0] * wp.shape[5])
     op = ptr_of(out, 0)
-    scrp = ptr_of(scr, 0)
-    fscrp = ptr_of(fscr, 0)
-    ssz = scr.shape[1]
     fsz = fscr.shape[1]
+    sp = ptr_of(scr, tid * scr.shape[1])
+    fp = ptr_of(fscr, tid * fsz)
+    tb = ptr_of(fscr, tid * fsz + fsz - wp.shape[5])
     m = dims[0] * oshape[0] * oshape[1] * oshape[2]
     ntile = (m + 5) // 6
-    nkb = wp.shape[0]
-    ngrp = (ntile + group - 1) // group
+    g = task // wp.shape[0]
+    kb = task - g * wp.shape[0]
     # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
-    # writes whole vectors into the output planes
+    # writes whole vectors into the output planes. `unit` (dims[17]) is 1 when staged: the
+    # stage's channel stride, read from the array so that it is no compile-time literal (a
+    # literal would compile the tiles a second time)
+    unit = dims[17]
     cs = wp.shape[5]
     slen = group * 6 * cs
     span = kshape[2] * ishape[3]
     room = fsz - wp.shape[5] - 16 - 6 * span  # scratch past the gathered spans
-    staged = dims[17] != 0 and room >= slen
-    ppi = oshape[0] * oshape[1] * oshape[2]
-    slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs, 1)
-    soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
-    for task in prange(ngrp * nkb):
-        g = task // nkb
-        kb = task - g * nkb
-        tid = numba.get_thread_id()
-        sp = ptr_of(scrp, tid * ssz)
-        fp = ptr_of(fscrp, tid * fsz)
-        tb = ptr_of(fscrp, tid * fsz + fsz - wp.shape[5])
-        geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
-        t0 = g * group
-        q0 = t0 * 6
-        qa = q0
-        pos = _decode(q0, oshape)
-        if staged:
-            soff = tid * fsz + fsz - wp.shape[5] - slen
-            c_lo = kb * wp.shape[5]
-            top = ptr_of(fscrp, soff - qa * cs - c_lo)
-            for _ in range(t0, min(t0 + group, ntile)):
-                _tile6(xp, wpp, bp, zp, top, sp, fp, tb, kb, pos, min(6, m - q0), ishape,
-                          soshape, kshape, geom, slay)
-                q0 += 6
-                pos = _advance(pos, 6, oshape)
-            _flush_stage(op, ptr_of(fscrp, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi,
-                         lay[3], lay[7])
-        else:
-            for _ in range(t0, min(t0 + group, ntile)):
-                _tile6(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, min(6, m - q0), ishape,
-                          oshape, kshape, geom, lay)
-                q0 += 6
-                pos = _advance(pos, 6, oshape)
+    t0 = g * group
+    q0 = t0 * 6
+    qa = q0
+    pos = _decode(q0, oshape)
+    if unit == 1 and room >= slen:
+        ppi = oshape[0] * oshape[1] * oshape[2]
+        slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs,
+                unit)
+        soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
+        soff = tid * fsz + fsz - wp.shape[5] - slen
+        c_lo = kb * wp.shape[5]
+        top = ptr_of(fscr, soff - qa * cs - c_lo)
+        for _ in range(t0, min(t0 + group, ntile)):
+            _tile6(xp, wpp, bp, zp, top, sp, fp, tb, kb, pos, min(6, m - q0), ishape,
+                      soshape, kshape, geom, slay)
+            q0 += 6
+            pos = _advance(pos, 6, oshape)
+        _flush_stage(op, ptr_of(fscr, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi, lay[3],
+                     lay[7])
+    else:
+        for _ in range(t0, min(t0 + group, ntile)):
+            _tile6(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, min(6, m - q0), ishape,
+                      oshape, kshape, geom, lay)
+            q0 += 6
+            pos = _advance(pos, 6, oshape)
 
 
 @njit(cache=CACHE)
-def _serial_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
+def _wtask_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group, task, tid):
+    """Task `task` of the window-mode drivers of 6-pixel tiles, on thread `tid`'s scratch."""
     ishape = (dims[1], dims[2], dims[3], dims[4])
     oshape = (dims[8], dims[9], dims[10], dims[11])
     lay = (dims[5], dims[6], dims[7], dims[12], dims[13], dims[14], dims[15], dims[16])
     kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
+    geom = (stride, dilation, pad_low)
     xp = ptr_of(x, 0)
     wpp = ptr_of(wp, 0)
     bp = ptr_of(aux, 0)
     zp = ptr_of(aux, wp.shape[0] * wp.shape[5])
     op = ptr_of(out, 0)
-    scrp = ptr_of(scr, 0)
-    fscrp = ptr_of(fscr, 0)
-    ssz = scr.shape[1]
     fsz = fscr.shape[1]
+    sp = ptr_of(scr, tid * scr.shape[1])
+    fp = ptr_of(fscr, tid * fsz)
+    tb = ptr_of(fscr, tid * fsz + fsz - wp.shape[5])
     m = dims[0] * oshape[0] * oshape[1] * oshape[2]
     ntile = (m + 5) // 6
-    nkb = wp.shape[0]
-    ngrp = (ntile + group - 1) // group
+    g = task
     # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
-    # writes whole vectors into the output planes
-    cs = wp.shape[5]
-    slen = group * 6 * cs
-    span = kshape[2] * ishape[3]
-    room = fsz - wp.shape[5] - 16 - 6 * span  # scratch past the gathered spans
-    staged = dims[17] != 0 and room >= slen
-    ppi = oshape[0] * oshape[1] * oshape[2]
-    slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs, 1)
-    soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
-    for task in range(ngrp * nkb):
-        g = task // nkb
-        kb = task - g * nkb
-        tid = 0
-        sp = ptr_of(scrp, tid * ssz)
-        fp = ptr_of(fscrp, tid * fsz)
-        tb = ptr_of(fscrp, tid * fsz + fsz - wp.shape[5])
-        geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
-        t0 = g * group
-        q0 = t0 * 6
-        qa = q0
-        pos = _decode(q0, oshape)
-        if staged:
-            soff = tid * fsz + fsz - wp.shape[5] - slen
-            c_lo = kb * wp.shape[5]
-            top = ptr_of(fscrp, soff - qa * cs - c_lo)
-            for _ in range(t0, min(t0 + group, ntile)):
-                _tile6(xp, wpp, bp, zp, top, sp, fp, tb, kb, pos, min(6, m - q0), ishape,
-                          soshape, kshape, geom, slay)
-                q0 += 6
-                pos = _advance(pos, 6, oshape)
-            _flush_stage(op, ptr_of(fscrp, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi,
-                         lay[3], lay[7])
-        else:
-            for _ in range(t0, min(t0 + group, ntile)):
-                _tile6(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, min(6, m - q0), ishape,
-                          oshape, kshape, geom, lay)
-                q0 += 6
-                pos = _advance(pos, 6, oshape)
-
-
-@njit(parallel=True, cache=CACHE)
-def _wforward_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
-    ishape = (dims[1], dims[2], dims[3], dims[4])
-    oshape = (dims[8], dims[9], dims[10], dims[11])
-    lay = (dims[5], dims[6], dims[7], dims[12], dims[13], dims[14], dims[15], dims[16])
-    kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
-    xp = ptr_of(x, 0)
-    wpp = ptr_of(wp, 0)
-    bp = ptr_of(aux, 0)
-    zp = ptr_of(aux, wp.shape[0] * wp.shape[5])
-    op = ptr_of(out, 0)
-    scrp = ptr_of(scr, 0)
-    fscrp = ptr_of(fscr, 0)
-    ssz = scr.shape[1]
-    fsz = fscr.shape[1]
-    m = dims[0] * oshape[0] * oshape[1] * oshape[2]
-    ntile = (m + 5) // 6
-    nkb = 1
-    ngrp = (ntile + group - 1) // group
-    # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
-    # writes whole vectors into the output planes
+    # writes whole vectors into the output planes. `unit` (dims[17]) is 1 when staged: the
+    # stage's channel stride, read from the array so that it is no compile-time literal (a
+    # literal would compile the tiles a second time)
+    unit = dims[17]
     cs = wp.shape[0] * wp.shape[5]
     slen = group * 6 * cs
     span = kshape[0] * kshape[1] * kshape[2] * ishape[3]
     room = fsz - wp.shape[5] - 16 - 6 * span  # scratch past the gathered spans
-    staged = dims[17] != 0 and room >= slen
-    ppi = oshape[0] * oshape[1] * oshape[2]
-    slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs, 1)
-    soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
-    for task in prange(ngrp * nkb):
-        g = task
-        tid = numba.get_thread_id()
-        sp = ptr_of(scrp, tid * ssz)
-        fp = ptr_of(fscrp, tid * fsz)
-        tb = ptr_of(fscrp, tid * fsz + fsz - wp.shape[5])
-        geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
-        t0 = g * group
-        q0 = t0 * 6
-        qa = q0
-        pos = _decode(q0, oshape)
-        if staged:
-            soff = tid * fsz + fsz - wp.shape[5] - slen
-            c_lo = 0
-            top = ptr_of(fscrp, soff - qa * cs - c_lo)
-            for _ in range(t0, min(t0 + group, ntile)):
-                _wtile6(xp, wpp, bp, zp, top, sp, fp, tb, pos, min(6, m - q0), ishape,
-                           soshape, kshape, geom, slay)
-                q0 += 6
-                pos = _advance(pos, 6, oshape)
-            _flush_stage(op, ptr_of(fscrp, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi,
-                         lay[3], lay[7])
-        else:
-            for _ in range(t0, min(t0 + group, ntile)):
-                _wtile6(xp, wpp, bp, zp, op, sp, fp, tb, pos, min(6, m - q0), ishape,
-                           oshape, kshape, geom, lay)
-                q0 += 6
-                pos = _advance(pos, 6, oshape)
-
-
-@njit(cache=CACHE)
-def _wserial_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
-    ishape = (dims[1], dims[2], dims[3], dims[4])
-    oshape = (dims[8], dims[9], dims[10], dims[11])
-    lay = (dims[5], dims[6], dims[7], dims[12], dims[13], dims[14], dims[15], dims[16])
-    kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
-    xp = ptr_of(x, 0)
-    wpp = ptr_of(wp, 0)
-    bp = ptr_of(aux, 0)
-    zp = ptr_of(aux, wp.shape[0] * wp.shape[5])
-    op = ptr_of(out, 0)
-    scrp = ptr_of(scr, 0)
-    fscrp = ptr_of(fscr, 0)
-    ssz = scr.shape[1]
-    fsz = fscr.shape[1]
-    m = dims[0] * oshape[0] * oshape[1] * oshape[2]
-    ntile = (m + 5) // 6
-    nkb = 1
-    ngrp = (ntile + group - 1) // group
-    # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
-    # writes whole vectors into the output planes
-    cs = wp.shape[0] * wp.shape[5]
-    slen = group * 6 * cs
-    span = kshape[0] * kshape[1] * kshape[2] * ishape[3]
-    room = fsz - wp.shape[5] - 16 - 6 * span  # scratch past the gathered spans
-    staged = dims[17] != 0 and room >= slen
-    ppi = oshape[0] * oshape[1] * oshape[2]
-    slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs, 1)
-    soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
-    for task in range(ngrp * nkb):
-        g = task
-        tid = 0
-        sp = ptr_of(scrp, tid * ssz)
-        fp = ptr_of(fscrp, tid * fsz)
-        tb = ptr_of(fscrp, tid * fsz + fsz - wp.shape[5])
-        geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
-        t0 = g * group
-        q0 = t0 * 6
-        qa = q0
-        pos = _decode(q0, oshape)
-        if staged:
-            soff = tid * fsz + fsz - wp.shape[5] - slen
-            c_lo = 0
-            top = ptr_of(fscrp, soff - qa * cs - c_lo)
-            for _ in range(t0, min(t0 + group, ntile)):
-                _wtile6(xp, wpp, bp, zp, top, sp, fp, tb, pos, min(6, m - q0), ishape,
-                           soshape, kshape, geom, slay)
-                q0 += 6
-                pos = _advance(pos, 6, oshape)
-            _flush_stage(op, ptr_of(fscrp, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi,
-                         lay[3], lay[7])
-        else:
-            for _ in range(t0, min(t0 + group, ntile)):
-                _wtile6(xp, wpp, bp, zp, op, sp, fp, tb, pos, min(6, m - q0), ishape,
-                           oshape, kshape, geom, lay)
-                q0 += 6
-                pos = _advance(pos, 6, oshape)
+    t0 = g * group
+    q0 = t0 * 6
+    qa = q0
+    pos = _decode(q0, oshape)
+    if unit == 1 and room >= slen:
+        ppi = oshape[0] * oshape[1] * oshape[2]
+        slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs,
+                unit)
+        soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
+        soff = tid * fsz + fsz - wp.shape[5] - slen
+        c_lo = unit - 1
+        top = ptr_of(fscr, soff - qa * cs - c_lo)
+        for _ in range(t0, min(t0 + group, ntile)):
+            _wtile6(xp, wpp, bp, zp, top, sp, fp, tb, pos, min(6, m - q0), ishape,
+                       soshape, kshape, geom, slay)
+            q0 += 6
+            pos = _advance(pos, 6, oshape)
+        _flush_stage(op, ptr_of(fscr, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi, lay[3],
+                     lay[7])
+    else:
+        for _ in range(t0, min(t0 + group, ntile)):
+            _wtile6(xp, wpp, bp, zp, op, sp, fp, tb, pos, min(6, m - q0), ishape,
+                       oshape, kshape, geom, lay)
+            q0 += 6
+            pos = _advance(pos, 6, oshape)
 
 
 @njit(parallel=True, cache=CACHE)
-def _forward_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
+def _forward_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group, window):
+    ntile = (dims[0] * dims[8] * dims[9] * dims[10] + 5) // 6
+    ntask = (ntile + group - 1) // group * (1 if window else wp.shape[0])
+    for task in prange(ntask):
+        # int64 task and thread ids: the prange index is unsigned, and a type of its own
+        # would compile the task functions again (for small_conv's calls)
+        if window:
+            _wtask_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
+                        np.int64(task), np.int64(numba.get_thread_id()))
+        else:
+            _task_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
+                       np.int64(task), np.int64(numba.get_thread_id()))
+
+
+@njit(cache=CACHE)
+def _task_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group, task, tid):
+    """Task `task` of the row-mode drivers of 8-pixel tiles, on thread `tid`'s scratch."""
     ishape = (dims[1], dims[2], dims[3], dims[4])
     oshape = (dims[8], dims[9], dims[10], dims[11])
     lay = (dims[5], dims[6], dims[7], dims[12], dims[13], dims[14], dims[15], dims[16])
     kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
+    geom = (stride, dilation, pad_low)
     xp = ptr_of(x, 0)
     wpp = ptr_of(wp, 0)
     bp = ptr_of(aux, 0)
     zp = ptr_of(aux, wp.shape[0] * wp.shape[5])
     op = ptr_of(out, 0)
-    scrp = ptr_of(scr, 0)
-    fscrp = ptr_of(fscr, 0)
-    ssz = scr.shape[1]
     fsz = fscr.shape[1]
+    sp = ptr_of(scr, tid * scr.shape[1])
+    fp = ptr_of(fscr, tid * fsz)
+    tb = ptr_of(fscr, tid * fsz + fsz - wp.shape[5])
     m = dims[0] * oshape[0] * oshape[1] * oshape[2]
     ntile = (m + 7) // 8
-    nkb = wp.shape[0]
-    ngrp = (ntile + group - 1) // group
+    g = task // wp.shape[0]
+    kb = task - g * wp.shape[0]
     # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
-    # writes whole vectors into the output planes
+    # writes whole vectors into the output planes. `unit` (dims[17]) is 1 when staged: the
+    # stage's channel stride, read from the array so that it is no compile-time literal (a
+    # literal would compile the tiles a second time)
+    unit = dims[17]
     cs = wp.shape[5]
     slen = group * 8 * cs
     span = kshape[2] * ishape[3]
     room = fsz - wp.shape[5] - 16 - 8 * span  # scratch past the gathered spans
-    staged = dims[17] != 0 and room >= slen
-    ppi = oshape[0] * oshape[1] * oshape[2]
-    slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs, 1)
-    soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
-    for task in prange(ngrp * nkb):
-        g = task // nkb
-        kb = task - g * nkb
-        tid = numba.get_thread_id()
-        sp = ptr_of(scrp, tid * ssz)
-        fp = ptr_of(fscrp, tid * fsz)
-        tb = ptr_of(fscrp, tid * fsz + fsz - wp.shape[5])
-        geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
-        t0 = g * group
-        q0 = t0 * 8
-        qa = q0
-        pos = _decode(q0, oshape)
-        if staged:
-            soff = tid * fsz + fsz - wp.shape[5] - slen
-            c_lo = kb * wp.shape[5]
-            top = ptr_of(fscrp, soff - qa * cs - c_lo)
-            for _ in range(t0, min(t0 + group, ntile)):
-                _tile8(xp, wpp, bp, zp, top, sp, fp, tb, kb, pos, min(8, m - q0), ishape,
-                          soshape, kshape, geom, slay)
-                q0 += 8
-                pos = _advance(pos, 8, oshape)
-            _flush_stage(op, ptr_of(fscrp, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi,
-                         lay[3], lay[7])
-        else:
-            for _ in range(t0, min(t0 + group, ntile)):
-                _tile8(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, min(8, m - q0), ishape,
-                          oshape, kshape, geom, lay)
-                q0 += 8
-                pos = _advance(pos, 8, oshape)
+    t0 = g * group
+    q0 = t0 * 8
+    qa = q0
+    pos = _decode(q0, oshape)
+    if unit == 1 and room >= slen:
+        ppi = oshape[0] * oshape[1] * oshape[2]
+        slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs,
+                unit)
+        soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
+        soff = tid * fsz + fsz - wp.shape[5] - slen
+        c_lo = kb * wp.shape[5]
+        top = ptr_of(fscr, soff - qa * cs - c_lo)
+        for _ in range(t0, min(t0 + group, ntile)):
+            _tile8(xp, wpp, bp, zp, top, sp, fp, tb, kb, pos, min(8, m - q0), ishape,
+                      soshape, kshape, geom, slay)
+            q0 += 8
+            pos = _advance(pos, 8, oshape)
+        _flush_stage(op, ptr_of(fscr, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi, lay[3],
+                     lay[7])
+    else:
+        for _ in range(t0, min(t0 + group, ntile)):
+            _tile8(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, min(8, m - q0), ishape,
+                      oshape, kshape, geom, lay)
+            q0 += 8
+            pos = _advance(pos, 8, oshape)
 
 
 @njit(cache=CACHE)
-def _serial_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
+def _wtask_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group, task, tid):
+    """Task `task` of the window-mode drivers of 8-pixel tiles, on thread `tid`'s scratch."""
     ishape = (dims[1], dims[2], dims[3], dims[4])
     oshape = (dims[8], dims[9], dims[10], dims[11])
     lay = (dims[5], dims[6], dims[7], dims[12], dims[13], dims[14], dims[15], dims[16])
     kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
+    geom = (stride, dilation, pad_low)
     xp = ptr_of(x, 0)
     wpp = ptr_of(wp, 0)
     bp = ptr_of(aux, 0)
     zp = ptr_of(aux, wp.shape[0] * wp.shape[5])
     op = ptr_of(out, 0)
-    scrp = ptr_of(scr, 0)
-    fscrp = ptr_of(fscr, 0)
-    ssz = scr.shape[1]
     fsz = fscr.shape[1]
+    sp = ptr_of(scr, tid * scr.shape[1])
+    fp = ptr_of(fscr, tid * fsz)
+    tb = ptr_of(fscr, tid * fsz + fsz - wp.shape[5])
     m = dims[0] * oshape[0] * oshape[1] * oshape[2]
     ntile = (m + 7) // 8
-    nkb = wp.shape[0]
-    ngrp = (ntile + group - 1) // group
+    g = task
     # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
-    # writes whole vectors into the output planes
-    cs = wp.shape[5]
+    # writes whole vectors into the output planes. `unit` (dims[17]) is 1 when staged: the
+    # stage's channel stride, read from the array so that it is no compile-time literal (a
+    # literal would compile the tiles a second time)
+    unit = dims[17]
+    cs = wp.shape[0] * wp.shape[5]
     slen = group * 8 * cs
-    span = kshape[2] * ishape[3]
+    span = kshape[0] * kshape[1] * kshape[2] * ishape[3]
     room = fsz - wp.shape[5] - 16 - 8 * span  # scratch past the gathered spans
-    staged = dims[17] != 0 and room >= slen
-    ppi = oshape[0] * oshape[1] * oshape[2]
-    slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs, 1)
-    soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
-    for task in range(ngrp * nkb):
-        g = task // nkb
-        kb = task - g * nkb
-        tid = 0
-        sp = ptr_of(scrp, tid * ssz)
-        fp = ptr_of(fscrp, tid * fsz)
-        tb = ptr_of(fscrp, tid * fsz + fsz - wp.shape[5])
-        geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
-        t0 = g * group
-        q0 = t0 * 8
-        qa = q0
-        pos = _decode(q0, oshape)
-        if staged:
-            soff = tid * fsz + fsz - wp.shape[5] - slen
-            c_lo = kb * wp.shape[5]
-            top = ptr_of(fscrp, soff - qa * cs - c_lo)
-            for _ in range(t0, min(t0 + group, ntile)):
-                _tile8(xp, wpp, bp, zp, top, sp, fp, tb, kb, pos, min(8, m - q0), ishape,
-                          soshape, kshape, geom, slay)
-                q0 += 8
-                pos = _advance(pos, 8, oshape)
-            _flush_stage(op, ptr_of(fscrp, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi,
-                         lay[3], lay[7])
-        else:
-            for _ in range(t0, min(t0 + group, ntile)):
-                _tile8(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, min(8, m - q0), ishape,
-                          oshape, kshape, geom, lay)
-                q0 += 8
-                pos = _advance(pos, 8, oshape)
+    t0 = g * group
+    q0 = t0 * 8
+    qa = q0
+    pos = _decode(q0, oshape)
+    if unit == 1 and room >= slen:
+        ppi = oshape[0] * oshape[1] * oshape[2]
+        slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs,
+                unit)
+        soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
+        soff = tid * fsz + fsz - wp.shape[5] - slen
+        c_lo = unit - 1
+        top = ptr_of(fscr, soff - qa * cs - c_lo)
+        for _ in range(t0, min(t0 + group, ntile)):
+            _wtile8(xp, wpp, bp, zp, top, sp, fp, tb, pos, min(8, m - q0), ishape,
+                       soshape, kshape, geom, slay)
+            q0 += 8
+            pos = _advance(pos, 8, oshape)
+        _flush_stage(op, ptr_of(fscr, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi, lay[3],
+                     lay[7])
+    else:
+        for _ in range(t0, min(t0 + group, ntile)):
+            _wtile8(xp, wpp, bp, zp, op, sp, fp, tb, pos, min(8, m - q0), ishape,
+                       oshape, kshape, geom, lay)
+            q0 += 8
+            pos = _advance(pos, 8, oshape)
 
 
 @njit(parallel=True, cache=CACHE)
-def _wforward_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
-    ishape = (dims[1], dims[2], dims[3], dims[4])
-    oshape = (dims[8], dims[9], dims[10], dims[11])
-    lay = (dims[5], dims[6], dims[7], dims[12], dims[13], dims[14], dims[15], dims[16])
-    kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
-    xp = ptr_of(x, 0)
-    wpp = ptr_of(wp, 0)
-    bp = ptr_of(aux, 0)
-    zp = ptr_of(aux, wp.shape[0] * wp.shape[5])
-    op = ptr_of(out, 0)
-    scrp = ptr_of(scr, 0)
-    fscrp = ptr_of(fscr, 0)
-    ssz = scr.shape[1]
-    fsz = fscr.shape[1]
-    m = dims[0] * oshape[0] * oshape[1] * oshape[2]
-    ntile = (m + 7) // 8
-    nkb = 1
-    ngrp = (ntile + group - 1) // group
-    # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
-    # writes whole vectors into the output planes
-    cs = wp.shape[0] * wp.shape[5]
-    slen = group * 8 * cs
-    span = kshape[0] * kshape[1] * kshape[2] * ishape[3]
-    room = fsz - wp.shape[5] - 16 - 8 * span  # scratch past the gathered spans
-    staged = dims[17] != 0 and room >= slen
-    ppi = oshape[0] * oshape[1] * oshape[2]
-    slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs, 1)
-    soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
-    for task in prange(ngrp * nkb):
-        g = task
-        tid = numba.get_thread_id()
-        sp = ptr_of(scrp, tid * ssz)
-        fp = ptr_of(fscrp, tid * fsz)
-        tb = ptr_of(fscrp, tid * fsz + fsz - wp.shape[5])
-        geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
-        t0 = g * group
-        q0 = t0 * 8
-        qa = q0
-        pos = _decode(q0, oshape)
-        if staged:
-            soff = tid * fsz + fsz - wp.shape[5] - slen
-            c_lo = 0
-            top = ptr_of(fscrp, soff - qa * cs - c_lo)
-            for _ in range(t0, min(t0 + group, ntile)):
-                _wtile8(xp, wpp, bp, zp, top, sp, fp, tb, pos, min(8, m - q0), ishape,
-                           soshape, kshape, geom, slay)
-                q0 += 8
-                pos = _advance(pos, 8, oshape)
-            _flush_stage(op, ptr_of(fscrp, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi,
-                         lay[3], lay[7])
+def _forward_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group, window):
+    ntile = (dims[0] * dims[8] * dims[9] * dims[10] + 7) // 8
+    ntask = (ntile + group - 1) // group * (1 if window else wp.shape[0])
+    for task in prange(ntask):
+        # int64 task and thread ids: the prange index is unsigned, and a type of its own
+        # would compile the task functions again (for small_conv's calls)
+        if window:
+            _wtask_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
+                        np.int64(task), np.int64(numba.get_thread_id()))
         else:
-            for _ in range(t0, min(t0 + group, ntile)):
-                _wtile8(xp, wpp, bp, zp, op, sp, fp, tb, pos, min(8, m - q0), ishape,
-                           oshape, kshape, geom, lay)
-                q0 += 8
-                pos = _advance(pos, 8, oshape)
-
-
-@njit(cache=CACHE)
-def _wserial_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
-    ishape = (dims[1], dims[2], dims[3], dims[4])
-    oshape = (dims[8], dims[9], dims[10], dims[11])
-    lay = (dims[5], dims[6], dims[7], dims[12], dims[13], dims[14], dims[15], dims[16])
-    kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
-    xp = ptr_of(x, 0)
-    wpp = ptr_of(wp, 0)
-    bp = ptr_of(aux, 0)
-    zp = ptr_of(aux, wp.shape[0] * wp.shape[5])
-    op = ptr_of(out, 0)
-    scrp = ptr_of(scr, 0)
-    fscrp = ptr_of(fscr, 0)
-    ssz = scr.shape[1]
-    fsz = fscr.shape[1]
-    m = dims[0] * oshape[0] * oshape[1] * oshape[2]
-    ntile = (m + 7) // 8
-    nkb = 1
-    ngrp = (ntile + group - 1) // group
-    # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
-    # writes whole vectors into the output planes
-    cs = wp.shape[0] * wp.shape[5]
-    slen = group * 8 * cs
-    span = kshape[0] * kshape[1] * kshape[2] * ishape[3]
-    room = fsz - wp.shape[5] - 16 - 8 * span  # scratch past the gathered spans
-    staged = dims[17] != 0 and room >= slen
-    ppi = oshape[0] * oshape[1] * oshape[2]
-    slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs, 1)
-    soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
-    for task in range(ngrp * nkb):
-        g = task
-        tid = 0
-        sp = ptr_of(scrp, tid * ssz)
-        fp = ptr_of(fscrp, tid * fsz)
-        tb = ptr_of(fscrp, tid * fsz + fsz - wp.shape[5])
-        geom = (stride, dilation, pad_low)  # built here: parfors reject nested-tuple live-ins
-        t0 = g * group
-        q0 = t0 * 8
-        qa = q0
-        pos = _decode(q0, oshape)
-        if staged:
-            soff = tid * fsz + fsz - wp.shape[5] - slen
-            c_lo = 0
-            top = ptr_of(fscrp, soff - qa * cs - c_lo)
-            for _ in range(t0, min(t0 + group, ntile)):
-                _wtile8(xp, wpp, bp, zp, top, sp, fp, tb, pos, min(8, m - q0), ishape,
-                           soshape, kshape, geom, slay)
-                q0 += 8
-                pos = _advance(pos, 8, oshape)
-            _flush_stage(op, ptr_of(fscrp, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi,
-                         lay[3], lay[7])
-        else:
-            for _ in range(t0, min(t0 + group, ntile)):
-                _wtile8(xp, wpp, bp, zp, op, sp, fp, tb, pos, min(8, m - q0), ishape,
-                           oshape, kshape, geom, lay)
-                q0 += 8
-                pos = _advance(pos, 8, oshape)
+            _task_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
+                       np.int64(task), np.int64(numba.get_thread_id()))
 
 
 # --- generated tiles and drivers: end
 
 
 _DRIVERS = {6: _forward_p6, 8: _forward_p8}
-_SERIAL = {6: _serial_p6, 8: _serial_p8}
-_WDRIVERS = {6: _wforward_p6, 8: _wforward_p8}
-_WSERIAL = {6: _wserial_p6, 8: _wserial_p8}
-#: the serial drivers of this host's tile, called by :func:`small_conv`
-_SMALL_ROW = _SERIAL[TILE_P]
-_SMALL_WINDOW = _WSERIAL[TILE_P]
+#: the row-mode task function of this host's tile, run by :func:`small_conv`
+_SMALL_TASK = {6: _task_p6, 8: _task_p8}[TILE_P]
 
 
 @njit(cache=CACHE)
@@ -1377,10 +1155,10 @@ def small_conv(x, w, bias, out, dims):
 
     For calls whose Python-side preparation (layout copies, weight packing, scratch) costs
     more than their arithmetic: the input is copied to channels-last, the weights are
-    packed (:func:`pack_weights` layout) and the serial driver of this host's tile runs into
-    a channels-last result, which is then copied to `out`, all in compiled loops. The
-    micro-kernel and its summation order are those of :func:`run_dense`, so results are
-    bitwise identical to the other paths.
+    packed (:func:`pack_weights` layout) and the row-mode tasks of this host's tile run one
+    after another into a channels-last result, which is then copied to `out`, all in
+    compiled loops. The micro-kernel and its summation order are those of :func:`run_dense`,
+    so results are bitwise identical to the other paths.
 
     Parameters
     ----------
@@ -1390,16 +1168,15 @@ def small_conv(x, w, bias, out, dims):
     out : ndarray, shape (N, O0, O1, O2, C_out), any non-overlapping strides
     dims : ndarray of int64
         :func:`_layout_of` of C-contiguous arrays of the shapes of `x` and `out`, then the
-        serial :class:`DensePlan`'s stride, dilation and low padding (3 each), window mode
-        (else row mode), tiles per task, scratch row lengths (int, float), ``aux`` length
-        and channel block (see :func:`small_call`). One array: each argument of a compiled
+        serial row-mode :class:`DensePlan`'s stride, dilation and low padding (3 each),
+        tiles per task, scratch row lengths (int, float), ``aux`` length and channel block
+        (see :func:`small_call`). One array: each argument of a compiled
         call costs its dispatcher time.
     """
     stride = (dims[18], dims[19], dims[20])
     dilation = (dims[21], dims[22], dims[23])
     pad_low = (dims[24], dims[25], dims[26])
-    window, group, ssz, fsz, aux_size, kbs = dims[27], dims[28], dims[29], dims[30], dims[31], \
-        dims[32]
+    group, ssz, fsz, aux_size, kbs = dims[27], dims[28], dims[29], dims[30], dims[31]
     n, i0n, i1n, i2n, c_in = x.shape
     c_out, _, k0n, k1n, k2n = w.shape
     nblk = (c_out + kbs - 1) // kbs
@@ -1423,12 +1200,10 @@ def small_conv(x, w, bias, out, dims):
     oc = np.empty(out.shape, out.dtype)
     scr = np.empty((1, ssz), np.int64)
     fscr = np.empty((1, fsz), out.dtype)
-    if window != 0:
-        _SMALL_WINDOW(xc.reshape(-1), wp, aux, oc.reshape(-1), dims, stride, dilation, pad_low,
-                      scr, fscr, group)
-    else:
-        _SMALL_ROW(xc.reshape(-1), wp, aux, oc.reshape(-1), dims, stride, dilation, pad_low,
-                   scr, fscr, group)
+    ntile = (n * out.shape[1] * out.shape[2] * out.shape[3] + TILE_P - 1) // TILE_P
+    for task in range((ntile + group - 1) // group * nblk):
+        _SMALL_TASK(xc.reshape(-1), wp, aux, oc.reshape(-1), dims, stride, dilation, pad_low,
+                    scr, fscr, group, np.int64(task), np.int64(0))
     for a in range(n):
         for o0 in range(out.shape[1]):
             for o1 in range(out.shape[2]):
@@ -1485,6 +1260,8 @@ class DensePlan(NamedTuple):
     bias_only: bool
     #: ``aux`` of every call without bias (zeros; the drivers only read ``aux``)
     zero_aux: np.ndarray
+    #: window mode (else row mode)
+    window: bool = False
 
 
 @lru_cache(maxsize=256)
@@ -1547,7 +1324,7 @@ def dense_plan(
     # the drivers see the same argument type as with a bias, and compile once)
     zero_aux = np.zeros(aux_size, dtype=dtype)
     if empty or bias_only:
-        return DensePlan(_SERIAL[TILE_P], aux_size, c_out, (0, 0), (0, 0), stride, dilation,
+        return DensePlan(_DRIVERS[TILE_P], aux_size, c_out, (0, 0), (0, 0), stride, dilation,
                          pad_low, 1, empty, bias_only, zero_aux)
     ptile = TILE_P if tile is None else tile
     if ptile not in _DRIVERS:
@@ -1586,11 +1363,8 @@ def dense_plan(
     # channels-first stores (one channel block)
     data_scratch_shape = (_NTHREADS_MAX,
                           _round_up(ptile * span + 16 + stage + kbs, 64 // dtype.itemsize) + 16)
-    drivers = _SERIAL if nthreads == 1 else _DRIVERS
-    if window:
-        drivers = _WSERIAL if nthreads == 1 else _WDRIVERS
-    return DensePlan(drivers[ptile], aux_size, c_out, scratch_shape, data_scratch_shape, stride,
-                     dilation, pad_low, group, False, False, zero_aux)
+    return DensePlan(_DRIVERS[ptile], aux_size, c_out, scratch_shape, data_scratch_shape, stride,
+                     dilation, pad_low, group, False, False, zero_aux, window)
 
 
 def is_serial(x_shape: tuple[int, ...], wp_shape: tuple[int, ...],
@@ -1624,14 +1398,14 @@ def small_call(x_shape: tuple[int, ...], w_shape: tuple[int, ...], out_shape: tu
     if not is_serial(x_shape, wp_shape, out_shape):
         return None
     plan = dense_plan(x_shape, wp_shape, out_shape, dtype, stride, dilation, pad_low, None,
-                      None, None, 1)
+                      None, "row", 1)
     if plan.empty or plan.bias_only:
         return None
     item = dtype.itemsize
     layout = _layout_of(x_shape, _c_strides(x_shape, item), out_shape,
                         _c_strides(out_shape, item), item)
-    dims = np.array((*layout, *plan.stride, *plan.dilation, *plan.pad_low,
-                     plan.driver is _SMALL_WINDOW, plan.group, plan.scratch_shape[1],
+    dims = np.array((*layout, *plan.stride, *plan.dilation, *plan.pad_low, plan.group,
+                     plan.scratch_shape[1],
                      plan.data_scratch_shape[1], plan.aux_size, block), np.int64)
     dims.flags.writeable = False
     no_bias = np.zeros(0, dtype)
@@ -1768,7 +1542,7 @@ def run_dense(plan: DensePlan, x: np.ndarray, wp: np.ndarray, bias: np.ndarray |
         return
     plan.driver(flat_view(x), wp, aux, flat_view(out), _layout(x, out), plan.stride,
                 plan.dilation, plan.pad_low, np.empty(plan.scratch_shape, dtype=np.int64),
-                np.empty(plan.data_scratch_shape, dtype=out.dtype), plan.group)
+                np.empty(plan.data_scratch_shape, dtype=out.dtype), plan.group, plan.window)
 
 
 def dense_forward(

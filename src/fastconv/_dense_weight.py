@@ -30,7 +30,7 @@ from functools import cache
 import numpy as np
 from numba import prange, types
 
-from ._jit import inlined, kernel
+from ._jit import helper, inlined, kernel
 from ._kernels import INDEX_2D, data_type
 from ._simd import keep_alive, ptr_of, vbroadcast, vfma, vlanes, vload, vload_masked, vstore
 
@@ -170,6 +170,18 @@ def dense_weight_grad(src, src_layout, grad, steps, partial, out_blocks):
         Blocks of ``2 * lanes`` output channels per task (their accumulators stay in
         cache while a span's input is reused for all of them).
     """
+    n_chunks, c_out, _, taps0, taps1, _ = partial.shape
+    out_tile = 2 * vlanes(src)
+    n_out = (c_out + out_tile - 1) // out_tile
+    n_groups = (n_out + out_blocks - 1) // out_blocks
+    for task in prange(n_chunks * taps0 * taps1 * n_groups):
+        # a task of its own function: a parallel compile costs less with a small loop body
+        _weight_task(src, src_layout, grad, steps, partial, out_blocks, np.int64(task))
+
+
+@helper
+def _weight_task(src, src_layout, grad, steps, partial, out_blocks, task):
+    """Task ``task`` of :func:`dense_weight_grad` (one chunk, tap row and output group)."""
     n_chunks, c_out, _, taps0, taps1, taps2 = partial.shape
     batch, rows0, rows1, cols = grad.shape[0], grad.shape[1], grad.shape[2], grad.shape[3]
     c_in = src_layout[0, 4]
@@ -189,63 +201,62 @@ def dense_weight_grad(src, src_layout, grad, steps, partial, out_blocks):
     rows_per_span = max(1, SPAN // cols)
     src_p = ptr_of(src, 0)
     grad_p = ptr_of(grad, 0)
-    for task in prange(n_chunks * taps0 * taps1 * n_groups):
-        group = task % n_groups
-        rest = task // n_groups
-        t1 = rest % taps1
-        rest //= taps1
-        t0 = rest % taps0
-        chunk = rest // taps0
-        ob_lo = group * out_blocks
-        ob_hi = min(n_out, ob_lo + out_blocks)
-        # offset of each entry (t2, i) from its pixel's first tap column, per tile
-        entries_array = np.empty(n_tiles * IN_TILE, dtype=np.int64)
-        for e in range(n_tiles * IN_TILE):
-            k = min(e, row_entries - 1)
-            entries_array[e] = (k // c_in) * steps[2, 1] * stride2 + (k % c_in) * stride_c
-        acc_array = np.zeros((ob_hi - ob_lo) * n_tiles * tile_size, dtype=partial.dtype)
-        rows_array = np.empty(2 * rows_per_span, dtype=np.int64)
-        g_rows = ptr_of(rows_array, 0)
-        x_rows = ptr_of(rows_array, rows_per_span)
-        row_lo = chunk * n_rows // n_chunks
-        row_hi = (chunk + 1) * n_rows // n_chunks
-        for first in range(row_lo, row_hi, rows_per_span):
-            span_rows = min(rows_per_span, row_hi - first)
-            for start in range(0, cols, piece):
-                count = min(piece, cols - start)
+    group = task % n_groups
+    rest = task // n_groups
+    t1 = rest % taps1
+    rest //= taps1
+    t0 = rest % taps0
+    chunk = rest // taps0
+    ob_lo = group * out_blocks
+    ob_hi = min(n_out, ob_lo + out_blocks)
+    # offset of each entry (t2, i) from its pixel's first tap column, per tile
+    entries_array = np.empty(n_tiles * IN_TILE, dtype=np.int64)
+    for e in range(n_tiles * IN_TILE):
+        k = min(e, row_entries - 1)
+        entries_array[e] = (k // c_in) * steps[2, 1] * stride2 + (k % c_in) * stride_c
+    acc_array = np.zeros((ob_hi - ob_lo) * n_tiles * tile_size, dtype=partial.dtype)
+    rows_array = np.empty(2 * rows_per_span, dtype=np.int64)
+    g_rows = ptr_of(rows_array, 0)
+    x_rows = ptr_of(rows_array, rows_per_span)
+    row_lo = chunk * n_rows // n_chunks
+    row_hi = (chunk + 1) * n_rows // n_chunks
+    for first in range(row_lo, row_hi, rows_per_span):
+        span_rows = min(rows_per_span, row_hi - first)
+        for start in range(0, cols, piece):
+            count = min(piece, cols - start)
+            for r in range(span_rows):
+                row = first + r
+                q1 = row % rows1
+                q0 = (row // rows1) % rows0
+                n = row // (rows1 * rows0)
+                s0 = q0 * steps[0, 0] + t0 * steps[0, 1]
+                s1 = q1 * steps[1, 0] + t1 * steps[1, 1]
+                g_rows[r] = (row * cols + start) * c_out
+                x_rows[r] = n * stride_n + s0 * stride0 + s1 * stride1 + start * x_step
+            # every (output block, entry tile) pair over the span while it is in cache
+            for ob in range(ob_lo, ob_hi):
+                co = ob * out_tile
+                co_count = min(out_tile, c_out - co)
                 for r in range(span_rows):
-                    row = first + r
-                    q1 = row % rows1
-                    q0 = (row // rows1) % rows0
-                    n = row // (rows1 * rows0)
-                    s0 = q0 * steps[0, 0] + t0 * steps[0, 1]
-                    s1 = q1 * steps[1, 0] + t1 * steps[1, 1]
-                    g_rows[r] = (row * cols + start) * c_out
-                    x_rows[r] = n * stride_n + s0 * stride0 + s1 * stride1 + start * x_step
-                # every (output block, entry tile) pair over the span while it is in cache
-                for ob in range(ob_lo, ob_hi):
-                    co = ob * out_tile
-                    co_count = min(out_tile, c_out - co)
-                    for r in range(span_rows):
-                        g_rows[r] += co
-                    for tile in range(n_tiles):
-                        entries = ptr_of(entries_array, tile * IN_TILE)
-                        acc = ptr_of(acc_array, ((ob - ob_lo) * n_tiles + tile) * tile_size)
-                        if co_count == out_tile:
-                            _tile_span(src_p, grad_p, g_rows, x_rows, span_rows, count, c_out,
-                                       x_step, entries, acc, True, co_count)
-                        else:
-                            _tile_span(src_p, grad_p, g_rows, x_rows, span_rows, count, c_out,
-                                       x_step, entries, acc, False, co_count)
-                    for r in range(span_rows):
-                        g_rows[r] -= co
-        for ob in range(ob_lo, ob_hi):
-            co = ob * out_tile
-            for e in range(row_entries):
-                tile, k = e // IN_TILE, e % IN_TILE
-                base = ((ob - ob_lo) * n_tiles + tile) * tile_size + k * out_tile
-                for lane in range(min(out_tile, c_out - co)):
-                    partial[chunk, co + lane, e % c_in, t0, t1, e // c_in] = \
-                        acc_array[base + lane]
-        keep_alive(entries_array)
-        keep_alive(rows_array)
+                    g_rows[r] += co
+                for tile in range(n_tiles):
+                    entries = ptr_of(entries_array, tile * IN_TILE)
+                    acc = ptr_of(acc_array, ((ob - ob_lo) * n_tiles + tile) * tile_size)
+                    if co_count == out_tile:
+                        _tile_span(src_p, grad_p, g_rows, x_rows, span_rows, count, c_out,
+                                   x_step, entries, acc, True, co_count)
+                    else:
+                        _tile_span(src_p, grad_p, g_rows, x_rows, span_rows, count, c_out,
+                                   x_step, entries, acc, False, co_count)
+                for r in range(span_rows):
+                    g_rows[r] -= co
+    for ob in range(ob_lo, ob_hi):
+        co = ob * out_tile
+        for e in range(row_entries):
+            tile, k = e // IN_TILE, e % IN_TILE
+            base = ((ob - ob_lo) * n_tiles + tile) * tile_size + k * out_tile
+            for lane in range(min(out_tile, c_out - co)):
+                partial[chunk, co + lane, e % c_in, t0, t1, e // c_in] = \
+                    acc_array[base + lane]
+    keep_alive(entries_array)
+    keep_alive(rows_array)

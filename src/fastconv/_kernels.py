@@ -171,51 +171,64 @@ def gather_conv(src, packed, bias, out, geom, capacity, col_block, group_block):
         Groups computed by one task (many for depthwise and small groups, so a task's
         fixed costs are shared; the pairs of a position are found once for all of them).
     """
-    batch, rows0, rows1, cols = out.shape[0], out.shape[1], out.shape[2], out.shape[3]
+    n_col_blocks = (out.shape[3] + col_block - 1) // col_block
+    n_group_blocks = (packed.shape[0] + group_block - 1) // group_block
+    n_tasks = out.shape[0] * out.shape[1] * out.shape[2] * n_col_blocks * n_group_blocks
+    for task in prange(n_tasks):
+        # a task of its own function: a parallel compile costs less with a small loop body
+        _gather_conv_task(src, packed, bias, out, geom, capacity, col_block, group_block,
+                          np.int64(task))
+
+
+@helper
+def _gather_conv_task(src, packed, bias, out, geom, capacity, col_block, group_block, task):
+    """Task ``task`` of :func:`gather_conv` (its loop body, compiled once)."""
+    rows0, rows1, cols = out.shape[1], out.shape[2], out.shape[3]
     groups, in_group, out_group = packed.shape[0], packed.shape[4], packed.shape[5]
     n_col_blocks = (cols + col_block - 1) // col_block
     n_group_blocks = (groups + group_block - 1) // group_block
-    n_tasks = batch * rows0 * rows1 * n_col_blocks * n_group_blocks
-    for task in prange(n_tasks):
-        g_start = (task % n_group_blocks) * group_block
-        rest = task // n_group_blocks
-        col_start = (rest % n_col_blocks) * col_block
-        rest //= n_col_blocks
-        q1 = rest % rows1
-        rest //= rows1
-        q0 = rest % rows0
-        n = rest // rows0
-        n_cols = min(col_block, cols - col_start)
-        g_stop = min(groups, g_start + group_block)
-        pairs0 = np.empty((capacity[0], 2), dtype=np.int64)
-        pairs1 = np.empty((capacity[1], 2), dtype=np.int64)
-        pairs2 = np.empty((capacity[2], 2), dtype=np.int64)
-        count0 = position_pairs(geom, 0, q0, pairs0)
-        count1 = position_pairs(geom, 1, q1, pairs1)
-        acc = np.zeros((col_block, group_block * out_group), dtype=out.dtype)
-        for c in range(n_cols):
-            count2 = position_pairs(geom, 2, col_start + c, pairs2)
-            for g in range(g_start, g_stop):
-                # plain indexing: a slice per iteration costs reference counting, which
-                # dominates when groups are small (depthwise)
-                base = (g - g_start) * out_group
-                for e0 in range(count0):
-                    s0 = pairs0[e0, 0]
-                    t0 = pairs0[e0, 1]
-                    for e1 in range(count1):
-                        s1 = pairs1[e1, 0]
-                        t1 = pairs1[e1, 1]
-                        for e2 in range(count2):
-                            s2 = pairs2[e2, 0]
-                            t2 = pairs2[e2, 1]
-                            for i in range(in_group):
-                                value = src[n, s0, s1, s2, g * in_group + i]
-                                for j in range(out_group):
-                                    acc[c, base + j] += value * packed[g, t0, t1, t2, i, j]
-        for c in range(n_cols):
-            for k in range((g_stop - g_start) * out_group):
-                channel = g_start * out_group + k
-                out[n, q0, q1, col_start + c, channel] = acc[c, k] + bias[channel]
+    # dimension indices as run-time values: literal ones would compile the pair helpers
+    # once per dimension
+    dim0 = geom.shape[0] - 3
+    g_start = (task % n_group_blocks) * group_block
+    rest = task // n_group_blocks
+    col_start = (rest % n_col_blocks) * col_block
+    rest //= n_col_blocks
+    q1 = rest % rows1
+    rest //= rows1
+    q0 = rest % rows0
+    n = rest // rows0
+    n_cols = min(col_block, cols - col_start)
+    g_stop = min(groups, g_start + group_block)
+    pairs0 = np.empty((capacity[0], 2), dtype=np.int64)
+    pairs1 = np.empty((capacity[1], 2), dtype=np.int64)
+    pairs2 = np.empty((capacity[2], 2), dtype=np.int64)
+    count0 = position_pairs(geom, dim0, q0, pairs0)
+    count1 = position_pairs(geom, dim0 + 1, q1, pairs1)
+    acc = np.zeros((col_block, group_block * out_group), dtype=out.dtype)
+    for c in range(n_cols):
+        count2 = position_pairs(geom, dim0 + 2, col_start + c, pairs2)
+        for g in range(g_start, g_stop):
+            # plain indexing: a slice per iteration costs reference counting, which
+            # dominates when groups are small (depthwise)
+            base = (g - g_start) * out_group
+            for e0 in range(count0):
+                s0 = pairs0[e0, 0]
+                t0 = pairs0[e0, 1]
+                for e1 in range(count1):
+                    s1 = pairs1[e1, 0]
+                    t1 = pairs1[e1, 1]
+                    for e2 in range(count2):
+                        s2 = pairs2[e2, 0]
+                        t2 = pairs2[e2, 1]
+                        for i in range(in_group):
+                            value = src[n, s0, s1, s2, g * in_group + i]
+                            for j in range(out_group):
+                                acc[c, base + j] += value * packed[g, t0, t1, t2, i, j]
+    for c in range(n_cols):
+        for k in range((g_stop - g_start) * out_group):
+            channel = g_start * out_group + k
+            out[n, q0, q1, col_start + c, channel] = acc[c, k] + bias[channel]
 
 
 @helper
@@ -264,57 +277,67 @@ def weight_grad(src, grad_out, geom, in_block, with_bias, partial_w, partial_b):
     partial_b : ndarray, shape (n_chunks, G*Og)
         Per-chunk partial bias gradients.
     """
+    n_in_blocks = max(1, (partial_w.shape[5] + in_block - 1) // in_block)
+    n_tasks = partial_w.shape[0] * partial_w.shape[1] * partial_w.shape[2] * \
+        partial_w.shape[3] * partial_w.shape[4] * n_in_blocks
+    for task in prange(n_tasks):
+        # a task of its own function: a parallel compile costs less with a small loop body
+        _weight_grad_task(src, grad_out, geom, in_block, with_bias, partial_w, partial_b,
+                          np.int64(task))
+
+
+@helper
+def _weight_grad_task(src, grad_out, geom, in_block, with_bias, partial_w, partial_b, task):
+    """Task ``task`` of :func:`weight_grad` (its loop body, compiled once)."""
     n_chunks, groups = partial_w.shape[0], partial_w.shape[1]
     taps0, taps1, taps2 = partial_w.shape[2], partial_w.shape[3], partial_w.shape[4]
     in_group, out_group = partial_w.shape[5], partial_w.shape[6]
     rows0, rows1, cols = grad_out.shape[1], grad_out.shape[2], grad_out.shape[3]
     n_rows = grad_out.shape[0] * rows0 * rows1
     n_in_blocks = max(1, (in_group + in_block - 1) // in_block)
-    n_tasks = n_chunks * groups * taps0 * taps1 * taps2 * n_in_blocks
-    for task in prange(n_tasks):
-        ib = task % n_in_blocks
-        rest = task // n_in_blocks
-        t2 = rest % taps2
-        rest //= taps2
-        t1 = rest % taps1
-        rest //= taps1
-        t0 = rest % taps0
-        rest //= taps0
-        g = rest % groups
-        chunk = rest // groups
-        row_lo, row_hi = _row_range(chunk, n_chunks, n_rows)
-        i_lo = ib * in_block
-        i_hi = min(in_group, i_lo + in_block)
-        acc = np.zeros((in_block, out_group), dtype=partial_w.dtype)
-        for row in range(row_lo, row_hi):
-            q1 = row % rows1
-            q0 = (row // rows1) % rows0
-            n = row // (rows1 * rows0)
-            s0 = source_index(q0 * geom[0, STRIDE] + t0 * geom[0, DILATION] - geom[0, PAD_LOW],
-                              geom[0, IN_SIZE], geom[0, MODE])
-            s1 = source_index(q1 * geom[1, STRIDE] + t1 * geom[1, DILATION] - geom[1, PAD_LOW],
-                              geom[1, IN_SIZE], geom[1, MODE])
-            if s0 < 0 or s1 < 0:
+    ib = task % n_in_blocks
+    rest = task // n_in_blocks
+    t2 = rest % taps2
+    rest //= taps2
+    t1 = rest % taps1
+    rest //= taps1
+    t0 = rest % taps0
+    rest //= taps0
+    g = rest % groups
+    chunk = rest // groups
+    row_lo, row_hi = _row_range(chunk, n_chunks, n_rows)
+    i_lo = ib * in_block
+    i_hi = min(in_group, i_lo + in_block)
+    acc = np.zeros((in_block, out_group), dtype=partial_w.dtype)
+    for row in range(row_lo, row_hi):
+        q1 = row % rows1
+        q0 = (row // rows1) % rows0
+        n = row // (rows1 * rows0)
+        s0 = source_index(q0 * geom[0, STRIDE] + t0 * geom[0, DILATION] - geom[0, PAD_LOW],
+                          geom[0, IN_SIZE], geom[0, MODE])
+        s1 = source_index(q1 * geom[1, STRIDE] + t1 * geom[1, DILATION] - geom[1, PAD_LOW],
+                          geom[1, IN_SIZE], geom[1, MODE])
+        if s0 < 0 or s1 < 0:
+            continue
+        base2 = t2 * geom[2, DILATION] - geom[2, PAD_LOW]
+        for q2 in range(cols):
+            s2 = source_index(q2 * geom[2, STRIDE] + base2, geom[2, IN_SIZE], geom[2, MODE])
+            if s2 < 0:
                 continue
-            base2 = t2 * geom[2, DILATION] - geom[2, PAD_LOW]
-            for q2 in range(cols):
-                s2 = source_index(q2 * geom[2, STRIDE] + base2, geom[2, IN_SIZE], geom[2, MODE])
-                if s2 < 0:
-                    continue
-                grad_row = grad_out[n, q0, q1, q2, g * out_group:(g + 1) * out_group]
-                for i in range(i_lo, i_hi):
-                    value = src[n, s0, s1, s2, g * in_group + i]
-                    acc_row = acc[i - i_lo]
-                    for j in range(out_group):
-                        acc_row[j] += value * grad_row[j]
-        for i in range(i_lo, i_hi):
-            for j in range(out_group):
-                partial_w[chunk, g, t0, t1, t2, i, j] = acc[i - i_lo, j]
-        if with_bias and ib == 0 and t0 == 0 and t1 == 0 and t2 == 0:
-            bias_acc = np.zeros(out_group, dtype=partial_b.dtype)
-            _sum_rows(grad_out, row_lo, row_hi, g * out_group, bias_acc)
-            for j in range(out_group):
-                partial_b[chunk, g * out_group + j] = bias_acc[j]
+            grad_row = grad_out[n, q0, q1, q2, g * out_group:(g + 1) * out_group]
+            for i in range(i_lo, i_hi):
+                value = src[n, s0, s1, s2, g * in_group + i]
+                acc_row = acc[i - i_lo]
+                for j in range(out_group):
+                    acc_row[j] += value * grad_row[j]
+    for i in range(i_lo, i_hi):
+        for j in range(out_group):
+            partial_w[chunk, g, t0, t1, t2, i, j] = acc[i - i_lo, j]
+    if with_bias and ib == 0 and t0 == 0 and t1 == 0 and t2 == 0:
+        bias_acc = np.zeros(out_group, dtype=partial_b.dtype)
+        _sum_rows(grad_out, row_lo, row_hi, g * out_group, bias_acc)
+        for j in range(out_group):
+            partial_b[chunk, g * out_group + j] = bias_acc[j]
 
 
 @kernel

@@ -428,6 +428,17 @@ def planar_conv(src, weight, packed, packed3, bias, out, geom, row_block):
     row_block : int
         Output rows (along ``Q1``) per task.
     """
+    batch, _, rows0, rows1, _ = out.shape
+    n_tasks = batch * (src.shape[1] // weight.shape[1]) * rows0 * \
+        ((rows1 + row_block - 1) // row_block)
+    for task in prange(n_tasks):
+        # a task of its own function: a parallel compile costs less with a small loop body
+        _planar_conv_task(src, weight, packed, packed3, bias, out, geom, row_block, np.int64(task))
+
+
+@helper
+def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, row_block, task):
+    """Task ``task`` of :func:`planar_conv` (its loop body, compiled once)."""
     batch, c_out, rows0, rows1, cols = out.shape
     c_in, size0, size1, size2 = src.shape[1], src.shape[2], src.shape[3], src.shape[4]
     in_group, taps0, taps1, taps2 = weight.shape[1], weight.shape[2], weight.shape[3], \
@@ -447,59 +458,57 @@ def planar_conv(src, weight, packed, packed3, bias, out, geom, row_block):
     p3_p = ptr_of(packed3, 0)
     out_p = ptr_of(out, 0)
     n_blocks = (rows1 + row_block - 1) // row_block
-    n_tasks = batch * groups * rows0 * n_blocks
-    for task in prange(n_tasks):
-        block = task % n_blocks
-        rest = task // n_blocks
-        q0 = rest % rows0
-        rest //= rows0
-        g = rest % groups
-        n = rest // groups
-        row_lo = block * row_block
-        row_hi = min(rows1, row_lo + row_block)
-        used = planar_tile_rows(row_hi - row_lo, stride1, taps1, dilation1)
-        tile_array = np.empty(in_group * taps0 * span * width, dtype=out.dtype)
-        tile = ptr_of(tile_array, 0)
-        _fill_tile(src_p, n * c_in + g * in_group, size0, size1, size2, geom, q0, row_lo,
-                   used, width, extent, in_group, taps0, tile)
-        blocks = out_group // CHANNEL_BLOCK
-        plane_size = rows0 * rows1 * cols
-        # channel blocks innermost: a strip's input columns stay in L1 across the blocks
+    block = task % n_blocks
+    rest = task // n_blocks
+    q0 = rest % rows0
+    rest //= rows0
+    g = rest % groups
+    n = rest // groups
+    row_lo = block * row_block
+    row_hi = min(rows1, row_lo + row_block)
+    used = planar_tile_rows(row_hi - row_lo, stride1, taps1, dilation1)
+    tile_array = np.empty(in_group * taps0 * span * width, dtype=out.dtype)
+    tile = ptr_of(tile_array, 0)
+    _fill_tile(src_p, n * c_in + g * in_group, size0, size1, size2, geom, q0, row_lo,
+               used, width, extent, in_group, taps0, tile)
+    blocks = out_group // CHANNEL_BLOCK
+    plane_size = rows0 * rows1 * cols
+    # channel blocks innermost: a strip's input columns stay in L1 across the blocks
+    for q1 in range(row_lo, row_hi):
+        row = (q1 - row_lo) * stride1
+        for col in range(0, cols, 2 * lanes):
+            for jb in range(blocks):
+                co = g * out_group + jb * CHANNEL_BLOCK
+                p_base = (g * blocks + jb) * kernel_size * CHANNEL_BLOCK
+                out_off = (((n * c_out + co) * rows0 + q0) * rows1 + q1) * cols + col
+                _strip_channels(tile, p_p, p_base, in_group, taps0, taps1, taps2, used,
+                                width, dilation1, dilation2, row, col, out_p, out_off,
+                                plane_size, cols - col, ptr_of(bias, co))
+    triples = packed3.shape[0] // groups
+    for jt in range(triples):
+        first = blocks * CHANNEL_BLOCK + jt * TRIPLE
+        co = g * out_group + first
+        p_base = (g * triples + jt) * kernel_size * TRIPLE
         for q1 in range(row_lo, row_hi):
             row = (q1 - row_lo) * stride1
-            for col in range(0, cols, 2 * lanes):
-                for jb in range(blocks):
-                    co = g * out_group + jb * CHANNEL_BLOCK
-                    p_base = (g * blocks + jb) * kernel_size * CHANNEL_BLOCK
-                    out_off = (((n * c_out + co) * rows0 + q0) * rows1 + q1) * cols + col
-                    _strip_channels(tile, p_p, p_base, in_group, taps0, taps1, taps2, used,
-                                    width, dilation1, dilation2, row, col, out_p, out_off,
-                                    plane_size, cols - col, ptr_of(bias, co))
-        triples = packed3.shape[0] // groups
-        for jt in range(triples):
-            first = blocks * CHANNEL_BLOCK + jt * TRIPLE
-            co = g * out_group + first
-            p_base = (g * triples + jt) * kernel_size * TRIPLE
-            for q1 in range(row_lo, row_hi):
-                row = (q1 - row_lo) * stride1
-                out_off = (((n * c_out + co) * rows0 + q0) * rows1 + q1) * cols
-                for col in range(0, cols, STRIP_VECTORS * lanes):
-                    _strip_triple(tile, p3_p, p_base, in_group, taps0, taps1, taps2, used,
-                                  width, dilation1, dilation2, row, col, out_p, out_off + col,
-                                  plane_size, cols - col, ptr_of(bias, co),
-                                  min(TRIPLE, out_group - first))
-        for j in range(blocks * CHANNEL_BLOCK + triples * TRIPLE, out_group):
-            co = g * out_group + j
-            b = bias[co]
-            out_row = ((n * c_out + co) * rows0 + q0) * rows1 * cols
-            for q1 in range(row_lo, row_hi, 2):
-                row = (q1 - row_lo) * stride1
-                for col in range(0, cols, STRIP_VECTORS * lanes):
-                    _strip_rows(tile, w_p, co * kernel_size, in_group, taps0, taps1, taps2,
-                                used, width, dilation1, dilation2, stride1, row, col, out_p,
-                                out_row + q1 * cols + col, cols, cols - col,
-                                q1 + 1 < row_hi, b)
-        keep_alive(tile_array)
+            out_off = (((n * c_out + co) * rows0 + q0) * rows1 + q1) * cols
+            for col in range(0, cols, STRIP_VECTORS * lanes):
+                _strip_triple(tile, p3_p, p_base, in_group, taps0, taps1, taps2, used,
+                              width, dilation1, dilation2, row, col, out_p, out_off + col,
+                              plane_size, cols - col, ptr_of(bias, co),
+                              min(TRIPLE, out_group - first))
+    for j in range(blocks * CHANNEL_BLOCK + triples * TRIPLE, out_group):
+        co = g * out_group + j
+        b = bias[co]
+        out_row = ((n * c_out + co) * rows0 + q0) * rows1 * cols
+        for q1 in range(row_lo, row_hi, 2):
+            row = (q1 - row_lo) * stride1
+            for col in range(0, cols, STRIP_VECTORS * lanes):
+                _strip_rows(tile, w_p, co * kernel_size, in_group, taps0, taps1, taps2,
+                            used, width, dilation1, dilation2, stride1, row, col, out_p,
+                            out_row + q1 * cols + col, cols, cols - col,
+                            q1 + 1 < row_hi, b)
+    keep_alive(tile_array)
 
 
 @helper
@@ -622,6 +631,19 @@ def planar_weight_grad(src, grad_out, geom, row_block, out_block, with_bias, par
         Per-chunk partial bias gradients.
     """
     n_chunks, c_out, in_group = partial_w.shape[0], partial_w.shape[1], partial_w.shape[2]
+    groups = src.shape[1] // in_group
+    n_out_blocks = (c_out // groups + out_block - 1) // out_block
+    for task in prange(n_chunks * groups * n_out_blocks):
+        # a task of its own function: a parallel compile costs less with a small loop body
+        _planar_weight_grad_task(src, grad_out, geom, row_block, out_block, with_bias, partial_w,
+                                 partial_b, np.int64(task))
+
+
+@helper
+def _planar_weight_grad_task(src, grad_out, geom, row_block, out_block, with_bias, partial_w,
+                             partial_b, task):
+    """Task ``task`` of :func:`planar_weight_grad` (its loop body, compiled once)."""
+    n_chunks, c_out, in_group = partial_w.shape[0], partial_w.shape[1], partial_w.shape[2]
     taps0, taps1, taps2 = partial_w.shape[3], partial_w.shape[4], partial_w.shape[5]
     batch, rows0, rows1, cols = grad_out.shape[0], grad_out.shape[2], grad_out.shape[3], \
         grad_out.shape[4]
@@ -644,64 +666,63 @@ def planar_weight_grad(src, grad_out, geom, row_block, out_block, with_bias, par
     n_out_blocks = (out_group + out_block - 1) // out_block
     src_p = ptr_of(src, 0)
     grad_p = ptr_of(grad_out, 0)
-    for task in prange(n_chunks * groups * n_out_blocks):
-        ob = task % n_out_blocks
-        rest = task // n_out_blocks
-        g = rest % groups
-        chunk = rest // groups
-        j_lo = ob * out_block
-        j_hi = min(out_group, j_lo + out_block)
-        unit_lo = chunk * n_units // n_chunks
-        unit_hi = (chunk + 1) * n_units // n_chunks
-        tile_array = np.empty(in_group * taps0 * span * width, dtype=src.dtype)
-        tile = ptr_of(tile_array, 0)
-        offsets = np.empty(plane_slots, dtype=np.int64)  # tile shift of each (t1, t2) tap
-        for k in range(plane_slots):
-            last = min(k, plane_taps - 1)
-            offsets[k] = (last // taps2) * dilation1 * width + (last % taps2) * dilation2
-        acc_array = np.zeros((j_hi - j_lo) * slots * lanes, dtype=src.dtype)
-        acc = ptr_of(acc_array, 0)
-        bias_array = np.zeros((j_hi - j_lo) * lanes, dtype=src.dtype)
-        for unit in range(unit_lo, unit_hi):
-            block = unit % n_blocks
-            q0 = (unit // n_blocks) % rows0
-            n = unit // (n_blocks * rows0)
-            row_lo = block * row_block
-            row_hi = min(rows1, row_lo + row_block)
-            used = planar_tile_rows(row_hi - row_lo, stride1, taps1, dilation1)
-            _fill_tile(src_p, n * c_in + g * in_group, size0, size1, size2, geom, q0, row_lo,
-                       used, width, extent, in_group, taps0, tile)
-            for j in range(j_lo, j_hi):
-                co = g * out_group + j
-                for q1 in range(row_lo, row_hi):
-                    grad_off = (((n * c_out + co) * rows0 + q0) * rows1 + q1) * cols
-                    row = (q1 - row_lo) * stride1
-                    for i in range(in_group):
-                        for t0 in range(taps0):
-                            top = ((i * taps0 + t0) * used + row) * width
-                            slot = (j - j_lo) * slots + (i * taps0 + t0) * plane_slots
-                            k = 0
-                            while k + 8 <= plane_taps:
-                                _tap_dots8(grad_p, grad_off, tile, top, ptr_of(offsets, k),
-                                           cols, ptr_of(acc, (slot + k) * lanes))
-                                k += 8
-                            while k < plane_taps:
-                                # an odd last tap pairs with itself; its copy is not read
-                                _tap_dots2(grad_p, grad_off, tile, top, ptr_of(offsets, k),
-                                           cols, ptr_of(acc, (slot + k) * lanes))
-                                k += 2
-                    if with_bias:
-                        _row_sum(grad_p, grad_off, cols, ptr_of(bias_array, (j - j_lo) * lanes))
+    ob = task % n_out_blocks
+    rest = task // n_out_blocks
+    g = rest % groups
+    chunk = rest // groups
+    j_lo = ob * out_block
+    j_hi = min(out_group, j_lo + out_block)
+    unit_lo = chunk * n_units // n_chunks
+    unit_hi = (chunk + 1) * n_units // n_chunks
+    tile_array = np.empty(in_group * taps0 * span * width, dtype=src.dtype)
+    tile = ptr_of(tile_array, 0)
+    offsets = np.empty(plane_slots, dtype=np.int64)  # tile shift of each (t1, t2) tap
+    for k in range(plane_slots):
+        last = min(k, plane_taps - 1)
+        offsets[k] = (last // taps2) * dilation1 * width + (last % taps2) * dilation2
+    acc_array = np.zeros((j_hi - j_lo) * slots * lanes, dtype=src.dtype)
+    acc = ptr_of(acc_array, 0)
+    bias_array = np.zeros((j_hi - j_lo) * lanes, dtype=src.dtype)
+    for unit in range(unit_lo, unit_hi):
+        block = unit % n_blocks
+        q0 = (unit // n_blocks) % rows0
+        n = unit // (n_blocks * rows0)
+        row_lo = block * row_block
+        row_hi = min(rows1, row_lo + row_block)
+        used = planar_tile_rows(row_hi - row_lo, stride1, taps1, dilation1)
+        _fill_tile(src_p, n * c_in + g * in_group, size0, size1, size2, geom, q0, row_lo,
+                   used, width, extent, in_group, taps0, tile)
         for j in range(j_lo, j_hi):
             co = g * out_group + j
-            grads = partial_w[chunk, co].reshape(kernel_size)
-            for plane in range(in_group * taps0):
-                for k in range(plane_taps):
-                    slot = (j - j_lo) * slots + plane * plane_slots + k
-                    grads[plane * plane_taps + k] = vreduce_add(vload(acc_array, slot * lanes))
-            if with_bias:
-                partial_b[chunk, co] = vreduce_add(vload(bias_array, (j - j_lo) * lanes))
-        keep_alive(tile_array)
-        keep_alive(offsets)
-        keep_alive(acc_array)
-        keep_alive(bias_array)
+            for q1 in range(row_lo, row_hi):
+                grad_off = (((n * c_out + co) * rows0 + q0) * rows1 + q1) * cols
+                row = (q1 - row_lo) * stride1
+                for i in range(in_group):
+                    for t0 in range(taps0):
+                        top = ((i * taps0 + t0) * used + row) * width
+                        slot = (j - j_lo) * slots + (i * taps0 + t0) * plane_slots
+                        k = 0
+                        while k + 8 <= plane_taps:
+                            _tap_dots8(grad_p, grad_off, tile, top, ptr_of(offsets, k),
+                                       cols, ptr_of(acc, (slot + k) * lanes))
+                            k += 8
+                        while k < plane_taps:
+                            # an odd last tap pairs with itself; its copy is not read
+                            _tap_dots2(grad_p, grad_off, tile, top, ptr_of(offsets, k),
+                                       cols, ptr_of(acc, (slot + k) * lanes))
+                            k += 2
+                if with_bias:
+                    _row_sum(grad_p, grad_off, cols, ptr_of(bias_array, (j - j_lo) * lanes))
+    for j in range(j_lo, j_hi):
+        co = g * out_group + j
+        grads = partial_w[chunk, co].reshape(kernel_size)
+        for plane in range(in_group * taps0):
+            for k in range(plane_taps):
+                slot = (j - j_lo) * slots + plane * plane_slots + k
+                grads[plane * plane_taps + k] = vreduce_add(vload(acc_array, slot * lanes))
+        if with_bias:
+            partial_b[chunk, co] = vreduce_add(vload(bias_array, (j - j_lo) * lanes))
+    keep_alive(tile_array)
+    keep_alive(offsets)
+    keep_alive(acc_array)
+    keep_alive(bias_array)
