@@ -506,7 +506,8 @@ def test_dense_staged_channels_first_output_is_bitwise_the_channels_last_one(dty
                                                                            c_out):
     """Channels-first outputs are staged per task and written through in-register
     transposes (tasks spanning samples, ragged pixel and channel edges); staged, unstaged
-    (one element at a time) and channels-last outputs hold the same bits."""
+    (one element at a time, also into a stride phase's strided target) and channels-last
+    outputs hold the same bits."""
     import numba
 
     from fastconv import _dense
@@ -522,7 +523,10 @@ def test_dense_staged_channels_first_output_is_bitwise_the_channels_last_one(dty
     expected = np.empty(out_shape, dtype)
     planes = np.full((batch, c_out, *size), np.nan, dtype)
     view = planes.transpose(0, 2, 3, 4, 1)
+    wide = np.full((batch, c_out, size[0], 2 * size[1], 2 * size[2]), np.nan, dtype)
+    phase = wide[:, :, :, ::2, ::2].transpose(0, 2, 3, 4, 1)
     assert _dense.stages_output(view) and not _dense.stages_output(expected)
+    assert not _dense.stages_output(phase)  # strided pixels: written from the lane buffer
     for threads in (1, numba.get_num_threads()):
         for group in (1, 3, None):
             for staged in (True, False):
@@ -533,6 +537,11 @@ def test_dense_staged_channels_first_output_is_bitwise_the_channels_last_one(dty
                 planes[...] = np.nan
                 _dense.run_dense(plan(view), x, packed, bias, view)
                 assert np.ascontiguousarray(view).tobytes() == expected.tobytes()
+                # a stride phase's target: every other row and column of larger planes
+                wide[...] = np.nan
+                _dense.run_dense(plan(phase), x, packed, bias, phase)
+                assert np.ascontiguousarray(phase).tobytes() == expected.tobytes()
+                assert np.isnan(wide[:, :, :, 1::2]).all() and np.isnan(wide[..., 1::2]).all()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -569,3 +578,24 @@ def test_small_dense_call_is_bitwise_the_dense_driver(case, dtype):
         _dense.run_small(call, x, weight, b, out.transpose(0, 2, 3, 4, 1))
         assert np.ascontiguousarray(out.transpose(0, 2, 3, 4, 1)).tobytes() == \
             expected.tobytes()
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_dense_stride_phases_share_one_layout_copy(batch, monkeypatch):
+    """A channels-first stride-2 input gradient copies each part of the batch to
+    channels-last once for all its dense phases; it matches the naive reference and, bit
+    for bit, the channels-last call (whose phases read the gradient in place)."""
+    rng = np.random.default_rng(43)
+    x_shape = (batch, 24, 23, 26)
+    weight = rng.standard_normal((40, 24, 3, 4)).astype(np.float32)
+    options = {"stride": 2, "padding": (1, 2)}
+    out = naive.conv(np.zeros(x_shape), weight, **options)
+    grad = rng.standard_normal(out.shape).astype(np.float32)
+    plan = fastconv.explain(x_shape, weight.shape, **options)[1]
+    assert plan.algorithm == "phases/dense"
+    got = fastconv.conv2d_input(x_shape, weight, grad, **options)
+    assert_close(got, naive.conv_input(x_shape, weight, grad, **options), 40 * 6, np.float32)
+    last = fastconv.conv2d_input(to_channels_last(np.zeros(x_shape)).shape, weight,
+                                 np.ascontiguousarray(to_channels_last(grad)),
+                                 channels_last=True, **options)
+    assert np.ascontiguousarray(to_channels_last(got)).tobytes() == last.tobytes()

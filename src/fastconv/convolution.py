@@ -215,20 +215,32 @@ class _DensePass:
             _dense.run_small(self.small, src, weight.astype(self.dtype, copy=False).reshape(
                 self.weight_shape), bias, dest)
             return
-        packed = _dense.pack_weights_as(weight.reshape(self.weight_shape), self.dtype,
-                                        self.block)
+        packed = self.pack(weight)
         target = dest if _writable_in_place(dest) else np.empty(dest.shape, dest.dtype)
         if _dense.accepts_input(src):
-            _dense.run_dense(self._plan(src.shape, target), src, packed, bias, target)
+            self.run_packed(src, packed, bias, target)
         else:
             step = _plan.copy_samples(src.shape[0])
             for first in range(0, src.shape[0], step):
                 part = slice(first, first + step)
                 with _channels_last_copy(src[part]) as data:
-                    _dense.run_dense(self._plan(data.shape, target[part]), data, packed, bias,
-                                     target[part])
+                    self.run_packed(data, packed, bias, target[part])
         if target is not dest:
             dest[...] = target
+
+    @property
+    def takes_packed(self) -> bool:
+        """Whether calls may go through :meth:`pack` and :meth:`run_packed` (not small)."""
+        return self.small is None
+
+    def pack(self, weight: np.ndarray) -> np.ndarray:
+        """The weights in the kernel's packed layout."""
+        return _dense.pack_weights_as(weight.reshape(self.weight_shape), self.dtype, self.block)
+
+    def run_packed(self, src: np.ndarray, packed: np.ndarray, bias: np.ndarray | None,
+                   dest: np.ndarray) -> None:
+        """Run on packed weights, an input the kernel reads in place and a writable ``dest``."""
+        _dense.run_dense(self._plan(src.shape, dest), src, packed, bias, dest)
 
 
 def _channels_last(view: np.ndarray) -> contextlib.AbstractContextManager[np.ndarray]:
@@ -501,12 +513,36 @@ class _PhasePass:
 
     def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                  dest: np.ndarray) -> None:
+        runs = [run for _, _, _, run, _ in self.phases if run is not None]
+        if (runs and all(isinstance(run, _DensePass) and run.takes_packed for run in runs)
+                and not _dense.accepts_input(src) and _writable_in_place(dest)):
+            self._dense_phases(src, weight, bias, dest)
+            return
         # each phase's pass lays out (a part of the batch at a time) what it reads
         for _, target, source, run, taps in self.phases:
             if run is None:
                 dest[target] = 0 if bias is None else bias
                 continue
             run(src[source], _phase_kernel(weight, self.spec, *taps), bias, dest[target])
+
+    def _dense_phases(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                      dest: np.ndarray) -> None:
+        """Run phases that all take the dense kernel on a channels-first ``src``.
+
+        Each part of the batch is copied to channels-last once for all the phases (not once
+        per phase); the weights are packed once per phase.
+        """
+        packed = [None if run is None else run.pack(_phase_kernel(weight, self.spec, *taps))
+                  for _, _, _, run, taps in self.phases]
+        step = _plan.copy_samples(src.shape[0])
+        for first in range(0, src.shape[0], step):
+            part = slice(first, first + step)
+            with _channels_last_copy(src[part]) as data:
+                for (_, target, source, run, _), kernel in zip(self.phases, packed):
+                    if run is None:
+                        dest[part][target] = 0 if bias is None else bias
+                    else:
+                        run.run_packed(data[source], kernel, bias, dest[part][target])
 
 
 def _adjoint_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
