@@ -178,26 +178,21 @@ def _{w}task_p{P}(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, g
 
 DRIVER = '''
 @njit(parallel=True, cache=CACHE)
-def _forward_p{P}(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group, window):
+def _{w}forward_p{P}(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
     ntile = (dims[0] * dims[8] * dims[9] * dims[10] + {Pm1}) // {P}
-    ntask = (ntile + group - 1) // group * (1 if window else wp.shape[0])
-    for task in prange(ntask):
+    for task in prange((ntile + group - 1) // group{nkb}):
         # int64 task and thread ids: the prange index is unsigned, and a type of its own
-        # would compile the task functions again (for small_conv's calls)
-        if window:
-            _wtask_p{P}(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
-                        np.int64(task), np.int64(numba.get_thread_id()))
-        else:
-            _task_p{P}(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
-                       np.int64(task), np.int64(numba.get_thread_id()))
+        # would compile the task function again (for small_conv's calls)
+        _{w}task_p{P}(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
+                 {pad}np.int64(task), np.int64(numba.get_thread_id()))
 '''
 
 
 def drivers(P):
     """The task functions of the row- and window-mode tiles of ``P`` pixels and their
-    parallel driver (one prange whose body only calls a task function: a parallel compile
-    costs seconds, less with a small body; :func:`small_conv` runs the row-mode tasks on the
-    calling thread)."""
+    parallel drivers (a prange body that only calls the task function keeps the parallel
+    compile cheap; one driver per mode, so a program compiles only the modes it runs;
+    :func:`small_conv` runs the row-mode tasks on the calling thread)."""
     out = []
     for w in ("", "w"):
         out.append(TASK.format(
@@ -209,7 +204,8 @@ def drivers(P):
             else "kshape[0] * kshape[1] * kshape[2] * ishape[3]",
             split=("    g = task // wp.shape[0]\n    kb = task - g * wp.shape[0]\n" if not w
                    else "    g = task\n")))
-    out.append(DRIVER.format(P=P, Pm1=P - 1))
+        out.append(DRIVER.format(w=w, P=P, Pm1=P - 1, nkb=" * wp.shape[0]" if not w else "",
+                                 pad=" " if w else ""))
     return "\n".join(out)
 
 

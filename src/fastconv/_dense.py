@@ -942,6 +942,16 @@ def _task_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
             pos = _advance(pos, 6, oshape)
 
 
+@njit(parallel=True, cache=CACHE)
+def _forward_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
+    ntile = (dims[0] * dims[8] * dims[9] * dims[10] + 5) // 6
+    for task in prange((ntile + group - 1) // group * wp.shape[0]):
+        # int64 task and thread ids: the prange index is unsigned, and a type of its own
+        # would compile the task function again (for small_conv's calls)
+        _task_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
+                 np.int64(task), np.int64(numba.get_thread_id()))
+
+
 @njit(cache=CACHE)
 def _wtask_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group, task, tid):
     """Task `task` of the window-mode drivers of 6-pixel tiles, on thread `tid`'s scratch."""
@@ -999,18 +1009,13 @@ def _wtask_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group
 
 
 @njit(parallel=True, cache=CACHE)
-def _forward_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group, window):
+def _wforward_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
     ntile = (dims[0] * dims[8] * dims[9] * dims[10] + 5) // 6
-    ntask = (ntile + group - 1) // group * (1 if window else wp.shape[0])
-    for task in prange(ntask):
+    for task in prange((ntile + group - 1) // group):
         # int64 task and thread ids: the prange index is unsigned, and a type of its own
-        # would compile the task functions again (for small_conv's calls)
-        if window:
-            _wtask_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
-                        np.int64(task), np.int64(numba.get_thread_id()))
-        else:
-            _task_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
-                       np.int64(task), np.int64(numba.get_thread_id()))
+        # would compile the task function again (for small_conv's calls)
+        _wtask_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
+                  np.int64(task), np.int64(numba.get_thread_id()))
 
 
 @njit(cache=CACHE)
@@ -1070,6 +1075,16 @@ def _task_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
             pos = _advance(pos, 8, oshape)
 
 
+@njit(parallel=True, cache=CACHE)
+def _forward_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
+    ntile = (dims[0] * dims[8] * dims[9] * dims[10] + 7) // 8
+    for task in prange((ntile + group - 1) // group * wp.shape[0]):
+        # int64 task and thread ids: the prange index is unsigned, and a type of its own
+        # would compile the task function again (for small_conv's calls)
+        _task_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
+                 np.int64(task), np.int64(numba.get_thread_id()))
+
+
 @njit(cache=CACHE)
 def _wtask_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group, task, tid):
     """Task `task` of the window-mode drivers of 8-pixel tiles, on thread `tid`'s scratch."""
@@ -1127,24 +1142,20 @@ def _wtask_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group
 
 
 @njit(parallel=True, cache=CACHE)
-def _forward_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group, window):
+def _wforward_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
     ntile = (dims[0] * dims[8] * dims[9] * dims[10] + 7) // 8
-    ntask = (ntile + group - 1) // group * (1 if window else wp.shape[0])
-    for task in prange(ntask):
+    for task in prange((ntile + group - 1) // group):
         # int64 task and thread ids: the prange index is unsigned, and a type of its own
-        # would compile the task functions again (for small_conv's calls)
-        if window:
-            _wtask_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
-                        np.int64(task), np.int64(numba.get_thread_id()))
-        else:
-            _task_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
-                       np.int64(task), np.int64(numba.get_thread_id()))
+        # would compile the task function again (for small_conv's calls)
+        _wtask_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
+                  np.int64(task), np.int64(numba.get_thread_id()))
 
 
 # --- generated tiles and drivers: end
 
 
 _DRIVERS = {6: _forward_p6, 8: _forward_p8}
+_WDRIVERS = {6: _wforward_p6, 8: _wforward_p8}
 #: the row-mode task function of this host's tile, run by :func:`small_conv`
 _SMALL_TASK = {6: _task_p6, 8: _task_p8}[TILE_P]
 
@@ -1260,8 +1271,6 @@ class DensePlan(NamedTuple):
     bias_only: bool
     #: ``aux`` of every call without bias (zeros; the drivers only read ``aux``)
     zero_aux: np.ndarray
-    #: window mode (else row mode)
-    window: bool = False
 
 
 @lru_cache(maxsize=256)
@@ -1363,8 +1372,9 @@ def dense_plan(
     # channels-first stores (one channel block)
     data_scratch_shape = (_NTHREADS_MAX,
                           _round_up(ptile * span + 16 + stage + kbs, 64 // dtype.itemsize) + 16)
-    return DensePlan(_DRIVERS[ptile], aux_size, c_out, scratch_shape, data_scratch_shape, stride,
-                     dilation, pad_low, group, False, False, zero_aux, window)
+    drivers = _WDRIVERS if window else _DRIVERS
+    return DensePlan(drivers[ptile], aux_size, c_out, scratch_shape, data_scratch_shape, stride,
+                     dilation, pad_low, group, False, False, zero_aux)
 
 
 def is_serial(x_shape: tuple[int, ...], wp_shape: tuple[int, ...],
@@ -1542,7 +1552,7 @@ def run_dense(plan: DensePlan, x: np.ndarray, wp: np.ndarray, bias: np.ndarray |
         return
     plan.driver(flat_view(x), wp, aux, flat_view(out), _layout(x, out), plan.stride,
                 plan.dilation, plan.pad_low, np.empty(plan.scratch_shape, dtype=np.int64),
-                np.empty(plan.data_scratch_shape, dtype=out.dtype), plan.group, plan.window)
+                np.empty(plan.data_scratch_shape, dtype=out.dtype), plan.group)
 
 
 def dense_forward(
