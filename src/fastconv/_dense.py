@@ -9,8 +9,10 @@ Layouts:
   :func:`pack_weights` from ``(C_out, C_in, K0, K1, K2)``, with ``KBn = ceil(C_out / KB)``
   and the output channels zero-padded to ``KBn * KB``;
 - output ``out``: ``(N, O0, O1, O2, C_out)``, any non-negative strides: channels-last is
-  written with vector stores, anything else (the channels-first view of an ``(N, C_out,
-  O0, O1, O2)`` array, a strided stride phase) element by element through a lane buffer.
+  written with vector stores; the channels-first view of an ``(N, C_out, O0, O1, O2)``
+  array is staged per task and written through in-register transposes (see
+  :func:`_stage_layout`); anything else (a strided stride phase) element by element
+  through a lane buffer.
 
 1-D and 2-D convolutions use unit leading spatial dimensions. The output
 extent is taken from ``out``; stride, dilation and low padding are given per

@@ -8,8 +8,9 @@ and calls one compiled kernel (:mod:`fastconv._kernels`). No loops run here.
 All of that except the views and the kernel call depends only on the shapes and dtypes of
 the arrays and on the other arguments, so it is done once per distinct call and kept as a
 *call plan* (see "call plans" below): a repeated call looks its plan up, packs the
-weights, allocates its result and runs the kernel. Small problems run serial twins of the
-kernels on the calling thread.
+weights, allocates its result and runs the kernel. Small problems run on the calling
+thread: on the dense kernel in one compiled function (:func:`fastconv._dense.small_conv`)
+where it applies, else on serial twins of the other kernels.
 """
 
 from __future__ import annotations
