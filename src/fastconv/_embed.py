@@ -1189,7 +1189,8 @@ def _weight_core(src, grad_output, spec, grad_weight, grad_bias, want_weight, wa
     in_block = max(1, min(in_group, 64, 16384 // max(1, out_group * grad_out.itemsize)))
     tiles = groups * taps0 * taps1 * taps2 * max(1, -(-in_group // in_block))
     rows = grad_out.shape[0] * grad_out.shape[1] * grad_out.shape[2]
-    chunks = _plan.reduction_chunks(rows, tiles)
+    work = grad_out.size * taps0 * taps1 * taps2 * in_group
+    chunks = _plan.reduction_chunks(rows, tiles, work)
     partial_b = np.zeros((chunks, spec.c_out), dtype)
     if want_weight:
         partial_w = np.zeros((chunks, groups, taps0, taps1, taps2, in_group, out_group), dtype)

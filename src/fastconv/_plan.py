@@ -292,11 +292,13 @@ def gather_blocks(batch: int, rows0: int, rows1: int, cols: int, groups: int, in
 
 
 @register_jitable
-def reduction_chunks(rows: int, tiles: int) -> int:
+def reduction_chunks(rows: int, tiles: int, work: float = math.inf) -> int:
     """Number of fixed chunks the grad-weight reduction over output rows is split into.
 
     Depends only on shapes (never on the thread count), so the summation order and the
-    result are the same on any machine. More chunks only when there are few weight tiles.
+    result are the same on any machine. More chunks only when there are few weight tiles,
+    and one for a call of at most :data:`SERIAL_MAX_WORK` multiply-adds (``work``): it runs
+    on the calling thread, and chunks only feed threads.
 
     Examples
     --------
@@ -306,8 +308,10 @@ def reduction_chunks(rows: int, tiles: int) -> int:
     1
     >>> reduction_chunks(4000, 2)
     8
+    >>> reduction_chunks(8, 9), reduction_chunks(8, 9, work=13824)
+    (2, 1)
     """
-    if tiles >= 16 or rows <= 1:
+    if tiles >= 16 or rows <= 1 or work <= SERIAL_MAX_WORK:
         return 1
     return int(min(rows, -(-16 // max(tiles, 1))))
 

@@ -578,14 +578,15 @@ class _WeightPass:
         self.in_block = max(1, min(in_group, 64, 16384 // max(1, out_group * dtype.itemsize)))
         tiles = g * math.prod(taps) * max(1, -(-in_group // self.in_block))
         rows = grad_shape[0] * grad_shape[1] * grad_shape[2]
-        self.chunks = _plan.reduction_chunks(rows, tiles)
+        work = math.prod(grad_shape) * math.prod(taps) * in_group
+        small = work <= _kernels.SERIAL_MAX_WORK
+        self.chunks = _plan.reduction_chunks(rows, tiles, work)
         self.partial_b_shape = (self.chunks, spec.c_out)
         self.partial_w_shape = (self.chunks, g, *taps, in_group, out_group)
         self.weight_shape = (spec.c_out, in_group, *spec.kernel)
         self.geometry = _geometry(spec, False)[0]
         self.run_weight = want_weight and (math.prod(self.partial_w_shape) > 0 or want_bias)
         self.run_bias = not want_weight and want_bias and spec.c_out * self.chunks > 0
-        small = math.prod(grad_shape) * math.prod(taps) * in_group <= _kernels.SERIAL_MAX_WORK
         self.weight_kernel = _kernels.weight_grad_serial if small else _kernels.weight_grad
         self.bias_kernel = (_kernels.bias_grad_serial if math.prod(grad_shape)
                             <= _kernels.SERIAL_MAX_WORK else _kernels.bias_grad)
