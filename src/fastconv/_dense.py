@@ -76,7 +76,7 @@ __all__ = [
     "conv_dense",
     "dense_forward",
     "dense_plan",
-    "is_serial",
+    "is_small",
     "output_shape",
     "pack_weights",
     "pack_weights_as",
@@ -1181,7 +1181,7 @@ def small_conv(x, w, bias, out, dims):
     out : ndarray, shape (N, O0, O1, O2, C_out), any non-overlapping strides
     dims : ndarray of int64
         :func:`_layout_of` of C-contiguous arrays of the shapes of `x` and `out`, then the
-        serial row-mode :class:`DensePlan`'s stride, dilation and low padding (3 each),
+        small row-mode :class:`DensePlan`'s stride, dilation and low padding (3 each),
         tiles per task, scratch row lengths (int, float), ``aux`` length and channel block
         (see :func:`small_call`). One array: each argument of a compiled
         call costs its dispatcher time.
@@ -1225,7 +1225,8 @@ def small_conv(x, w, bias, out, dims):
                         out[a, o0, o1, o2, k] = oc[a, o0, o1, o2, k]
 
 
-#: below this many multiply-adds a call runs on the calling thread (no parallel launch)
+#: below this many multiply-adds a call is small: planned for one thread and, through
+#: small_call / small_conv, run on the calling thread (no parallel launch)
 _SERIAL_MAX_FMAS = 1 << 18
 _GROUP_INPUT_BYTES = 256 * 1024
 #: bound on a task's staged outputs (channels-first output, see _stage_layout)
@@ -1379,11 +1380,12 @@ def dense_plan(
                      dilation, pad_low, group, False, False, zero_aux)
 
 
-def is_serial(x_shape: tuple[int, ...], wp_shape: tuple[int, ...],
-              out_shape: tuple[int, ...]) -> bool:
-    """Whether :func:`dense_plan` runs a call of these shapes on the calling thread.
+def is_small(x_shape: tuple[int, ...], wp_shape: tuple[int, ...],
+             out_shape: tuple[int, ...]) -> bool:
+    """Whether a call of these shapes is small (at most ``_SERIAL_MAX_FMAS`` multiply-adds).
 
-    The plan of such a call does not depend on the thread count.
+    :func:`dense_plan` sizes such a call's tasks for one thread, so its plan does not
+    depend on the thread count; :func:`small_call` runs it whole on the calling thread.
     """
     return math.prod(out_shape) * math.prod(wp_shape[1:5]) <= _SERIAL_MAX_FMAS
 
@@ -1402,12 +1404,12 @@ def small_call(x_shape: tuple[int, ...], w_shape: tuple[int, ...], out_shape: tu
                pad_low: tuple[int, int, int]) -> SmallCall | None:
     """Plan a call of :func:`small_conv` (unpacked weights of `w_shape`), or None.
 
-    None when the call is not small (:func:`is_serial`), or computes nothing or only the
+    None when the call is not small (:func:`is_small`), or computes nothing or only the
     bias: those take :func:`run_dense`.
     """
     block = _KBS[dtype.char]
     wp_shape = (-(-w_shape[0] // block), *w_shape[2:], w_shape[1], block)
-    if not is_serial(x_shape, wp_shape, out_shape):
+    if not is_small(x_shape, wp_shape, out_shape):
         return None
     plan = dense_plan(x_shape, wp_shape, out_shape, dtype, stride, dilation, pad_low, None,
                       None, "row", 1)

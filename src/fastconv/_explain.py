@@ -16,7 +16,7 @@ import numpy as np
 from . import _args, _dense, _plan, _planar, _pointwise
 from ._args import ConvSpec
 from ._simd import lanes_for
-from .convolution import planar_rows_per_task
+from .convolution import adjoint_choice, forward_choice, planar_rows_per_task
 
 __all__ = ["PassPlan", "explain"]
 
@@ -54,18 +54,11 @@ class PassPlan:
 def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
                   planar_layout: bool, name: str) -> PassPlan:
     """Plan of a forward convolution (also one stride phase of an adjoint)."""
-    padded = any(low or high for low, high in spec.pads)
-    algorithm = _plan.forward_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
-                                        spec.kernel, spec.stride, _dense.block_size(dtype),
-                                        planar_layout, padded=padded)
+    algorithm = forward_choice(spec, dtype, planar_layout)
     outputs = batch * spec.c_out * math.prod(spec.out_sizes)
     inputs = batch * spec.c_in * math.prod(spec.in_sizes)
     taps = math.prod(spec.kernel)
     flops = 2 * outputs * (spec.c_in // max(spec.groups, 1)) * taps
-    algorithm = _plan.small_call_algorithm(
-        algorithm, flops // 2 // max(batch, 1),
-        dense_applies=_plan.dense_applicable(spec.padding_mode, spec.groups, spec.c_in,
-                                             spec.c_out))
     weights = spec.c_out * (spec.c_in // max(spec.groups, 1)) * taps
     threads = numba.config.NUMBA_NUM_THREADS
     if algorithm == "dense":
@@ -115,16 +108,9 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
 def _adjoint_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
                   planar_layout: bool, name: str) -> PassPlan:
     """Plan of the adjoint of ``spec`` (input gradient or transposed convolution)."""
-    algorithm = _plan.adjoint_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
-                                        spec.kernel, spec.stride, _dense.block_size(dtype),
-                                        planar_layout,
-                                        padded=any(low or high for low, high in spec.pads))
+    algorithm = adjoint_choice(spec, dtype, planar_layout)
     flops = 2 * batch * spec.c_out * math.prod(spec.out_sizes) * \
         (spec.c_in // max(spec.groups, 1)) * math.prod(spec.kernel)
-    algorithm = _plan.small_call_algorithm(
-        algorithm, flops // 2 // max(batch, 1),
-        dense_applies=_plan.dense_applicable(spec.padding_mode, spec.groups, spec.c_in,
-                                             spec.c_out))
     if algorithm == "gather":
         weights = spec.c_out * (spec.c_in // max(spec.groups, 1)) * math.prod(spec.kernel)
         detail = "general gather kernel inverting the padding map and stride (scalar)"

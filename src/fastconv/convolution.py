@@ -189,7 +189,8 @@ class _DensePass:
         self.packed_shape = (-(-spec.c_out // self.block), *taps, spec.c_in, self.block)
         self.geometry = (_plan.to_3d(spec.stride, 1), _plan.to_3d(spec.dilation, 1),
                          _plan.to_3d(tuple(p[0] for p in spec.pads), 0))
-        # plans of small (serial) calls, which do not depend on the thread count, by shapes
+        # plans of small calls (batch parts of a larger call included), which do not depend
+        # on the thread count, by shapes
         self.plans: dict[tuple, _dense.DensePlan] = {}
         # a small call runs whole in one compiled function (layout copies and packing
         # included): its Python-side preparation would cost more than its arithmetic
@@ -202,11 +203,11 @@ class _DensePass:
         plan = self.plans.get(key)
         if plan is not None:
             return plan
-        serial = _dense.is_serial(src_shape, self.packed_shape, dest.shape)
+        small = _dense.is_small(src_shape, self.packed_shape, dest.shape)
         plan = _dense.dense_plan(src_shape, self.packed_shape, dest.shape, self.dtype,
                                  *self.geometry, None, None, None,
-                                 1 if serial else numba.get_num_threads(), key[2])
-        if serial:
+                                 1 if small else numba.get_num_threads(), key[2])
+        if small:
             self.plans[key] = plan
         return plan
 
@@ -399,6 +400,39 @@ class _PointwisePass:
             view[...] = target
 
 
+def forward_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
+                   forced: str | None = None) -> str:
+    """Algorithm of the forward convolution ``spec`` (small calls included).
+
+    :func:`fastconv._plan.forward_algorithm`, then :func:`_small_choice`. Shared by the
+    passes and by :func:`fastconv.explain`, which reports what they run.
+    """
+    algorithm = _plan.forward_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
+                                        spec.kernel, spec.stride, _dense.block_size(dtype),
+                                        planar_layout, forced, _padded(spec))
+    return _small_choice(spec, algorithm, forced)
+
+
+def adjoint_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
+                   forced: str | None = None) -> str:
+    """Algorithm of the adjoint of ``spec`` (the kernel of its stride phases, or gather)."""
+    algorithm = _plan.adjoint_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
+                                        spec.kernel, spec.stride, _dense.block_size(dtype),
+                                        planar_layout, forced, _padded(spec))
+    return _small_choice(spec, algorithm, forced)
+
+
+def _small_choice(spec: ConvSpec, algorithm: str, forced: str | None) -> str:
+    """:func:`fastconv._plan.small_call_algorithm` for ``spec``'s work per sample.
+
+    Per sample: the algorithm, and so every bit of a sample's result, never depends on N.
+    """
+    work = math.prod(spec.out_sizes) * spec.c_out * (spec.c_in // spec.groups) * \
+        math.prod(spec.kernel)
+    dense = _plan.dense_applicable(spec.padding_mode, spec.groups, spec.c_in, spec.c_out)
+    return _plan.small_call_algorithm(algorithm, work, forced, dense_applies=dense)
+
+
 def _forward_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
                   dest_shape: tuple[int, ...], planar_layout: bool) -> Pass:
     """Plan the convolution ``dest = conv(src, weight) + bias`` on canonical views.
@@ -406,14 +440,7 @@ def _forward_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
     ``planar_layout``: both views are channels-first (C-contiguous in ``(N, C, ...)`` order,
     or single-channel), which the planar kernel needs.
     """
-    algorithm = _plan.forward_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
-                                        spec.kernel, spec.stride, _dense.block_size(dtype),
-                                        planar_layout, FORCE_FORWARD_ALGORITHM, _padded(spec))
-    # per sample: the algorithm, and so every bit of a sample's result, never depends on N
-    work = math.prod(dest_shape[1:]) * (spec.c_in // spec.groups) * math.prod(spec.kernel)
-    dense = _plan.dense_applicable(spec.padding_mode, spec.groups, spec.c_in, spec.c_out)
-    algorithm = _plan.small_call_algorithm(algorithm, work, FORCE_FORWARD_ALGORITHM,
-                                           dense_applies=dense)
+    algorithm = forward_choice(spec, dtype, planar_layout, FORCE_FORWARD_ALGORITHM)
     if algorithm == "dense" and math.prod(dest_shape):
         return _DensePass(spec, dtype, src_shape, dest_shape)
     if algorithm == "planar" and math.prod(dest_shape):
@@ -549,13 +576,7 @@ class _PhasePass:
 def _adjoint_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
                   dest_shape: tuple[int, ...], planar_layout: bool) -> Pass:
     """Plan the adjoint of the convolution ``spec`` (input gradient, transposed convolution)."""
-    algorithm = _plan.adjoint_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
-                                        spec.kernel, spec.stride, _dense.block_size(dtype),
-                                        planar_layout, FORCE_FORWARD_ALGORITHM, _padded(spec))
-    work = math.prod(src_shape[1:]) * (spec.c_in // spec.groups) * math.prod(spec.kernel)
-    dense = _plan.dense_applicable(spec.padding_mode, spec.groups, spec.c_in, spec.c_out)
-    algorithm = _plan.small_call_algorithm(algorithm, work, FORCE_FORWARD_ALGORITHM,
-                                           dense_applies=dense)
+    algorithm = adjoint_choice(spec, dtype, planar_layout, FORCE_FORWARD_ALGORITHM)
     if algorithm == "gather" or not math.prod(dest_shape):
         return _GatherPass(spec, True, dtype, dest_shape)
     return _PhasePass(spec, dtype, src_shape, dest_shape, planar_layout)
