@@ -3,24 +3,29 @@
 For every kernel tap ``t`` the weight gradient is a matrix product over output pixels:
 ``grad_w[:, :, t] = grad_out^T @ x_t``, where row ``p`` of ``x_t`` is the input pixel that
 output pixel ``p`` reads through tap ``t``. For one row of taps ``(t0, t1)`` the reduction
-entries ``(t2, c_in)`` are flattened, so a layer with few input channels (an RGB stem) still
-fills its tiles. A register tile is ``2 * lanes`` output channels by ``IN_TILE`` entries;
-per pixel it takes two vector loads of the output gradient, ``IN_TILE`` broadcasts of input
-values and ``2 * IN_TILE`` fused multiply-adds.
+entries ``(t2, c_in)`` are flattened, and for a layer with few entries per tap row (an RGB
+stem) the entries ``(t1, t2, c_in)`` of every tap row, so its tiles stay full and each
+output-gradient load feeds many of them. A register tile is ``2 * lanes`` output channels
+by ``IN_TILE`` entries; per pixel it takes two vector loads of the output gradient,
+``IN_TILE`` broadcasts of input values and ``2 * IN_TILE`` fused multiply-adds.
 
 The input arrives zero-padded (the API layer pads a copy when the layer has padding), so
-every output pixel reads inside it: the pixel loops have no bounds tests. It is read through
-its strides: channels-last, or channels-first (a pointwise layer's input is then read in
-place, with no copy); only the output gradient must be channels-last. A task owns one tap
-row and one chunk of output rows; it walks its pixels in spans of at most ``SPAN`` and runs
-every (output block, entry tile) pair over a span while the span's data are in cache, so
-the input is read from memory once per tap row.
+every output pixel reads inside it: the pixel loops have no bounds tests. It is read in
+place through its strides, one base pointer per pixel plus each tile's fixed entry
+offsets: channels-last, or channels-first (a pointwise layer's input is then read with no
+copy). The output gradient must be channels-last. A task owns one tap row (or all of
+them) and one chunk of output rows; it walks its pixels in spans of at most ``SPAN``,
+copies each span's output gradient of its output blocks into a contiguous buffer (rows of
+a wide layer lie a power of two apart, and such strided reads of two operands contend
+for the same cache sets: measured 64 against 95 GFLOP/s per core), and runs every (entry
+tile, output block) pair over the span while its data are in cache. The tasks of the
+first tap row also sum the packed gradient for the bias.
 
 The padded input ``(N, P0, P1, P2, C_in)`` is given as a flat array with its shape and
 element strides; the output gradient ``(N, Q0, Q1, Q2, C_out)`` is C-contiguous. Each
-element of the partial result ``(chunks, C_out, C_in, T0, T1, T2)`` is one task's
-fixed-order sum over its pixels, and the chunks are fixed by the shapes, so results do not
-depend on the number of threads.
+element of the partial results ``(chunks, C_out, C_in, T0, T1, T2)`` and ``(chunks,
+C_out)`` is one task's fixed-order sum over its pixels, and the chunks are fixed by the
+shapes, so results do not depend on the number of threads.
 """
 
 from __future__ import annotations
@@ -29,10 +34,21 @@ from functools import cache
 
 import numpy as np
 from numba import prange, types
+from numba.extending import register_jitable
 
 from ._jit import helper, inlined, kernel
 from ._kernels import INDEX_2D, data_type
-from ._simd import keep_alive, ptr_of, vbroadcast, vfma, vlanes, vload, vload_masked, vstore
+from ._simd import (
+    keep_alive,
+    ptr_of,
+    vadd,
+    vbroadcast_load,
+    vfma,
+    vlanes,
+    vload,
+    vload_masked,
+    vstore,
+)
 
 #: Input channels per register tile (with two vectors of output channels: 12 accumulators,
 #: which leaves room for the operands in 16 vector registers).
@@ -42,11 +58,37 @@ IN_TILE = 6
 #: tile runs over it (rows shorter than this are grouped into one span).
 SPAN = 64
 
-#: Bytes of register-tile accumulators a task keeps (bounds its output blocks: they are
-#: reloaded for every span, so they must stay in cache next to the span's data; measured
-#: best between one block of a 3x3 256-channel layer, 48 KiB, and all four of a 1x1
-#: 256 -> 64 layer, 66 KiB).
-ACCUMULATOR_BYTES = 72 * 1024
+#: Bytes of register-tile accumulators a task keeps (bounds its output blocks). A task
+#: reads each span's input once for all its blocks, so more blocks cost fewer input reads,
+#: while the accumulators, reloaded for every span, should stay in the core's L2 (measured
+#: best: four blocks of a 3x3 256-channel layer, 192 KiB).
+ACCUMULATOR_BYTES = 192 * 1024
+
+#: A task's entries cover every tap row ``(t1, t2, i)``, not one tap row ``(t2, i)``, when a
+#: tap row has fewer entries than this: the output gradient of a pixel (loaded once per
+#: task and span) then feeds more tiles, as for an RGB stem's 21 entries per tap row.
+MERGED_ROW_ENTRIES = 128
+
+
+@register_jitable
+def tap_rows_per_task(c_in: int, taps1: int, taps2: int) -> int:
+    """Tap rows ``t1`` one task of :func:`dense_weight_grad` covers (all of them, or one).
+
+    Examples
+    --------
+    >>> tap_rows_per_task(3, 7, 7), tap_rows_per_task(64, 3, 3)
+    (7, 1)
+    """
+    return taps1 if taps2 * c_in < MERGED_ROW_ENTRIES else 1
+
+
+@register_jitable
+def _entry_offset(entry: int, c_in: int, taps2: int, row_step: int, tap_step: int,
+                  channel_step: int) -> int:
+    """Element offset of entry ``(t1, t2, i)`` (flattened) from its pixel's first tap."""
+    per_row = taps2 * c_in
+    rest = entry % per_row
+    return (entry // per_row) * row_step + (rest // c_in) * tap_step + (rest % c_in) * channel_step
 
 
 def out_blocks_per_task(c_out: int, row_entries: int, lanes: int, itemsize: int) -> int:
@@ -58,8 +100,8 @@ def out_blocks_per_task(c_out: int, row_entries: int, lanes: int, itemsize: int)
     --------
     >>> out_blocks_per_task(64, 256, 8, 4)  # 1x1, 256 -> 64: all four blocks
     4
-    >>> out_blocks_per_task(256, 768, 8, 4)  # 3x3, 256 -> 256: one of sixteen blocks
-    1
+    >>> out_blocks_per_task(256, 768, 8, 4)  # 3x3, 256 -> 256: four of sixteen blocks
+    4
     """
     blocks = -(-c_out // (2 * lanes))
     tiles = -(-row_entries // IN_TILE)
@@ -71,19 +113,20 @@ def out_blocks_per_task(c_out: int, row_entries: int, lanes: int, itemsize: int)
 def dense_weight_grad_signature(dtype: np.dtype) -> tuple:
     """Argument types :func:`dense_weight_grad` is compiled for (one signature per dtype)."""
     return (data_type(dtype, 1, layout="C"), INDEX_2D, data_type(dtype, 5, layout="C"),
-            INDEX_2D, data_type(dtype, 6, True, "C"), types.int64)
+            INDEX_2D, data_type(dtype, 6, True, "C"), data_type(dtype, 2, True, "C"),
+            types.int64)
 
 
 @inlined
-def _tile_span(src, grad, g_rows, x_rows, n_rows, count, c_out, x_step, entries, acc, full,
-               co_count):
+def _tile_span(src, x_rows, n_rows, count, x_step, entries, grad, acc):
     """Add one span (``n_rows`` row pieces of ``count`` pixels) to a tile kept in ``acc``.
 
-    The tile (12 vectors) is ``2 * lanes`` output channels (from ``grad[g_rows[r]:]``,
-    pixels ``c_out`` apart) by ``IN_TILE`` input entries at offsets ``entries[0:IN_TILE]``
-    from ``src[x_rows[r]:]`` (pixels ``x_step`` apart). ``full`` (a constant at each call
-    site) selects plain loads of the output gradient; otherwise ``co_count`` lanes are
-    loaded masked.
+    The tile (12 vectors) is ``2 * lanes`` output channels by ``IN_TILE`` input entries.
+    Pixel ``p`` of row piece ``r`` reads its entries at ``src[x_rows[r] + p * x_step +
+    entries[k]]`` (``k < IN_TILE``: one base pointer and fixed offsets) and its output
+    gradient from the packed span ``grad``, whose pixels follow each other ``2 * lanes``
+    elements apart across the row pieces (contiguous, so its cache lines never compete
+    with the input's for the same cache sets, as pixels a power of two apart do).
     """
     lanes = vlanes(src)
     e0, e1, e2 = entries[0], entries[1], entries[2]
@@ -94,40 +137,30 @@ def _tile_span(src, grad, g_rows, x_rows, n_rows, count, c_out, x_step, entries,
         vload(acc, 7 * lanes)
     a40, a41, a50, a51 = vload(acc, 8 * lanes), vload(acc, 9 * lanes), vload(acc, 10 * lanes), \
         vload(acc, 11 * lanes)
+    g = 0
     for r in range(n_rows):
-        g_off = g_rows[r]
-        x_off = x_rows[r]
-        c0 = ptr_of(src, x_off + e0)
-        c1 = ptr_of(src, x_off + e1)
-        c2 = ptr_of(src, x_off + e2)
-        c3 = ptr_of(src, x_off + e3)
-        c4 = ptr_of(src, x_off + e4)
-        c5 = ptr_of(src, x_off + e5)
+        x_row = x_rows[r]
         for p in range(count):
-            g = g_off + p * c_out
-            x = p * x_step
-            if full:
-                g0 = vload(grad, g)
-                g1 = vload(grad, g + lanes)
-            else:
-                g0 = vload_masked(grad, g, co_count)
-                g1 = vload_masked(grad, g + lanes, co_count - lanes)
-            v = vbroadcast(c0[x])
+            x = x_row + p * x_step
+            g0 = vload(grad, g)
+            g1 = vload(grad, g + lanes)
+            g += 2 * lanes
+            v = vbroadcast_load(src, x + e0)
             a00 = vfma(v, g0, a00)
             a01 = vfma(v, g1, a01)
-            v = vbroadcast(c1[x])
+            v = vbroadcast_load(src, x + e1)
             a10 = vfma(v, g0, a10)
             a11 = vfma(v, g1, a11)
-            v = vbroadcast(c2[x])
+            v = vbroadcast_load(src, x + e2)
             a20 = vfma(v, g0, a20)
             a21 = vfma(v, g1, a21)
-            v = vbroadcast(c3[x])
+            v = vbroadcast_load(src, x + e3)
             a30 = vfma(v, g0, a30)
             a31 = vfma(v, g1, a31)
-            v = vbroadcast(c4[x])
+            v = vbroadcast_load(src, x + e4)
             a40 = vfma(v, g0, a40)
             a41 = vfma(v, g1, a41)
-            v = vbroadcast(c5[x])
+            v = vbroadcast_load(src, x + e5)
             a50 = vfma(v, g0, a50)
             a51 = vfma(v, g1, a51)
     vstore(acc, 0, a00)
@@ -145,8 +178,8 @@ def _tile_span(src, grad, g_rows, x_rows, n_rows, count, c_out, x_step, entries,
 
 
 @kernel
-def dense_weight_grad(src, src_layout, grad, steps, partial, out_blocks):
-    """Weight gradient of a one-group convolution from a zero-padded input.
+def dense_weight_grad(src, src_layout, grad, steps, partial, partial_bias, out_blocks):
+    """Weight (and bias) gradient of a one-group convolution from a zero-padded input.
 
     ``partial[chunk, j, i, t0, t1, t2] = sum grad[n, q0, q1, q2, j] *
     src[n, q0*s0 + t0*d0, q1*s1 + t1*d1, q2*s2 + t2*d2, i]`` over the output rows
@@ -166,26 +199,32 @@ def dense_weight_grad(src, src_layout, grad, steps, partial, out_blocks):
     partial : ndarray, shape (chunks, C_out, C_in, T0, T1, T2), C-contiguous
         Written once per element (in the layout of the weights, so the sum over chunks is
         the gradient itself, with no transposing copy).
+    partial_bias : ndarray, shape (chunks, C_out) or (chunks, 0), C-contiguous
+        ``partial_bias[chunk, j] = sum grad[n, q0, q1, q2, j]`` over the same pixels, in
+        pixel order, written by the tasks of the first tap row from the output gradient
+        they load anyway; with no columns, no bias gradient is computed.
     out_blocks : int
         Blocks of ``2 * lanes`` output channels per task (their accumulators stay in
         cache while a span's input is reused for all of them).
     """
-    n_chunks, c_out, _, taps0, taps1, _ = partial.shape
+    n_chunks, c_out, c_in, taps0, taps1, taps2 = partial.shape
     out_tile = 2 * vlanes(src)
     n_out = (c_out + out_tile - 1) // out_tile
     n_groups = (n_out + out_blocks - 1) // out_blocks
-    for task in prange(n_chunks * taps0 * taps1 * n_groups):
+    rows = taps1 // tap_rows_per_task(c_in, taps1, taps2)
+    for task in prange(n_chunks * taps0 * rows * n_groups):
         # a task of its own function: a parallel compile costs less with a small loop body
-        _weight_task(src, src_layout, grad, steps, partial, out_blocks, np.int64(task))
+        _weight_task(src, src_layout, grad, steps, partial, partial_bias, out_blocks,
+                     np.int64(task))
 
 
 @helper
-def _weight_task(src, src_layout, grad, steps, partial, out_blocks, task):
-    """Task ``task`` of :func:`dense_weight_grad` (one chunk, tap row and output group)."""
-    n_chunks, c_out, _, taps0, taps1, taps2 = partial.shape
+def _weight_task(src, src_layout, grad, steps, partial, partial_bias, out_blocks, task):
+    """Task ``task`` of :func:`dense_weight_grad` (one chunk, tap row(s) and output group)."""
+    n_chunks, c_out, c_in, taps0, taps1, taps2 = partial.shape
     batch, rows0, rows1, cols = grad.shape[0], grad.shape[1], grad.shape[2], grad.shape[3]
-    c_in = src_layout[0, 4]
-    row_entries = taps2 * c_in
+    merged = tap_rows_per_task(c_in, taps1, taps2)
+    row_entries = merged * taps2 * c_in
     stride_n, stride0, stride1 = src_layout[1, 0], src_layout[1, 1], src_layout[1, 2]
     stride2, stride_c = src_layout[1, 3], src_layout[1, 4]
     lanes = vlanes(src)
@@ -196,36 +235,44 @@ def _weight_task(src, src_layout, grad, steps, partial, out_blocks, task):
     n_tiles = (row_entries + IN_TILE - 1) // IN_TILE
     n_rows = batch * rows0 * rows1
     x_step = steps[2, 0] * stride2
+    tap_step = steps[2, 1] * stride2
+    row_step = steps[1, 1] * stride1
     # a span is a piece of one row (long rows) or several whole rows (short rows)
     piece = min(cols, SPAN)
     rows_per_span = max(1, SPAN // cols)
+    span_size = piece * rows_per_span
     src_p = ptr_of(src, 0)
     grad_p = ptr_of(grad, 0)
     group = task % n_groups
     rest = task // n_groups
-    t1 = rest % taps1
-    rest //= taps1
+    t1 = rest % (taps1 // merged)
+    rest //= taps1 // merged
     t0 = rest % taps0
     chunk = rest // taps0
     ob_lo = group * out_blocks
     ob_hi = min(n_out, ob_lo + out_blocks)
-    # offset of each entry (t2, i) from its pixel's first tap column, per tile
+    # offset of each entry of each tile from its pixel's first tap (entries past the last
+    # one read the last one again: their sums are never stored)
     entries_array = np.empty(n_tiles * IN_TILE, dtype=np.int64)
     for e in range(n_tiles * IN_TILE):
-        k = min(e, row_entries - 1)
-        entries_array[e] = (k // c_in) * steps[2, 1] * stride2 + (k % c_in) * stride_c
+        entries_array[e] = _entry_offset(min(e, row_entries - 1), c_in, taps2, row_step,
+                                         tap_step, stride_c)
+    grad_array = np.empty((ob_hi - ob_lo) * span_size * out_tile, dtype=partial.dtype)
     acc_array = np.zeros((ob_hi - ob_lo) * n_tiles * tile_size, dtype=partial.dtype)
     rows_array = np.empty(2 * rows_per_span, dtype=np.int64)
+    # the tasks of the first tap row also sum the output gradient for the bias
+    sums_bias = partial_bias.shape[1] > 0 and t0 == 0 and t1 == 0
+    bias_array = np.zeros((ob_hi - ob_lo) * out_tile, dtype=partial.dtype)
     g_rows = ptr_of(rows_array, 0)
     x_rows = ptr_of(rows_array, rows_per_span)
     row_lo = chunk * n_rows // n_chunks
     row_hi = (chunk + 1) * n_rows // n_chunks
-    for first in range(row_lo, row_hi, rows_per_span):
-        span_rows = min(rows_per_span, row_hi - first)
+    for first_row in range(row_lo, row_hi, rows_per_span):
+        span_rows = min(rows_per_span, row_hi - first_row)
         for start in range(0, cols, piece):
             count = min(piece, cols - start)
             for r in range(span_rows):
-                row = first + r
+                row = first_row + r
                 q1 = row % rows1
                 q0 = (row // rows1) % rows0
                 n = row // (rows1 * rows0)
@@ -233,30 +280,81 @@ def _weight_task(src, src_layout, grad, steps, partial, out_blocks, task):
                 s1 = q1 * steps[1, 0] + t1 * steps[1, 1]
                 g_rows[r] = (row * cols + start) * c_out
                 x_rows[r] = n * stride_n + s0 * stride0 + s1 * stride1 + start * x_step
-            # every (output block, entry tile) pair over the span while it is in cache
-            for ob in range(ob_lo, ob_hi):
-                co = ob * out_tile
-                co_count = min(out_tile, c_out - co)
-                for r in range(span_rows):
-                    g_rows[r] += co
-                for tile in range(n_tiles):
-                    entries = ptr_of(entries_array, tile * IN_TILE)
-                    acc = ptr_of(acc_array, ((ob - ob_lo) * n_tiles + tile) * tile_size)
-                    if co_count == out_tile:
-                        _tile_span(src_p, grad_p, g_rows, x_rows, span_rows, count, c_out,
-                                   x_step, entries, acc, True, co_count)
-                    else:
-                        _tile_span(src_p, grad_p, g_rows, x_rows, span_rows, count, c_out,
-                                   x_step, entries, acc, False, co_count)
-                for r in range(span_rows):
-                    g_rows[r] -= co
+            pixels = span_rows * count
+            _pack_grad(grad_p, g_rows, span_rows, count, c_out, ob_lo, ob_hi, grad_array)
+            if sums_bias:
+                _sum_packed(grad_array, pixels, bias_array)
+            for tile in range(n_tiles):
+                for ob in range(ob_hi - ob_lo):
+                    _tile_span(src_p, x_rows, span_rows, count, x_step,
+                               ptr_of(entries_array, tile * IN_TILE),
+                               ptr_of(grad_array, ob * pixels * out_tile),
+                               ptr_of(acc_array, (ob * n_tiles + tile) * tile_size))
+    per_row = taps2 * c_in
     for ob in range(ob_lo, ob_hi):
         co = ob * out_tile
         for e in range(row_entries):
             tile, k = e // IN_TILE, e % IN_TILE
             base = ((ob - ob_lo) * n_tiles + tile) * tile_size + k * out_tile
+            row, rest = t1 + e // per_row, e % per_row
             for lane in range(min(out_tile, c_out - co)):
-                partial[chunk, co + lane, e % c_in, t0, t1, e // c_in] = \
+                partial[chunk, co + lane, rest % c_in, t0, row, rest // c_in] = \
                     acc_array[base + lane]
+    if sums_bias:
+        for co in range(ob_lo * out_tile, min(c_out, ob_hi * out_tile)):
+            partial_bias[chunk, co] = bias_array[co - ob_lo * out_tile]
     keep_alive(entries_array)
+    keep_alive(grad_array)
     keep_alive(rows_array)
+
+
+@inlined
+def _pack_grad(grad, g_rows, n_rows, count, c_out, ob_lo, ob_hi, packed):
+    """Copy a span's output gradient of blocks ``[ob_lo, ob_hi)`` into ``packed``.
+
+    ``packed[ob - ob_lo, p, :]`` holds the ``2 * lanes`` channels of block ``ob`` at span
+    pixel ``p``; channels past ``c_out`` are zeros (their products are never stored).
+    """
+    lanes = vlanes(packed)
+    out_tile = 2 * lanes
+    pixels = n_rows * count
+    for ob in range(ob_lo, ob_hi):
+        co = ob * out_tile
+        valid = c_out - co
+        dest = (ob - ob_lo) * pixels * out_tile
+        for r in range(n_rows):
+            g = g_rows[r] + co
+            if valid >= out_tile:
+                for _ in range(count):
+                    vstore(packed, dest, vload(grad, g))
+                    vstore(packed, dest + lanes, vload(grad, g + lanes))
+                    g += c_out
+                    dest += out_tile
+            else:
+                for _ in range(count):
+                    vstore(packed, dest, vload_masked(grad, g, valid))
+                    vstore(packed, dest + lanes, vload_masked(grad, g + lanes, valid - lanes))
+                    g += c_out
+                    dest += out_tile
+
+
+@inlined
+def _sum_packed(packed, pixels, sums):
+    """Add the pixels of a span packed by :func:`_pack_grad` to ``sums``.
+
+    ``packed`` holds the ``pixels`` pixels of each output block after those of the block
+    before; block ``b`` adds into ``sums[b * 2 * lanes : (b + 1) * 2 * lanes]``.
+    """
+    lanes = vlanes(packed)
+    out_tile = 2 * lanes
+    blocks = sums.shape[0] // out_tile
+    for b in range(blocks):
+        s0 = vload(sums, b * out_tile)
+        s1 = vload(sums, b * out_tile + lanes)
+        at = b * pixels * out_tile
+        for _ in range(pixels):
+            s0 = vadd(s0, vload(packed, at))
+            s1 = vadd(s1, vload(packed, at + lanes))
+            at += out_tile
+        vstore(sums, b * out_tile, s0)
+        vstore(sums, b * out_tile + lanes, s1)

@@ -700,11 +700,12 @@ class _DenseWeightPass:
     (:func:`fastconv._plan.copy_samples`), each part reduced into its own shape-determined
     chunks, and the parts summed in order.
 
-    The bias gradient, when wanted, comes from the gather pass's bias kernel.
+    The bias gradient, when wanted, is summed by the same kernel from the output gradient
+    it packs anyway.
     """
 
-    __slots__ = ("bias", "dtype", "kept", "lows", "needed", "out_blocks", "partial_shape",
-                 "spec", "steps", "taps", "tiles")
+    __slots__ = ("dtype", "kept", "lows", "needed", "out_blocks", "partial_shape", "spec",
+                 "steps", "tap_rows", "taps", "tiles", "want_bias")
 
     def __init__(self, spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
                  grad_shape: tuple[int, ...], want_bias: bool) -> None:
@@ -720,12 +721,13 @@ class _DenseWeightPass:
                               np.int64).T.copy()
         self.steps.flags.writeable = False
         lanes = lanes_for(dtype)
-        self.out_blocks = _dense_weight.out_blocks_per_task(spec.c_out, taps[2] * spec.c_in,
-                                                            lanes, dtype.itemsize)
+        self.tap_rows = tap_rows = _dense_weight.tap_rows_per_task(spec.c_in, taps[1], taps[2])
+        self.out_blocks = _dense_weight.out_blocks_per_task(
+            spec.c_out, tap_rows * taps[2] * spec.c_in, lanes, dtype.itemsize)
         out_tiles = -(-spec.c_out // (2 * lanes))
-        self.tiles = taps[0] * taps[1] * -(-out_tiles // self.out_blocks)
+        self.tiles = taps[0] * (taps[1] // tap_rows) * -(-out_tiles // self.out_blocks)
         self.partial_shape = (spec.c_out, spec.c_in, *taps)
-        self.bias = _WeightPass(spec, dtype, grad_shape, False, True) if want_bias else None
+        self.want_bias = want_bias
         _jit.ensure_compiled(_dense_weight.dense_weight_grad,
                              _dense_weight.dense_weight_grad_signature, dtype)
 
@@ -738,7 +740,7 @@ class _DenseWeightPass:
         padded copy is a work array whose zero border is written once.
         """
         planes = _channels_first(src)
-        planar = planes.flags.c_contiguous
+        planar = planes.flags.c_contiguous and self.tap_rows == 1
         if not any(self.lows) and all(n <= size for n, size in zip(self.needed, src.shape[1:4])):
             # read through its strides, whatever the layout
             with contextlib.nullcontext(src) if min(src.strides) >= 0 else \
@@ -795,14 +797,16 @@ class _DenseWeightPass:
         rows = math.prod(grad_out.shape[:3])
         chunks = _plan.dense_weight_chunks(rows, self.tiles, grad_out.nbytes)
         partial = np.empty((chunks, *self.partial_shape), self.dtype)
+        partial_bias = np.empty((chunks, self.spec.c_out if self.want_bias else 0), self.dtype)
         with self._padded(src) as padded, _channels_last_contiguous(grad_out) as grad:
             layout = np.array([padded.shape, [s // padded.itemsize for s in padded.strides]],
                               np.int64)
             _dense_weight.dense_weight_grad(_dense.flat_view(padded), layout, grad, self.steps,
-                                            partial, self.out_blocks)
-            grad_bias = None if self.bias is None else self.bias(None, grad)[1]
+                                            partial, partial_bias, self.out_blocks)
         summed = partial[0] if chunks == 1 else np.add.reduce(partial, axis=0)
-        return summed, grad_bias
+        if not self.want_bias:
+            return summed, None
+        return summed, partial_bias[0] if chunks == 1 else np.add.reduce(partial_bias, axis=0)
 
 
 def _weight_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],

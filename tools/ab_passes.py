@@ -1,0 +1,76 @@
+"""Interleaved A/B timing of two fastconv source trees in one process.
+
+Usage: ``python tools/ab_passes.py BASE_SRC CASES PASSES [ROUNDS]``, e.g.
+``python tools/ab_passes.py /tmp/base/src conv3x3_64,stem7x7s2 grad_weight 10``.
+
+``BASE_SRC`` is the ``src`` directory of another checkout (``git worktree add /tmp/base
+<commit>``). Its package is copied once to ``/tmp/fastconv-ab/<name>`` under another name, so
+both versions are imported side by side; each round times one call of A, then one of B, for
+every case and pass, and the best of the rounds is kept. Alternating calls in one process
+see the same machine phase, which separate processes on this noisy machine do not. Prints
+one JSON object ``{"case:pass": [GFLOP/s of BASE, GFLOP/s of this tree, ratio]}``.
+"""
+
+import hashlib
+import importlib
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fastconv import bench
+
+
+def import_copy(src: str):
+    """Import the ``fastconv`` package under ``src`` as a separately named package."""
+    package = Path(src).resolve() / "fastconv"
+    digest = hashlib.sha1(b"".join(p.read_bytes() for p in sorted(package.glob("*.py"))))
+    name = f"fastconv_{digest.hexdigest()[:10]}"
+    root = Path("/tmp/fastconv-ab")
+    target = root / name
+    if not target.exists():
+        shutil.copytree(package, target, ignore=shutil.ignore_patterns("__pycache__"))
+    sys.path.insert(0, str(root))
+    return importlib.import_module(name)
+
+
+def main() -> None:
+    """Time the requested cases and passes with both trees, interleaved."""
+    base = import_copy(sys.argv[1])
+    cases, passes = sys.argv[2].split(","), sys.argv[3].split(",")
+    rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 10
+    ours = bench.fastconv
+    problems = {}
+    for case in bench.CASES:
+        if cases != ["all"] and case.name not in cases:
+            continue
+        for pass_name in passes:
+            pair = []
+            for package in (base, ours):
+                bench.fastconv = package
+                pair.append(bench.make_problem(case, pass_name, np.float32))
+            bench.fastconv = ours
+            problems[f"{case.name}:{pass_name}"] = pair
+    best = {key: [float("inf"), float("inf")] for key in problems}
+    for key, pair in problems.items():
+        for problem in pair:
+            problem.ours()
+            problem.ours()
+    for _ in range(rounds):
+        for key, pair in problems.items():
+            for i, problem in enumerate(pair):
+                start = time.perf_counter()
+                problem.ours()
+                best[key][i] = min(best[key][i], time.perf_counter() - start)
+    result = {}
+    for key, (a, b) in best.items():
+        flops = problems[key][0].flops
+        result[key] = [round(flops / a / 1e9, 1), round(flops / b / 1e9, 1), round(a / b, 3)]
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
