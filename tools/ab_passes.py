@@ -55,7 +55,7 @@ def main() -> None:
             bench.fastconv = ours
             problems[f"{case.name}:{pass_name}"] = pair
     best = {key: [float("inf"), float("inf")] for key in problems}
-    for key, pair in problems.items():
+    for pair in problems.values():
         for problem in pair:
             problem.ours()
             problem.ours()
