@@ -9,23 +9,24 @@ output-gradient load feeds many of them. A register tile is ``2 * lanes`` output
 by ``IN_TILE`` entries; per pixel it takes two vector loads of the output gradient,
 ``IN_TILE`` broadcasts of input values and ``2 * IN_TILE`` fused multiply-adds.
 
-The input arrives zero-padded (the API layer pads a copy when the layer has padding), so
-every output pixel reads inside it: the pixel loops have no bounds tests. It is read in
-place through its strides, one base pointer per pixel plus each tile's fixed entry
-offsets: channels-last, or channels-first (a pointwise layer's input is then read with no
-copy). The output gradient must be channels-last. A task owns one tap row (or all of
-them) and one chunk of output rows; it walks its pixels in spans of at most ``SPAN``,
-copies each span's output gradient of its output blocks into a contiguous buffer (rows of
-a wide layer lie a power of two apart, and such strided reads of two operands contend
-for the same cache sets: measured 64 against 95 GFLOP/s per core), and runs every (entry
-tile, output block) pair over the span while its data are in cache. The tasks of the
-first tap row also sum the packed gradient for the bias.
+The input and the output gradient are read in place, in any layout (non-negative strides).
+A task owns one tap row (or all of them) and one chunk of output rows; it walks its pixels
+a span at a time (whole rows when they are short, else ``SPAN`` pixels) and copies, for
+each span, the input windows its pixels read into a channels-last buffer (zeros in the
+padding; a channels-first input through in-register transposes; wide pixels padded to an
+odd number of cache lines) and the output gradient of its output blocks into a contiguous
+buffer (rows of a wide layer lie a power of two apart, and such strided reads of two
+operands contend for the same cache sets: measured 64 against 95 GFLOP/s per core). The
+micro-kernel then reads one base offset per pixel plus each tile's fixed entry offsets,
+and runs every (entry tile, output block) pair over the span while its data are in cache.
+The tasks of the first tap row also sum the packed gradient for the bias. So the call
+copies neither operand whole, and needs no more memory than the partial sums.
 
-The padded input ``(N, P0, P1, P2, C_in)`` is given as a flat array with its shape and
-element strides; the output gradient ``(N, Q0, Q1, Q2, C_out)`` is C-contiguous. Each
-element of the partial results ``(chunks, C_out, C_in, T0, T1, T2)`` and ``(chunks,
-C_out)`` is one task's fixed-order sum over its pixels, and the chunks are fixed by the
-shapes, so results do not depend on the number of threads.
+The input ``(N, I0, I1, I2, C_in)`` and the output gradient ``(N, Q0, Q1, Q2, C_out)`` are
+given as flat arrays with their shapes and element strides. Each element of the partial
+results ``(chunks, C_out, C_in, T0, T1, T2)`` and ``(chunks, C_out)`` is one task's
+fixed-order sum over its pixels, and the chunks are fixed by the shapes, so results do not
+depend on the number of threads.
 """
 
 from __future__ import annotations
@@ -48,15 +49,16 @@ from ._simd import (
     vload,
     vload_masked,
     vstore,
+    vtranspose_copy,
 )
 
 #: Input channels per register tile (with two vectors of output channels: 12 accumulators,
 #: which leaves room for the operands in 16 vector registers).
 IN_TILE = 6
 
-#: Output pixels per span, consecutive in the chunk whatever rows they are in: a span's
-#: data stay in L1 while every (entry tile, output block) pair runs over it (measured best
-#: against 128 and 192).
+#: Output pixels per span at most (whole rows when rows are shorter; longer rows are cut
+#: into pieces of this many pixels): a span's data stay in L1 while every (entry tile,
+#: output block) pair runs over it (measured best against 128 and 192).
 SPAN = 64
 
 #: Bytes of register-tile accumulators a task keeps (bounds its output blocks). A task
@@ -118,9 +120,9 @@ def out_blocks_per_task(c_out: int, row_entries: int, lanes: int, itemsize: int)
 @cache
 def dense_weight_grad_signature(dtype: np.dtype) -> tuple:
     """Argument types :func:`dense_weight_grad` is compiled for (one signature per dtype)."""
-    return (data_type(dtype, 1, layout="C"), INDEX_2D, data_type(dtype, 5, layout="C"),
-            INDEX_2D, data_type(dtype, 6, True, "C"), data_type(dtype, 2, True, "C"),
-            types.int64)
+    return (data_type(dtype, 1, layout="C"), INDEX_2D, data_type(dtype, 1, layout="C"),
+            INDEX_2D, INDEX_2D,
+            data_type(dtype, 6, True, "C"), data_type(dtype, 2, True, "C"), types.int64)
 
 
 @inlined
@@ -183,31 +185,35 @@ def _tile_span(src, x_pixels, pixels, entries, grad, acc):
 
 
 @kernel
-def dense_weight_grad(src, src_layout, grad, steps, partial, partial_bias, out_blocks):
-    """Weight (and bias) gradient of a one-group convolution from a zero-padded input.
+def dense_weight_grad(src, src_layout, grad, grad_layout, steps, partial, partial_bias,
+                      out_blocks):
+    """Weight (and bias) gradient of a one-group, zero-padded convolution.
 
     ``partial[chunk, j, i, t0, t1, t2] = sum grad[n, q0, q1, q2, j] *
-    src[n, q0*s0 + t0*d0, q1*s1 + t1*d1, q2*s2 + t2*d2, i]`` over the output rows
-    ``(n, q0, q1)`` of ``chunk`` (a fixed split) and all ``q2``, in pixel order.
+    x[n, q0*s0 + t0*d0 - p0, q1*s1 + t1*d1 - p1, q2*s2 + t2*d2 - p2, i]`` over the output
+    rows ``(n, q0, q1)`` of ``chunk`` (a fixed split) and all ``q2``, in pixel order, where
+    ``x`` is the input read as zero outside its extent.
 
     Parameters
     ----------
-    src : ndarray, 1-D, C-contiguous
-        Input of the forward convolution, ``(N, P0, P1, P2, C_in)`` (see `src_layout`),
-        zero-padded so that every read is inside, from its element ``(0, 0, 0, 0, 0)`` on.
+    src : ndarray, 1-D
+        Memory of the input ``(N, I0, I1, I2, C_in)`` (see `src_layout`) from its element
+        ``(0, 0, 0, 0, 0)`` on, in any layout.
     src_layout : ndarray of int64, shape (2, 5)
         Shape (row 0) and element strides (row 1, non-negative) of the input.
-    grad : ndarray, shape (N, Q0, Q1, Q2, C_out), C-contiguous
-        Gradient of its output.
-    steps : ndarray of int64, shape (3, 2)
-        Stride and dilation of each dimension.
+    grad : ndarray, 1-D
+        Memory of the gradient of the output, ``(N, Q0, Q1, Q2, C_out)``, any layout.
+    grad_layout : ndarray of int64, shape (2, 5)
+        Its shape and element strides (non-negative).
+    steps : ndarray of int64, shape (3, 3)
+        Stride, dilation and low zero padding of each dimension.
     partial : ndarray, shape (chunks, C_out, C_in, T0, T1, T2), C-contiguous
         Written once per element (in the layout of the weights, so the sum over chunks is
         the gradient itself, with no transposing copy).
     partial_bias : ndarray, shape (chunks, C_out) or (chunks, 0), C-contiguous
         ``partial_bias[chunk, j] = sum grad[n, q0, q1, q2, j]`` over the same pixels, in
         pixel order, written by the tasks of the first tap row from the output gradient
-        they load anyway; with no columns, no bias gradient is computed.
+        they pack anyway; with no columns, no bias gradient is computed.
     out_blocks : int
         Blocks of ``2 * lanes`` output channels per task (their accumulators stay in
         cache while a span's input is reused for all of them).
@@ -219,31 +225,45 @@ def dense_weight_grad(src, src_layout, grad, steps, partial, partial_bias, out_b
     rows = taps1 // tap_rows_per_task(c_in, taps1, taps2)
     for task in prange(n_chunks * taps0 * rows * n_groups):
         # a task of its own function: a parallel compile costs less with a small loop body
-        _weight_task(src, src_layout, grad, steps, partial, partial_bias, out_blocks,
-                     np.int64(task))
+        _weight_task(src, src_layout, grad, grad_layout, steps, partial, partial_bias,
+                     out_blocks, np.int64(task))
+
+
+@register_jitable
+def padded_channels(c_in: int, line: int) -> int:
+    """Channel stride of a packed input window (``c_in``, or more when it is wide).
+
+    A pixel wider than a ``line``-element cache line is padded to an odd number of lines:
+    pixels a power of two apart compete for the same cache sets.
+
+    Examples
+    --------
+    >>> padded_channels(3, 16), padded_channels(16, 16), padded_channels(128, 16)
+    (3, 16, 144)
+    >>> padded_channels(100, 16)
+    112
+    """
+    if c_in <= line:
+        return c_in
+    padded = (c_in + line - 1) // line * line
+    return padded + line if (padded // line) % 2 == 0 else padded
 
 
 @helper
-def _weight_task(src, src_layout, grad, steps, partial, partial_bias, out_blocks, task):
+def _weight_task(src, src_layout, grad, grad_layout, steps, partial, partial_bias, out_blocks,
+                 task):
     """Task ``task`` of :func:`dense_weight_grad` (one chunk, tap row(s) and output group)."""
     n_chunks, c_out, c_in, taps0, taps1, taps2 = partial.shape
-    batch, rows0, rows1, cols = grad.shape[0], grad.shape[1], grad.shape[2], grad.shape[3]
+    rows0, rows1, cols = grad_layout[0, 1], grad_layout[0, 2], grad_layout[0, 3]
     merged = tap_rows_per_task(c_in, taps1, taps2)
     row_entries = merged * taps2 * c_in
-    stride_n, stride0, stride1 = src_layout[1, 0], src_layout[1, 1], src_layout[1, 2]
-    stride2, stride_c = src_layout[1, 3], src_layout[1, 4]
     lanes = vlanes(src)
     out_tile = 2 * lanes
     tile_size = IN_TILE * out_tile
     n_out = (c_out + out_tile - 1) // out_tile
     n_groups = (n_out + out_blocks - 1) // out_blocks
     n_tiles = (row_entries + IN_TILE - 1) // IN_TILE
-    n_rows = batch * rows0 * rows1
-    x_step = steps[2, 0] * stride2
-    tap_step = steps[2, 1] * stride2
-    row_step = steps[1, 1] * stride1
-    src_p = ptr_of(src, 0)
-    grad_p = ptr_of(grad, 0)
+    n_rows = grad_layout[0, 0] * rows0 * rows1
     group = task % n_groups
     rest = task // n_groups
     t1 = rest % (taps1 // merged)
@@ -252,45 +272,63 @@ def _weight_task(src, src_layout, grad, steps, partial, partial_bias, out_blocks
     chunk = rest // taps0
     ob_lo = group * out_blocks
     ob_hi = min(n_out, ob_lo + out_blocks)
-    # offset of each entry of each tile from its pixel's first tap (entries past the last
-    # one read the last one again: their sums are never stored)
+    # each span's input windows are copied, zero-padded, into a channels-last buffer:
+    # span row j (a piece of one output row), tap row u, then `width` pixels of `c_pad`
+    c_pad = padded_channels(c_in, out_tile)
+    width = (min(cols, SPAN) - 1) * steps[2, 0] + (taps2 - 1) * steps[2, 1] + 1
+    row_stride = width * c_pad
+    span_row_stride = merged * row_stride
+    # a span is whole rows when they are shorter than SPAN (windows are then copied once)
+    span = cols * (SPAN // cols) if cols <= SPAN else SPAN
+    span_rows = span // cols if cols <= SPAN else 2
+    window_array = np.empty(span_rows * span_row_stride, dtype=partial.dtype)
+    window = ptr_of(window_array, 0)
+    # offset of each entry (u, t2, i) of each tile from its pixel's first tap (entries past
+    # the last one read the last one again: their sums are never stored)
     entries_array = np.empty(n_tiles * IN_TILE, dtype=np.int64)
     for e in range(n_tiles * IN_TILE):
-        entries_array[e] = _entry_offset(min(e, row_entries - 1), c_in, taps2, row_step,
-                                         tap_step, stride_c)
+        entries_array[e] = _entry_offset(min(e, row_entries - 1), c_in, taps2, row_stride,
+                                         steps[2, 1] * c_pad, 1)
     grad_array = np.empty((ob_hi - ob_lo) * SPAN * out_tile, dtype=partial.dtype)
     acc_array = np.zeros((ob_hi - ob_lo) * n_tiles * tile_size, dtype=partial.dtype)
-    x_array = np.empty(SPAN, dtype=np.int64)
-    x_pixels = ptr_of(x_array, 0)
+    pixel_array = np.empty(2 * SPAN, dtype=np.int64)
+    x_pixels = ptr_of(pixel_array, 0)
+    g_pixels = ptr_of(pixel_array, SPAN)
     # the tasks of the first tap row also sum the output gradient for the bias
     sums_bias = partial_bias.shape[1] > 0 and t0 == 0 and t1 == 0
     bias_array = np.zeros((ob_hi - ob_lo) * out_tile, dtype=partial.dtype)
-    # the chunk's pixels in order, SPAN at a time (a span may hold pieces of several rows)
+    # the chunk's pixels in order, a span at a time
     pixel_lo = (chunk * n_rows // n_chunks) * cols
     pixel_hi = ((chunk + 1) * n_rows // n_chunks) * cols
-    for first in range(pixel_lo, pixel_hi, SPAN):
-        pixels = min(SPAN, pixel_hi - first)
+    for first in range(pixel_lo, pixel_hi, span):
+        pixels = min(span, pixel_hi - first)
         row, col = first // cols, first % cols
-        x_row = 0
+        j = -1
+        start = 0
+        g_row = 0
         for p in range(pixels):
             if p == 0 or col == cols:
                 if col == cols:
                     row += 1
                     col = 0
+                j += 1
+                start = col
                 q1 = row % rows1
                 q0 = (row // rows1) % rows0
                 n = row // (rows1 * rows0)
-                s0 = q0 * steps[0, 0] + t0 * steps[0, 1]
-                s1 = q1 * steps[1, 0] + t1 * steps[1, 1]
-                x_row = n * stride_n + s0 * stride0 + s1 * stride1
-            x_pixels[p] = x_row + col * x_step
+                _pack_window(src, src_layout, steps, n, q0, q1, t0, t1, merged, start,
+                             min(cols - col, pixels - p), taps2, c_pad, width,
+                             ptr_of(window, j * span_row_stride))
+                g_row = n * grad_layout[1, 0] + q0 * grad_layout[1, 1] + q1 * grad_layout[1, 2]
+            x_pixels[p] = j * span_row_stride + (col - start) * steps[2, 0] * c_pad
+            g_pixels[p] = g_row + col * grad_layout[1, 3]
             col += 1
-        _pack_grad(grad_p, first * c_out, pixels, c_out, ob_lo, ob_hi, grad_array)
+        _pack_grad(grad, g_pixels, pixels, c_out, grad_layout[1, 4], ob_lo, ob_hi, grad_array)
         if sums_bias:
             _sum_packed(grad_array, pixels, bias_array)
         for tile in range(n_tiles):
             for ob in range(ob_hi - ob_lo):
-                _tile_span(src_p, x_pixels, pixels, ptr_of(entries_array, tile * IN_TILE),
+                _tile_span(window, x_pixels, pixels, ptr_of(entries_array, tile * IN_TILE),
                            ptr_of(grad_array, ob * pixels * out_tile),
                            ptr_of(acc_array, (ob * n_tiles + tile) * tile_size))
     per_row = taps2 * c_in
@@ -299,45 +337,122 @@ def _weight_task(src, src_layout, grad, steps, partial, partial_bias, out_blocks
         for e in range(row_entries):
             tile, k = e // IN_TILE, e % IN_TILE
             base = ((ob - ob_lo) * n_tiles + tile) * tile_size + k * out_tile
-            row, rest = t1 + e // per_row, e % per_row
+            tap_row, rest = t1 + e // per_row, e % per_row
             for lane in range(min(out_tile, c_out - co)):
-                partial[chunk, co + lane, rest % c_in, t0, row, rest // c_in] = \
+                partial[chunk, co + lane, rest % c_in, t0, tap_row, rest // c_in] = \
                     acc_array[base + lane]
     if sums_bias:
         for co in range(ob_lo * out_tile, min(c_out, ob_hi * out_tile)):
             partial_bias[chunk, co] = bias_array[co - ob_lo * out_tile]
+    keep_alive(window_array)
     keep_alive(entries_array)
     keep_alive(grad_array)
-    keep_alive(x_array)
+    keep_alive(pixel_array)
 
 
 @inlined
-def _pack_grad(grad, first, pixels, c_out, ob_lo, ob_hi, packed):
+def _pack_window(src, src_layout, steps, n, q0, q1, t0, t1, merged, start, count, taps2,
+                 c_pad, width, dest):
+    """Copy the input windows of ``count`` pixels of output row ``(n, q0, q1)`` into ``dest``.
+
+    From column ``start`` on, for tap rows ``t1 .. t1 + merged - 1`` (each ``width * c_pad``
+    elements of ``dest``): the input pixels those output pixels read, ``c_pad`` elements
+    apart, channels contiguous, zeros outside the input.
+    """
+    sizes0, sizes1, sizes2, c_in = src_layout[0, 1], src_layout[0, 2], src_layout[0, 3], \
+        src_layout[0, 4]
+    stride_c = src_layout[1, 4]
+    i0 = q0 * steps[0, 0] + t0 * steps[0, 1] - steps[0, 2]
+    first = start * steps[2, 0] - steps[2, 2]
+    used = (count - 1) * steps[2, 0] + (taps2 - 1) * steps[2, 1] + 1
+    # the input columns [lo, hi) of the window lie inside the input; the rest are zeros
+    lo = min(used, max(0, -first))
+    hi = max(lo, min(used, sizes2 - first))
+    stride2 = src_layout[1, 3]
+    for u in range(merged):
+        i1 = q1 * steps[1, 0] + (t1 + u) * steps[1, 1] - steps[1, 2]
+        at = u * width * c_pad
+        if not (0 <= i0 < sizes0 and 0 <= i1 < sizes1):
+            for d in range(at, at + used * c_pad):
+                dest[d] = 0.0
+            continue
+        for d in range(at, at + lo * c_pad):
+            dest[d] = 0.0
+        for d in range(at + hi * c_pad, at + used * c_pad):
+            dest[d] = 0.0
+        base = n * src_layout[1, 0] + i0 * src_layout[1, 1] + i1 * src_layout[1, 2] + \
+            (first + lo) * stride2
+        _copy_window(src, base, hi - lo, stride2, stride_c, c_in, dest, at + lo * c_pad, c_pad)
+
+
+@inlined
+def _copy_window(src, base, pixels, stride2, stride_c, c_in, dest, at, c_pad):
+    """``dest[at + w * c_pad + c] = src[base + w * stride2 + c * stride_c]``, vectorised.
+
+    Channels-last rows (``stride_c == 1``) are copied a vector at a time; channels-first
+    ones (``stride2 == 1``) in ``lanes x lanes`` blocks transposed in registers, with the
+    ragged edges element by element.
+    """
+    lanes = vlanes(dest)
+    if stride_c == 1:
+        full = c_in - c_in % lanes
+        for w in range(pixels):
+            o = base + w * stride2
+            d = at + w * c_pad
+            for c in range(0, full, lanes):
+                vstore(dest, d + c, vload(src, o + c))
+            for c in range(full, c_in):
+                dest[d + c] = src[o + c]
+        return
+    c_full = c_in - c_in % lanes if stride2 == 1 else 0
+    w_full = pixels - pixels % lanes
+    for c in range(0, c_full, lanes):
+        for w in range(0, w_full, lanes):
+            vtranspose_copy(src, base + c * stride_c + w, stride_c, dest, at + w * c_pad + c,
+                            c_pad)
+        for cc in range(c, c + lanes):
+            for w in range(w_full, pixels):
+                dest[at + w * c_pad + cc] = src[base + cc * stride_c + w]
+    for c in range(c_full, c_in):
+        o = base + c * stride_c
+        for w in range(pixels):
+            dest[at + w * c_pad + c] = src[o + w * stride2]
+
+
+@inlined
+def _pack_grad(grad, g_pixels, pixels, c_out, stride_c, ob_lo, ob_hi, packed):
     """Copy a span's output gradient of blocks ``[ob_lo, ob_hi)`` into ``packed``.
 
-    The span is ``pixels`` consecutive pixels of ``grad`` from element ``first`` on.
-    ``packed[ob - ob_lo, p, :]`` holds the ``2 * lanes`` channels of block ``ob`` at span
-    pixel ``p``; channels past ``c_out`` are zeros (their products are never stored).
+    Span pixel ``p``'s channels start at ``grad[g_pixels[p]]``, ``stride_c`` apart.
+    ``packed[ob - ob_lo, p, :]`` holds the ``2 * lanes`` channels of block ``ob`` at that
+    pixel; channels past ``c_out`` are zeros (their products are never stored).
     """
     lanes = vlanes(packed)
     out_tile = 2 * lanes
     for ob in range(ob_lo, ob_hi):
         co = ob * out_tile
-        valid = c_out - co
+        valid = min(out_tile, c_out - co)
         dest = (ob - ob_lo) * pixels * out_tile
-        g = first + co
-        if valid >= out_tile:
-            for _ in range(pixels):
-                vstore(packed, dest, vload(grad, g))
-                vstore(packed, dest + lanes, vload(grad, g + lanes))
-                g += c_out
-                dest += out_tile
-        else:
-            for _ in range(pixels):
-                vstore(packed, dest, vload_masked(grad, g, valid))
-                vstore(packed, dest + lanes, vload_masked(grad, g + lanes, valid - lanes))
-                g += c_out
-                dest += out_tile
+        if stride_c == 1 and valid == out_tile:
+            for p in range(pixels):
+                g = g_pixels[p] + co
+                vstore(packed, dest + p * out_tile, vload(grad, g))
+                vstore(packed, dest + p * out_tile + lanes, vload(grad, g + lanes))
+        elif stride_c == 1:
+            for p in range(pixels):
+                g = g_pixels[p] + co
+                vstore(packed, dest + p * out_tile, vload_masked(grad, g, valid))
+                vstore(packed, dest + p * out_tile + lanes,
+                       vload_masked(grad, g + lanes, valid - lanes))
+        else:  # channels-first: each channel's pixels are read in a row
+            for lane in range(out_tile):
+                if lane < valid:
+                    channel = (co + lane) * stride_c
+                    for p in range(pixels):
+                        packed[dest + p * out_tile + lane] = grad[g_pixels[p] + channel]
+                else:
+                    for p in range(pixels):
+                        packed[dest + p * out_tile + lane] = 0.0
 
 
 @inlined

@@ -686,42 +686,28 @@ class _PlanarWeightPass:
         return grad_weight.reshape(self.weight_shape), grad_bias
 
 
-#: Output rows a batch part of a weight gradient needs at least (the reduction's parallel
-#: chunks are runs of rows).
-_PART_MIN_ROWS = 16
-
 
 class _DenseWeightPass:
-    """Weight gradient on the dense register tiles.
+    """Weight (and bias) gradient on the dense register tiles.
 
-    The input is read in place unless the layer pads it (then a zero-padded copy in its
-    own layout); the output gradient is copied to channels-last when it is not. Copies much
-    larger than the weights are made a part of the batch at a time
-    (:func:`fastconv._plan.copy_samples`), each part reduced into its own shape-determined
-    chunks, and the parts summed in order.
-
-    The bias gradient, when wanted, is summed by the same kernel from the output gradient
-    it packs anyway.
+    The kernel reads the input and the output gradient in place, in any layout: each task
+    copies the input windows and output-gradient channels of 64 pixels at a time into its
+    own small buffers (zero padding included), so the call makes no copy of either operand
+    and holds no more memory than the per-chunk partial sums of the weights.
     """
 
-    __slots__ = ("dtype", "kept", "lows", "needed", "out_blocks", "partial_shape", "spec",
-                 "steps", "tap_rows", "taps", "tiles", "want_bias")
+    __slots__ = ("dtype", "out_blocks", "partial_shape", "spec", "steps", "tiles", "want_bias")
 
-    def __init__(self, spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
-                 grad_shape: tuple[int, ...], want_bias: bool) -> None:
+    def __init__(self, spec: ConvSpec, dtype: np.dtype, grad_shape: tuple[int, ...],
+                 want_bias: bool) -> None:
         self.spec, self.dtype = spec, dtype
-        self.taps = taps = _plan.to_3d(spec.kernel, 1)
-        self.lows = _plan.to_3d(tuple(p[0] for p in spec.pads), 0)
-        self.needed = tuple((q - 1) * s + (k - 1) * d + 1 for q, s, k, d in
-                            zip(grad_shape[1:4], _plan.to_3d(spec.stride, 1), taps,
-                                _plan.to_3d(spec.dilation, 1)))
-        self.kept = tuple(min(size, n - low) for size, n, low in
-                          zip(src_shape[1:4], self.needed, self.lows))
-        self.steps = np.array([_plan.to_3d(spec.stride, 1), _plan.to_3d(spec.dilation, 1)],
+        taps = _plan.to_3d(spec.kernel, 1)
+        self.steps = np.array([_plan.to_3d(spec.stride, 1), _plan.to_3d(spec.dilation, 1),
+                               _plan.to_3d(tuple(p[0] for p in spec.pads), 0)],
                               np.int64).T.copy()
         self.steps.flags.writeable = False
         lanes = lanes_for(dtype)
-        self.tap_rows = tap_rows = _dense_weight.tap_rows_per_task(spec.c_in, taps[1], taps[2])
+        tap_rows = _dense_weight.tap_rows_per_task(spec.c_in, taps[1], taps[2])
         self.out_blocks = _dense_weight.out_blocks_per_task(
             spec.c_out, tap_rows * taps[2] * spec.c_in, lanes, dtype.itemsize)
         out_tiles = -(-spec.c_out // (2 * lanes))
@@ -731,82 +717,34 @@ class _DenseWeightPass:
         _jit.ensure_compiled(_dense_weight.dense_weight_grad,
                              _dense_weight.dense_weight_grad_signature, dtype)
 
-    @contextlib.contextmanager
-    def _padded(self, src: np.ndarray) -> Iterator[np.ndarray]:
-        """The input zero-padded so that every window read is inside (canonical view).
-
-        Channels-first data stay channels-first (a pointwise layer's input is used in
-        place; otherwise padding costs one plain copy rather than a transposing one). The
-        padded copy is a work array whose zero border is written once.
-        """
-        planes = _channels_first(src)
-        planar = planes.flags.c_contiguous and self.tap_rows == 1
-        if not any(self.lows) and all(n <= size for n, size in zip(self.needed, src.shape[1:4])):
-            # read through its strides, whatever the layout
-            with contextlib.nullcontext(src) if min(src.strides) >= 0 else \
-                    _channels_last(src) as data:
-                yield data
-            return
-        inside = tuple(slice(low, low + k) for low, k in zip(self.lows, self.kept))
-        kept = tuple(slice(0, k) for k in self.kept)
-        purpose = ("padded", planar, self.lows, self.kept)
-        if planar:
-            shape = (src.shape[0], src.shape[4], *self.needed)
-            with _workspace.borrowed(purpose, shape, src.dtype, _workspace.zeros) as padded:
-                padded[(slice(None), slice(None)) + inside] = planes[(slice(None), slice(None))
-                                                                     + kept]
-                yield padded.transpose(0, 2, 3, 4, 1)
-            return
-        shape = (src.shape[0], *self.needed, src.shape[4])
-        with _workspace.borrowed(purpose, shape, src.dtype, _workspace.zeros) as padded:
-            padded[(slice(None),) + inside] = src[(slice(None),) + kept]
-            yield padded
-
     def __call__(self, src: np.ndarray, grad_out: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray | None]:
         spec = self.spec
-        padded = any(self.lows) or any(n > size for n, size in zip(self.needed,
-                                                                   src.shape[1:4]))
-        # the copies are made a part of the batch at a time when that saves more memory than
-        # the parts' partial sums take (each is the size of the weights, and costs time)
-        copy_bytes = (src.nbytes if padded else 0) + \
-            (0 if grad_out.flags.c_contiguous else grad_out.nbytes)
-        batch = src.shape[0]
-        step = _plan.copy_samples(batch)
-        # ... and when a part still has rows enough to reduce in parallel chunks (a 1-D
-        # signal has one row per sample)
-        parts = (copy_bytes >= _plan.COPY_PARTS * math.prod(self.partial_shape) * src.itemsize
-                 and step * math.prod(grad_out.shape[1:3]) >= _PART_MIN_ROWS)
-        step = step if parts else batch
-        weight_sum = bias_sum = None
-        for first in range(0, batch, step):
-            part = slice(first, first + step)
-            weight_part, bias_part = self._part(src[part], grad_out[part])
-            if weight_sum is None:
-                weight_sum, bias_sum = weight_part, bias_part
-                continue
-            weight_sum += weight_part  # in place: the parts' partial sums are the callee's
-            if bias_part is not None:
-                bias_sum += bias_part
-            del weight_part, bias_part  # freed before the next part allocates its own
-        return weight_sum.reshape(spec.c_out, spec.c_in, *spec.kernel), bias_sum
-
-    def _part(self, src: np.ndarray, grad_out: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Weight (and bias) gradient of some samples: summed partials."""
         rows = math.prod(grad_out.shape[:3])
         chunks = _plan.dense_weight_chunks(rows, self.tiles, grad_out.nbytes)
         partial = np.empty((chunks, *self.partial_shape), self.dtype)
-        partial_bias = np.empty((chunks, self.spec.c_out if self.want_bias else 0), self.dtype)
-        with self._padded(src) as padded, _channels_last_contiguous(grad_out) as grad:
-            layout = np.array([padded.shape, [s // padded.itemsize for s in padded.strides]],
-                              np.int64)
-            _dense_weight.dense_weight_grad(_dense.flat_view(padded), layout, grad, self.steps,
-                                            partial, partial_bias, self.out_blocks)
-        summed = partial[0] if chunks == 1 else np.add.reduce(partial, axis=0)
+        partial_bias = np.empty((chunks, spec.c_out if self.want_bias else 0), self.dtype)
+        with _non_negative(src) as data, _non_negative(grad_out) as grad:
+            _dense_weight.dense_weight_grad(
+                _dense.flat_view(data), _element_layout(data), _dense.flat_view(grad),
+                _element_layout(grad), self.steps, partial, partial_bias, self.out_blocks)
+        weight = partial[0] if chunks == 1 else np.add.reduce(partial, axis=0)
+        weight = weight.reshape(spec.c_out, spec.c_in, *spec.kernel)
         if not self.want_bias:
-            return summed, None
-        return summed, partial_bias[0] if chunks == 1 else np.add.reduce(partial_bias, axis=0)
+            return weight, None
+        return weight, partial_bias[0] if chunks == 1 else np.add.reduce(partial_bias, axis=0)
+
+
+def _non_negative(view: np.ndarray) -> contextlib.AbstractContextManager[np.ndarray]:
+    """``view`` if its strides are non-negative, else a C-contiguous copy."""
+    if min(view.strides) >= 0:
+        return contextlib.nullcontext(view)
+    return _channels_last_copy(view)
+
+
+def _element_layout(view: np.ndarray) -> np.ndarray:
+    """Shape (row 0) and element strides (row 1) of a canonical view, as an int64 table."""
+    return np.array([view.shape, [s // view.itemsize for s in view.strides]], np.int64)
 
 
 def _weight_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
@@ -824,7 +762,7 @@ def _weight_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
         if algorithm == "planar":
             return _PlanarWeightPass(spec, dtype, grad_shape, want_bias)
         if algorithm == "dense":
-            return _DenseWeightPass(spec, dtype, src_shape, grad_shape, want_bias)
+            return _DenseWeightPass(spec, dtype, grad_shape, want_bias)
     return _WeightPass(spec, dtype, grad_shape, want_weight, want_bias)
 
 
