@@ -339,11 +339,15 @@ def copy_samples(batch: int) -> int:
 WEIGHT_CHUNK_BYTES = 2 * 1024 * 1024
 
 
-def dense_weight_chunks(rows: int, tiles: int, grad_bytes: int) -> int:
+def dense_weight_chunks(rows: int, tiles: int, grad_bytes: int, operand_bytes: int = 0,
+                        weight_bytes: int = 0) -> int:
     """Number of reduction chunks of the dense weight gradient (shape-determined).
 
     As many as :func:`reduction_chunks` gives, and at least one per
-    :data:`WEIGHT_CHUNK_BYTES` of output gradient.
+    :data:`WEIGHT_CHUNK_BYTES` of output gradient; but when there are several, their
+    partial sums (``weight_bytes`` each) may take at most :data:`EXTRA_MEMORY` of the
+    operands (``operand_bytes``) and the result, so a layer with large weights and small
+    images gets fewer chunks (one, whose sum is the result itself).
 
     Examples
     --------
@@ -351,8 +355,18 @@ def dense_weight_chunks(rows: int, tiles: int, grad_bytes: int) -> int:
     13
     >>> dense_weight_chunks(112, 144, 8 * 256 * 14 * 14 * 4)
     1
+    >>> dense_weight_chunks(112, 12, 1605632, 3211264, 2359296)  # 3x3 256 -> 256 at 14x14
+    1
     """
-    return max(reduction_chunks(rows, tiles), min(rows, -(-grad_bytes // WEIGHT_CHUNK_BYTES)))
+    chunks = max(reduction_chunks(rows, tiles), min(rows, -(-grad_bytes // WEIGHT_CHUNK_BYTES)))
+    if chunks > 1 and weight_bytes:
+        spare = EXTRA_MEMORY * (operand_bytes + weight_bytes)
+        chunks = max(1, min(chunks, int(spare // weight_bytes)))
+    return chunks
+
+
+#: Memory a pass may allocate beyond its operands and results, as a fraction of them.
+EXTRA_MEMORY = 0.25
 
 
 def _applicable(padding_mode: str, groups: int, c_in: int, c_out: int,

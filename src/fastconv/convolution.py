@@ -721,7 +721,9 @@ class _DenseWeightPass:
                  ) -> tuple[np.ndarray, np.ndarray | None]:
         spec = self.spec
         rows = math.prod(grad_out.shape[:3])
-        chunks = _plan.dense_weight_chunks(rows, self.tiles, grad_out.nbytes)
+        weight_bytes = math.prod(self.partial_shape) * self.dtype.itemsize
+        chunks = _plan.dense_weight_chunks(rows, self.tiles, grad_out.nbytes,
+                                           src.nbytes + grad_out.nbytes, weight_bytes)
         partial = np.empty((chunks, *self.partial_shape), self.dtype)
         partial_bias = np.empty((chunks, spec.c_out if self.want_bias else 0), self.dtype)
         with _non_negative(src) as data, _non_negative(grad_out) as grad:
