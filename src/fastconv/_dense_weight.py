@@ -117,6 +117,24 @@ def out_blocks_per_task(c_out: int, row_entries: int, lanes: int, itemsize: int)
     return -(-blocks // -(-blocks // most))
 
 
+def task_split(c_in: int, c_out: int, taps: tuple[int, int, int], lanes: int,
+               itemsize: int) -> tuple[int, int]:
+    """Output blocks per task and tasks per reduction chunk of :func:`dense_weight_grad`.
+
+    Examples
+    --------
+    >>> task_split(64, 64, (1, 3, 3), 8, 4)  # 3x3, 64 -> 64: 3 tap rows x 1 group
+    (4, 3)
+    >>> task_split(3, 64, (1, 7, 7), 8, 4)  # RGB stem: all 7 tap rows in each task
+    (4, 1)
+    """
+    tap_rows = tap_rows_per_task(c_in, taps[1], taps[2])
+    out_blocks = out_blocks_per_task(c_out, tap_rows * taps[2] * c_in, lanes, itemsize)
+    blocks = -(-c_out // (2 * lanes))
+    groups = -(-blocks // out_blocks)
+    return out_blocks, taps[0] * (taps[1] // tap_rows) * groups
+
+
 @cache
 def dense_weight_grad_signature(dtype: np.dtype) -> tuple:
     """Argument types :func:`dense_weight_grad` is compiled for (one signature per dtype)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from . import _args, _dense, _plan, _planar, _pointwise
+from . import _args, _dense, _dense_weight, _plan, _planar, _pointwise
 from ._args import ConvSpec
 from ._simd import lanes_for
 from .convolution import adjoint_choice, forward_choice, planar_rows_per_task
@@ -143,16 +143,19 @@ def _weight_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
                                            serial_dense=False)
     if algorithm == "dense":
         block = _dense.block_size(dtype)
-        padded = any(low or high for low, high in spec.pads)
-        copies = (inputs if padded or not planar_layout else 0) + \
-            (outputs if planar_layout else 0)
-        detail = (f"per tap row, matrix products over pixels in register tiles of {block} "
-                  "output channels x 6 (tap, input channel) entries; "
-                  + ("zero-padded copy of the input, " if padded else "input read in place, ")
-                  + ("channels-last copy of the gradient" if planar_layout
-                     else "gradient read in place"))
+        taps = _plan.to_3d(spec.kernel, 1)
+        _, tiles = _dense_weight.task_split(spec.c_in, spec.c_out, taps,
+                                            lanes_for(dtype), itemsize)
+        rows = batch * math.prod(_plan.to_3d(spec.out_sizes, 1)[:2])
+        chunks = _plan.dense_weight_chunks(rows, tiles, outputs * itemsize,
+                                           (inputs + outputs) * itemsize, weights * itemsize)
+        tap_rows = _dense_weight.tap_rows_per_task(spec.c_in, taps[1], taps[2])
+        detail = (f"{'all tap rows' if tap_rows > 1 else 'per tap row'}, matrix products "
+                  f"over pixels in register tiles of {block} output channels x 6 (tap, input "
+                  "channel) entries, operands read in place (windows of 64 pixels copied per "
+                  f"task), bias fused; {chunks} reduction chunk(s)")
         return PassPlan("grad_weight", algorithm, detail, flops,
-                        (copies + 16 * weights) * itemsize)
+                        (chunks * weights if chunks > 1 else 0) * itemsize)
     if algorithm == "planar":
         detail = ("per output channel, vector dot products of gradient rows with padded "
                   "input rows (8 taps per gradient load), shape-fixed reduction chunks")

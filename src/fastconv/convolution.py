@@ -706,12 +706,8 @@ class _DenseWeightPass:
                                _plan.to_3d(tuple(p[0] for p in spec.pads), 0)],
                               np.int64).T.copy()
         self.steps.flags.writeable = False
-        lanes = lanes_for(dtype)
-        tap_rows = _dense_weight.tap_rows_per_task(spec.c_in, taps[1], taps[2])
-        self.out_blocks = _dense_weight.out_blocks_per_task(
-            spec.c_out, tap_rows * taps[2] * spec.c_in, lanes, dtype.itemsize)
-        out_tiles = -(-spec.c_out // (2 * lanes))
-        self.tiles = taps[0] * (taps[1] // tap_rows) * -(-out_tiles // self.out_blocks)
+        self.out_blocks, self.tiles = _dense_weight.task_split(
+            spec.c_in, spec.c_out, taps, lanes_for(dtype), dtype.itemsize)
         self.partial_shape = (spec.c_out, spec.c_in, *taps)
         self.want_bias = want_bias
         _jit.ensure_compiled(_dense_weight.dense_weight_grad,
