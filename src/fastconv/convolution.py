@@ -434,13 +434,16 @@ def _small_choice(spec: ConvSpec, algorithm: str, forced: str | None) -> str:
 
 
 def _forward_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
-                  dest_shape: tuple[int, ...], planar_layout: bool) -> Pass:
+                  dest_shape: tuple[int, ...], planar_layout: bool,
+                  algorithm: str | None = None) -> Pass:
     """Plan the convolution ``dest = conv(src, weight) + bias`` on canonical views.
 
     ``planar_layout``: both views are channels-first (C-contiguous in ``(N, C, ...)`` order,
-    or single-channel), which the planar kernel needs.
+    or single-channel), which the planar kernel needs. ``algorithm``: the kernel, when the
+    caller has chosen it (default: :func:`forward_choice`).
     """
-    algorithm = forward_choice(spec, dtype, planar_layout, FORCE_FORWARD_ALGORITHM)
+    if algorithm is None:
+        algorithm = forward_choice(spec, dtype, planar_layout, FORCE_FORWARD_ALGORITHM)
     if algorithm == "dense" and math.prod(dest_shape):
         return _DensePass(spec, dtype, src_shape, dest_shape)
     if algorithm == "planar" and math.prod(dest_shape):
@@ -524,19 +527,25 @@ class _PhasePass:
         per_dim = [_plan.adjoint_phases(n, q, k, s, d, p[0]) for n, q, k, s, d, p in
                    zip(spec.in_sizes, spec.out_sizes, spec.kernel, spec.stride, spec.dilation,
                        spec.pads)]
+        reached = [phases for phases in itertools.product(*per_dim)
+                   if all(p.count for p in phases)]
+        problems = [None if any(not p.taps for p in phases) else _phase_spec(spec, phases)
+                    for phases in reached]
+        choices = [None if problem is None else
+                   forward_choice(problem, dtype, planar_layout, FORCE_FORWARD_ALGORITHM)
+                   for problem in problems]
+        if "dense" in choices:  # a 1x1 phase too: then one layout copy serves every phase
+            choices = ["dense" if choice == "pointwise" else choice for choice in choices]
         self.phases = []
-        for phases in itertools.product(*per_dim):
-            if any(p.count == 0 for p in phases):
-                continue
+        for phases, problem, choice in zip(reached, problems, choices):
             target = lead + tuple(slice(p.start, None, s) for p, s in zip(phases, spec.stride))
-            if any(not p.taps for p in phases):
+            if problem is None:
                 self.phases.append((phases, target, None, None, None))
                 continue
-            problem = _phase_spec(spec, phases)
             source = lead + tuple(slice(p.offset, None) for p in phases)
             sizes = (src_shape[0], *_plan.to_3d(problem.in_sizes, 1), src_shape[4])
             out = (dest_shape[0], *_plan.to_3d(problem.out_sizes, 1), dest_shape[4])
-            run = _forward_pass(problem, dtype, sizes, out, planar_layout)
+            run = _forward_pass(problem, dtype, sizes, out, planar_layout, choice)
             self.phases.append((phases, target, source, run, _phase_taps(spec, phases)))
 
     def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
