@@ -403,7 +403,7 @@ def _gather_windows(xp, fp, sp, ptile, npix, ishape, kshape, geom, lay):
                         _zero_span(ptr_of(rdst, k2 * cn), cn, lanes)
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, inline="always")
 def _store_px(op, tb, off, v0, v1, nk, lanes, osk):
     """Store the two vectors of one pixel's output-channel block, up to `nk` channels.
 
