@@ -512,40 +512,48 @@ def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, row_block, 
 
 
 @helper
-def _tap_dots8(grad, grad_off, tile, top, offsets, cols, acc):
-    """Add the dot products of a gradient row with eight shifted tile rows to ``acc[0:8]``.
+def _tap_dots8(grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc):
+    """Add the dot products of ``rows`` gradient rows with eight shifted tile rows each.
 
-    ``offsets[k]`` is tap ``k``'s shift from ``top``. Eight independent vector
-    accumulators, one gradient load per eight FMAs; the masked tail reads nothing past
-    ``cols`` in either operand, so data outside the window (even inf) never enters.
+    Gradient row ``r`` is ``grad[grad_off + r * cols:][:cols]``; tap ``k`` reads the tile
+    from ``top + r * tile_step + offsets[k]``. Eight independent vector accumulators, kept
+    in registers over all the rows (on short rows, loading and storing them per row cost
+    as much as the row's multiply-adds), one gradient load per eight FMAs; the masked tail
+    reads nothing past ``cols`` in either operand, so data outside the window (even inf)
+    never enters. The sums go to ``acc[0:8 * lanes]``.
     """
     lanes = vlanes(tile)
-    o0, o1, o2, o3 = top + offsets[0], top + offsets[1], top + offsets[2], top + offsets[3]
-    o4, o5, o6, o7 = top + offsets[4], top + offsets[5], top + offsets[6], top + offsets[7]
     a0, a1, a2, a3 = vzero(tile), vzero(tile), vzero(tile), vzero(tile)
     a4, a5, a6, a7 = vzero(tile), vzero(tile), vzero(tile), vzero(tile)
-    for q in range(0, cols, lanes):
-        rest = cols - q
-        if rest >= lanes:
-            g = vload(grad, grad_off + q)
-            a0 = vfma(g, vload(tile, o0 + q), a0)
-            a1 = vfma(g, vload(tile, o1 + q), a1)
-            a2 = vfma(g, vload(tile, o2 + q), a2)
-            a3 = vfma(g, vload(tile, o3 + q), a3)
-            a4 = vfma(g, vload(tile, o4 + q), a4)
-            a5 = vfma(g, vload(tile, o5 + q), a5)
-            a6 = vfma(g, vload(tile, o6 + q), a6)
-            a7 = vfma(g, vload(tile, o7 + q), a7)
-        else:
-            g = vload_masked(grad, grad_off + q, rest)
-            a0 = vfma(g, vload_masked(tile, o0 + q, rest), a0)
-            a1 = vfma(g, vload_masked(tile, o1 + q, rest), a1)
-            a2 = vfma(g, vload_masked(tile, o2 + q, rest), a2)
-            a3 = vfma(g, vload_masked(tile, o3 + q, rest), a3)
-            a4 = vfma(g, vload_masked(tile, o4 + q, rest), a4)
-            a5 = vfma(g, vload_masked(tile, o5 + q, rest), a5)
-            a6 = vfma(g, vload_masked(tile, o6 + q, rest), a6)
-            a7 = vfma(g, vload_masked(tile, o7 + q, rest), a7)
+    for r in range(rows):
+        g_row = grad_off + r * cols
+        t_row = top + r * tile_step
+        o0, o1 = t_row + offsets[0], t_row + offsets[1]
+        o2, o3 = t_row + offsets[2], t_row + offsets[3]
+        o4, o5 = t_row + offsets[4], t_row + offsets[5]
+        o6, o7 = t_row + offsets[6], t_row + offsets[7]
+        for q in range(0, cols, lanes):
+            rest = cols - q
+            if rest >= lanes:
+                g = vload(grad, g_row + q)
+                a0 = vfma(g, vload(tile, o0 + q), a0)
+                a1 = vfma(g, vload(tile, o1 + q), a1)
+                a2 = vfma(g, vload(tile, o2 + q), a2)
+                a3 = vfma(g, vload(tile, o3 + q), a3)
+                a4 = vfma(g, vload(tile, o4 + q), a4)
+                a5 = vfma(g, vload(tile, o5 + q), a5)
+                a6 = vfma(g, vload(tile, o6 + q), a6)
+                a7 = vfma(g, vload(tile, o7 + q), a7)
+            else:
+                g = vload_masked(grad, g_row + q, rest)
+                a0 = vfma(g, vload_masked(tile, o0 + q, rest), a0)
+                a1 = vfma(g, vload_masked(tile, o1 + q, rest), a1)
+                a2 = vfma(g, vload_masked(tile, o2 + q, rest), a2)
+                a3 = vfma(g, vload_masked(tile, o3 + q, rest), a3)
+                a4 = vfma(g, vload_masked(tile, o4 + q, rest), a4)
+                a5 = vfma(g, vload_masked(tile, o5 + q, rest), a5)
+                a6 = vfma(g, vload_masked(tile, o6 + q, rest), a6)
+                a7 = vfma(g, vload_masked(tile, o7 + q, rest), a7)
     _accumulate(acc, 0, a0)
     _accumulate(acc, lanes, a1)
     _accumulate(acc, 2 * lanes, a2)
@@ -557,26 +565,29 @@ def _tap_dots8(grad, grad_off, tile, top, offsets, cols, acc):
 
 
 @helper
-def _tap_dots2(grad, grad_off, tile, top, offsets, cols, acc):
+def _tap_dots2(grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc):
     """:func:`_tap_dots8` for two taps (two accumulators per tap, combined in order)."""
     lanes = vlanes(tile)
-    o0, o1 = top + offsets[0], top + offsets[1]
     a0, a1, b0, b1 = vzero(tile), vzero(tile), vzero(tile), vzero(tile)
-    q = 0
-    while q + 2 * lanes <= cols:
-        g = vload(grad, grad_off + q)
-        h = vload(grad, grad_off + q + lanes)
-        a0 = vfma(g, vload(tile, o0 + q), a0)
-        a1 = vfma(g, vload(tile, o1 + q), a1)
-        b0 = vfma(h, vload(tile, o0 + q + lanes), b0)
-        b1 = vfma(h, vload(tile, o1 + q + lanes), b1)
-        q += 2 * lanes
-    while q < cols:
-        rest = cols - q
-        g = vload_masked(grad, grad_off + q, rest)
-        a0 = vfma(g, vload_masked(tile, o0 + q, rest), a0)
-        a1 = vfma(g, vload_masked(tile, o1 + q, rest), a1)
-        q += lanes
+    for r in range(rows):
+        g_row = grad_off + r * cols
+        t_row = top + r * tile_step
+        o0, o1 = t_row + offsets[0], t_row + offsets[1]
+        q = 0
+        while q + 2 * lanes <= cols:
+            g = vload(grad, g_row + q)
+            h = vload(grad, g_row + q + lanes)
+            a0 = vfma(g, vload(tile, o0 + q), a0)
+            a1 = vfma(g, vload(tile, o1 + q), a1)
+            b0 = vfma(h, vload(tile, o0 + q + lanes), b0)
+            b1 = vfma(h, vload(tile, o1 + q + lanes), b1)
+            q += 2 * lanes
+        while q < cols:
+            rest = cols - q
+            g = vload_masked(grad, g_row + q, rest)
+            a0 = vfma(g, vload_masked(tile, o0 + q, rest), a0)
+            a1 = vfma(g, vload_masked(tile, o1 + q, rest), a1)
+            q += lanes
     _accumulate(acc, 0, vadd(a0, b0))
     _accumulate(acc, lanes, vadd(a1, b1))
 
@@ -694,25 +705,28 @@ def _planar_weight_grad_task(src, grad_out, geom, row_block, out_block, with_bia
                    used, width, extent, in_group, taps0, tile)
         for j in range(j_lo, j_hi):
             co = g * out_group + j
-            for q1 in range(row_lo, row_hi):
-                grad_off = (((n * c_out + co) * rows0 + q0) * rows1 + q1) * cols
-                row = (q1 - row_lo) * stride1
-                for i in range(in_group):
-                    for t0 in range(taps0):
-                        top = ((i * taps0 + t0) * used + row) * width
-                        slot = (j - j_lo) * slots + (i * taps0 + t0) * plane_slots
-                        k = 0
-                        while k + 8 <= plane_taps:
-                            _tap_dots8(grad_p, grad_off, tile, top, ptr_of(offsets, k),
-                                       cols, ptr_of(acc, (slot + k) * lanes))
-                            k += 8
-                        while k < plane_taps:
-                            # an odd last tap pairs with itself; its copy is not read
-                            _tap_dots2(grad_p, grad_off, tile, top, ptr_of(offsets, k),
-                                       cols, ptr_of(acc, (slot + k) * lanes))
-                            k += 2
-                if with_bias:
-                    _row_sum(grad_p, grad_off, cols, ptr_of(bias_array, (j - j_lo) * lanes))
+            grad_off = (((n * c_out + co) * rows0 + q0) * rows1 + row_lo) * cols
+            # every row of the block in one call per group of taps
+            for i in range(in_group):
+                for t0 in range(taps0):
+                    top = (i * taps0 + t0) * used * width
+                    slot = (j - j_lo) * slots + (i * taps0 + t0) * plane_slots
+                    k = 0
+                    while k + 8 <= plane_taps:
+                        _tap_dots8(grad_p, grad_off, tile, top, ptr_of(offsets, k), cols,
+                                   row_hi - row_lo, stride1 * width,
+                                   ptr_of(acc, (slot + k) * lanes))
+                        k += 8
+                    while k < plane_taps:
+                        # an odd last tap pairs with itself; its copy is not read
+                        _tap_dots2(grad_p, grad_off, tile, top, ptr_of(offsets, k), cols,
+                                   row_hi - row_lo, stride1 * width,
+                                   ptr_of(acc, (slot + k) * lanes))
+                        k += 2
+            if with_bias:
+                for q1 in range(row_hi - row_lo):
+                    _row_sum(grad_p, grad_off + q1 * cols, cols,
+                             ptr_of(bias_array, (j - j_lo) * lanes))
     for j in range(j_lo, j_hi):
         co = g * out_group + j
         grads = partial_w[chunk, co].reshape(kernel_size)
