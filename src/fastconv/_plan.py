@@ -320,18 +320,28 @@ def reduction_chunks(rows: int, tiles: int, work: float = math.inf) -> int:
 COPY_PARTS = 4
 
 
-def copy_samples(batch: int) -> int:
+def copy_samples(batch: int, sample_bytes: int = 0, spare_bytes: float = 0) -> int:
     """Samples per part when a pass copies a batch's operand part by part.
 
-    About a quarter of the batch, so a copy adds at most about a quarter of the operand to
-    the memory a call holds (one sample when the batch is smaller than four).
+    About a quarter of the batch (one sample when the batch is smaller than four), so a
+    copy adds at most about a quarter of the operand to the memory a call holds; more, up
+    to the whole batch in one part, when copies of ``sample_bytes`` per sample fit in
+    ``spare_bytes`` (fewer parts: fewer kernel launches, each with more work to share).
 
     Examples
     --------
     >>> copy_samples(8), copy_samples(2), copy_samples(1), copy_samples(10)
     (2, 1, 1, 3)
+    >>> copy_samples(8, 100, 450), copy_samples(8, 100, 1e9)
+    (4, 8)
     """
-    return max(1, -(-batch // COPY_PARTS))
+    quarter = max(1, -(-batch // COPY_PARTS))
+    if sample_bytes <= 0:
+        return quarter
+    fits = min(batch, int(spare_bytes // sample_bytes))
+    if fits <= quarter:
+        return quarter
+    return -(-batch // -(-batch // fits))  # the parts as even as they can be
 
 
 #: Output-gradient bytes per reduction chunk of the dense weight gradient at most: every tap

@@ -222,11 +222,9 @@ class _DensePass:
         if _dense.accepts_input(src):
             self.run_packed(src, packed, bias, target)
         else:
-            step = _plan.copy_samples(src.shape[0])
-            for first in range(0, src.shape[0], step):
-                part = slice(first, first + step)
-                with _channels_last_copy(src[part]) as data:
-                    self.run_packed(data, packed, bias, target[part])
+            step = _copy_step(src, dest, weight.nbytes, packed.nbytes)
+            for part, data in _channels_last_parts(src, step):
+                self.run_packed(data, packed, bias, target[part])
         if target is not dest:
             dest[...] = target
 
@@ -295,6 +293,39 @@ def _copy_channels_last(view: np.ndarray, dest: np.ndarray) -> None:
                          view.dtype)
     n, c = planes.shape[0], planes.shape[1]
     _kernels.channels_last_copy(planes.reshape(n, c, -1), dest.reshape(n, -1, c))
+
+
+def _channels_last_parts(src: np.ndarray, step: int) -> Iterator[tuple[slice, np.ndarray]]:
+    """``(part, copy)`` for each part of ``step`` samples: a channels-last copy of ``src[part]``.
+
+    The copies share one work array (the last part, if smaller, uses the front of it), so a
+    call holds one part's copy at a time.
+    """
+    batch = src.shape[0]
+    shape = (min(step, batch), *src.shape[1:])
+    if math.prod(shape) * src.itemsize < _workspace.MIN_BYTES:
+        for first in range(0, batch, step):
+            part = slice(first, first + step)
+            yield part, np.ascontiguousarray(src[part])
+        return
+    with _workspace.borrowed("channels-last", shape, src.dtype) as buffer:
+        for first in range(0, batch, step):
+            part = slice(first, first + step)
+            data = buffer[:min(step, batch - first)]
+            _copy_channels_last(src[part], data)
+            yield part, data
+
+
+def _copy_step(src: np.ndarray, dest: np.ndarray, weight_bytes: int, held_bytes: int) -> int:
+    """Samples per part of a pass that copies ``src`` to channels-last part by part.
+
+    :func:`fastconv._plan.copy_samples` with the memory the call may add
+    (:data:`fastconv._plan.EXTRA_MEMORY` of its operands, ``weight_bytes`` of weights
+    included, and result) less what it holds anyway (``held_bytes``: packed weights).
+    """
+    batch = src.shape[0]
+    spare = _plan.EXTRA_MEMORY * (src.nbytes + dest.nbytes + weight_bytes) - held_bytes
+    return _plan.copy_samples(batch, src.nbytes // max(batch, 1), spare)
 
 
 def _writable_in_place(dest: np.ndarray) -> bool:
@@ -571,15 +602,14 @@ class _PhasePass:
         """
         packed = [None if run is None else run.pack(_phase_kernel(weight, self.spec, *taps))
                   for _, _, _, run, taps in self.phases]
-        step = _plan.copy_samples(src.shape[0])
-        for first in range(0, src.shape[0], step):
-            part = slice(first, first + step)
-            with _channels_last_copy(src[part]) as data:
-                for (_, target, source, run, _), kernel in zip(self.phases, packed):
-                    if run is None:
-                        dest[part][target] = 0 if bias is None else bias
-                    else:
-                        run.run_packed(data[source], kernel, bias, dest[part][target])
+        step = _copy_step(src, dest, weight.nbytes,
+                          sum(p.nbytes for p in packed if p is not None))
+        for part, data in _channels_last_parts(src, step):
+            for (_, target, source, run, _), kernel in zip(self.phases, packed):
+                if run is None:
+                    dest[part][target] = 0 if bias is None else bias
+                else:
+                    run.run_packed(data[source], kernel, bias, dest[part][target])
 
 
 def _adjoint_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
