@@ -173,9 +173,9 @@ class _DensePass:
     Calling it packs the weights (:func:`fastconv._dense.pack_weights_as`) and runs
     :func:`fastconv._dense.run_dense` on the destination in place (a channels-first output
     is written through its strides). An input the kernel cannot read in place (channels
-    first) is copied to channels-last a part of the batch at a time
-    (:func:`fastconv._plan.copy_samples`), so the copy adds about a quarter of the input to
-    the memory a call holds.
+    first) is copied to channels-last a part of the batch at a time (:func:`_copy_step`:
+    as few parts as fit the call's spare memory, at most four), so the copy adds at most
+    about a quarter of the input to the memory a call holds.
     """
 
     __slots__ = ("block", "dtype", "geometry", "packed_shape", "plans", "small", "weight_shape")
