@@ -390,17 +390,18 @@ def _pack_window(src, src_layout, steps, n, q0, q1, t0, t1, merged, start, count
     for u in range(merged):
         i1 = q1 * steps[1, 0] + (t1 + u) * steps[1, 1] - steps[1, 2]
         at = u * width * c_pad
-        if not (0 <= i0 < sizes0 and 0 <= i1 < sizes1):
-            for d in range(at, at + used * c_pad):
-                dest[d] = 0.0
-            continue
-        for d in range(at, at + lo * c_pad):
+        # a tap row outside the input is all zeros: no column of it lies inside
+        inside = 0 <= i0 < sizes0 and 0 <= i1 < sizes1
+        row_lo, row_hi = (lo, hi) if inside else (used, used)
+        for d in range(at, at + row_lo * c_pad):
             dest[d] = 0.0
-        for d in range(at + hi * c_pad, at + used * c_pad):
+        for d in range(at + row_hi * c_pad, at + used * c_pad):
             dest[d] = 0.0
-        base = n * src_layout[1, 0] + i0 * src_layout[1, 1] + i1 * src_layout[1, 2] + \
-            (first + lo) * stride2
-        _copy_window(src, base, hi - lo, stride2, stride_c, c_in, dest, at + lo * c_pad, c_pad)
+        if inside:
+            base = n * src_layout[1, 0] + i0 * src_layout[1, 1] + i1 * src_layout[1, 2] + \
+                (first + lo) * stride2
+            _copy_window(src, base, hi - lo, stride2, stride_c, c_in, dest, at + lo * c_pad,
+                         c_pad)
 
 
 @inlined

@@ -16,7 +16,7 @@ import numpy as np
 from . import _args, _dense, _dense_weight, _plan, _planar, _pointwise
 from ._args import ConvSpec
 from ._simd import lanes_for
-from .convolution import adjoint_choice, forward_choice, planar_rows_per_task
+from .convolution import adjoint_choice, dense_weight_chunks, forward_choice, planar_rows_per_task
 
 __all__ = ["PassPlan", "explain"]
 
@@ -146,9 +146,8 @@ def _weight_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
         taps = _plan.to_3d(spec.kernel, 1)
         _, tiles = _dense_weight.task_split(spec.c_in, spec.c_out, taps,
                                             lanes_for(dtype), itemsize)
-        rows = batch * math.prod(_plan.to_3d(spec.out_sizes, 1)[:2])
-        chunks = _plan.dense_weight_chunks(rows, tiles, outputs * itemsize,
-                                           (inputs + outputs) * itemsize, weights * itemsize)
+        grad_shape = (batch, *_plan.to_3d(spec.out_sizes, 1), spec.c_out)
+        chunks = dense_weight_chunks(spec, dtype, tiles, inputs, grad_shape)
         tap_rows = _dense_weight.tap_rows_per_task(spec.c_in, taps[1], taps[2])
         detail = (f"{'all tap rows' if tap_rows > 1 else 'per tap row'}, matrix products "
                   f"over pixels in register tiles of {block} output channels x 6 (tap, input "

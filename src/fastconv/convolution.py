@@ -755,10 +755,7 @@ class _DenseWeightPass:
     def __call__(self, src: np.ndarray, grad_out: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray | None]:
         spec = self.spec
-        rows = math.prod(grad_out.shape[:3])
-        weight_bytes = math.prod(self.partial_shape) * self.dtype.itemsize
-        chunks = _plan.dense_weight_chunks(rows, self.tiles, grad_out.nbytes,
-                                           src.nbytes + grad_out.nbytes, weight_bytes)
+        chunks = dense_weight_chunks(spec, self.dtype, self.tiles, src.size, grad_out.shape)
         partial = np.empty((chunks, *self.partial_shape), self.dtype)
         partial_bias = np.empty((chunks, spec.c_out if self.want_bias else 0), self.dtype)
         with _non_negative(src) as data, _non_negative(grad_out) as grad:
@@ -770,6 +767,19 @@ class _DenseWeightPass:
         if not self.want_bias:
             return weight, None
         return weight, partial_bias[0] if chunks == 1 else np.add.reduce(partial_bias, axis=0)
+
+
+def dense_weight_chunks(spec: ConvSpec, dtype: np.dtype, tiles: int, src_size: int,
+                        grad_shape: tuple[int, ...]) -> int:
+    """Reduction chunks of the dense weight gradient of ``spec`` (shared with ``explain``).
+
+    :func:`fastconv._plan.dense_weight_chunks` for an input of ``src_size`` elements, an
+    output gradient of canonical shape ``grad_shape`` and ``tiles`` tasks per chunk.
+    """
+    grad_bytes = math.prod(grad_shape) * dtype.itemsize
+    weight_bytes = spec.c_out * spec.c_in * math.prod(spec.kernel) * dtype.itemsize
+    return _plan.dense_weight_chunks(math.prod(grad_shape[:3]), tiles, grad_bytes,
+                                     src_size * dtype.itemsize + grad_bytes, weight_bytes)
 
 
 def _non_negative(view: np.ndarray) -> contextlib.AbstractContextManager[np.ndarray]:
