@@ -10,6 +10,7 @@ forced algorithm that does not apply falls back to gather), and the results must
 with the naive reference within the dtype's tolerance.
 """
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -599,3 +600,77 @@ def test_dense_stride_phases_share_one_layout_copy(batch, monkeypatch):
                                  np.ascontiguousarray(to_channels_last(grad)),
                                  channels_last=True, **options)
     assert np.ascontiguousarray(to_channels_last(got)).tobytes() == last.tobytes()
+
+
+SELF_PACK_CASES = [
+    # (nd, n, c_in, c_out, size, kernel, stride, padding, dilation)
+    (2, 2, 20, 37, (9, 11), (3, 3), 1, 1, 1),
+    (2, 1, 24, 16, (12, 9), (3, 4), 2, (1, 2), 1),
+    (1, 3, 16, 19, (40,), (5,), 1, "same", 2),
+    (3, 1, 12, 20, (5, 6, 7), (3, 2, 3), 1, 1, 1),
+]
+
+
+@pytest.mark.parametrize("case", SELF_PACK_CASES,
+                         ids=[f"case{i}" for i in range(len(SELF_PACK_CASES))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_threads_packing_their_weight_blocks_is_bitwise_the_packed_path(case, dtype,
+                                                                         monkeypatch):
+    """Large weights are read in place by the row-mode dense kernel, each thread packing the
+    channel block its tasks need, with tasks numbered block first; smaller ones are packed
+    once per call, tasks numbered pixel group first (or block first when the input fits L2).
+    The summation order is the same, so all give bitwise identical results, with one or two
+    threads, for forward and adjoint (flipped, transposed and stride-phase views of the
+    weights), channels first and last, and weights that are strided, read-only or of
+    another dtype (converted first)."""
+    from fastconv import _dense
+
+    nd, n, c_in, c_out, size, kernel, stride, padding, dilation = case
+    monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "dense")
+    rng = np.random.default_rng(53)
+    x = rng.standard_normal((n, c_in, *size)).astype(dtype)
+    wide = rng.standard_normal((c_out, 2 * c_in, *kernel)).astype(dtype)
+    options = {"stride": stride, "padding": padding, "dilation": dilation}
+    conv = getattr(fastconv, f"conv{nd}d")
+    conv_input = getattr(fastconv, f"conv{nd}d_input")
+    grad = rng.standard_normal(naive.conv(x, wide[:, :c_in], **options).shape).astype(dtype)
+    read_only = np.array(wide[:, :c_in])
+    read_only.flags.writeable = False
+    weights = {"contiguous": np.ascontiguousarray(wide[:, :c_in]),
+               "strided": wide[:, ::2], "read-only": read_only,
+               "other dtype": wide[:, :c_in].astype(np.float32 if dtype == np.float64
+                                                   else np.float64)}
+
+    def results(self_pack_bytes, l2_bytes, threads):
+        monkeypatch.setattr(_dense, "SELF_PACK_BYTES", self_pack_bytes)
+        monkeypatch.setattr(_dense, "_L2_BYTES", l2_bytes)
+        convolution.clear_plans()
+        _dense.dense_plan.cache_clear()
+        previous = numba.get_num_threads()
+        numba.set_num_threads(threads)
+        try:
+            out = []
+            for weight in weights.values():
+                out.append(conv(x, weight, **options))
+                out.append(conv_input(x.shape, weight, grad, **options))
+                last = conv(np.ascontiguousarray(to_channels_last(x)), weight,
+                            channels_last=True, **options)
+                out.append(last)
+            return [np.asarray(r) for r in out]
+        finally:
+            numba.set_num_threads(previous)
+            convolution.clear_plans()
+            _dense.dense_plan.cache_clear()
+
+    packed = results(1 << 40, 0, 2)  # packed once, pixel group first
+    for self_pack_bytes, l2_bytes, threads in [(0, 0, 2), (0, 0, 1), (1 << 40, 1 << 40, 2)]:
+        other = results(self_pack_bytes, l2_bytes, threads)
+        for a, b in zip(packed, other):
+            assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    reduction = int(np.prod(kernel))
+    for index, weight in enumerate(weights.values()):
+        cast = weight.astype(packed[3 * index].dtype)
+        assert_close(packed[3 * index], naive.conv(x, cast, **options), c_in * reduction,
+                     packed[3 * index].dtype)
+        assert_close(packed[3 * index + 1], naive.conv_input(x.shape, cast, grad, **options),
+                     c_out * reduction, packed[3 * index + 1].dtype)

@@ -120,24 +120,25 @@ def wtile(P):
     return "\n".join(L) + "\n"
 
 
-TASK = '''
+TASK = """
 @njit(cache=CACHE)
-def _{w}task_p{P}(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group, task, tid):
-    """Task `task` of the {mode}-mode drivers of {P}-pixel tiles, on thread `tid`'s scratch."""
+def _{w}task_p{P}(x, {wargs}, aux, out, dims, stride, dilation, pad_low, scr, fscr, group, {tail}
+    \"\"\"Task `task` of the {mode}-mode drivers of {P}-pixel tiles, on thread `tid`'s scratch.{doc}\"\"\"
     ishape = (dims[1], dims[2], dims[3], dims[4])
     oshape = (dims[8], dims[9], dims[10], dims[11])
     lay = (dims[5], dims[6], dims[7], dims[12], dims[13], dims[14], dims[15], dims[16])
-    kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
+    nblk, kbs = {nblk_kbs}
+    kshape = {kshape}
     geom = (stride, dilation, pad_low)
     xp = ptr_of(x, 0)
-    wpp = ptr_of(wp, 0)
     bp = ptr_of(aux, 0)
-    zp = ptr_of(aux, wp.shape[0] * wp.shape[5])
+    zp = ptr_of(aux, nblk * kbs)
     op = ptr_of(out, 0)
     fsz = fscr.shape[1]
     sp = ptr_of(scr, tid * scr.shape[1])
-    fp = ptr_of(fscr, tid * fsz)
-    tb = ptr_of(fscr, tid * fsz + fsz - wp.shape[5])
+    held = {held}
+    fp = ptr_of(fscr, tid * fsz + held)
+    tb = ptr_of(fscr, tid * fsz + fsz - kbs)
     m = dims[0] * oshape[0] * oshape[1] * oshape[2]
     ntile = (m + {Pm1}) // {P}
 {split}    # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
@@ -148,7 +149,7 @@ def _{w}task_p{P}(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, g
     cs = {cs}
     slen = group * {P} * cs
     span = {span}
-    room = fsz - wp.shape[5] - 16 - {P} * span  # scratch past the gathered spans
+    room = fsz - held - kbs - 16 - {P} * span  # scratch past the gathered spans
     t0 = g * group
     q0 = t0 * {P}
     qa = q0
@@ -157,8 +158,8 @@ def _{w}task_p{P}(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, g
         ppi = oshape[0] * oshape[1] * oshape[2]
         slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs,
                 unit)
-        soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
-        soff = tid * fsz + fsz - wp.shape[5] - slen
+        soshape = (oshape[0], oshape[1], oshape[2], nblk * kbs)
+        soff = tid * fsz + fsz - kbs - slen
         c_lo = {clo}
         top = ptr_of(fscr, soff - qa * cs - c_lo)
         for _ in range(t0, min(t0 + group, ntile)):
@@ -174,18 +175,37 @@ def _{w}task_p{P}(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, g
                       {pad}oshape, kshape, geom, lay)
             q0 += {P}
             pos = _advance(pos, {P}, oshape)
-'''
+"""
 
-DRIVER = '''
+DRIVER = """
 @njit(parallel=True, cache=CACHE)
-def _{w}forward_p{P}(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
+def _{w}forward_p{P}(x, {wargs}, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
     ntile = (dims[0] * dims[8] * dims[9] * dims[10] + {Pm1}) // {P}
     for task in prange((ntile + group - 1) // group{nkb}):
         # int64 task and thread ids: the prange index is unsigned, and a type of its own
         # would compile the task function again (for small_conv's calls)
-        _{w}task_p{P}(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
+        _{w}task_p{P}(x, {wargs}, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
                  {pad}np.int64(task), np.int64(numba.get_thread_id()))
-'''
+"""
+
+ROW_DOC = """
+
+    The weights are ``(wsrc, wdesc)`` (see :func:`_block_weights`). Tasks are numbered
+    pixel group first when ``wdesc[13] == 1`` (packed weights; a group's input stays in
+    L2 across the channel blocks), else channel block first (a thread's consecutive tasks
+    share one block of weights, which it packs itself when ``wdesc[13] == 0``).
+    """
+
+ROW_SPLIT = """    if wdesc[13] == 1:
+        g = task // nblk
+        kb = task - g * nblk
+    else:
+        ngroups = (ntile + group - 1) // group
+        kb = task // ngroups
+        g = task - kb * ngroups
+    wpp = _block_weights(wsrc, wdesc, kb, fscr, tid * fsz,
+                         ptr_of(scr, tid * scr.shape[1] + scr.shape[1] - 1))
+"""
 
 
 def drivers(P):
@@ -195,17 +215,23 @@ def drivers(P):
     :func:`small_conv` runs the row-mode tasks on the calling thread)."""
     out = []
     for w in ("", "w"):
+        row = not w
+        wargs = "wsrc, wdesc" if row else "wp"
         out.append(TASK.format(
-            w=w, P=P, Pm1=P - 1, mode="window" if w else "row", kbarg="kb, " if not w else "",
-            pad=" " if w else "",
-            cs="wp.shape[5]" if not w else "wp.shape[0] * wp.shape[5]",
-            clo="kb * wp.shape[5]" if not w else "unit - 1",
-            span="kshape[2] * ishape[3]" if not w
+            w=w, P=P, Pm1=P - 1, mode="row" if row else "window", wargs=wargs,
+            tail="task,\n             tid):" if row else "task, tid):", doc=ROW_DOC if row else "",
+            nblk_kbs="wdesc[0], wdesc[5]" if row else "wp.shape[0], wp.shape[5]",
+            kshape="(wdesc[1], wdesc[2], wdesc[3], wdesc[5])" if row
+            else "(wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])",
+            held="_held_weights(wdesc)" if row else "0",
+            kbarg="kb, " if row else "", pad="" if row else " ",
+            cs="kbs" if row else "nblk * kbs",
+            clo="kb * kbs" if row else "unit - 1",
+            span="kshape[2] * ishape[3]" if row
             else "kshape[0] * kshape[1] * kshape[2] * ishape[3]",
-            split=("    g = task // wp.shape[0]\n    kb = task - g * wp.shape[0]\n" if not w
-                   else "    g = task\n")))
-        out.append(DRIVER.format(w=w, P=P, Pm1=P - 1, nkb=" * wp.shape[0]" if not w else "",
-                                 pad=" " if w else ""))
+            split=ROW_SPLIT if row else "    g = task\n    wpp = ptr_of(wp, 0)\n"))
+        out.append(DRIVER.format(w=w, P=P, Pm1=P - 1, wargs=wargs,
+                                 nkb=" * wdesc[0]" if row else "", pad="" if row else " "))
     return "\n".join(out)
 
 

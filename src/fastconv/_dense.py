@@ -455,6 +455,82 @@ def _flush_stage(op, st, qa, qb, cs, c_lo, kn, ppi, osn, osk):
         q = end
 
 
+#: Entries of a weight description (``wdesc``, see :func:`_block_weights`): blocks, taps (3),
+#: input channels, block size, output channels, then where element ``[0, 0, 0, 0, 0]`` of the
+#: ``(C_out, C_in, K0, K1, K2)`` weights is in ``wsrc`` and the element strides of those five
+#: axes, then how the tasks get their weights: 0: each thread packs its block from ``wsrc``
+#: (tasks numbered channel block first); 1 or 2: ``wsrc`` is :func:`pack_weights`'s layout
+#: (C-contiguous), read in place, tasks numbered pixel group (1) or channel block (2) first.
+_WDESC = 14
+
+
+@njit(cache=CACHE, inline="always")
+def _block_elements(wdesc):
+    """Elements of one channel block of packed weights: ``K0 * K1 * K2 * C_in * KB``."""
+    return wdesc[1] * wdesc[2] * wdesc[3] * wdesc[4] * wdesc[5]
+
+
+@njit(cache=CACHE, inline="always")
+def _held_weights(wdesc):
+    """Elements at the front of each thread's float scratch row that hold a packed block.
+
+    None (0) when the weights come packed; else one block, rounded up to whole 64-byte lines
+    (16 elements) so the data after it stays aligned as before.
+    """
+    if wdesc[13] != 0:
+        return 0
+    return (_block_elements(wdesc) + 15) // 16 * 16
+
+
+@njit(cache=CACHE)
+def _pack_block(wsrc, wdesc, kb, dst):
+    """Write channel block `kb` of the weights in :func:`pack_weights`'s layout to ``dst[0:]``.
+
+    ``dst[((k0 * K1 + k1) * K2 + k2) * C_in * KB + c * KB + j] = w[kb * KB + j, c, k0, k1, k2]``
+    with zeros for output channels ``>= C_out``. One output channel at a time, so the source
+    is read along its own strides (contiguous for a C-ordered kernel) and the block, in L2,
+    is written at stride ``KB``.
+    """
+    k0n, k1n, k2n, c_in, kbs, c_out = wdesc[1], wdesc[2], wdesc[3], wdesc[4], wdesc[5], wdesc[6]
+    s_k, s_c, s0, s1, s2 = wdesc[8], wdesc[9], wdesc[10], wdesc[11], wdesc[12]
+    first = kb * kbs
+    rows = k0n * k1n * k2n * c_in
+    for j in range(kbs):
+        d = j
+        if first + j >= c_out:
+            for _ in range(rows):
+                dst[d] = 0
+                d += kbs
+            continue
+        channel = wdesc[7] + (first + j) * s_k
+        for k0 in range(k0n):
+            for k1 in range(k1n):
+                for k2 in range(k2n):
+                    src = channel + k0 * s0 + k1 * s1 + k2 * s2
+                    for _ in range(c_in):
+                        dst[d] = wsrc[src]
+                        src += s_c
+                        d += kbs
+
+
+@njit(cache=CACHE, inline="always")
+def _block_weights(wsrc, wdesc, kb, fscr, row, tag):
+    """Pointer ``p`` to packed weights with block `kb` at ``p[kb * block:]`` (row-mode tasks).
+
+    ``(wsrc, wdesc)`` describe the ``(C_out, C_in, K0, K1, K2)`` weights (:data:`_WDESC`).
+    Packed weights (``wdesc[13] != 0``) are read in place. Otherwise each thread packs the
+    block its task needs into the front of its float scratch row (``fscr`` from element
+    `row`) and records the block in ``tag[0]``; the next task of the same block (tasks are
+    numbered block first) reuses it. So no packed copy of all the weights is made.
+    """
+    if wdesc[13] != 0:
+        return ptr_of(wsrc, wdesc[7])
+    if tag[0] != kb:
+        _pack_block(wsrc, wdesc, kb, ptr_of(fscr, row))
+        tag[0] = kb
+    return ptr_of(fscr, row - kb * _block_elements(wdesc))
+
+
 # ----------------------------------------------------------------------------------------------
 # micro-kernels: one register tile of P pixels x 2 vectors (KB = 2 * lanes channels), written
 # out by hand for P = 6 and 8 (the accumulators must be distinct local variables to live in
@@ -466,15 +542,17 @@ def _flush_stage(op, st, qa, qb, cs, c_lo, kn, ppi, osn, osk):
 # (O0, O1, O2, C_out), kshape = (K0, K1, K2, KB), geom = (stride, dilation, pad_low), lay = the
 # element strides (see _pixel_meta). `_wtileP` is the window-mode variant (all channel blocks).
 #
-# drivers: one flat prange over tasks (g, kb): a group of `group` consecutive pixel tiles x one
+# drivers: one flat prange over row-mode tasks: a group of `group` consecutive pixel tiles x one
 # channel block, the tiles of a group walked in order (positions advanced without divisions).
-# Consecutive tiles share one block of packed weights (hot in L1/L2) while the group's input
-# stays in L2 across the channel blocks; group=1 makes the channel block the fastest index,
-# group=ntile the slowest. Window mode (_w*) has one channel-block slot (a task covers all
-# blocks). Each task is a function of its own (_taskP, _wtaskP) that the drivers' prange
-# bodies call: small problems run the row-mode tasks on the calling thread (small_conv), which
-# avoids waking the thread pool (costly on a busy machine). Scratch rows are indexed by
-# numba.get_thread_id().
+# With packed weights, tasks are numbered group first: consecutive tiles share one block of
+# packed weights (hot in L1/L2) while the group's input stays in L2 across the channel blocks.
+# Large weights are packed by the threads themselves, a block at a time (see _block_weights),
+# and the tasks numbered block first: a thread's consecutive tasks share its packed block
+# while the input streams through once per block. Window mode (_w*) has one
+# channel-block slot (a task covers all blocks). Each task is a function of its own (_taskP,
+# _wtaskP) that the drivers' prange bodies call: small problems run the row-mode tasks on the
+# calling thread (small_conv), which avoids waking the thread pool (costly on a busy machine).
+# Scratch rows are indexed by numba.get_thread_id().
 # `x` and `out` are flat views starting at element (0, 0, 0, 0, 0); `dims` holds the shapes and
 # element strides (see _layout).
 
@@ -888,35 +966,50 @@ def _wtile8(xp, wpp, bp, zp, op, sp, fp, tb, pos, npix, ishape, oshape, kshape, 
 
 
 @njit(cache=CACHE)
-def _task_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group, task, tid):
-    """Task `task` of the row-mode drivers of 6-pixel tiles, on thread `tid`'s scratch."""
+def _task_p6(x, wsrc, wdesc, aux, out, dims, stride, dilation, pad_low, scr, fscr, group, task,
+             tid):
+    """Task `task` of the row-mode drivers of 6-pixel tiles, on thread `tid`'s scratch.
+
+    The weights are ``(wsrc, wdesc)`` (see :func:`_block_weights`). Tasks are numbered
+    pixel group first when ``wdesc[13] == 1`` (packed weights; a group's input stays in
+    L2 across the channel blocks), else channel block first (a thread's consecutive tasks
+    share one block of weights, which it packs itself when ``wdesc[13] == 0``).
+    """
     ishape = (dims[1], dims[2], dims[3], dims[4])
     oshape = (dims[8], dims[9], dims[10], dims[11])
     lay = (dims[5], dims[6], dims[7], dims[12], dims[13], dims[14], dims[15], dims[16])
-    kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
+    nblk, kbs = wdesc[0], wdesc[5]
+    kshape = (wdesc[1], wdesc[2], wdesc[3], wdesc[5])
     geom = (stride, dilation, pad_low)
     xp = ptr_of(x, 0)
-    wpp = ptr_of(wp, 0)
     bp = ptr_of(aux, 0)
-    zp = ptr_of(aux, wp.shape[0] * wp.shape[5])
+    zp = ptr_of(aux, nblk * kbs)
     op = ptr_of(out, 0)
     fsz = fscr.shape[1]
     sp = ptr_of(scr, tid * scr.shape[1])
-    fp = ptr_of(fscr, tid * fsz)
-    tb = ptr_of(fscr, tid * fsz + fsz - wp.shape[5])
+    held = _held_weights(wdesc)
+    fp = ptr_of(fscr, tid * fsz + held)
+    tb = ptr_of(fscr, tid * fsz + fsz - kbs)
     m = dims[0] * oshape[0] * oshape[1] * oshape[2]
     ntile = (m + 5) // 6
-    g = task // wp.shape[0]
-    kb = task - g * wp.shape[0]
+    if wdesc[13] == 1:
+        g = task // nblk
+        kb = task - g * nblk
+    else:
+        ngroups = (ntile + group - 1) // group
+        kb = task // ngroups
+        g = task - kb * ngroups
+    wpp = _block_weights(wsrc, wdesc, kb, fscr, tid * fsz,
+                         ptr_of(scr, tid * scr.shape[1] + scr.shape[1] - 1))
     # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
     # writes whole vectors into the output planes. `unit` (dims[17]) is 1 when staged: the
     # stage's channel stride, read from the array so that it is no compile-time literal (a
     # literal would compile the tiles a second time)
     unit = dims[17]
-    cs = wp.shape[5]
+    cs = kbs
     slen = group * 6 * cs
     span = kshape[2] * ishape[3]
-    room = fsz - wp.shape[5] - 16 - 6 * span  # scratch past the gathered spans
+    room = fsz - held - kbs - 16 - 6 * span  # scratch past the gathered spans
     t0 = g * group
     q0 = t0 * 6
     qa = q0
@@ -925,9 +1018,9 @@ def _task_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
         ppi = oshape[0] * oshape[1] * oshape[2]
         slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs,
                 unit)
-        soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
-        soff = tid * fsz + fsz - wp.shape[5] - slen
-        c_lo = kb * wp.shape[5]
+        soshape = (oshape[0], oshape[1], oshape[2], nblk * kbs)
+        soff = tid * fsz + fsz - kbs - slen
+        c_lo = kb * kbs
         top = ptr_of(fscr, soff - qa * cs - c_lo)
         for _ in range(t0, min(t0 + group, ntile)):
             _tile6(xp, wpp, bp, zp, top, sp, fp, tb, kb, pos, min(6, m - q0), ishape,
@@ -945,12 +1038,12 @@ def _task_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
 
 
 @njit(parallel=True, cache=CACHE)
-def _forward_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
+def _forward_p6(x, wsrc, wdesc, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
     ntile = (dims[0] * dims[8] * dims[9] * dims[10] + 5) // 6
-    for task in prange((ntile + group - 1) // group * wp.shape[0]):
+    for task in prange((ntile + group - 1) // group * wdesc[0]):
         # int64 task and thread ids: the prange index is unsigned, and a type of its own
         # would compile the task function again (for small_conv's calls)
-        _task_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
+        _task_p6(x, wsrc, wdesc, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
                  np.int64(task), np.int64(numba.get_thread_id()))
 
 
@@ -960,29 +1053,31 @@ def _wtask_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group
     ishape = (dims[1], dims[2], dims[3], dims[4])
     oshape = (dims[8], dims[9], dims[10], dims[11])
     lay = (dims[5], dims[6], dims[7], dims[12], dims[13], dims[14], dims[15], dims[16])
+    nblk, kbs = wp.shape[0], wp.shape[5]
     kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
     geom = (stride, dilation, pad_low)
     xp = ptr_of(x, 0)
-    wpp = ptr_of(wp, 0)
     bp = ptr_of(aux, 0)
-    zp = ptr_of(aux, wp.shape[0] * wp.shape[5])
+    zp = ptr_of(aux, nblk * kbs)
     op = ptr_of(out, 0)
     fsz = fscr.shape[1]
     sp = ptr_of(scr, tid * scr.shape[1])
-    fp = ptr_of(fscr, tid * fsz)
-    tb = ptr_of(fscr, tid * fsz + fsz - wp.shape[5])
+    held = 0
+    fp = ptr_of(fscr, tid * fsz + held)
+    tb = ptr_of(fscr, tid * fsz + fsz - kbs)
     m = dims[0] * oshape[0] * oshape[1] * oshape[2]
     ntile = (m + 5) // 6
     g = task
+    wpp = ptr_of(wp, 0)
     # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
     # writes whole vectors into the output planes. `unit` (dims[17]) is 1 when staged: the
     # stage's channel stride, read from the array so that it is no compile-time literal (a
     # literal would compile the tiles a second time)
     unit = dims[17]
-    cs = wp.shape[0] * wp.shape[5]
+    cs = nblk * kbs
     slen = group * 6 * cs
     span = kshape[0] * kshape[1] * kshape[2] * ishape[3]
-    room = fsz - wp.shape[5] - 16 - 6 * span  # scratch past the gathered spans
+    room = fsz - held - kbs - 16 - 6 * span  # scratch past the gathered spans
     t0 = g * group
     q0 = t0 * 6
     qa = q0
@@ -991,8 +1086,8 @@ def _wtask_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group
         ppi = oshape[0] * oshape[1] * oshape[2]
         slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs,
                 unit)
-        soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
-        soff = tid * fsz + fsz - wp.shape[5] - slen
+        soshape = (oshape[0], oshape[1], oshape[2], nblk * kbs)
+        soff = tid * fsz + fsz - kbs - slen
         c_lo = unit - 1
         top = ptr_of(fscr, soff - qa * cs - c_lo)
         for _ in range(t0, min(t0 + group, ntile)):
@@ -1021,35 +1116,50 @@ def _wforward_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, gr
 
 
 @njit(cache=CACHE)
-def _task_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group, task, tid):
-    """Task `task` of the row-mode drivers of 8-pixel tiles, on thread `tid`'s scratch."""
+def _task_p8(x, wsrc, wdesc, aux, out, dims, stride, dilation, pad_low, scr, fscr, group, task,
+             tid):
+    """Task `task` of the row-mode drivers of 8-pixel tiles, on thread `tid`'s scratch.
+
+    The weights are ``(wsrc, wdesc)`` (see :func:`_block_weights`). Tasks are numbered
+    pixel group first when ``wdesc[13] == 1`` (packed weights; a group's input stays in
+    L2 across the channel blocks), else channel block first (a thread's consecutive tasks
+    share one block of weights, which it packs itself when ``wdesc[13] == 0``).
+    """
     ishape = (dims[1], dims[2], dims[3], dims[4])
     oshape = (dims[8], dims[9], dims[10], dims[11])
     lay = (dims[5], dims[6], dims[7], dims[12], dims[13], dims[14], dims[15], dims[16])
-    kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
+    nblk, kbs = wdesc[0], wdesc[5]
+    kshape = (wdesc[1], wdesc[2], wdesc[3], wdesc[5])
     geom = (stride, dilation, pad_low)
     xp = ptr_of(x, 0)
-    wpp = ptr_of(wp, 0)
     bp = ptr_of(aux, 0)
-    zp = ptr_of(aux, wp.shape[0] * wp.shape[5])
+    zp = ptr_of(aux, nblk * kbs)
     op = ptr_of(out, 0)
     fsz = fscr.shape[1]
     sp = ptr_of(scr, tid * scr.shape[1])
-    fp = ptr_of(fscr, tid * fsz)
-    tb = ptr_of(fscr, tid * fsz + fsz - wp.shape[5])
+    held = _held_weights(wdesc)
+    fp = ptr_of(fscr, tid * fsz + held)
+    tb = ptr_of(fscr, tid * fsz + fsz - kbs)
     m = dims[0] * oshape[0] * oshape[1] * oshape[2]
     ntile = (m + 7) // 8
-    g = task // wp.shape[0]
-    kb = task - g * wp.shape[0]
+    if wdesc[13] == 1:
+        g = task // nblk
+        kb = task - g * nblk
+    else:
+        ngroups = (ntile + group - 1) // group
+        kb = task // ngroups
+        g = task - kb * ngroups
+    wpp = _block_weights(wsrc, wdesc, kb, fscr, tid * fsz,
+                         ptr_of(scr, tid * scr.shape[1] + scr.shape[1] - 1))
     # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
     # writes whole vectors into the output planes. `unit` (dims[17]) is 1 when staged: the
     # stage's channel stride, read from the array so that it is no compile-time literal (a
     # literal would compile the tiles a second time)
     unit = dims[17]
-    cs = wp.shape[5]
+    cs = kbs
     slen = group * 8 * cs
     span = kshape[2] * ishape[3]
-    room = fsz - wp.shape[5] - 16 - 8 * span  # scratch past the gathered spans
+    room = fsz - held - kbs - 16 - 8 * span  # scratch past the gathered spans
     t0 = g * group
     q0 = t0 * 8
     qa = q0
@@ -1058,9 +1168,9 @@ def _task_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
         ppi = oshape[0] * oshape[1] * oshape[2]
         slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs,
                 unit)
-        soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
-        soff = tid * fsz + fsz - wp.shape[5] - slen
-        c_lo = kb * wp.shape[5]
+        soshape = (oshape[0], oshape[1], oshape[2], nblk * kbs)
+        soff = tid * fsz + fsz - kbs - slen
+        c_lo = kb * kbs
         top = ptr_of(fscr, soff - qa * cs - c_lo)
         for _ in range(t0, min(t0 + group, ntile)):
             _tile8(xp, wpp, bp, zp, top, sp, fp, tb, kb, pos, min(8, m - q0), ishape,
@@ -1078,12 +1188,12 @@ def _task_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
 
 
 @njit(parallel=True, cache=CACHE)
-def _forward_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
+def _forward_p8(x, wsrc, wdesc, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
     ntile = (dims[0] * dims[8] * dims[9] * dims[10] + 7) // 8
-    for task in prange((ntile + group - 1) // group * wp.shape[0]):
+    for task in prange((ntile + group - 1) // group * wdesc[0]):
         # int64 task and thread ids: the prange index is unsigned, and a type of its own
         # would compile the task function again (for small_conv's calls)
-        _task_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
+        _task_p8(x, wsrc, wdesc, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
                  np.int64(task), np.int64(numba.get_thread_id()))
 
 
@@ -1093,29 +1203,31 @@ def _wtask_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group
     ishape = (dims[1], dims[2], dims[3], dims[4])
     oshape = (dims[8], dims[9], dims[10], dims[11])
     lay = (dims[5], dims[6], dims[7], dims[12], dims[13], dims[14], dims[15], dims[16])
+    nblk, kbs = wp.shape[0], wp.shape[5]
     kshape = (wp.shape[1], wp.shape[2], wp.shape[3], wp.shape[5])
     geom = (stride, dilation, pad_low)
     xp = ptr_of(x, 0)
-    wpp = ptr_of(wp, 0)
     bp = ptr_of(aux, 0)
-    zp = ptr_of(aux, wp.shape[0] * wp.shape[5])
+    zp = ptr_of(aux, nblk * kbs)
     op = ptr_of(out, 0)
     fsz = fscr.shape[1]
     sp = ptr_of(scr, tid * scr.shape[1])
-    fp = ptr_of(fscr, tid * fsz)
-    tb = ptr_of(fscr, tid * fsz + fsz - wp.shape[5])
+    held = 0
+    fp = ptr_of(fscr, tid * fsz + held)
+    tb = ptr_of(fscr, tid * fsz + fsz - kbs)
     m = dims[0] * oshape[0] * oshape[1] * oshape[2]
     ntile = (m + 7) // 8
     g = task
+    wpp = ptr_of(wp, 0)
     # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
     # writes whole vectors into the output planes. `unit` (dims[17]) is 1 when staged: the
     # stage's channel stride, read from the array so that it is no compile-time literal (a
     # literal would compile the tiles a second time)
     unit = dims[17]
-    cs = wp.shape[0] * wp.shape[5]
+    cs = nblk * kbs
     slen = group * 8 * cs
     span = kshape[0] * kshape[1] * kshape[2] * ishape[3]
-    room = fsz - wp.shape[5] - 16 - 8 * span  # scratch past the gathered spans
+    room = fsz - held - kbs - 16 - 8 * span  # scratch past the gathered spans
     t0 = g * group
     q0 = t0 * 8
     qa = q0
@@ -1124,8 +1236,8 @@ def _wtask_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group
         ppi = oshape[0] * oshape[1] * oshape[2]
         slay = (lay[0], lay[1], lay[2], ppi * cs, oshape[1] * oshape[2] * cs, oshape[2] * cs, cs,
                 unit)
-        soshape = (oshape[0], oshape[1], oshape[2], wp.shape[0] * wp.shape[5])
-        soff = tid * fsz + fsz - wp.shape[5] - slen
+        soshape = (oshape[0], oshape[1], oshape[2], nblk * kbs)
+        soff = tid * fsz + fsz - kbs - slen
         c_lo = unit - 1
         top = ptr_of(fscr, soff - qa * cs - c_lo)
         for _ in range(t0, min(t0 + group, ntile)):
@@ -1163,7 +1275,7 @@ _SMALL_TASK = {6: _task_p6, 8: _task_p8}[TILE_P]
 
 
 @njit(cache=CACHE)
-def small_conv(x, w, bias, out, dims):
+def small_conv(x, w, bias, out, dims, wdesc):
     """A whole small dense convolution in one compiled call, on the calling thread.
 
     For calls whose Python-side preparation (layout copies, weight packing, scratch) costs
@@ -1185,6 +1297,8 @@ def small_conv(x, w, bias, out, dims):
         tiles per task, scratch row lengths (int, float), ``aux`` length and channel block
         (see :func:`small_call`). One array: each argument of a compiled
         call costs its dispatcher time.
+    wdesc : ndarray of int64
+        :func:`packed_description` of the packed weights' shape.
     """
     stride = (dims[18], dims[19], dims[20])
     dilation = (dims[21], dims[22], dims[23])
@@ -1215,8 +1329,8 @@ def small_conv(x, w, bias, out, dims):
     fscr = np.empty((1, fsz), out.dtype)
     ntile = (n * out.shape[1] * out.shape[2] * out.shape[3] + TILE_P - 1) // TILE_P
     for task in range((ntile + group - 1) // group * nblk):
-        _SMALL_TASK(xc.reshape(-1), wp, aux, oc.reshape(-1), dims, stride, dilation, pad_low,
-                    scr, fscr, group, np.int64(task), np.int64(0))
+        _SMALL_TASK(xc.reshape(-1), wp.reshape(-1), wdesc, aux, oc.reshape(-1), dims, stride,
+                    dilation, pad_low, scr, fscr, group, np.int64(task), np.int64(0))
     for a in range(n):
         for o0 in range(out.shape[1]):
             for o1 in range(out.shape[2]):
@@ -1233,6 +1347,11 @@ _GROUP_INPUT_BYTES = 256 * 1024
 _STAGE_BYTES = 32 * 1024
 _KBS = {"f": block_size(np.float32), "d": block_size(np.float64)}
 _NTHREADS_MAX = numba.config.NUMBA_NUM_THREADS
+#: packed weights larger than this (half a typical L2) are packed by the row-mode threads
+#: themselves, a channel block at a time (see :func:`self_packs`)
+SELF_PACK_BYTES = 256 * 1024
+#: the L2 cache size the task order assumes (per core; 512 KiB on Zen 3, more on most others)
+_L2_BYTES = 512 * 1024
 
 
 def _round_up(n: int, m: int) -> int:
@@ -1274,6 +1393,10 @@ class DensePlan(NamedTuple):
     bias_only: bool
     #: ``aux`` of every call without bias (zeros; the drivers only read ``aux``)
     zero_aux: np.ndarray
+    #: window mode (the driver takes packed weights); else row mode (a weight description)
+    window: bool = False
+    #: row-mode tasks numbered channel block first (else pixel group first)
+    block_major: bool = False
 
 
 @lru_cache(maxsize=256)
@@ -1290,6 +1413,7 @@ def dense_plan(
     mode: str | None,
     nthreads: int,
     staged: bool = False,
+    self_pack: bool = False,
 ) -> DensePlan:
     """Check the shapes and parameters of a :func:`dense_forward` call and plan it (cached).
 
@@ -1307,6 +1431,9 @@ def dense_plan(
         Whether the output has the layout :func:`stages_output` accepts (channels-first
         planes): the plan then reserves per-thread scratch for staged tiles and bounds the
         tiles per task so a task's stage stays in L1.
+    self_pack : bool
+        Whether row-mode calls pass the weights unpacked (:func:`weight_source`): each
+        thread's float scratch then starts with room for one packed channel block.
 
     Returns
     -------
@@ -1342,11 +1469,7 @@ def dense_plan(
     if ptile not in _DRIVERS:
         raise ValueError(f"tile must be one of {sorted(_DRIVERS)}")
     if mode is None:
-        # window mode saves per-row and per-tile overhead repeated for every channel block, at
-        # the cost of one gather per tile (about one vector copy per ``lanes`` elements of a row)
-        row_vectors = -(-(k2 * c_in) // (kbs // 2))
-        pointwise = k0 * k1 * k2 == 1 and nblk > 1  # 1x1: all blocks per task reuse the input
-        mode = "window" if 3 * row_vectors < 5 * nblk or pointwise else "row"
+        mode = "window" if window_mode(wp_shape) else "row"
     if mode not in ("row", "window"):
         raise ValueError(f"mode must be 'row' or 'window', got {mode!r}")
     window = mode == "window"
@@ -1373,11 +1496,58 @@ def dense_plan(
         stage = group * ptile * stage_channels
     # gathered spans (and the spill of their last vector), the stage, then the lane buffer of
     # channels-first stores (one channel block)
-    data_scratch_shape = (_NTHREADS_MAX,
-                          _round_up(ptile * span + 16 + stage + kbs, 64 // dtype.itemsize) + 16)
+    block = k0 * k1 * k2 * c_in * kbs
+    held = 0 if window or not self_pack else _round_up(block, 16)
+    # a thread packing its own block keeps it for consecutive tasks: block first. Packed
+    # weights go block first too when the call's input and a block fit L2 together (the
+    # input is then read from L2 for every block), else group first (a group's input stays
+    # in L2 across the blocks, while the weights stream)
+    block_major = not window and (
+        self_pack or (math.prod(x_shape) + block) * dtype.itemsize <= _L2_BYTES)
+    data_scratch_shape = (_NTHREADS_MAX, held + _round_up(ptile * span + 16 + stage + kbs,
+                                                          64 // dtype.itemsize) + 16)
     drivers = _WDRIVERS if window else _DRIVERS
     return DensePlan(drivers[ptile], aux_size, c_out, scratch_shape, data_scratch_shape, stride,
-                     dilation, pad_low, group, False, False, zero_aux)
+                     dilation, pad_low, group, False, False, zero_aux, window, block_major)
+
+
+def self_packs(wp_shape: tuple[int, ...], dtype: np.dtype) -> bool:
+    """Whether a pass gives the row-mode drivers unpacked weights (:func:`weight_source`).
+
+    Large weights (packed, more than :data:`SELF_PACK_BYTES`): a packed copy would add their
+    size to the call's memory, and each pixel group would stream all of them from L3;
+    instead each thread packs the channel block it works on, and the tasks go block by
+    block (the input, smaller, streams instead). Smaller weights are packed once per call
+    and their tasks go pixel group by group (the group's input stays in L2 across blocks),
+    which is faster for them.
+
+    Examples
+    --------
+    >>> f = np.dtype(np.float32)
+    >>> self_packs((16, 3, 3, 1, 256, 16), f), self_packs((4, 3, 3, 1, 64, 16), f)
+    (True, False)
+    """
+    return (not window_mode(wp_shape)
+            and math.prod(wp_shape) * dtype.itemsize > SELF_PACK_BYTES)
+
+
+def window_mode(wp_shape: tuple[int, ...]) -> bool:
+    """Whether :func:`dense_plan` runs packed weights of `wp_shape` in window mode by default.
+
+    Window mode saves the per-row and per-tile overhead repeated for every channel block, at
+    the cost of one gather per tile (about one vector copy per ``lanes`` elements of a
+    row): it wins when kernel rows are short compared with the number of channel blocks
+    (small ``C_in``), and for 1x1 kernels with several blocks (all blocks reuse the input).
+
+    Examples
+    --------
+    >>> window_mode((4, 7, 7, 1, 3, 16)), window_mode((4, 3, 3, 1, 64, 16))
+    (True, False)
+    """
+    nblk, k0, k1, k2, c_in, kbs = wp_shape
+    row_vectors = -(-(k2 * c_in) // (kbs // 2))
+    pointwise = k0 * k1 * k2 == 1 and nblk > 1
+    return 3 * row_vectors < 5 * nblk or pointwise
 
 
 def is_small(x_shape: tuple[int, ...], wp_shape: tuple[int, ...],
@@ -1397,6 +1567,8 @@ class SmallCall(NamedTuple):
     dims: np.ndarray
     #: the bias argument of calls without bias
     no_bias: np.ndarray
+    #: the ``wdesc`` argument of :func:`small_conv`
+    wdesc: np.ndarray
 
 
 def small_call(x_shape: tuple[int, ...], w_shape: tuple[int, ...], out_shape: tuple[int, ...],
@@ -1424,7 +1596,7 @@ def small_call(x_shape: tuple[int, ...], w_shape: tuple[int, ...], out_shape: tu
     dims.flags.writeable = False
     no_bias = np.zeros(0, dtype)
     no_bias.flags.writeable = False
-    return SmallCall(dims, no_bias)
+    return SmallCall(dims, no_bias, packed_description(wp_shape, w_shape[0]))
 
 
 def _c_strides(shape: tuple[int, ...], item: int) -> tuple[int, ...]:
@@ -1439,7 +1611,7 @@ def _c_strides(shape: tuple[int, ...], item: int) -> tuple[int, ...]:
 def run_small(call: SmallCall, x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
               out: np.ndarray) -> None:
     """Run a planned :func:`small_conv` (arrays of the planned shapes and dtype; no checks)."""
-    small_conv(x, w, call.no_bias if bias is None else bias, out, call.dims)
+    small_conv(x, w, call.no_bias if bias is None else bias, out, call.dims, call.wdesc)
 
 
 def accepts_input(x: np.ndarray) -> bool:
@@ -1526,8 +1698,79 @@ def stages_output(out: np.ndarray) -> bool:
     return _stage_layout(out.shape, tuple(s // item for s in out.strides))
 
 
-def run_dense(plan: DensePlan, x: np.ndarray, wp: np.ndarray, bias: np.ndarray | None,
-              out: np.ndarray) -> None:
+def scratch_bytes(plan: DensePlan) -> int:
+    """Bytes :func:`run_dense` allocates for a call of `plan` (scratch and padded bias)."""
+    item = plan.zero_aux.itemsize
+    return (math.prod(plan.scratch_shape) * 8 + math.prod(plan.data_scratch_shape) * item
+            + plan.aux_size * item)
+
+
+@lru_cache(maxsize=256)
+def packed_description(wp_shape: tuple[int, ...], c_out: int,
+                       block_major: bool = False) -> np.ndarray:
+    """The ``wdesc`` of packed weights of `wp_shape` (:data:`_WDESC`): read in place.
+
+    ``c_out`` is the number of real output channels; ``block_major`` numbers the tasks
+    channel block first. Read-only and cached.
+    """
+    nblk, k0, k1, k2, c_in, kbs = wp_shape
+    desc = np.array((nblk, k0, k1, k2, c_in, kbs, c_out, 0, 0, 0, 0, 0, 0,
+                     2 if block_major else 1), np.int64)
+    desc.flags.writeable = False
+    return desc
+
+
+@lru_cache(maxsize=256)
+def _source_description(shape: tuple[int, ...], steps: tuple[int, ...], first: int,
+                        kbs: int) -> np.ndarray:
+    c_out, c_in, k0, k1, k2 = shape
+    desc = np.array((-(-c_out // kbs), k0, k1, k2, c_in, kbs, c_out, first, *steps, 0), np.int64)
+    desc.flags.writeable = False
+    return desc
+
+
+def weight_source(w: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """``(wsrc, wdesc)``: weights the row-mode drivers pack themselves, a block per thread.
+
+    Parameters
+    ----------
+    w : ndarray, shape (C_out, C_in, K0, K1, K2)
+        Weights with any strides, negative ones included (the flipped and transposed views
+        of adjoint passes), read in place when they have `dtype` and are writeable (the
+        drivers are compiled for writeable arrays); else a converted copy is read.
+    dtype : numpy.dtype
+        The computation's dtype.
+
+    Returns
+    -------
+    tuple of ndarray
+        A 1-D view of the memory `w` spans, from its lowest address, and its description
+        (:data:`_WDESC`: shape, position of ``w[0, 0, 0, 0, 0]`` and element strides).
+
+    Examples
+    --------
+    >>> w = np.arange(24.0, dtype=np.float32).reshape(2, 3, 1, 2, 2)[:, :, :, ::-1]
+    >>> src, desc = weight_source(w, np.dtype(np.float32))
+    >>> src.shape, desc[7:13].tolist()
+    ((24,), [2, 12, 4, 4, -2, 1])
+    """
+    item = dtype.itemsize
+    if w.size == 0:  # nothing to read (such calls compute only the bias)
+        return np.zeros(0, dtype), _source_description(w.shape, (0,) * 5, 0, _KBS[dtype.char])
+    if w.dtype != dtype or not w.flags.writeable or any(step % item for step in w.strides):
+        w = np.array(w, dtype=dtype, order="C")
+    steps = tuple(step // item for step in w.strides)
+    low = sum((n - 1) * step for n, step in zip(w.shape, steps) if step < 0)
+    high = sum((n - 1) * step for n, step in zip(w.shape, steps) if step > 0)
+    lowest = w[tuple(slice(n - 1, n) if step < 0 else slice(0, 1)
+                     for n, step in zip(w.shape, steps))]
+    src = np.lib.stride_tricks.as_strided(lowest, shape=(max(high - low + 1, 0),),
+                                          strides=(item,))
+    return src, _source_description(w.shape, steps, -low, _KBS[dtype.char])
+
+
+def run_dense(plan: DensePlan, x: np.ndarray, wp: np.ndarray | tuple[np.ndarray, np.ndarray],
+              bias: np.ndarray | None, out: np.ndarray) -> None:
     """Run a planned :func:`dense_forward` call on arrays the plan was made for; no checks.
 
     Parameters
@@ -1536,8 +1779,9 @@ def run_dense(plan: DensePlan, x: np.ndarray, wp: np.ndarray, bias: np.ndarray |
         From :func:`dense_plan` with these arrays' shapes and dtype.
     x : ndarray, shape (N, I0, I1, I2, C_in)
         Input, read in place when :func:`accepts_input` (caller's duty).
-    wp : ndarray
-        C-contiguous packed weights, as :func:`dense_forward`.
+    wp : ndarray or tuple
+        C-contiguous packed weights, as :func:`dense_forward`, or, for a row-mode plan made
+        with ``self_pack``, the :func:`weight_source` of unpacked weights.
     bias : ndarray, shape (C_out,), or None
         Bias per output channel, any float dtype (cast to ``out``'s).
     out : ndarray, shape (N, O0, O1, O2, C_out)
@@ -1554,9 +1798,17 @@ def run_dense(plan: DensePlan, x: np.ndarray, wp: np.ndarray, bias: np.ndarray |
     if plan.bias_only:
         out[...] = aux[:plan.c_out]
         return
-    plan.driver(flat_view(x), wp, aux, flat_view(out), _layout(x, out), plan.stride,
-                plan.dilation, plan.pad_low, np.empty(plan.scratch_shape, dtype=np.int64),
-                np.empty(plan.data_scratch_shape, dtype=out.dtype), plan.group)
+    scratch = np.empty(plan.scratch_shape, dtype=np.int64)
+    data_scratch = np.empty(plan.data_scratch_shape, dtype=out.dtype)
+    if plan.window:
+        plan.driver(flat_view(x), wp, aux, flat_view(out), _layout(x, out), plan.stride,
+                    plan.dilation, plan.pad_low, scratch, data_scratch, plan.group)
+        return
+    if isinstance(wp, np.ndarray):
+        wp = (wp.reshape(-1), packed_description(wp.shape, plan.c_out, plan.block_major))
+    scratch[:, -1] = -1  # the channel block each thread holds packed: none yet
+    plan.driver(flat_view(x), *wp, aux, flat_view(out), _layout(x, out), plan.stride,
+                plan.dilation, plan.pad_low, scratch, data_scratch, plan.group)
 
 
 def dense_forward(

@@ -63,10 +63,15 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
     threads = numba.config.NUMBA_NUM_THREADS
     if algorithm == "dense":
         block = _dense.block_size(dtype)
-        packed = -(-spec.c_out // block) * block * spec.c_in * taps
+        packed_shape = (-(-spec.c_out // block), taps, 1, 1, spec.c_in, block)
+        packed = math.prod(packed_shape)
+        packing = f"weights packed in blocks of {block}"
+        if _dense.self_packs(packed_shape, dtype):  # one block per thread at a time
+            packed = threads * math.prod(packed_shape[1:])
+            packing = f"weights packed by each thread, a block of {block} at a time"
         copies = inputs if planar_layout else 0
         detail = (f"register tiles of {_dense.TILE_P} pixels x {block} output channels, "
-                  f"weights packed in blocks of {block}"
+                  f"{packing}"
                   + ("; channels-first input copied to channels-last, output written in "
                      "place" if planar_layout else ""))
         return PassPlan(name, algorithm, detail, flops, (packed + copies) * itemsize)

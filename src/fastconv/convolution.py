@@ -170,15 +170,18 @@ class _GatherPass:
 class _DensePass:
     """A forward convolution (or a stride-1 adjoint) on the SIMD micro-kernel (a planned pass).
 
-    Calling it packs the weights (:func:`fastconv._dense.pack_weights_as`) and runs
+    Calling it prepares the weights (:meth:`prepare`) and runs
     :func:`fastconv._dense.run_dense` on the destination in place (a channels-first output
-    is written through its strides). An input the kernel cannot read in place (channels
-    first) is copied to channels-last a part of the batch at a time (:func:`_copy_step`:
-    as few parts as fit the call's spare memory, at most four), so the copy adds at most
-    about a quarter of the input to the memory a call holds.
+    is written through its strides). Large weights are read in place by the row-mode kernel,
+    each thread packing the channel block it works on (no packed copy of all the weights);
+    others are packed once per call. An input the kernel
+    cannot read in place (channels first) is copied to channels-last a part of the batch at
+    a time (:func:`_copy_step`: as few parts as fit the call's spare memory, at most four),
+    so the copy adds at most about a quarter of the input to the memory a call holds.
     """
 
-    __slots__ = ("block", "dtype", "geometry", "packed_shape", "plans", "small", "weight_shape")
+    __slots__ = ("block", "dtype", "geometry", "packed_shape", "plans", "self_pack", "small",
+                 "weight_shape")
 
     def __init__(self, spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
                  dest_shape: tuple[int, ...]) -> None:
@@ -187,6 +190,7 @@ class _DensePass:
         self.block = _dense.block_size(dtype)
         self.weight_shape = (spec.c_out, spec.c_in, *taps)
         self.packed_shape = (-(-spec.c_out // self.block), *taps, spec.c_in, self.block)
+        self.self_pack = _dense.self_packs(self.packed_shape, dtype)
         self.geometry = (_plan.to_3d(spec.stride, 1), _plan.to_3d(spec.dilation, 1),
                          _plan.to_3d(tuple(p[0] for p in spec.pads), 0))
         # plans of small calls (batch parts of a larger call included), which do not depend
@@ -206,7 +210,8 @@ class _DensePass:
         small = _dense.is_small(src_shape, self.packed_shape, dest.shape)
         plan = _dense.dense_plan(src_shape, self.packed_shape, dest.shape, self.dtype,
                                  *self.geometry, None, None, None,
-                                 1 if small else numba.get_num_threads(), key[2])
+                                 1 if small else numba.get_num_threads(), key[2],
+                                 self.self_pack)
         if small:
             self.plans[key] = plan
         return plan
@@ -217,30 +222,57 @@ class _DensePass:
             _dense.run_small(self.small, src, weight.astype(self.dtype, copy=False).reshape(
                 self.weight_shape), bias, dest)
             return
-        packed = self.pack(weight)
+        prepared = self.prepare(weight)
         target = dest if _writable_in_place(dest) else np.empty(dest.shape, dest.dtype)
         if _dense.accepts_input(src):
-            self.run_packed(src, packed, bias, target)
+            self.run_prepared(src, prepared, bias, target)
         else:
-            step = _copy_step(src, dest, weight.nbytes, packed.nbytes)
+            held = self.held_bytes(prepared, weight) + self.scratch_bytes(src, target)
+            step = _copy_step(src, dest, weight.nbytes, held)
             for part, data in _channels_last_parts(src, step):
-                self.run_packed(data, packed, bias, target[part])
+                self.run_prepared(data, prepared, bias, target[part])
         if target is not dest:
             dest[...] = target
 
     @property
-    def takes_packed(self) -> bool:
-        """Whether calls may go through :meth:`pack` and :meth:`run_packed` (not small)."""
+    def takes_prepared(self) -> bool:
+        """Whether calls may go through :meth:`prepare` and :meth:`run_prepared` (not small)."""
         return self.small is None
 
-    def pack(self, weight: np.ndarray) -> np.ndarray:
-        """The weights in the kernel's packed layout."""
-        return _dense.pack_weights_as(weight.reshape(self.weight_shape), self.dtype, self.block)
+    def prepare(self, weight: np.ndarray) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """The weights as the kernel takes them: packed, or described for the threads to pack.
 
-    def run_packed(self, src: np.ndarray, packed: np.ndarray, bias: np.ndarray | None,
-                   dest: np.ndarray) -> None:
-        """Run on packed weights, an input the kernel reads in place and a writable ``dest``."""
-        _dense.run_dense(self._plan(src.shape, dest), src, packed, bias, dest)
+        The threads pack large weights in row mode (:func:`fastconv._dense.self_packs`).
+        """
+        weight = weight.reshape(self.weight_shape)
+        if self.self_pack:
+            return _dense.weight_source(weight, self.dtype)
+        return _dense.pack_weights_as(weight, self.dtype, self.block)
+
+    def held_bytes(self, prepared: np.ndarray | tuple[np.ndarray, np.ndarray],
+                   weight: np.ndarray) -> int:
+        """Bytes of weights a call holds beyond the caller's.
+
+        Packed weights, or converted ones (threads packing weights of another dtype, or
+        read-only ones).
+        """
+        if not self.self_pack:
+            return prepared.nbytes
+        source = prepared[0]
+        return 0 if np.may_share_memory(source, weight) else source.nbytes
+
+    def scratch_bytes(self, src: np.ndarray, dest: np.ndarray) -> int:
+        """Bytes of the kernel's scratch in a call reading ``src`` and writing ``dest``.
+
+        The threads' packed channel blocks among them; ``src`` may be the channels-first
+        data whose channels-last copy the kernel reads.
+        """
+        return _dense.scratch_bytes(self._plan(src.shape, dest))
+
+    def run_prepared(self, src: np.ndarray, prepared: np.ndarray | tuple[np.ndarray, np.ndarray],
+                     bias: np.ndarray | None, dest: np.ndarray) -> None:
+        """Run on prepared weights, an input the kernel reads in place and a writable ``dest``."""
+        _dense.run_dense(self._plan(src.shape, dest), src, prepared, bias, dest)
 
 
 def _channels_last(view: np.ndarray) -> contextlib.AbstractContextManager[np.ndarray]:
@@ -582,7 +614,7 @@ class _PhasePass:
     def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                  dest: np.ndarray) -> None:
         runs = [run for _, _, _, run, _ in self.phases if run is not None]
-        if (runs and all(isinstance(run, _DensePass) and run.takes_packed for run in runs)
+        if (runs and all(isinstance(run, _DensePass) and run.takes_prepared for run in runs)
                 and not _dense.accepts_input(src) and _writable_in_place(dest)):
             self._dense_phases(src, weight, bias, dest)
             return
@@ -598,18 +630,25 @@ class _PhasePass:
         """Run phases that all take the dense kernel on a channels-first ``src``.
 
         Each part of the batch is copied to channels-last once for all the phases (not once
-        per phase); the weights are packed once per phase.
+        per phase); the weights are prepared once per phase.
         """
-        packed = [None if run is None else run.pack(_phase_kernel(weight, self.spec, *taps))
-                  for _, _, _, run, taps in self.phases]
-        step = _copy_step(src, dest, weight.nbytes,
-                          sum(p.nbytes for p in packed if p is not None))
+        kernels = [None if run is None else _phase_kernel(weight, self.spec, *taps)
+                   for _, _, _, run, taps in self.phases]
+        prepared = [None if run is None else run.prepare(kernel)
+                    for (_, _, _, run, _), kernel in zip(self.phases, kernels)]
+        runs = [(run, p, k, source, target) for (_, target, source, run, _), p, k
+                in zip(self.phases, prepared, kernels) if run is not None]
+        # every phase's weights are held at once; one phase's kernel runs at a time
+        held = (sum(run.held_bytes(p, k) for run, p, k, _, _ in runs)
+                + max(run.scratch_bytes(src[source], dest[target])
+                      for run, _, _, source, target in runs))
+        step = _copy_step(src, dest, weight.nbytes, held)
         for part, data in _channels_last_parts(src, step):
-            for (_, target, source, run, _), kernel in zip(self.phases, packed):
+            for (_, target, source, run, _), weights in zip(self.phases, prepared):
                 if run is None:
                     dest[part][target] = 0 if bias is None else bias
                 else:
-                    run.run_packed(data[source], kernel, bias, dest[part][target])
+                    run.run_prepared(data[source], weights, bias, dest[part][target])
 
 
 def _adjoint_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
