@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import fastconv
 import naive
 from conftest import assert_close, to_channels_last
-from fastconv import convolution
+from fastconv import _plan, convolution
 
 ALGORITHMS = ["dense", "planar", "pointwise", "gather"]
 WEIGHT_ALGORITHMS = ["dense", "planar", "gather"]
@@ -462,15 +462,17 @@ def test_work_arrays_are_reused_and_keep_results_exact(monkeypatch):
 @pytest.mark.parametrize("shape", [(2, 19, 301), (1, 64, 256), (3, 3, 1000), (1, 1, 7),
                                    (2, 17, 16)])
 def test_channels_last_copy_is_an_exact_transpose(shape, dtype):
-    """The vectorised layout copy (square blocks transposed in registers, scalar edges)."""
+    """The vectorised layout copy (square blocks transposed in registers, scalar edges), of
+    whole planes and of a slab of each plane (channel and sample strides of their own)."""
     from fastconv import _jit, _kernels
 
     _jit.ensure_compiled(_kernels.channels_last_copy, _kernels.channels_last_signature,
                          np.dtype(dtype))
-    src = np.random.default_rng(29).standard_normal(shape).astype(dtype)
-    dst = np.full((shape[0], shape[2], shape[1]), np.nan, dtype)
-    _kernels.channels_last_copy(src, dst)
-    assert np.array_equal(dst, src.transpose(0, 2, 1))
+    whole = np.random.default_rng(29).standard_normal((*shape[:2], shape[2] + 9)).astype(dtype)
+    for src in (np.ascontiguousarray(whole[:, :, :shape[2]]), whole[:, :, 5:5 + shape[2]]):
+        dst = np.full((shape[0], shape[2], shape[1]), np.nan, dtype)
+        _kernels.channels_last_copy(src, dst)
+        assert np.array_equal(dst, src.transpose(0, 2, 1))
 
 
 @pytest.mark.parametrize("batch", [1, 3, 9])
@@ -674,3 +676,62 @@ def test_threads_packing_their_weight_blocks_is_bitwise_the_packed_path(case, dt
                      packed[3 * index].dtype)
         assert_close(packed[3 * index + 1], naive.conv_input(x.shape, cast, grad, **options),
                      c_out * reduction, packed[3 * index + 1].dtype)
+
+
+SLAB_CASES = [
+    # (nd, n, c_in, c_out, size, kernel, stride, padding, dilation)
+    (3, 2, 8, 12, (9, 5, 6), (3, 3, 3), 1, 1, 1),
+    (3, 1, 8, 8, (11, 4, 5), (3, 2, 2), (2, 1, 1), ((2, 1), (0, 0), (1, 1)), (2, 1, 1)),
+    (2, 2, 16, 20, (13, 9), (5, 3), 1, ((4, 0), (1, 1)), 1),
+    (1, 3, 8, 16, (40,), (7,), 3, 2, 1),
+]
+
+
+@pytest.mark.parametrize("case", SLAB_CASES, ids=[f"case{i}" for i in range(len(SLAB_CASES))])
+def test_dense_slabs_of_rows_are_bitwise_the_whole_sample(case, monkeypatch):
+    """A channels-first sample larger than the call's spare memory is copied to channels-last
+    a slab of rows at a time (each slab with the input rows its outputs read and the low
+    padding left before it); each output's arithmetic is unchanged, so the results are bit
+    for bit those of whole samples, forward and adjoint, and match the naive reference."""
+    from fastconv import _dense
+
+    nd, n, c_in, c_out, size, kernel, stride, padding, dilation = case
+    monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "dense")
+    monkeypatch.setattr(_dense, "_SERIAL_MAX_FMAS", 0)  # no small calls: the planned passes
+    rng = np.random.default_rng(59)
+    x = rng.standard_normal((n, c_in, *size)).astype(np.float32)
+    weight = rng.standard_normal((c_out, c_in, *kernel)).astype(np.float32)
+    bias = rng.standard_normal(c_out).astype(np.float32)
+    options = {"stride": stride, "padding": padding, "dilation": dilation}
+    grad = rng.standard_normal(naive.conv(x, weight, **options).shape).astype(np.float32)
+    conv = getattr(fastconv, f"conv{nd}d")
+    conv_input = getattr(fastconv, f"conv{nd}d_input")
+
+    def results(extra):
+        monkeypatch.setattr(_plan, "EXTRA_MEMORY", extra)
+        convolution.clear_plans()
+        try:
+            return conv(x, weight, bias, **options), conv_input(x.shape, weight, grad, **options)
+        finally:
+            convolution.clear_plans()
+
+    calls = []
+    original = convolution._DensePass._run_slabs
+
+    def spy(self, *args):
+        ran = original(self, *args)
+        calls.append(ran)
+        return ran
+
+    monkeypatch.setattr(convolution._DensePass, "_run_slabs", spy)
+    whole = results(100.0)
+    assert not calls
+    slabs = results(1e-3)
+    assert calls and all(calls)  # slabs in every pass that copies (multi-phase adjoints don't)
+    for a, b in zip(whole, slabs):
+        assert a.tobytes() == b.tobytes()
+    reduction = int(np.prod(kernel))
+    assert_close(slabs[0], naive.conv(x, weight, bias, **options), c_in * reduction,
+                 np.float32)
+    assert_close(slabs[1], naive.conv_input(x.shape, weight, grad, **options),
+                 c_out * reduction, np.float32)

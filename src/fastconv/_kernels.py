@@ -381,7 +381,7 @@ bias_grad_serial = serial_twin(bias_grad, "bias_grad_serial")
 @cache
 def channels_last_signature(dtype: np.dtype) -> tuple:
     """Argument types :func:`channels_last_copy` is compiled for."""
-    return (data_type(dtype, 3, layout="C"), data_type(dtype, 3, True, "C"))
+    return (data_type(dtype, 3), data_type(dtype, 3, True, "C"))
 
 
 #: Pixels per task of :func:`channels_last_copy`.
@@ -398,8 +398,9 @@ def channels_last_copy(src, dst):
 
     Parameters
     ----------
-    src : ndarray, shape (N, C, P), C-contiguous
-        Channels-first data (spatial dimensions flattened).
+    src : ndarray, shape (N, C, P)
+        Channels-first data (spatial dimensions flattened): consecutive pixels adjacent,
+        any non-negative sample and channel strides (a slab of each plane, for example).
     dst : ndarray, shape (N, P, C), C-contiguous
         Written once per element.
     """
@@ -407,6 +408,8 @@ def channels_last_copy(src, dst):
     lanes = vlanes(src)
     n_blocks = (pixels + LAYOUT_BLOCK - 1) // LAYOUT_BLOCK
     full_c = channels - channels % lanes
+    sample_step = src.strides[0] // src.itemsize
+    channel_step = src.strides[1] // src.itemsize
     src_p = ptr_of(src, 0)
     dst_p = ptr_of(dst, 0)
     for task in prange(batch * n_blocks):
@@ -414,15 +417,15 @@ def channels_last_copy(src, dst):
         p_lo = (task % n_blocks) * LAYOUT_BLOCK
         p_hi = min(pixels, p_lo + LAYOUT_BLOCK)
         full_p = p_lo + (p_hi - p_lo) // lanes * lanes
-        s_base = n * channels * pixels
+        s_base = n * sample_step
         d_base = n * pixels * channels
         for c in range(0, full_c, lanes):
             for p in range(p_lo, full_p, lanes):
-                vtranspose_copy(src_p, s_base + c * pixels + p, pixels, dst_p,
+                vtranspose_copy(src_p, s_base + c * channel_step + p, channel_step, dst_p,
                                 d_base + p * channels + c, channels)
         for p in range(full_p, p_hi):
             for c in range(full_c):
-                dst_p[d_base + p * channels + c] = src_p[s_base + c * pixels + p]
+                dst_p[d_base + p * channels + c] = src_p[s_base + c * channel_step + p]
         for p in range(p_lo, p_hi):
             for c in range(full_c, channels):
-                dst_p[d_base + p * channels + c] = src_p[s_base + c * pixels + p]
+                dst_p[d_base + p * channels + c] = src_p[s_base + c * channel_step + p]

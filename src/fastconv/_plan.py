@@ -344,6 +344,25 @@ def copy_samples(batch: int, sample_bytes: int = 0, spare_bytes: float = 0) -> i
     return -(-batch // -(-batch // fits))  # the parts as even as they can be
 
 
+def slab_rows(out_rows: int, stride: int, dilation: int, taps: int, fit_rows: int) -> int:
+    """Output rows per slab when a pass copies each sample's input a slab of rows at a time.
+
+    The input rows a slab of ``R`` output rows reads, ``(R - 1) * stride + (taps - 1) *
+    dilation + 1``, must fit ``fit_rows``; at least one output row per slab, and the slabs
+    as even as they can be. ``out_rows`` (one slab) when the whole sample fits.
+
+    Examples
+    --------
+    >>> slab_rows(32, 1, 1, 3, 20), slab_rows(32, 1, 1, 3, 100), slab_rows(32, 2, 1, 7, 3)
+    (16, 32, 1)
+    """
+    rows = max(1, (fit_rows - 1 - (taps - 1) * dilation) // stride + 1)
+    if rows >= out_rows:
+        return out_rows
+    slabs = -(-out_rows // rows)
+    return -(-out_rows // slabs)
+
+
 #: Output-gradient bytes per reduction chunk of the dense weight gradient at most: every tap
 #: row's task re-reads its chunk, which should then come from cache.
 WEIGHT_CHUNK_BYTES = 2 * 1024 * 1024

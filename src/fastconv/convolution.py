@@ -174,10 +174,10 @@ class _DensePass:
     :func:`fastconv._dense.run_dense` on the destination in place (a channels-first output
     is written through its strides). Large weights are read in place by the row-mode kernel,
     each thread packing the channel block it works on (no packed copy of all the weights);
-    others are packed once per call. An input the kernel
-    cannot read in place (channels first) is copied to channels-last a part of the batch at
-    a time (:func:`_copy_step`: as few parts as fit the call's spare memory, at most four),
-    so the copy adds at most about a quarter of the input to the memory a call holds.
+    others are packed once per call. An input the kernel cannot read in place (channels
+    first) is copied to channels-last a part of the batch at a time, as few parts as fit
+    the call's spare memory (:func:`_spare_bytes`, at most four parts), or, when one sample
+    does not fit, a slab of rows of each sample at a time (:meth:`_run_slabs`).
     """
 
     __slots__ = ("block", "dtype", "geometry", "packed_shape", "plans", "self_pack", "small",
@@ -201,15 +201,21 @@ class _DensePass:
         self.small = _dense.small_call(src_shape, self.weight_shape, dest_shape, dtype,
                                        *self.geometry)
 
-    def _plan(self, src_shape: tuple[int, ...], dest: np.ndarray) -> _dense.DensePlan:
-        """The dense plan of one call reading an input of ``src_shape`` and writing ``dest``."""
-        key = (src_shape, dest.shape, _dense.stages_output(dest))
+    def _plan(self, src_shape: tuple[int, ...], dest: np.ndarray,
+              pad_low: tuple[int, int, int] | None = None) -> _dense.DensePlan:
+        """The dense plan of one call reading an input of ``src_shape`` and writing ``dest``.
+
+        ``pad_low`` is a slab's low padding (:meth:`_run_slabs`), else the convolution's.
+        """
+        stride, dilation, own_pad_low = self.geometry
+        pad_low = own_pad_low if pad_low is None else pad_low
+        key = (src_shape, dest.shape, _dense.stages_output(dest), pad_low)
         plan = self.plans.get(key)
         if plan is not None:
             return plan
         small = _dense.is_small(src_shape, self.packed_shape, dest.shape)
         plan = _dense.dense_plan(src_shape, self.packed_shape, dest.shape, self.dtype,
-                                 *self.geometry, None, None, None,
+                                 stride, dilation, pad_low, None, None, None,
                                  1 if small else numba.get_num_threads(), key[2],
                                  self.self_pack)
         if small:
@@ -228,11 +234,58 @@ class _DensePass:
             self.run_prepared(src, prepared, bias, target)
         else:
             held = self.held_bytes(prepared, weight) + self.scratch_bytes(src, target)
-            step = _copy_step(src, dest, weight.nbytes, held)
-            for part, data in _channels_last_parts(src, step):
-                self.run_prepared(data, prepared, bias, target[part])
+            spare = _spare_bytes(src, dest, weight.nbytes, held)
+            sample_bytes = src.nbytes // max(src.shape[0], 1)
+            if sample_bytes > spare and not self._run_slabs(src, prepared, bias, target, spare):
+                spare = sample_bytes  # one sample at a time: no slab takes less
+            step = _plan.copy_samples(src.shape[0], sample_bytes, spare)
+            if sample_bytes <= spare:
+                for part, data in _channels_last_parts(src, step):
+                    self.run_prepared(data, prepared, bias, target[part])
         if target is not dest:
             dest[...] = target
+
+    def _run_slabs(self, src: np.ndarray, prepared: np.ndarray | tuple[np.ndarray, np.ndarray],
+                   bias: np.ndarray | None, dest: np.ndarray, spare: float) -> bool:
+        """Run sample by sample, each copied to channels-last a slab of rows at a time.
+
+        For samples larger than the call's spare memory: the slabs split the first spatial
+        axis of more than one output row, each slab's copy holding the input rows its output
+        rows read (:func:`fastconv._plan.slab_rows`). A slab's low padding is what remains
+        of the convolution's before its first row; its high padding is implied by the rows
+        it holds, as for the whole input. False (nothing run) when no axis can be split.
+        """
+        axes = [a for a in (1, 2, 3) if dest.shape[a] > 1]
+        if not axes:
+            return False
+        axis = axes[0]
+        stride, dilation, pad_low = (g[axis - 1] for g in self.geometry)
+        taps = self.weight_shape[axis + 1]
+        row_bytes = src.nbytes // max(src.shape[0] * src.shape[axis], 1)
+        rows = _plan.slab_rows(dest.shape[axis], stride, dilation, taps,
+                               int(spare // max(row_bytes, 1)))
+        if rows >= dest.shape[axis]:
+            return False
+        extent = min(src.shape[axis], (rows - 1) * stride + (taps - 1) * dilation + 1)
+        shape = list(src.shape)
+        shape[0], shape[axis] = 1, extent
+        lead = (slice(None),) * axis
+        with _workspace.borrowed("channels-last", tuple(shape), src.dtype) as buffer:
+            for first in range(0, dest.shape[axis], rows):
+                last = min(first + rows, dest.shape[axis])
+                low = max(0, first * stride - pad_low)
+                high = min(src.shape[axis], (last - 1) * stride - pad_low
+                           + (taps - 1) * dilation + 1)
+                high = max(high, low)
+                pads = list(self.geometry[2])
+                pads[axis - 1] = pad_low - first * stride + low
+                data = buffer[lead + (slice(0, high - low),)]
+                for n in range(src.shape[0]):
+                    part = (slice(n, n + 1), *lead[1:])
+                    _copy_channels_last(src[part + (slice(low, high),)], data)
+                    self.run_prepared(data, prepared, bias, dest[part + (slice(first, last),)],
+                                      tuple(pads))
+        return True
 
     @property
     def takes_prepared(self) -> bool:
@@ -270,9 +323,13 @@ class _DensePass:
         return _dense.scratch_bytes(self._plan(src.shape, dest))
 
     def run_prepared(self, src: np.ndarray, prepared: np.ndarray | tuple[np.ndarray, np.ndarray],
-                     bias: np.ndarray | None, dest: np.ndarray) -> None:
-        """Run on prepared weights, an input the kernel reads in place and a writable ``dest``."""
-        _dense.run_dense(self._plan(src.shape, dest), src, prepared, bias, dest)
+                     bias: np.ndarray | None, dest: np.ndarray,
+                     pad_low: tuple[int, int, int] | None = None) -> None:
+        """Run on prepared weights, an input the kernel reads in place and a writable ``dest``.
+
+        ``pad_low`` is a slab's low padding (:meth:`_run_slabs`), else the convolution's.
+        """
+        _dense.run_dense(self._plan(src.shape, dest, pad_low), src, prepared, bias, dest)
 
 
 def _channels_last(view: np.ndarray) -> contextlib.AbstractContextManager[np.ndarray]:
@@ -314,17 +371,40 @@ _LAYOUT_KERNEL_MIN = 1 << 16
 def _copy_channels_last(view: np.ndarray, dest: np.ndarray) -> None:
     """Copy a canonical view into the C-contiguous ``dest`` of its shape.
 
-    Channels-first C-contiguous data (the common case) goes through the vectorised
-    transposing kernel :func:`fastconv._kernels.channels_last_copy`.
+    Channels-first data whose planes keep their pixels adjacent (a whole array, a part of
+    its batch or a slab of its planes) goes through the vectorised transposing kernel
+    :func:`fastconv._kernels.channels_last_copy`.
     """
     planes = _channels_first(view)
-    if not planes.flags.c_contiguous or view.size < _LAYOUT_KERNEL_MIN:
+    flat = _flat_planes(planes)
+    if flat is None or view.size < _LAYOUT_KERNEL_MIN:
         np.copyto(dest, view)
         return
     _jit.ensure_compiled(_kernels.channels_last_copy, _kernels.channels_last_signature,
                          view.dtype)
-    n, c = planes.shape[0], planes.shape[1]
-    _kernels.channels_last_copy(planes.reshape(n, c, -1), dest.reshape(n, -1, c))
+    _kernels.channels_last_copy(flat, dest.reshape(flat.shape[0], -1, flat.shape[1]))
+
+
+def _flat_planes(planes: np.ndarray) -> np.ndarray | None:
+    """``(N, C, P)`` view of ``(N, C, D0, D1, D2)`` planes with adjacent pixels, else None.
+
+    Examples
+    --------
+    >>> a = np.zeros((2, 3, 4, 5, 6), np.float32)
+    >>> _flat_planes(a[:, :, 1:3]).shape, _flat_planes(a[:, :, :, 1:3]) is None
+    ((2, 3, 60), True)
+    """
+    n, c, *spatial = planes.shape
+    step = planes.itemsize
+    for extent, stride in zip(reversed(spatial), reversed(planes.strides[2:])):
+        if extent > 1 and stride != step:
+            return None
+        step *= extent
+    if min(planes.strides[:2]) < 0:
+        return None
+    return np.lib.stride_tricks.as_strided(planes, (n, c, math.prod(spatial)),
+                                           (*planes.strides[:2], planes.itemsize),
+                                           writeable=False)
 
 
 def _channels_last_parts(src: np.ndarray, step: int) -> Iterator[tuple[slice, np.ndarray]]:
@@ -348,16 +428,24 @@ def _channels_last_parts(src: np.ndarray, step: int) -> Iterator[tuple[slice, np
             yield part, data
 
 
+def _spare_bytes(src: np.ndarray, dest: np.ndarray, weight_bytes: int,
+                 held_bytes: int) -> float:
+    """Memory a pass reading ``src`` and writing ``dest`` may use for layout copies.
+
+    :data:`fastconv._plan.EXTRA_MEMORY` of its operands (``weight_bytes`` of weights
+    included) and result, less what it holds anyway (``held_bytes``: packed weights, scratch).
+    """
+    return _plan.EXTRA_MEMORY * (src.nbytes + dest.nbytes + weight_bytes) - held_bytes
+
+
 def _copy_step(src: np.ndarray, dest: np.ndarray, weight_bytes: int, held_bytes: int) -> int:
     """Samples per part of a pass that copies ``src`` to channels-last part by part.
 
-    :func:`fastconv._plan.copy_samples` with the memory the call may add
-    (:data:`fastconv._plan.EXTRA_MEMORY` of its operands, ``weight_bytes`` of weights
-    included, and result) less what it holds anyway (``held_bytes``: packed weights).
+    :func:`fastconv._plan.copy_samples` within :func:`_spare_bytes`.
     """
     batch = src.shape[0]
-    spare = _plan.EXTRA_MEMORY * (src.nbytes + dest.nbytes + weight_bytes) - held_bytes
-    return _plan.copy_samples(batch, src.nbytes // max(batch, 1), spare)
+    return _plan.copy_samples(batch, src.nbytes // max(batch, 1),
+                              _spare_bytes(src, dest, weight_bytes, held_bytes))
 
 
 def _writable_in_place(dest: np.ndarray) -> bool:
@@ -614,7 +702,9 @@ class _PhasePass:
     def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                  dest: np.ndarray) -> None:
         runs = [run for _, _, _, run, _ in self.phases if run is not None]
-        if (runs and all(isinstance(run, _DensePass) and run.takes_prepared for run in runs)
+        # one phase (a stride-1 adjoint) is a plain forward pass, which lays out its own input
+        if (len(runs) > 1 and all(isinstance(run, _DensePass) and run.takes_prepared
+                                  for run in runs)
                 and not _dense.accepts_input(src) and _writable_in_place(dest)):
             self._dense_phases(src, weight, bias, dest)
             return
