@@ -99,18 +99,43 @@ def wtile(P):
         "    k0n, k1n, k2n, kbs = kshape",
         "    osk = lay[7]",
         "    lanes = vlanes(xp)",
-        f"    _pixel_meta(sp, pos, npix, {P}, ishape, oshape, kshape, geom, lay)",
+        f"    interior = _pixel_meta(sp, pos, npix, {P}, ishape, oshape, kshape, geom, lay)",
         "    win = k0n * k1n * k2n * ishape[3]",
-        f"    _gather_windows(xp, fp, sp, {P}, npix, ishape, kshape, geom, lay)",
+        "    # a full tile of windows inside the input with undilated columns is read in place,",
+        "    # one segment of K2 x C_in contiguous values per kernel row (k0, k1); any other",
+        "    # tile's windows are first gathered (zeros in the padding) into one segment each",
+        "    if interior and geom[1][2] == 1:",
+        "        base = xp",
+        "        step0 = geom[1][0] * lay[1]",
+        "        step1 = geom[1][1] * lay[2]",
+        "        seg = k2n * ishape[3]",
+        "        n0 = k0n",
+        "        n1 = k1n",
+    ]
+    L += [f"        o{p} = sp[{p}]" for p in range(P)]
+    L += [
+        "    else:",
+        f"        _gather_windows(xp, fp, sp, {P}, npix, ishape, kshape, geom, lay)",
+        "        base = fp",
+        "        step0 = 0",
+        "        step1 = 0",
+        "        seg = win",
+        "        n0 = 1",
+        "        n1 = 1",
     ]
     for p in range(P):
         off = "0" if p == 0 else ("win" if p == 1 else f"{p} * win")
-        L.append(f"    x{p} = ptr_of(fp, {off})")
+        L.append(f"        o{p} = {off}")
     L.append("    for kb in range((kn + kbs - 1) // kbs):")
     for p in range(P):
         L += [f"        a{p}0 = vzero(xp)", f"        a{p}1 = vzero(xp)"]
-    L += ["        w = kb * win * kbs", "        for c in range(win):"]
-    L += _fma_lines(P, "            ")
+    L += ["        w = kb * win * kbs",
+          "        for k0 in range(n0):",
+          "            for k1 in range(n1):",
+          "                off = k0 * step0 + k1 * step1"]
+    L += [f"                x{p} = ptr_of(base, o{p} + off)" for p in range(P)]
+    L += ["                for c in range(seg):"]
+    L += _fma_lines(P, "                    ")
     L += [
         "        nk = kn - kb * kbs",
         "        b0 = vload(bp, kb * kbs)",
