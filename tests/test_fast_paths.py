@@ -735,3 +735,31 @@ def test_dense_slabs_of_rows_are_bitwise_the_whole_sample(case, monkeypatch):
                  np.float32)
     assert_close(slabs[1], naive.conv_input(x.shape, weight, grad, **options),
                  c_out * reduction, np.float32)
+
+
+@pytest.mark.parametrize("dilation", [(1, 1, 1), (1, 2, 3), (2, 1, 2)])
+@pytest.mark.parametrize("stride", [(1, 1, 1), (1, 2, 1)])
+def test_dense_window_mode_in_place_is_bitwise_row_mode(dilation, stride):
+    """Window mode reads interior tiles' windows in place (a kernel row, or with a dilation
+    along the last dimension a tap, at a time) and gathers border tiles' windows; row mode
+    reads rows in place per channel block. Same arithmetic: the same bits, and the naive
+    reference's values."""
+    from fastconv import _dense
+
+    rng = np.random.default_rng(61)
+    x = rng.standard_normal((2, 5, 11, 30, 7)).astype(np.float32)
+    weight = rng.standard_normal((37, 7, 2, 3, 3)).astype(np.float32)
+    bias = rng.standard_normal(37).astype(np.float32)
+    pad_low = (1, 2, 1)
+    sizes = [(n + 2 * p - d * (k - 1) - 1) // s + 1
+             for n, p, d, k, s in zip(x.shape[1:4], pad_low, dilation, weight.shape[2:], stride)]
+    results = {}
+    for mode in ("row", "window"):
+        out = np.empty((2, *sizes, 37), np.float32)
+        _dense.dense_forward(x, _dense.pack_weights(weight), bias, out, stride, dilation,
+                             pad_low, mode=mode)
+        results[mode] = out
+    assert results["row"].tobytes() == results["window"].tobytes()
+    expected = naive.conv(x.transpose(0, 4, 1, 2, 3), weight, bias, stride=stride,
+                          padding=tuple((p, p) for p in pad_low), dilation=dilation)
+    assert_close(results["window"], expected.transpose(0, 2, 3, 4, 1), 7 * 18, np.float32)

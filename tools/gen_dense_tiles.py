@@ -101,16 +101,19 @@ def wtile(P):
         "    lanes = vlanes(xp)",
         f"    interior = _pixel_meta(sp, pos, npix, {P}, ishape, oshape, kshape, geom, lay)",
         "    win = k0n * k1n * k2n * ishape[3]",
-        "    # a full tile of windows inside the input with undilated columns is read in place,",
-        "    # one segment of K2 x C_in contiguous values per kernel row (k0, k1); any other",
-        "    # tile's windows are first gathered (zeros in the padding) into one segment each",
-        "    if interior and geom[1][2] == 1:",
+        "    # a full tile of windows inside the input is read in place, one segment of",
+        "    # contiguous values per kernel row (k0, k1): K2 x C_in, or C_in per tap k2 with a",
+        "    # dilation along the last dimension; any other tile's windows are first gathered",
+        "    # (zeros in the padding) into one segment each",
+        "    if interior:",
         "        base = xp",
         "        step0 = geom[1][0] * lay[1]",
         "        step1 = geom[1][1] * lay[2]",
-        "        seg = k2n * ishape[3]",
+        "        step2 = geom[1][2] * ishape[3]",
         "        n0 = k0n",
         "        n1 = k1n",
+        "        n2 = 1 if geom[1][2] == 1 else k2n",
+        "        seg = win // (n0 * n1 * n2)",
     ]
     L += [f"        o{p} = sp[{p}]" for p in range(P)]
     L += [
@@ -119,9 +122,11 @@ def wtile(P):
         "        base = fp",
         "        step0 = 0",
         "        step1 = 0",
+        "        step2 = 0",
         "        seg = win",
         "        n0 = 1",
         "        n1 = 1",
+        "        n2 = 1",
     ]
     for p in range(P):
         off = "0" if p == 0 else ("win" if p == 1 else f"{p} * win")
@@ -132,10 +137,11 @@ def wtile(P):
     L += ["        w = kb * win * kbs",
           "        for k0 in range(n0):",
           "            for k1 in range(n1):",
-          "                off = k0 * step0 + k1 * step1"]
-    L += [f"                x{p} = ptr_of(base, o{p} + off)" for p in range(P)]
-    L += ["                for c in range(seg):"]
-    L += _fma_lines(P, "                    ")
+          "                for k2 in range(n2):",
+          "                    off = k0 * step0 + k1 * step1 + k2 * step2"]
+    L += [f"                    x{p} = ptr_of(base, o{p} + off)" for p in range(P)]
+    L += ["                    for c in range(seg):"]
+    L += _fma_lines(P, "                        ")
     L += [
         "        nk = kn - kb * kbs",
         "        b0 = vload(bp, kb * kbs)",

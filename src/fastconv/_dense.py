@@ -822,16 +822,19 @@ def _wtile6(xp, wpp, bp, zp, op, sp, fp, tb, pos, npix, ishape, oshape, kshape, 
     lanes = vlanes(xp)
     interior = _pixel_meta(sp, pos, npix, 6, ishape, oshape, kshape, geom, lay)
     win = k0n * k1n * k2n * ishape[3]
-    # a full tile of windows inside the input with undilated columns is read in place,
-    # one segment of K2 x C_in contiguous values per kernel row (k0, k1); any other
-    # tile's windows are first gathered (zeros in the padding) into one segment each
-    if interior and geom[1][2] == 1:
+    # a full tile of windows inside the input is read in place, one segment of
+    # contiguous values per kernel row (k0, k1): K2 x C_in, or C_in per tap k2 with a
+    # dilation along the last dimension; any other tile's windows are first gathered
+    # (zeros in the padding) into one segment each
+    if interior:
         base = xp
         step0 = geom[1][0] * lay[1]
         step1 = geom[1][1] * lay[2]
-        seg = k2n * ishape[3]
+        step2 = geom[1][2] * ishape[3]
         n0 = k0n
         n1 = k1n
+        n2 = 1 if geom[1][2] == 1 else k2n
+        seg = win // (n0 * n1 * n2)
         o0 = sp[0]
         o1 = sp[1]
         o2 = sp[2]
@@ -843,9 +846,11 @@ def _wtile6(xp, wpp, bp, zp, op, sp, fp, tb, pos, npix, ishape, oshape, kshape, 
         base = fp
         step0 = 0
         step1 = 0
+        step2 = 0
         seg = win
         n0 = 1
         n1 = 1
+        n2 = 1
         o0 = 0
         o1 = win
         o2 = 2 * win
@@ -868,35 +873,36 @@ def _wtile6(xp, wpp, bp, zp, op, sp, fp, tb, pos, npix, ishape, oshape, kshape, 
         w = kb * win * kbs
         for k0 in range(n0):
             for k1 in range(n1):
-                off = k0 * step0 + k1 * step1
-                x0 = ptr_of(base, o0 + off)
-                x1 = ptr_of(base, o1 + off)
-                x2 = ptr_of(base, o2 + off)
-                x3 = ptr_of(base, o3 + off)
-                x4 = ptr_of(base, o4 + off)
-                x5 = ptr_of(base, o5 + off)
-                for c in range(seg):
-                    w0 = vload(wpp, w)
-                    w1 = vload(wpp, w + lanes)
-                    b = vbroadcast_load(x0, c)
-                    a00 = vfma(b, w0, a00)
-                    a01 = vfma(b, w1, a01)
-                    b = vbroadcast_load(x1, c)
-                    a10 = vfma(b, w0, a10)
-                    a11 = vfma(b, w1, a11)
-                    b = vbroadcast_load(x2, c)
-                    a20 = vfma(b, w0, a20)
-                    a21 = vfma(b, w1, a21)
-                    b = vbroadcast_load(x3, c)
-                    a30 = vfma(b, w0, a30)
-                    a31 = vfma(b, w1, a31)
-                    b = vbroadcast_load(x4, c)
-                    a40 = vfma(b, w0, a40)
-                    a41 = vfma(b, w1, a41)
-                    b = vbroadcast_load(x5, c)
-                    a50 = vfma(b, w0, a50)
-                    a51 = vfma(b, w1, a51)
-                    w += kbs
+                for k2 in range(n2):
+                    off = k0 * step0 + k1 * step1 + k2 * step2
+                    x0 = ptr_of(base, o0 + off)
+                    x1 = ptr_of(base, o1 + off)
+                    x2 = ptr_of(base, o2 + off)
+                    x3 = ptr_of(base, o3 + off)
+                    x4 = ptr_of(base, o4 + off)
+                    x5 = ptr_of(base, o5 + off)
+                    for c in range(seg):
+                        w0 = vload(wpp, w)
+                        w1 = vload(wpp, w + lanes)
+                        b = vbroadcast_load(x0, c)
+                        a00 = vfma(b, w0, a00)
+                        a01 = vfma(b, w1, a01)
+                        b = vbroadcast_load(x1, c)
+                        a10 = vfma(b, w0, a10)
+                        a11 = vfma(b, w1, a11)
+                        b = vbroadcast_load(x2, c)
+                        a20 = vfma(b, w0, a20)
+                        a21 = vfma(b, w1, a21)
+                        b = vbroadcast_load(x3, c)
+                        a30 = vfma(b, w0, a30)
+                        a31 = vfma(b, w1, a31)
+                        b = vbroadcast_load(x4, c)
+                        a40 = vfma(b, w0, a40)
+                        a41 = vfma(b, w1, a41)
+                        b = vbroadcast_load(x5, c)
+                        a50 = vfma(b, w0, a50)
+                        a51 = vfma(b, w1, a51)
+                        w += kbs
         nk = kn - kb * kbs
         b0 = vload(bp, kb * kbs)
         b1 = vload(bp, kb * kbs + lanes)
@@ -923,16 +929,19 @@ def _wtile8(xp, wpp, bp, zp, op, sp, fp, tb, pos, npix, ishape, oshape, kshape, 
     lanes = vlanes(xp)
     interior = _pixel_meta(sp, pos, npix, 8, ishape, oshape, kshape, geom, lay)
     win = k0n * k1n * k2n * ishape[3]
-    # a full tile of windows inside the input with undilated columns is read in place,
-    # one segment of K2 x C_in contiguous values per kernel row (k0, k1); any other
-    # tile's windows are first gathered (zeros in the padding) into one segment each
-    if interior and geom[1][2] == 1:
+    # a full tile of windows inside the input is read in place, one segment of
+    # contiguous values per kernel row (k0, k1): K2 x C_in, or C_in per tap k2 with a
+    # dilation along the last dimension; any other tile's windows are first gathered
+    # (zeros in the padding) into one segment each
+    if interior:
         base = xp
         step0 = geom[1][0] * lay[1]
         step1 = geom[1][1] * lay[2]
-        seg = k2n * ishape[3]
+        step2 = geom[1][2] * ishape[3]
         n0 = k0n
         n1 = k1n
+        n2 = 1 if geom[1][2] == 1 else k2n
+        seg = win // (n0 * n1 * n2)
         o0 = sp[0]
         o1 = sp[1]
         o2 = sp[2]
@@ -946,9 +955,11 @@ def _wtile8(xp, wpp, bp, zp, op, sp, fp, tb, pos, npix, ishape, oshape, kshape, 
         base = fp
         step0 = 0
         step1 = 0
+        step2 = 0
         seg = win
         n0 = 1
         n1 = 1
+        n2 = 1
         o0 = 0
         o1 = win
         o2 = 2 * win
@@ -977,43 +988,44 @@ def _wtile8(xp, wpp, bp, zp, op, sp, fp, tb, pos, npix, ishape, oshape, kshape, 
         w = kb * win * kbs
         for k0 in range(n0):
             for k1 in range(n1):
-                off = k0 * step0 + k1 * step1
-                x0 = ptr_of(base, o0 + off)
-                x1 = ptr_of(base, o1 + off)
-                x2 = ptr_of(base, o2 + off)
-                x3 = ptr_of(base, o3 + off)
-                x4 = ptr_of(base, o4 + off)
-                x5 = ptr_of(base, o5 + off)
-                x6 = ptr_of(base, o6 + off)
-                x7 = ptr_of(base, o7 + off)
-                for c in range(seg):
-                    w0 = vload(wpp, w)
-                    w1 = vload(wpp, w + lanes)
-                    b = vbroadcast_load(x0, c)
-                    a00 = vfma(b, w0, a00)
-                    a01 = vfma(b, w1, a01)
-                    b = vbroadcast_load(x1, c)
-                    a10 = vfma(b, w0, a10)
-                    a11 = vfma(b, w1, a11)
-                    b = vbroadcast_load(x2, c)
-                    a20 = vfma(b, w0, a20)
-                    a21 = vfma(b, w1, a21)
-                    b = vbroadcast_load(x3, c)
-                    a30 = vfma(b, w0, a30)
-                    a31 = vfma(b, w1, a31)
-                    b = vbroadcast_load(x4, c)
-                    a40 = vfma(b, w0, a40)
-                    a41 = vfma(b, w1, a41)
-                    b = vbroadcast_load(x5, c)
-                    a50 = vfma(b, w0, a50)
-                    a51 = vfma(b, w1, a51)
-                    b = vbroadcast_load(x6, c)
-                    a60 = vfma(b, w0, a60)
-                    a61 = vfma(b, w1, a61)
-                    b = vbroadcast_load(x7, c)
-                    a70 = vfma(b, w0, a70)
-                    a71 = vfma(b, w1, a71)
-                    w += kbs
+                for k2 in range(n2):
+                    off = k0 * step0 + k1 * step1 + k2 * step2
+                    x0 = ptr_of(base, o0 + off)
+                    x1 = ptr_of(base, o1 + off)
+                    x2 = ptr_of(base, o2 + off)
+                    x3 = ptr_of(base, o3 + off)
+                    x4 = ptr_of(base, o4 + off)
+                    x5 = ptr_of(base, o5 + off)
+                    x6 = ptr_of(base, o6 + off)
+                    x7 = ptr_of(base, o7 + off)
+                    for c in range(seg):
+                        w0 = vload(wpp, w)
+                        w1 = vload(wpp, w + lanes)
+                        b = vbroadcast_load(x0, c)
+                        a00 = vfma(b, w0, a00)
+                        a01 = vfma(b, w1, a01)
+                        b = vbroadcast_load(x1, c)
+                        a10 = vfma(b, w0, a10)
+                        a11 = vfma(b, w1, a11)
+                        b = vbroadcast_load(x2, c)
+                        a20 = vfma(b, w0, a20)
+                        a21 = vfma(b, w1, a21)
+                        b = vbroadcast_load(x3, c)
+                        a30 = vfma(b, w0, a30)
+                        a31 = vfma(b, w1, a31)
+                        b = vbroadcast_load(x4, c)
+                        a40 = vfma(b, w0, a40)
+                        a41 = vfma(b, w1, a41)
+                        b = vbroadcast_load(x5, c)
+                        a50 = vfma(b, w0, a50)
+                        a51 = vfma(b, w1, a51)
+                        b = vbroadcast_load(x6, c)
+                        a60 = vfma(b, w0, a60)
+                        a61 = vfma(b, w1, a61)
+                        b = vbroadcast_load(x7, c)
+                        a70 = vfma(b, w0, a70)
+                        a71 = vfma(b, w1, a71)
+                        w += kbs
         nk = kn - kb * kbs
         b0 = vload(bp, kb * kbs)
         b1 = vload(bp, kb * kbs + lanes)
@@ -1539,7 +1551,7 @@ def dense_plan(
     if ptile not in _DRIVERS:
         raise ValueError(f"tile must be one of {sorted(_DRIVERS)}")
     if mode is None:
-        mode = "window" if window_mode(wp_shape, dtype, dilation[2]) else "row"
+        mode = "window" if window_mode(wp_shape, dtype) else "row"
     if mode not in ("row", "window"):
         raise ValueError(f"mode must be 'row' or 'window', got {mode!r}")
     window = mode == "window"
@@ -1598,36 +1610,31 @@ def self_packs(wp_shape: tuple[int, ...], dtype: np.dtype) -> bool:
     return math.prod(wp_shape) * dtype.itemsize > SELF_PACK_BYTES
 
 
-def window_mode(wp_shape: tuple[int, ...], dtype: np.dtype, dilation: int = 1) -> bool:
+def window_mode(wp_shape: tuple[int, ...], dtype: np.dtype) -> bool:
     """Whether :func:`dense_plan` runs weights of `wp_shape` in window mode by default.
 
-    ``dilation`` is the dilation along the last spatial dimension. Window mode runs every
-    channel block of a tile in turn, so the per-tile work (pixel positions, border checks,
-    gathering windows that cross the border) is done once, not once per block, and the
-    kernel rows of an undilated window are read in place. It takes packed weights, which
-    must be small (not :func:`self_packs`); with them and at least two channel blocks it
-    is as fast or faster than row mode on the benchmark layers (3x3 with 16 to 64
-    channels, 3-D, 1-D, the RGB stem, transposed). With one block there is nothing to
-    share, and with a dilation along the last dimension every window is gathered: then it
-    pays off only when kernel rows are short compared with the number of channel blocks
-    (small ``C_in``) and for 1x1 kernels with several blocks (all blocks reuse the input).
+    Window mode runs every channel block of a tile in turn, so the per-tile work (pixel
+    positions, border checks, gathering windows that cross the border) is done once, not
+    once per block, and the windows of interior tiles are read in place (a kernel row, or
+    with a dilation along the last dimension a tap, at a time). It takes packed weights,
+    which must be small (not :func:`self_packs`); with them and at least two channel
+    blocks it is as fast or faster than row mode on the benchmark layers (3x3 with 16 to
+    64 channels, dilated, 3-D, 1-D, the RGB stem, transposed). With one block there is
+    nothing to share: then it pays off only when kernel rows are short (``K2 * C_in`` at
+    most one vector).
 
     Examples
     --------
     >>> f = np.dtype(np.float32)
-    >>> window_mode((4, 7, 7, 1, 3, 16), f), window_mode((4, 3, 3, 1, 64, 16), f, 2)
+    >>> window_mode((4, 7, 7, 1, 3, 16), f), window_mode((1, 3, 3, 1, 64, 16), f)
     (True, False)
     >>> window_mode((4, 3, 3, 1, 64, 16), f), window_mode((16, 3, 3, 1, 256, 16), f)
     (True, False)
     """
     if self_packs(wp_shape, dtype):
         return False
-    nblk, k0, k1, k2, c_in, kbs = wp_shape
-    if dilation == 1 and nblk > 1:
-        return True
-    row_vectors = -(-(k2 * c_in) // (kbs // 2))
-    pointwise = k0 * k1 * k2 == 1 and nblk > 1
-    return 3 * row_vectors < 5 * nblk or pointwise
+    nblk, _, _, k2, c_in, kbs = wp_shape
+    return nblk > 1 or k2 * c_in <= kbs // 2
 
 
 def is_small(x_shape: tuple[int, ...], wp_shape: tuple[int, ...],
