@@ -236,10 +236,9 @@ class _DensePass:
             held = self.held_bytes(prepared, weight) + self.scratch_bytes(src, target)
             spare = _spare_bytes(src, dest, weight.nbytes, held)
             sample_bytes = src.nbytes // max(src.shape[0], 1)
-            if sample_bytes > spare and not self._run_slabs(src, prepared, bias, target, spare):
-                spare = sample_bytes  # one sample at a time: no slab takes less
-            step = _plan.copy_samples(src.shape[0], sample_bytes, spare)
-            if sample_bytes <= spare:
+            # a sample that does not fit goes in slabs of rows, or whole when it cannot be split
+            if sample_bytes <= spare or not self._run_slabs(src, prepared, bias, target, spare):
+                step = _plan.copy_samples(src.shape[0], sample_bytes, spare)
                 for part, data in _channels_last_parts(src, step):
                     self.run_prepared(data, prepared, bias, target[part])
         if target is not dest:
