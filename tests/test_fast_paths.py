@@ -469,10 +469,100 @@ def test_channels_last_copy_is_an_exact_transpose(shape, dtype):
     _jit.ensure_compiled(_kernels.channels_last_copy, _kernels.channels_last_signature,
                          np.dtype(dtype))
     whole = np.random.default_rng(29).standard_normal((*shape[:2], shape[2] + 9)).astype(dtype)
+    low = np.zeros(3, np.int64)
+    low.flags.writeable = False
     for src in (np.ascontiguousarray(whole[:, :, :shape[2]]), whole[:, :, 5:5 + shape[2]]):
-        dst = np.full((shape[0], shape[2], shape[1]), np.nan, dtype)
-        _kernels.channels_last_copy(src, dst)
-        assert np.array_equal(dst, src.transpose(0, 2, 1))
+        dst = np.full((shape[0], 1, 1, shape[2], shape[1]), np.nan, dtype)
+        planes = src[:, :, None, None, :]
+        planes.flags.writeable = False
+        _kernels.channels_last_copy(planes, dst, low)
+        assert np.array_equal(dst[:, 0, 0], src.transpose(0, 2, 1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("shape", "low", "high"), [
+    ((2, 19, 3, 5, 37), (1, 2, 3), (0, 1, 2)),
+    ((1, 8, 1, 14, 14), (0, 1, 1), (0, 1, 1)),
+    ((3, 3, 1, 1, 40), (0, 0, 4), (0, 0, 0)),
+    ((2, 16, 4, 3, 9), (2, 0, 0), (1, 0, 0)),
+    ((1, 5, 2, 2, 8), (0, 0, 0), (0, 2, 0)),
+])
+def test_channels_last_copy_into_a_padded_buffer(shape, low, high, dtype):
+    """The layout copy writes the interior of a larger buffer (a row at a time) exactly and
+    leaves its margins alone; planes with sample and channel strides of their own too."""
+    from fastconv import _jit, _kernels
+
+    _jit.ensure_compiled(_kernels.channels_last_copy, _kernels.channels_last_signature,
+                         np.dtype(dtype))
+    n, c, *spatial = shape
+    rng = np.random.default_rng(37)
+    whole = rng.standard_normal((n + 1, c + 2, *spatial)).astype(dtype)
+    margins = np.array(low, np.int64)
+    margins.flags.writeable = False
+    for planes in (np.ascontiguousarray(whole[:n, :c]), whole[1:, 2:]):
+        planes.flags.writeable = False
+        padded = [s + lo + hi for s, lo, hi in zip(spatial, low, high)]
+        dst = np.full((n, *padded, c), -7.0, dtype)
+        _kernels.channels_last_copy(planes, dst, margins)
+        interior = (slice(None), *(slice(lo, lo + s) for lo, s in zip(low, spatial)))
+        assert np.array_equal(dst[interior], planes.transpose(0, 2, 3, 4, 1))
+        dst[interior] = -7.0
+        assert (dst == -7.0).all()
+
+
+@pytest.mark.parametrize(("conv", "spatial", "options"), [
+    (fastconv.conv1d, (401,), {"padding": "same", "dilation": 2}),
+    (fastconv.conv2d, (19, 23), {"padding": ((2, 0), (1, 3))}),
+    (fastconv.conv2d, (30, 29), {"padding": 1, "stride": 2}),
+    (fastconv.conv3d, (10, 11, 12), {"padding": (1, 1, 2), "dilation": (1, 1, 2)}),
+])
+def test_zero_padded_copies_are_bitwise_the_kernels_own_padding(conv, spatial, options,
+                                                                 monkeypatch):
+    """A padded channels-first input is copied to channels-last with zero margins, and the
+    kernel reads every window in place; a channels-last input is read with the kernel's own
+    zero handling. Same arithmetic, so bitwise the same, forward and input gradient (whose
+    stride phases read one padded copy together); the padded copy must really be made."""
+    monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "dense")
+    made = []
+    padded_copy = convolution._padded_copy
+
+    def spy(*args):
+        copy = padded_copy(*args)
+        made.append(copy is not None)
+        return copy
+
+    monkeypatch.setattr(convolution, "_padded_copy", spy)
+    rng = np.random.default_rng(41)
+    x = rng.standard_normal((8, 20, *spatial)).astype(np.float32)
+    weight = rng.standard_normal((24, 20, *(3,) * len(spatial))).astype(np.float32)
+    first = conv(x, weight, **options)
+    assert made and all(made)
+    last = conv(np.ascontiguousarray(to_channels_last(x)), weight, channels_last=True,
+                **options)
+    assert np.ascontiguousarray(to_channels_last(first)).tobytes() == last.tobytes()
+    grad = rng.standard_normal(first.shape).astype(np.float32)
+    conv_input = getattr(fastconv, f"{conv.__name__}_input")
+    made.clear()
+    grad_input = conv_input(x.shape, weight, grad, **options)
+    assert made and all(made)
+    grad_input_last = conv_input(to_channels_last(x).shape, weight,
+                                 np.ascontiguousarray(to_channels_last(grad)),
+                                 channels_last=True, **options)
+    assert np.ascontiguousarray(to_channels_last(grad_input)).tobytes() == \
+        grad_input_last.tobytes()
+
+
+def test_huge_padding_is_left_to_the_kernel(monkeypatch):
+    """A padding that would make the copy much larger than the input is not copied: the
+    kernel handles it (and the result is still the convolution)."""
+    monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "dense")
+    rng = np.random.default_rng(43)
+    x = rng.standard_normal((2, 16, 6, 6)).astype(np.float32)
+    weight = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    windows = ((0, 1), (-20, 26), (-20, 26))
+    assert convolution._padded_copy(x.transpose(0, 2, 3, 1)[:, None], [windows], 1e12) is None
+    result = fastconv.conv2d(x, weight, padding=20)
+    assert_close(result, naive.conv(x, weight, padding=20), 16 * 9, np.float32)
 
 
 @pytest.mark.parametrize("batch", [1, 3, 9])

@@ -381,7 +381,7 @@ bias_grad_serial = serial_twin(bias_grad, "bias_grad_serial")
 @cache
 def channels_last_signature(dtype: np.dtype) -> tuple:
     """Argument types :func:`channels_last_copy` is compiled for."""
-    return (data_type(dtype, 3), data_type(dtype, 3, True, "C"))
+    return (data_type(dtype, 5), data_type(dtype, 5, True, "C"), _INDEX_1D)
 
 
 #: Pixels per task of :func:`channels_last_copy`.
@@ -389,36 +389,51 @@ LAYOUT_BLOCK = 256
 
 
 @kernel
-def channels_last_copy(src, dst):
-    """``dst[n, p, c] = src[n, c, p]``: channels-first planes to channels-last pixels.
+def channels_last_copy(src, dst, low):
+    """``dst[n, low[0] + i0, low[1] + i1, low[2] + i2, c] = src[n, c, i0, i1, i2]``.
 
-    Square blocks of ``lanes x lanes`` elements are transposed in registers
-    (:func:`fastconv._simd.vtranspose_copy`); the edges (channel or pixel counts that are
-    not multiples of the vector width) are copied one element at a time.
+    Channels-first planes to channels-last pixels, into the interior of a larger
+    destination when ``low`` or the destination's extents leave margins (a zero-padded
+    copy: the margins are left as they are). Square blocks of ``lanes x lanes`` elements
+    are transposed in registers (:func:`fastconv._simd.vtranspose_copy`); the edges
+    (channel or pixel counts that are not multiples of the vector width) are copied one
+    element at a time. Without margins the planes are copied as flat runs of pixels, with
+    them a row (``I2`` pixels) at a time.
 
     Parameters
     ----------
-    src : ndarray, shape (N, C, P)
-        Channels-first data (spatial dimensions flattened): consecutive pixels adjacent,
-        any non-negative sample and channel strides (a slab of each plane, for example).
-    dst : ndarray, shape (N, P, C), C-contiguous
-        Written once per element.
+    src : ndarray, shape (N, C, I0, I1, I2)
+        Channels-first data whose pixels are adjacent (unit pixel stride, rows and planes
+        of rows consecutive), any non-negative sample and channel strides (a slab of each
+        plane, for example).
+    dst : ndarray, shape (N, E0, E1, E2, C), C-contiguous
+        ``E >= low + I`` per spatial dimension; the interior is written once per element.
+    low : ndarray, shape (3,), int64
+        Low margin per spatial dimension.
     """
-    batch, channels, pixels = src.shape
+    batch, channels, i0n, i1n, i2n = src.shape
+    e0n, e1n, e2n = dst.shape[1], dst.shape[2], dst.shape[3]
     lanes = vlanes(src)
-    n_blocks = (pixels + LAYOUT_BLOCK - 1) // LAYOUT_BLOCK
+    flat = low[0] == 0 and low[1] == 0 and low[2] == 0 and e1n == i1n and e2n == i2n
+    # a run is a whole plane (no margins) or one row
+    run = i0n * i1n * i2n if flat else i2n
+    runs = 1 if flat else i0n * i1n
+    n_blocks = (run + LAYOUT_BLOCK - 1) // LAYOUT_BLOCK
     full_c = channels - channels % lanes
     sample_step = src.strides[0] // src.itemsize
     channel_step = src.strides[1] // src.itemsize
     src_p = ptr_of(src, 0)
     dst_p = ptr_of(dst, 0)
-    for task in prange(batch * n_blocks):
-        n = task // n_blocks
+    for task in prange(batch * runs * n_blocks):
+        n = task // (runs * n_blocks)
+        r = task // n_blocks - n * runs
         p_lo = (task % n_blocks) * LAYOUT_BLOCK
-        p_hi = min(pixels, p_lo + LAYOUT_BLOCK)
+        p_hi = min(run, p_lo + LAYOUT_BLOCK)
         full_p = p_lo + (p_hi - p_lo) // lanes * lanes
-        s_base = n * sample_step
-        d_base = n * pixels * channels
+        s_base = n * sample_step + r * run
+        i0 = r // i1n
+        first = ((low[0] + i0) * e1n + low[1] + r - i0 * i1n) * e2n + low[2]
+        d_base = (n * e0n * e1n * e2n + first) * channels
         for c in range(0, full_c, lanes):
             for p in range(p_lo, full_p, lanes):
                 vtranspose_copy(src_p, s_base + c * channel_step + p, channel_step, dst_p,

@@ -344,6 +344,54 @@ def copy_samples(batch: int, sample_bytes: int = 0, spare_bytes: float = 0) -> i
     return -(-batch // -(-batch // fits))  # the parts as even as they can be
 
 
+def read_window(out_size: int, taps: int, stride: int, dilation: int,
+                pad_low: int) -> tuple[int, int]:
+    """The input positions ``[first, stop)`` the outputs of one axis read.
+
+    They may lie outside the input (``first < 0``: low padding; ``stop`` past the
+    input's extent: high padding).
+
+    Examples
+    --------
+    >>> read_window(56, 3, 1, 1, 1), read_window(112, 7, 2, 1, 3), read_window(4, 1, 2, 1, 0)
+    ((-1, 57), (-3, 226), (0, 7))
+    """
+    first = -pad_low
+    return first, first + (out_size - 1) * stride + (taps - 1) * dilation + 1
+
+
+def pad_margins(windows: tuple[tuple[int, int], ...], in_sizes: tuple[int, ...]
+                ) -> tuple[tuple[int, int], ...]:
+    """Zero margins (low, high) per axis an input copy needs to hold every read window.
+
+    ``windows`` are :func:`read_window` results, one per axis of ``in_sizes``.
+
+    Examples
+    --------
+    >>> pad_margins(((-1, 57), (-3, 226), (0, 7)), (56, 224, 8))
+    ((1, 1), (3, 2), (0, 0))
+    """
+    return tuple((max(0, -first), max(0, stop - size))
+                 for (first, stop), size in zip(windows, in_sizes))
+
+
+def widest_margins(margins: list[tuple[tuple[int, int], ...]]) -> tuple[tuple[int, int], ...]:
+    """Per axis, the largest low and high margins of several :func:`pad_margins` results.
+
+    Examples
+    --------
+    >>> widest_margins([((1, 0), (0, 2)), ((0, 1), (1, 0))])
+    ((1, 1), (1, 2))
+    """
+    return tuple((max(lo for lo, _ in axis), max(hi for _, hi in axis))
+                 for axis in zip(*margins))
+
+
+#: A zero-padded input copy is made only while it is at most this much larger than the
+#: input (huge paddings of small inputs are left to the kernels' own zero handling).
+PAD_COPY_GROWTH = 2.0
+
+
 def slab_rows(out_rows: int, stride: int, dilation: int, taps: int, fit_rows: int) -> int:
     """Output rows per slab when a pass copies each sample's input a slab of rows at a time.
 

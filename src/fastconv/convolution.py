@@ -20,6 +20,7 @@ import itertools
 import math
 import threading
 from collections.abc import Callable, Iterator
+from functools import lru_cache
 from typing import Any
 
 import numba
@@ -236,13 +237,39 @@ class _DensePass:
             held = self.held_bytes(prepared, weight) + self.scratch_bytes(src, target)
             spare = _spare_bytes(src, dest, weight.nbytes, held)
             sample_bytes = src.nbytes // max(src.shape[0], 1)
-            # a sample that does not fit goes in slabs of rows, or whole when it cannot be split
-            if sample_bytes <= spare or not self._run_slabs(src, prepared, bias, target, spare):
+            # zero-padded parts; else a sample that does not fit goes in slabs of rows, or
+            # whole when it cannot be split
+            if not self._run_padded(src, prepared, bias, target, spare) and (
+                    sample_bytes <= spare
+                    or not self._run_slabs(src, prepared, bias, target, spare)):
                 step = _plan.copy_samples(src.shape[0], sample_bytes, spare)
                 for part, data in _channels_last_parts(src, step):
                     self.run_prepared(data, prepared, bias, target[part])
         if target is not dest:
             dest[...] = target
+
+    def windows(self, dest_shape: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+        """Input positions ``[first, stop)`` a call writing ``dest_shape`` reads, per axis."""
+        stride, dilation, pad_low = self.geometry
+        return tuple(_plan.read_window(*axis) for axis in zip(
+            dest_shape[1:4], self.weight_shape[2:], stride, dilation, pad_low))
+
+    def _run_padded(self, src: np.ndarray, prepared: np.ndarray | tuple[np.ndarray, np.ndarray],
+                    bias: np.ndarray | None, dest: np.ndarray, spare: float) -> bool:
+        """Run on zero-padded channels-last copies of parts of the batch.
+
+        The kernel then reads every window in place, none through its zero handling
+        (:func:`_padded_copy`). False (nothing run) when no padded copy is made.
+        """
+        windows = self.windows(dest.shape)
+        copy = _padded_copy(src, [windows], spare)
+        if copy is None:
+            return False
+        margins, step = copy
+        view = _window_view(windows, margins)
+        for part, data in _channels_last_parts(src, step, margins):
+            self.run_prepared(data[view], prepared, bias, dest[part], (0, 0, 0))
+        return True
 
     def _run_slabs(self, src: np.ndarray, prepared: np.ndarray | tuple[np.ndarray, np.ndarray],
                    bias: np.ndarray | None, dest: np.ndarray, spare: float) -> bool:
@@ -367,64 +394,121 @@ def _borrowed_copy(view: np.ndarray) -> Iterator[np.ndarray]:
 _LAYOUT_KERNEL_MIN = 1 << 16
 
 
-def _copy_channels_last(view: np.ndarray, dest: np.ndarray) -> None:
-    """Copy a canonical view into the C-contiguous ``dest`` of its shape.
+def _copy_channels_last(view: np.ndarray, dest: np.ndarray,
+                        low: tuple[int, int, int] = (0, 0, 0)) -> None:
+    """Copy a canonical view into the C-contiguous ``dest``, from index ``low`` on.
 
-    Channels-first data whose planes keep their pixels adjacent (a whole array, a part of
-    its batch or a slab of its planes) goes through the vectorised transposing kernel
+    ``dest`` has the view's shape, or larger spatial extents with ``low`` the low margin
+    per spatial dimension (a padded copy: the margins are not written). Channels-first data
+    whose planes keep their pixels adjacent (a whole array, a part of its batch or a slab
+    of its planes) goes through the vectorised transposing kernel
     :func:`fastconv._kernels.channels_last_copy`.
     """
-    planes = _channels_first(view)
-    flat = _flat_planes(planes)
-    if flat is None or view.size < _LAYOUT_KERNEL_MIN:
-        np.copyto(dest, view)
+    planes = _adjacent_planes(_channels_first(view))
+    if planes is None or view.size < _LAYOUT_KERNEL_MIN:
+        interior = (slice(None), *(slice(lo, lo + n) for lo, n in zip(low, view.shape[1:4])))
+        np.copyto(dest[interior], view)
         return
     _jit.ensure_compiled(_kernels.channels_last_copy, _kernels.channels_last_signature,
                          view.dtype)
-    _kernels.channels_last_copy(flat, dest.reshape(flat.shape[0], -1, flat.shape[1]))
+    _kernels.channels_last_copy(planes, dest, _low_margins(low))
 
 
-def _flat_planes(planes: np.ndarray) -> np.ndarray | None:
-    """``(N, C, P)`` view of ``(N, C, D0, D1, D2)`` planes with adjacent pixels, else None.
+@lru_cache(maxsize=64)
+def _low_margins(low: tuple[int, int, int]) -> np.ndarray:
+    """``low`` as the read-only int64 array :func:`fastconv._kernels.channels_last_copy` takes."""
+    margins = np.array(low, np.int64)
+    margins.flags.writeable = False
+    return margins
+
+
+def _adjacent_planes(planes: np.ndarray) -> np.ndarray | None:
+    """A read-only view of ``(N, C, D0, D1, D2)`` planes with adjacent pixels, else None.
 
     Examples
     --------
     >>> a = np.zeros((2, 3, 4, 5, 6), np.float32)
-    >>> _flat_planes(a[:, :, 1:3]).shape, _flat_planes(a[:, :, :, 1:3]) is None
-    ((2, 3, 60), True)
+    >>> _adjacent_planes(a[:, :, 1:3]).shape, _adjacent_planes(a[:, :, :, 1:3]) is None
+    ((2, 3, 2, 5, 6), True)
     """
-    n, c, *spatial = planes.shape
     step = planes.itemsize
-    for extent, stride in zip(reversed(spatial), reversed(planes.strides[2:])):
+    for extent, stride in zip(reversed(planes.shape[2:]), reversed(planes.strides[2:])):
         if extent > 1 and stride != step:
             return None
         step *= extent
     if min(planes.strides[:2]) < 0:
         return None
-    return np.lib.stride_tricks.as_strided(planes, (n, c, math.prod(spatial)),
-                                           (*planes.strides[:2], planes.itemsize),
-                                           writeable=False)
+    return np.lib.stride_tricks.as_strided(planes, writeable=False)
 
 
-def _channels_last_parts(src: np.ndarray, step: int) -> Iterator[tuple[slice, np.ndarray]]:
+def _padded_shape(shape: tuple[int, ...], margins: tuple[tuple[int, int], ...]
+                  ) -> tuple[int, ...]:
+    """The shape of a canonical ``shape`` with ``margins`` (low, high) per spatial dimension.
+
+    Examples
+    --------
+    >>> _padded_shape((2, 1, 5, 6, 3), ((0, 0), (1, 1), (2, 0)))
+    (2, 1, 7, 8, 3)
+    """
+    return (shape[0], *(n + lo + hi for n, (lo, hi) in zip(shape[1:4], margins)), shape[4])
+
+
+_NO_MARGINS = ((0, 0),) * 3
+
+
+def _channels_last_parts(src: np.ndarray, step: int,
+                         margins: tuple[tuple[int, int], ...] = _NO_MARGINS
+                         ) -> Iterator[tuple[slice, np.ndarray]]:
     """``(part, copy)`` for each part of ``step`` samples: a channels-last copy of ``src[part]``.
 
-    The copies share one work array (the last part, if smaller, uses the front of it), so a
-    call holds one part's copy at a time.
+    With ``margins`` (low, high per spatial dimension) the copy is zero-padded: the kernels
+    then read every window in place. The copies share one work array (the last part, if
+    smaller, uses the front of it), so a call holds one part's copy at a time.
     """
     batch = src.shape[0]
-    shape = (min(step, batch), *src.shape[1:])
-    if math.prod(shape) * src.itemsize < _workspace.MIN_BYTES:
-        for first in range(0, batch, step):
-            part = slice(first, first + step)
-            yield part, np.ascontiguousarray(src[part])
-        return
-    with _workspace.borrowed("channels-last", shape, src.dtype) as buffer:
+    shape = _padded_shape((min(step, batch), *src.shape[1:]), margins)
+    low = tuple(lo for lo, _ in margins)
+    # a padded work array is zeroed once, when allocated: its borrowers write only the
+    # interior, so the margins stay zero
+    padded = margins != _NO_MARGINS
+    with _workspace.borrowed(("channels-last", margins) if padded else "channels-last", shape,
+                             src.dtype, _workspace.zeros if padded else None) as buffer:
         for first in range(0, batch, step):
             part = slice(first, first + step)
             data = buffer[:min(step, batch - first)]
-            _copy_channels_last(src[part], data)
+            _copy_channels_last(src[part], data, low)
             yield part, data
+
+
+def _padded_copy(src: np.ndarray, windows: list[tuple[tuple[int, int], ...]], spare: float
+                 ) -> tuple[tuple[tuple[int, int], ...], int] | None:
+    """Margins and samples per part of zero-padded channels-last copies of ``src``.
+
+    ``windows`` are what each pass reading the copies reads (:meth:`_DensePass.windows`, in
+    ``src``'s coordinates). None when they read no padding, when the padded copy would be
+    more than :data:`fastconv._plan.PAD_COPY_GROWTH` times ``src`` or when one padded
+    sample exceeds ``spare`` bytes.
+    """
+    margins = _plan.widest_margins([_plan.pad_margins(w, src.shape[1:4]) for w in windows])
+    padded = _padded_shape(src.shape, margins)
+    sample_bytes = math.prod(padded[1:]) * src.itemsize
+    if (not any(lo or hi for lo, hi in margins) or sample_bytes > spare
+            or math.prod(padded) > _plan.PAD_COPY_GROWTH * src.size):
+        return None
+    return margins, _plan.copy_samples(src.shape[0], sample_bytes, spare)
+
+
+def _window_view(windows: tuple[tuple[int, int], ...], margins: tuple[tuple[int, int], ...]
+                 ) -> tuple[slice, ...]:
+    """Index of a padded copy (``margins``) holding exactly the input ``windows`` read.
+
+    Examples
+    --------
+    >>> _window_view(((-1, 57), (0, 7), (0, 1)), ((1, 1), (0, 0), (0, 0)))
+    (slice(None, None, None), slice(0, 58, None), slice(0, 7, None), slice(0, 1, None))
+    """
+    return (slice(None), *(slice(lo + first, lo + stop)
+                           for (first, stop), (lo, _) in zip(windows, margins)))
 
 
 def _spare_bytes(src: np.ndarray, dest: np.ndarray, weight_bytes: int,
@@ -731,13 +815,37 @@ class _PhasePass:
         held = (sum(run.held_bytes(p, k) for run, p, k, _, _ in runs)
                 + max(run.scratch_bytes(src[source], dest[target])
                       for run, _, _, source, target in runs))
-        step = _copy_step(src, dest, weight.nbytes, held)
-        for part, data in _channels_last_parts(src, step):
-            for (_, target, source, run, _), weights in zip(self.phases, prepared):
+        # one zero-padded copy holds what every phase reads, when it is not much larger
+        windows = [None if run is None else _shifted(run.windows(dest[target].shape), source)
+                   for _, target, source, run, _ in self.phases]
+        copy = _padded_copy(src, [w for w in windows if w is not None],
+                            _spare_bytes(src, dest, weight.nbytes, held))
+        margins, step = ((_NO_MARGINS, _copy_step(src, dest, weight.nbytes, held))
+                         if copy is None else copy)
+        for part, data in _channels_last_parts(src, step, margins):
+            for (_, target, source, run, _), weights, window in zip(self.phases, prepared,
+                                                                    windows):
                 if run is None:
                     dest[part][target] = 0 if bias is None else bias
-                else:
+                elif copy is None:
                     run.run_prepared(data[source], weights, bias, dest[part][target])
+                else:
+                    run.run_prepared(data[_window_view(window, margins)], weights, bias,
+                                     dest[part][target], (0, 0, 0))
+
+
+def _shifted(windows: tuple[tuple[int, int], ...], source: tuple[slice, ...]
+             ) -> tuple[tuple[int, int], ...]:
+    """A phase's read ``windows`` in the coordinates of the input ``source`` slices.
+
+    Examples
+    --------
+    >>> _shifted(((-1, 28), (0, 28), (0, 1)), (slice(None), slice(1, None), slice(None),
+    ...                                         slice(None)))
+    ((0, 29), (0, 28), (0, 1))
+    """
+    return tuple((first + (s.start or 0), stop + (s.start or 0))
+                 for (first, stop), s in zip(windows, source[1:4]))
 
 
 def _adjoint_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
