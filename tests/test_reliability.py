@@ -76,6 +76,43 @@ def test_bitwise_identical_across_thread_counts(name):
     assert every.tobytes() == single.tobytes()
 
 
+def test_dynamic_scheduling_changes_no_bit_and_restores_the_callers_chunk_size(monkeypatch):
+    """Large calls hand their tasks to the threads dynamically (one task per chunk), so
+    which thread runs a task varies between calls: the results must not, and the chunk
+    size the caller had set must be back after the call."""
+    from fastconv import _runtime, convolution
+
+    entered = []
+    schedule = _runtime.dynamic_schedule
+
+    def spy():
+        entered.append(True)
+        return schedule()
+
+    monkeypatch.setattr(_runtime, "dynamic_schedule", spy)
+    fastconv.clear_plans()
+    x = RNG.standard_normal((4, 16, 40, 40)).astype(np.float32)
+    w = RNG.standard_normal((32, 16, 3, 3)).astype(np.float32)
+    assert 4 * 32 * 40 * 40 * 16 * 9 >= convolution.DYNAMIC_SCHEDULE_FMAS
+    threads, previous = numba.get_num_threads(), numba.set_parallel_chunksize(3)
+    try:
+        numba.set_num_threads(1)
+        y1 = fastconv.conv2d(x, w, padding=1)
+        grads1 = fastconv.conv2d_backward(x, w, y1, padding=1)
+        numba.set_num_threads(threads)
+        for _ in range(3):
+            y = fastconv.conv2d(x, w, padding=1)
+            grads = fastconv.conv2d_backward(x, w, y1, padding=1)
+            assert y.tobytes() == y1.tobytes()
+            assert all(a.tobytes() == b.tobytes() for a, b in zip(grads, grads1))
+            assert numba.get_parallel_chunksize() == 3
+    finally:
+        numba.set_num_threads(threads)
+        numba.set_parallel_chunksize(previous)
+        fastconv.clear_plans()
+    assert len(entered) == 8
+
+
 @pytest.mark.parametrize("name", sorted(PASSES))
 def test_bitwise_identical_across_repeated_runs(name):
     run = PASSES[name]

@@ -21,6 +21,16 @@ layer (``NUMBA_THREADING_LAYER`` in the environment, or ``numba.config.THREADING
 set before importing fastconv), which is always respected. Without TBB, Numba's default
 applies and the README explains the fork limitation.
 
+Scheduling
+----------
+Numba's default splits the iterations of a parallel loop into one equal share per thread
+before the loop starts. On a shared machine the cores do not run at the same speed (measured
+here: one of two threads 9-15% slower over a whole 7x7 stem call, the faster one then idle),
+so fastconv runs its parallel calls with dynamic scheduling, one task per chunk
+(:func:`dynamic_schedule`): a thread takes the next task when it is done with one. The
+tasks are coarse (the plans make at least eight per thread), so scheduling costs nothing
+measurable, and every result is computed by one task in a fixed order either way.
+
 Compile cache
 -------------
 Kernels are compiled with ``cache=True``. Numba stores the cache next to the module, or
@@ -32,11 +42,13 @@ if even that fails, compiles without caching. Either way it warns once.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import sys
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numba
@@ -132,3 +144,18 @@ def choose_cache(module_file: str) -> bool:
 
 THREADING_LAYER = choose_threading_layer()
 CACHE = choose_cache(str(Path(__file__).with_name("_kernels.py")))
+
+
+@contextlib.contextmanager
+def dynamic_schedule() -> Iterator[None]:
+    """Run the parallel loops of the block with dynamic scheduling, one task per chunk.
+
+    Numba's chunk size is per thread; the caller's (its default: 0, equal shares decided
+    up front) is restored after the block. Setting it costs a few microseconds, so calls
+    too small to run in parallel skip this.
+    """
+    previous = numba.set_parallel_chunksize(1)
+    try:
+        yield
+    finally:
+        numba.set_parallel_chunksize(previous)

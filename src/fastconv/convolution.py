@@ -35,6 +35,7 @@ from . import (
     _plan,
     _planar,
     _pointwise,
+    _runtime,
     _workspace,
 )
 from ._args import ConvSpec, DataShape
@@ -1146,14 +1147,31 @@ def clear_plans() -> None:
     _workspace.clear()
 
 
+#: Multiply-adds from which a call's parallel loops are scheduled dynamically
+#: (:func:`fastconv._runtime.dynamic_schedule`): its few microseconds are then noise.
+DYNAMIC_SCHEDULE_FMAS = 1 << 22
+
+
+def _schedule(spec: ConvSpec, data: DataShape) -> Callable[[], contextlib.AbstractContextManager]:
+    """How a call of ``spec`` on ``data`` schedules its parallel loops (a context manager).
+
+    Dynamic scheduling for calls of at least :data:`DYNAMIC_SCHEDULE_FMAS` multiply-adds
+    (per pass), else Numba's default (small calls run on one thread anyway).
+    """
+    fmas = (math.prod(data.full_shape(spec.c_out, spec.out_sizes))
+            * (spec.c_in // spec.groups) * math.prod(spec.kernel))
+    return _runtime.dynamic_schedule if fmas >= DYNAMIC_SCHEDULE_FMAS else contextlib.nullcontext
+
+
 class _ApplyPlan:
     """Plan of a forward or transposed convolution call: result shape, views and pass."""
 
-    __slots__ = ("dtype", "layout", "run", "shape")
+    __slots__ = ("dtype", "layout", "run", "schedule", "shape")
 
-    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, layout: tuple, run: Pass
-                 ) -> None:
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, layout: tuple, run: Pass,
+                 schedule: Callable[[], contextlib.AbstractContextManager]) -> None:
         self.shape, self.dtype, self.layout, self.run = shape, dtype, layout, run
+        self.schedule = schedule
 
     def __call__(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                  out: object) -> np.ndarray:
@@ -1165,7 +1183,8 @@ class _ApplyPlan:
             inputs = (x, weight) if bias is None else (x, weight, bias)
             result = _destination(self.shape, self.dtype, target, *inputs)
         src = _view(x.astype(self.dtype, copy=False), self.layout)
-        self.run(src, weight, bias, _view(result, self.layout))
+        with self.schedule():
+            self.run(src, weight, bias, _view(result, self.layout))
         return _finish(result, target)
 
 
@@ -1201,7 +1220,7 @@ def _apply(x_arr: np.ndarray, w_arr: np.ndarray, bias: ArrayLike | None, data: D
     plan_pass = _adjoint_pass if adjoint else _forward_pass
     planar = _planar_ready(data, (data.channels, channels), x_arr.flags.c_contiguous)
     run = plan_pass(spec, dtype, src_shape, dest_shape, planar)
-    return _ApplyPlan(shape, dtype, _layout(spec.ndim, data), run), b_arr
+    return _ApplyPlan(shape, dtype, _layout(spec.ndim, data), run, _schedule(spec, data)), b_arr
 
 
 def _forward(ndim: int, x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None,
@@ -1242,12 +1261,13 @@ def _transpose(ndim: int, x: ArrayLike, weight: ArrayLike, bias: ArrayLike | Non
 class _BackwardPlan:
     """Plan of a gradient call: which gradients, their shapes, views and passes."""
 
-    __slots__ = ("adjoint", "dtype", "input_shape", "layout", "weight")
+    __slots__ = ("adjoint", "dtype", "input_shape", "layout", "schedule", "weight")
 
     def __init__(self, dtype: np.dtype, input_shape: tuple[int, ...], layout: tuple,
-                 adjoint: Pass | None, weight: Callable | None) -> None:
+                 adjoint: Pass | None, weight: Callable | None,
+                 schedule: Callable[[], contextlib.AbstractContextManager]) -> None:
         self.dtype, self.input_shape, self.layout = dtype, input_shape, layout
-        self.adjoint, self.weight = adjoint, weight
+        self.adjoint, self.weight, self.schedule = adjoint, weight, schedule
 
     def __call__(self, x: np.ndarray | None, weight: np.ndarray | None, grad_output: np.ndarray
                  ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
@@ -1255,12 +1275,13 @@ class _BackwardPlan:
         dtype = self.dtype
         gy_view = _view(grad_output.astype(dtype, copy=False), self.layout)
         grad_input = grad_weight = grad_bias = None
-        if self.adjoint is not None:
-            grad_input = np.empty(self.input_shape, dtype)
-            self.adjoint(gy_view, weight, None, _view(grad_input, self.layout))
-        if self.weight is not None:
-            src = None if x is None else _view(x.astype(dtype, copy=False), self.layout)
-            grad_weight, grad_bias = self.weight(src, gy_view)
+        with self.schedule():
+            if self.adjoint is not None:
+                grad_input = np.empty(self.input_shape, dtype)
+                self.adjoint(gy_view, weight, None, _view(grad_input, self.layout))
+            if self.weight is not None:
+                src = None if x is None else _view(x.astype(dtype, copy=False), self.layout)
+                grad_weight, grad_bias = self.weight(src, gy_view)
         return grad_input, grad_weight, grad_bias
 
 
@@ -1302,7 +1323,8 @@ def _backward_plan(ndim: int, x: ArrayLike | None, input_shape: tuple[int, ...] 
                                and named["x"].flags.c_contiguous)
         weight_pass = _weight_pass(spec, dtype, input_view, grad_view, "weight" in needs,
                                    "bias" in needs, planar)
-    plan = _BackwardPlan(dtype, input_shape, _layout(ndim, data), adjoint, weight_pass)
+    plan = _BackwardPlan(dtype, input_shape, _layout(ndim, data), adjoint, weight_pass,
+                         _schedule(spec, data))
     return plan, named.get("x"), named.get("weight"), gy_arr
 
 
