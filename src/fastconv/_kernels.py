@@ -441,6 +441,8 @@ def channels_last_copy(src, dst, low):
         for p in range(full_p, p_hi):
             for c in range(full_c):
                 dst_p[d_base + p * channels + c] = src_p[s_base + c * channel_step + p]
-        for p in range(p_lo, p_hi):
-            for c in range(full_c, channels):
+        # the channels past the last whole vector (all of an RGB image's), a plane at a time:
+        # a loop over fewer channels than a vector per pixel costs its overhead per element
+        for c in range(full_c, channels):
+            for p in range(p_lo, p_hi):
                 dst_p[d_base + p * channels + c] = src_p[s_base + c * channel_step + p]
