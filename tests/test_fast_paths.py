@@ -598,9 +598,9 @@ def test_dense_results_do_not_depend_on_layout_or_copy_parts(batch, monkeypatch)
 def test_dense_staged_channels_first_output_is_bitwise_the_channels_last_one(dtype, mode, tile,
                                                                            c_out):
     """Channels-first outputs are staged per task and written through in-register
-    transposes (tasks spanning samples, ragged pixel and channel edges); staged, unstaged
-    (one element at a time, also into a stride phase's strided target) and channels-last
-    outputs hold the same bits."""
+    transposes (tasks spanning samples, ragged pixel and channel edges), a stride phase's
+    strided target a channel at a time along each row; staged, unstaged (one element at a
+    time) and channels-last outputs hold the same bits."""
     import numba
 
     from fastconv import _dense
@@ -619,7 +619,9 @@ def test_dense_staged_channels_first_output_is_bitwise_the_channels_last_one(dty
     wide = np.full((batch, c_out, size[0], 2 * size[1], 2 * size[2]), np.nan, dtype)
     phase = wide[:, :, :, ::2, ::2].transpose(0, 2, 3, 4, 1)
     assert _dense.stages_output(view) and not _dense.stages_output(expected)
-    assert not _dense.stages_output(phase)  # strided pixels: written from the lane buffer
+    # strided pixels: staged and written a channel at a time along each row, or from the
+    # lane buffer when the plan reserved no stage (staged=False below)
+    assert _dense.stages_output(phase)
     for threads in (1, numba.get_num_threads()):
         for group in (1, 3, None):
             for staged in (True, False):

@@ -173,10 +173,10 @@ def _{w}task_p{P}(x, {wargs}, aux, out, dims, stride, dilation, pad_low, scr, fs
     m = dims[0] * oshape[0] * oshape[1] * oshape[2]
     ntile = (m + {Pm1}) // {P}
 {split}    # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
-    # writes whole vectors into the output planes. `unit` (dims[17]) is 1 when staged: the
-    # stage's channel stride, read from the array so that it is no compile-time literal (a
-    # literal would compile the tiles a second time)
-    unit = dims[17]
+    # writes them into the output channel by channel. `unit` is 1 when staged (dims[17], the
+    # stage layout, is 1 or 2): the stage's channel stride, read from the array so that it
+    # is no compile-time literal (a literal would compile the tiles a second time)
+    unit = min(dims[17], 1)
     cs = {cs}
     slen = group * {P} * cs
     span = {span}
@@ -198,8 +198,7 @@ def _{w}task_p{P}(x, {wargs}, aux, out, dims, stride, dilation, pad_low, scr, fs
                       {pad}soshape, kshape, geom, slay)
             q0 += {P}
             pos = _advance(pos, {P}, oshape)
-        _flush_stage(op, ptr_of(fscr, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi, lay[3],
-                     lay[7])
+        _flush_stage(op, ptr_of(fscr, soff), qa, min(q0, m), cs, c_lo, oshape, lay, dims[17])
     else:
         for _ in range(t0, min(t0 + group, ntile)):
             _{w}tile{P}(xp, wpp, bp, zp, op, sp, fp, tb, {kbarg}pos, min({P}, m - q0), ishape,

@@ -425,35 +425,53 @@ def _store_px(op, tb, off, v0, v1, nk, lanes, osk):
 
 
 @njit(cache=CACHE)
-def _flush_stage(op, st, qa, qb, cs, c_lo, kn, ppi, osn, osk):
-    """Write a task's staged outputs into channels-first planes.
+def _flush_stage(op, st, qa, qb, cs, c_lo, oshape, lay, kind):
+    """Write a task's staged outputs into an output whose channels are not contiguous.
 
     The stage `st` holds flat output pixels ``[qa, qb)`` channels-last, ``cs`` channels per
-    pixel starting at output channel `c_lo`; the output has `kn` channels, ``ppi`` pixels
-    per sample, sample stride `osn`, channel stride `osk` and unit pixel stride (see
-    :func:`_stage_layout`). Blocks of ``lanes`` pixels x ``lanes`` channels are transposed in
-    registers and written as whole vectors; the edges go one element at a time.
+    pixel starting at output channel `c_lo`; the output has shape `oshape` (per sample;
+    ``oshape[3]`` channels) and element strides ``lay[3:8]`` (sample, three spatial axes,
+    channel). `kind` is the stage layout (:func:`_stage_layout`): 1, channels-first planes
+    (a sample's pixels consecutive in each plane): blocks of ``lanes`` pixels x ``lanes``
+    channels are transposed in registers and written as whole vectors, the edges one element
+    at a time; 2, any pixel strides (a stride phase of a channels-first array, say): a
+    channel at a time, along each output row.
     """
     lanes = vlanes(st)
+    kn = oshape[3]
+    o1n, o2n = oshape[1], oshape[2]
+    ppi = oshape[0] * o1n * o2n
+    osn, os0, os1, os2, osk = lay[3], lay[4], lay[5], lay[6], lay[7]
     c_n = min(cs, kn - c_lo)
     full_c = c_n - c_n % lanes
     q = qa
     while q < qb:
         n = q // ppi
-        end = min(qb, (n + 1) * ppi)
-        cnt = end - q
-        full_p = cnt - cnt % lanes
-        src = (q - qa) * cs
-        dst = n * osn + c_lo * osk + q - n * ppi
-        for c in range(0, full_c, lanes):
-            for j in range(0, full_p, lanes):
-                vtranspose_copy(st, src + j * cs + c, cs, op, dst + c * osk + j, osk)
-        for c in range(full_c):
-            for j in range(full_p, cnt):
-                op[dst + c * osk + j] = st[src + j * cs + c]
-        for c in range(full_c, c_n):
-            for j in range(cnt):
-                op[dst + c * osk + j] = st[src + j * cs + c]
+        if kind == 1:
+            end = min(qb, (n + 1) * ppi)
+            cnt = end - q
+            full_p = cnt - cnt % lanes
+            src = (q - qa) * cs
+            dst = n * osn + c_lo * osk + q - n * ppi
+            for c in range(0, full_c, lanes):
+                for j in range(0, full_p, lanes):
+                    vtranspose_copy(st, src + j * cs + c, cs, op, dst + c * osk + j, osk)
+            for c in range(full_c):
+                for j in range(full_p, cnt):
+                    op[dst + c * osk + j] = st[src + j * cs + c]
+            for c in range(full_c, c_n):
+                for j in range(cnt):
+                    op[dst + c * osk + j] = st[src + j * cs + c]
+        else:
+            r = q - n * ppi
+            o2 = r % o2n
+            r //= o2n
+            end = min(qb, q + o2n - o2)  # the rest of this output row
+            src = (q - qa) * cs
+            dst = n * osn + (r // o1n) * os0 + (r % o1n) * os1 + o2 * os2 + c_lo * osk
+            for c in range(c_n):
+                for j in range(end - q):
+                    op[dst + c * osk + j * os2] = st[src + j * cs + c]
         q = end
 
 
@@ -1084,10 +1102,10 @@ def _task_p6(x, wsrc, wdesc, aux, out, dims, stride, dilation, pad_low, scr, fsc
     wpp = _block_weights(wsrc, wdesc, kb, fscr, tid * fsz,
                          ptr_of(scr, tid * scr.shape[1] + scr.shape[1] - 1))
     # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
-    # writes whole vectors into the output planes. `unit` (dims[17]) is 1 when staged: the
-    # stage's channel stride, read from the array so that it is no compile-time literal (a
-    # literal would compile the tiles a second time)
-    unit = dims[17]
+    # writes them into the output channel by channel. `unit` is 1 when staged (dims[17], the
+    # stage layout, is 1 or 2): the stage's channel stride, read from the array so that it
+    # is no compile-time literal (a literal would compile the tiles a second time)
+    unit = min(dims[17], 1)
     cs = kbs
     slen = group * 6 * cs
     span = kshape[2] * ishape[3]
@@ -1109,8 +1127,7 @@ def _task_p6(x, wsrc, wdesc, aux, out, dims, stride, dilation, pad_low, scr, fsc
                       soshape, kshape, geom, slay)
             q0 += 6
             pos = _advance(pos, 6, oshape)
-        _flush_stage(op, ptr_of(fscr, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi, lay[3],
-                     lay[7])
+        _flush_stage(op, ptr_of(fscr, soff), qa, min(q0, m), cs, c_lo, oshape, lay, dims[17])
     else:
         for _ in range(t0, min(t0 + group, ntile)):
             _tile6(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, min(6, m - q0), ishape,
@@ -1152,10 +1169,10 @@ def _wtask_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group
     g = task
     wpp = ptr_of(wp, 0)
     # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
-    # writes whole vectors into the output planes. `unit` (dims[17]) is 1 when staged: the
-    # stage's channel stride, read from the array so that it is no compile-time literal (a
-    # literal would compile the tiles a second time)
-    unit = dims[17]
+    # writes them into the output channel by channel. `unit` is 1 when staged (dims[17], the
+    # stage layout, is 1 or 2): the stage's channel stride, read from the array so that it
+    # is no compile-time literal (a literal would compile the tiles a second time)
+    unit = min(dims[17], 1)
     cs = nblk * kbs
     slen = group * 6 * cs
     span = kshape[0] * kshape[1] * kshape[2] * ishape[3]
@@ -1177,8 +1194,7 @@ def _wtask_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group
                        soshape, kshape, geom, slay)
             q0 += 6
             pos = _advance(pos, 6, oshape)
-        _flush_stage(op, ptr_of(fscr, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi, lay[3],
-                     lay[7])
+        _flush_stage(op, ptr_of(fscr, soff), qa, min(q0, m), cs, c_lo, oshape, lay, dims[17])
     else:
         for _ in range(t0, min(t0 + group, ntile)):
             _wtile6(xp, wpp, bp, zp, op, sp, fp, tb, pos, min(6, m - q0), ishape,
@@ -1234,10 +1250,10 @@ def _task_p8(x, wsrc, wdesc, aux, out, dims, stride, dilation, pad_low, scr, fsc
     wpp = _block_weights(wsrc, wdesc, kb, fscr, tid * fsz,
                          ptr_of(scr, tid * scr.shape[1] + scr.shape[1] - 1))
     # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
-    # writes whole vectors into the output planes. `unit` (dims[17]) is 1 when staged: the
-    # stage's channel stride, read from the array so that it is no compile-time literal (a
-    # literal would compile the tiles a second time)
-    unit = dims[17]
+    # writes them into the output channel by channel. `unit` is 1 when staged (dims[17], the
+    # stage layout, is 1 or 2): the stage's channel stride, read from the array so that it
+    # is no compile-time literal (a literal would compile the tiles a second time)
+    unit = min(dims[17], 1)
     cs = kbs
     slen = group * 8 * cs
     span = kshape[2] * ishape[3]
@@ -1259,8 +1275,7 @@ def _task_p8(x, wsrc, wdesc, aux, out, dims, stride, dilation, pad_low, scr, fsc
                       soshape, kshape, geom, slay)
             q0 += 8
             pos = _advance(pos, 8, oshape)
-        _flush_stage(op, ptr_of(fscr, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi, lay[3],
-                     lay[7])
+        _flush_stage(op, ptr_of(fscr, soff), qa, min(q0, m), cs, c_lo, oshape, lay, dims[17])
     else:
         for _ in range(t0, min(t0 + group, ntile)):
             _tile8(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, min(8, m - q0), ishape,
@@ -1302,10 +1317,10 @@ def _wtask_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group
     g = task
     wpp = ptr_of(wp, 0)
     # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
-    # writes whole vectors into the output planes. `unit` (dims[17]) is 1 when staged: the
-    # stage's channel stride, read from the array so that it is no compile-time literal (a
-    # literal would compile the tiles a second time)
-    unit = dims[17]
+    # writes them into the output channel by channel. `unit` is 1 when staged (dims[17], the
+    # stage layout, is 1 or 2): the stage's channel stride, read from the array so that it
+    # is no compile-time literal (a literal would compile the tiles a second time)
+    unit = min(dims[17], 1)
     cs = nblk * kbs
     slen = group * 8 * cs
     span = kshape[0] * kshape[1] * kshape[2] * ishape[3]
@@ -1327,8 +1342,7 @@ def _wtask_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group
                        soshape, kshape, geom, slay)
             q0 += 8
             pos = _advance(pos, 8, oshape)
-        _flush_stage(op, ptr_of(fscr, soff), qa, min(q0, m), cs, c_lo, oshape[3], ppi, lay[3],
-                     lay[7])
+        _flush_stage(op, ptr_of(fscr, soff), qa, min(q0, m), cs, c_lo, oshape, lay, dims[17])
     else:
         for _ in range(t0, min(t0 + group, ntile)):
             _wtile8(xp, wpp, bp, zp, op, sp, fp, tb, pos, min(8, m - q0), ishape,
@@ -1752,37 +1766,44 @@ def _layout_of(x_shape: tuple[int, ...], x_strides: tuple[int, ...],
     return dims
 
 
-def _stage_layout(out_shape: tuple[int, ...], out_strides: tuple[int, ...]) -> bool:
-    """Whether the drivers stage an output of this shape and these element strides.
+def _stage_layout(out_shape: tuple[int, ...], out_strides: tuple[int, ...]) -> int:
+    """How the drivers stage an output of this shape and these element strides.
 
-    Staged outputs are channels-first planes: each sample's pixels ``(O0, O1, O2)`` are
-    consecutive elements of one plane per channel (the channels-last view of an
-    ``(N, C, O0, O1, O2)`` array or of a batch slice of one). A task's tiles then store to
-    per-thread scratch with whole vectors and the task writes its pixels into the planes
-    through in-register transposes (:func:`_flush_stage`), instead of one element at a time.
+    0: not staged (channels contiguous: tiles store whole vectors); 1: channels-first
+    planes, each sample's pixels ``(O0, O1, O2)`` consecutive elements of one plane per
+    channel (the channels-last view of an ``(N, C, O0, O1, O2)`` array or of a batch slice
+    of one); 2: channels at a stride of their own, pixels at any strides (a stride phase of
+    a channels-first array). A staged task's tiles store to per-thread scratch with whole
+    vectors and the task then writes its pixels into the output a channel at a time
+    (:func:`_flush_stage`: through in-register transposes for planes), instead of one
+    element of every channel per pixel.
 
     Examples
     --------
     >>> _stage_layout((2, 1, 4, 5, 3), (60, 20, 5, 1, 20))
-    True
+    1
+    >>> _stage_layout((2, 1, 4, 5, 3), (240, 240, 40, 2, 80))
+    2
     >>> _stage_layout((2, 1, 4, 5, 3), (60, 60, 15, 3, 1))
-    False
+    0
     """
+    if out_shape[4] < 2 or out_strides[4] == 1:
+        return 0
     pixels = 1
     for extent, step in zip(out_shape[3:0:-1], out_strides[3:0:-1]):
         if extent > 1 and step != pixels:
-            return False
+            return 2
         pixels *= extent
-    return out_shape[4] > 1 and out_strides[4] >= pixels > 1
+    return 1 if out_strides[4] >= pixels > 1 else 2
 
 
 def stages_output(out: np.ndarray) -> bool:
-    """Whether :func:`run_dense` stages `out` (channels-first planes, see :func:`_stage_layout`).
+    """Whether :func:`run_dense` stages `out` (channels not contiguous, see :func:`_stage_layout`).
 
     Pass it as ``staged`` to :func:`dense_plan` for calls writing `out`.
     """
     item = out.itemsize
-    return _stage_layout(out.shape, tuple(s // item for s in out.strides))
+    return _stage_layout(out.shape, tuple(s // item for s in out.strides)) > 0
 
 
 def scratch_bytes(plan: DensePlan) -> int:
