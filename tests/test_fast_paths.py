@@ -552,6 +552,22 @@ def test_zero_padded_copies_are_bitwise_the_kernels_own_padding(conv, spatial, o
         grad_input_last.tobytes()
 
 
+def test_zero_padded_copy_of_planes_with_gaps(monkeypatch):
+    """Channels-first planes whose pixels are not adjacent (every other column of a wider
+    array) are copied into the padded buffer by NumPy, not the transposing kernel: the
+    result is still the convolution."""
+    monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "dense")
+    rng = np.random.default_rng(47)
+    wide = rng.standard_normal((8, 20, 19, 46)).astype(np.float32)
+    x = wide[..., ::2]
+    weight = rng.standard_normal((24, 20, 3, 3)).astype(np.float32)
+    assert convolution._adjacent_planes(x[:, :, None]) is None
+    assert_close(fastconv.conv2d(x, weight, padding=1), naive.conv(x, weight, padding=1),
+                 20 * 9, np.float32)
+    assert_close(fastconv.conv2d(np.ascontiguousarray(x), weight, padding=1),
+                 naive.conv(x, weight, padding=1), 20 * 9, np.float32)
+
+
 def test_huge_padding_is_left_to_the_kernel(monkeypatch):
     """A padding that would make the copy much larger than the input is not copied: the
     kernel handles it (and the result is still the convolution)."""

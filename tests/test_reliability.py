@@ -198,6 +198,33 @@ def test_many_python_threads_at_once():
         assert result.tobytes() == expected[name].tobytes(), name
 
 
+def test_python_threads_running_dynamically_scheduled_calls_at_once():
+    """Large calls (dynamic scheduling, zero-padded layout copies from the work-array pool,
+    stride phases) from several Python threads at once give each its own exact result, and
+    leave every thread's chunk size as it was."""
+    big_x = RNG.standard_normal((4, 16, 40, 40)).astype(np.float32)
+    big_w = RNG.standard_normal((32, 16, 3, 3)).astype(np.float32)
+    big_y = fastconv.conv2d(big_x, big_w, padding=1, stride=2)
+    calls = {
+        "forward": lambda: fastconv.conv2d(big_x, big_w, padding=1, stride=2),
+        "input": lambda: fastconv.conv2d_input(big_x.shape, big_w, big_y, padding=1,
+                                               stride=2),
+        "transposed": lambda: fastconv.conv_transpose2d(big_x, big_w.swapaxes(0, 1)[:16],
+                                                        stride=2, padding=1),
+    }
+    expected = {name: run() for name, run in calls.items()}
+
+    def job(name):
+        result = calls[name]()
+        return name, result, numba.get_parallel_chunksize()
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(job, [name for name in sorted(calls) for _ in range(4)]))
+    for name, result, chunk in results:
+        assert result.tobytes() == expected[name].tobytes(), name
+        assert chunk == 0, name
+
+
 def _run_script(code: str, env: dict | None = None, timeout: float = 300,
                 prefix: list[str] | None = None) -> subprocess.CompletedProcess:
     command = [*(prefix or []), sys.executable, "-c", textwrap.dedent(code)]
