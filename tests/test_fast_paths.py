@@ -552,6 +552,23 @@ def test_zero_padded_copies_are_bitwise_the_kernels_own_padding(conv, spatial, o
         grad_input_last.tobytes()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dense_weight_gradient_of_channels_first_views(dtype, monkeypatch):
+    """The dense weight gradient packs a channels-first output gradient a run of adjacent
+    pixels at a time through in-register transposes: runs cut by a cropped view's rows,
+    pixels at a stride (runs of one), channel counts that are no multiple of a vector."""
+    monkeypatch.setattr(convolution, "FORCE_WEIGHT_ALGORITHM", "dense")
+    rng = np.random.default_rng(53)
+    x = rng.standard_normal((3, 12, 17, 26)).astype(dtype)
+    weight_shape = (37, 12, 3, 3)
+    wide = rng.standard_normal((3, 37, 19, 60)).astype(dtype)
+    for grad in (wide[:, :, 1:-1, 3:29], wide[:, :, 1:-1, ::2][..., :26],
+                 np.ascontiguousarray(wide[:, :, 1:-1, 3:29])):
+        got = fastconv.conv2d_weight(x, weight_shape, grad, padding=1)
+        assert_close(got, naive.conv_weight(x, weight_shape, grad, padding=1),
+                     3 * 17 * 26, dtype)
+
+
 def test_zero_padded_copy_of_planes_with_gaps(monkeypatch):
     """Channels-first planes whose pixels are not adjacent (every other column of a wider
     array) are copied into the padded buffer by NumPy, not the transposing kernel: the
