@@ -463,30 +463,18 @@ def _pack_grad(grad, g_pixels, pixels, c_out, stride_c, ob_lo, ob_hi, packed):
                 vstore(packed, dest + p * out_tile, vload_masked(grad, g, valid))
                 vstore(packed, dest + p * out_tile + lanes,
                        vload_masked(grad, g + lanes, valid - lanes))
-        else:  # channels-first: runs of adjacent pixels, lanes x lanes blocks transposed
-            full_c = valid - valid % lanes
+        else:  # channels-first: each run of adjacent pixels as an input window is copied
             p0 = 0
             while p0 < pixels:
                 p1 = p0 + 1
                 while p1 < pixels and g_pixels[p1] == g_pixels[p1 - 1] + 1:
                     p1 += 1
-                full_p = p0 + (p1 - p0) // lanes * lanes
-                base = g_pixels[p0] + co * stride_c
-                for c in range(0, full_c, lanes):
-                    for p in range(p0, full_p, lanes):
-                        vtranspose_copy(grad, base + c * stride_c + p - p0, stride_c, packed,
-                                        dest + p * out_tile + c, out_tile)
-                for lane in range(out_tile):
-                    at = dest + lane
-                    if lane >= valid:
-                        for p in range(p0, p1):
-                            packed[at + p * out_tile] = 0.0
-                        continue
-                    channel = base + lane * stride_c - p0
-                    first = full_p if lane < full_c else p0
-                    for p in range(first, p1):
-                        packed[at + p * out_tile] = grad[channel + p]
+                _copy_window(grad, g_pixels[p0] + co * stride_c, p1 - p0, 1, stride_c, valid,
+                             packed, dest + p0 * out_tile, out_tile)
                 p0 = p1
+            for lane in range(valid, out_tile):
+                for p in range(pixels):
+                    packed[dest + p * out_tile + lane] = 0.0
 
 
 @inlined
