@@ -888,3 +888,49 @@ def test_dense_window_mode_in_place_is_bitwise_row_mode(dilation, stride):
     expected = naive.conv(x.transpose(0, 4, 1, 2, 3), weight, bias, stride=stride,
                           padding=tuple((p, p) for p in pad_low), dilation=dilation)
     assert_close(results["window"], expected.transpose(0, 2, 3, 4, 1), 7 * 18, np.float32)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["row", "window"])
+def test_read_only_inputs_and_weights_are_read_in_place(monkeypatch, dtype, mode):
+    """A read-only channels-last input and read-only weights reach the dense drivers as they
+    are (no copy), give the writeable arrays' result bit for bit, and compile no second
+    version of a driver or task function."""
+    from fastconv import _dense
+
+    c_in = {"row": 256, "window": 32}[mode]  # small weights run in window mode
+    rng = np.random.default_rng(61)
+    x = rng.standard_normal((2, 13, 11, c_in)).astype(dtype)
+    weight = rng.standard_normal((48, c_in, 3, 3)).astype(dtype)
+    options = {"padding": 1, "channels_last": True}
+    monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "dense")
+    if mode == "row":  # and reads the weights in place
+        monkeypatch.setattr(_dense, "SELF_PACK_BYTES", 0)
+    convolution.clear_plans()
+    _dense.dense_plan.cache_clear()
+    writeable = fastconv.conv2d(x, weight, **options)
+    read_only_x, read_only_w = x.copy(), weight.copy()
+    read_only_x.flags.writeable = read_only_w.flags.writeable = False
+    seen, seen_plans = [], []
+    run_dense = _dense.run_dense
+
+    def spy(plan, x_view, wp, bias, out):
+        seen.append((x_view, wp))
+        seen_plans.append(plan)
+        return run_dense(plan, x_view, wp, bias, out)
+
+    monkeypatch.setattr(_dense, "run_dense", spy)
+    try:
+        read_only = fastconv.conv2d(read_only_x, read_only_w, **options)
+    finally:
+        convolution.clear_plans()
+        _dense.dense_plan.cache_clear()
+    assert all(plan.window == (mode == "window") for plan in seen_plans)
+    assert read_only.tobytes() == writeable.tobytes()
+    assert seen and all(np.shares_memory(x_view, read_only_x) for x_view, _ in seen)
+    if mode == "row":
+        assert all(np.shares_memory(wp[0], read_only_w) for _, wp in seen)
+    for driver in [*_dense._DRIVERS.values(), *_dense._WDRIVERS.values()]:
+        for function in (driver.kernel, driver.task):
+            kinds = [signature[0].dtype for signature in function.signatures]
+            assert len(kinds) == len(set(kinds)), function

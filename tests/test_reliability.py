@@ -309,6 +309,38 @@ def test_concurrent_compiles_share_a_cache_without_corruption(tmp_path):
     assert hits >= 1 and misses == 0
 
 
+_KERNELS_SCRIPT = """
+    import hashlib
+    import numpy as np, fastconv
+    from fastconv import _dense, _dense_weight
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 48, 20, 20)).astype(np.float32)
+    w = rng.standard_normal((40, 48, 3, 3)).astype(np.float32)
+    y = fastconv.conv2d(x, w, padding=1)
+    results = (y, *fastconv.conv2d_backward(x, w, y, padding=1))
+    print(" ".join(hashlib.sha1(r.tobytes()).hexdigest() for r in results))
+    drivers = [*_dense._DRIVERS.values(), *_dense._WDRIVERS.values()]
+    functions = [_dense_weight.dense_weight_grad, _dense_weight._weight_task,
+                 *(d.kernel for d in drivers), *(d.task for d in drivers)]
+    print(sum(sum(f.stats.cache_hits.values()) for f in functions),
+          sum(sum(f.stats.cache_misses.values()) for f in functions))
+"""
+
+
+def test_kernels_and_the_tasks_they_call_by_address_load_from_the_cache(tmp_path):
+    """Parallel kernels call their task functions by an address taken in Python: in a new
+    process both come from the disk cache, and the results are the same bits."""
+    env = {"NUMBA_CACHE_DIR": str(tmp_path)}
+    first = _run_script(_KERNELS_SCRIPT, env=env, timeout=600)
+    assert first.returncode == 0, first.stderr
+    again = _run_script(_KERNELS_SCRIPT, env=env)
+    assert again.returncode == 0, again.stderr
+    digests, counts = again.stdout.splitlines()
+    assert digests == first.stdout.splitlines()[0]
+    hits, misses = map(int, counts.split())
+    assert hits >= 4 and misses == 0
+
+
 def _read_only_prefix(paths: list[str]) -> list[str] | None:
     """A command prefix running in a mount namespace where ``paths`` are read-only."""
     unshare = shutil.which("unshare")

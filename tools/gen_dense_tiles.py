@@ -209,13 +209,15 @@ def _{w}task_p{P}(x, {wargs}, aux, out, dims, stride, dilation, pad_low, scr, fs
 
 DRIVER = """
 @njit(parallel=True, cache=CACHE)
-def _{w}forward_p{P}(x, {wargs}, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
+def _{w}forward_p{P}(x, {wargs}, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
+                {pad}task_at):
     ntile = (dims[0] * dims[8] * dims[9] * dims[10] + {Pm1}) // {P}
     for task in prange((ntile + group - 1) // group{nkb}):
-        # int64 task and thread ids: the prange index is unsigned, and a type of its own
-        # would compile the task function again (for small_conv's calls)
-        _{w}task_p{P}(x, {wargs}, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
-                 {pad}np.int64(task), np.int64(numba.get_thread_id()))
+        # the task function runs at address task_at (compiled once: see _jit.caller); int64
+        # task and thread ids: the prange index is unsigned
+        _call_{mode}_task(task_at, (x, {wargs}, aux, out, dims, stride, dilation, pad_low,
+                                {cpad}scr, fscr, group, np.int64(task),
+                                {cpad}np.int64(numba.get_thread_id())))
 """
 
 ROW_DOC = """
@@ -260,8 +262,9 @@ def drivers(P):
             span="kshape[2] * ishape[3]" if row
             else "kshape[0] * kshape[1] * kshape[2] * ishape[3]",
             split=ROW_SPLIT if row else "    g = task\n    wpp = ptr_of(wp, 0)\n"))
-        out.append(DRIVER.format(w=w, P=P, Pm1=P - 1, wargs=wargs,
-                                 nkb=" * wdesc[0]" if row else "", pad="" if row else " "))
+        out.append(DRIVER.format(w=w, P=P, Pm1=P - 1, wargs=wargs, mode="row" if row else "window",
+                                 nkb=" * wdesc[0]" if row else "", pad="" if row else " ",
+                                 cpad="" if row else "   "))
     return "\n".join(out)
 
 

@@ -48,14 +48,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import NamedTuple
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
 
-from ._runtime import CACHE  # first: sets a writable cache location before any njit
+from . import _jit  # imports _runtime first: a writable cache location before any njit
+from ._runtime import CACHE
 from ._simd import (
     VECTOR_BITS,
     lanes_for,
@@ -575,6 +576,53 @@ def _block_weights(wsrc, wdesc, kb, fscr, row, tag):
 # Scratch rows are indexed by numba.get_thread_id().
 # `x` and `out` are flat views starting at element (0, 0, 0, 0, 0); `dims` holds the shapes and
 # element strides (see _layout).
+
+
+def _array_type(dtype: np.dtype, ndim: int, mutable: bool = False) -> types.Array:
+    """Numba type of a C-contiguous array argument of the drivers (any alignment)."""
+    return types.Array(numba.from_dtype(dtype), ndim, "C", readonly=not mutable, aligned=False)
+
+
+@cache
+def _driver_arguments(dtype: np.dtype, window: bool) -> tuple:
+    """Types of the arguments the drivers and their task functions share, for ``dtype``.
+
+    ``x, wsrc, wdesc`` (row mode) or ``x, wp`` (window mode), then ``aux, out, dims,
+    stride, dilation, pad_low, scr, fscr, group``: everything but ``out`` and the scratch is
+    read-only (writeable arrays are accepted for read-only parameters).
+    """
+    dtype = np.dtype(dtype)
+    index = np.dtype(np.int64)
+    weights = (_array_type(dtype, 6),) if window else (_array_type(dtype, 1),
+                                                       _array_type(index, 1))
+    triple = types.UniTuple(types.int64, 3)
+    return ((_array_type(dtype, 1), *weights, _array_type(dtype, 1),
+             _array_type(dtype, 1, True), _array_type(index, 1), triple, triple, triple,
+             _array_type(index, 2, True), _array_type(dtype, 2, True), types.int64))
+
+
+def _row_task_signature(dtype: np.dtype) -> tuple:
+    """Argument types of the row-mode task functions: the drivers', then task and thread."""
+    return _driver_arguments(dtype, False) + (types.int64, types.int64)
+
+
+def _window_task_signature(dtype: np.dtype) -> tuple:
+    """Argument types of the window-mode task functions."""
+    return _driver_arguments(dtype, True) + (types.int64, types.int64)
+
+
+def _row_driver_signature(dtype: np.dtype) -> tuple:
+    """Argument types of the row-mode drivers: the shared ones, then the task's address."""
+    return _driver_arguments(dtype, False) + (types.int64,)
+
+
+def _window_driver_signature(dtype: np.dtype) -> tuple:
+    """Argument types of the window-mode drivers."""
+    return _driver_arguments(dtype, True) + (types.int64,)
+
+
+_call_row_task = _jit.caller(_row_task_signature)
+_call_window_task = _jit.caller(_window_task_signature)
 
 
 # --- generated tiles and drivers: begin (tools/gen_dense_tiles.py; do not edit)
@@ -1137,13 +1185,15 @@ def _task_p6(x, wsrc, wdesc, aux, out, dims, stride, dilation, pad_low, scr, fsc
 
 
 @njit(parallel=True, cache=CACHE)
-def _forward_p6(x, wsrc, wdesc, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
+def _forward_p6(x, wsrc, wdesc, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
+                task_at):
     ntile = (dims[0] * dims[8] * dims[9] * dims[10] + 5) // 6
     for task in prange((ntile + group - 1) // group * wdesc[0]):
-        # int64 task and thread ids: the prange index is unsigned, and a type of its own
-        # would compile the task function again (for small_conv's calls)
-        _task_p6(x, wsrc, wdesc, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
-                 np.int64(task), np.int64(numba.get_thread_id()))
+        # the task function runs at address task_at (compiled once: see _jit.caller); int64
+        # task and thread ids: the prange index is unsigned
+        _call_row_task(task_at, (x, wsrc, wdesc, aux, out, dims, stride, dilation, pad_low,
+                                scr, fscr, group, np.int64(task),
+                                np.int64(numba.get_thread_id())))
 
 
 @njit(cache=CACHE)
@@ -1204,13 +1254,15 @@ def _wtask_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group
 
 
 @njit(parallel=True, cache=CACHE)
-def _wforward_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
+def _wforward_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
+                 task_at):
     ntile = (dims[0] * dims[8] * dims[9] * dims[10] + 5) // 6
     for task in prange((ntile + group - 1) // group):
-        # int64 task and thread ids: the prange index is unsigned, and a type of its own
-        # would compile the task function again (for small_conv's calls)
-        _wtask_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
-                  np.int64(task), np.int64(numba.get_thread_id()))
+        # the task function runs at address task_at (compiled once: see _jit.caller); int64
+        # task and thread ids: the prange index is unsigned
+        _call_window_task(task_at, (x, wp, aux, out, dims, stride, dilation, pad_low,
+                                   scr, fscr, group, np.int64(task),
+                                   np.int64(numba.get_thread_id())))
 
 
 @njit(cache=CACHE)
@@ -1285,13 +1337,15 @@ def _task_p8(x, wsrc, wdesc, aux, out, dims, stride, dilation, pad_low, scr, fsc
 
 
 @njit(parallel=True, cache=CACHE)
-def _forward_p8(x, wsrc, wdesc, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
+def _forward_p8(x, wsrc, wdesc, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
+                task_at):
     ntile = (dims[0] * dims[8] * dims[9] * dims[10] + 7) // 8
     for task in prange((ntile + group - 1) // group * wdesc[0]):
-        # int64 task and thread ids: the prange index is unsigned, and a type of its own
-        # would compile the task function again (for small_conv's calls)
-        _task_p8(x, wsrc, wdesc, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
-                 np.int64(task), np.int64(numba.get_thread_id()))
+        # the task function runs at address task_at (compiled once: see _jit.caller); int64
+        # task and thread ids: the prange index is unsigned
+        _call_row_task(task_at, (x, wsrc, wdesc, aux, out, dims, stride, dilation, pad_low,
+                                scr, fscr, group, np.int64(task),
+                                np.int64(numba.get_thread_id())))
 
 
 @njit(cache=CACHE)
@@ -1352,26 +1406,47 @@ def _wtask_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group
 
 
 @njit(parallel=True, cache=CACHE)
-def _wforward_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group):
+def _wforward_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
+                 task_at):
     ntile = (dims[0] * dims[8] * dims[9] * dims[10] + 7) // 8
     for task in prange((ntile + group - 1) // group):
-        # int64 task and thread ids: the prange index is unsigned, and a type of its own
-        # would compile the task function again (for small_conv's calls)
-        _wtask_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group,
-                  np.int64(task), np.int64(numba.get_thread_id()))
+        # the task function runs at address task_at (compiled once: see _jit.caller); int64
+        # task and thread ids: the prange index is unsigned
+        _call_window_task(task_at, (x, wp, aux, out, dims, stride, dilation, pad_low,
+                                   scr, fscr, group, np.int64(task),
+                                   np.int64(numba.get_thread_id())))
 
 
 # --- generated tiles and drivers: end
 
 
-_DRIVERS = {6: _forward_p6, 8: _forward_p8}
-_WDRIVERS = {6: _wforward_p6, 8: _wforward_p8}
+class Driver(NamedTuple):
+    """A parallel driver, the task function its loop calls by address, and their types."""
+
+    kernel: Callable[..., None]
+    task: Callable[..., None]
+    signature: Callable[[np.dtype], tuple]
+    task_signature: Callable[[np.dtype], tuple]
+
+    def __call__(self, *arguments) -> None:
+        """Run the driver on ``arguments`` (all but the task's address, which it adds)."""
+        dtype = arguments[0].dtype
+        _jit.ensure_compiled(self.kernel, self.signature, dtype)
+        self.kernel(*arguments, _jit.address_of(self.task, self.task_signature, dtype))
+
+
+_DRIVERS = {6: Driver(_forward_p6, _task_p6, _row_driver_signature, _row_task_signature),
+            8: Driver(_forward_p8, _task_p8, _row_driver_signature, _row_task_signature)}
+_WDRIVERS = {6: Driver(_wforward_p6, _wtask_p6, _window_driver_signature,
+                       _window_task_signature),
+             8: Driver(_wforward_p8, _wtask_p8, _window_driver_signature,
+                       _window_task_signature)}
 #: the row-mode task function of this host's tile, run by :func:`small_conv`
 _SMALL_TASK = {6: _task_p6, 8: _task_p8}[TILE_P]
 
 
 @njit(cache=CACHE)
-def small_conv(x, w, bias, out, dims, wdesc):
+def small_conv(x, w, bias, out, dims, wdesc, task_at):
     """A whole small dense convolution in one compiled call, on the calling thread.
 
     For calls whose Python-side preparation (layout copies, weight packing, scratch) costs
@@ -1395,6 +1470,8 @@ def small_conv(x, w, bias, out, dims, wdesc):
         call costs its dispatcher time.
     wdesc : ndarray of int64
         :func:`packed_description` of the packed weights' shape.
+    task_at : int
+        Address of :data:`_SMALL_TASK` (:func:`fastconv._jit.address_of`), called per task.
     """
     stride = (dims[18], dims[19], dims[20])
     dilation = (dims[21], dims[22], dims[23])
@@ -1425,8 +1502,9 @@ def small_conv(x, w, bias, out, dims, wdesc):
     fscr = np.empty((1, fsz), out.dtype)
     ntile = (n * out.shape[1] * out.shape[2] * out.shape[3] + TILE_P - 1) // TILE_P
     for task in range((ntile + group - 1) // group * nblk):
-        _SMALL_TASK(xc.reshape(-1), wp.reshape(-1), wdesc, aux, oc.reshape(-1), dims, stride,
-                    dilation, pad_low, scr, fscr, group, np.int64(task), np.int64(0))
+        _call_row_task(task_at, (xc.reshape(-1), wp.reshape(-1), wdesc, aux, oc.reshape(-1),
+                                 dims, stride, dilation, pad_low, scr, fscr, group,
+                                 np.int64(task), np.int64(0)))
     for a in range(n):
         for o0 in range(out.shape[1]):
             for o1 in range(out.shape[2]):
@@ -1469,8 +1547,8 @@ def _triple(v, name: str) -> tuple[int, int, int]:
 class DensePlan(NamedTuple):
     """Everything :func:`run_dense` needs besides the arrays (see :func:`dense_plan`)."""
 
-    #: compiled driver to call
-    driver: Callable[..., None]
+    #: driver to call
+    driver: Driver
     #: length of the ``aux`` vector (padded bias, then zeros read by padding taps)
     aux_size: int
     #: output channels (bias values copied into ``aux``)
@@ -1555,9 +1633,9 @@ def dense_plan(
     aux_size = nblk * kbs + k2 * c_in  # window mode reads no zeros from aux
     empty = out_size == 0
     bias_only = not empty and (c_in == 0 or math.prod(x_shape) == 0)
-    # shared by the calls of this plan: the drivers never write ``aux`` (it stays writeable so
-    # the drivers see the same argument type as with a bias, and compile once)
+    # shared by the calls of this plan (the drivers only read ``aux``)
     zero_aux = np.zeros(aux_size, dtype=dtype)
+    zero_aux.flags.writeable = False
     if empty or bias_only:
         return DensePlan(_DRIVERS[TILE_P], aux_size, c_out, (0, 0), (0, 0), stride, dilation,
                          pad_low, 1, empty, bias_only, zero_aux)
@@ -1712,7 +1790,8 @@ def _c_strides(shape: tuple[int, ...], item: int) -> tuple[int, ...]:
 def run_small(call: SmallCall, x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
               out: np.ndarray) -> None:
     """Run a planned :func:`small_conv` (arrays of the planned shapes and dtype; no checks)."""
-    small_conv(x, w, call.no_bias if bias is None else bias, out, call.dims, call.wdesc)
+    small_conv(x, w, call.no_bias if bias is None else bias, out, call.dims, call.wdesc,
+               _jit.address_of(_SMALL_TASK, _row_task_signature, out.dtype))
 
 
 def accepts_input(x: np.ndarray) -> bool:
@@ -1720,14 +1799,13 @@ def accepts_input(x: np.ndarray) -> bool:
 
     The kernels need each pixel's channels contiguous and consecutive pixels along the last
     spatial dimension adjacent (element strides ``C`` and 1 there, e.g. a channels-last array
-    or a slice of one along the spatial dims); the other strides are free but positive. A
-    read-only array is copied too: the drivers are compiled for writeable arrays, and a
-    read-only one would compile them a second time.
+    or a slice of one along the spatial dims); the other strides are free but positive.
+    Read-only arrays are read in place too (the drivers take read-only inputs).
     """
     item = x.itemsize
     strides = x.strides
     return (strides[4] == item and (strides[3] == x.shape[4] * item or x.shape[3] == 1)
-            and min(strides[:3]) >= 0 and x.flags.writeable)
+            and min(strides[:3]) >= 0)
 
 
 def flat_view(a: np.ndarray) -> np.ndarray:
@@ -1844,8 +1922,8 @@ def weight_source(w: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarra
     ----------
     w : ndarray, shape (C_out, C_in, K0, K1, K2)
         Weights with any strides, negative ones included (the flipped and transposed views
-        of adjoint passes), read in place when they have `dtype` and are writeable (the
-        drivers are compiled for writeable arrays); else a converted copy is read.
+        of adjoint passes), read in place (read-only ones too) when they have `dtype`; else
+        a converted copy is read.
     dtype : numpy.dtype
         The computation's dtype.
 
@@ -1865,7 +1943,7 @@ def weight_source(w: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarra
     item = dtype.itemsize
     if w.size == 0:  # nothing to read (such calls compute only the bias)
         return np.zeros(0, dtype), _source_description(w.shape, (0,) * 5, 0, _KBS[dtype.char])
-    if w.dtype != dtype or not w.flags.writeable or any(step % item for step in w.strides):
+    if w.dtype != dtype or any(step % item for step in w.strides):
         w = np.array(w, dtype=dtype, order="C")
     steps = tuple(step // item for step in w.strides)
     low = sum((n - 1) * step for n, step in zip(w.shape, steps) if step < 0)

@@ -37,7 +37,7 @@ import numpy as np
 from numba import prange, types
 from numba.extending import register_jitable
 
-from ._jit import helper, inlined, kernel
+from ._jit import address_of, caller, helper, inlined, kernel
 from ._kernels import INDEX_2D, data_type
 from ._simd import (
     keep_alive,
@@ -136,11 +136,29 @@ def task_split(c_in: int, c_out: int, taps: tuple[int, int, int], lanes: int,
 
 
 @cache
-def dense_weight_grad_signature(dtype: np.dtype) -> tuple:
-    """Argument types :func:`dense_weight_grad` is compiled for (one signature per dtype)."""
+def weight_task_signature(dtype: np.dtype) -> tuple:
+    """Argument types of :func:`_weight_task`: the data, tables and split, then the task."""
     return (data_type(dtype, 1, layout="C"), INDEX_2D, data_type(dtype, 1, layout="C"),
             INDEX_2D, INDEX_2D,
-            data_type(dtype, 6, True, "C"), data_type(dtype, 2, True, "C"), types.int64)
+            data_type(dtype, 6, True, "C"), data_type(dtype, 2, True, "C"), types.int64,
+            types.int64)
+
+
+@cache
+def dense_weight_grad_signature(dtype: np.dtype) -> tuple:
+    """Argument types :func:`dense_weight_grad` is compiled for (one signature per dtype).
+
+    Those of its task function but the task, then the task function's address.
+    """
+    return weight_task_signature(dtype)[:-1] + (types.int64,)
+
+
+_call_weight_task = caller(weight_task_signature)
+
+
+def weight_task_address(dtype: np.dtype) -> int:
+    """The ``task_at`` argument of :func:`dense_weight_grad` for ``dtype`` (compiles once)."""
+    return address_of(_weight_task, weight_task_signature, dtype)
 
 
 @inlined
@@ -204,7 +222,7 @@ def _tile_span(src, x_pixels, pixels, entries, grad, acc):
 
 @kernel
 def dense_weight_grad(src, src_layout, grad, grad_layout, steps, partial, partial_bias,
-                      out_blocks):
+                      out_blocks, task_at):
     """Weight (and bias) gradient of a one-group, zero-padded convolution.
 
     ``partial[chunk, j, i, t0, t1, t2] = sum grad[n, q0, q1, q2, j] *
@@ -235,6 +253,9 @@ def dense_weight_grad(src, src_layout, grad, grad_layout, steps, partial, partia
     out_blocks : int
         Blocks of ``2 * lanes`` output channels per task (their accumulators stay in
         cache while a span's input is reused for all of them).
+    task_at : int
+        Address of :func:`_weight_task` compiled for :func:`weight_task_signature`
+        (:func:`fastconv._jit.address_of`).
     """
     n_chunks, c_out, c_in, taps0, taps1, taps2 = partial.shape
     out_tile = 2 * vlanes(src)
@@ -242,9 +263,9 @@ def dense_weight_grad(src, src_layout, grad, grad_layout, steps, partial, partia
     n_groups = (n_out + out_blocks - 1) // out_blocks
     rows = taps1 // tap_rows_per_task(c_in, taps1, taps2)
     for task in prange(n_chunks * taps0 * rows * n_groups):
-        # a task of its own function: a parallel compile costs less with a small loop body
-        _weight_task(src, src_layout, grad, grad_layout, steps, partial, partial_bias,
-                     out_blocks, np.int64(task))
+        # the task function, called by address, is compiled once (see _jit.caller)
+        _call_weight_task(task_at, (src, src_layout, grad, grad_layout, steps, partial,
+                                    partial_bias, out_blocks, np.int64(task)))
 
 
 @register_jitable

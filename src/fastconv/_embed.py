@@ -135,9 +135,10 @@ def _cached(function):
 # Numba's cache by a later process) find it. An empty entry is filled on first use, by
 # loading the kernel the way the Python level does or compiling the core.
 _DTYPES = (np.float32, np.float64)
-_GATHER, _WEIGHT_GRAD, _BIAS_GRAD, _FORWARD_CORE, _ADJOINT_CORE, _WEIGHT_CORE = range(6)
-_TABLE_SYMBOL = "fastconv_embed_address_table_v1"
-_TABLE_LENGTH = 6 * len(_DTYPES)
+(_GATHER, _WEIGHT_GRAD, _BIAS_GRAD, _FORWARD_CORE, _ADJOINT_CORE, _WEIGHT_CORE, _GATHER_TASK,
+ _WEIGHT_GRAD_TASK) = range(8)
+_TABLE_SYMBOL = "fastconv_embed_address_table_v2"
+_TABLE_LENGTH = 8 * len(_DTYPES)
 
 
 def _table_address() -> int:
@@ -177,6 +178,10 @@ def _signature_of(callee: int):
         return _kernels.weight_grad_signature
     if callee == _BIAS_GRAD:
         return _kernels.bias_grad_signature
+    if callee == _GATHER_TASK:
+        return _kernels.gather_task_signature
+    if callee == _WEIGHT_GRAD_TASK:
+        return _kernels.weight_grad_task_signature
     return lambda dtype: _core_signature(callee, dtype)
 
 
@@ -184,6 +189,12 @@ def _load(slot: int) -> None:
     """Compile or load the function of table entry ``slot`` and record its address."""
     callee, dtype = divmod(slot, len(_DTYPES))
     dtype = np.dtype(_DTYPES[dtype])
+    if callee == _GATHER_TASK:
+        _TABLE[slot] = _kernels.gather_task_address(dtype)
+        return
+    if callee == _WEIGHT_GRAD_TASK:
+        _TABLE[slot] = _kernels.weight_grad_task_address(dtype)
+        return
     signature = _signature_of(callee)(dtype)
     if callee in (_GATHER, _WEIGHT_GRAD, _BIAS_GRAD):
         dispatcher = (_kernels.gather_conv, _kernels.weight_grad, _kernels.bias_grad)[callee]
@@ -240,44 +251,9 @@ def _slot_overload(callee, like):
 def _caller(callee: int):
     """An intrinsic ``call(address, arguments)`` running ``callee`` at a table address.
 
-    ``arguments`` must have the callee's types, except that arrays may differ in layout,
-    alignment and mutability (which do not change how arrays are passed).
+    ``arguments`` must convert safely to the callee's types (:func:`fastconv._jit.caller`).
     """
-    signature_of = _signature_of(callee)
-
-    @intrinsic
-    def call(typingctx, address, arguments):
-        dtype = as_dtype(arguments[0].dtype)
-        expected = signature_of(dtype)
-        if len(arguments) != len(expected):
-            raise TypingError(f"fastconv internal: {len(arguments)} arguments for {expected}")
-        for given, wanted in zip(arguments, expected):
-            if isinstance(wanted, types.Array):
-                matches = (isinstance(given, types.Array) and given.dtype == wanted.dtype
-                           and given.ndim == wanted.ndim)
-            else:
-                matches = typingctx.can_convert(given, wanted) is not None
-            if not matches:
-                raise TypingError(f"fastconv internal: {given} passed for {wanted}")
-
-        def codegen(context, builder, signature, args):
-            values = cgutils.unpack_tuple(builder, args[1])
-            converted = [
-                value if isinstance(wanted, types.Array)
-                else context.cast(builder, value, given, wanted)
-                for value, given, wanted in zip(values, arguments, expected)
-            ]
-            function_type = context.call_conv.get_function_type(types.none, expected)
-            function = builder.inttoptr(args[0], function_type.as_pointer())
-            status, _ = context.call_conv.call_function(builder, function, types.none,
-                                                        expected, converted)
-            with builder.if_then(status.is_error, likely=False):
-                context.call_conv.return_status_propagate(builder, status)
-            return context.get_dummy_value()
-
-        return types.none(address, arguments), codegen
-
-    return call
+    return _jit.caller(_signature_of(callee))
 
 
 _call_gather = _caller(_GATHER)
@@ -1082,7 +1058,7 @@ def _gather(src, packed, bias, dest, spec, adjoint):
                                              packed.shape[5], dest.itemsize)
     _call_gather(_address(_slot(_GATHER, dest)),
                  (src, packed, bias, dest, geometry, capacity, np.int64(block),
-                  np.int64(group_block)))
+                  np.int64(group_block), _address(_slot(_GATHER_TASK, dest))))
 
 
 @register_jitable
@@ -1197,7 +1173,8 @@ def _weight_core(src, grad_output, spec, grad_weight, grad_bias, want_weight, wa
         if partial_w.size or want_bias:
             _call_weight_grad(_address(_slot(_WEIGHT_GRAD, partial_w)),
                               (src, grad_out, _geometry(spec, False), np.int64(in_block),
-                               want_bias, partial_w, partial_b))
+                               want_bias, partial_w, partial_b,
+                               _address(_slot(_WEIGHT_GRAD_TASK, partial_w))))
         out_stride, in_stride, tap0, tap1, tap2 = grad_weight.strides
         grouped = np.lib.stride_tricks.as_strided(
             grad_weight, shape=partial_w.shape[1:],

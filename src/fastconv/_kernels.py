@@ -16,7 +16,7 @@ from functools import cache
 import numpy as np
 from numba import from_dtype, prange, types
 
-from ._jit import helper, kernel, serial_twin
+from ._jit import address_of, caller, helper, kernel, serial_twin
 from ._plan import ADJOINT, DILATION, IN_SIZE, MODE, OUT_SIZE, PAD_HIGH, PAD_LOW, STRIDE, TAPS
 from ._plan import SERIAL_MAX_WORK as _SERIAL_MAX_WORK
 from ._simd import ptr_of, vlanes, vtranspose_copy
@@ -35,17 +35,38 @@ INDEX_2D = types.Array(types.int64, 2, "C", readonly=True)
 
 
 @cache
-def gather_signature(dtype: np.dtype) -> tuple:
-    """Argument types :func:`gather_conv` is compiled for (one signature per dtype)."""
+def gather_task_signature(dtype: np.dtype) -> tuple:
+    """Argument types of :func:`_gather_conv_task`: the data, tables and blocks, then the task."""
     return (data_type(dtype, 5), data_type(dtype, 6, layout="C"), data_type(dtype, 1),
-            data_type(dtype, 5, True), INDEX_2D, _INDEX_1D, types.int64, types.int64)
+            data_type(dtype, 5, True), INDEX_2D, _INDEX_1D, types.int64, types.int64,
+            types.int64)
+
+
+@cache
+def gather_signature(dtype: np.dtype) -> tuple:
+    """Argument types :func:`gather_conv` is compiled for (one signature per dtype).
+
+    Those of its task function but the task, then the task function's address.
+    """
+    return gather_task_signature(dtype)[:-1] + (types.int64,)
+
+
+@cache
+def weight_grad_task_signature(dtype: np.dtype) -> tuple:
+    """Argument types of :func:`_weight_grad_task`."""
+    return (data_type(dtype, 5), data_type(dtype, 5, layout="C"), INDEX_2D, types.int64,
+            types.boolean, data_type(dtype, 7, True, "C"), data_type(dtype, 2, True, "C"),
+            types.int64)
 
 
 @cache
 def weight_grad_signature(dtype: np.dtype) -> tuple:
-    """Argument types :func:`weight_grad` is compiled for."""
-    return (data_type(dtype, 5), data_type(dtype, 5, layout="C"), INDEX_2D, types.int64,
-            types.boolean, data_type(dtype, 7, True, "C"), data_type(dtype, 2, True, "C"))
+    """Argument types :func:`weight_grad` is compiled for (as :func:`gather_signature`)."""
+    return weight_grad_task_signature(dtype)[:-1] + (types.int64,)
+
+
+_call_gather_task = caller(gather_task_signature)
+_call_weight_grad_task = caller(weight_grad_task_signature)
 
 
 @cache
@@ -144,7 +165,7 @@ def position_pairs(geom, dim, position, pairs):
 
 
 @kernel
-def gather_conv(src, packed, bias, out, geom, capacity, col_block, group_block):
+def gather_conv(src, packed, bias, out, geom, capacity, col_block, group_block, task_at):
     """Compiled core of forward, input-gradient and transposed convolution.
 
     ``out[n, q0, q1, q2, g*Og + j] = bias[g*Og + j] + sum src[n, s0, s1, s2, g*Ig + i] *
@@ -170,14 +191,16 @@ def gather_conv(src, packed, bias, out, geom, capacity, col_block, group_block):
     group_block : int
         Groups computed by one task (many for depthwise and small groups, so a task's
         fixed costs are shared; the pairs of a position are found once for all of them).
+    task_at : int
+        :func:`gather_task_address` of the dtype.
     """
     n_col_blocks = (out.shape[3] + col_block - 1) // col_block
     n_group_blocks = (packed.shape[0] + group_block - 1) // group_block
     n_tasks = out.shape[0] * out.shape[1] * out.shape[2] * n_col_blocks * n_group_blocks
     for task in prange(n_tasks):
-        # a task of its own function: a parallel compile costs less with a small loop body
-        _gather_conv_task(src, packed, bias, out, geom, capacity, col_block, group_block,
-                          np.int64(task))
+        # the task function, called by address, is compiled once (see _jit.caller)
+        _call_gather_task(task_at, (src, packed, bias, out, geom, capacity, col_block,
+                                    group_block, np.int64(task)))
 
 
 @helper
@@ -251,7 +274,7 @@ def _sum_rows(grad_out, row_lo, row_hi, channel_lo, acc):
 
 
 @kernel
-def weight_grad(src, grad_out, geom, in_block, with_bias, partial_w, partial_b):
+def weight_grad(src, grad_out, geom, in_block, with_bias, partial_w, partial_b, task_at):
     """Compiled core of the weight gradient, with the bias gradient fused in.
 
     ``partial_w[chunk, g, t0, t1, t2, i, j] = sum src[n, s0, s1, s2, g*Ig + i] *
@@ -276,14 +299,16 @@ def weight_grad(src, grad_out, geom, in_block, with_bias, partial_w, partial_b):
         Per-chunk partial sums, each element written once.
     partial_b : ndarray, shape (n_chunks, G*Og)
         Per-chunk partial bias gradients.
+    task_at : int
+        :func:`weight_grad_task_address` of the dtype.
     """
     n_in_blocks = max(1, (partial_w.shape[5] + in_block - 1) // in_block)
     n_tasks = partial_w.shape[0] * partial_w.shape[1] * partial_w.shape[2] * \
         partial_w.shape[3] * partial_w.shape[4] * n_in_blocks
     for task in prange(n_tasks):
-        # a task of its own function: a parallel compile costs less with a small loop body
-        _weight_grad_task(src, grad_out, geom, in_block, with_bias, partial_w, partial_b,
-                          np.int64(task))
+        # the task function, called by address, is compiled once (see _jit.caller)
+        _call_weight_grad_task(task_at, (src, grad_out, geom, in_block, with_bias, partial_w,
+                                         partial_b, np.int64(task)))
 
 
 @helper
@@ -369,6 +394,18 @@ def bias_grad(grad_out, groups, partial_b):
 #: Below this many multiply-adds (or additions, for the bias gradient) a call runs the
 #: serial twin of its kernel on the calling thread instead of waking the thread pool.
 SERIAL_MAX_WORK = _SERIAL_MAX_WORK
+
+
+
+def gather_task_address(dtype: np.dtype) -> int:
+    """The ``task_at`` argument of :func:`gather_conv` (and its twin) for ``dtype``."""
+    return address_of(_gather_conv_task, gather_task_signature, dtype)
+
+
+def weight_grad_task_address(dtype: np.dtype) -> int:
+    """The ``task_at`` argument of :func:`weight_grad` (and its twin) for ``dtype``."""
+    return address_of(_weight_grad_task, weight_grad_task_signature, dtype)
+
 
 gather_conv_serial = serial_twin(gather_conv, "gather_conv_serial")
 weight_grad_serial = serial_twin(weight_grad, "weight_grad_serial")

@@ -32,7 +32,7 @@ from functools import cache
 import numpy as np
 from numba import prange, types
 
-from ._jit import helper, inlined, kernel
+from ._jit import address_of, caller, helper, inlined, kernel
 from ._kernels import INDEX_2D, data_type, source_index
 from ._plan import (
     DILATION,
@@ -58,7 +58,7 @@ from ._simd import (
     vzero,
 )
 
-#: The padding map, inlined (it runs per border element of every copied row).
+#: The padding map (LLVM inlines it: it runs per border element of every copied row).
 _source = inlined(source_index.py_func)
 
 #: Vectors of consecutive output columns a strip keeps in registers, per row.
@@ -120,19 +120,49 @@ def pack_channel_triples(weight: np.ndarray, groups: int) -> np.ndarray:
 
 
 @cache
-def planar_signature(dtype: np.dtype) -> tuple:
-    """Argument types :func:`planar_conv` is compiled for (one signature per dtype)."""
+def planar_task_signature(dtype: np.dtype) -> tuple:
+    """Argument types of :func:`_planar_conv_task`: the data, tables and rows, then the task."""
     return (data_type(dtype, 5, layout="C"), data_type(dtype, 5, layout="C"),
             data_type(dtype, 6, layout="C"), data_type(dtype, 6, layout="C"),
-            data_type(dtype, 1), data_type(dtype, 5, True, "C"), INDEX_2D, types.int64)
+            data_type(dtype, 1), data_type(dtype, 5, True, "C"), INDEX_2D, types.int64,
+            types.int64)
+
+
+@cache
+def planar_signature(dtype: np.dtype) -> tuple:
+    """Argument types :func:`planar_conv` is compiled for (one signature per dtype).
+
+    Those of its task function but the task, then the task function's address.
+    """
+    return planar_task_signature(dtype)[:-1] + (types.int64,)
+
+
+@cache
+def planar_weight_task_signature(dtype: np.dtype) -> tuple:
+    """Argument types of :func:`_planar_weight_grad_task`."""
+    return (data_type(dtype, 5, layout="C"), data_type(dtype, 5, layout="C"), INDEX_2D,
+            types.int64, types.int64, types.boolean, data_type(dtype, 6, True, "C"),
+            data_type(dtype, 2, True, "C"), types.int64)
 
 
 @cache
 def planar_weight_grad_signature(dtype: np.dtype) -> tuple:
-    """Argument types :func:`planar_weight_grad` is compiled for."""
-    return (data_type(dtype, 5, layout="C"), data_type(dtype, 5, layout="C"), INDEX_2D,
-            types.int64, types.int64, types.boolean, data_type(dtype, 6, True, "C"),
-            data_type(dtype, 2, True, "C"))
+    """Argument types :func:`planar_weight_grad` is compiled for (as :func:`planar_signature`)."""
+    return planar_weight_task_signature(dtype)[:-1] + (types.int64,)
+
+
+_call_planar_task = caller(planar_task_signature)
+_call_planar_weight_task = caller(planar_weight_task_signature)
+
+
+def planar_task_address(dtype: np.dtype) -> int:
+    """The ``task_at`` argument of :func:`planar_conv` for ``dtype`` (compiles once)."""
+    return address_of(_planar_conv_task, planar_task_signature, dtype)
+
+
+def planar_weight_task_address(dtype: np.dtype) -> int:
+    """The ``task_at`` argument of :func:`planar_weight_grad` for ``dtype``."""
+    return address_of(_planar_weight_grad_task, planar_weight_task_signature, dtype)
 
 
 @inlined
@@ -397,7 +427,7 @@ def _strip_rows(tile, weights, w_base, in_group, taps0, taps1, taps2, span, widt
 
 
 @kernel
-def planar_conv(src, weight, packed, packed3, bias, out, geom, row_block):
+def planar_conv(src, weight, packed, packed3, bias, out, geom, row_block, task_at):
     """Channels-first convolution with unit stride along the last dimension.
 
     ``out[n, g*Og + j, q] = bias[g*Og + j] + sum src[n, g*Ig + i, s(q, t)] *
@@ -427,13 +457,16 @@ def planar_conv(src, weight, packed, packed3, bias, out, geom, row_block):
         the stride of the last dimension must be 1.
     row_block : int
         Output rows (along ``Q1``) per task.
+    task_at : int
+        :func:`planar_task_address` of the dtype.
     """
     batch, _, rows0, rows1, _ = out.shape
     n_tasks = batch * (src.shape[1] // weight.shape[1]) * rows0 * \
         ((rows1 + row_block - 1) // row_block)
     for task in prange(n_tasks):
-        # a task of its own function: a parallel compile costs less with a small loop body
-        _planar_conv_task(src, weight, packed, packed3, bias, out, geom, row_block, np.int64(task))
+        # the task function, called by address, is compiled once (see _jit.caller)
+        _call_planar_task(task_at, (src, weight, packed, packed3, bias, out, geom, row_block,
+                                    np.int64(task)))
 
 
 @helper
@@ -614,7 +647,7 @@ def _row_sum(grad, grad_off, cols, acc):
 
 @kernel
 def planar_weight_grad(src, grad_out, geom, row_block, out_block, with_bias, partial_w,
-                       partial_b):
+                       partial_b, task_at):
     """Weight gradient (bias gradient fused in) of :func:`planar_conv`.
 
     ``partial_w[chunk, g*Og + j, i, t] = sum src[n, g*Ig + i, s(q, t)] *
@@ -640,14 +673,16 @@ def planar_weight_grad(src, grad_out, geom, row_block, out_block, with_bias, par
         Per-chunk partial sums, each element written once.
     partial_b : ndarray, shape (n_chunks, G*Og)
         Per-chunk partial bias gradients.
+    task_at : int
+        :func:`planar_weight_task_address` of the dtype.
     """
     n_chunks, c_out, in_group = partial_w.shape[0], partial_w.shape[1], partial_w.shape[2]
     groups = src.shape[1] // in_group
     n_out_blocks = (c_out // groups + out_block - 1) // out_block
     for task in prange(n_chunks * groups * n_out_blocks):
-        # a task of its own function: a parallel compile costs less with a small loop body
-        _planar_weight_grad_task(src, grad_out, geom, row_block, out_block, with_bias, partial_w,
-                                 partial_b, np.int64(task))
+        # the task function, called by address, is compiled once (see _jit.caller)
+        _call_planar_weight_task(task_at, (src, grad_out, geom, row_block, out_block, with_bias,
+                                           partial_w, partial_b, np.int64(task)))
 
 
 @helper

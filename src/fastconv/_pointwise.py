@@ -22,7 +22,7 @@ from functools import cache
 import numpy as np
 from numba import prange, types
 
-from ._jit import helper, inlined, kernel
+from ._jit import address_of, caller, helper, inlined, kernel
 from ._kernels import data_type
 from ._planar import CHANNEL_BLOCK, store_channel
 from ._simd import (
@@ -62,10 +62,27 @@ def pack_pointwise(weight: np.ndarray, groups: int, dtype: np.dtype) -> np.ndarr
 
 
 @cache
-def pointwise_signature(dtype: np.dtype) -> tuple:
-    """Argument types :func:`pointwise_conv` is compiled for (one signature per dtype)."""
+def pointwise_task_signature(dtype: np.dtype) -> tuple:
+    """Argument types of :func:`_pointwise_task`: the data and strips, then the task."""
     return (data_type(dtype, 3, layout="C"), data_type(dtype, 3, layout="C"),
-            data_type(dtype, 1), data_type(dtype, 3, True, "C"), types.int64)
+            data_type(dtype, 1), data_type(dtype, 3, True, "C"), types.int64, types.int64)
+
+
+@cache
+def pointwise_signature(dtype: np.dtype) -> tuple:
+    """Argument types :func:`pointwise_conv` is compiled for (one signature per dtype).
+
+    Those of its task function but the task, then the task function's address.
+    """
+    return pointwise_task_signature(dtype)[:-1] + (types.int64,)
+
+
+_call_pointwise_task = caller(pointwise_task_signature)
+
+
+def pointwise_task_address(dtype: np.dtype) -> int:
+    """The ``task_at`` argument of :func:`pointwise_conv` for ``dtype`` (compiles once)."""
+    return address_of(_pointwise_task, pointwise_task_signature, dtype)
 
 
 @inlined
@@ -137,7 +154,7 @@ def _strip_block(buf, packed, w_off, channels, out, out_off, plane, count, rows,
 
 
 @kernel
-def pointwise_conv(src, packed, bias, out, strips_per_task):
+def pointwise_conv(src, packed, bias, out, strips_per_task, task_at):
     """Pointwise convolution of channels-first planes.
 
     Parameters
@@ -152,37 +169,49 @@ def pointwise_conv(src, packed, bias, out, strips_per_task):
         Written once per element.
     strips_per_task : int
         Strips of two vectors of pixels per task (at least 1).
+    task_at : int
+        :func:`pointwise_task_address` of the dtype.
     """
-    batch, c_in, pixels = src.shape
+    groups = src.shape[1] // packed.shape[1]
+    width = 2 * vlanes(out)
+    n_strips = (src.shape[2] + width - 1) // width
+    n_runs = (n_strips + strips_per_task - 1) // strips_per_task
+    for task in prange(src.shape[0] * groups * n_runs):
+        # the task function, called by address, is compiled once (see _jit.caller)
+        _call_pointwise_task(task_at, (src, packed, bias, out, strips_per_task, np.int64(task)))
+
+
+@helper
+def _pointwise_task(src, packed, bias, out, strips_per_task, task):
+    """Task ``task`` of :func:`pointwise_conv`: a run of strips of one sample and group."""
+    c_in, pixels = src.shape[1], src.shape[2]
     c_out = out.shape[1]
     in_group = packed.shape[1]
     groups = c_in // in_group
     out_group = c_out // groups
     blocks = packed.shape[0] // groups
-    lanes = vlanes(out)
-    width = 2 * lanes
+    width = 2 * vlanes(out)
     n_strips = (pixels + width - 1) // width
     n_runs = (n_strips + strips_per_task - 1) // strips_per_task
     src_p = ptr_of(src, 0)
     packed_p = ptr_of(packed, 0)
     out_p = ptr_of(out, 0)
     bias_p = ptr_of(bias, 0)
-    for task in prange(batch * groups * n_runs):
-        run = task % n_runs
-        rest = task // n_runs
-        g = rest % groups
-        n = rest // groups
-        buf_array = np.empty(in_group * width, dtype=out.dtype)
-        buf = ptr_of(buf_array, 0)
-        for strip in range(run * strips_per_task, min(n_strips, (run + 1) * strips_per_task)):
-            col = strip * width
-            count = min(width, pixels - col)
-            _pack_strip(src_p, (n * c_in + g * in_group) * pixels + col, pixels, in_group,
-                        count, buf)
-            for b in range(blocks):
-                first = b * CHANNEL_BLOCK
-                co = g * out_group + first
-                _strip_block(buf, packed_p, (g * blocks + b) * in_group * CHANNEL_BLOCK,
-                             in_group, out_p, (n * c_out + co) * pixels + col, pixels, count,
-                             min(CHANNEL_BLOCK, out_group - first), ptr_of(bias_p, co))
-        keep_alive(buf_array)
+    run = task % n_runs
+    rest = task // n_runs
+    g = rest % groups
+    n = rest // groups
+    buf_array = np.empty(in_group * width, dtype=out.dtype)
+    buf = ptr_of(buf_array, 0)
+    for strip in range(run * strips_per_task, min(n_strips, (run + 1) * strips_per_task)):
+        col = strip * width
+        count = min(width, pixels - col)
+        _pack_strip(src_p, (n * c_in + g * in_group) * pixels + col, pixels, in_group,
+                    count, buf)
+        for b in range(blocks):
+            first = b * CHANNEL_BLOCK
+            co = g * out_group + first
+            _strip_block(buf, packed_p, (g * blocks + b) * in_group * CHANNEL_BLOCK,
+                         in_group, out_p, (n * c_out + co) * pixels + col, pixels, count,
+                         min(CHANNEL_BLOCK, out_group - first), ptr_of(bias_p, co))
+    keep_alive(buf_array)

@@ -133,7 +133,7 @@ class _GatherPass:
     """
 
     __slots__ = ("blocks", "capacity", "dtype", "empty", "geometry", "kernel", "order",
-                 "pack_shape", "zero_bias")
+                 "pack_shape", "task_at", "zero_bias")
 
     def __init__(self, spec: ConvSpec, adjoint: bool, dtype: np.dtype,
                  dest_shape: tuple[int, ...]) -> None:
@@ -153,8 +153,10 @@ class _GatherPass:
         work = math.prod(dest_shape) * math.prod(spec.kernel) * in_group
         self.kernel = (_kernels.gather_conv_serial if work <= _kernels.SERIAL_MAX_WORK
                        else _kernels.gather_conv)
+        self.task_at = 0
         if not self.empty:
             _jit.ensure_compiled(self.kernel, _kernels.gather_signature, dtype)
+            self.task_at = _kernels.gather_task_address(dtype)
 
     def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                  dest: np.ndarray) -> None:
@@ -166,7 +168,8 @@ class _GatherPass:
             bias_vector = self.zero_bias
         else:
             bias_vector = np.ascontiguousarray(bias, dtype=self.dtype)
-        self.kernel(src, packed, bias_vector, dest, self.geometry, self.capacity, *self.blocks)
+        self.kernel(src, packed, bias_vector, dest, self.geometry, self.capacity, *self.blocks,
+                    self.task_at)
 
 
 class _DensePass:
@@ -573,7 +576,8 @@ class _PlanarPass:
     such as an adjoint's stride phase, is written through a temporary).
     """
 
-    __slots__ = ("dtype", "geometry", "groups", "kernel_shape", "row_block", "zero_bias")
+    __slots__ = ("dtype", "geometry", "groups", "kernel_shape", "row_block", "task_at",
+                 "zero_bias")
 
     def __init__(self, spec: ConvSpec, dtype: np.dtype, dest_shape: tuple[int, ...]) -> None:
         planes = _planes_shape(dest_shape)
@@ -585,6 +589,7 @@ class _PlanarPass:
         self.zero_bias = np.zeros(spec.c_out, dtype)
         self.zero_bias.flags.writeable = False
         _jit.ensure_compiled(_planar.planar_conv, _planar.planar_signature, dtype)
+        self.task_at = _planar.planar_task_address(dtype)
 
     def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                  dest: np.ndarray) -> None:
@@ -595,7 +600,7 @@ class _PlanarPass:
         bias_vector = self.zero_bias if bias is None else np.ascontiguousarray(bias, self.dtype)
         _planar.planar_conv(planes, kernel, _planar.pack_channel_blocks(kernel, self.groups),
                             _planar.pack_channel_triples(kernel, self.groups), bias_vector,
-                            target, self.geometry, self.row_block)
+                            target, self.geometry, self.row_block, self.task_at)
         if target is not view:
             view[...] = target
 
@@ -607,7 +612,7 @@ class _PointwisePass:
     :func:`fastconv._pointwise.pointwise_conv` on the planes with the spatial dims flattened.
     """
 
-    __slots__ = ("dtype", "groups", "planes", "strips", "zero_bias")
+    __slots__ = ("dtype", "groups", "planes", "strips", "task_at", "zero_bias")
 
     def __init__(self, spec: ConvSpec, dtype: np.dtype, dest_shape: tuple[int, ...]) -> None:
         self.dtype, self.groups = dtype, spec.groups
@@ -619,6 +624,7 @@ class _PointwisePass:
         self.zero_bias = np.zeros(spec.c_out, dtype)
         self.zero_bias.flags.writeable = False
         _jit.ensure_compiled(_pointwise.pointwise_conv, _pointwise.pointwise_signature, dtype)
+        self.task_at = _pointwise.pointwise_task_address(dtype)
 
     def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                  dest: np.ndarray) -> None:
@@ -630,7 +636,7 @@ class _PointwisePass:
         _pointwise.pointwise_conv(planes.reshape(planes.shape[0], planes.shape[1], self.planes),
                                   packed, bias_vector,
                                   target.reshape(target.shape[0], target.shape[1], self.planes),
-                                  self.strips)
+                                  self.strips, self.task_at)
         if target is not view:
             view[...] = target
 
@@ -862,8 +868,8 @@ class _WeightPass:
     """Weight and/or bias gradient from canonical views of the input and output gradient."""
 
     __slots__ = ("bias_kernel", "chunks", "dtype", "geometry", "groups", "in_block",
-                 "partial_b_shape", "partial_w_shape", "run_bias", "run_weight", "want_bias",
-                 "want_weight", "weight_kernel", "weight_shape")
+                 "partial_b_shape", "partial_w_shape", "run_bias", "run_weight", "task_at",
+                 "want_bias", "want_weight", "weight_kernel", "weight_shape")
 
     def __init__(self, spec: ConvSpec, dtype: np.dtype, grad_shape: tuple[int, ...],
                  want_weight: bool, want_bias: bool) -> None:
@@ -887,8 +893,10 @@ class _WeightPass:
         self.weight_kernel = _kernels.weight_grad_serial if small else _kernels.weight_grad
         self.bias_kernel = (_kernels.bias_grad_serial if math.prod(grad_shape)
                             <= _kernels.SERIAL_MAX_WORK else _kernels.bias_grad)
+        self.task_at = 0
         if self.run_weight:
             _jit.ensure_compiled(self.weight_kernel, _kernels.weight_grad_signature, dtype)
+            self.task_at = _kernels.weight_grad_task_address(dtype)
         if self.run_bias:
             _jit.ensure_compiled(self.bias_kernel, _kernels.bias_grad_signature, dtype)
 
@@ -907,7 +915,7 @@ class _WeightPass:
             partial_w = np.zeros(self.partial_w_shape, dtype)
             if self.run_weight:
                 self.weight_kernel(src, grad_out, self.geometry, self.in_block,
-                                   self.want_bias, partial_w, partial_b)
+                                   self.want_bias, partial_w, partial_b, self.task_at)
             # np.add.reduce is what ndarray.sum runs (same summation order), minus its wrapper
             summed = partial_w[0] if self.chunks == 1 else np.add.reduce(partial_w, axis=0)
             grad_weight = np.ascontiguousarray(summed.transpose(0, 5, 4, 1, 2, 3)).reshape(
@@ -923,8 +931,8 @@ class _WeightPass:
 class _PlanarWeightPass:
     """Weight (and bias) gradient on the planar kernel (channels-first data, unit last stride)."""
 
-    __slots__ = ("chunks", "dtype", "geometry", "out_block", "row_block", "want_bias",
-                 "weight_shape", "partial_w_shape")
+    __slots__ = ("chunks", "dtype", "geometry", "out_block", "row_block", "task_at",
+                 "want_bias", "weight_shape", "partial_w_shape")
 
     def __init__(self, spec: ConvSpec, dtype: np.dtype, grad_shape: tuple[int, ...],
                  want_bias: bool) -> None:
@@ -946,6 +954,7 @@ class _PlanarWeightPass:
         self.geometry = _geometry(spec, False)[0]
         _jit.ensure_compiled(_planar.planar_weight_grad, _planar.planar_weight_grad_signature,
                              dtype)
+        self.task_at = _planar.planar_weight_task_address(dtype)
 
     def __call__(self, src: np.ndarray, grad_out: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -954,7 +963,8 @@ class _PlanarWeightPass:
         partial_w = np.empty(self.partial_w_shape, self.dtype)
         partial_b = np.empty(self.partial_w_shape[:2], self.dtype)
         _planar.planar_weight_grad(planes, grad_planes, self.geometry, self.row_block,
-                                   self.out_block, self.want_bias, partial_w, partial_b)
+                                   self.out_block, self.want_bias, partial_w, partial_b,
+                                   self.task_at)
         grad_weight = partial_w[0] if self.chunks == 1 else np.add.reduce(partial_w, axis=0)
         grad_bias = None
         if self.want_bias:
@@ -972,7 +982,8 @@ class _DenseWeightPass:
     and holds no more memory than the per-chunk partial sums of the weights.
     """
 
-    __slots__ = ("dtype", "out_blocks", "partial_shape", "spec", "steps", "tiles", "want_bias")
+    __slots__ = ("dtype", "out_blocks", "partial_shape", "spec", "steps", "task_at", "tiles",
+                 "want_bias")
 
     def __init__(self, spec: ConvSpec, dtype: np.dtype, grad_shape: tuple[int, ...],
                  want_bias: bool) -> None:
@@ -988,6 +999,7 @@ class _DenseWeightPass:
         self.want_bias = want_bias
         _jit.ensure_compiled(_dense_weight.dense_weight_grad,
                              _dense_weight.dense_weight_grad_signature, dtype)
+        self.task_at = _dense_weight.weight_task_address(dtype)
 
     def __call__(self, src: np.ndarray, grad_out: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -998,7 +1010,8 @@ class _DenseWeightPass:
         with _non_negative(src) as data, _non_negative(grad_out) as grad:
             _dense_weight.dense_weight_grad(
                 _dense.flat_view(data), _element_layout(data), _dense.flat_view(grad),
-                _element_layout(grad), self.steps, partial, partial_bias, self.out_blocks)
+                _element_layout(grad), self.steps, partial, partial_bias, self.out_blocks,
+                self.task_at)
         weight = partial[0] if chunks == 1 else np.add.reduce(partial, axis=0)
         weight = weight.reshape(spec.c_out, spec.c_in, *spec.kernel)
         if not self.want_bias:
