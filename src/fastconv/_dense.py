@@ -508,30 +508,28 @@ def _pack_block(wsrc, wdesc, kb, dst):
     """Write channel block `kb` of the weights in :func:`pack_weights`'s layout to ``dst[0:]``.
 
     ``dst[((k0 * K1 + k1) * K2 + k2) * C_in * KB + c * KB + j] = w[kb * KB + j, c, k0, k1, k2]``
-    with zeros for output channels ``>= C_out``. One output channel at a time, so the source
-    is read along its own strides (contiguous for a C-ordered kernel) and the block, in L2,
-    is written at stride ``KB``.
+    with zeros for output channels ``>= C_out``. Written in order, a row of ``KB`` channels
+    at a time (gathered from ``KB`` source rows, which stay in cache from one input channel
+    to the next): writing the block one output channel at a time, at stride ``KB``, cost a
+    trip to L2 per element once the block outgrew L1.
     """
     k0n, k1n, k2n, c_in, kbs, c_out = wdesc[1], wdesc[2], wdesc[3], wdesc[4], wdesc[5], wdesc[6]
     s_k, s_c, s0, s1, s2 = wdesc[8], wdesc[9], wdesc[10], wdesc[11], wdesc[12]
     first = kb * kbs
-    rows = k0n * k1n * k2n * c_in
-    for j in range(kbs):
-        d = j
-        if first + j >= c_out:
-            for _ in range(rows):
-                dst[d] = 0
-                d += kbs
-            continue
-        channel = wdesc[7] + (first + j) * s_k
-        for k0 in range(k0n):
-            for k1 in range(k1n):
-                for k2 in range(k2n):
-                    src = channel + k0 * s0 + k1 * s1 + k2 * s2
-                    for _ in range(c_in):
-                        dst[d] = wsrc[src]
-                        src += s_c
-                        d += kbs
+    live = max(0, min(kbs, c_out - first))
+    wp = ptr_of(wsrc, 0)  # a pointer: no negative-index wraparound per element
+    d = 0
+    for k0 in range(k0n):
+        for k1 in range(k1n):
+            for k2 in range(k2n):
+                tap = wdesc[7] + first * s_k + k0 * s0 + k1 * s1 + k2 * s2
+                for c in range(c_in):
+                    src = tap + c * s_c
+                    for j in range(live):
+                        dst[d + j] = wp[src + j * s_k]
+                    for j in range(live, kbs):
+                        dst[d + j] = 0
+                    d += kbs
 
 
 @njit(cache=CACHE, inline="always")
