@@ -1,8 +1,10 @@
 """Compile time: the cold JIT compile of the float32 kernels, and a cached first call.
 
-Both run in a fresh interpreter (``timeraw_*``), timing ``import fastconv`` plus the first
-call of every float32 2-D kernel: forward with bias, input gradient, weight and bias
-gradient, transposed convolution.
+All run in a fresh interpreter (``timeraw_*``), timing ``import fastconv`` plus the first
+call of every float32 2-D pass (forward with bias, input gradient, weight and bias
+gradient, transposed convolution) on small arrays, or, for ``cold_compile_all``, calls that
+between them compile every float32 kernel (``python tools/compile_time.py --all`` runs the
+same calls and times their parts).
 """
 
 import subprocess
@@ -21,6 +23,34 @@ fastconv.conv2d_backward(x, w, y, padding=1, needs=("weight", "bias"))
 fastconv.conv_transpose2d(x, w, b, stride=2, padding=1)
 """
 
+#: The first of the calls compiling every float32 kernel: a small layer, which runs whole in
+#: one compiled function (what a new user's first call compiles).
+FIRST_CALL = """
+f = np.float32
+x = np.ones((2, 16, 8, 8), f); w = np.ones((16, 16, 3, 3), f)
+y = fastconv.conv2d(x, w, padding=1)  # small call: dense in one compiled function
+"""
+
+#: The rest: dense forward in row and window mode with the layout copy, the small-call
+#: function's other shapes, phases, dense weight gradient, gather and its serial twin,
+#: planar, pointwise, weight and bias gradients.
+OTHER_KERNELS = """
+big = np.ones((4, 32, 40, 40), f); wb = np.ones((32, 32, 3, 3), f)
+yb = fastconv.conv2d(big, wb, padding=1)  # dense parallel, row mode, layout copy
+fastconv.conv2d(np.ones((4, 3, 64, 64), f), np.ones((32, 3, 7, 7), f), stride=2)  # window
+fastconv.conv2d(np.ones((1, 3, 9, 9), f), np.ones((32, 3, 3, 3), f))  # small call
+fastconv.conv2d_backward(big, wb, yb, padding=1)  # phases/dense, dense weight, bias
+fastconv.conv2d_backward(x, w, y, padding=1)  # small: dense phases, gather weight twin
+small = np.ones((1, 4, 8, 8), f)
+fastconv.conv2d_backward(small, np.ones((4, 1, 3, 3), f), small, padding=1, groups=4)  # gather
+fastconv.conv2d_backward(big, np.ones((32, 1, 3, 3), f), yb, padding=1, groups=32)  # planar
+fastconv.conv2d_backward(big, np.ones((24, 32, 1, 1), f), np.ones((4, 24, 40, 40), f))
+last = np.ascontiguousarray(big.transpose(0, 2, 3, 1))
+fastconv.conv2d_backward(last, wb, np.ascontiguousarray(yb.transpose(0, 2, 3, 1)), padding=1,
+                         padding_mode="reflect", channels_last=True)  # gather parallel
+fastconv.conv2d_backward(x, w, y, padding=1, needs=("bias",))
+"""
+
 
 class _Raw:
     timeout = 900.0
@@ -37,6 +67,18 @@ class ColdCompile(_Raw):
             "cache = tempfile.mkdtemp(prefix='fastconv-asv-cold-')\n"
             "os.environ['NUMBA_CACHE_DIR'] = cache\n"
             + CALLS
+            + "shutil.rmtree(cache, ignore_errors=True)\n"
+        )
+
+    def timeraw_cold_compile_all_float32(self):
+        # every float32 kernel (the target: under a minute), in a fresh, empty cache
+        return (
+            "import os, shutil, tempfile\n"
+            "cache = tempfile.mkdtemp(prefix='fastconv-asv-cold-')\n"
+            "os.environ['NUMBA_CACHE_DIR'] = cache\n"
+            "import numpy as np\nimport fastconv\n"
+            + FIRST_CALL
+            + OTHER_KERNELS
             + "shutil.rmtree(cache, ignore_errors=True)\n"
         )
 
