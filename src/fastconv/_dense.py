@@ -56,6 +56,7 @@ import numpy as np
 from numba import njit, prange, types
 
 from . import _jit  # imports _runtime first: a writable cache location before any njit
+from ._kernels import data_type
 from ._runtime import CACHE
 from ._simd import (
     VECTOR_BITS,
@@ -576,11 +577,6 @@ def _block_weights(wsrc, wdesc, kb, fscr, row, tag):
 # element strides (see _layout).
 
 
-def _array_type(dtype: np.dtype, ndim: int, mutable: bool = False) -> types.Array:
-    """Numba type of a C-contiguous array argument of the drivers (any alignment)."""
-    return types.Array(numba.from_dtype(dtype), ndim, "C", readonly=not mutable, aligned=False)
-
-
 @cache
 def _driver_arguments(dtype: np.dtype, window: bool) -> tuple:
     """Types of the arguments the drivers and their task functions share, for ``dtype``.
@@ -589,14 +585,13 @@ def _driver_arguments(dtype: np.dtype, window: bool) -> tuple:
     stride, dilation, pad_low, scr, fscr, group``: everything but ``out`` and the scratch is
     read-only (writeable arrays are accepted for read-only parameters).
     """
-    dtype = np.dtype(dtype)
     index = np.dtype(np.int64)
-    weights = (_array_type(dtype, 6),) if window else (_array_type(dtype, 1),
-                                                       _array_type(index, 1))
+    weights = ((data_type(dtype, 6, layout="C"),) if window
+               else (data_type(dtype, 1, layout="C"), data_type(index, 1, layout="C")))
     triple = types.UniTuple(types.int64, 3)
-    return ((_array_type(dtype, 1), *weights, _array_type(dtype, 1),
-             _array_type(dtype, 1, True), _array_type(index, 1), triple, triple, triple,
-             _array_type(index, 2, True), _array_type(dtype, 2, True), types.int64))
+    return (data_type(dtype, 1, layout="C"), *weights, data_type(dtype, 1, layout="C"),
+            data_type(dtype, 1, True, "C"), data_type(index, 1, layout="C"), triple, triple,
+            triple, data_type(index, 2, True, "C"), data_type(dtype, 2, True, "C"), types.int64)
 
 
 def _row_task_signature(dtype: np.dtype) -> tuple:
@@ -609,14 +604,10 @@ def _window_task_signature(dtype: np.dtype) -> tuple:
     return _driver_arguments(dtype, True) + (types.int64, types.int64)
 
 
-def _row_driver_signature(dtype: np.dtype) -> tuple:
-    """Argument types of the row-mode drivers: the shared ones, then the task's address."""
-    return _driver_arguments(dtype, False) + (types.int64,)
-
-
-def _window_driver_signature(dtype: np.dtype) -> tuple:
-    """Argument types of the window-mode drivers."""
-    return _driver_arguments(dtype, True) + (types.int64,)
+#: Argument types of the row-mode drivers: the shared ones, then the task's address.
+_row_driver_signature = _jit.kernel_signature(_row_task_signature, 2)
+#: Argument types of the window-mode drivers.
+_window_driver_signature = _jit.kernel_signature(_window_task_signature, 2)
 
 
 _call_row_task = _jit.caller(_row_task_signature)

@@ -31,13 +31,13 @@ depend on the number of threads.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, partial
 
 import numpy as np
 from numba import prange, types
 from numba.extending import register_jitable
 
-from ._jit import address_of, caller, helper, inlined, kernel
+from ._jit import address_of, caller, helper, inlined, kernel, kernel_signature
 from ._kernels import INDEX_2D, data_type
 from ._simd import (
     keep_alive,
@@ -144,21 +144,9 @@ def weight_task_signature(dtype: np.dtype) -> tuple:
             types.int64)
 
 
-@cache
-def dense_weight_grad_signature(dtype: np.dtype) -> tuple:
-    """Argument types :func:`dense_weight_grad` is compiled for (one signature per dtype).
-
-    Those of its task function but the task, then the task function's address.
-    """
-    return weight_task_signature(dtype)[:-1] + (types.int64,)
-
-
+#: Argument types :func:`dense_weight_grad` is compiled for (one signature per dtype).
+dense_weight_grad_signature = kernel_signature(weight_task_signature)
 _call_weight_task = caller(weight_task_signature)
-
-
-def weight_task_address(dtype: np.dtype) -> int:
-    """The ``task_at`` argument of :func:`dense_weight_grad` for ``dtype`` (compiles once)."""
-    return address_of(_weight_task, weight_task_signature, dtype)
 
 
 @inlined
@@ -254,8 +242,7 @@ def dense_weight_grad(src, src_layout, grad, grad_layout, steps, partial, partia
         Blocks of ``2 * lanes`` output channels per task (their accumulators stay in
         cache while a span's input is reused for all of them).
     task_at : int
-        Address of :func:`_weight_task` compiled for :func:`weight_task_signature`
-        (:func:`fastconv._jit.address_of`).
+        :data:`weight_task_address` of the dtype.
     """
     n_chunks, c_out, c_in, taps0, taps1, taps2 = partial.shape
     out_tile = 2 * vlanes(src)
@@ -387,6 +374,10 @@ def _weight_task(src, src_layout, grad, grad_layout, steps, partial, partial_bia
     keep_alive(entries_array)
     keep_alive(grad_array)
     keep_alive(pixel_array)
+
+
+#: ``dtype -> task_at`` of :func:`dense_weight_grad` (compiles the task once)
+weight_task_address = partial(address_of, _weight_task, weight_task_signature)
 
 
 @inlined

@@ -32,6 +32,7 @@ once, and a kernel compiles in about a second.
 from __future__ import annotations
 
 import threading
+from functools import cache
 from types import FunctionType
 
 from numba import njit, types
@@ -89,8 +90,8 @@ def serial_twin(dispatcher, name: str):
     a separate function named ``name`` so the on-disk caches of the two do not mix.
     """
     function = dispatcher.py_func
-    twin = FunctionType(function.__code__, function.__globals__, name,
-                              function.__defaults__, function.__closure__)
+    twin = FunctionType(function.__code__, function.__globals__, name, function.__defaults__,
+                        function.__closure__)
     twin.__qualname__ = name
     twin.__module__ = function.__module__
     twin.__doc__ = f"Serial twin of :func:`{function.__name__}` (same arguments and results)."
@@ -134,6 +135,21 @@ def address_of(dispatcher, signature_of, dtype) -> int:
             address = compiled.library.get_pointer_to_function(compiled.fndesc.llvm_func_name)
         _ADDRESSES[key] = address
     return address
+
+
+def kernel_signature(task_signature, task_arguments: int = 1):
+    """``dtype -> argument types`` of a kernel that calls a task function by address.
+
+    The task's parameters but its last ``task_arguments`` (the task index, and the thread
+    index for the dense drivers), then the task's int64 address (``task_at``): a kernel
+    passes its own arguments on unchanged, so no argument is converted.
+    """
+
+    @cache
+    def signature(dtype) -> tuple:
+        return task_signature(dtype)[:-task_arguments] + (types.int64,)
+
+    return signature
 
 
 def caller(signature_of):

@@ -11,12 +11,12 @@ See :mod:`fastconv._plan` for the geometry records these kernels evaluate.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, partial
 
 import numpy as np
 from numba import from_dtype, prange, types
 
-from ._jit import address_of, caller, helper, kernel, serial_twin
+from ._jit import address_of, caller, helper, kernel, kernel_signature, serial_twin
 from ._plan import ADJOINT, DILATION, IN_SIZE, MODE, OUT_SIZE, PAD_HIGH, PAD_LOW, STRIDE, TAPS
 from ._plan import SERIAL_MAX_WORK as _SERIAL_MAX_WORK
 from ._simd import ptr_of, vlanes, vtranspose_copy
@@ -42,13 +42,8 @@ def gather_task_signature(dtype: np.dtype) -> tuple:
             types.int64)
 
 
-@cache
-def gather_signature(dtype: np.dtype) -> tuple:
-    """Argument types :func:`gather_conv` is compiled for (one signature per dtype).
-
-    Those of its task function but the task, then the task function's address.
-    """
-    return gather_task_signature(dtype)[:-1] + (types.int64,)
+#: Argument types :func:`gather_conv` is compiled for (one signature per dtype).
+gather_signature = kernel_signature(gather_task_signature)
 
 
 @cache
@@ -59,10 +54,8 @@ def weight_grad_task_signature(dtype: np.dtype) -> tuple:
             types.int64)
 
 
-@cache
-def weight_grad_signature(dtype: np.dtype) -> tuple:
-    """Argument types :func:`weight_grad` is compiled for (as :func:`gather_signature`)."""
-    return weight_grad_task_signature(dtype)[:-1] + (types.int64,)
+#: Argument types :func:`weight_grad` is compiled for.
+weight_grad_signature = kernel_signature(weight_grad_task_signature)
 
 
 _call_gather_task = caller(gather_task_signature)
@@ -192,7 +185,7 @@ def gather_conv(src, packed, bias, out, geom, capacity, col_block, group_block, 
         Groups computed by one task (many for depthwise and small groups, so a task's
         fixed costs are shared; the pairs of a position are found once for all of them).
     task_at : int
-        :func:`gather_task_address` of the dtype.
+        :data:`gather_task_address` of the dtype.
     """
     n_col_blocks = (out.shape[3] + col_block - 1) // col_block
     n_group_blocks = (packed.shape[0] + group_block - 1) // group_block
@@ -300,7 +293,7 @@ def weight_grad(src, grad_out, geom, in_block, with_bias, partial_w, partial_b, 
     partial_b : ndarray, shape (n_chunks, G*Og)
         Per-chunk partial bias gradients.
     task_at : int
-        :func:`weight_grad_task_address` of the dtype.
+        :data:`weight_grad_task_address` of the dtype.
     """
     n_in_blocks = max(1, (partial_w.shape[5] + in_block - 1) // in_block)
     n_tasks = partial_w.shape[0] * partial_w.shape[1] * partial_w.shape[2] * \
@@ -397,14 +390,10 @@ SERIAL_MAX_WORK = _SERIAL_MAX_WORK
 
 
 
-def gather_task_address(dtype: np.dtype) -> int:
-    """The ``task_at`` argument of :func:`gather_conv` (and its twin) for ``dtype``."""
-    return address_of(_gather_conv_task, gather_task_signature, dtype)
-
-
-def weight_grad_task_address(dtype: np.dtype) -> int:
-    """The ``task_at`` argument of :func:`weight_grad` (and its twin) for ``dtype``."""
-    return address_of(_weight_grad_task, weight_grad_task_signature, dtype)
+#: ``dtype -> task_at`` of :func:`gather_conv` and its twin (compiles the task once)
+gather_task_address = partial(address_of, _gather_conv_task, gather_task_signature)
+#: ``dtype -> task_at`` of :func:`weight_grad` and its twin
+weight_grad_task_address = partial(address_of, _weight_grad_task, weight_grad_task_signature)
 
 
 gather_conv_serial = serial_twin(gather_conv, "gather_conv_serial")

@@ -27,12 +27,12 @@ weight gradient splits its reduction into shape-determined chunks summed in orde
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, partial
 
 import numpy as np
 from numba import prange, types
 
-from ._jit import address_of, caller, helper, inlined, kernel
+from ._jit import address_of, caller, helper, inlined, kernel, kernel_signature
 from ._kernels import INDEX_2D, data_type, source_index
 from ._plan import (
     DILATION,
@@ -58,7 +58,7 @@ from ._simd import (
     vzero,
 )
 
-#: The padding map (LLVM inlines it: it runs per border element of every copied row).
+#: The padding map, inlined (it runs per border element of every copied row).
 _source = inlined(source_index.py_func)
 
 #: Vectors of consecutive output columns a strip keeps in registers, per row.
@@ -128,13 +128,8 @@ def planar_task_signature(dtype: np.dtype) -> tuple:
             types.int64)
 
 
-@cache
-def planar_signature(dtype: np.dtype) -> tuple:
-    """Argument types :func:`planar_conv` is compiled for (one signature per dtype).
-
-    Those of its task function but the task, then the task function's address.
-    """
-    return planar_task_signature(dtype)[:-1] + (types.int64,)
+#: Argument types :func:`planar_conv` is compiled for (one signature per dtype).
+planar_signature = kernel_signature(planar_task_signature)
 
 
 @cache
@@ -145,24 +140,12 @@ def planar_weight_task_signature(dtype: np.dtype) -> tuple:
             data_type(dtype, 2, True, "C"), types.int64)
 
 
-@cache
-def planar_weight_grad_signature(dtype: np.dtype) -> tuple:
-    """Argument types :func:`planar_weight_grad` is compiled for (as :func:`planar_signature`)."""
-    return planar_weight_task_signature(dtype)[:-1] + (types.int64,)
+#: Argument types :func:`planar_weight_grad` is compiled for.
+planar_weight_grad_signature = kernel_signature(planar_weight_task_signature)
 
 
 _call_planar_task = caller(planar_task_signature)
 _call_planar_weight_task = caller(planar_weight_task_signature)
-
-
-def planar_task_address(dtype: np.dtype) -> int:
-    """The ``task_at`` argument of :func:`planar_conv` for ``dtype`` (compiles once)."""
-    return address_of(_planar_conv_task, planar_task_signature, dtype)
-
-
-def planar_weight_task_address(dtype: np.dtype) -> int:
-    """The ``task_at`` argument of :func:`planar_weight_grad` for ``dtype``."""
-    return address_of(_planar_weight_grad_task, planar_weight_task_signature, dtype)
 
 
 @inlined
@@ -458,7 +441,7 @@ def planar_conv(src, weight, packed, packed3, bias, out, geom, row_block, task_a
     row_block : int
         Output rows (along ``Q1``) per task.
     task_at : int
-        :func:`planar_task_address` of the dtype.
+        :data:`planar_task_address` of the dtype.
     """
     batch, _, rows0, rows1, _ = out.shape
     n_tasks = batch * (src.shape[1] // weight.shape[1]) * rows0 * \
@@ -674,7 +657,7 @@ def planar_weight_grad(src, grad_out, geom, row_block, out_block, with_bias, par
     partial_b : ndarray, shape (n_chunks, G*Og)
         Per-chunk partial bias gradients.
     task_at : int
-        :func:`planar_weight_task_address` of the dtype.
+        :data:`planar_weight_task_address` of the dtype.
     """
     n_chunks, c_out, in_group = partial_w.shape[0], partial_w.shape[1], partial_w.shape[2]
     groups = src.shape[1] // in_group
@@ -775,3 +758,10 @@ def _planar_weight_grad_task(src, grad_out, geom, row_block, out_block, with_bia
     keep_alive(offsets)
     keep_alive(acc_array)
     keep_alive(bias_array)
+
+
+#: ``dtype -> task_at`` of :func:`planar_conv` (compiles the task once)
+planar_task_address = partial(address_of, _planar_conv_task, planar_task_signature)
+#: ``dtype -> task_at`` of :func:`planar_weight_grad`
+planar_weight_task_address = partial(address_of, _planar_weight_grad_task,
+                                     planar_weight_task_signature)

@@ -17,12 +17,12 @@ number of threads.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, partial
 
 import numpy as np
 from numba import prange, types
 
-from ._jit import address_of, caller, helper, inlined, kernel
+from ._jit import address_of, caller, helper, inlined, kernel, kernel_signature
 from ._kernels import data_type
 from ._planar import CHANNEL_BLOCK, store_channel
 from ._simd import (
@@ -68,21 +68,9 @@ def pointwise_task_signature(dtype: np.dtype) -> tuple:
             data_type(dtype, 1), data_type(dtype, 3, True, "C"), types.int64, types.int64)
 
 
-@cache
-def pointwise_signature(dtype: np.dtype) -> tuple:
-    """Argument types :func:`pointwise_conv` is compiled for (one signature per dtype).
-
-    Those of its task function but the task, then the task function's address.
-    """
-    return pointwise_task_signature(dtype)[:-1] + (types.int64,)
-
-
+#: Argument types :func:`pointwise_conv` is compiled for (one signature per dtype).
+pointwise_signature = kernel_signature(pointwise_task_signature)
 _call_pointwise_task = caller(pointwise_task_signature)
-
-
-def pointwise_task_address(dtype: np.dtype) -> int:
-    """The ``task_at`` argument of :func:`pointwise_conv` for ``dtype`` (compiles once)."""
-    return address_of(_pointwise_task, pointwise_task_signature, dtype)
 
 
 @inlined
@@ -170,7 +158,7 @@ def pointwise_conv(src, packed, bias, out, strips_per_task, task_at):
     strips_per_task : int
         Strips of two vectors of pixels per task (at least 1).
     task_at : int
-        :func:`pointwise_task_address` of the dtype.
+        :data:`pointwise_task_address` of the dtype.
     """
     groups = src.shape[1] // packed.shape[1]
     width = 2 * vlanes(out)
@@ -215,3 +203,7 @@ def _pointwise_task(src, packed, bias, out, strips_per_task, task):
                          in_group, out_p, (n * c_out + co) * pixels + col, pixels, count,
                          min(CHANNEL_BLOCK, out_group - first), ptr_of(bias_p, co))
     keep_alive(buf_array)
+
+
+#: ``dtype -> task_at`` of :func:`pointwise_conv` (compiles the task once)
+pointwise_task_address = partial(address_of, _pointwise_task, pointwise_task_signature)
