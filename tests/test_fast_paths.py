@@ -729,6 +729,36 @@ def test_dense_stride_phases_share_one_layout_copy(batch, monkeypatch):
     assert np.ascontiguousarray(to_channels_last(got)).tobytes() == last.tobytes()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(40, 24, 1, 3, 3), (19, 5, 1, 1, 9), (16, 7, 2, 3, 3),
+                                   (20, 6, 1, 2, 2), (33, 4, 1, 1, 3), (16, 3, 1, 7, 7)])
+def test_a_thread_packs_a_weight_block_as_pack_weights_does(shape, dtype):
+    """``_dense._pack_block`` (in-register transposes when a channel pair's taps are adjacent
+    elements, element by element otherwise) writes exactly ``pack_weights``'s block, for
+    C-contiguous weights, the flipped and transposed view of a stride-1 adjoint, a stride
+    phase's view, weights strided along the channels or along one tap axis, full and partial
+    blocks, and nothing past the block."""
+    from fastconv import _dense
+
+    rng = np.random.default_rng(7)
+    wide = rng.standard_normal((shape[0], 2 * shape[1], *shape[2:])).astype(dtype)
+    w = np.ascontiguousarray(wide[:, :shape[1]])
+    views = [w, w.transpose(1, 0, 2, 3, 4)[:, :, ::-1, ::-1, ::-1],
+             w.transpose(1, 0, 2, 3, 4)[:, :, :, ::-2, ::-2], wide[:, ::2],
+             np.ascontiguousarray(w[..., ::-1]), w[:, :, :, ::2]]
+    for view in views:
+        if view.size == 0:
+            continue
+        src, desc = _dense.weight_source(view, np.dtype(dtype))
+        expected = _dense.pack_weights(np.ascontiguousarray(view))
+        block = expected[0].size
+        for kb in range(expected.shape[0]):
+            got = np.full(block + 64, 7, dtype)
+            _dense._pack_block(src, desc, kb, got)
+            assert got[:block].tobytes() == expected[kb].tobytes()
+            assert (got[block:] == 7).all()
+
+
 SELF_PACK_CASES = [
     # (nd, n, c_in, c_out, size, kernel, stride, padding, dilation)
     (2, 2, 20, 37, (9, 11), (3, 3), 1, 1, 1),

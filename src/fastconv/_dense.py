@@ -504,21 +504,68 @@ def _held_weights(wdesc):
     return (_block_elements(wdesc) + 15) // 16 * 16
 
 
+@njit(cache=CACHE, inline="always")
+def _tap_step(wdesc):
+    """Element step between consecutive taps (flat ``k0, k1, k2`` order), when it is +-1.
+
+    0 when the taps are not one run of adjacent elements (a stride phase's view of the
+    weights, or weights strided along a tap axis). Axes of one tap do not count.
+    """
+    step = 0
+    run = 1
+    for axis in range(2, -1, -1):
+        taps = wdesc[1 + axis]
+        if taps > 1:
+            s = wdesc[10 + axis]
+            if step == 0:
+                if s != 1 and s != -1:
+                    return 0
+                step = s
+            if s != step * run:
+                return 0
+            run *= taps
+    return step if step != 0 else 1
+
+
 @njit(cache=CACHE)
 def _pack_block(wsrc, wdesc, kb, dst):
     """Write channel block `kb` of the weights in :func:`pack_weights`'s layout to ``dst[0:]``.
 
     ``dst[((k0 * K1 + k1) * K2 + k2) * C_in * KB + c * KB + j] = w[kb * KB + j, c, k0, k1, k2]``
-    with zeros for output channels ``>= C_out``. Written in order, a row of ``KB`` channels
-    at a time (gathered from ``KB`` source rows, which stay in cache from one input channel
-    to the next): writing the block one output channel at a time, at stride ``KB``, cost a
-    trip to L2 per element once the block outgrew L1.
+    with zeros for output channels ``>= C_out``. When the taps of an output and input channel
+    are one run of adjacent elements (C-contiguous weights, and their flipped, transposed
+    view in a stride-1 adjoint) and number at least a vector's lanes, a full block moves a
+    lanes x lanes square at a time through in-register transposes (``lanes`` output channels
+    x ``lanes`` adjacent taps; a last square overlapping the one before it covers the taps
+    left over): 4-5x faster than element by element. Other blocks are written in order, a row
+    of ``KB`` channels at a time, gathered from ``KB`` source rows.
     """
     k0n, k1n, k2n, c_in, kbs, c_out = wdesc[1], wdesc[2], wdesc[3], wdesc[4], wdesc[5], wdesc[6]
     s_k, s_c, s0, s1, s2 = wdesc[8], wdesc[9], wdesc[10], wdesc[11], wdesc[12]
     first = kb * kbs
     live = max(0, min(kbs, c_out - first))
     wp = ptr_of(wsrc, 0)  # a pointer: no negative-index wraparound per element
+    lanes = vlanes(wsrc)
+    taps = k0n * k1n * k2n
+    step = _tap_step(wdesc)
+    if live == kbs and step != 0 and taps >= lanes:
+        # square (j, t): rows of `lanes` adjacent source taps t0 .. t0 + lanes - 1 of output
+        # channel j, stored as `lanes` destination rows (one per tap) of `lanes` channels
+        row = c_in * kbs  # destination step from one tap to the next
+        for c in range(c_in):
+            for jg in range(0, kbs, lanes):
+                origin = wdesc[7] + (first + jg) * s_k + c * s_c  # tap 0 of channel j = jg
+                at = c * kbs + jg
+                t0 = 0
+                while t0 < taps:
+                    t0 = min(t0, taps - lanes)
+                    if step == 1:
+                        vtranspose_copy(wp, origin + t0, s_k, dst, at + t0 * row, row)
+                    else:  # the lowest address holds the square's last tap
+                        last = t0 + lanes - 1
+                        vtranspose_copy(wp, origin - last, s_k, dst, at + last * row, -row)
+                    t0 += lanes
+        return
     d = 0
     for k0 in range(k0n):
         for k1 in range(k1n):
