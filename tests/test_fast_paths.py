@@ -252,6 +252,29 @@ def test_planar_results_do_not_depend_on_thread_count(case, monkeypatch):
     assert passes(slice(1, None))[0].tobytes() == single[0][1:].tobytes()
 
 
+@pytest.mark.parametrize("case", GROUPED_CASES[:10], ids=[f"grouped{i}" for i in range(10)])
+def test_planar_results_do_not_depend_on_rows_per_task(case, monkeypatch):
+    """The planar forward kernel's tasks each copy the input rows their output rows read
+    (their own and the neighbours' halo) into a padded tile; whatever the rows per task,
+    every output is the same sum, bit for bit, and matches the naive reference."""
+    monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "planar")
+    nd, x, weight, bias, grad, options = _grouped_problem(case, np.float32, 13)
+    conv = getattr(fastconv, f"conv{nd}d")
+    conv_input = getattr(fastconv, f"conv{nd}d_input")
+    results = []
+    for rows in (1, 2, 3, 7, 1 << 30):
+        monkeypatch.setattr(_plan, "planar_row_block", lambda *args, rows=rows: min(rows, args[1]))
+        convolution.clear_plans()
+        results.append((conv(x, weight, bias, **options),
+                        conv_input(x.shape, weight, grad, **options)))
+    convolution.clear_plans()
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert a.tobytes() == b.tobytes()
+    reduction = weight.shape[1] * int(np.prod(weight.shape[2:]))
+    assert_close(results[0][0], naive.conv(x, weight, bias, **options), reduction, np.float32)
+
+
 @pytest.mark.parametrize("value", [np.inf, np.nan])
 def test_planar_border_data_never_leaks(value, monkeypatch):
     """Tile slack and masked tails read nothing outside each output's window."""

@@ -90,7 +90,7 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
         width = _plan.planar_tile_width(rows[2], taps3[2], dilation3[2], lanes_for(dtype))
         in_group = spec.c_in // spec.groups
         row_block = planar_rows_per_task(spec, dtype, (batch, spec.c_out, *rows),
-                                         batch * spec.groups * rows[0])
+                                         batch * spec.groups * rows[0], halo=True)
         span = _plan.planar_tile_rows(row_block, _plan.to_3d(spec.stride, 1)[1], taps3[1],
                                       dilation3[1])
         tile = in_group * taps3[0] * span * width

@@ -706,23 +706,28 @@ def planar_tile_rows(rows: int, stride: int, taps: int, dilation: int) -> int:
     return (rows - 1) * stride + dilation * (taps - 1) + 1
 
 
-def planar_row_block(tasks_per_block: int, rows: int, cols: int, row_bytes: int) -> int:
+def planar_row_block(tasks_per_block: int, rows: int, cols: int, row_bytes: int,
+                     halo: int = 0) -> int:
     """Output rows per task of the planar kernels.
 
-    About 4096 outputs per task amortise its fixed costs, within a padded input tile of at
-    most 128 KiB (``row_bytes`` per output row); fewer rows when that would leave fewer
-    than 64 tasks (``tasks_per_block`` tasks for each block of rows).
+    About 4096 outputs per task amortise its fixed costs, and at least ``4 * halo`` rows
+    (``halo``: the input rows a task's tile holds beyond its own, ``(taps - 1) *
+    dilation``) keep the rows its neighbours copy again within a quarter of its own; all
+    within a padded input tile of at most 128 KiB (``row_bytes`` per output row). Fewer
+    rows when that would leave fewer than 64 tasks (``tasks_per_block`` tasks for each block
+    of rows).
 
     Examples
     --------
-    >>> planar_row_block(1, 1024, 1024, 4128)
-    4
+    >>> planar_row_block(1, 1024, 1024, 4128), planar_row_block(1, 1024, 1024, 4128, 4)
+    (4, 16)
     >>> planar_row_block(2048, 56, 56, 384)
     56
     >>> planar_row_block(1, 1024, 8, 96)
     16
     """
-    block = max(1, min(rows, 4096 // max(cols, 1), (1 << 17) // max(row_bytes, 1)))
+    wanted = max(4096 // max(cols, 1), 4 * halo)
+    block = max(1, min(rows, wanted, (1 << 17) // max(row_bytes, 1)))
     while block > 1 and tasks_per_block * -(-rows // block) < 64:
         block = (block + 1) // 2
     return block

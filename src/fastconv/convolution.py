@@ -551,15 +551,20 @@ def _channels_first(view: np.ndarray) -> np.ndarray:
 
 
 def planar_rows_per_task(spec: ConvSpec, dtype: np.dtype, planes_shape: tuple[int, ...],
-                     tasks_per_block: int) -> int:
-    """Row block of a planar kernel writing (or reading the gradient of) ``planes_shape``."""
+                         tasks_per_block: int, halo: bool = False) -> int:
+    """Row block of a planar kernel writing (or reading the gradient of) ``planes_shape``.
+
+    ``halo``: size the block by the input rows its tile holds beyond its own, too
+    (:func:`fastconv._plan.planar_row_block`; the forward kernel copies each task's tile).
+    """
     _, _, _, rows1, cols = planes_shape
-    taps0, _, taps2 = _plan.to_3d(spec.kernel, 1)
+    taps0, taps1, taps2 = _plan.to_3d(spec.kernel, 1)
     stride1 = _plan.to_3d(spec.stride, 1)[1]
-    width = _plan.planar_tile_width(cols, taps2, _plan.to_3d(spec.dilation, 1)[2],
-                                    lanes_for(dtype))
+    dilation1, dilation2 = _plan.to_3d(spec.dilation, 1)[1:]
+    width = _plan.planar_tile_width(cols, taps2, dilation2, lanes_for(dtype))
     row_bytes = (spec.c_in // spec.groups) * taps0 * width * stride1 * dtype.itemsize
-    return _plan.planar_row_block(tasks_per_block, rows1, cols, row_bytes)
+    extra = -(-(taps1 - 1) * dilation1 // stride1) if halo else 0
+    return _plan.planar_row_block(tasks_per_block, rows1, cols, row_bytes, extra)
 
 
 def _planes_shape(canonical_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -584,7 +589,7 @@ class _PlanarPass:
         self.dtype, self.groups = dtype, spec.groups
         self.kernel_shape = (spec.c_out, spec.c_in // spec.groups, *_plan.to_3d(spec.kernel, 1))
         self.row_block = planar_rows_per_task(spec, dtype, planes,
-                                           planes[0] * spec.groups * planes[2])
+                                              planes[0] * spec.groups * planes[2], halo=True)
         self.geometry = _geometry(spec, False)[0]
         self.zero_bias = np.zeros(spec.c_out, dtype)
         self.zero_bias.flags.writeable = False
