@@ -1784,6 +1784,8 @@ class SmallCall(NamedTuple):
     no_bias: np.ndarray
     #: the ``wdesc`` argument of :func:`small_conv`
     wdesc: np.ndarray
+    #: the ``task_at`` argument of :func:`small_conv` (the row-mode task's address)
+    task_at: int
 
 
 def small_call(x_shape: tuple[int, ...], w_shape: tuple[int, ...], out_shape: tuple[int, ...],
@@ -1811,7 +1813,8 @@ def small_call(x_shape: tuple[int, ...], w_shape: tuple[int, ...], out_shape: tu
     dims.flags.writeable = False
     no_bias = np.zeros(0, dtype)
     no_bias.flags.writeable = False
-    return SmallCall(dims, no_bias, packed_description(wp_shape, w_shape[0]))
+    return SmallCall(dims, no_bias, packed_description(wp_shape, w_shape[0]),
+                     _jit.address_of(_SMALL_TASK, _row_task_signature, dtype))
 
 
 def _c_strides(shape: tuple[int, ...], item: int) -> tuple[int, ...]:
@@ -1827,7 +1830,7 @@ def run_small(call: SmallCall, x: np.ndarray, w: np.ndarray, bias: np.ndarray | 
               out: np.ndarray) -> None:
     """Run a planned :func:`small_conv` (arrays of the planned shapes and dtype; no checks)."""
     small_conv(x, w, call.no_bias if bias is None else bias, out, call.dims, call.wdesc,
-               _jit.address_of(_SMALL_TASK, _row_task_signature, out.dtype))
+               call.task_at)
 
 
 def accepts_input(x: np.ndarray) -> bool:
