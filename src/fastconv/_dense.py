@@ -70,6 +70,7 @@ from ._simd import (
     vload_masked,
     vstore,
     vtranspose_copy,
+    vtranspose_interleave,
     vzero,
 )
 
@@ -437,7 +438,11 @@ def _flush_stage(op, st, qa, qb, cs, c_lo, oshape, lay, kind):
     (a sample's pixels consecutive in each plane): blocks of ``lanes`` pixels x ``lanes``
     channels are transposed in registers and written as whole vectors, the edges one element
     at a time; 2, any pixel strides (a stride phase of a channels-first array, say): a
-    channel at a time, along each output row.
+    channel at a time, along each output row, except pixels at stride 2 (a stride-2
+    phase), which go ``lanes`` x ``lanes`` at a time through in-register transposes blended
+    into every other element (:func:`fastconv._simd.vtranspose_interleave`): the elements in
+    between, another phase's, are read and written back, so the caller must not have them
+    written by anything else meanwhile (phases run one launch after another).
     """
     lanes = vlanes(st)
     kn = oshape[3]
@@ -469,10 +474,21 @@ def _flush_stage(op, st, qa, qb, cs, c_lo, oshape, lay, kind):
             o2 = r % o2n
             r //= o2n
             end = min(qb, q + o2n - o2)  # the rest of this output row
+            cnt = end - q
             src = (q - qa) * cs
             dst = n * osn + (r // o1n) * os0 + (r % o1n) * os1 + o2 * os2 + c_lo * osk
+            # pixels at stride 2 (a stride-2 phase): blocks of `lanes` pixels x `lanes`
+            # channels through in-register transposes, blended into every other element.
+            # Only blocks followed by another pixel of this row: the element after a
+            # block's last pixel is then one between two of its pixels (another phase's,
+            # which no task of this launch writes), read and written back unchanged
+            full_p = (cnt - 1) // lanes * lanes if os2 == 2 and cnt > lanes else 0
+            for c in range(0, full_c, lanes):
+                for j in range(0, full_p, lanes):
+                    vtranspose_interleave(st, src + j * cs + c, cs, op, dst + c * osk + 2 * j,
+                                          osk)
             for c in range(c_n):
-                for j in range(end - q):
+                for j in range(full_p if c < full_c else 0, cnt):
                     op[dst + c * osk + j * os2] = st[src + j * cs + c]
         q = end
 

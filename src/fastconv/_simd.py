@@ -80,6 +80,7 @@ __all__ = [
     "vstore_masked",
     "vsub",
     "vtranspose_copy",
+    "vtranspose_interleave",
     "vzero",
 ]
 
@@ -423,6 +424,49 @@ def _transpose_masks(lanes: int, bit: int) -> tuple[list[int], list[int]]:
     return low, high
 
 
+def _transposed_rows(context, builder, mem_ty, mem, off, step, lanes):
+    """Load ``lanes`` vectors at ``mem[off + i * step]`` and transpose them in registers.
+
+    Returns the list of transposed vectors: vector ``j`` holds element ``j`` of every row.
+    """
+    vty = context.get_value_type(_vec_of(mem_ty.dtype))
+    align = _itemsize(mem_ty.dtype)
+    intp = context.get_value_type(types.intp)
+    rows = []
+    for i in range(lanes):
+        at = builder.add(off, builder.mul(step, ir.Constant(intp, i)))
+        ptr = _elem_ptr(context, builder, mem_ty, mem, types.intp, at)
+        rows.append(builder.load(builder.bitcast(ptr, vty.as_pointer()), align=align))
+    bit = 0
+    while (1 << bit) < lanes:
+        low, high = _transpose_masks(lanes, bit)
+        mask_low = ir.Constant(ir.VectorType(ir.IntType(32), lanes), low)
+        mask_high = ir.Constant(ir.VectorType(ir.IntType(32), lanes), high)
+        step_bit = 1 << bit
+        for i in range(lanes):
+            if i & step_bit:
+                continue
+            a, b = rows[i], rows[i | step_bit]
+            rows[i] = builder.shuffle_vector(a, b, mask_low)
+            rows[i | step_bit] = builder.shuffle_vector(a, b, mask_high)
+        bit += 1
+    return rows
+
+
+def _transpose_signature(src, src_off, src_step, dst, dst_off, dst_step):
+    """The ``void`` signature of a transposing intrinsic, or None for unsupported types."""
+    ints = (src_off, src_step, dst_off, dst_step)
+    if not (_is_memory(src) and _is_memory(dst) and src.dtype == dst.dtype
+            and all(isinstance(v, types.Integer) for v in ints)):
+        return None
+    return types.void(src, src_off, src_step, dst, dst_off, dst_step)
+
+
+def _intp_args(context, builder, sig, args):
+    """The four offset and step arguments of a transposing intrinsic, as ``intp`` values."""
+    return [context.cast(builder, args[k], sig.args[k], types.intp) for k in (1, 2, 4, 5)]
+
+
 @intrinsic
 def vtranspose_copy(typingctx, src, src_off, src_step, dst, dst_off, dst_step):
     """Copy a square block transposed.
@@ -445,43 +489,77 @@ def vtranspose_copy(typingctx, src, src_off, src_step, dst, dst_off, dst_step):
     -------
     None
     """
-    ints = (src_off, src_step, dst_off, dst_step)
-    if not (_is_memory(src) and _is_memory(dst) and src.dtype == dst.dtype
-            and all(isinstance(v, types.Integer) for v in ints)):
+    sig = _transpose_signature(src, src_off, src_step, dst, dst_off, dst_step)
+    if sig is None:
         return None
-    sig = types.void(src, src_off, src_step, dst, dst_off, dst_step)
     lanes = _LANES[src.dtype]
 
     def codegen(context, builder, sig, args):
         vty = context.get_value_type(_vec_of(sig.args[0].dtype))
         align = _itemsize(sig.args[0].dtype)
         intp = context.get_value_type(types.intp)
-        src_off = context.cast(builder, args[1], sig.args[1], types.intp)
-        src_step = context.cast(builder, args[2], sig.args[2], types.intp)
-        dst_off = context.cast(builder, args[4], sig.args[4], types.intp)
-        dst_step = context.cast(builder, args[5], sig.args[5], types.intp)
-        rows = []
-        for i in range(lanes):
-            off = builder.add(src_off, builder.mul(src_step, ir.Constant(intp, i)))
-            ptr = _elem_ptr(context, builder, sig.args[0], args[0], types.intp, off)
-            rows.append(builder.load(builder.bitcast(ptr, vty.as_pointer()), align=align))
-        bit = 0
-        while (1 << bit) < lanes:
-            low, high = _transpose_masks(lanes, bit)
-            mask_low = ir.Constant(ir.VectorType(ir.IntType(32), lanes), low)
-            mask_high = ir.Constant(ir.VectorType(ir.IntType(32), lanes), high)
-            step = 1 << bit
-            for i in range(lanes):
-                if i & step:
-                    continue
-                a, b = rows[i], rows[i | step]
-                rows[i] = builder.shuffle_vector(a, b, mask_low)
-                rows[i | step] = builder.shuffle_vector(a, b, mask_high)
-            bit += 1
+        src_off, src_step, dst_off, dst_step = _intp_args(context, builder, sig, args)
+        rows = _transposed_rows(context, builder, sig.args[0], args[0], src_off, src_step,
+                                lanes)
         for j in range(lanes):
             off = builder.add(dst_off, builder.mul(dst_step, ir.Constant(intp, j)))
             ptr = _elem_ptr(context, builder, sig.args[3], args[3], types.intp, off)
             builder.store(rows[j], builder.bitcast(ptr, vty.as_pointer()), align=align)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def vtranspose_interleave(typingctx, src, src_off, src_step, dst, dst_off, dst_step):
+    """Copy a square block transposed into every other element of each destination row.
+
+    ``dst[dst_off + j*dst_step + 2*i] = src[src_off + i*src_step + j]`` for ``i, j < lanes``;
+    the elements in between, ``dst[dst_off + j*dst_step + 2*i + 1]``, are read and written
+    back unchanged: each destination row is ``2 * lanes`` elements, loaded as two vectors,
+    blended with the transposed vector and stored (no scatter instruction on AVX2). The
+    caller must own the elements in between for the duration (no other thread may write
+    them), the last one included: a stride phase's pixels of a channels-first output, say,
+    whose neighbours belong to another phase, computed in another launch.
+
+    Parameters
+    ----------
+    src, dst : array or pointer of float32/float64 (same dtype)
+        The memories; offsets count elements from their data pointers.
+    src_off, src_step, dst_off, dst_step : int
+        Offset of the block's first element and the distance between its rows, in each.
+
+    Returns
+    -------
+    None
+    """
+    sig = _transpose_signature(src, src_off, src_step, dst, dst_off, dst_step)
+    if sig is None:
+        return None
+    lanes = _LANES[src.dtype]
+    half = lanes // 2
+    # lane k of the first/second destination vector: the new element k // 2 (of the first
+    # or second half of the transposed vector) when k is even, else the old element k
+    first = [k // 2 if k % 2 == 0 else lanes + k for k in range(lanes)]
+    second = [half + k // 2 if k % 2 == 0 else lanes + k for k in range(lanes)]
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(_vec_of(sig.args[0].dtype))
+        align = _itemsize(sig.args[0].dtype)
+        intp = context.get_value_type(types.intp)
+        src_off, src_step, dst_off, dst_step = _intp_args(context, builder, sig, args)
+        rows = _transposed_rows(context, builder, sig.args[0], args[0], src_off, src_step,
+                                lanes)
+        masks = [ir.Constant(ir.VectorType(ir.IntType(32), lanes), m) for m in (first, second)]
+        for j in range(lanes):
+            row = builder.add(dst_off, builder.mul(dst_step, ir.Constant(intp, j)))
+            for part, mask in enumerate(masks):
+                off = builder.add(row, ir.Constant(intp, part * lanes))
+                ptr = builder.bitcast(
+                    _elem_ptr(context, builder, sig.args[3], args[3], types.intp, off),
+                    vty.as_pointer())
+                old = builder.load(ptr, align=align)
+                builder.store(builder.shuffle_vector(rows[j], old, mask), ptr, align=align)
         return context.get_dummy_value()
 
     return sig, codegen
