@@ -454,16 +454,18 @@ def test_pointwise_matches_naive_on_random_configurations(nd, groups, in_group, 
 
 def test_work_arrays_are_reused_and_keep_results_exact(monkeypatch):
     """Padded and layout copies come from the work-array pool: a second call (reusing the
-    arrays and their zero borders) and a call after clearing give identical results."""
+    arrays and their zero borders) and a call after clearing give identical results. (One
+    block of 16 output channels: the row-mode kernel, which reads a padded copy; window-mode
+    layers copy into per-task tiles instead.)"""
     from fastconv import _workspace
 
     monkeypatch.setattr(_workspace, "MIN_BYTES", 0)
     monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "dense")
     monkeypatch.setattr(convolution, "FORCE_WEIGHT_ALGORITHM", "dense")
     rng = np.random.default_rng(23)
-    x = rng.standard_normal((2, 20, 9, 11)).astype(np.float32)
-    weight = rng.standard_normal((18, 20, 3, 3)).astype(np.float32)
-    grad = rng.standard_normal((2, 18, 9, 11)).astype(np.float32)
+    x = rng.standard_normal((2, 16, 9, 11)).astype(np.float32)
+    weight = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    grad = rng.standard_normal((2, 16, 9, 11)).astype(np.float32)
 
     def passes(scale):
         return fastconv.conv2d_backward(x * scale, weight, grad * scale, padding=1)
@@ -544,7 +546,9 @@ def test_zero_padded_copies_are_bitwise_the_kernels_own_padding(conv, spatial, o
     """A padded channels-first input is copied to channels-last with zero margins, and the
     kernel reads every window in place; a channels-last input is read with the kernel's own
     zero handling. Same arithmetic, so bitwise the same, forward and input gradient (whose
-    stride phases read one padded copy together); the padded copy must really be made."""
+    stride phases read one padded copy together); the padded copy must really be made.
+    (One block of 16 channels each way: the row-mode kernel, which reads such copies;
+    window-mode layers copy per task, see test_tiled_mode_is_bitwise_the_copied_input.)"""
     monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "dense")
     made = []
     padded_copy = convolution._padded_copy
@@ -556,8 +560,8 @@ def test_zero_padded_copies_are_bitwise_the_kernels_own_padding(conv, spatial, o
 
     monkeypatch.setattr(convolution, "_padded_copy", spy)
     rng = np.random.default_rng(41)
-    x = rng.standard_normal((8, 20, *spatial)).astype(np.float32)
-    weight = rng.standard_normal((24, 20, *(3,) * len(spatial))).astype(np.float32)
+    x = rng.standard_normal((8, 16, *spatial)).astype(np.float32)
+    weight = rng.standard_normal((16, 16, *(3,) * len(spatial))).astype(np.float32)
     first = conv(x, weight, **options)
     assert made and all(made)
     last = conv(np.ascontiguousarray(to_channels_last(x)), weight, channels_last=True,
@@ -854,6 +858,78 @@ def test_threads_packing_their_weight_blocks_is_bitwise_the_packed_path(case, dt
                      packed[3 * index].dtype)
         assert_close(packed[3 * index + 1], naive.conv_input(x.shape, cast, grad, **options),
                      c_out * reduction, packed[3 * index + 1].dtype)
+
+
+TILED_CASES = [
+    # (nd, n, c_in, c_out, size, kernel, stride, padding, dilation)
+    (2, 2, 16, 40, (12, 13), (3, 3), 1, 1, 1),
+    (2, 1, 10, 20, (15, 17), (3, 3), 1, 2, 2),
+    (2, 2, 3, 32, (23, 19), (7, 7), 2, 3, 1),
+    (2, 1, 9, 17, (11, 10), (3, 4), (2, 1), ((1, 2), (3, 0)), 1),
+    (1, 3, 8, 24, (70,), (5,), 1, 2, 1),
+    (1, 2, 12, 20, (61,), (9,), 2, "same", 1),
+    (3, 2, 6, 18, (5, 6, 9), (3, 3, 3), 1, 1, 1),
+    (3, 1, 8, 20, (6, 5, 7), (2, 3, 3), (2, 1, 1), ((1, 0), (1, 1), (2, 1)), (1, 1, 2)),
+]
+
+
+@pytest.mark.parametrize("case", TILED_CASES, ids=[f"case{i}" for i in range(len(TILED_CASES))])
+def test_tiled_mode_is_bitwise_the_copied_input(case, monkeypatch):
+    """Window-mode layers on channels-first data read the input in place: each task copies
+    the rows its block of output rows (or, with one row, columns) reads into its own padded
+    tile. Whatever the block size, with one or two threads, the results are bit for bit those
+    of the channels-last input and of the batch-part layout copies, and match the naive
+    reference."""
+    import numba
+
+    from fastconv import _dense
+
+    nd, n, c_in, c_out, size, kernel, stride, padding, dilation = case
+    monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "dense")
+    monkeypatch.setattr(_dense, "_SERIAL_MAX_FMAS", 0)  # no small calls: the planned passes
+    rng = np.random.default_rng(61)
+    x = rng.standard_normal((n, c_in, *size)).astype(np.float32)
+    weight = rng.standard_normal((c_out, c_in, *kernel)).astype(np.float32)
+    bias = rng.standard_normal(c_out).astype(np.float32)
+    options = {"stride": stride, "padding": padding, "dilation": dilation}
+    conv = getattr(fastconv, f"conv{nd}d")
+    tiled = []
+    run_tiled = _dense.run_tiled
+
+    def spy(*args):
+        tiled.append(args[0].sdims[11])  # rows (or columns) per task
+        run_tiled(*args)
+
+    monkeypatch.setattr(_dense, "run_tiled", spy)
+
+    def result(tile_bytes, threads=2, allowed=True):
+        monkeypatch.setattr(_dense, "_TILE_BYTES", tile_bytes)
+        _dense.tiled_plan.cache_clear()
+        if not allowed:
+            monkeypatch.setattr(_dense, "tiled_plan", lambda *args: None)
+        convolution.clear_plans()
+        previous = numba.get_num_threads()
+        numba.set_num_threads(threads)
+        try:
+            return conv(x, weight, bias, **options)
+        finally:
+            numba.set_num_threads(previous)
+            convolution.clear_plans()
+
+    small = result(1)  # one row (or column) per task
+    assert tiled and max(tiled) == 1
+    tiled.clear()
+    default = result(160 * 1024)
+    assert tiled
+    single = result(160 * 1024, threads=1)
+    channels_last = np.moveaxis(conv(np.ascontiguousarray(to_channels_last(x)), weight, bias,
+                                     channels_last=True, **options), -1, 1)
+    copied = result(160 * 1024, allowed=False)
+    expected = np.ascontiguousarray(channels_last).tobytes()
+    for got in (small, default, single, copied):
+        assert got.tobytes() == expected
+    assert_close(default, naive.conv(x, weight, bias, **options),
+                 c_in * int(np.prod(kernel)), np.float32)
 
 
 SLAB_CASES = [

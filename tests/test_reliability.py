@@ -321,6 +321,7 @@ _KERNELS_SCRIPT = """
     print(" ".join(hashlib.sha1(r.tobytes()).hexdigest() for r in results))
     drivers = [*_dense._DRIVERS.values(), *_dense._WDRIVERS.values()]
     functions = [_dense_weight.dense_weight_grad, _dense_weight._weight_task,
+                 _dense._tiled_forward, _dense._tiled_task,
                  *(d.kernel for d in drivers), *(d.task for d in drivers)]
     print(sum(sum(f.stats.cache_hits.values()) for f in functions),
           sum(sum(f.stats.cache_misses.values()) for f in functions))

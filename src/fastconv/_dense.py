@@ -1494,6 +1494,115 @@ _WDRIVERS = {6: Driver(_wforward_p6, _wtask_p6, _window_driver_signature,
                        _window_task_signature),
              8: Driver(_wforward_p8, _wtask_p8, _window_driver_signature,
                        _window_task_signature)}
+
+
+# ----------------------------------------------------------------------------------------------
+# tiled mode: window-mode layers on a channels-first input with no layout copy of the batch.
+# Each task takes a block of output rows of one output plane of one sample, copies the input
+# rows they read (all columns, zero padding included) into its thread's small channels-last
+# tile, and runs the window-mode task function (called by address) on that sub-problem: the
+# convolution of the tile with no padding, whose output is the block of rows of the real
+# output, through its strides. The input is read once, inside the
+# parallel tasks, instead of by a copy launch per part of the batch before them.
+
+
+@njit(cache=CACHE)
+def _fill_tile_rows(src, sdims, n, i0, i1, col0, nrows, tile, at):
+    """Copy input rows ``i1 .. i1 + nrows`` of plane ``i0`` of sample ``n`` into ``tile[at:]``.
+
+    `src` is the channels-first input (flat, from element ``[0, 0, 0, 0, 0]``); ``sdims``
+    starts ``C, I0, I1, I2, sN, sC, s0, s1, W``: channels, spatial sizes, element strides
+    (the last spatial stride is 1) and the tile's row width ``W`` (pixels), whose pixel 0
+    is input column ``col0``. Tile rows are ``W`` pixels x ``C`` channels, channels-last;
+    rows and columns outside the input are zeros. Blocks of ``lanes`` channels x ``lanes``
+    pixels go through in-register transposes.
+    """
+    c_n, i0n, i1n, i2n = sdims[0], sdims[1], sdims[2], sdims[3]
+    s_n, s_c, s0, s1, width = sdims[4], sdims[5], sdims[6], sdims[7], sdims[8]
+    lanes = vlanes(tile)
+    row = width * c_n
+    lead = min(width, max(0, -col0))  # tile pixels left of the input
+    first = max(0, col0)  # input columns [first, first + cols) go to tile pixels lead + ...
+    cols = max(0, min(i2n, col0 + width) - first)
+    full_c = c_n - c_n % lanes
+    full_p = cols - cols % lanes
+    for r in range(nrows):
+        dst = at + r * row
+        i1r = i1 + r
+        if i0 < 0 or i0 >= i0n or i1r < 0 or i1r >= i1n:
+            _zero_span(ptr_of(tile, dst), row, lanes)
+            continue
+        base = n * s_n + i0 * s0 + i1r * s1 + first
+        _zero_span(ptr_of(tile, dst), lead * c_n, lanes)
+        out = dst + lead * c_n
+        for c in range(0, full_c, lanes):
+            for j in range(0, full_p, lanes):
+                vtranspose_copy(src, base + c * s_c + j, s_c, tile, out + j * c_n + c, c_n)
+        for j in range(cols):
+            for c in range(full_c if j < full_p else 0, c_n):
+                tile[out + j * c_n + c] = src[base + c * s_c + j]
+        for e in range(out + cols * c_n, dst + row):
+            tile[e] = 0
+
+
+@njit(cache=CACHE)
+def _tiled_task(src, sdims, wp, aux, out, dims, last_dims, stride, dilation, scr, fscr, tiles,
+                group, task, tid, window_at):
+    """Task `task` of :func:`_tiled_forward` on thread `tid`'s scratch and tile.
+
+    ``sdims`` as :func:`_fill_tile_rows`, then ``N, O0, B, blocks, axis, tile planes, tile
+    rows, pad0, pad1, pad2, osN, os0, os1, os2``: each task covers a block of ``B`` output
+    rows (``axis`` 1) or columns (``axis`` 2, when there is one row) of one output plane of
+    one sample; ``dims`` / ``last_dims`` describe the sub-problem of a full / the last
+    (shorter) block for the window-mode task (its tile as the input, its block of the
+    output through the output's strides).
+    """
+    blocks = sdims[12]
+    block = task % blocks
+    rest = task // blocks
+    o0 = rest % sdims[10]
+    n = rest // sdims[10]
+    d = dims if block < blocks - 1 else last_dims
+    r0 = block * sdims[11] if sdims[13] == 1 else 0
+    c0 = block * sdims[11] if sdims[13] == 2 else 0
+    planes, rows_in = sdims[14], sdims[15]
+    tile = tiles[tid]
+    for p in range(planes):
+        _fill_tile_rows(src, sdims, n, o0 * stride[0] - sdims[16] + p,
+                        r0 * stride[1] - sdims[17], c0 * stride[2] - sdims[18], rows_in, tile,
+                        p * rows_in * sdims[8] * sdims[0])
+    sub = out[n * sdims[19] + o0 * sdims[20] + r0 * sdims[21] + c0 * sdims[22]:]
+    ntile = (d[9] * d[10] + TILE_P - 1) // TILE_P  # the block's output rows x columns
+    for g in range((ntile + group - 1) // group):
+        _call_window_task(window_at, (tile, wp, aux, sub, d, stride, dilation, (0, 0, 0), scr,
+                                      fscr, group, np.int64(g), tid))
+
+
+@njit(parallel=True, cache=CACHE)
+def _tiled_forward(src, sdims, wp, aux, out, dims, last_dims, stride, dilation, scr, fscr, tiles,
+                   group, window_at, task_at):
+    for task in prange(sdims[9] * sdims[10] * sdims[12]):
+        _call_tiled_task(task_at, (src, sdims, wp, aux, out, dims, last_dims, stride, dilation,
+                                   scr, fscr, tiles, group, np.int64(task),
+                                   np.int64(numba.get_thread_id()), window_at))
+
+
+def _tiled_task_signature(dtype: np.dtype) -> tuple:
+    """Argument types of :func:`_tiled_task`."""
+    index = np.dtype(np.int64)
+    triple = types.UniTuple(types.int64, 3)
+    return (data_type(dtype, 1, layout="C"), data_type(index, 1, layout="C"),
+            data_type(dtype, 6, layout="C"), data_type(dtype, 1, layout="C"),
+            data_type(dtype, 1, True, "C"), data_type(index, 1, layout="C"),
+            data_type(index, 1, layout="C"), triple, triple,
+            data_type(index, 2, True, "C"), data_type(dtype, 2, True, "C"),
+            data_type(dtype, 2, True, "C"), types.int64, types.int64, types.int64, types.int64)
+
+
+_tiled_forward_signature = _jit.kernel_signature(_tiled_task_signature, 2)
+_call_tiled_task = _jit.caller(_tiled_task_signature)
+
+
 #: the row-mode task function of this host's tile, run by :func:`small_conv`
 _SMALL_TASK = {6: _task_p6, 8: _task_p8}[TILE_P]
 
@@ -1736,6 +1845,118 @@ def dense_plan(
     drivers = _WDRIVERS if window else _DRIVERS
     return DensePlan(drivers[ptile], aux_size, c_out, scratch_shape, data_scratch_shape, stride,
                      dilation, pad_low, group, False, False, zero_aux, window, block_major)
+
+
+class TiledPlan(NamedTuple):
+    """Everything :func:`run_tiled` needs besides the arrays (see :func:`tiled_plan`)."""
+
+    #: the ``sdims`` argument of the tiled tasks (see :func:`_tiled_task`)
+    sdims: np.ndarray
+    #: the window-mode task's ``dims`` for a full and for the last block of rows
+    dims: np.ndarray
+    last_dims: np.ndarray
+    stride: tuple[int, int, int]
+    dilation: tuple[int, int, int]
+    group: int
+    scratch_shape: tuple[int, int]
+    data_scratch_shape: tuple[int, int]
+    tiles_shape: tuple[int, int]
+    #: ``aux`` of calls without bias, its length and the output channels
+    zero_aux: np.ndarray
+    c_out: int
+
+
+#: Bytes of a tiled task's input tile at most (it and the window task's scratch stay in L2).
+_TILE_BYTES = 160 * 1024
+
+
+@lru_cache(maxsize=256)
+def tiled_plan(x_shape: tuple[int, ...], x_strides: tuple[int, ...], wp_shape: tuple[int, ...],
+               out_shape: tuple[int, ...], out_strides: tuple[int, ...], dtype: np.dtype,
+               stride: tuple[int, int, int], dilation: tuple[int, int, int],
+               pad_low: tuple[int, int, int], nthreads: int) -> TiledPlan | None:
+    """Plan a tiled call (:func:`run_tiled`), or None where tiled mode does not apply.
+
+    It applies to window-mode weights (:func:`window_mode`) and an input of
+    ``(N, I0, I1, I2, C)`` whose last spatial dimension is unit-stride (the channels-last
+    view of a channels-first array), with non-negative strides (``x_strides`` and
+    ``out_strides`` in bytes). Each task covers a block of output rows (along ``O1``) of one
+    output plane of one sample: as many as keep its input tile within :data:`_TILE_BYTES`,
+    fewer when that would leave fewer than eight tasks per thread.
+    """
+    item = dtype.itemsize
+    xs = [v // item for v in x_strides]
+    os = [v // item for v in out_strides]
+    if (not window_mode(wp_shape, dtype) or xs[3] != 1 or min(xs) < 0 or min(os) < 0
+            or math.prod(out_shape) == 0 or math.prod(x_shape) == 0):
+        return None
+    n, i0n, i1n, i2n, c_in = x_shape
+    _, k0n, k1n, k2n, _, kbs = wp_shape
+    _, o0n, o1n, o2n, c_out = out_shape
+    planes = (k0n - 1) * dilation[0] + 1
+    width = (o2n - 1) * stride[2] + (k2n - 1) * dilation[2] + 1
+    row_bytes = planes * width * c_in * item
+
+    def rows_in(rows: int) -> int:
+        return (rows - 1) * stride[1] + (k1n - 1) * dilation[1] + 1
+
+    # blocks of output rows, or of columns when there is a single row (1-D layers)
+    axis = 1 if o1n > 1 else 2
+    extent = o1n if axis == 1 else o2n
+
+    def tile_bytes(size: int) -> int:
+        if axis == 1:
+            return rows_in(size) * row_bytes
+        return rows_in(1) * planes * ((size - 1) * stride[2] + (k2n - 1) * dilation[2] + 1) \
+            * c_in * item
+
+    size = extent
+    while size > 1 and tile_bytes(size) > _TILE_BYTES:
+        size = max(1, min(size - 1, size * _TILE_BYTES // tile_bytes(size)))
+    while size > 1 and n * o0n * -(-extent // size) < 8 * nthreads:
+        size = (size + 1) // 2
+    blocks = -(-extent // size)
+    last = extent - (blocks - 1) * size
+    if axis == 2:
+        width = (size - 1) * stride[2] + (k2n - 1) * dilation[2] + 1
+    tile_rows = rows_in(size if axis == 1 else 1)
+    sub_x = (1, planes, tile_rows, width, c_in)
+    sub_x_strides = _c_strides(sub_x, item)
+    sub_out = (1, 1, size, o2n, c_out) if axis == 1 else (1, 1, 1, size, c_out)
+    last_out = (1, 1, last, o2n, c_out) if axis == 1 else (1, 1, 1, last, c_out)
+    plan = dense_plan(sub_x, wp_shape, sub_out, dtype, stride, dilation, (0, 0, 0), None,
+                      None, "window", 1, _stage_layout(sub_out, tuple(os)) != 0)
+    dims = _layout_of(sub_x, sub_x_strides, sub_out, out_strides, item)
+    last_dims = _layout_of(sub_x, sub_x_strides, last_out, out_strides, item)
+    sdims = np.array((c_in, i0n, i1n, i2n, xs[0], xs[4], xs[1], xs[2], width, n, o0n, size,
+                      blocks, axis, planes, tile_rows, *pad_low, *os[:4]), np.int64)
+    sdims.flags.writeable = False
+    tile = planes * tile_rows * width * c_in + 2 * _KBS[dtype.char]
+    return TiledPlan(sdims, dims, last_dims, stride, dilation, plan.group, plan.scratch_shape,
+                     plan.data_scratch_shape, (_NTHREADS_MAX, tile), plan.zero_aux, c_out)
+
+
+def run_tiled(plan: TiledPlan, x: np.ndarray, wp: np.ndarray, bias: np.ndarray | None,
+              out: np.ndarray) -> None:
+    """Run a planned tiled call: ``x`` and ``out`` of the planned shapes, strides and dtype.
+
+    ``wp``: the packed weights (:func:`pack_weights`); the results are bitwise those of
+    :func:`run_dense` on a channels-last copy of ``x``.
+    """
+    dtype = out.dtype
+    if bias is None:
+        aux = plan.zero_aux
+    else:
+        aux = np.zeros(plan.zero_aux.shape[0], dtype=dtype)
+        aux[:plan.c_out] = bias
+    _jit.ensure_compiled(_tiled_forward, _tiled_forward_signature, dtype)
+    window_at = _jit.address_of(_WDRIVERS[TILE_P].task, _window_task_signature, dtype)
+    task_at = _jit.address_of(_tiled_task, _tiled_task_signature, dtype)
+    _tiled_forward(flat_view(x), plan.sdims, wp, aux, flat_view(out), plan.dims,
+                   plan.last_dims, plan.stride, plan.dilation,
+                   np.empty(plan.scratch_shape, np.int64),
+                   np.empty(plan.data_scratch_shape, dtype), np.empty(plan.tiles_shape, dtype),
+                   plan.group, window_at, task_at)
 
 
 def self_packs(wp_shape: tuple[int, ...], dtype: np.dtype) -> bool:

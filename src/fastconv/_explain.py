@@ -63,17 +63,24 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
     threads = numba.config.NUMBA_NUM_THREADS
     if algorithm == "dense":
         block = _dense.block_size(dtype)
-        packed_shape = (-(-spec.c_out // block), taps, 1, 1, spec.c_in, block)
+        packed_shape = (-(-spec.c_out // block), *_plan.to_3d(spec.kernel, 1), spec.c_in,
+                        block)
         packed = math.prod(packed_shape)
         packing = f"weights packed in blocks of {block}"
         if _dense.self_packs(packed_shape, dtype):  # one block per thread at a time
             packed = threads * math.prod(packed_shape[1:])
             packing = f"weights packed by each thread, a block of {block} at a time"
-        copies = inputs if planar_layout else 0
+        layout, copies = "", 0
+        if planar_layout and _dense.window_mode(packed_shape, dtype):
+            layout = ("; channels-first input read in place: each task copies the input rows "
+                      "of its block of output rows into a small padded channels-last tile; "
+                      "output written in place")
+            copies = threads * _dense._TILE_BYTES // itemsize
+        elif planar_layout:
+            layout = "; channels-first input copied to channels-last, output written in place"
+            copies = inputs
         detail = (f"register tiles of {_dense.TILE_P} pixels x {block} output channels, "
-                  f"{packing}"
-                  + ("; channels-first input copied to channels-last, output written in "
-                     "place" if planar_layout else ""))
+                  f"{packing}{layout}")
         return PassPlan(name, algorithm, detail, flops, (packed + copies) * itemsize)
     if algorithm == "pointwise":
         block = _pointwise.CHANNEL_BLOCK
@@ -123,10 +130,17 @@ def _adjoint_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
     phases = math.prod(spec.stride)
     detail = (f"{phases} stride phase(s), each a stride-1 forward convolution with the "
               f"flipped taps of that phase on the {algorithm} kernel")
-    # the dense kernel reads a channels-last copy of channels-first gradients and writes
-    # every phase in place; the planar kernel writes a strided phase through a temporary
+    # the dense kernel reads a channels-last copy of channels-first gradients (a single
+    # phase in window mode: per-task tiles instead) and writes every phase in place; the
+    # planar kernel writes a strided phase through a temporary
     layout = batch * spec.c_out * math.prod(spec.out_sizes) \
         if algorithm == "dense" and planar_layout else 0
+    if layout and phases == 1:
+        block = _dense.block_size(dtype)
+        packed_shape = (-(-spec.c_in // block), *_plan.to_3d(spec.kernel, 1), spec.c_out, block)
+        if _dense.window_mode(packed_shape, dtype):
+            layout = numba.config.NUMBA_NUM_THREADS * _dense._TILE_BYTES // itemsize
+            detail += " (its input read in place through per-task tiles)"
     temporary = batch * spec.c_in * math.prod(spec.in_sizes) \
         if algorithm == "planar" and phases > 1 else 0
     return PassPlan(name, f"phases/{algorithm}", detail, flops, (layout + temporary) * itemsize)

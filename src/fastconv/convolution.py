@@ -179,10 +179,14 @@ class _DensePass:
     :func:`fastconv._dense.run_dense` on the destination in place (a channels-first output
     is written through its strides). Large weights are read in place by the row-mode kernel,
     each thread packing the channel block it works on (no packed copy of all the weights);
-    others are packed once per call. An input the kernel cannot read in place (channels
-    first) is copied to channels-last a part of the batch at a time, as few parts as fit
-    the call's spare memory (:func:`_spare_bytes`, at most four parts), or, when one sample
-    does not fit, a slab of rows of each sample at a time (:meth:`_run_slabs`).
+    others are packed once per call. A channels-first input of a window-mode layer (small
+    weights, :func:`fastconv._dense.window_mode`) is read in place by tasks that each copy
+    the input rows of their block of output rows into a small padded tile
+    (:func:`fastconv._dense.run_tiled`: no layout copy of the batch, one launch). Other
+    inputs the kernel cannot read in place are copied to channels-last a part of the batch
+    at a time, as few parts as fit the call's spare memory (:func:`_spare_bytes`, at most
+    four parts), or, when one sample does not fit, a slab of rows of each sample at a time
+    (:meth:`_run_slabs`).
     """
 
     __slots__ = ("block", "dtype", "geometry", "packed_shape", "plans", "self_pack", "small",
@@ -235,7 +239,12 @@ class _DensePass:
             return
         prepared = self.prepare(weight)
         target = dest if _writable_in_place(dest) else np.empty(dest.shape, dest.dtype)
-        if _dense.accepts_input(src):
+        tiled = None if self.self_pack or _dense.accepts_input(src) else _dense.tiled_plan(
+            src.shape, src.strides, self.packed_shape, target.shape, target.strides, self.dtype,
+            *self.geometry, numba.get_num_threads())
+        if tiled is not None:
+            _dense.run_tiled(tiled, src, prepared, bias, target)
+        elif _dense.accepts_input(src):
             self.run_prepared(src, prepared, bias, target)
         else:
             held = self.held_bytes(prepared, weight) + self.scratch_bytes(src, target)
