@@ -860,6 +860,21 @@ def test_threads_packing_their_weight_blocks_is_bitwise_the_packed_path(case, dt
                      c_out * reduction, packed[3 * index + 1].dtype)
 
 
+def _planned_dense_problem(case, seed, monkeypatch):
+    """``(nd, x, weight, bias, options)`` of a dense-kernel case (float32), the dense
+    algorithm forced and no call small enough to skip the planned passes."""
+    from fastconv import _dense
+
+    nd, n, c_in, c_out, size, kernel, stride, padding, dilation = case
+    monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "dense")
+    monkeypatch.setattr(_dense, "_SERIAL_MAX_FMAS", 0)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c_in, *size)).astype(np.float32)
+    weight = rng.standard_normal((c_out, c_in, *kernel)).astype(np.float32)
+    bias = rng.standard_normal(c_out).astype(np.float32)
+    return nd, x, weight, bias, {"stride": stride, "padding": padding, "dilation": dilation}
+
+
 TILED_CASES = [
     # (nd, n, c_in, c_out, size, kernel, stride, padding, dilation)
     (2, 2, 16, 40, (12, 13), (3, 3), 1, 1, 1),
@@ -884,14 +899,8 @@ def test_tiled_mode_is_bitwise_the_copied_input(case, monkeypatch):
 
     from fastconv import _dense
 
-    nd, n, c_in, c_out, size, kernel, stride, padding, dilation = case
-    monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "dense")
-    monkeypatch.setattr(_dense, "_SERIAL_MAX_FMAS", 0)  # no small calls: the planned passes
-    rng = np.random.default_rng(61)
-    x = rng.standard_normal((n, c_in, *size)).astype(np.float32)
-    weight = rng.standard_normal((c_out, c_in, *kernel)).astype(np.float32)
-    bias = rng.standard_normal(c_out).astype(np.float32)
-    options = {"stride": stride, "padding": padding, "dilation": dilation}
+    nd, x, weight, bias, options = _planned_dense_problem(case, 61, monkeypatch)
+    c_in, kernel = x.shape[1], weight.shape[2:]
     conv = getattr(fastconv, f"conv{nd}d")
     tiled = []
     run_tiled = _dense.run_tiled
@@ -947,16 +956,10 @@ def test_dense_slabs_of_rows_are_bitwise_the_whole_sample(case, monkeypatch):
     a slab of rows at a time (each slab with the input rows its outputs read and the low
     padding left before it); each output's arithmetic is unchanged, so the results are bit
     for bit those of whole samples, forward and adjoint, and match the naive reference."""
-    from fastconv import _dense
 
-    nd, n, c_in, c_out, size, kernel, stride, padding, dilation = case
-    monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "dense")
-    monkeypatch.setattr(_dense, "_SERIAL_MAX_FMAS", 0)  # no small calls: the planned passes
-    rng = np.random.default_rng(59)
-    x = rng.standard_normal((n, c_in, *size)).astype(np.float32)
-    weight = rng.standard_normal((c_out, c_in, *kernel)).astype(np.float32)
-    bias = rng.standard_normal(c_out).astype(np.float32)
-    options = {"stride": stride, "padding": padding, "dilation": dilation}
+    nd, x, weight, bias, options = _planned_dense_problem(case, 59, monkeypatch)
+    c_in, c_out, kernel = x.shape[1], weight.shape[0], weight.shape[2:]
+    rng = np.random.default_rng(60)
     grad = rng.standard_normal(naive.conv(x, weight, **options).shape).astype(np.float32)
     conv = getattr(fastconv, f"conv{nd}d")
     conv_input = getattr(fastconv, f"conv{nd}d_input")

@@ -1959,6 +1959,19 @@ def run_tiled(plan: TiledPlan, x: np.ndarray, wp: np.ndarray, bias: np.ndarray |
                    plan.group, window_at, task_at)
 
 
+def packed_shape(c_out: int, c_in: int, kernel: tuple[int, int, int],
+                 dtype: np.dtype) -> tuple[int, ...]:
+    """Shape of :func:`pack_weights`'s packing of ``(c_out, c_in, *kernel)`` weights.
+
+    Examples
+    --------
+    >>> packed_shape(40, 16, (1, 3, 3), np.dtype(np.float32))
+    (3, 1, 3, 3, 16, 16)
+    """
+    block = block_size(dtype)
+    return (-(-c_out // block), *kernel, c_in, block)
+
+
 def self_packs(wp_shape: tuple[int, ...], dtype: np.dtype) -> bool:
     """Whether a pass gives the row-mode drivers unpacked weights (:func:`weight_source`).
 

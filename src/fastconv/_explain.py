@@ -63,8 +63,8 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
     threads = numba.config.NUMBA_NUM_THREADS
     if algorithm == "dense":
         block = _dense.block_size(dtype)
-        packed_shape = (-(-spec.c_out // block), *_plan.to_3d(spec.kernel, 1), spec.c_in,
-                        block)
+        packed_shape = _dense.packed_shape(spec.c_out, spec.c_in, _plan.to_3d(spec.kernel, 1),
+                                           dtype)
         packed = math.prod(packed_shape)
         packing = f"weights packed in blocks of {block}"
         if _dense.self_packs(packed_shape, dtype):  # one block per thread at a time
@@ -136,8 +136,8 @@ def _adjoint_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
     layout = batch * spec.c_out * math.prod(spec.out_sizes) \
         if algorithm == "dense" and planar_layout else 0
     if layout and phases == 1:
-        block = _dense.block_size(dtype)
-        packed_shape = (-(-spec.c_in // block), *_plan.to_3d(spec.kernel, 1), spec.c_out, block)
+        packed_shape = _dense.packed_shape(spec.c_in, spec.c_out, _plan.to_3d(spec.kernel, 1),
+                                           dtype)
         if _dense.window_mode(packed_shape, dtype):
             layout = numba.config.NUMBA_NUM_THREADS * _dense._TILE_BYTES // itemsize
             detail += " (its input read in place through per-task tiles)"

@@ -462,9 +462,28 @@ def _transpose_signature(src, src_off, src_step, dst, dst_off, dst_step):
     return types.void(src, src_off, src_step, dst, dst_off, dst_step)
 
 
-def _intp_args(context, builder, sig, args):
-    """The four offset and step arguments of a transposing intrinsic, as ``intp`` values."""
-    return [context.cast(builder, args[k], sig.args[k], types.intp) for k in (1, 2, 4, 5)]
+def _transpose_codegen(lanes: int, write_row):
+    """Codegen of a transposing intrinsic: the transposed rows, each written by ``write_row``.
+
+    ``write_row(builder, pointer, vector, align)`` stores transposed vector ``j`` at
+    ``pointer``, a vector pointer to ``dst[dst_off + j * dst_step]``.
+    """
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(_vec_of(sig.args[0].dtype))
+        align = _itemsize(sig.args[0].dtype)
+        intp = context.get_value_type(types.intp)
+        src_off, src_step, dst_off, dst_step = (
+            context.cast(builder, args[k], sig.args[k], types.intp) for k in (1, 2, 4, 5))
+        rows = _transposed_rows(context, builder, sig.args[0], args[0], src_off, src_step,
+                                lanes)
+        for j in range(lanes):
+            off = builder.add(dst_off, builder.mul(dst_step, ir.Constant(intp, j)))
+            ptr = _elem_ptr(context, builder, sig.args[3], args[3], types.intp, off)
+            write_row(builder, builder.bitcast(ptr, vty.as_pointer()), rows[j], align)
+        return context.get_dummy_value()
+
+    return codegen
 
 
 @intrinsic
@@ -492,22 +511,11 @@ def vtranspose_copy(typingctx, src, src_off, src_step, dst, dst_off, dst_step):
     sig = _transpose_signature(src, src_off, src_step, dst, dst_off, dst_step)
     if sig is None:
         return None
-    lanes = _LANES[src.dtype]
 
-    def codegen(context, builder, sig, args):
-        vty = context.get_value_type(_vec_of(sig.args[0].dtype))
-        align = _itemsize(sig.args[0].dtype)
-        intp = context.get_value_type(types.intp)
-        src_off, src_step, dst_off, dst_step = _intp_args(context, builder, sig, args)
-        rows = _transposed_rows(context, builder, sig.args[0], args[0], src_off, src_step,
-                                lanes)
-        for j in range(lanes):
-            off = builder.add(dst_off, builder.mul(dst_step, ir.Constant(intp, j)))
-            ptr = _elem_ptr(context, builder, sig.args[3], args[3], types.intp, off)
-            builder.store(rows[j], builder.bitcast(ptr, vty.as_pointer()), align=align)
-        return context.get_dummy_value()
+    def write_row(builder, ptr, vector, align):
+        builder.store(vector, ptr, align=align)
 
-    return sig, codegen
+    return sig, _transpose_codegen(_LANES[src.dtype], write_row)
 
 
 @intrinsic
@@ -540,29 +548,16 @@ def vtranspose_interleave(typingctx, src, src_off, src_step, dst, dst_off, dst_s
     half = lanes // 2
     # lane k of the first/second destination vector: the new element k // 2 (of the first
     # or second half of the transposed vector) when k is even, else the old element k
-    first = [k // 2 if k % 2 == 0 else lanes + k for k in range(lanes)]
-    second = [half + k // 2 if k % 2 == 0 else lanes + k for k in range(lanes)]
+    masks = [ir.Constant(ir.VectorType(ir.IntType(32), lanes), [
+        low + k // 2 if k % 2 == 0 else lanes + k for k in range(lanes)]) for low in (0, half)]
 
-    def codegen(context, builder, sig, args):
-        vty = context.get_value_type(_vec_of(sig.args[0].dtype))
-        align = _itemsize(sig.args[0].dtype)
-        intp = context.get_value_type(types.intp)
-        src_off, src_step, dst_off, dst_step = _intp_args(context, builder, sig, args)
-        rows = _transposed_rows(context, builder, sig.args[0], args[0], src_off, src_step,
-                                lanes)
-        masks = [ir.Constant(ir.VectorType(ir.IntType(32), lanes), m) for m in (first, second)]
-        for j in range(lanes):
-            row = builder.add(dst_off, builder.mul(dst_step, ir.Constant(intp, j)))
-            for part, mask in enumerate(masks):
-                off = builder.add(row, ir.Constant(intp, part * lanes))
-                ptr = builder.bitcast(
-                    _elem_ptr(context, builder, sig.args[3], args[3], types.intp, off),
-                    vty.as_pointer())
-                old = builder.load(ptr, align=align)
-                builder.store(builder.shuffle_vector(rows[j], old, mask), ptr, align=align)
-        return context.get_dummy_value()
+    def write_row(builder, ptr, vector, align):
+        for part, mask in enumerate(masks):  # the row's two vectors, each blended
+            at = builder.gep(ptr, [ir.Constant(ir.IntType(64), part)])
+            old = builder.load(at, align=align)
+            builder.store(builder.shuffle_vector(vector, old, mask), at, align=align)
 
-    return sig, codegen
+    return sig, _transpose_codegen(lanes, write_row)
 
 
 @intrinsic

@@ -198,7 +198,7 @@ class _DensePass:
         self.dtype = dtype
         self.block = _dense.block_size(dtype)
         self.weight_shape = (spec.c_out, spec.c_in, *taps)
-        self.packed_shape = (-(-spec.c_out // self.block), *taps, spec.c_in, self.block)
+        self.packed_shape = _dense.packed_shape(spec.c_out, spec.c_in, taps, dtype)
         self.self_pack = _dense.self_packs(self.packed_shape, dtype)
         self.geometry = (_plan.to_3d(spec.stride, 1), _plan.to_3d(spec.dilation, 1),
                          _plan.to_3d(tuple(p[0] for p in spec.pads), 0))
