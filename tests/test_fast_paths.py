@@ -57,6 +57,10 @@ GROUPED_CASES = [
     (2, 1, 4, 8, 2, (5, 19), (3, 3), 1, 1, 1, "zeros"),
     (2, 1, 6, 10, 2, (6, 20), (3, 3), (2, 1), 1, 1, "reflect"),
     (2, 2, 8, 16, 2, (5, 37), (3, 3), 1, 1, 1, "zeros"),
+    # rows of at most two vectors (28 and 14 columns), an odd number of them: triples run
+    # on pairs of rows, stride 2 and a dilation between them, then the last row alone
+    (2, 2, 8, 8, 2, (11, 28), (3, 3), (2, 1), 1, (2, 1), "zeros"),
+    (2, 1, 12, 12, 4, (7, 14), (3, 3), 1, 1, 1, "reflect"),
 ]
 
 

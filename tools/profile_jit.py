@@ -11,6 +11,7 @@ counters, in a virtual machine too; ``-D`` skips the imports and compiles)::
     perf record -e cpu-clock -F 4000 -D 6000 -o /tmp/perf.data \
         python tools/profile_jit.py run stem7x7s2 grad_input 10
     python tools/profile_jit.py report /tmp/perf.data
+    python tools/profile_jit.py report /tmp/perf.data 7f67e0893a00   # another region
 
 ``run CASE PASS SECONDS`` writes the code to ``/tmp/fastconv-jit/`` (the report reads it from
 there). Samples just after a load or store usually mean the core waited for that access.
@@ -77,8 +78,11 @@ def _disassembly(index: int, low: int) -> list[tuple[int, str]]:
     return lines
 
 
-def report(perf_data: str, top: int = 12) -> None:
-    """Print the hottest regions of the JIT code and the instructions of the hottest one."""
+def report(perf_data: str, top: int = 12, region: int | None = None) -> None:
+    """Print the hottest regions of the JIT code and the instructions of one.
+
+    The hottest region's, or those of the 256-byte ``region`` (an address from the list).
+    """
     samples = _samples(perf_data)
     total = sum(samples.values())
     regions = [tuple(int(v, 16) for v in line.split()[1:])
@@ -94,10 +98,10 @@ def report(perf_data: str, top: int = 12) -> None:
         print(f"  {start:x}: {n} samples ({100 * n / total:.1f}%)")
     if not buckets:
         return
-    hottest = buckets.most_common(1)[0][0]
+    hottest = buckets.most_common(1)[0][0] if region is None else region // 256 * 256
     index, low = next((i, low) for i, (low, high) in enumerate(regions)
                       if low <= hottest < high)
-    print("instructions of the hottest region (samples, address, instruction):")
+    print(f"instructions of region {hottest:x} (samples, address, instruction):")
     for address, instruction in _disassembly(index, low):
         if hottest - 64 <= address < hottest + 320:
             print(f"{jit.get(address, 0):7d} {address:x}: {instruction}")
@@ -108,8 +112,8 @@ def main(argv: list[str]) -> int:
     if len(argv) == 4 and argv[0] == "run":
         run(argv[1], argv[2], float(argv[3]))
         return 0
-    if len(argv) == 2 and argv[0] == "report":
-        report(argv[1])
+    if len(argv) in (2, 3) and argv[0] == "report":
+        report(argv[1], region=int(argv[2], 16) if len(argv) == 3 else None)
         return 0
     print(__doc__)
     return 2
