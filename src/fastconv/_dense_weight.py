@@ -40,6 +40,7 @@ from numba.extending import register_jitable
 from ._jit import address_of, caller, helper, inlined, kernel, kernel_signature
 from ._kernels import INDEX_2D, data_type
 from ._simd import (
+    VECTOR_BITS,
     keep_alive,
     ptr_of,
     vadd,
@@ -58,8 +59,10 @@ IN_TILE = 6
 
 #: Output pixels per span at most (whole rows when rows are shorter; longer rows are cut
 #: into pieces of this many pixels): a span's data stay in L1 while every (entry tile,
-#: output block) pair runs over it (measured best against 128 and 192).
-SPAN = 64
+#: output block) pair runs over it. Measured best: 64 with 8-lane vectors (against 128 and
+#: 192), 128 with 16-lane ones (AVX-512, twice the flops per cycle: +0-14% over 64 on seven
+#: of the eight benchmark layers, -3-6% on the stride-2 one; 256 was slower).
+SPAN = 128 if VECTOR_BITS >= 512 else 64
 
 #: Bytes of register-tile accumulators a task keeps (bounds its output blocks). A task
 #: reads each span's input once for all its blocks, so more blocks cost fewer input reads,
