@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import fastconv
 import naive
 from conftest import assert_close, to_channels_last
-from fastconv import _plan, convolution
+from fastconv import _dense, _plan, convolution
 
 ALGORITHMS = ["dense", "planar", "pointwise", "gather"]
 WEIGHT_ALGORITHMS = ["dense", "planar", "gather"]
@@ -903,6 +903,10 @@ def test_tiled_mode_is_bitwise_the_copied_input(case, monkeypatch):
 
     from fastconv import _dense
 
+    # the cases have at least two channel blocks of 16 (window mode) with 8-lane vectors:
+    # as many of this host's blocks
+    nd, n, c_in, c_out, *rest = case
+    case = (nd, n, c_in, c_out * _dense.block_size(np.float32) // 16, *rest)
     nd, x, weight, bias, options = _planned_dense_problem(case, 61, monkeypatch)
     c_in, kernel = x.shape[1], weight.shape[2:]
     conv = getattr(fastconv, f"conv{nd}d")
@@ -961,6 +965,10 @@ def test_dense_slabs_of_rows_are_bitwise_the_whole_sample(case, monkeypatch):
     padding left before it); each output's arithmetic is unchanged, so the results are bit
     for bit those of whole samples, forward and adjoint, and match the naive reference."""
 
+    # row-mode layers (kernel rows longer than half a block of 16 channels) with 8-lane
+    # vectors: their input channels scale with this host's block
+    nd, n, c_in, *rest = case
+    case = (nd, n, c_in * _dense.block_size(np.float32) // 16, *rest)
     nd, x, weight, bias, options = _planned_dense_problem(case, 59, monkeypatch)
     c_in, c_out, kernel = x.shape[1], weight.shape[0], weight.shape[2:]
     rng = np.random.default_rng(60)

@@ -18,13 +18,17 @@ def _transpose_interleave(src, src_off, src_step, dst, dst_off, dst_step):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("offsets", [(0, 8, 0, 16), (3, 17, 5, 40), (11, 9, 2, -24)])
-def test_transposed_blocks(dtype, offsets):
+@pytest.mark.parametrize("steps", [(0, 1, 0, 0, 0, 2), (3, 2, 1, 5, 0, 5), (11, 1, 1, 2, 0, -3)])
+def test_transposed_blocks(dtype, steps):
     """``vtranspose_copy`` writes ``dst[d + j*ds + i] = src[s + i*ss + j]``;
     ``vtranspose_interleave`` writes ``dst[d + j*ds + 2*i]`` and leaves every element in
     between, and everything else, bit for bit as it was (NaN payloads included)."""
     lanes = lanes_for(dtype)
-    src_off, src_step, dst_off, dst_step = offsets
+    # offsets and steps in lanes plus elements ((0, 8, 0, 16), (3, 17, 5, 40) and
+    # (11, 9, 2, -24) with 8 lanes): rows of the interleaved block never overlap
+    src_off, src_lanes, src_extra, dst_off, dst_extra, dst_lanes = steps
+    src_step = src_lanes * lanes + src_extra
+    dst_step = dst_lanes * lanes + dst_extra
     if dst_step < 0:
         dst_off -= (lanes - 1) * dst_step
     rng = np.random.default_rng(5)

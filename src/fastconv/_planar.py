@@ -44,6 +44,7 @@ from ._plan import (
     planar_tile_width,
 )
 from ._simd import (
+    VECTOR_BITS,
     keep_alive,
     ptr_of,
     vadd,
@@ -63,6 +64,10 @@ _source = inlined(source_index.py_func)
 
 #: Vectors of consecutive output columns a strip keeps in registers, per row.
 STRIP_VECTORS = PLANAR_STRIP_VECTORS
+
+#: Whether four leftover output channels of a group run in one strip of 16 accumulators on
+#: rows of at most two vectors (:func:`_strip_quad_rows`): with 32 vector registers.
+QUAD_STRIPS = VECTOR_BITS >= 512
 
 #: Output channels of a channel-blocked strip (two vectors of columns each: 12 accumulators,
 #: as the dense micro-kernel, for layers with many output channels per group).
@@ -441,6 +446,67 @@ def _strip_triple_rows(tile, packed, p_base, in_group, taps0, taps1, taps2, span
 
 
 @helper
+def _strip_quad_rows(tile, packed, p_base, p_next, in_group, taps0, taps1, taps2, span,
+                     width, dilation1, dilation2, row_step, row, out, out_off, out_step,
+                     channel_step, count, bias):
+    """:func:`_strip_triple_rows` for four channels: a triple and the next block's first.
+
+    A group's four leftover channels are packed as a full triple (``packed[p_base:]``) and
+    a padded one (``packed[p_next:]``); walking both at once spends no multiply-add on the
+    padding. Sixteen accumulators (four channels x two rows x two vectors): for 32 vector
+    registers (:data:`QUAD_STRIPS`).
+    """
+    lanes = vlanes(tile)
+    a00, a01, b00, b01 = vzero(tile), vzero(tile), vzero(tile), vzero(tile)
+    a10, a11, b10, b11 = vzero(tile), vzero(tile), vzero(tile), vzero(tile)
+    a20, a21, b20, b21 = vzero(tile), vzero(tile), vzero(tile), vzero(tile)
+    a30, a31, b30, b31 = vzero(tile), vzero(tile), vzero(tile), vzero(tile)
+    w_off = 0
+    for i in range(in_group):
+        for t0 in range(taps0):
+            plane = (i * taps0 + t0) * span
+            for t1 in range(taps1):
+                top = (plane + row + t1 * dilation1) * width
+                below = top + row_step * width
+                for t2 in range(taps2):
+                    off = top + t2 * dilation2
+                    low = below + t2 * dilation2
+                    w0 = vbroadcast(packed[p_base + w_off])
+                    w1 = vbroadcast(packed[p_base + w_off + 1])
+                    w2 = vbroadcast(packed[p_base + w_off + 2])
+                    w3 = vbroadcast(packed[p_next + w_off])
+                    x = vload(tile, off)
+                    a00 = vfma(w0, x, a00)
+                    a10 = vfma(w1, x, a10)
+                    a20 = vfma(w2, x, a20)
+                    a30 = vfma(w3, x, a30)
+                    x = vload(tile, off + lanes)
+                    a01 = vfma(w0, x, a01)
+                    a11 = vfma(w1, x, a11)
+                    a21 = vfma(w2, x, a21)
+                    a31 = vfma(w3, x, a31)
+                    x = vload(tile, low)
+                    b00 = vfma(w0, x, b00)
+                    b10 = vfma(w1, x, b10)
+                    b20 = vfma(w2, x, b20)
+                    b30 = vfma(w3, x, b30)
+                    x = vload(tile, low + lanes)
+                    b01 = vfma(w0, x, b01)
+                    b11 = vfma(w1, x, b11)
+                    b21 = vfma(w2, x, b21)
+                    b31 = vfma(w3, x, b31)
+                    w_off += TRIPLE
+    store_channel(out, out_off, a00, a01, bias[0], count)
+    store_channel(out, out_off + out_step, b00, b01, bias[0], count)
+    store_channel(out, out_off + channel_step, a10, a11, bias[1], count)
+    store_channel(out, out_off + channel_step + out_step, b10, b11, bias[1], count)
+    store_channel(out, out_off + 2 * channel_step, a20, a21, bias[2], count)
+    store_channel(out, out_off + 2 * channel_step + out_step, b20, b21, bias[2], count)
+    store_channel(out, out_off + 3 * channel_step, a30, a31, bias[3], count)
+    store_channel(out, out_off + 3 * channel_step + out_step, b30, b31, bias[3], count)
+
+
+@helper
 def _strip_rows(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width, dilation1,
                 dilation2, row_step, row, col, out, out_off, out_step, count, two, bias):
     """:func:`_strip_pair` with its loop bounds made compile-time constants where common.
@@ -557,20 +623,27 @@ def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, row_block, 
                                 width, dilation1, dilation2, row, col, out_p, out_off,
                                 plane_size, cols - col, ptr_of(bias, co))
     triples = packed3.shape[0] // groups
+    # rows of at most two vectors go two at a time, two vectors each (a last odd row as
+    # any other row); four leftover channels (a triple and a padded one) then run at once
+    paired = row_lo if cols > 2 * lanes else row_hi - (row_hi - row_lo) % 2
+    quad = QUAD_STRIPS and paired > row_lo and out_group - blocks * CHANNEL_BLOCK == 4
     for jt in range(triples):
         first = blocks * CHANNEL_BLOCK + jt * TRIPLE
         co = g * out_group + first
         p_base = (g * triples + jt) * kernel_size * TRIPLE
-        # rows of at most two vectors go two at a time, two vectors each (a last odd row
-        # as any other row)
-        paired = row_lo if cols > 2 * lanes else row_hi - (row_hi - row_lo) % 2
         for q1 in range(row_lo, paired, 2):
             row = (q1 - row_lo) * stride1
             out_off = (((n * c_out + co) * rows0 + q0) * rows1 + q1) * cols
-            _strip_triple_rows(tile, p3_p, p_base, in_group, taps0, taps1, taps2, used, width,
-                               dilation1, dilation2, stride1, row, 0, out_p, out_off, cols,
-                               plane_size, cols, ptr_of(bias, co),
-                               min(TRIPLE, out_group - first))
+            if not quad:
+                _strip_triple_rows(tile, p3_p, p_base, in_group, taps0, taps1, taps2, used,
+                                   width, dilation1, dilation2, stride1, row, 0, out_p,
+                                   out_off, cols, plane_size, cols, ptr_of(bias, co),
+                                   min(TRIPLE, out_group - first))
+            elif jt == 0:
+                _strip_quad_rows(tile, p3_p, p_base, p_base + kernel_size * TRIPLE, in_group,
+                                 taps0, taps1, taps2, used, width, dilation1, dilation2,
+                                 stride1, row, out_p, out_off, cols, plane_size, cols,
+                                 ptr_of(bias, co))
         for q1 in range(paired, row_hi):
             row = (q1 - row_lo) * stride1
             out_off = (((n * c_out + co) * rows0 + q0) * rows1 + q1) * cols
