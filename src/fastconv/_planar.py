@@ -389,72 +389,23 @@ def _strip_triple(tile, packed, p_base, in_group, taps0, taps1, taps2, span, wid
         _store_row(out, out_off + 2 * channel_step, count, a20, a21, a22, a23, bias[2])
 
 
-@helper
-def _strip_triple_rows(tile, packed, p_base, in_group, taps0, taps1, taps2, span, width,
-                       dilation1, dilation2, row_step, row, col, out, out_off, out_step,
-                       channel_step, count, bias, channels):
-    """:func:`_strip_triple` on two rows of two vectors each (rows of at most two vectors).
+@inlined
+def _strip_row_pair(tile, packed, p_base, p_next, in_group, taps0, taps1, taps2, span, width,
+                    dilation1, dilation2, row_step, row, out, out_off, out_step,
+                    channel_step, count, bias, channels, four):
+    """Three (or, with ``four``, four) output channels of two rows of at most two vectors.
 
-    The same twelve accumulators and, per tap, four vector loads of the tile (two per row,
-    the second row ``row_step`` tile rows below the first), three weight broadcasts and
-    twelve multiply-adds: no lane is spent past the end of a narrow row (28 columns of 16
-    lanes fill 88% of two vectors, 44% of four). The second row is stored ``out_step``
+    The rows are at most ``count`` (<= two vectors) columns wide: per tap, four vector
+    loads of the tile (two per row, the second row ``row_step`` tile rows below the
+    first), one weight broadcast per channel and a multiply-add per channel and vector, so
+    no lane is spent past the end of a narrow row (28 columns of 16 lanes fill 88% of two
+    vectors, 44% of a four-vector strip). ``packed[p_base:]`` holds a triple's weights
+    (:func:`pack_channel_triples`), of which the first ``channels`` are stored; with
+    ``four`` (a compile-time constant), the first channel of the next triple,
+    ``packed[p_next:]``, is the fourth (a group's four leftover channels, packed as a
+    triple and a padded one: no multiply-add on the padding). Channel ``k`` of the first
+    row is stored ``k * channel_step`` after ``out_off``, the second row ``out_step``
     after the first.
-    """
-    lanes = vlanes(tile)
-    a00, a01, b00, b01 = vzero(tile), vzero(tile), vzero(tile), vzero(tile)
-    a10, a11, b10, b11 = vzero(tile), vzero(tile), vzero(tile), vzero(tile)
-    a20, a21, b20, b21 = vzero(tile), vzero(tile), vzero(tile), vzero(tile)
-    w_off = p_base
-    for i in range(in_group):
-        for t0 in range(taps0):
-            plane = (i * taps0 + t0) * span
-            for t1 in range(taps1):
-                top = (plane + row + t1 * dilation1) * width + col
-                below = top + row_step * width
-                for t2 in range(taps2):
-                    off = top + t2 * dilation2
-                    low = below + t2 * dilation2
-                    w0 = vbroadcast(packed[w_off])
-                    w1 = vbroadcast(packed[w_off + 1])
-                    w2 = vbroadcast(packed[w_off + 2])
-                    x = vload(tile, off)
-                    a00 = vfma(w0, x, a00)
-                    a10 = vfma(w1, x, a10)
-                    a20 = vfma(w2, x, a20)
-                    x = vload(tile, off + lanes)
-                    a01 = vfma(w0, x, a01)
-                    a11 = vfma(w1, x, a11)
-                    a21 = vfma(w2, x, a21)
-                    x = vload(tile, low)
-                    b00 = vfma(w0, x, b00)
-                    b10 = vfma(w1, x, b10)
-                    b20 = vfma(w2, x, b20)
-                    x = vload(tile, low + lanes)
-                    b01 = vfma(w0, x, b01)
-                    b11 = vfma(w1, x, b11)
-                    b21 = vfma(w2, x, b21)
-                    w_off += TRIPLE
-    store_channel(out, out_off, a00, a01, bias[0], count)
-    store_channel(out, out_off + out_step, b00, b01, bias[0], count)
-    if channels > 1:
-        store_channel(out, out_off + channel_step, a10, a11, bias[1], count)
-        store_channel(out, out_off + channel_step + out_step, b10, b11, bias[1], count)
-    if channels > 2:
-        store_channel(out, out_off + 2 * channel_step, a20, a21, bias[2], count)
-        store_channel(out, out_off + 2 * channel_step + out_step, b20, b21, bias[2], count)
-
-
-@helper
-def _strip_quad_rows(tile, packed, p_base, p_next, in_group, taps0, taps1, taps2, span,
-                     width, dilation1, dilation2, row_step, row, out, out_off, out_step,
-                     channel_step, count, bias):
-    """:func:`_strip_triple_rows` for four channels: a triple and the next block's first.
-
-    A group's four leftover channels are packed as a full triple (``packed[p_base:]``) and
-    a padded one (``packed[p_next:]``); walking both at once spends no multiply-add on the
-    padding. Sixteen accumulators (four channels x two rows x two vectors): for 32 vector
-    registers (:data:`QUAD_STRIPS`).
     """
     lanes = vlanes(tile)
     a00, a01, b00, b01 = vzero(tile), vzero(tile), vzero(tile), vzero(tile)
@@ -474,36 +425,60 @@ def _strip_quad_rows(tile, packed, p_base, p_next, in_group, taps0, taps1, taps2
                     w0 = vbroadcast(packed[p_base + w_off])
                     w1 = vbroadcast(packed[p_base + w_off + 1])
                     w2 = vbroadcast(packed[p_base + w_off + 2])
-                    w3 = vbroadcast(packed[p_next + w_off])
                     x = vload(tile, off)
                     a00 = vfma(w0, x, a00)
                     a10 = vfma(w1, x, a10)
                     a20 = vfma(w2, x, a20)
-                    a30 = vfma(w3, x, a30)
-                    x = vload(tile, off + lanes)
-                    a01 = vfma(w0, x, a01)
-                    a11 = vfma(w1, x, a11)
-                    a21 = vfma(w2, x, a21)
-                    a31 = vfma(w3, x, a31)
-                    x = vload(tile, low)
-                    b00 = vfma(w0, x, b00)
-                    b10 = vfma(w1, x, b10)
-                    b20 = vfma(w2, x, b20)
-                    b30 = vfma(w3, x, b30)
-                    x = vload(tile, low + lanes)
-                    b01 = vfma(w0, x, b01)
-                    b11 = vfma(w1, x, b11)
-                    b21 = vfma(w2, x, b21)
-                    b31 = vfma(w3, x, b31)
+                    y = vload(tile, off + lanes)
+                    a01 = vfma(w0, y, a01)
+                    a11 = vfma(w1, y, a11)
+                    a21 = vfma(w2, y, a21)
+                    u = vload(tile, low)
+                    b00 = vfma(w0, u, b00)
+                    b10 = vfma(w1, u, b10)
+                    b20 = vfma(w2, u, b20)
+                    v = vload(tile, low + lanes)
+                    b01 = vfma(w0, v, b01)
+                    b11 = vfma(w1, v, b11)
+                    b21 = vfma(w2, v, b21)
+                    if four:
+                        w3 = vbroadcast(packed[p_next + w_off])
+                        a30 = vfma(w3, x, a30)
+                        a31 = vfma(w3, y, a31)
+                        b30 = vfma(w3, u, b30)
+                        b31 = vfma(w3, v, b31)
                     w_off += TRIPLE
     store_channel(out, out_off, a00, a01, bias[0], count)
     store_channel(out, out_off + out_step, b00, b01, bias[0], count)
-    store_channel(out, out_off + channel_step, a10, a11, bias[1], count)
-    store_channel(out, out_off + channel_step + out_step, b10, b11, bias[1], count)
-    store_channel(out, out_off + 2 * channel_step, a20, a21, bias[2], count)
-    store_channel(out, out_off + 2 * channel_step + out_step, b20, b21, bias[2], count)
-    store_channel(out, out_off + 3 * channel_step, a30, a31, bias[3], count)
-    store_channel(out, out_off + 3 * channel_step + out_step, b30, b31, bias[3], count)
+    if channels > 1:
+        store_channel(out, out_off + channel_step, a10, a11, bias[1], count)
+        store_channel(out, out_off + channel_step + out_step, b10, b11, bias[1], count)
+    if channels > 2:
+        store_channel(out, out_off + 2 * channel_step, a20, a21, bias[2], count)
+        store_channel(out, out_off + 2 * channel_step + out_step, b20, b21, bias[2], count)
+    if four:
+        store_channel(out, out_off + 3 * channel_step, a30, a31, bias[3], count)
+        store_channel(out, out_off + 3 * channel_step + out_step, b30, b31, bias[3], count)
+
+
+@helper
+def _strip_triple_rows(tile, packed, p_base, in_group, taps0, taps1, taps2, span, width,
+                       dilation1, dilation2, row_step, row, out, out_off, out_step,
+                       channel_step, count, bias, channels):
+    """:func:`_strip_row_pair` for a triple: twelve accumulators."""
+    _strip_row_pair(tile, packed, p_base, p_base, in_group, taps0, taps1, taps2, span, width,
+                    dilation1, dilation2, row_step, row, out, out_off, out_step, channel_step,
+                    count, bias, channels, False)
+
+
+@helper
+def _strip_quad_rows(tile, packed, p_base, p_next, in_group, taps0, taps1, taps2, span,
+                     width, dilation1, dilation2, row_step, row, out, out_off, out_step,
+                     channel_step, count, bias):
+    """:func:`_strip_row_pair` for four channels (16 accumulators: :data:`QUAD_STRIPS`)."""
+    _strip_row_pair(tile, packed, p_base, p_next, in_group, taps0, taps1, taps2, span, width,
+                    dilation1, dilation2, row_step, row, out, out_off, out_step, channel_step,
+                    count, bias, 3, True)
 
 
 @helper
@@ -636,7 +611,7 @@ def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, row_block, 
             out_off = (((n * c_out + co) * rows0 + q0) * rows1 + q1) * cols
             if not quad:
                 _strip_triple_rows(tile, p3_p, p_base, in_group, taps0, taps1, taps2, used,
-                                   width, dilation1, dilation2, stride1, row, 0, out_p,
+                                   width, dilation1, dilation2, stride1, row, out_p,
                                    out_off, cols, plane_size, cols, ptr_of(bias, co),
                                    min(TRIPLE, out_group - first))
             elif jt == 0:
