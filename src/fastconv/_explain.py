@@ -105,13 +105,24 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
         blocks = out_group // _planar.CHANNEL_BLOCK
         rest = out_group - blocks * _planar.CHANNEL_BLOCK
         triples = -(-rest // _planar.TRIPLE) if rest >= 2 else 0
+        # rows of at most two vectors: the triples run two rows x two vectors, and four
+        # leftover channels one block of four (see _planar._planar_conv_task)
+        narrow = rows[2] <= 2 * lanes_for(dtype) and row_block >= 2
+        if narrow and rest == 4 and _planar.QUAD_STRIPS:
+            leftover = ", the 4 leftover output channels of each group as one block x two rows x " \
+                "two vectors"
+        elif triples:
+            leftover = (f", {triples} block(s) of {_planar.TRIPLE} output channels x "
+                        + ("two rows x two vectors" if narrow else
+                           f"{_planar.STRIP_VECTORS} vectors") + " per group")
+        else:
+            leftover = ""
         detail = (f"padded input tiles of {in_group} channel(s) x {span} rows x {width} "
                   f"columns, {row_block} output rows per task, strips of two rows x "
                   f"{_planar.STRIP_VECTORS} vectors"
                   + (f", {blocks} block(s) of {_planar.CHANNEL_BLOCK} output channels per "
                      "group" if blocks else "")
-                  + (f", {triples} block(s) of {_planar.TRIPLE} output channels x "
-                     f"{_planar.STRIP_VECTORS} vectors per group" if triples else ""))
+                  + leftover)
         return PassPlan(name, algorithm, detail, flops, (threads * tile + weights) * itemsize)
     detail = "general gather kernel (padding map evaluated per position, scalar)"
     return PassPlan(name, "gather", detail, flops, (weights + threads * 4096) * itemsize)
