@@ -4,12 +4,22 @@ import numpy as np
 import pytest
 from numba import njit
 
-from fastconv._simd import lanes_for, vtranspose_copy, vtranspose_interleave
+from fastconv._simd import (
+    lanes_for,
+    vtranspose_copy,
+    vtranspose_copy_partial,
+    vtranspose_interleave,
+)
 
 
 @njit(cache=False)
 def _transpose_copy(src, src_off, src_step, dst, dst_off, dst_step):
     vtranspose_copy(src, src_off, src_step, dst, dst_off, dst_step)
+
+
+@njit(cache=False)
+def _transpose_copy_partial(src, src_off, src_step, dst, dst_off, dst_step, count):
+    vtranspose_copy_partial(src, src_off, src_step, dst, dst_off, dst_step, count)
 
 
 @njit(cache=False)
@@ -50,3 +60,27 @@ def test_transposed_blocks(dtype, steps):
     expected = before.copy()
     expected[dst_off + cols * dst_step + 2 * rows] = values
     assert interleaved.tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("short", [None, 0, 1, 3, -1])
+def test_transposed_partial_blocks(dtype, short):
+    """``vtranspose_copy_partial`` writes the first ``count`` transposed rows only (all of
+    them for ``count >= lanes``, none for ``count <= 0``) and leaves everything else bit for
+    bit as it was; the source ends at its last row's column ``count`` (masked loads)."""
+    lanes = lanes_for(dtype)
+    counts = {None: (lanes, lanes + 5), 0: (0, -3), -1: (lanes - 1,)}.get(short, (short,))
+    src_step, dst_step, dst_off = lanes + 3, lanes + 2, 4
+    rng = np.random.default_rng(7)
+    for count in counts:
+        used = max(0, min(count, lanes))
+        whole = rng.standard_normal((lanes - 1) * src_step + lanes + 8).astype(dtype)
+        src = whole[: (lanes - 1) * src_step + max(used, 1)]
+        before = rng.standard_normal(dst_off + lanes * dst_step + lanes).astype(dtype)
+        before[2::5] = np.nan
+        copied = before.copy()
+        _transpose_copy_partial(src, 0, src_step, copied, dst_off, dst_step, count)
+        expected = before.copy()
+        rows, cols = np.meshgrid(np.arange(lanes), np.arange(used), indexing="ij")
+        expected[dst_off + cols * dst_step + rows] = src[rows * src_step + cols]
+        assert copied.tobytes() == expected.tobytes(), count

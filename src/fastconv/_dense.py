@@ -56,7 +56,7 @@ import numpy as np
 from numba import njit, prange, types
 
 from . import _jit  # imports _runtime first: a writable cache location before any njit
-from ._kernels import data_type
+from ._kernels import data_type, transpose_run
 from ._runtime import CACHE
 from ._simd import (
     VECTOR_BITS,
@@ -1514,8 +1514,8 @@ def _fill_tile_rows(src, sdims, n, i0, i1, col0, nrows, tile, at):
     starts ``C, I0, I1, I2, sN, sC, s0, s1, W``: channels, spatial sizes, element strides
     (the last spatial stride is 1) and the tile's row width ``W`` (pixels), whose pixel 0
     is input column ``col0``. Tile rows are ``W`` pixels x ``C`` channels, channels-last;
-    rows and columns outside the input are zeros. Blocks of ``lanes`` channels x ``lanes``
-    pixels go through in-register transposes.
+    rows and columns outside the input are zeros. Each row's pixels go through
+    in-register transposes (:func:`fastconv._kernels.transpose_run`).
     """
     c_n, i0n, i1n, i2n = sdims[0], sdims[1], sdims[2], sdims[3]
     s_n, s_c, s0, s1, width = sdims[4], sdims[5], sdims[6], sdims[7], sdims[8]
@@ -1524,8 +1524,6 @@ def _fill_tile_rows(src, sdims, n, i0, i1, col0, nrows, tile, at):
     lead = min(width, max(0, -col0))  # tile pixels left of the input
     first = max(0, col0)  # input columns [first, first + cols) go to tile pixels lead + ...
     cols = max(0, min(i2n, col0 + width) - first)
-    full_c = c_n - c_n % lanes
-    full_p = cols - cols % lanes
     for r in range(nrows):
         dst = at + r * row
         i1r = i1 + r
@@ -1535,12 +1533,7 @@ def _fill_tile_rows(src, sdims, n, i0, i1, col0, nrows, tile, at):
         base = n * s_n + i0 * s0 + i1r * s1 + first
         _zero_span(ptr_of(tile, dst), lead * c_n, lanes)
         out = dst + lead * c_n
-        for c in range(0, full_c, lanes):
-            for j in range(0, full_p, lanes):
-                vtranspose_copy(src, base + c * s_c + j, s_c, tile, out + j * c_n + c, c_n)
-        for j in range(cols):
-            for c in range(full_c if j < full_p else 0, c_n):
-                tile[out + j * c_n + c] = src[base + c * s_c + j]
+        transpose_run(src, base, s_c, cols, c_n, tile, out, c_n)
         for e in range(out + cols * c_n, dst + row):
             tile[e] = 0
 

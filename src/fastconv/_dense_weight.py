@@ -38,7 +38,7 @@ from numba import prange, types
 from numba.extending import register_jitable
 
 from ._jit import address_of, caller, helper, inlined, kernel, kernel_signature
-from ._kernels import INDEX_2D, data_type
+from ._kernels import INDEX_2D, data_type, transpose_run
 from ._simd import (
     VECTOR_BITS,
     keep_alive,
@@ -50,7 +50,6 @@ from ._simd import (
     vload,
     vload_masked,
     vstore,
-    vtranspose_copy,
 )
 
 #: Input channels per register tile (with two vectors of output channels: 12 accumulators,
@@ -424,8 +423,8 @@ def _copy_window(src, base, pixels, stride2, stride_c, c_in, dest, at, c_pad):
     """``dest[at + w * c_pad + c] = src[base + w * stride2 + c * stride_c]``, vectorised.
 
     Channels-last rows (``stride_c == 1``) are copied a vector at a time; channels-first
-    ones (``stride2 == 1``) in ``lanes x lanes`` blocks transposed in registers, with the
-    ragged edges element by element.
+    ones (``stride2 == 1``) by :func:`fastconv._kernels.transpose_run` (in-register
+    transposes, short edges included).
     """
     lanes = vlanes(dest)
     if stride_c == 1:
@@ -437,20 +436,13 @@ def _copy_window(src, base, pixels, stride2, stride_c, c_in, dest, at, c_pad):
                 vstore(dest, d + c, vload(src, o + c))
             for c in range(full, c_in):
                 dest[d + c] = src[o + c]
-        return
-    c_full = c_in - c_in % lanes if stride2 == 1 else 0
-    w_full = pixels - pixels % lanes
-    for c in range(0, c_full, lanes):
-        for w in range(0, w_full, lanes):
-            vtranspose_copy(src, base + c * stride_c + w, stride_c, dest, at + w * c_pad + c,
-                            c_pad)
-        for cc in range(c, c + lanes):
-            for w in range(w_full, pixels):
-                dest[at + w * c_pad + cc] = src[base + cc * stride_c + w]
-    for c in range(c_full, c_in):
-        o = base + c * stride_c
-        for w in range(pixels):
-            dest[at + w * c_pad + c] = src[o + w * stride2]
+    elif stride2 == 1:
+        transpose_run(src, base, stride_c, pixels, c_in, dest, at, c_pad)
+    else:
+        for c in range(c_in):
+            o = base + c * stride_c
+            for w in range(pixels):
+                dest[at + w * c_pad + c] = src[o + w * stride2]
 
 
 @inlined

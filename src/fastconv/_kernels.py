@@ -19,7 +19,7 @@ from numba import from_dtype, prange, types
 from ._jit import address_of, caller, helper, kernel, kernel_signature, serial_twin
 from ._plan import ADJOINT, DILATION, IN_SIZE, MODE, OUT_SIZE, PAD_HIGH, PAD_LOW, STRIDE, TAPS
 from ._plan import SERIAL_MAX_WORK as _SERIAL_MAX_WORK
-from ._simd import ptr_of, vlanes, vtranspose_copy
+from ._simd import ptr_of, vlanes, vtranspose_copy, vtranspose_copy_partial
 
 _ZEROS, _REFLECT, _REPLICATE, _CIRCULAR = 0, 1, 2, 3
 
@@ -410,6 +410,40 @@ def channels_last_signature(dtype: np.dtype) -> tuple:
     return (data_type(dtype, 5), data_type(dtype, 5, True, "C"), _INDEX_1D)
 
 
+@helper
+def transpose_run(src, base, channel_step, pixels, channels, dst, at, pixel_step):
+    """``dst[at + w * pixel_step + c] = src[base + c * channel_step + w]``, vectorised.
+
+    A run of ``pixels`` adjacent pixels of channels-first data (``channels`` rows
+    ``channel_step`` apart) to channels-last pixels ``pixel_step`` apart, for ``w <
+    pixels`` and ``c < channels``. Blocks of ``lanes`` channels x ``lanes`` pixels are
+    transposed in registers (:func:`fastconv._simd.vtranspose_copy`); a run's last block,
+    when it is short, overlaps the block before it (the same values written twice) or,
+    for runs shorter than a vector, reads and writes only its pixels
+    (:func:`fastconv._simd.vtranspose_copy_partial`): a 14-pixel row is one partial block,
+    not 14 x ``lanes`` single elements. Channels past the last whole vector (all of an RGB
+    image's) are copied one element at a time.
+    """
+    lanes = vlanes(dst)
+    full_c = channels - channels % lanes
+    full_p = pixels - pixels % lanes
+    for c in range(0, full_c, lanes):
+        s = base + c * channel_step
+        d = at + c
+        for w in range(0, full_p, lanes):
+            vtranspose_copy(src, s + w, channel_step, dst, d + w * pixel_step, pixel_step)
+        if full_p < pixels:
+            if pixels >= lanes:
+                w = pixels - lanes
+                vtranspose_copy(src, s + w, channel_step, dst, d + w * pixel_step, pixel_step)
+            else:
+                vtranspose_copy_partial(src, s, channel_step, dst, d, pixel_step, pixels)
+    for c in range(full_c, channels):
+        s = base + c * channel_step
+        for w in range(pixels):
+            dst[at + w * pixel_step + c] = src[s + w]
+
+
 #: Pixels per task of :func:`channels_last_copy`.
 LAYOUT_BLOCK = 256
 
@@ -420,11 +454,9 @@ def channels_last_copy(src, dst, low):
 
     Channels-first planes to channels-last pixels, into the interior of a larger
     destination when ``low`` or the destination's extents leave margins (a zero-padded
-    copy: the margins are left as they are). Square blocks of ``lanes x lanes`` elements
-    are transposed in registers (:func:`fastconv._simd.vtranspose_copy`); the edges
-    (channel or pixel counts that are not multiples of the vector width) are copied one
-    element at a time. Without margins the planes are copied as flat runs of pixels, with
-    them a row (``I2`` pixels) at a time.
+    copy: the margins are left as they are), each run of pixels by :func:`transpose_run`
+    (in-register transposes of square blocks). Without margins the planes are copied as
+    flat runs of pixels, with them a row (``I2`` pixels) at a time.
 
     Parameters
     ----------
@@ -439,13 +471,11 @@ def channels_last_copy(src, dst, low):
     """
     batch, channels, i0n, i1n, i2n = src.shape
     e0n, e1n, e2n = dst.shape[1], dst.shape[2], dst.shape[3]
-    lanes = vlanes(src)
     flat = low[0] == 0 and low[1] == 0 and low[2] == 0 and e1n == i1n and e2n == i2n
     # a run is a whole plane (no margins) or one row
     run = i0n * i1n * i2n if flat else i2n
     runs = 1 if flat else i0n * i1n
     n_blocks = (run + LAYOUT_BLOCK - 1) // LAYOUT_BLOCK
-    full_c = channels - channels % lanes
     sample_step = src.strides[0] // src.itemsize
     channel_step = src.strides[1] // src.itemsize
     src_p = ptr_of(src, 0)
@@ -455,20 +485,9 @@ def channels_last_copy(src, dst, low):
         r = task // n_blocks - n * runs
         p_lo = (task % n_blocks) * LAYOUT_BLOCK
         p_hi = min(run, p_lo + LAYOUT_BLOCK)
-        full_p = p_lo + (p_hi - p_lo) // lanes * lanes
         s_base = n * sample_step + r * run
         i0 = r // i1n
         first = ((low[0] + i0) * e1n + low[1] + r - i0 * i1n) * e2n + low[2]
         d_base = (n * e0n * e1n * e2n + first) * channels
-        for c in range(0, full_c, lanes):
-            for p in range(p_lo, full_p, lanes):
-                vtranspose_copy(src_p, s_base + c * channel_step + p, channel_step, dst_p,
-                                d_base + p * channels + c, channels)
-        for p in range(full_p, p_hi):
-            for c in range(full_c):
-                dst_p[d_base + p * channels + c] = src_p[s_base + c * channel_step + p]
-        # the channels past the last whole vector (all of an RGB image's), a plane at a time:
-        # a loop over fewer channels than a vector per pixel costs its overhead per element
-        for c in range(full_c, channels):
-            for p in range(p_lo, p_hi):
-                dst_p[d_base + p * channels + c] = src_p[s_base + c * channel_step + p]
+        transpose_run(src_p, s_base + p_lo, channel_step, p_hi - p_lo, channels, dst_p,
+                      d_base + p_lo * channels, channels)

@@ -80,6 +80,7 @@ __all__ = [
     "vstore_masked",
     "vsub",
     "vtranspose_copy",
+    "vtranspose_copy_partial",
     "vtranspose_interleave",
     "vzero",
 ]
@@ -424,10 +425,20 @@ def _transpose_masks(lanes: int, bit: int) -> tuple[list[int], list[int]]:
     return low, high
 
 
-def _transposed_rows(context, builder, mem_ty, mem, off, step, lanes):
+def _masked_load(builder, vptr, vty, mask, align):
+    """Emit ``llvm.masked.load`` of the lanes of ``mask`` from ``vptr`` (zeros elsewhere)."""
+    i32 = ir.IntType(32)
+    fn = _intrinsic_fn(builder, f"llvm.masked.load.{_llvm_suffix(vty)}.p0", vty,
+                       [vptr.type, i32, mask.type, vty])
+    return builder.call(fn, [vptr, ir.Constant(i32, align), mask, ir.Constant(vty, None)])
+
+
+def _transposed_rows(context, builder, mem_ty, mem, off, step, lanes, mask=None):
     """Load ``lanes`` vectors at ``mem[off + i * step]`` and transpose them in registers.
 
     Returns the list of transposed vectors: vector ``j`` holds element ``j`` of every row.
+    With a ``mask`` (``<lanes x i1>``), only its lanes of each row are read (the others
+    are zeros), so the memory past them is never touched.
     """
     vty = context.get_value_type(_vec_of(mem_ty.dtype))
     align = _itemsize(mem_ty.dtype)
@@ -436,7 +447,9 @@ def _transposed_rows(context, builder, mem_ty, mem, off, step, lanes):
     for i in range(lanes):
         at = builder.add(off, builder.mul(step, ir.Constant(intp, i)))
         ptr = _elem_ptr(context, builder, mem_ty, mem, types.intp, at)
-        rows.append(builder.load(builder.bitcast(ptr, vty.as_pointer()), align=align))
+        vptr = builder.bitcast(ptr, vty.as_pointer())
+        rows.append(builder.load(vptr, align=align) if mask is None
+                    else _masked_load(builder, vptr, vty, mask, align))
     bit = 0
     while (1 << bit) < lanes:
         low, high = _transpose_masks(lanes, bit)
@@ -519,6 +532,56 @@ def vtranspose_copy(typingctx, src, src_off, src_step, dst, dst_off, dst_step):
 
 
 @intrinsic
+def vtranspose_copy_partial(typingctx, src, src_off, src_step, dst, dst_off, dst_step, count):
+    """Copy the first ``count`` columns of a square block transposed.
+
+    ``dst[dst_off + j*dst_step + i] = src[src_off + i*src_step + j]`` for ``i < lanes`` and
+    ``j < count``: the ragged edge of a run of pixels that :func:`vtranspose_copy` moves a
+    block at a time. Each source row is read with a masked load (no element past column
+    ``count`` is touched, so the block may end at the end of a buffer) and only the first
+    ``count`` destination rows are written: everything else is left as it was.
+
+    Parameters
+    ----------
+    src, dst : array or pointer of float32/float64 (same dtype)
+        The memories; offsets count elements from their data pointers.
+    src_off, src_step, dst_off, dst_step : int
+        Offset of the block's first element and the distance between its rows, in each.
+    count : int
+        Columns of the source (rows of the destination) copied; ``<= 0`` copies nothing,
+        ``>= lanes`` the whole block.
+
+    Returns
+    -------
+    None
+    """
+    sig = _transpose_signature(src, src_off, src_step, dst, dst_off, dst_step)
+    if sig is None or not isinstance(count, types.Integer):
+        return None
+    sig = types.void(*sig.args, count)
+    lanes = _LANES[src.dtype]
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(_vec_of(sig.args[0].dtype))
+        align = _itemsize(sig.args[0].dtype)
+        intp = context.get_value_type(types.intp)
+        src_off, src_step, dst_off, dst_step, count = (
+            context.cast(builder, args[k], sig.args[k], types.intp) for k in (1, 2, 4, 5, 6))
+        mask = _lane_mask(builder, count, lanes)
+        rows = _transposed_rows(context, builder, sig.args[0], args[0], src_off, src_step,
+                                lanes, mask)
+        for j in range(lanes):
+            wanted = builder.icmp_signed(">", count, ir.Constant(intp, j))
+            with builder.if_then(wanted):
+                off = builder.add(dst_off, builder.mul(dst_step, ir.Constant(intp, j)))
+                ptr = _elem_ptr(context, builder, sig.args[3], args[3], types.intp, off)
+                builder.store(rows[j], builder.bitcast(ptr, vty.as_pointer()), align=align)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
 def vtranspose_interleave(typingctx, src, src_off, src_step, dst, dst_off, dst_step):
     """Copy a square block transposed into every other element of each destination row.
 
@@ -592,15 +655,7 @@ def vload_masked(typingctx, mem, off, count):
         vty = context.get_value_type(sig.return_type)
         vptr = builder.bitcast(ptr, vty.as_pointer())
         mask = _lane_mask(builder, args[2], vty.count)
-        i32 = ir.IntType(32)
-        fn = _intrinsic_fn(
-            builder,
-            f"llvm.masked.load.{_llvm_suffix(vty)}.p0",
-            vty,
-            [vptr.type, i32, mask.type, vty],
-        )
-        align = ir.Constant(i32, _itemsize(sig.args[0].dtype))
-        return builder.call(fn, [vptr, align, mask, ir.Constant(vty, None)])
+        return _masked_load(builder, vptr, vty, mask, _itemsize(sig.args[0].dtype))
 
     return sig, codegen
 
