@@ -70,6 +70,7 @@ from ._simd import (
     vload_masked,
     vstore,
     vtranspose_copy,
+    vtranspose_copy_partial,
     vtranspose_interleave,
     vzero,
 )
@@ -550,11 +551,12 @@ def _pack_block(wsrc, wdesc, kb, dst):
     ``dst[((k0 * K1 + k1) * K2 + k2) * C_in * KB + c * KB + j] = w[kb * KB + j, c, k0, k1, k2]``
     with zeros for output channels ``>= C_out``. When the taps of an output and input channel
     are one run of adjacent elements (C-contiguous weights, and their flipped, transposed
-    view in a stride-1 adjoint) and number at least a vector's lanes, a full block moves a
-    lanes x lanes square at a time through in-register transposes (``lanes`` output channels
-    x ``lanes`` adjacent taps; a last square overlapping the one before it covers the taps
-    left over): 1.5-7x faster than element by element on one thread (the larger the block,
-    the more reading the weights from memory bounds both). Other blocks are written in
+    view in a stride-1 adjoint), a full block moves a lanes x lanes square at a time
+    through in-register transposes (``lanes`` output channels x ``lanes`` adjacent taps; a
+    last square overlapping the one before it covers the taps left over, and fewer taps
+    than lanes, 3x3 with 16 lanes, are one partial square): 1.5-7x faster than element by
+    element on one thread (the larger the block, the more reading the weights from memory
+    bounds both). Other blocks are written in
     order, a row of ``KB`` channels at a time, gathered from ``KB`` source rows.
     """
     k0n, k1n, k2n, c_in, kbs, c_out = wdesc[1], wdesc[2], wdesc[3], wdesc[4], wdesc[5], wdesc[6]
@@ -565,14 +567,22 @@ def _pack_block(wsrc, wdesc, kb, dst):
     lanes = vlanes(wsrc)
     taps = k0n * k1n * k2n
     step = _tap_step(wdesc)
-    if live == kbs and step != 0 and taps >= lanes:
+    if live == kbs and step != 0:
         # square (j, t): rows of `lanes` adjacent source taps t0 .. t0 + lanes - 1 of output
-        # channel j, stored as `lanes` destination rows (one per tap) of `lanes` channels
+        # channel j, stored as `lanes` destination rows (one per tap) of `lanes` channels;
+        # fewer taps than lanes (3x3 with 16 lanes) are one partial square
         row = c_in * kbs  # destination step from one tap to the next
         for c in range(c_in):
             for jg in range(0, kbs, lanes):
                 origin = wdesc[7] + (first + jg) * s_k + c * s_c  # tap 0 of channel j = jg
                 at = c * kbs + jg
+                if taps < lanes:
+                    if step == 1:
+                        vtranspose_copy_partial(wp, origin, s_k, dst, at, row, taps)
+                    else:
+                        vtranspose_copy_partial(wp, origin - taps + 1, s_k, dst,
+                                                at + (taps - 1) * row, -row, taps)
+                    continue
                 t0 = 0
                 while t0 < taps:
                     t0 = min(t0, taps - lanes)
