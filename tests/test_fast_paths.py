@@ -10,6 +10,8 @@ forced algorithm that does not apply falls back to gather), and the results must
 with the naive reference within the dtype's tolerance.
 """
 
+import itertools
+
 import numba
 import numpy as np
 import pytest
@@ -777,17 +779,63 @@ def test_a_thread_packs_a_weight_block_as_pack_weights_does(shape, dtype):
     views = [w, w.transpose(1, 0, 2, 3, 4)[:, :, ::-1, ::-1, ::-1],
              w.transpose(1, 0, 2, 3, 4)[:, :, :, ::-2, ::-2], wide[:, ::2],
              np.ascontiguousarray(w[..., ::-1]), w[:, :, :, ::2]]
-    for view in views:
+    # blocks of two vectors, and of one on hosts with one-vector tiles
+    lanes = _dense.block_size(dtype) // 2
+    for view, kb_size in itertools.product(views, (2 * lanes, lanes) if _dense.NARROW else
+                                           (2 * lanes,)):
         if view.size == 0:
             continue
-        src, desc = _dense.weight_source(view, np.dtype(dtype))
-        expected = _dense.pack_weights(np.ascontiguousarray(view))
+        src, desc = _dense.weight_source(view, np.dtype(dtype), kb_size)
+        expected = _dense.pack_weights(np.ascontiguousarray(view), kb_size)
         block = expected[0].size
         for kb in range(expected.shape[0]):
             got = np.full(block + 64, 7, dtype)
             _dense._pack_block(src, desc, kb, got)
             assert got[:block].tobytes() == expected[kb].tobytes()
             assert (got[block:] == 7).all()
+
+
+@pytest.mark.skipif(not _dense.NARROW, reason="no one-vector tiles on this host")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("c_out", [1, 3, -1, 0])
+def test_one_vector_blocks_are_bitwise_the_two_vector_ones(c_out, dtype):
+    """Layers with at most one vector of output channels run one-vector tiles (``_ntile8``)
+    on weights packed in one-vector blocks, packed ahead or by the threads: the same sums
+    in the same order as the two-vector tiles, so the same bits, into channels-last,
+    staged channels-first and stride-phase outputs, with interior, border and tail tiles."""
+    lanes = _dense.block_size(dtype) // 2
+    c_out = lanes + c_out if c_out <= 0 else c_out  # lanes - 1 and lanes
+    rng = np.random.default_rng(59)
+    batch, c_in, size = 2, 7, (2, 9, 13)
+    x = rng.standard_normal((batch, *size, c_in)).astype(dtype)
+    weight = rng.standard_normal((c_out, c_in, 2, 3, 3)).astype(dtype)
+    bias = rng.standard_normal(c_out).astype(dtype)
+    geometry = ((1, 1, 1), (1, 1, 2), (1, 1, 2))
+    out_size = (size[0] + 1, size[1], size[2])
+    assert _dense.packed_shape(c_out, c_in, (2, 3, 3), np.dtype(dtype))[-1] == lanes
+    wide = _dense.pack_weights(weight)
+    narrow = _dense.pack_weights(weight, lanes)
+    narrow_source = _dense.weight_source(weight, np.dtype(dtype), lanes)
+    expected = np.empty((batch, *out_size, c_out), dtype)
+    plan = _dense.dense_plan(x.shape, wide.shape, expected.shape, np.dtype(dtype), *geometry,
+                             None, None, "row", 2)
+    _dense.run_dense(plan, x, wide, bias, expected)
+    planes = np.empty((batch, c_out, *out_size), dtype)
+    wider = np.empty((batch, c_out, out_size[0], 2 * out_size[1], 2 * out_size[2]), dtype)
+    targets = [np.empty_like(expected), planes.transpose(0, 2, 3, 4, 1),
+               wider[:, :, :, ::2, ::2].transpose(0, 2, 3, 4, 1)]
+    for out, (weights, self_pack) in itertools.product(
+            targets, ((narrow, False), (narrow_source, True))):
+        out[...] = np.nan
+        for threads, group in ((1, 1), (2, None)):
+            plan = _dense.dense_plan(x.shape, narrow.shape, out.shape, np.dtype(dtype),
+                                     *geometry, None, group, None, threads,
+                                     _dense.stages_output(out), self_pack)
+            _dense.run_dense(plan, x, weights, bias, out)
+            assert np.ascontiguousarray(out).tobytes() == expected.tobytes()
+    with pytest.raises(ValueError, match="row mode"):
+        _dense.dense_plan(x.shape, narrow.shape, expected.shape, np.dtype(dtype), *geometry,
+                          None, None, "window", 2)
 
 
 SELF_PACK_CASES = [

@@ -8,36 +8,50 @@ so each tile size is written out in full.
 
 TILES = (6, 8)
 
+#: Row-mode tiles that also get a one-vector variant (``_ntileP``, blocks of ``lanes``
+#: channels) for layers with at most one vector of output channels: 8 pixels, 8
+#: accumulators (with fewer, the FMA latency is not hidden).
+NARROW_TILES = (8,)
 
-def _store_lines(P, indent, offset):
+
+def _store_lines(P, indent, offset, vectors=2):
     lines = []
     for p in range(P):
         ind = indent
         if p:
             lines.append(f"{indent}if npix > {p}:")
             ind = indent + "    "
-        lines.append(f"{ind}_store_px(op, tb, sp[{5 * P + p}] + {offset}, vadd(a{p}0, b0), "
-                     f"vadd(a{p}1, b1), nk, lanes, osk)")
+        if vectors == 2:
+            lines.append(f"{ind}_store_px(op, tb, sp[{5 * P + p}] + {offset}, vadd(a{p}0, b0), "
+                         f"vadd(a{p}1, b1), nk, lanes, osk)")
+        else:
+            lines.append(f"{ind}_store_px1(op, tb, sp[{5 * P + p}] + {offset}, "
+                         f"vadd(a{p}0, b0), nk, lanes, osk)")
     return lines
 
 
-def _fma_lines(P, indent):
-    lines = [f"{indent}w0 = vload(wpp, w)", f"{indent}w1 = vload(wpp, w + lanes)"]
+def _fma_lines(P, indent, vectors=2):
+    lines = [f"{indent}w0 = vload(wpp, w)"]
+    if vectors == 2:
+        lines.append(f"{indent}w1 = vload(wpp, w + lanes)")
     for p in range(P):
         lines += [f"{indent}b = vbroadcast_load(x{p}, c)",
-                  f"{indent}a{p}0 = vfma(b, w0, a{p}0)",
-                  f"{indent}a{p}1 = vfma(b, w1, a{p}1)"]
+                  f"{indent}a{p}0 = vfma(b, w0, a{p}0)"]
+        if vectors == 2:
+            lines.append(f"{indent}a{p}1 = vfma(b, w1, a{p}1)")
     lines.append(f"{indent}w += kbs")
     return lines
 
 
-def tile(P):
-    """Row-mode tile of ``P`` pixels x one channel block."""
+def tile(P, vectors=2):
+    """Row-mode tile of ``P`` pixels x one channel block of ``vectors`` vectors."""
+    name = f"_tile{P}" if vectors == 2 else f"_ntile{P}"
+    what = "channel block `kb`" if vectors == 2 else "one-vector block `kb`"
     L = [
         "@njit(cache=CACHE)",
-        f"def _tile{P}(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, npix, ishape, oshape, kshape, "
+        f"def {name}(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, npix, ishape, oshape, kshape, "
         "geom, lay):",
-        f'    """Output pixels at ``pos`` (``npix <= {P}`` of them) x channel block `kb` (row '
+        f'    """Output pixels at ``pos`` (``npix <= {P}`` of them) x {what} (row '
         'mode)."""',
         "    kn = oshape[3]",
         "    k0n, k1n, k2n, kbs = kshape",
@@ -47,7 +61,7 @@ def tile(P):
         f"    interior = _pixel_meta(sp, pos, npix, {P}, ishape, oshape, kshape, geom, lay)",
     ]
     for p in range(P):
-        L += [f"    a{p}0 = vzero(xp)", f"    a{p}1 = vzero(xp)"]
+        L += [f"    a{p}0 = vzero(xp)"] + ([f"    a{p}1 = vzero(xp)"] if vectors == 2 else [])
     L += [
         "    # the micro-kernel walks one kernel row (K2 taps x C_in, contiguous in the packed",
         "    # weights) per pixel pointer: see _row_sources",
@@ -72,19 +86,20 @@ def tile(P):
     L += ["            if nv > 0:", "                w = wo",
           "                if d2 == 1 or not direct:  # one contiguous span per pixel",
           "                    for c in range(span):"]
-    L += _fma_lines(P, "                        ")
+    L += _fma_lines(P, "                        ", vectors)
     L += ["                else:  # dilated taps read in place: K2 runs of C_in",
           "                    for k2 in range(k2n):",
           "                        first = k2 * d2 * ishape[3]",
           "                        for c in range(first, first + ishape[3]):"]
-    L += _fma_lines(P, "                            ")
+    L += _fma_lines(P, "                            ", vectors)
     L += [
         "            wo += span * kbs",
         "    nk = kn - kb * kbs",
         "    b0 = vload(bp, kb * kbs)",
-        "    b1 = vload(bp, kb * kbs + lanes)",
     ]
-    L += _store_lines(P, "    ", "kb * kbs * osk")
+    if vectors == 2:
+        L.append("    b1 = vload(bp, kb * kbs + lanes)")
+    L += _store_lines(P, "    ", "kb * kbs * osk", vectors)
     return "\n".join(L) + "\n"
 
 
@@ -194,16 +209,12 @@ def _{w}task_p{P}(x, {wargs}, aux, out, dims, stride, dilation, pad_low, scr, fs
         c_lo = {clo}
         top = ptr_of(fscr, soff - qa * cs - c_lo)
         for _ in range(t0, min(t0 + group, ntile)):
-            _{w}tile{P}(xp, wpp, bp, zp, top, sp, fp, tb, {kbarg}pos, min({P}, m - q0), ishape,
-                      {pad}soshape, kshape, geom, slay)
-            q0 += {P}
+{stagedcall}            q0 += {P}
             pos = _advance(pos, {P}, oshape)
         _flush_stage(op, ptr_of(fscr, soff), qa, min(q0, m), cs, c_lo, oshape, lay, dims[17])
     else:
         for _ in range(t0, min(t0 + group, ntile)):
-            _{w}tile{P}(xp, wpp, bp, zp, op, sp, fp, tb, {kbarg}pos, min({P}, m - q0), ishape,
-                      {pad}oshape, kshape, geom, lay)
-            q0 += {P}
+{directcall}            q0 += {P}
             pos = _advance(pos, {P}, oshape)
 """
 
@@ -240,6 +251,25 @@ ROW_SPLIT = """    if wdesc[13] == 1:
 """
 
 
+def _tile_call(name, P, row, out, shape, layout, indent):
+    """Lines of one call of tile function ``name`` in a task (to ``out``, ``shape``)."""
+    return (f"{indent}{name}(xp, wpp, bp, zp, {out}, sp, fp, tb, {'kb, ' if row else ''}pos, "
+            f"min({P}, m - q0), ishape,\n{indent}{' ' * (len(name) + 1)}{shape}, kshape, geom, "
+            f"{layout})\n")
+
+
+def _tile_calls(P, row, out, shape, layout):
+    """The tile call of a task's loop: with a one-vector variant, chosen by the block size."""
+    indent = " " * 12
+    w = "" if row else "w"
+    if not (row and P in NARROW_TILES):
+        return _tile_call(f"_{w}tile{P}", P, row, out, shape, layout, indent)
+    return (f"{indent}if narrow:\n"
+            + _tile_call(f"_ntile{P}", P, row, out, shape, layout, indent + "    ")
+            + f"{indent}else:\n"
+            + _tile_call(f"_tile{P}", P, row, out, shape, layout, indent + "    "))
+
+
 def drivers(P):
     """The task functions of the row- and window-mode tiles of ``P`` pixels and their
     parallel drivers (a prange body that only calls the task function keeps the parallel
@@ -261,7 +291,11 @@ def drivers(P):
             clo="kb * kbs" if row else "unit - 1",
             span="kshape[2] * ishape[3]" if row
             else "kshape[0] * kshape[1] * kshape[2] * ishape[3]",
-            split=ROW_SPLIT if row else "    g = task\n    wpp = ptr_of(wp, 0)\n"))
+            split=(ROW_SPLIT if row else "    g = task\n    wpp = ptr_of(wp, 0)\n")
+            + ("    narrow = kbs == vlanes(xp)  # one-vector blocks (_ntile)\n"
+               if row and P in NARROW_TILES else ""),
+            stagedcall=_tile_calls(P, row, "top", "soshape", "slay"),
+            directcall=_tile_calls(P, row, "op", "oshape", "lay")))
         out.append(DRIVER.format(w=w, P=P, Pm1=P - 1, wargs=wargs, mode="row" if row else "window",
                                  nkb=" * wdesc[0]" if row else "", pad="" if row else " ",
                                  cpad="" if row else "   "))
@@ -271,7 +305,7 @@ def drivers(P):
 def main():
     """Print the generated block."""
     print("# --- generated tiles and drivers: begin (tools/gen_dense_tiles.py; do not edit)\n\n")
-    print("\n\n".join(tile(P) for P in TILES))
+    print("\n\n".join([tile(P) for P in TILES] + [tile(P, 1) for P in NARROW_TILES]))
     print()
     print("\n\n".join(wtile(P) for P in TILES))
     print()

@@ -22,7 +22,10 @@ The work is split into register tiles of ``TILE_P`` consecutive output pixels
 (in flattened ``(n, o0, o1, o2)`` order, so rows do not leave ragged tails) by
 ``KB = 2 * lanes`` output channels. A tile keeps ``2 * TILE_P`` vector
 accumulators in registers; per step it loads two weight vectors and broadcasts
-one input scalar per pixel (``2 * TILE_P`` FMAs). The packed weights of one
+one input scalar per pixel (``2 * TILE_P`` FMAs); a layer with at most one vector of
+output channels runs, on :data:`NARROW` hosts, blocks of one vector (``KB = lanes``) and
+tiles of ``TILE_P`` pixels x one vector: no multiply-add on a half-empty block, and the
+same sums in the same order. The packed weights of one
 kernel row (``K2`` taps x ``C_in``) are contiguous, and so is the input a pixel
 needs for it when its window is inside the input along the last dimension and
 the dilation there is 1: the micro-kernel then runs ``K2 * C_in`` steps per
@@ -76,6 +79,7 @@ from ._simd import (
 )
 
 __all__ = [
+    "NARROW",
     "TILE_P",
     "DensePlan",
     "block_size",
@@ -96,6 +100,12 @@ __all__ = [
 #: vector registers (AVX-512: 16 accumulators), 6 with 16 (AVX/AVX2, SSE, NEON:
 #: 12 accumulators).
 TILE_P: int = 8 if VECTOR_BITS >= 512 else 6
+
+#: Whether a layer with at most one vector of output channels runs one-vector blocks in
+#: row mode (``_ntile8``: 8 pixels x ``lanes`` channels, 8 accumulators, see
+#: :func:`packed_shape`): with 32 vector registers. With 16, a one-vector tile of six
+#: pixels would have too few accumulators to hide the latency of its multiply-adds.
+NARROW: bool = TILE_P == 8
 
 
 def block_size(dtype: np.dtype | type | str) -> int:
@@ -425,6 +435,17 @@ def _store_px(op, tb, off, v0, v1, nk, lanes, osk):
         vstore(tb, 0, v0)
         vstore(tb, lanes, v1)
         for j in range(min(nk, 2 * lanes)):
+            op[off + j * osk] = tb[j]
+
+
+@njit(cache=CACHE, inline="always")
+def _store_px1(op, tb, off, v0, nk, lanes, osk):
+    """Store the vector of one pixel's one-vector channel block (:func:`_store_px`'s twin)."""
+    if osk == 1 and nk >= lanes:
+        vstore(op, off, v0)
+    else:
+        vstore(tb, 0, v0)
+        for j in range(min(nk, lanes)):
             op[off + j * osk] = tb[j]
 
 
@@ -942,6 +963,116 @@ def _tile8(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, npix, ishape, oshape, kshap
 
 
 @njit(cache=CACHE)
+def _ntile8(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, npix, ishape, oshape, kshape, geom, lay):
+    """Output pixels at ``pos`` (``npix <= 8`` of them) x one-vector block `kb` (row mode)."""
+    kn = oshape[3]
+    k0n, k1n, k2n, kbs = kshape
+    d0, d1, d2 = geom[1]
+    xs0, xs1, osk = lay[1], lay[2], lay[7]
+    lanes = vlanes(xp)
+    interior = _pixel_meta(sp, pos, npix, 8, ishape, oshape, kshape, geom, lay)
+    a00 = vzero(xp)
+    a10 = vzero(xp)
+    a20 = vzero(xp)
+    a30 = vzero(xp)
+    a40 = vzero(xp)
+    a50 = vzero(xp)
+    a60 = vzero(xp)
+    a70 = vzero(xp)
+    # the micro-kernel walks one kernel row (K2 taps x C_in, contiguous in the packed
+    # weights) per pixel pointer: see _row_sources
+    span = k2n * ishape[3]
+    direct = interior
+    wo = kb * k0n * k1n * span * kbs
+    for k0 in range(k0n):
+        for k1 in range(k1n):
+            rowoff = k0 * d0 * xs0 + k1 * d1 * xs1
+            if direct:
+                x0 = ptr_of(xp, sp[0] + rowoff)
+                x1 = ptr_of(xp, sp[1] + rowoff)
+                x2 = ptr_of(xp, sp[2] + rowoff)
+                x3 = ptr_of(xp, sp[3] + rowoff)
+                x4 = ptr_of(xp, sp[4] + rowoff)
+                x5 = ptr_of(xp, sp[5] + rowoff)
+                x6 = ptr_of(xp, sp[6] + rowoff)
+                x7 = ptr_of(xp, sp[7] + rowoff)
+                nv = 8
+            else:
+                nv = _row_sources(xp, fp, sp, 8, interior, k0 * d0, k1 * d1, rowoff,
+                                  ishape, k2n, d2)
+                x0 = _src(xp, zp, fp, sp[32], 0)
+                x1 = _src(xp, zp, fp, sp[33], span)
+                x2 = _src(xp, zp, fp, sp[34], 2 * span)
+                x3 = _src(xp, zp, fp, sp[35], 3 * span)
+                x4 = _src(xp, zp, fp, sp[36], 4 * span)
+                x5 = _src(xp, zp, fp, sp[37], 5 * span)
+                x6 = _src(xp, zp, fp, sp[38], 6 * span)
+                x7 = _src(xp, zp, fp, sp[39], 7 * span)
+            if nv > 0:
+                w = wo
+                if d2 == 1 or not direct:  # one contiguous span per pixel
+                    for c in range(span):
+                        w0 = vload(wpp, w)
+                        b = vbroadcast_load(x0, c)
+                        a00 = vfma(b, w0, a00)
+                        b = vbroadcast_load(x1, c)
+                        a10 = vfma(b, w0, a10)
+                        b = vbroadcast_load(x2, c)
+                        a20 = vfma(b, w0, a20)
+                        b = vbroadcast_load(x3, c)
+                        a30 = vfma(b, w0, a30)
+                        b = vbroadcast_load(x4, c)
+                        a40 = vfma(b, w0, a40)
+                        b = vbroadcast_load(x5, c)
+                        a50 = vfma(b, w0, a50)
+                        b = vbroadcast_load(x6, c)
+                        a60 = vfma(b, w0, a60)
+                        b = vbroadcast_load(x7, c)
+                        a70 = vfma(b, w0, a70)
+                        w += kbs
+                else:  # dilated taps read in place: K2 runs of C_in
+                    for k2 in range(k2n):
+                        first = k2 * d2 * ishape[3]
+                        for c in range(first, first + ishape[3]):
+                            w0 = vload(wpp, w)
+                            b = vbroadcast_load(x0, c)
+                            a00 = vfma(b, w0, a00)
+                            b = vbroadcast_load(x1, c)
+                            a10 = vfma(b, w0, a10)
+                            b = vbroadcast_load(x2, c)
+                            a20 = vfma(b, w0, a20)
+                            b = vbroadcast_load(x3, c)
+                            a30 = vfma(b, w0, a30)
+                            b = vbroadcast_load(x4, c)
+                            a40 = vfma(b, w0, a40)
+                            b = vbroadcast_load(x5, c)
+                            a50 = vfma(b, w0, a50)
+                            b = vbroadcast_load(x6, c)
+                            a60 = vfma(b, w0, a60)
+                            b = vbroadcast_load(x7, c)
+                            a70 = vfma(b, w0, a70)
+                            w += kbs
+            wo += span * kbs
+    nk = kn - kb * kbs
+    b0 = vload(bp, kb * kbs)
+    _store_px1(op, tb, sp[40] + kb * kbs * osk, vadd(a00, b0), nk, lanes, osk)
+    if npix > 1:
+        _store_px1(op, tb, sp[41] + kb * kbs * osk, vadd(a10, b0), nk, lanes, osk)
+    if npix > 2:
+        _store_px1(op, tb, sp[42] + kb * kbs * osk, vadd(a20, b0), nk, lanes, osk)
+    if npix > 3:
+        _store_px1(op, tb, sp[43] + kb * kbs * osk, vadd(a30, b0), nk, lanes, osk)
+    if npix > 4:
+        _store_px1(op, tb, sp[44] + kb * kbs * osk, vadd(a40, b0), nk, lanes, osk)
+    if npix > 5:
+        _store_px1(op, tb, sp[45] + kb * kbs * osk, vadd(a50, b0), nk, lanes, osk)
+    if npix > 6:
+        _store_px1(op, tb, sp[46] + kb * kbs * osk, vadd(a60, b0), nk, lanes, osk)
+    if npix > 7:
+        _store_px1(op, tb, sp[47] + kb * kbs * osk, vadd(a70, b0), nk, lanes, osk)
+
+
+@njit(cache=CACHE)
 def _wtile6(xp, wpp, bp, zp, op, sp, fp, tb, pos, npix, ishape, oshape, kshape, geom,
              lay):
     """Window mode: output pixels at ``pos`` (``npix <= 6``), all channel blocks."""
@@ -1235,14 +1366,14 @@ def _task_p6(x, wsrc, wdesc, aux, out, dims, stride, dilation, pad_low, scr, fsc
         top = ptr_of(fscr, soff - qa * cs - c_lo)
         for _ in range(t0, min(t0 + group, ntile)):
             _tile6(xp, wpp, bp, zp, top, sp, fp, tb, kb, pos, min(6, m - q0), ishape,
-                      soshape, kshape, geom, slay)
+                   soshape, kshape, geom, slay)
             q0 += 6
             pos = _advance(pos, 6, oshape)
         _flush_stage(op, ptr_of(fscr, soff), qa, min(q0, m), cs, c_lo, oshape, lay, dims[17])
     else:
         for _ in range(t0, min(t0 + group, ntile)):
             _tile6(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, min(6, m - q0), ishape,
-                      oshape, kshape, geom, lay)
+                   oshape, kshape, geom, lay)
             q0 += 6
             pos = _advance(pos, 6, oshape)
 
@@ -1304,14 +1435,14 @@ def _wtask_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group
         top = ptr_of(fscr, soff - qa * cs - c_lo)
         for _ in range(t0, min(t0 + group, ntile)):
             _wtile6(xp, wpp, bp, zp, top, sp, fp, tb, pos, min(6, m - q0), ishape,
-                       soshape, kshape, geom, slay)
+                    soshape, kshape, geom, slay)
             q0 += 6
             pos = _advance(pos, 6, oshape)
         _flush_stage(op, ptr_of(fscr, soff), qa, min(q0, m), cs, c_lo, oshape, lay, dims[17])
     else:
         for _ in range(t0, min(t0 + group, ntile)):
             _wtile6(xp, wpp, bp, zp, op, sp, fp, tb, pos, min(6, m - q0), ishape,
-                       oshape, kshape, geom, lay)
+                    oshape, kshape, geom, lay)
             q0 += 6
             pos = _advance(pos, 6, oshape)
 
@@ -1364,6 +1495,7 @@ def _task_p8(x, wsrc, wdesc, aux, out, dims, stride, dilation, pad_low, scr, fsc
         g = task - kb * ngroups
     wpp = _block_weights(wsrc, wdesc, kb, fscr, tid * fsz,
                          ptr_of(scr, tid * scr.shape[1] + scr.shape[1] - 1))
+    narrow = kbs == vlanes(xp)  # one-vector blocks (_ntile)
     # staged output (see _stage_layout): tiles store channels-last into scratch, the task then
     # writes them into the output channel by channel. `unit` is 1 when staged (dims[17], the
     # stage layout, is 1 or 2): the stage's channel stride, read from the array so that it
@@ -1386,15 +1518,23 @@ def _task_p8(x, wsrc, wdesc, aux, out, dims, stride, dilation, pad_low, scr, fsc
         c_lo = kb * kbs
         top = ptr_of(fscr, soff - qa * cs - c_lo)
         for _ in range(t0, min(t0 + group, ntile)):
-            _tile8(xp, wpp, bp, zp, top, sp, fp, tb, kb, pos, min(8, m - q0), ishape,
-                      soshape, kshape, geom, slay)
+            if narrow:
+                _ntile8(xp, wpp, bp, zp, top, sp, fp, tb, kb, pos, min(8, m - q0), ishape,
+                        soshape, kshape, geom, slay)
+            else:
+                _tile8(xp, wpp, bp, zp, top, sp, fp, tb, kb, pos, min(8, m - q0), ishape,
+                       soshape, kshape, geom, slay)
             q0 += 8
             pos = _advance(pos, 8, oshape)
         _flush_stage(op, ptr_of(fscr, soff), qa, min(q0, m), cs, c_lo, oshape, lay, dims[17])
     else:
         for _ in range(t0, min(t0 + group, ntile)):
-            _tile8(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, min(8, m - q0), ishape,
-                      oshape, kshape, geom, lay)
+            if narrow:
+                _ntile8(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, min(8, m - q0), ishape,
+                        oshape, kshape, geom, lay)
+            else:
+                _tile8(xp, wpp, bp, zp, op, sp, fp, tb, kb, pos, min(8, m - q0), ishape,
+                       oshape, kshape, geom, lay)
             q0 += 8
             pos = _advance(pos, 8, oshape)
 
@@ -1456,14 +1596,14 @@ def _wtask_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group
         top = ptr_of(fscr, soff - qa * cs - c_lo)
         for _ in range(t0, min(t0 + group, ntile)):
             _wtile8(xp, wpp, bp, zp, top, sp, fp, tb, pos, min(8, m - q0), ishape,
-                       soshape, kshape, geom, slay)
+                    soshape, kshape, geom, slay)
             q0 += 8
             pos = _advance(pos, 8, oshape)
         _flush_stage(op, ptr_of(fscr, soff), qa, min(q0, m), cs, c_lo, oshape, lay, dims[17])
     else:
         for _ in range(t0, min(t0 + group, ntile)):
             _wtile8(xp, wpp, bp, zp, op, sp, fp, tb, pos, min(8, m - q0), ishape,
-                       oshape, kshape, geom, lay)
+                    oshape, kshape, geom, lay)
             q0 += 8
             pos = _advance(pos, 8, oshape)
 
@@ -1779,12 +1919,14 @@ def dense_plan(
     DensePlan
         The driver and its parameters; a pure function of the arguments.
     """
-    kbs = _KBS[dtype.char]
     if len(x_shape) != 5 or len(wp_shape) != 6 or len(out_shape) != 5:
         raise ValueError("x and out must be 5-D (N, S0, S1, S2, C) and wp 6-D")
-    nblk, k0, k1, k2, c_in, kb_w = wp_shape
-    if kb_w != kbs:
-        raise ValueError(f"wp must be packed with lanes_block={kbs}, got {kb_w}")
+    nblk, k0, k1, k2, c_in, kbs = wp_shape
+    block = _KBS[dtype.char]
+    narrow = NARROW and kbs == block // 2
+    if kbs != block and not narrow:
+        allowed = f"{block} or {block // 2}" if NARROW else f"{block}"
+        raise ValueError(f"wp must be packed with lanes_block={allowed}, got {kbs}")
     c_out = out_shape[4]
     if x_shape[4] != c_in or x_shape[0] != out_shape[0] or c_out > nblk * kbs:
         raise ValueError(f"inconsistent shapes x{x_shape}, wp{wp_shape}, out{out_shape}")
@@ -1808,10 +1950,13 @@ def dense_plan(
     if ptile not in _DRIVERS:
         raise ValueError(f"tile must be one of {sorted(_DRIVERS)}")
     if mode is None:
-        mode = "window" if window_mode(wp_shape, dtype) else "row"
+        mode = "window" if not narrow and window_mode(wp_shape, dtype) else "row"
     if mode not in ("row", "window"):
         raise ValueError(f"mode must be 'row' or 'window', got {mode!r}")
     window = mode == "window"
+    if narrow and (window or ptile != TILE_P):
+        raise ValueError(f"weights packed in one-vector blocks (lanes_block={kbs}) run in "
+                         f"row mode with tile={TILE_P}, got mode={mode!r}, tile={ptile}")
     # per-thread scratch rows, padded to whole cache lines (no false sharing between threads)
     scratch_shape = (_NTHREADS_MAX, _round_up(6 * ptile, 8) + 8)
     span = k0 * k1 * k2 * c_in if window else k2 * c_in
@@ -1968,13 +2113,26 @@ def packed_shape(c_out: int, c_in: int, kernel: tuple[int, int, int],
 
     Examples
     --------
+    Blocks of :func:`block_size` output channels (two vectors), or of one vector for a
+    layer with at most that many output channels that runs in row mode, on hosts with
+    one-vector tiles (:data:`NARROW`): a two-vector block would be half zeros, and so
+    would half of its multiply-adds.
+
+    Examples
+    --------
     >>> f = np.dtype(np.float32)
     >>> block = block_size(f)  # 16 with 8-lane vectors (AVX2), 32 with AVX-512
     >>> packed_shape(40, 16, (1, 3, 3), f) == (-(-40 // block), 1, 3, 3, 16, block)
     True
+    >>> narrow = packed_shape(block // 2, 32, (3, 3, 3), f)[-1]
+    >>> narrow == (block // 2 if NARROW else block)
+    True
     """
     block = block_size(dtype)
-    return (-(-c_out // block), *kernel, c_in, block)
+    shape = (-(-c_out // block), *kernel, c_in, block)
+    if NARROW and c_out <= block // 2 and not window_mode(shape, dtype):
+        return (1, *kernel, c_in, block // 2)
+    return shape
 
 
 def self_packs(wp_shape: tuple[int, ...], dtype: np.dtype) -> bool:
@@ -2210,7 +2368,8 @@ def _source_description(shape: tuple[int, ...], steps: tuple[int, ...], first: i
     return desc
 
 
-def weight_source(w: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+def weight_source(w: np.ndarray, dtype: np.dtype,
+                  block: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(wsrc, wdesc)``: weights the row-mode drivers pack themselves, a block per thread.
 
     Parameters
@@ -2221,6 +2380,9 @@ def weight_source(w: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarra
         a converted copy is read.
     dtype : numpy.dtype
         The computation's dtype.
+    block : int, optional
+        Output channels per block (:func:`packed_shape`'s last entry); default
+        :func:`block_size`.
 
     Returns
     -------
@@ -2236,8 +2398,9 @@ def weight_source(w: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarra
     ((24,), [2, 12, 4, 4, -2, 1])
     """
     item = dtype.itemsize
+    block = _KBS[dtype.char] if block is None else block
     if w.size == 0:  # nothing to read (such calls compute only the bias)
-        return np.zeros(0, dtype), _source_description(w.shape, (0,) * 5, 0, _KBS[dtype.char])
+        return np.zeros(0, dtype), _source_description(w.shape, (0,) * 5, 0, block)
     if w.dtype != dtype or any(step % item for step in w.strides):
         w = np.array(w, dtype=dtype, order="C")
     steps = tuple(step // item for step in w.strides)
@@ -2247,7 +2410,7 @@ def weight_source(w: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarra
                      for n, step in zip(w.shape, steps))]
     src = np.lib.stride_tricks.as_strided(lowest, shape=(max(high - low + 1, 0),),
                                           strides=(item,))
-    return src, _source_description(w.shape, steps, -low, _KBS[dtype.char])
+    return src, _source_description(w.shape, steps, -low, block)
 
 
 def run_dense(plan: DensePlan, x: np.ndarray, wp: np.ndarray | tuple[np.ndarray, np.ndarray],
@@ -2316,7 +2479,8 @@ def dense_forward(
         Channels-last input, C-contiguous, float32 or float64, not padded.
     wp : ndarray, shape (KBn, K0, K1, K2, C_in, KB)
         Weights packed by :func:`pack_weights` with the default block
-        (``KB == block_size(x.dtype)``), same dtype as `x`.
+        (``KB == block_size(x.dtype)``), or, on :data:`NARROW` hosts and in row mode, with
+        one-vector blocks (``KB == block_size(x.dtype) // 2``), same dtype as `x`.
     bias : ndarray, shape (C_out,), or None
         Bias per output channel; None means zero.
     out : ndarray, shape (N, O0, O1, O2, C_out)

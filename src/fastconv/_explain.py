@@ -62,9 +62,9 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
     weights = spec.c_out * (spec.c_in // max(spec.groups, 1)) * taps
     threads = numba.config.NUMBA_NUM_THREADS
     if algorithm == "dense":
-        block = _dense.block_size(dtype)
         packed_shape = _dense.packed_shape(spec.c_out, spec.c_in, _plan.to_3d(spec.kernel, 1),
                                            dtype)
+        block = packed_shape[-1]  # one vector of output channels for narrow layers
         packed = math.prod(packed_shape)
         packing = f"weights packed in blocks of {block}"
         if _dense.self_packs(packed_shape, dtype):  # one block per thread at a time
@@ -180,9 +180,10 @@ def _weight_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
         chunks = dense_weight_chunks(spec, dtype, tiles, inputs, grad_shape)
         tap_rows = _dense_weight.tap_rows_per_task(spec.c_in, taps[1], taps[2])
         detail = (f"{'all tap rows' if tap_rows > 1 else 'per tap row'}, matrix products "
-                  f"over pixels in register tiles of {block} output channels x 6 (tap, input "
-                  "channel) entries, operands read in place (windows of 64 pixels copied per "
-                  f"task), bias fused; {chunks} reduction chunk(s)")
+                  f"over pixels in register tiles of {block} output channels x "
+                  f"{_dense_weight.IN_TILE} (tap, input channel) entries, operands read in "
+                  f"place (windows of {_dense_weight.SPAN} pixels copied per task), bias "
+                  f"fused; {chunks} reduction chunk(s)")
         return PassPlan("grad_weight", algorithm, detail, flops,
                         (chunks * weights if chunks > 1 else 0) * itemsize)
     if algorithm == "planar":

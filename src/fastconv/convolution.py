@@ -196,9 +196,9 @@ class _DensePass:
                  dest_shape: tuple[int, ...]) -> None:
         taps = _plan.to_3d(spec.kernel, 1)
         self.dtype = dtype
-        self.block = _dense.block_size(dtype)
         self.weight_shape = (spec.c_out, spec.c_in, *taps)
         self.packed_shape = _dense.packed_shape(spec.c_out, spec.c_in, taps, dtype)
+        self.block = self.packed_shape[-1]
         self.self_pack = _dense.self_packs(self.packed_shape, dtype)
         self.geometry = (_plan.to_3d(spec.stride, 1), _plan.to_3d(spec.dilation, 1),
                          _plan.to_3d(tuple(p[0] for p in spec.pads), 0))
@@ -338,7 +338,7 @@ class _DensePass:
         """
         weight = weight.reshape(self.weight_shape)
         if self.self_pack:
-            return _dense.weight_source(weight, self.dtype)
+            return _dense.weight_source(weight, self.dtype, self.block)
         return _dense.pack_weights_as(weight, self.dtype, self.block)
 
     def held_bytes(self, prepared: np.ndarray | tuple[np.ndarray, np.ndarray],
