@@ -424,12 +424,14 @@ def dense_weight_chunks(rows: int, tiles: int, grad_bytes: int, operand_bytes: i
     :data:`WEIGHT_CHUNK_BYTES` of output gradient; but when there are several, their
     partial sums (``weight_bytes`` each) may take at most :data:`EXTRA_MEMORY` of the
     operands (``operand_bytes``) and the result, so a layer with large weights and small
-    images gets fewer chunks (one, whose sum is the result itself).
+    images gets fewer chunks (one, whose sum is the result itself). More than four are
+    rounded down to a multiple of four, so that the tasks (chunks x tasks per chunk) split
+    evenly over 2 or 4 threads (9 tasks kept one of two threads waiting a ninth of the call).
 
     Examples
     --------
     >>> dense_weight_chunks(896, 7, 8 * 64 * 112 * 112 * 4)  # 7x7 stem: gradient 25.7 MB
-    13
+    12
     >>> dense_weight_chunks(112, 144, 8 * 256 * 14 * 14 * 4)
     1
     >>> dense_weight_chunks(112, 12, 1605632, 3211264, 2359296)  # 3x3 256 -> 256 at 14x14
@@ -439,7 +441,7 @@ def dense_weight_chunks(rows: int, tiles: int, grad_bytes: int, operand_bytes: i
     if chunks > 1 and weight_bytes:
         spare = EXTRA_MEMORY * (operand_bytes + weight_bytes)
         chunks = max(1, min(chunks, int(spare // weight_bytes)))
-    return chunks
+    return chunks - chunks % 4 if chunks > 4 else chunks
 
 
 #: Memory a pass may allocate beyond its operands and results, as a fraction of them.
