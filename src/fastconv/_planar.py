@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from functools import cache, partial
 
+import numba
 import numpy as np
 from numba import prange, types
 
@@ -46,6 +47,7 @@ from ._plan import (
 from ._simd import (
     VECTOR_BITS,
     keep_alive,
+    lanes_for,
     ptr_of,
     vadd,
     vbroadcast,
@@ -124,17 +126,59 @@ def pack_channel_triples(weight: np.ndarray, groups: int) -> np.ndarray:
         groups * blocks, *weight.shape[1:], TRIPLE)
 
 
+def tile_elements(kernel_shape: tuple[int, ...], geom: np.ndarray, cols: int, row_block: int,
+                  dtype: np.dtype) -> int:
+    """Elements of one thread's padded input tile in :func:`planar_conv` (its ``tiles`` rows).
+
+    ``kernel_shape`` is ``(C_out, Ig, T0, T1, T2)``, ``geom`` the forward geometry record,
+    ``cols`` the output columns and ``row_block`` the output rows per task.
+
+    Examples
+    --------
+    >>> geom = np.ones((3, 9), np.int64)  # stride and dilation 1 (and the other entries)
+    >>> n = tile_elements((64, 4, 1, 3, 3), geom, 28, 28, np.dtype(np.float32))
+    >>> n == 4 * 1 * 30 * planar_tile_width(28, 3, 1, lanes_for(np.float32))
+    True
+    """
+    _, in_group, taps0, taps1, taps2 = kernel_shape
+    rows = planar_tile_rows(row_block, int(geom[1, STRIDE]), taps1, int(geom[1, DILATION]))
+    width = planar_tile_width(cols, taps2, int(geom[2, DILATION]), lanes_for(dtype))
+    return in_group * taps0 * rows * width
+
+
+def tile_row_layout(kernel_shape: tuple[int, ...], geom: np.ndarray, cols: int,
+                    dtype: np.dtype) -> tuple[int, int]:
+    """Elements per row of a :func:`planar_conv` tile, and how many of them a task writes.
+
+    The rest of each row is slack that only over-long strips read (and whose results they
+    never store): zeros once, it stays zeros. Tiles with the same layout may be reused.
+
+    Examples
+    --------
+    >>> geom = np.ones((3, 9), np.int64)
+    >>> lanes = lanes_for(np.float32)
+    >>> tile_row_layout((64, 4, 1, 3, 3), geom, 28, np.dtype(np.float32)) == (
+    ...     planar_tile_width(28, 3, 1, lanes), -(-30 // lanes) * lanes)
+    True
+    """
+    taps2, dilation2 = kernel_shape[4], int(geom[2, DILATION])
+    lanes = lanes_for(dtype)
+    width = planar_tile_width(cols, taps2, dilation2, lanes)
+    extent = cols + dilation2 * (taps2 - 1)
+    return width, min(width, -(-extent // lanes) * lanes)
+
+
 @cache
 def planar_task_signature(dtype: np.dtype) -> tuple:
     """Argument types of :func:`_planar_conv_task`: the data, tables and rows, then the task."""
     return (data_type(dtype, 5, layout="C"), data_type(dtype, 5, layout="C"),
             data_type(dtype, 6, layout="C"), data_type(dtype, 6, layout="C"),
             data_type(dtype, 1), data_type(dtype, 5, True, "C"), INDEX_2D, types.int64,
-            types.int64)
+            data_type(dtype, 2, True, "C"), types.int64, types.int64)
 
 
 #: Argument types :func:`planar_conv` is compiled for (one signature per dtype).
-planar_signature = kernel_signature(planar_task_signature)
+planar_signature = kernel_signature(planar_task_signature, 2)
 
 
 @cache
@@ -185,12 +229,15 @@ def _copy_row(src, src_off, size2, pad2, mode2, extent, dst, width):
 
 
 @helper
-def _fill_tile(src, plane0, size0, size1, size2, geom, q0, row_lo, span, width, extent,
-               in_group, taps0, tile):
+def _fill_tile(src, plane0, size0, size1, size2, geom, q0, row_lo, span, width, written,
+               extent, in_group, taps0, tile):
     """Copy the padded rows ``row_lo*stride1 - pad1 + [0, span)`` of ``in_group`` planes.
 
     The tile is ``(in_group, taps0, span, width)``: for each input channel of the group and
-    each tap along ``D0``, the rows of the source slice that tap reads.
+    each tap along ``D0``, the rows of the source slice that tap reads. The first
+    ``written`` columns of each row are written (the padded row, then zeros): ``width`` for
+    a fresh tile, or the whole vectors holding the ``extent`` padded columns for a tile
+    whose slack is zero already.
     """
     stride0, dilation0, pad0, mode0 = geom[0, STRIDE], geom[0, DILATION], geom[0, PAD_LOW], \
         geom[0, MODE]
@@ -203,11 +250,11 @@ def _fill_tile(src, plane0, size0, size1, size2, geom, q0, row_lo, span, width, 
                 dst = ptr_of(tile, ((i * taps0 + t0) * span + r) * width)
                 s1 = _source(row_lo * stride1 - pad1 + r, size1, mode1)
                 if s0 < 0 or s1 < 0:
-                    for c in range(width):
+                    for c in range(written):
                         dst[c] = 0
                 else:
                     src_off = (((plane0 + i) * size0 + s0) * size1 + s1) * size2
-                    _copy_row(src, src_off, size2, pad2, mode2, extent, dst, width)
+                    _copy_row(src, src_off, size2, pad2, mode2, extent, dst, written)
 
 
 @inlined
@@ -507,7 +554,7 @@ def _strip_rows(tile, weights, w_base, in_group, taps0, taps1, taps2, span, widt
 
 
 @kernel
-def planar_conv(src, weight, packed, packed3, bias, out, geom, row_block, task_at):
+def planar_conv(src, weight, packed, packed3, bias, out, geom, row_block, tiles, task_at):
     """Channels-first convolution with unit stride along the last dimension.
 
     ``out[n, g*Og + j, q] = bias[g*Og + j] + sum src[n, g*Ig + i, s(q, t)] *
@@ -537,6 +584,10 @@ def planar_conv(src, weight, packed, packed3, bias, out, geom, row_block, task_a
         the stride of the last dimension must be 1.
     row_block : int
         Output rows (along ``Q1``) per task.
+    tiles : ndarray, shape (threads, planar_tile_size(...)), C-contiguous
+        One padded input tile per thread (``numba.get_thread_id()``), all zeros on entry:
+        the tasks write each tile row's leading vectors only, so its slack (read by
+        over-long strips, never stored) stays zero without being written again.
     task_at : int
         :data:`planar_task_address` of the dtype.
     """
@@ -546,12 +597,13 @@ def planar_conv(src, weight, packed, packed3, bias, out, geom, row_block, task_a
     for task in prange(n_tasks):
         # the task function, called by address, is compiled once (see _jit.caller)
         _call_planar_task(task_at, (src, weight, packed, packed3, bias, out, geom, row_block,
-                                    np.int64(task)))
+                                    tiles, np.int64(task), np.int64(numba.get_thread_id())))
 
 
 @helper
-def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, row_block, task):
-    """Task ``task`` of :func:`planar_conv` (its loop body, compiled once)."""
+def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, row_block, tiles, task,
+                      tid):
+    """Task ``task`` of :func:`planar_conv` (its loop body, compiled once) on thread ``tid``."""
     batch, c_out, rows0, rows1, cols = out.shape
     c_in, size0, size1, size2 = src.shape[1], src.shape[2], src.shape[3], src.shape[4]
     in_group, taps0, taps1, taps2 = weight.shape[1], weight.shape[2], weight.shape[3], \
@@ -562,7 +614,6 @@ def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, row_block, 
     lanes = vlanes(out)
     extent = cols + dilation2 * (taps2 - 1)
     width = planar_tile_width(cols, taps2, dilation2, lanes)
-    span = planar_tile_rows(row_block, stride1, taps1, dilation1)
     kernel_size = in_group * taps0 * taps1 * taps2
     # raw pointers: passing them to helpers costs no reference counting
     src_p = ptr_of(src, 0)
@@ -580,10 +631,11 @@ def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, row_block, 
     row_lo = block * row_block
     row_hi = min(rows1, row_lo + row_block)
     used = planar_tile_rows(row_hi - row_lo, stride1, taps1, dilation1)
-    tile_array = np.empty(in_group * taps0 * span * width, dtype=out.dtype)
-    tile = ptr_of(tile_array, 0)
+    tile = ptr_of(tiles, tid * tiles.shape[1])
+    # the tile's slack is zeros already (see planar_conv): only the padded rows are written
     _fill_tile(src_p, n * c_in + g * in_group, size0, size1, size2, geom, q0, row_lo,
-               used, width, extent, in_group, taps0, tile)
+               used, width, min(width, (extent + lanes - 1) // lanes * lanes), extent,
+               in_group, taps0, tile)
     blocks = out_group // CHANNEL_BLOCK
     plane_size = rows0 * rows1 * cols
     # channel blocks innermost: a strip's input columns stay in L1 across the blocks
@@ -638,7 +690,6 @@ def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, row_block, 
                             used, width, dilation1, dilation2, stride1, row, col, out_p,
                             out_row + q1 * cols + col, cols, cols - col,
                             q1 + 1 < row_hi, b)
-    keep_alive(tile_array)
 
 
 @helper
@@ -834,7 +885,7 @@ def _planar_weight_grad_task(src, grad_out, geom, row_block, out_block, with_bia
         row_hi = min(rows1, row_lo + row_block)
         used = planar_tile_rows(row_hi - row_lo, stride1, taps1, dilation1)
         _fill_tile(src_p, n * c_in + g * in_group, size0, size1, size2, geom, q0, row_lo,
-                   used, width, extent, in_group, taps0, tile)
+                   used, width, width, extent, in_group, taps0, tile)
         for j in range(j_lo, j_hi):
             co = g * out_group + j
             grad_off = (((n * c_out + co) * rows0 + q0) * rows1 + row_lo) * cols

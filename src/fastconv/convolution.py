@@ -591,7 +591,7 @@ class _PlanarPass:
     """
 
     __slots__ = ("dtype", "geometry", "groups", "kernel_shape", "row_block", "task_at",
-                 "zero_bias")
+                 "tiles_purpose", "tiles_shape", "zero_bias")
 
     def __init__(self, spec: ConvSpec, dtype: np.dtype, dest_shape: tuple[int, ...]) -> None:
         planes = _planes_shape(dest_shape)
@@ -600,6 +600,12 @@ class _PlanarPass:
         self.row_block = planar_rows_per_task(spec, dtype, planes,
                                               planes[0] * spec.groups * planes[2], halo=True)
         self.geometry = _geometry(spec, False)[0]
+        # one padded input tile per thread whose slack is zeros (see planar_conv): kept
+        # between calls, shared by calls whose tile rows have the same width and extent
+        self.tiles_shape = (numba.config.NUMBA_NUM_THREADS, _planar.tile_elements(
+            self.kernel_shape, self.geometry, planes[4], self.row_block, dtype))
+        self.tiles_purpose = ("planar tiles", *_planar.tile_row_layout(
+            self.kernel_shape, self.geometry, planes[4], dtype))
         self.zero_bias = np.zeros(spec.c_out, dtype)
         self.zero_bias.flags.writeable = False
         _jit.ensure_compiled(_planar.planar_conv, _planar.planar_signature, dtype)
@@ -612,9 +618,11 @@ class _PlanarPass:
         view = _channels_first(dest)
         target = view if view.flags.c_contiguous else np.empty(view.shape, self.dtype)
         bias_vector = self.zero_bias if bias is None else np.ascontiguousarray(bias, self.dtype)
-        _planar.planar_conv(planes, kernel, _planar.pack_channel_blocks(kernel, self.groups),
-                            _planar.pack_channel_triples(kernel, self.groups), bias_vector,
-                            target, self.geometry, self.row_block, self.task_at)
+        with _workspace.borrowed(self.tiles_purpose, self.tiles_shape, self.dtype,
+                                 _workspace.zeros) as tiles:
+            _planar.planar_conv(planes, kernel, _planar.pack_channel_blocks(kernel, self.groups),
+                                _planar.pack_channel_triples(kernel, self.groups), bias_vector,
+                                target, self.geometry, self.row_block, tiles, self.task_at)
         if target is not view:
             view[...] = target
 
