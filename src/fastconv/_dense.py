@@ -458,8 +458,9 @@ def _flush_stage(op, st, qa, qb, cs, c_lo, oshape, lay, kind):
     ``oshape[3]`` channels) and element strides ``lay[3:8]`` (sample, three spatial axes,
     channel). `kind` is the stage layout (:func:`_stage_layout`): 1, channels-first planes
     (a sample's pixels consecutive in each plane): blocks of ``lanes`` pixels x ``lanes``
-    channels are transposed in registers and written as whole vectors, the edges one element
-    at a time; 2, any pixel strides (a stride phase of a channels-first array, say): a
+    channels are transposed in registers and written as whole vectors (a short last block
+    overlapping the one before it), the channels past the last whole vector one element at
+    a time; 2, any pixel strides (a stride phase of a channels-first array, say): a
     channel at a time, along each output row, except pixels at stride 2 (a stride-2
     phase), which go ``lanes`` x ``lanes`` at a time through in-register transposes blended
     into every other element (:func:`fastconv._simd.vtranspose_interleave`): the elements in
@@ -482,11 +483,17 @@ def _flush_stage(op, st, qa, qb, cs, c_lo, oshape, lay, kind):
             full_p = cnt - cnt % lanes
             src = (q - qa) * cs
             dst = n * osn + c_lo * osk + q - n * ppi
+            # a short last block of pixels overlaps the block before it (the same values
+            # written twice, all this task's)
+            done = cnt if cnt >= lanes else 0
             for c in range(0, full_c, lanes):
                 for j in range(0, full_p, lanes):
                     vtranspose_copy(st, src + j * cs + c, cs, op, dst + c * osk + j, osk)
+                if full_p < done:
+                    j = cnt - lanes
+                    vtranspose_copy(st, src + j * cs + c, cs, op, dst + c * osk + j, osk)
             for c in range(full_c):
-                for j in range(full_p, cnt):
+                for j in range(done, cnt):
                     op[dst + c * osk + j] = st[src + j * cs + c]
             for c in range(full_c, c_n):
                 for j in range(cnt):
@@ -501,16 +508,25 @@ def _flush_stage(op, st, qa, qb, cs, c_lo, oshape, lay, kind):
             dst = n * osn + (r // o1n) * os0 + (r % o1n) * os1 + o2 * os2 + c_lo * osk
             # pixels at stride 2 (a stride-2 phase): blocks of `lanes` pixels x `lanes`
             # channels through in-register transposes, blended into every other element.
-            # Only blocks followed by another pixel of this row: the element after a
-            # block's last pixel is then one between two of its pixels (another phase's,
-            # which no task of this launch writes), read and written back unchanged
+            # Blocks followed by another pixel of this row: the element after a block's
+            # last pixel is then one between two of its pixels (another phase's, which no
+            # task of this launch writes), read and written back unchanged. The row's last
+            # block, overlapping the one before it, too unless the row is the last of its
+            # plane: the element after the row's last pixel is then another phase's as
+            # well (the next column, or the first of the next row), inside the plane
             full_p = (cnt - 1) // lanes * lanes if os2 == 2 and cnt > lanes else 0
+            last_row = r % o1n == o1n - 1
+            done = cnt if os2 == 2 and cnt >= lanes and not last_row else full_p
             for c in range(0, full_c, lanes):
                 for j in range(0, full_p, lanes):
                     vtranspose_interleave(st, src + j * cs + c, cs, op, dst + c * osk + 2 * j,
                                           osk)
+                if full_p < done:
+                    j = cnt - lanes
+                    vtranspose_interleave(st, src + j * cs + c, cs, op, dst + c * osk + 2 * j,
+                                          osk)
             for c in range(c_n):
-                for j in range(full_p if c < full_c else 0, cnt):
+                for j in range(done if c < full_c else 0, cnt):
                     op[dst + c * osk + j * os2] = st[src + j * cs + c]
         q = end
 
