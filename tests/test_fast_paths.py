@@ -370,6 +370,30 @@ def test_stride_phases_match_naive_on_random_configurations(nd, groups, in_group
     assert_close(got, expected, out_group * kernel**nd, dtype)
 
 
+@pytest.mark.parametrize(("part_bytes", "samples"), [(1, 1), (15000, 2)])
+def test_planar_stride_phases_run_part_of_the_batch_at_a_time(part_bytes, samples,
+                                                             monkeypatch):
+    """Planar stride phases run every phase on a part of the batch (its output gradient
+    within ``_PHASE_SOURCE_BYTES``) before the next part: one sample or two at a time,
+    a last smaller part included, the same bits as the whole batch at once."""
+    rng = np.random.default_rng(61)
+    x_shape = (5, 3, 19, 22)
+    weight = rng.standard_normal((16, 3, 7, 7)).astype(np.float32)
+    options = {"stride": 2, "padding": 3}
+    grad = rng.standard_normal(naive.conv(np.zeros(x_shape), weight, **options).shape)
+    grad = grad.astype(np.float32)
+    assert fastconv.explain(x_shape, weight.shape, **options)[1].algorithm == "phases/planar"
+    whole = fastconv.conv2d_input(x_shape, weight, grad, **options)
+    monkeypatch.setattr(convolution, "_PHASE_SOURCE_BYTES", part_bytes)
+    fastconv.clear_plans()
+    parts = fastconv.conv2d_input(x_shape, weight, grad, **options)
+    fastconv.clear_plans()
+    assert max(1, part_bytes // grad[0].nbytes) == samples  # 7040 bytes a sample
+    assert parts.tobytes() == whole.tobytes()
+    assert_close(parts, naive.conv_input(x_shape, weight, grad, **options), 16 * 16,
+                 np.float32)
+
+
 POINTWISE_CASES = [
     # (nd, n, c_in, c_out, groups, size): output channels per group 6, 7, 13, 17 (full and
     # partial six-channel blocks), pixel counts that end in partial vectors
