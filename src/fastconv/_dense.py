@@ -1993,6 +1993,8 @@ def dense_plan(
     if staged:  # a task's staged outputs stay within _STAGE_BYTES (L1)
         stage_channels = nblk * kbs if window else kbs
         group = max(1, min(group, _STAGE_BYTES // (ptile * stage_channels * dtype.itemsize)))
+    group = _balanced_group(ntile, group, nslots, nthreads)
+    if staged:
         stage = group * ptile * stage_channels
     # gathered spans (and the spill of their last vector), the stage, then the lane buffer of
     # channels-first stores (one channel block)
@@ -2009,6 +2011,27 @@ def dense_plan(
     drivers = _WDRIVERS if window else _DRIVERS
     return DensePlan(drivers[ptile], aux_size, c_out, scratch_shape, data_scratch_shape, stride,
                      dilation, pad_low, group, False, False, zero_aux, window, block_major)
+
+
+def _balanced_group(ntile: int, group: int, nslots: int, nthreads: int) -> int:
+    """Tiles per task at most ``group``, evened out so the tasks split evenly over threads.
+
+    The groups of tiles (times ``nslots`` channel blocks) are rounded up to a multiple of
+    ``nthreads`` when that needs at most one more group per thread, and the tiles spread
+    evenly over them (17 tasks of 24 tiles kept one of two threads waiting a seventeenth of
+    a launch; 18 tasks of 22 tiles do not).
+
+    Examples
+    --------
+    >>> _balanced_group(392, 24, 1, 2), _balanced_group(392, 24, 2, 2), _balanced_group(7, 3, 1, 1)
+    (22, 24, 3)
+    """
+    groups = -(-ntile // group)
+    if nthreads <= 1:
+        return group
+    step = nthreads // math.gcd(nslots, nthreads)
+    groups = -(-groups // step) * step
+    return max(1, -(-ntile // groups))
 
 
 class TiledPlan(NamedTuple):
