@@ -1771,11 +1771,12 @@ def small_conv(x, w, bias, out, dims, wdesc, task_at):
     """A whole small dense convolution in one compiled call, on the calling thread.
 
     For calls whose Python-side preparation (layout copies, weight packing, scratch) costs
-    more than their arithmetic: the input is copied to channels-last, the weights are
-    packed (:func:`pack_weights` layout) and the row-mode tasks of this host's tile run one
-    after another into a channels-last result, which is then copied to `out`, all in
-    compiled loops. The micro-kernel and its summation order are those of :func:`run_dense`,
-    so results are bitwise identical to the other paths.
+    more than their arithmetic: the input is copied to channels-last and zero-padded (so
+    every tile reads its windows in place), the weights are packed (:func:`pack_weights`
+    layout) and the row-mode tasks of this host's tile run one after another into a
+    channels-last result, which is then copied to `out`, all in compiled loops. The
+    micro-kernel and its summation order are those of :func:`run_dense`, so results are
+    bitwise identical to the other paths.
 
     Parameters
     ----------
@@ -1784,11 +1785,12 @@ def small_conv(x, w, bias, out, dims, wdesc, task_at):
     bias : ndarray, shape (C_out,) or (0,) for none
     out : ndarray, shape (N, O0, O1, O2, C_out), any non-overlapping strides
     dims : ndarray of int64
-        :func:`_layout_of` of C-contiguous arrays of the shapes of `x` and `out`, then the
-        small row-mode :class:`DensePlan`'s stride, dilation and low padding (3 each),
-        tiles per task, scratch row lengths (int, float), ``aux`` length and channel block
-        (see :func:`small_call`). One array: each argument of a compiled
-        call costs its dispatcher time.
+        :func:`_layout_of` of C-contiguous arrays of the zero-padded input (the windows the
+        outputs read, ``(N, E0, E1, E2, C_in)``) and of `out`, then the small row-mode
+        :class:`DensePlan`'s stride, dilation and low padding (3 each: zeros, the padding
+        is in the copy), tiles per task, scratch row lengths (int, float), ``aux`` length
+        and channel block, then the convolution's low padding (3; see :func:`small_call`).
+        One array: each argument of a compiled call costs its dispatcher time.
     wdesc : ndarray of int64
         :func:`packed_description` of the packed weights' shape.
     task_at : int
@@ -1798,16 +1800,19 @@ def small_conv(x, w, bias, out, dims, wdesc, task_at):
     dilation = (dims[21], dims[22], dims[23])
     pad_low = (dims[24], dims[25], dims[26])
     group, ssz, fsz, aux_size, kbs = dims[27], dims[28], dims[29], dims[30], dims[31]
+    p0, p1, p2 = dims[32], dims[33], dims[34]
     n, i0n, i1n, i2n, c_in = x.shape
+    e0n, e1n, e2n = dims[1], dims[2], dims[3]
     c_out, _, k0n, k1n, k2n = w.shape
     nblk = (c_out + kbs - 1) // kbs
-    xc = np.empty((n, i0n, i1n, i2n, c_in), out.dtype)
+    # the input positions the windows read, at their place in the zero-padded copy
+    xc = np.zeros((n, e0n, e1n, e2n, c_in), out.dtype)
     for a in range(n):
-        for i0 in range(i0n):
-            for i1 in range(i1n):
-                for i2 in range(i2n):
+        for i0 in range(max(0, -p0), min(i0n, e0n - p0)):
+            for i1 in range(max(0, -p1), min(i1n, e1n - p1)):
+                for i2 in range(max(0, -p2), min(i2n, e2n - p2)):
                     for c in range(c_in):
-                        xc[a, i0, i1, i2, c] = x[a, i0, i1, i2, c]
+                        xc[a, i0 + p0, i1 + p1, i2 + p2, c] = x[a, i0, i1, i2, c]
     wp = np.zeros((nblk, k0n, k1n, k2n, c_in, kbs), out.dtype)
     for k in range(c_out):
         for c in range(c_in):
@@ -2253,16 +2258,22 @@ def small_call(x_shape: tuple[int, ...], w_shape: tuple[int, ...], out_shape: tu
     wp_shape = (-(-w_shape[0] // block), *w_shape[2:], w_shape[1], block)
     if not is_small(x_shape, wp_shape, out_shape):
         return None
-    plan = dense_plan(x_shape, wp_shape, out_shape, dtype, stride, dilation, pad_low, None,
+    stride, dilation, pad_low = (_triple(v, name) for v, name in (
+        (stride, "stride"), (dilation, "dilation"), (pad_low, "pad_low")))
+    # the input is copied into a zero-padded buffer holding exactly the windows the outputs
+    # read: every tile then reads its windows in place (no border handling per tile)
+    padded = (x_shape[0], *(((o - 1) * s + (k - 1) * d + 1) for o, s, k, d in zip(
+        out_shape[1:4], stride, w_shape[2:], dilation)), x_shape[4])
+    plan = dense_plan(padded, wp_shape, out_shape, dtype, stride, dilation, (0, 0, 0), None,
                       None, "row", 1)
-    if plan.empty or plan.bias_only:
+    if plan.empty or plan.bias_only or min(x_shape) == 0:
         return None
     item = dtype.itemsize
-    layout = _layout_of(x_shape, _c_strides(x_shape, item), out_shape,
+    layout = _layout_of(padded, _c_strides(padded, item), out_shape,
                         _c_strides(out_shape, item), item)
     dims = np.array((*layout, *plan.stride, *plan.dilation, *plan.pad_low, plan.group,
                      plan.scratch_shape[1],
-                     plan.data_scratch_shape[1], plan.aux_size, block), np.int64)
+                     plan.data_scratch_shape[1], plan.aux_size, block, *pad_low), np.int64)
     dims.flags.writeable = False
     no_bias = np.zeros(0, dtype)
     no_bias.flags.writeable = False
