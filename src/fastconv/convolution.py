@@ -737,7 +737,7 @@ def _phase_kernel(weight: np.ndarray, spec: ConvSpec, taps: tuple[slice, ...],
     kernel = weight.reshape(g, spec.c_out // g, spec.c_in // g, *spec.kernel)
     # the taps of a phase are evenly spaced: a strided view, not a copy (the passes copy the
     # kernel once, into their own packed layout)
-    return np.swapaxes(kernel[taps], 1, 2).reshape(shape)
+    return kernel[taps].swapaxes(1, 2).reshape(shape)
 
 
 def _phase_taps(spec: ConvSpec, phases: tuple[_plan.Phase, ...]
@@ -841,13 +841,15 @@ class _PhasePass:
         # phase of a part of the batch runs before the next part (see the docstring)
         kernels = [None if run is None else _phase_kernel(weight, self.spec, *taps)
                    for _, _, _, run, taps in self.phases]
-        for first in range(0, src.shape[0], self.part):
-            part = slice(first, first + self.part)
+        batch = src.shape[0]
+        for first in range(0, batch, self.part):
+            part_src, part_dest = (src, dest) if self.part >= batch else (
+                src[first:first + self.part], dest[first:first + self.part])
             for (_, target, source, run, _), kernel in zip(self.phases, kernels):
                 if run is None:
-                    dest[part][target] = 0 if bias is None else bias
+                    part_dest[target] = 0 if bias is None else bias
                 else:
-                    run(src[part][source], kernel, bias, dest[part][target])
+                    run(part_src[source], kernel, bias, part_dest[target])
 
     def _dense_phases(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                       dest: np.ndarray) -> None:
@@ -1146,6 +1148,8 @@ def _key(value: object) -> object:
     if kind is int or kind is str or value is None:
         return value
     if kind is tuple or kind is list:
+        if all(type(v) is int for v in value):  # a shape: its ints are their own keys
+            return (kind, *value)
         return (kind, *[_key(v) for v in value])
     if kind in _KEY_SCALARS:
         return (kind, value)
