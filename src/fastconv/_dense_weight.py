@@ -440,22 +440,23 @@ def _copy_window(src, base, pixels, stride2, stride_c, c_in, dest, at, c_pad):
     transposes, short edges included).
     """
     lanes = vlanes(dest)
+    src_p, dest_p = ptr_of(src, 0), ptr_of(dest, 0)  # no negative-index checks per element
     if stride_c == 1:
         full = c_in - c_in % lanes
         for w in range(pixels):
             o = base + w * stride2
             d = at + w * c_pad
             for c in range(0, full, lanes):
-                vstore(dest, d + c, vload(src, o + c))
+                vstore(dest_p, d + c, vload(src_p, o + c))
             for c in range(full, c_in):
-                dest[d + c] = src[o + c]
+                dest_p[d + c] = src_p[o + c]
     elif stride2 == 1:
-        transpose_run(src, base, stride_c, pixels, c_in, dest, at, c_pad)
+        transpose_run(src_p, base, stride_c, pixels, c_in, dest_p, at, c_pad)
     else:
         for c in range(c_in):
             o = base + c * stride_c
             for w in range(pixels):
-                dest[at + w * c_pad + c] = src[o + w * stride2]
+                dest_p[at + w * c_pad + c] = src_p[o + w * stride2]
 
 
 @inlined

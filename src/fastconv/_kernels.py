@@ -438,10 +438,12 @@ def transpose_run(src, base, channel_step, pixels, channels, dst, at, pixel_step
                 vtranspose_copy(src, s + w, channel_step, dst, d + w * pixel_step, pixel_step)
             else:
                 vtranspose_copy_partial(src, s, channel_step, dst, d, pixel_step, pixels)
+    # pointers: no negative-index wraparound per element (arrays would check each index)
+    src_p, dst_p = ptr_of(src, 0), ptr_of(dst, 0)
     for c in range(full_c, channels):
         s = base + c * channel_step
         for w in range(pixels):
-            dst[at + w * pixel_step + c] = src[s + w]
+            dst_p[at + w * pixel_step + c] = src_p[s + w]
 
 
 #: Pixels per task of :func:`channels_last_copy`.
