@@ -2258,14 +2258,13 @@ def small_call(x_shape: tuple[int, ...], w_shape: tuple[int, ...], out_shape: tu
     wp_shape = (-(-w_shape[0] // block), *w_shape[2:], w_shape[1], block)
     if not is_small(x_shape, wp_shape, out_shape):
         return None
-    stride, dilation, pad_low = (_triple(v, name) for v, name in (
-        (stride, "stride"), (dilation, "dilation"), (pad_low, "pad_low")))
     # the input is copied into a zero-padded buffer holding exactly the windows the outputs
     # read: every tile then reads its windows in place (no border handling per tile)
     padded = (x_shape[0], *(((o - 1) * s + (k - 1) * d + 1) for o, s, k, d in zip(
         out_shape[1:4], stride, w_shape[2:], dilation)), x_shape[4])
     plan = dense_plan(padded, wp_shape, out_shape, dtype, stride, dilation, (0, 0, 0), None,
                       None, "row", 1)
+    # an empty input computes only the bias (the padded shape would not say so)
     if plan.empty or plan.bias_only or min(x_shape) == 0:
         return None
     item = dtype.itemsize

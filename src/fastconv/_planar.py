@@ -146,10 +146,9 @@ def tile_elements(kernel_shape: tuple[int, ...], geom: np.ndarray, cols: int, ro
     >>> n == 4 * 1 * 30 * planar_tile_width(28, 3, 1, lanes_for(np.float32))
     True
     """
-    _, in_group, taps0, taps1, taps2 = kernel_shape
+    _, in_group, taps0, taps1, _ = kernel_shape
     rows = planar_tile_rows(row_block, int(geom[1, STRIDE]), taps1, int(geom[1, DILATION]))
-    width = planar_tile_width(cols, taps2, int(geom[2, DILATION]), lanes_for(dtype))
-    return in_group * taps0 * rows * width
+    return in_group * taps0 * rows * tile_row_layout(kernel_shape, geom, cols, dtype)[0]
 
 
 def tile_row_layout(kernel_shape: tuple[int, ...], geom: np.ndarray, cols: int,
