@@ -363,24 +363,26 @@ def _weight_task(src, src_layout, grad, grad_layout, steps, partial, partial_bia
                 _tile_span(window, x_pixels, pixels, ptr_of(entries_array, tile * IN_TILE),
                            ptr_of(grad_array, ob * pixels * out_tile),
                            ptr_of(acc_array, (ob * n_tiles + tile) * tile_size))
-    # each entry's sums go to one input channel and tap of `2 * lanes` output channels:
-    # flat offsets through a pointer (C-contiguous partial sums), no per-element indexing
-    per_row = taps2 * c_in
+    # entry (tap t of this task's `run`, input channel i) of lane `lane` goes to weight
+    # (output channel, i, first tap + t): written a weight row at a time, each input
+    # channel's taps adjacent (a store per element, not a scatter of `2 * lanes` elements
+    # a weight row apart)
     taps = taps0 * taps1 * taps2
     lane_step = c_in * taps
-    sums = ptr_of(partial, chunk * c_out * lane_step)
+    run = merged * taps2
+    first_tap = (t0 * taps1 + t1) * taps2
+    entry_step = c_in * out_tile
+    sums = ptr_of(partial, chunk * c_out * lane_step + first_tap)
     acc = ptr_of(acc_array, 0)
     for ob in range(ob_lo, ob_hi):
         co = ob * out_tile
-        valid = min(out_tile, c_out - co)
-        for e in range(row_entries):
-            tile, k = e // IN_TILE, e % IN_TILE
-            base = ((ob - ob_lo) * n_tiles + tile) * tile_size + k * out_tile
-            tap_row, rest = t1 + e // per_row, e % per_row
-            at = co * lane_step + (rest % c_in) * taps + (t0 * taps1 + tap_row) * taps2 + \
-                rest // c_in
-            for lane in range(valid):
-                sums[at + lane * lane_step] = acc[base + lane]
+        block = (ob - ob_lo) * n_tiles * tile_size
+        for lane in range(min(out_tile, c_out - co)):
+            for i in range(c_in):
+                source = block + i * out_tile + lane
+                dest = (co + lane) * lane_step + i * taps
+                for t in range(run):
+                    sums[dest + t] = acc[source + t * entry_step]
     if sums_bias:
         for co in range(ob_lo * out_tile, min(c_out, ob_hi * out_tile)):
             partial_bias[chunk, co] = bias_array[co - ob_lo * out_tile]

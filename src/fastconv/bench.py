@@ -699,7 +699,7 @@ def _time_calls(function: Callable[[], Any], number: int) -> float:
 
 def interleaved_best(functions: Mapping[str, Callable[[], Any]], rounds: int = 5,
                      min_sample: float = 0.02, max_seconds: float = math.inf,
-                     min_rounds: int = 2, warm: bool = True, pause: float = 0.001,
+                     min_rounds: int = 2, warm: bool = True, pause: float = 0.02,
                      settle: int = 1) -> tuple[dict[str, float], dict[str, Any]]:
     """Time several functions in turns (A, B, C, A, B, C, ...) and keep each one's best.
 
@@ -722,7 +722,9 @@ def interleaved_best(functions: Mapping[str, Callable[[], Any]], rounds: int = 5
     pause : float
         Seconds to sleep before each sample when more than one function is timed, so that
         the worker threads of the previous library (OpenMP, BLAS) stop spinning and do not
-        steal cores from the next one.
+        steal cores from the next one. PyTorch's OpenMP workers spin for about 10 ms after
+        its call (measured here: the second and third fastconv calls after a PyTorch call
+        ran 30% and 2% slower with no pause; after 5 ms they ran as fast as alone).
     settle : int
         Untimed calls of a function right before each of its samples when more than one
         function is timed. A call that directly follows another library's is slower, for
