@@ -63,6 +63,14 @@ GROUPED_CASES = [
     # on pairs of rows, stride 2 and a dilation between them, then the last row alone
     (2, 2, 8, 8, 2, (11, 28), (3, 3), (2, 1), 1, (2, 1), "zeros"),
     (2, 1, 12, 12, 4, (7, 14), (3, 3), 1, 1, 1, "reflect"),
+    # a single input channel's 3x3 filter slides down the tile (_slide_rows3x3): two
+    # output channels per input channel, a column dilation, one output row, rows of more
+    # than two vectors split over several tasks, a 2-D filter inside a 3-D problem
+    (2, 2, 4, 8, 4, (7, 33), (3, 3), 1, 1, 1, "zeros"),
+    (2, 1, 6, 6, 6, (9, 40), (3, 3), 1, (1, 2), (1, 2), "reflect"),
+    (2, 2, 3, 3, 3, (3, 17), (3, 3), 1, 0, 1, "zeros"),
+    (2, 1, 2, 2, 2, (70, 130), (3, 3), 1, 1, 1, "circular"),
+    (3, 1, 4, 4, 4, (3, 9, 21), (1, 3, 3), 1, (0, 1, 1), 1, "replicate"),
 ]
 
 

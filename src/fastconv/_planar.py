@@ -34,13 +34,14 @@ import numpy as np
 from numba import prange, types
 
 from ._jit import address_of, caller, helper, inlined, kernel, kernel_signature
-from ._kernels import INDEX_2D, data_type, source_index
+from ._kernels import _ZEROS, INDEX_2D, data_type, source_index
 from ._plan import (
     DILATION,
     MODE,
     PAD_LOW,
     PLANAR_STRIP_VECTORS,
     STRIDE,
+    planar_tasks_per_chunk,
     planar_tile_rows,
     planar_tile_width,
 )
@@ -173,6 +174,7 @@ def tile_row_layout(kernel_shape: tuple[int, ...], geom: np.ndarray, cols: int,
     return width, min(width, -(-extent // lanes) * lanes)
 
 
+
 @cache
 def planar_task_signature(dtype: np.dtype) -> tuple:
     """Argument types of :func:`_planar_conv_task`: the data, tables and rows, then the task."""
@@ -217,8 +219,20 @@ def _copy_row(src, src_off, size2, pad2, mode2, extent, dst, width):
         vstore(dst, c, vload(src, src_off + c - pad2))
         c += lanes
     if c < inside_hi:
-        # lanes past inside_hi get zeros now and their final values below
+        # lanes past inside_hi get zeros now (and, unless the pads are zeros, their final
+        # values below)
         vstore(dst, c, vload_masked(src, src_off + c - pad2, inside_hi - c))
+        c += lanes
+    if mode2 == _ZEROS:
+        # zero pads: no padding map per element (a row's scalar work cost more than its
+        # copy in a depthwise layer's tile fill)
+        for k in range(inside_lo):
+            dst[k] = 0
+        zeros = vzero(dst)
+        while c < width:
+            vstore(dst, c, zeros)
+            c += lanes
+        return
     for c in range(inside_lo):
         s = _source(c - pad2, size2, mode2)
         dst[c] = src[src_off + s] if s >= 0 else 0
@@ -542,29 +556,117 @@ def _strip_quad_rows(tile, packed, p_base, p_next, in_group, taps0, taps1, taps2
                     count, bias, 3, True)
 
 
+@inlined
+def _channel_strips(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width,
+                    dilation1, dilation2, row_step, rows, cols, out, out_off, out_step, bias):
+    """Every strip of one output channel's ``rows`` x ``cols`` block: rows two at a time."""
+    step = STRIP_VECTORS * vlanes(tile)
+    for q in range(0, rows - 1, 2):
+        for col in range(0, cols, step):
+            _strip_pair(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width,
+                        dilation1, dilation2, row_step, q * row_step, col, out,
+                        out_off + q * out_step + col, out_step, cols - col, True, bias)
+    if rows % 2 == 1:
+        q = rows - 1
+        for col in range(0, cols, step):
+            _strip_pair(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width,
+                        dilation1, dilation2, row_step, q * row_step, col, out,
+                        out_off + q * out_step + col, out_step, cols - col, False, bias)
+
+
 @helper
 def _strip_rows(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width, dilation1,
-                dilation2, row_step, row, col, out, out_off, out_step, count, two, bias):
-    """:func:`_strip_pair` with its loop bounds made compile-time constants where common.
+                dilation2, row_step, rows, cols, out, out_off, out_step, bias):
+    """One output channel's block of ``rows`` rows of ``cols`` columns, by :func:`_strip_pair`.
 
-    A constant tap count (3) lets LLVM unroll the innermost loop completely, and a constant
-    ``two`` removes the branch from it. Compiled once as a separate function (calls cost a
-    few nanoseconds per strip; inlining every variant into the kernels made them take
-    minutes to compile).
+    The rows are ``out_step`` apart from ``out_off``; the tile's first row is the first
+    output row's first tap, each next output row ``row_step`` tile rows further.
+
+    One call per channel and task (a call per strip cost more than the strip's 72
+    multiply-adds of a depthwise 3x3 layer); a constant tap count (3) lets LLVM unroll the
+    innermost loop completely, and the one- and two-row strips are separate copies with no
+    branch in their loops. Compiled once as a separate function (inlining every variant
+    into the kernels made them take minutes to compile).
     """
-    if two:
-        if taps2 == 3:
-            _strip_pair(tile, weights, w_base, in_group, taps0, taps1, 3, span, width,
-                        dilation1, dilation2, row_step, row, col, out, out_off, out_step,
-                        count, True, bias)
-        else:
-            _strip_pair(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width,
-                        dilation1, dilation2, row_step, row, col, out, out_off, out_step,
-                        count, True, bias)
+    if taps2 == 3:
+        _channel_strips(tile, weights, w_base, in_group, taps0, taps1, 3, span, width,
+                        dilation1, dilation2, row_step, rows, cols, out, out_off, out_step,
+                        bias)
     else:
-        _strip_pair(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width,
-                    dilation1, dilation2, row_step, row, col, out, out_off, out_step, count,
-                    False, bias)
+        _channel_strips(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width,
+                        dilation1, dilation2, row_step, rows, cols, out, out_off, out_step,
+                        bias)
+
+
+@inlined
+def _shifted(tile, off, step):
+    """The vectors at ``off``, ``off + step`` and ``off + 2 * step`` of the tile."""
+    return vload(tile, off), vload(tile, off + step), vload(tile, off + 2 * step)
+
+
+@inlined
+def _three_taps(w0, w1, w2, x0, x1, x2, acc):
+    """``acc + w0 * x0 + w1 * x1 + w2 * x2``, one rounding per term, in that order."""
+    return vfma(w2, x2, vfma(w1, x1, vfma(w0, x0, acc)))
+
+
+@inlined
+def _slide3x3(tile, off, width, dilation2, rows, w00, w01, w02, w10, w11, w12, w20, w21, w22,
+              out, out_off, out_step, count, bias, src, ahead, ahead_step):
+    """``rows`` output rows of two vectors of columns of a 3x3 filter, walking down the tile.
+
+    Each input row is loaded once (three shifted loads per vector) and feeds the three
+    output rows that read it: it completes the row two above, continues the one above and
+    starts its own, so two partial sums per vector ride along the walk (``p2``: taps rows 0
+    and 1 done, ``p1``: row 0 done). Three loads per nine multiply-adds, where a strip of
+    rows (:func:`_strip_pair`) loads once per multiply-add. Each output sums its taps in the
+    strip's order (tap rows, then tap columns, from zero), so the results are the same bits.
+    Input row ``r`` also prefetches ``src[ahead + r * ahead_step:][:ahead_step]``.
+    """
+    lanes = vlanes(tile)
+    zero = vzero(tile)
+    p1a, p1b, p2a, p2b = zero, zero, zero, zero
+    # the first two input rows start the walk: their "completed" rows are not stored
+    for q in range(-2, rows):
+        for k in range(ahead + (q + 2) * ahead_step, ahead + (q + 3) * ahead_step, lanes):
+            prefetch(src, k)
+        x0, x1, x2 = _shifted(tile, off, dilation2)
+        y0, y1, y2 = _shifted(tile, off + lanes, dilation2)
+        off += width
+        oa = _three_taps(w20, w21, w22, x0, x1, x2, p2a)
+        ob = _three_taps(w20, w21, w22, y0, y1, y2, p2b)
+        p2a = _three_taps(w10, w11, w12, x0, x1, x2, p1a)
+        p2b = _three_taps(w10, w11, w12, y0, y1, y2, p1b)
+        p1a = _three_taps(w00, w01, w02, x0, x1, x2, zero)
+        p1b = _three_taps(w00, w01, w02, y0, y1, y2, zero)
+        if q >= 0:
+            at = out_off + q * out_step
+            _store_vector(out, at, oa, bias, count)
+            _store_vector(out, at + lanes, ob, bias, count - lanes)
+
+
+@helper
+def _slide_rows3x3(tile, weights, w_base, width, dilation2, rows, cols, out, out_off,
+                   out_step, bias, src, ahead, ahead_count):
+    """One output channel's ``rows`` x ``cols`` block of a single-input-channel 3x3 filter.
+
+    Unit row stride and dilation; by :func:`_slide3x3`, two vectors of columns at a time
+    (the tile's first row is the first output row's first tap row). The first walk
+    prefetches ``src[ahead:ahead + ahead_count]`` (the next task's rows), a part per row.
+    """
+    w00, w01, w02 = vbroadcast(weights[w_base]), vbroadcast(weights[w_base + 1]), \
+        vbroadcast(weights[w_base + 2])
+    w10, w11, w12 = vbroadcast(weights[w_base + 3]), vbroadcast(weights[w_base + 4]), \
+        vbroadcast(weights[w_base + 5])
+    w20, w21, w22 = vbroadcast(weights[w_base + 6]), vbroadcast(weights[w_base + 7]), \
+        vbroadcast(weights[w_base + 8])
+    lanes = vlanes(tile)
+    steps = (rows + 2) * lanes  # input rows of a walk, in vectors
+    ahead_step = (ahead_count + steps - 1) // steps * lanes
+    for col in range(0, cols, 2 * lanes):
+        _slide3x3(tile, col, width, dilation2, rows, w00, w01, w02, w10, w11, w12, w20, w21,
+                  w22, out, out_off + col, out_step, cols - col, bias, src, ahead,
+                  ahead_step if col == 0 else 0)
 
 
 @kernel
@@ -608,10 +710,31 @@ def planar_conv(src, weight, packed, packed3, bias, out, geom, row_block, tiles,
     batch, _, rows0, rows1, _ = out.shape
     n_tasks = batch * (src.shape[1] // weight.shape[1]) * rows0 * \
         ((rows1 + row_block - 1) // row_block)
-    for task in prange(n_tasks):
-        # the task function, called by address, is compiled once (see _jit.caller)
-        _call_planar_task(task_at, (src, weight, packed, packed3, bias, out, geom, row_block,
-                                    tiles, np.int64(task), np.int64(numba.get_thread_id())))
+    per = planar_tasks_per_chunk(n_tasks, out.size // max(n_tasks, 1) * weight[0].size)
+    for chunk in prange((n_tasks + per - 1) // per):
+        for task in range(chunk * per, min(n_tasks, (chunk + 1) * per)):
+            # the task function, called by address, is compiled once (see _jit.caller)
+            _call_planar_task(task_at, (src, weight, packed, packed3, bias, out, geom,
+                                        row_block, tiles, np.int64(task),
+                                        np.int64(numba.get_thread_id())))
+
+
+@inlined
+def _task_rows(task, n_blocks, rows0, groups, row_block, geom, c_in, size0, size1, size2,
+               in_group, used):
+    """Offset and element count (0 if none) of the source rows task ``task`` copies.
+
+    For a single input channel and one tap along ``D0``: the rows are adjacent.
+    """
+    block = task % n_blocks
+    rest = task // n_blocks
+    q0 = rest % rows0
+    rest //= rows0
+    plane = (rest // groups) * c_in + (rest % groups) * in_group
+    s0 = q0 * geom[0, STRIDE] - geom[0, PAD_LOW]
+    first = max(0, block * row_block * geom[1, STRIDE] - geom[1, PAD_LOW])
+    count = max(0, min(used, size1 - first)) * size2 if 0 <= s0 < size0 else 0
+    return ((plane * size0 + max(s0, 0)) * size1 + first) * size2, count
 
 
 @helper
@@ -693,17 +816,26 @@ def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, row_block, 
                               width, dilation1, dilation2, row, col, out_p, out_off + col,
                               plane_size, cols - col, ptr_of(bias, co),
                               min(TRIPLE, out_group - first))
+    # a single input channel's 3x3 filter (depthwise) slides down the tile, fetching the
+    # rows of the task after this one (the same thread's next, see planar_conv): its tile
+    # fill had waited on them (a depthwise 3x3 layer: 2.4 -> 1.6 ms)
+    slides = in_group * taps0 == 1 and taps1 == 3 and taps2 == 3 and stride1 == 1 and \
+        dilation1 == 1
+    ahead, ahead_count = 0, 0
+    if slides and task + 1 < batch * groups * rows0 * n_blocks:
+        ahead, ahead_count = _task_rows(task + 1, n_blocks, rows0, groups, row_block, geom,
+                                        c_in, size0, size1, size2, in_group, used)
     for j in range(blocks * CHANNEL_BLOCK + triples * TRIPLE, out_group):
         co = g * out_group + j
-        b = bias[co]
-        out_row = ((n * c_out + co) * rows0 + q0) * rows1 * cols
-        for q1 in range(row_lo, row_hi, 2):
-            row = (q1 - row_lo) * stride1
-            for col in range(0, cols, STRIP_VECTORS * lanes):
-                _strip_rows(tile, w_p, co * kernel_size, in_group, taps0, taps1, taps2,
-                            used, width, dilation1, dilation2, stride1, row, col, out_p,
-                            out_row + q1 * cols + col, cols, cols - col,
-                            q1 + 1 < row_hi, b)
+        out_off = (((n * c_out + co) * rows0 + q0) * rows1 + row_lo) * cols
+        if slides:
+            _slide_rows3x3(tile, w_p, co * kernel_size, width, dilation2, row_hi - row_lo,
+                           cols, out_p, out_off, cols, bias[co], src_p, ahead,
+                           ahead_count if j == out_group - 1 else 0)
+        else:
+            _strip_rows(tile, w_p, co * kernel_size, in_group, taps0, taps1, taps2, used,
+                        width, dilation1, dilation2, stride1, row_hi - row_lo, cols, out_p,
+                        out_off, cols, bias[co])
 
 
 @helper
