@@ -838,8 +838,9 @@ def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, row_block, 
                         out_off, cols, bias[co])
 
 
-@helper
-def _tap_dots8(grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc):
+@inlined
+def _dots8(grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc, src, src_ahead,
+           src_step, grad_ahead, grad_step, ahead):
     """Add the dot products of ``rows`` gradient rows with eight shifted tile rows each.
 
     Gradient row ``r`` is ``grad[grad_off + r * cols:][:cols]``; tap ``k`` reads the tile
@@ -847,12 +848,17 @@ def _tap_dots8(grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc):
     in registers over all the rows (on short rows, loading and storing them per row cost
     as much as the row's multiply-adds), one gradient load per eight FMAs; the masked tail
     reads nothing past ``cols`` in either operand, so data outside the window (even inf)
-    never enters. The sums go to ``acc[0:8 * lanes]``.
+    never enters. The sums go to ``acc[0:8 * lanes]``. With ``ahead`` (a compile-time
+    constant), row ``r`` also prefetches ``src[src_ahead + r * src_step:][:src_step]`` and
+    the same part of ``grad`` from ``grad_ahead`` (the next row block's operands).
     """
     lanes = vlanes(tile)
     a0, a1, a2, a3 = vzero(tile), vzero(tile), vzero(tile), vzero(tile)
     a4, a5, a6, a7 = vzero(tile), vzero(tile), vzero(tile), vzero(tile)
     for r in range(rows):
+        if ahead:
+            _prefetch_part(src, src_ahead, src_step, r)
+            _prefetch_part(grad, grad_ahead, grad_step, r)
         g_row = grad_off + r * cols
         t_row = top + r * tile_step
         o0, o1 = t_row + offsets[0], t_row + offsets[1]
@@ -891,12 +897,16 @@ def _tap_dots8(grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc):
     _accumulate(acc, 7 * lanes, a7)
 
 
-@helper
-def _tap_dots2(grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc):
-    """:func:`_tap_dots8` for two taps (two accumulators per tap, combined in order)."""
+@inlined
+def _dots2(grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc, src, src_ahead,
+           src_step, grad_ahead, grad_step, ahead):
+    """:func:`_dots8` for two taps (two accumulators per tap, combined in order)."""
     lanes = vlanes(tile)
     a0, a1, b0, b1 = vzero(tile), vzero(tile), vzero(tile), vzero(tile)
     for r in range(rows):
+        if ahead:
+            _prefetch_part(src, src_ahead, src_step, r)
+            _prefetch_part(grad, grad_ahead, grad_step, r)
         g_row = grad_off + r * cols
         t_row = top + r * tile_step
         o0, o1 = t_row + offsets[0], t_row + offsets[1]
@@ -917,6 +927,60 @@ def _tap_dots2(grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc):
             q += lanes
     _accumulate(acc, 0, vadd(a0, b0))
     _accumulate(acc, lanes, vadd(a1, b1))
+
+
+@helper
+def _tap_dots8(grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc):
+    """:func:`_dots8` without prefetching (compiled once, called per group of taps)."""
+    _dots8(grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc, tile, 0, 0, 0, 0,
+           False)
+
+
+@helper
+def _tap_dots2(grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc):
+    """:func:`_dots2` without prefetching."""
+    _dots2(grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc, tile, 0, 0, 0, 0,
+           False)
+
+
+@helper
+def _tap_dots8_ahead(grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc, src,
+                     src_ahead, src_step, grad_ahead, grad_step):
+    """:func:`_dots8` prefetching the next row block's operands as it goes."""
+    _dots8(grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc, src, src_ahead,
+           src_step, grad_ahead, grad_step, True)
+
+
+@helper
+def _tap_dots2_ahead(grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc, src,
+                     src_ahead, src_step, grad_ahead, grad_step):
+    """:func:`_dots2` prefetching the next row block's operands as it goes."""
+    _dots2(grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc, src, src_ahead,
+           src_step, grad_ahead, grad_step, True)
+
+
+@inlined
+def _tap_dots(eight, grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc, src,
+              src_ahead, src_step, grad_ahead, grad_step):
+    """Eight (``eight``) or two taps' dot products; prefetching when a step is positive."""
+    if src_step + grad_step > 0:
+        if eight:
+            _tap_dots8_ahead(grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc,
+                             src, src_ahead, src_step, grad_ahead, grad_step)
+        else:
+            _tap_dots2_ahead(grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc,
+                             src, src_ahead, src_step, grad_ahead, grad_step)
+    elif eight:
+        _tap_dots8(grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc)
+    else:
+        _tap_dots2(grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc)
+
+
+@inlined
+def _prefetch_part(data, first, step, r):
+    """Prefetch ``data[first + r * step:][:step]`` (nothing when ``step`` is 0)."""
+    for k in range(first + r * step, first + (r + 1) * step, vlanes(data)):
+        prefetch(data, k)
 
 
 @inlined
@@ -1032,6 +1096,24 @@ def _planar_weight_grad_task(src, grad_out, geom, row_block, out_block, with_bia
         used = planar_tile_rows(row_hi - row_lo, stride1, taps1, dilation1)
         _fill_tile(src_p, n * c_in + g * in_group, size0, size1, size2, geom, q0, row_lo,
                    used, width, width, extent, in_group, taps0, tile)
+        # the first dot products of this row block prefetch the next block's input rows
+        # (of its first input channel) and gradient rows (of the first output channel):
+        # another sample's, a plane apart, so the fill and the gradient loads had waited
+        src_ahead, src_step, grad_ahead, grad_step = 0, 0, 0, 0
+        if unit + 1 < unit_hi:
+            after = unit + 1
+            n_after = after // (n_blocks * rows0)
+            row_after = (after % n_blocks) * row_block
+            src_ahead, src_count = _task_rows(
+                (n_after * groups + g) * rows0 * n_blocks + after % (n_blocks * rows0),
+                n_blocks, rows0, groups, row_block, geom, c_in, size0, size1, size2,
+                in_group, used)
+            grad_ahead = (((n_after * c_out + g * out_group + j_lo) * rows0 +
+                           (after // n_blocks) % rows0) * rows1 + row_after) * cols
+            parts = (row_hi - row_lo) * lanes
+            src_step = (src_count + parts - 1) // parts * lanes
+            grad_step = ((min(rows1, row_after + row_block) - row_after) * cols + parts - 1) \
+                // parts * lanes
         for j in range(j_lo, j_hi):
             co = g * out_group + j
             grad_off = (((n * c_out + co) * rows0 + q0) * rows1 + row_lo) * cols
@@ -1041,17 +1123,16 @@ def _planar_weight_grad_task(src, grad_out, geom, row_block, out_block, with_bia
                     top = (i * taps0 + t0) * used * width
                     slot = (j - j_lo) * slots + (i * taps0 + t0) * plane_slots
                     k = 0
-                    while k + 8 <= plane_taps:
-                        _tap_dots8(grad_p, grad_off, tile, top, ptr_of(offsets, k), cols,
-                                   row_hi - row_lo, stride1 * width,
-                                   ptr_of(acc, (slot + k) * lanes))
-                        k += 8
                     while k < plane_taps:
-                        # an odd last tap pairs with itself; its copy is not read
-                        _tap_dots2(grad_p, grad_off, tile, top, ptr_of(offsets, k), cols,
-                                   row_hi - row_lo, stride1 * width,
-                                   ptr_of(acc, (slot + k) * lanes))
-                        k += 2
+                        # eight taps at a time, then two (an odd last tap pairs with
+                        # itself; its copy is not read)
+                        eight = k + 8 <= plane_taps
+                        _tap_dots(eight, grad_p, grad_off, tile, top, ptr_of(offsets, k),
+                                  cols, row_hi - row_lo, stride1 * width,
+                                  ptr_of(acc, (slot + k) * lanes), src_p, src_ahead,
+                                  src_step, grad_ahead, grad_step)
+                        src_step, grad_step = 0, 0
+                        k += 8 if eight else 2
             if with_bias:
                 for q1 in range(row_hi - row_lo):
                     _row_sum(grad_p, grad_off + q1 * cols, cols,
