@@ -919,12 +919,16 @@ def _dots2(grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc, src, 
             b0 = vfma(h, vload(tile, o0 + q + lanes), b0)
             b1 = vfma(h, vload(tile, o1 + q + lanes), b1)
             q += 2 * lanes
-        while q < cols:
-            rest = cols - q
-            g = vload_masked(grad, g_row + q, rest)
-            a0 = vfma(g, vload_masked(tile, o0 + q, rest), a0)
-            a1 = vfma(g, vload_masked(tile, o1 + q, rest), a1)
+        if q + lanes <= cols:
+            g = vload(grad, g_row + q)
+            a0 = vfma(g, vload(tile, o0 + q), a0)
+            a1 = vfma(g, vload(tile, o1 + q), a1)
             q += lanes
+        if q < cols:
+            rest = cols - q
+            h = vload_masked(grad, g_row + q, rest)
+            b0 = vfma(h, vload_masked(tile, o0 + q, rest), b0)
+            b1 = vfma(h, vload_masked(tile, o1 + q, rest), b1)
     _accumulate(acc, 0, vadd(a0, b0))
     _accumulate(acc, lanes, vadd(a1, b1))
 
@@ -991,16 +995,24 @@ def _accumulate(acc, off, vec):
 
 @inlined
 def _row_sum(grad, grad_off, cols, acc):
-    """Add the vector partial sums of ``grad[grad_off:grad_off + cols]`` to ``acc[0:lanes]``."""
+    """Add the vector partial sums of ``grad[grad_off:grad_off + cols]`` to ``acc[0:lanes]``.
+
+    Two accumulators (even and odd vectors), so the additions do not wait on each other.
+    """
     lanes = vlanes(grad)
     a0 = vzero(grad)
+    a1 = vzero(grad)
     q = 0
-    while q + lanes <= cols:
+    while q + 2 * lanes <= cols:
+        a0 = vadd(a0, vload(grad, grad_off + q))
+        a1 = vadd(a1, vload(grad, grad_off + q + lanes))
+        q += 2 * lanes
+    if q + lanes <= cols:
         a0 = vadd(a0, vload(grad, grad_off + q))
         q += lanes
     if q < cols:
-        a0 = vadd(a0, vload_masked(grad, grad_off + q, cols - q))
-    vstore(acc, 0, vadd(vload(acc, 0), a0))
+        a1 = vadd(a1, vload_masked(grad, grad_off + q, cols - q))
+    vstore(acc, 0, vadd(vload(acc, 0), vadd(a0, a1)))
 
 
 @kernel
@@ -1133,10 +1145,9 @@ def _planar_weight_grad_task(src, grad_out, geom, row_block, out_block, with_bia
                                   src_step, grad_ahead, grad_step)
                         src_step, grad_step = 0, 0
                         k += 8 if eight else 2
-            if with_bias:
-                for q1 in range(row_hi - row_lo):
-                    _row_sum(grad_p, grad_off + q1 * cols, cols,
-                             ptr_of(bias_array, (j - j_lo) * lanes))
+            if with_bias:  # the block's gradient rows are adjacent: one run
+                _row_sum(grad_p, grad_off, (row_hi - row_lo) * cols,
+                         ptr_of(bias_array, (j - j_lo) * lanes))
     for j in range(j_lo, j_hi):
         co = g * out_group + j
         grads = partial_w[chunk, co].reshape(kernel_size)
