@@ -42,6 +42,7 @@ from ._kernels import INDEX_2D, data_type, transpose_run
 from ._simd import (
     VECTOR_BITS,
     keep_alive,
+    lanes_for,
     ptr_of,
     vadd,
     vbroadcast_load,
@@ -262,6 +263,40 @@ def dense_weight_grad(src, src_layout, grad, grad_layout, steps, partial, partia
 
 
 @register_jitable
+def task_work(c_in: int, taps1: int, taps2: int, cols: int, stride2: int, dilation2: int,
+              lanes: int, blocks: int) -> tuple[int, int, int, int]:
+    """Elements of a :func:`dense_weight_grad` task's work arrays.
+
+    The span's input windows, the entry offsets (int64), the span's output gradient and
+    the accumulators of ``blocks`` output blocks, for an output row of ``cols`` pixels
+    (the task's pixel positions, 2 * SPAN int64, and bias sums come on top).
+
+    Examples
+    --------
+    >>> task_work(32, 4, 4, 28, 2, 1, 16, 2)  # a transposed 4x4 layer's weight gradient
+    (29696, 516, 8192, 33024)
+    """
+    out_tile = 2 * lanes
+    merged = tap_rows_per_task(c_in, taps1, taps2)
+    n_entries = -(-merged * taps2 * c_in // IN_TILE) * IN_TILE
+    width = (min(cols, SPAN) - 1) * stride2 + (taps2 - 1) * dilation2 + 1
+    span_rows = SPAN // cols if cols <= SPAN else 2
+    window = span_rows * merged * width * padded_channels(c_in, out_tile)
+    return window, n_entries, blocks * SPAN * out_tile, blocks * n_entries * out_tile
+
+
+def task_scratch_bytes(c_in: int, c_out: int, taps: tuple[int, int, int], cols: int,
+                       stride2: int, dilation2: int, dtype: np.dtype) -> int:
+    """Bytes one running task of :func:`dense_weight_grad` allocates (its work arrays)."""
+    lanes = lanes_for(dtype)
+    out_blocks, _ = task_split(c_in, c_out, taps, lanes, dtype.itemsize)
+    window, entries, grad, acc = task_work(c_in, taps[1], taps[2], cols, stride2, dilation2,
+                                           lanes, out_blocks)
+    return ((window + grad + acc + out_blocks * 2 * lanes) * dtype.itemsize
+            + (entries + 2 * SPAN) * 8)
+
+
+@register_jitable
 def padded_channels(c_in: int, line: int) -> int:
     """Channel stride of a packed input window (``c_in``, or more when it is wide).
 
@@ -294,7 +329,6 @@ def _weight_task(src, src_layout, grad, grad_layout, steps, partial, partial_bia
     tile_size = IN_TILE * out_tile
     n_out = (c_out + out_tile - 1) // out_tile
     n_groups = (n_out + out_blocks - 1) // out_blocks
-    n_tiles = (row_entries + IN_TILE - 1) // IN_TILE
     n_rows = grad_layout[0, 0] * rows0 * rows1
     group = task % n_groups
     rest = task // n_groups
@@ -312,17 +346,19 @@ def _weight_task(src, src_layout, grad, grad_layout, steps, partial, partial_bia
     span_row_stride = merged * row_stride
     # a span is whole rows when they are shorter than SPAN (windows are then copied once)
     span = cols * (SPAN // cols) if cols <= SPAN else SPAN
-    span_rows = span // cols if cols <= SPAN else 2
-    window_array = np.empty(span_rows * span_row_stride, dtype=partial.dtype)
+    window_size, n_entries, grad_size, acc_size = task_work(
+        c_in, taps1, taps2, cols, steps[2, 0], steps[2, 1], lanes, ob_hi - ob_lo)
+    n_tiles = n_entries // IN_TILE
+    window_array = np.empty(window_size, dtype=partial.dtype)
     window = ptr_of(window_array, 0)
     # offset of each entry (u, t2, i) of each tile from its pixel's first tap (entries past
     # the last one read the last one again: their sums are never stored)
-    entries_array = np.empty(n_tiles * IN_TILE, dtype=np.int64)
-    for e in range(n_tiles * IN_TILE):
+    entries_array = np.empty(n_entries, dtype=np.int64)
+    for e in range(n_entries):
         entries_array[e] = _entry_offset(min(e, row_entries - 1), c_in, taps2, row_stride,
                                          steps[2, 1] * c_pad, 1)
-    grad_array = np.empty((ob_hi - ob_lo) * SPAN * out_tile, dtype=partial.dtype)
-    acc_array = np.zeros((ob_hi - ob_lo) * n_tiles * tile_size, dtype=partial.dtype)
+    grad_array = np.empty(grad_size, dtype=partial.dtype)
+    acc_array = np.zeros(acc_size, dtype=partial.dtype)
     pixel_array = np.empty(2 * SPAN, dtype=np.int64)
     x_pixels = ptr_of(pixel_array, 0)
     g_pixels = ptr_of(pixel_array, SPAN)

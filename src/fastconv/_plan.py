@@ -417,14 +417,16 @@ WEIGHT_CHUNK_BYTES = 2 * 1024 * 1024
 
 
 def dense_weight_chunks(rows: int, tiles: int, grad_bytes: int, operand_bytes: int = 0,
-                        weight_bytes: int = 0) -> int:
+                        weight_bytes: int = 0, held_bytes: int = 0) -> int:
     """Number of reduction chunks of the dense weight gradient (shape-determined).
 
     As many as :func:`reduction_chunks` gives, and at least one per
     :data:`WEIGHT_CHUNK_BYTES` of output gradient; but when there are several, their
-    partial sums (``weight_bytes`` each) may take at most :data:`EXTRA_MEMORY` of the
-    operands (``operand_bytes``) and the result, so a layer with large weights and small
-    images gets fewer chunks (one, whose sum is the result itself). More than four are
+    partial sums (``weight_bytes`` each), with the running tasks' work arrays
+    (``held_bytes``) while they run and then the summed result, may take at most the
+    result and :data:`EXTRA_MEMORY` of the operands (``operand_bytes``) and the result,
+    so a layer with large weights and small images gets fewer chunks (one, whose sum is
+    the result itself). More than four are
     rounded down to a multiple of four, so that the tasks (chunks x tasks per chunk) split
     evenly over 2 or 4 threads (9 tasks kept one of two threads waiting a ninth of the call).
 
@@ -439,7 +441,8 @@ def dense_weight_chunks(rows: int, tiles: int, grad_bytes: int, operand_bytes: i
     """
     chunks = max(reduction_chunks(rows, tiles), min(rows, -(-grad_bytes // WEIGHT_CHUNK_BYTES)))
     if chunks > 1 and weight_bytes:
-        spare = EXTRA_MEMORY * (operand_bytes + weight_bytes)
+        spare = (EXTRA_MEMORY * (operand_bytes + weight_bytes) + weight_bytes
+                 - max(held_bytes, weight_bytes))
         chunks = max(1, min(chunks, int(spare // weight_bytes)))
     return chunks - chunks % 4 if chunks > 4 else chunks
 

@@ -292,7 +292,10 @@ class _DensePass:
         axis of more than one output row, each slab's copy holding the input rows its output
         rows read (:func:`fastconv._plan.slab_rows`). A slab's low padding is what remains
         of the convolution's before its first row; its high padding is implied by the rows
-        it holds, as for the whole input. False (nothing run) when no axis can be split.
+        it holds, as for the whole input. Along the other axes the copies are zero-padded
+        (margins zeroed once, when the work array is allocated), so the kernel reads those
+        windows in place: a 3-D layer's 32-wide rows had half their tiles at a border.
+        False (nothing run) when no axis can be split.
         """
         axes = [a for a in (1, 2, 3) if dest.shape[a] > 1]
         if not axes:
@@ -300,30 +303,41 @@ class _DensePass:
         axis = axes[0]
         stride, dilation, pad_low = (g[axis - 1] for g in self.geometry)
         taps = self.weight_shape[axis + 1]
-        row_bytes = src.nbytes // max(src.shape[0] * src.shape[axis], 1)
+        margins = list(_plan.pad_margins(self.windows(dest.shape), src.shape[1:4]))
+        margins[axis - 1] = (0, 0)  # the slab axis keeps its padding in the kernel
+        padded = list(_padded_shape(src.shape, tuple(margins)))
+        view = _window_view(self.windows(dest.shape), tuple(margins))[1:]
+        if math.prod(padded) > _plan.PAD_COPY_GROWTH * src.size:
+            # huge paddings of small inputs: left to the kernel's zero handling
+            margins, padded, view = [(0, 0)] * 3, list(src.shape), (slice(None),) * 3
+        row_bytes = math.prod(padded) * src.itemsize // max(src.shape[0] * src.shape[axis], 1)
         rows = _plan.slab_rows(dest.shape[axis], stride, dilation, taps,
                                int(spare // max(row_bytes, 1)))
         if rows >= dest.shape[axis]:
             return False
         extent = min(src.shape[axis], (rows - 1) * stride + (taps - 1) * dilation + 1)
-        shape = list(src.shape)
-        shape[0], shape[axis] = 1, extent
+        padded[0], padded[axis] = 1, extent
+        margins = tuple(margins)
+        low = tuple(lo for lo, _ in margins)
         lead = (slice(None),) * axis
-        with _workspace.borrowed("channels-last", tuple(shape), src.dtype) as buffer:
+        with _workspace.borrowed(("channels-last", margins), tuple(padded), src.dtype,
+                                 _workspace.zeros) as buffer:
             for first in range(0, dest.shape[axis], rows):
                 last = min(first + rows, dest.shape[axis])
-                low = max(0, first * stride - pad_low)
-                high = min(src.shape[axis], (last - 1) * stride - pad_low
+                start = max(0, first * stride - pad_low)
+                stop = min(src.shape[axis], (last - 1) * stride - pad_low
                            + (taps - 1) * dilation + 1)
-                high = max(high, low)
-                pads = list(self.geometry[2])
-                pads[axis - 1] = pad_low - first * stride + low
-                data = buffer[lead + (slice(0, high - low),)]
+                stop = max(stop, start)
+                pads = [0 if lo else p for lo, p in zip(low, self.geometry[2])]
+                pads[axis - 1] = pad_low - first * stride + start
+                window = list(view)
+                window[axis - 1] = slice(0, stop - start)
+                data = buffer[lead + (slice(0, stop - start),)]
                 for n in range(src.shape[0]):
                     part = (slice(n, n + 1), *lead[1:])
-                    _copy_channels_last(src[part + (slice(low, high),)], data)
-                    self.run_prepared(data, prepared, bias, dest[part + (slice(first, last),)],
-                                      tuple(pads))
+                    _copy_channels_last(src[part + (slice(start, stop),)], data, low)
+                    self.run_prepared(buffer[(slice(None), *window)], prepared, bias,
+                                      dest[part + (slice(first, last),)], tuple(pads))
         return True
 
     @property
@@ -1074,8 +1088,13 @@ def dense_weight_chunks(spec: ConvSpec, dtype: np.dtype, tiles: int, src_size: i
     """
     grad_bytes = math.prod(grad_shape) * dtype.itemsize
     weight_bytes = spec.c_out * spec.c_in * math.prod(spec.kernel) * dtype.itemsize
+    # every thread's running task holds its work arrays (the configured thread count, not
+    # the current one: the chunks, and so the sums, must not depend on it)
+    held = numba.config.NUMBA_NUM_THREADS * _dense_weight.task_scratch_bytes(
+        spec.c_in, spec.c_out, _plan.to_3d(spec.kernel, 1), grad_shape[3],
+        _plan.to_3d(spec.stride, 1)[2], _plan.to_3d(spec.dilation, 1)[2], dtype)
     return _plan.dense_weight_chunks(math.prod(grad_shape[:3]), tiles, grad_bytes,
-                                     src_size * dtype.itemsize + grad_bytes, weight_bytes)
+                                     src_size * dtype.itemsize + grad_bytes, weight_bytes, held)
 
 
 def _non_negative(view: np.ndarray) -> contextlib.AbstractContextManager[np.ndarray]:
