@@ -981,6 +981,86 @@ def _tap_dots(eight, grad, grad_off, tile, top, offsets, cols, rows, tile_step, 
 
 
 @inlined
+def _slide_column(grad, g_col, cols, rows, tile, t_col, width, dilation2, count, a00, a01,
+                  a02, a10, a11, a12, a20, a21, a22, src, src_ahead, src_step, grad_ahead,
+                  grad_step, ahead):
+    """One vector of columns of :func:`_slide_dots3x3`, walking down the rows.
+
+    ``count`` lanes (masked loads when fewer than a vector); returns the nine accumulators.
+    With ``ahead`` (a compile-time constant), row ``r`` prefetches part ``r`` of the next
+    row block's operands (:func:`_prefetch_part`).
+    """
+    lanes = vlanes(tile)
+    zero = vzero(tile)
+    g1, g2 = zero, zero  # gradient rows r - 1 and r - 2
+    for r in range(rows + 2):
+        if ahead:
+            _prefetch_part(src, src_ahead, src_step, r)
+            _prefetch_part(grad, grad_ahead, grad_step, r)
+        t_row = t_col + r * width
+        if count >= lanes:
+            x0, x1, x2 = _shifted(tile, t_row, dilation2)
+            g0 = vload(grad, g_col + r * cols) if r < rows else zero
+        else:
+            x0 = vload_masked(tile, t_row, count)
+            x1 = vload_masked(tile, t_row + dilation2, count)
+            x2 = vload_masked(tile, t_row + 2 * dilation2, count)
+            g0 = vload_masked(grad, g_col + r * cols, count) if r < rows else zero
+        # tile row r is tap row 0 of output row r, 1 of row r - 1 and 2 of row r - 2; a
+        # row outside the block adds no product (not even 0 * inf)
+        if r < rows:
+            a00, a01, a02 = vfma(g0, x0, a00), vfma(g0, x1, a01), vfma(g0, x2, a02)
+        if 1 <= r <= rows:
+            a10, a11, a12 = vfma(g1, x0, a10), vfma(g1, x1, a11), vfma(g1, x2, a12)
+        if r >= 2:
+            a20, a21, a22 = vfma(g2, x0, a20), vfma(g2, x1, a21), vfma(g2, x2, a22)
+        g2, g1 = g1, g0
+    return a00, a01, a02, a10, a11, a12, a20, a21, a22
+
+
+@inlined
+def _slide_dots(grad, grad_off, cols, rows, tile, top, width, dilation2, acc, src, src_ahead,
+                src_step, grad_ahead, grad_step, ahead):
+    """The nine dot products of a 3x3 filter's weight gradient, one input plane's tile.
+
+    Gradient row ``q`` (``grad[grad_off + q * cols:][:cols]``, ``q < rows``) meets tile
+    rows ``q + t1`` from ``top`` (``width`` apart), shifted ``t2 * dilation2``: tap
+    ``(t1, t2)``'s sum goes to ``acc[(3 * t1 + t2) * lanes:][:lanes]``. The walk loads
+    each tile row once (three shifted loads) and each gradient row once, for the three
+    pairs of rows it meets: four loads per nine multiply-adds, where eight-tap dot
+    products (:func:`_tap_dots8`) load once per multiply-add. Masked tails read nothing
+    past ``cols``. The first vector of columns prefetches as :func:`_slide_column` says.
+    """
+    lanes = vlanes(tile)
+    a00, a01, a02 = vzero(tile), vzero(tile), vzero(tile)
+    a10, a11, a12 = vzero(tile), vzero(tile), vzero(tile)
+    a20, a21, a22 = vzero(tile), vzero(tile), vzero(tile)
+    for c in range(0, cols, lanes):
+        a00, a01, a02, a10, a11, a12, a20, a21, a22 = _slide_column(
+            grad, grad_off + c, cols, rows, tile, top + c, width, dilation2, cols - c, a00,
+            a01, a02, a10, a11, a12, a20, a21, a22, src, src_ahead, src_step, grad_ahead,
+            grad_step, ahead and c == 0)
+    _accumulate_row(acc, 0, a00, a01, a02)
+    _accumulate_row(acc, 3 * lanes, a10, a11, a12)
+    _accumulate_row(acc, 6 * lanes, a20, a21, a22)
+
+
+@helper
+def _slide_dots3x3(grad, grad_off, cols, rows, tile, top, width, dilation2, acc):
+    """:func:`_slide_dots` without prefetching (compiled once)."""
+    _slide_dots(grad, grad_off, cols, rows, tile, top, width, dilation2, acc, tile, 0, 0, 0,
+                0, False)
+
+
+@helper
+def _slide_dots3x3_ahead(grad, grad_off, cols, rows, tile, top, width, dilation2, acc, src,
+                         src_ahead, src_step, grad_ahead, grad_step):
+    """:func:`_slide_dots` prefetching the next row block's operands as it goes."""
+    _slide_dots(grad, grad_off, cols, rows, tile, top, width, dilation2, acc, src, src_ahead,
+                src_step, grad_ahead, grad_step, True)
+
+
+@inlined
 def _prefetch_part(data, first, step, r):
     """Prefetch ``data[first + r * step:][:step]`` (nothing when ``step`` is 0)."""
     for k in range(first + r * step, first + (r + 1) * step, vlanes(data)):
@@ -991,6 +1071,15 @@ def _prefetch_part(data, first, step, r):
 def _accumulate(acc, off, vec):
     """``acc[off:off + lanes] += vec``."""
     vstore(acc, off, vadd(vload(acc, off), vec))
+
+
+@inlined
+def _accumulate_row(acc, off, a, b, c):
+    """:func:`_accumulate` three consecutive vectors (one tap row of sums)."""
+    lanes = vlanes(acc)
+    _accumulate(acc, off, a)
+    _accumulate(acc, off + lanes, b)
+    _accumulate(acc, off + 2 * lanes, c)
 
 
 @inlined
@@ -1099,6 +1188,8 @@ def _planar_weight_grad_task(src, grad_out, geom, row_block, out_block, with_bia
     acc_array = np.zeros((j_hi - j_lo) * slots * lanes, dtype=src.dtype)
     acc = ptr_of(acc_array, 0)
     bias_array = np.zeros((j_hi - j_lo) * lanes, dtype=src.dtype)
+    # 3x3 filters with unit row stride and dilation: each tile row is loaded once
+    slides = taps1 == 3 and taps2 == 3 and stride1 == 1 and dilation1 == 1
     for unit in range(unit_lo, unit_hi):
         block = unit % n_blocks
         q0 = (unit // n_blocks) % rows0
@@ -1135,6 +1226,16 @@ def _planar_weight_grad_task(src, grad_out, geom, row_block, out_block, with_bia
                     top = (i * taps0 + t0) * used * width
                     slot = (j - j_lo) * slots + (i * taps0 + t0) * plane_slots
                     k = 0
+                    if slides and src_step + grad_step > 0:
+                        _slide_dots3x3_ahead(grad_p, grad_off, cols, row_hi - row_lo, tile,
+                                             top, width, dilation2, ptr_of(acc, slot * lanes),
+                                             src_p, src_ahead, src_step, grad_ahead,
+                                             grad_step)
+                        src_step, grad_step, k = 0, 0, plane_taps
+                    elif slides:
+                        _slide_dots3x3(grad_p, grad_off, cols, row_hi - row_lo, tile, top,
+                                       width, dilation2, ptr_of(acc, slot * lanes))
+                        k = plane_taps
                     while k < plane_taps:
                         # eight taps at a time, then two (an odd last tap pairs with
                         # itself; its copy is not read)
