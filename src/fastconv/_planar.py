@@ -256,7 +256,7 @@ def _fill_tile(src, plane0, size0, size1, size2, geom, q0, row_lo, span, width, 
     each tap along ``D0``, the rows of the source slice that tap reads. The first
     ``written`` columns of each row are written (the padded row, then zeros): ``width`` for
     a fresh tile, or the whole vectors holding the ``extent`` padded columns for a tile
-    whose slack is zero already.
+    whose slack is zero already (either way whole vectors).
     """
     stride0, dilation0, pad0, mode0 = geom[0, STRIDE], geom[0, DILATION], geom[0, PAD_LOW], \
         geom[0, MODE]
@@ -278,8 +278,11 @@ def _fill_tile(src, plane0, size0, size1, size2, geom, q0, row_lo, span, width, 
                 dst = ptr_of(tile, ((i * taps0 + t0) * span + r) * width)
                 s1 = _source(row_lo * stride1 - pad1 + r, size1, mode1)
                 if s0 < 0 or s1 < 0:
-                    for c in range(written):
-                        dst[c] = 0
+                    # whole vectors of zeros (`written` is): an element loop became a
+                    # call to memset per row, 9% of a stem's input gradient
+                    zeros = vzero(tile)
+                    for c in range(0, written, step):
+                        vstore(dst, c, zeros)
                 else:
                     src_off = (((plane0 + i) * size0 + s0) * size1 + s1) * size2
                     _copy_row(src, src_off, size2, pad2, mode2, extent, dst, written)
