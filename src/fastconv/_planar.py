@@ -1200,8 +1200,11 @@ def _planar_weight_grad_task(src, grad_out, geom, row_block, out_block, with_bia
         row_lo = block * row_block
         row_hi = min(rows1, row_lo + row_block)
         used = planar_tile_rows(row_hi - row_lo, stride1, taps1, dilation1)
+        # only the whole vectors holding the padded rows: the dot products read no column
+        # past `extent` (masked tails), so the rest of each tile row is never read
         _fill_tile(src_p, n * c_in + g * in_group, size0, size1, size2, geom, q0, row_lo,
-                   used, width, width, extent, in_group, taps0, tile)
+                   used, width, min(width, (extent + lanes - 1) // lanes * lanes), extent,
+                   in_group, taps0, tile)
         # the first dot products of this row block prefetch the next block's input rows
         # (of its first input channel) and gradient rows (of the first output channel):
         # another sample's, a plane apart, so the fill and the gradient loads had waited
