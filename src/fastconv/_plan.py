@@ -712,15 +712,15 @@ def planar_tile_rows(rows: int, stride: int, taps: int, dilation: int) -> int:
 
 
 def planar_row_block(tasks_per_block: int, rows: int, cols: int, row_bytes: int,
-                     halo: int = 0) -> int:
+                     halo: int = 0, tile_bytes: int = 1 << 17, min_tasks: int = 64) -> int:
     """Output rows per task of the planar kernels.
 
     About 4096 outputs per task amortise its fixed costs, and at least ``4 * halo`` rows
     (``halo``: the input rows a task's tile holds beyond its own, ``(taps - 1) *
     dilation``) keep the rows its neighbours copy again within a quarter of its own; all
-    within a padded input tile of at most 128 KiB (``row_bytes`` per output row). Fewer
-    rows when that would leave fewer than 64 tasks (``tasks_per_block`` tasks for each block
-    of rows).
+    within a padded input tile of at most ``tile_bytes`` (``row_bytes`` per output row).
+    Fewer rows when that would leave fewer than ``min_tasks`` tasks (``tasks_per_block``
+    tasks for each block of rows).
 
     Examples
     --------
@@ -730,10 +730,13 @@ def planar_row_block(tasks_per_block: int, rows: int, cols: int, row_bytes: int,
     56
     >>> planar_row_block(1, 1024, 8, 96)
     16
+    >>> planar_row_block(1, 112, 112, 49152, 3), planar_row_block(1, 112, 112, 49152, 3,
+    ...                                                           1 << 19, 16)
+    (1, 5)
     """
     wanted = max(4096 // max(cols, 1), 4 * halo)
-    block = max(1, min(rows, wanted, (1 << 17) // max(row_bytes, 1)))
-    while block > 1 and tasks_per_block * -(-rows // block) < 64:
+    block = max(1, min(rows, wanted, tile_bytes // max(row_bytes, 1)))
+    while block > 1 and tasks_per_block * -(-rows // block) < min_tasks:
         block = (block + 1) // 2
     return block
 

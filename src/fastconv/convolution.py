@@ -577,12 +577,21 @@ def _channels_first(view: np.ndarray) -> np.ndarray:
     return view.transpose(0, 4, 1, 2, 3)
 
 
+#: Largest padded input tile of a planar forward task (a 64-channel stride phase of a 7x7
+#: stem's input gradient: 128 KiB and at least 64 tasks per launch gave one output row per
+#: task, each copying four input rows; 512 KiB and 8 tasks per thread: five rows, +20-27%).
+PLANAR_TILE_BYTES = 1 << 19
+
+
 def planar_rows_per_task(spec: ConvSpec, dtype: np.dtype, planes_shape: tuple[int, ...],
                          tasks_per_block: int, halo: bool = False) -> int:
     """Row block of a planar kernel writing (or reading the gradient of) ``planes_shape``.
 
-    ``halo``: size the block by the input rows its tile holds beyond its own, too
-    (:func:`fastconv._plan.planar_row_block`; the forward kernel copies each task's tile).
+    ``halo``: the forward kernel, which copies each task's tile: size the block by the
+    input rows its tile holds beyond its own too, within :data:`PLANAR_TILE_BYTES`, with
+    at least eight tasks per thread (its results do not depend on the rows per task, so
+    the thread count may decide; :func:`fastconv._plan.planar_row_block`). The weight
+    gradient's blocks (which order its sums) keep the shape-only defaults.
     """
     _, _, _, rows1, cols = planes_shape
     taps0, taps1, taps2 = _plan.to_3d(spec.kernel, 1)
@@ -590,8 +599,11 @@ def planar_rows_per_task(spec: ConvSpec, dtype: np.dtype, planes_shape: tuple[in
     dilation1, dilation2 = _plan.to_3d(spec.dilation, 1)[1:]
     width = _plan.planar_tile_width(cols, taps2, dilation2, lanes_for(dtype))
     row_bytes = (spec.c_in // spec.groups) * taps0 * width * stride1 * dtype.itemsize
-    extra = -(-(taps1 - 1) * dilation1 // stride1) if halo else 0
-    return _plan.planar_row_block(tasks_per_block, rows1, cols, row_bytes, extra)
+    if not halo:
+        return _plan.planar_row_block(tasks_per_block, rows1, cols, row_bytes)
+    extra = -(-(taps1 - 1) * dilation1 // stride1)
+    return _plan.planar_row_block(tasks_per_block, rows1, cols, row_bytes, extra,
+                                  PLANAR_TILE_BYTES, 8 * numba.config.NUMBA_NUM_THREADS)
 
 
 def _planes_shape(canonical_shape: tuple[int, ...]) -> tuple[int, ...]:
