@@ -702,7 +702,8 @@ def forward_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
     """
     algorithm = _plan.forward_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
                                         spec.kernel, spec.stride, _dense.block_size(dtype),
-                                        planar_layout, forced, _padded(spec))
+                                        planar_layout, forced, _padded(spec),
+                                        spec.out_sizes[-1])
     return _small_choice(spec, algorithm, forced)
 
 
@@ -711,7 +712,8 @@ def adjoint_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
     """Algorithm of the adjoint of ``spec`` (the kernel of its stride phases, or gather)."""
     algorithm = _plan.adjoint_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
                                         spec.kernel, spec.stride, _dense.block_size(dtype),
-                                        planar_layout, forced, _padded(spec))
+                                        planar_layout, forced, _padded(spec),
+                                        -(-spec.in_sizes[-1] // spec.stride[-1]))
     return _small_choice(spec, algorithm, forced)
 
 
