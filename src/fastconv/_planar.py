@@ -967,20 +967,43 @@ def _tap_dots2_ahead(grad, grad_off, tile, top, offsets, cols, rows, tile_step, 
 
 
 @inlined
-def _tap_dots(eight, grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc, src,
-              src_ahead, src_step, grad_ahead, grad_step):
-    """Eight (``eight``) or two taps' dot products; prefetching when a step is positive."""
-    if src_step + grad_step > 0:
-        if eight:
-            _tap_dots8_ahead(grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc,
+def _plane_dots(slides, grad, grad_off, tile, top, offsets, plane_taps, cols, rows, width,
+                stride1, dilation2, acc, src, src_ahead, src_step, grad_ahead, grad_step):
+    """Every tap's dot products of one input plane's tile (sums at ``acc``, a vector each).
+
+    A 3x3 filter with unit row stride and dilation (``slides``) walks down the tile
+    (:func:`_slide_dots`); other filters take eight taps at a time, then two (an odd last
+    tap pairs with itself; its copy is not read). The first call prefetches the next row
+    block's operands when a step is positive (the ``_ahead`` helpers).
+    """
+    lanes = vlanes(tile)
+    ahead = src_step + grad_step > 0
+    if slides and ahead:
+        _slide_dots3x3_ahead(grad, grad_off, cols, rows, tile, top, width, dilation2, acc,
                              src, src_ahead, src_step, grad_ahead, grad_step)
-        else:
-            _tap_dots2_ahead(grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc,
-                             src, src_ahead, src_step, grad_ahead, grad_step)
-    elif eight:
-        _tap_dots8(grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc)
+    elif slides:
+        _slide_dots3x3(grad, grad_off, cols, rows, tile, top, width, dilation2, acc)
     else:
-        _tap_dots2(grad, grad_off, tile, top, offsets, cols, rows, tile_step, acc)
+        k = 0
+        while k < plane_taps:
+            eight = k + 8 <= plane_taps
+            at = ptr_of(acc, k * lanes)
+            if ahead and eight:
+                _tap_dots8_ahead(grad, grad_off, tile, top, ptr_of(offsets, k), cols, rows,
+                                 stride1 * width, at, src, src_ahead, src_step, grad_ahead,
+                                 grad_step)
+            elif ahead:
+                _tap_dots2_ahead(grad, grad_off, tile, top, ptr_of(offsets, k), cols, rows,
+                                 stride1 * width, at, src, src_ahead, src_step, grad_ahead,
+                                 grad_step)
+            elif eight:
+                _tap_dots8(grad, grad_off, tile, top, ptr_of(offsets, k), cols, rows,
+                           stride1 * width, at)
+            else:
+                _tap_dots2(grad, grad_off, tile, top, ptr_of(offsets, k), cols, rows,
+                           stride1 * width, at)
+            ahead = False
+            k += 8 if eight else 2
 
 
 @inlined
@@ -1231,27 +1254,11 @@ def _planar_weight_grad_task(src, grad_out, geom, row_block, out_block, with_bia
                 for t0 in range(taps0):
                     top = (i * taps0 + t0) * used * width
                     slot = (j - j_lo) * slots + (i * taps0 + t0) * plane_slots
-                    k = 0
-                    if slides and src_step + grad_step > 0:
-                        _slide_dots3x3_ahead(grad_p, grad_off, cols, row_hi - row_lo, tile,
-                                             top, width, dilation2, ptr_of(acc, slot * lanes),
-                                             src_p, src_ahead, src_step, grad_ahead,
-                                             grad_step)
-                        src_step, grad_step, k = 0, 0, plane_taps
-                    elif slides:
-                        _slide_dots3x3(grad_p, grad_off, cols, row_hi - row_lo, tile, top,
-                                       width, dilation2, ptr_of(acc, slot * lanes))
-                        k = plane_taps
-                    while k < plane_taps:
-                        # eight taps at a time, then two (an odd last tap pairs with
-                        # itself; its copy is not read)
-                        eight = k + 8 <= plane_taps
-                        _tap_dots(eight, grad_p, grad_off, tile, top, ptr_of(offsets, k),
-                                  cols, row_hi - row_lo, stride1 * width,
-                                  ptr_of(acc, (slot + k) * lanes), src_p, src_ahead,
-                                  src_step, grad_ahead, grad_step)
-                        src_step, grad_step = 0, 0
-                        k += 8 if eight else 2
+                    _plane_dots(slides, grad_p, grad_off, tile, top, offsets, plane_taps,
+                                cols, row_hi - row_lo, width, stride1, dilation2,
+                                ptr_of(acc, slot * lanes), src_p, src_ahead, src_step,
+                                grad_ahead, grad_step)
+                    src_step, grad_step = 0, 0
             if with_bias:  # the block's gradient rows are adjacent: one run
                 _row_sum(grad_p, grad_off, (row_hi - row_lo) * cols,
                          ptr_of(bias_array, (j - j_lo) * lanes))
