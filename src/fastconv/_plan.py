@@ -426,9 +426,9 @@ def dense_weight_chunks(rows: int, tiles: int, grad_bytes: int, operand_bytes: i
     (``held_bytes``) while they run and then the summed result, may take at most the
     result and :data:`EXTRA_MEMORY` of the operands (``operand_bytes``) and the result,
     so a layer with large weights and small images gets fewer chunks (one, whose sum is
-    the result itself). More than four are
-    rounded down to a multiple of four, so that the tasks (chunks x tasks per chunk) split
-    evenly over 2 or 4 threads (9 tasks kept one of two threads waiting a ninth of the call).
+    the result itself). More than four are rounded down to a multiple of four, so that the
+    tasks (chunks x tasks per chunk) split evenly over 2 or 4 threads (9 tasks kept one of
+    two threads waiting a ninth of the call).
 
     Examples
     --------
