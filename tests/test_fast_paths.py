@@ -11,6 +11,7 @@ with the naive reference within the dtype's tolerance.
 """
 
 import itertools
+import math
 
 import numba
 import numpy as np
@@ -792,6 +793,63 @@ def test_dense_stride_phases_share_one_layout_copy(batch, monkeypatch):
                                  np.ascontiguousarray(to_channels_last(grad)),
                                  channels_last=True, **options)
     assert np.ascontiguousarray(to_channels_last(got)).tobytes() == last.tobytes()
+
+
+def _launched_job_kinds(monkeypatch) -> list[list[int]]:
+    """Record the kinds (0 row, 1 window, 2 tiled) of every job table run."""
+    kinds = []
+    run_jobs = _dense.run_jobs
+
+    def spy(table, *args):
+        kinds.append(table.jobs[:, _dense._J_KIND].tolist())
+        return run_jobs(table, *args)
+
+    monkeypatch.setattr(_dense, "run_jobs", spy)
+    return kinds
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("route", "batch"), [("tiled", 3), ("copied", 5), ("parts", 5),
+                                              ("self-packed", 2)])
+def test_dense_stride_phases_run_in_one_launch(route, batch, dtype, monkeypatch):
+    """The dense stride phases of a channels-first adjoint run in one launch per part of the
+    batch (a job table): tiled (every phase's tasks copy their own input rows, the whole
+    batch at once) when the phases' packed weights fit the spare memory, else on a
+    channels-last copy, part by part (tables shifted to the next part, a new one for a last
+    smaller part), with window- and row-mode (self-packing) jobs. Each route matches the
+    naive reference and, bit for bit, the channels-last call (one launch per phase)."""
+    rng = np.random.default_rng(59)
+    block = _dense.block_size(dtype)
+    x_shape = (batch, 2 * block + 3, 29, 28)  # two channel blocks and a partial one
+    weight = rng.standard_normal((37, x_shape[1], 3, 3)).astype(dtype)
+    bias = rng.standard_normal(x_shape[1]).astype(dtype)
+    options = {"stride": 2, "padding": 1}
+    grad = rng.standard_normal((batch, 37, 15, 14)).astype(dtype)
+    if route != "tiled":
+        monkeypatch.setattr(convolution, "_TILED_PHASE_BYTES", 0)
+    if route == "parts":  # spare memory for two samples' copy: parts of 2, 2, 1
+        sample = math.prod(grad.shape[1:]) * grad.itemsize
+        monkeypatch.setattr(_plan, "EXTRA_MEMORY", 0.0)
+        monkeypatch.setattr(convolution, "_spare_bytes", lambda *args: 2.5 * sample)
+    if route == "self-packed":
+        monkeypatch.setattr(_dense, "SELF_PACK_BYTES", 0)
+    kinds = _launched_job_kinds(monkeypatch)
+    got = fastconv.conv2d_input(x_shape, weight, grad, **options)
+    kind, tables = {"tiled": (2, 1), "copied": (1, None), "parts": (1, 3),
+                    "self-packed": (0, None)}[route]
+    assert kinds and all(table == [kind] * 4 for table in kinds)
+    assert tables is None or len(kinds) == tables
+    assert_close(got, naive.conv_input(x_shape, weight, grad, **options), 37 * 4, dtype)
+    last = fastconv.conv2d_input(to_channels_last(np.zeros(x_shape)).shape, weight,
+                                 np.ascontiguousarray(to_channels_last(grad)),
+                                 channels_last=True, **options)
+    assert np.ascontiguousarray(to_channels_last(got)).tobytes() == last.tobytes()
+    # the transposed convolution (the same adjoint) adds its bias in every phase
+    kinds.clear()
+    y = fastconv.conv_transpose2d(grad, weight, bias, output_padding=(0, 1), **options)
+    assert kinds and all(table == [kind] * 4 for table in kinds)
+    assert_close(y, naive.conv_input(x_shape, weight, grad, **options)
+                 + bias[:, None, None], 37 * 4, dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -39,7 +39,7 @@ def main():
             peak = tracemalloc.get_traced_memory()[1] - base
             del again
             ratio = (operands + peak) / (operands + results)
-            print(f"{name:20s} {pass_name:12s} {ratio:5.2f}  (peak {peak / 1e6:.1f} MB, results "
+            print(f"{name:20s} {pass_name:12s} {ratio:6.3f}  (peak {peak / 1e6:.1f} MB, results "
                   f"{results / 1e6:.1f} MB, operands {operands / 1e6:.1f} MB)", flush=True)
 
 

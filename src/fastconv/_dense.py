@@ -64,6 +64,7 @@ from ._runtime import CACHE
 from ._simd import (
     VECTOR_BITS,
     lanes_for,
+    pointer_at,
     ptr_of,
     vadd,
     vbroadcast_load,
@@ -1762,6 +1763,198 @@ _tiled_forward_signature = _jit.kernel_signature(_tiled_task_signature, 2)
 _call_tiled_task = _jit.caller(_tiled_task_signature)
 
 
+# ----------------------------------------------------------------------------------------------
+# job tables: several planned row- and window-mode calls (a strided adjoint's stride phases on
+# one part of the batch) in one parallel launch. Each thread runs its share of every job's
+# tasks, job after job: the same tasks, on the same threads' scratch, as one launch per job
+# (so the same results), without a launch and its Python preparation per job. The arrays are
+# passed by address (Python holds them for the call): one int64 row per job (_J_* columns).
+
+_J_KIND, _J_TASKS, _J_GROUP = 0, 1, 2  # kind: 0 row, 1 window, 2 tiled mode
+_J_X, _J_W, _J_OUT = 3, 5, 7  # (address, elements) of the flat input, weights, output
+_J_GEOMETRY = 9  # stride, dilation, pad_low
+_J_DIMS = 18  # the drivers' ``dims`` (:func:`_layout`)
+_J_WDESC = _J_DIMS + 18  # row mode: the weights' description (:data:`_WDESC`)
+_J_WSHAPE = _J_WDESC + _WDESC  # window and tiled mode: the packed weights' shape
+_J_LAST_DIMS = _J_WSHAPE + 6  # tiled mode: ``last_dims`` and ``sdims`` (:func:`_tiled_task`)
+_J_SDIMS = _J_LAST_DIMS + 18
+_J_COLUMNS = _J_SDIMS + 23
+
+
+@njit(cache=CACHE)
+def _run_job(jobs, j, aux, scr, fscr, tiles, first, stop, tid, row_at, window_at, tiled_at):
+    """Tasks ``first .. stop - 1`` of job ``j`` of a :func:`_jobs_forward` table."""
+    job = jobs[j]
+    x = numba.carray(pointer_at(job[_J_X], aux), (job[_J_X + 1],))
+    out = numba.carray(pointer_at(job[_J_OUT], aux), (job[_J_OUT + 1],))
+    w = pointer_at(job[_J_W], aux)
+    dims = job[_J_DIMS:_J_DIMS + 18]
+    g = _J_GEOMETRY
+    stride = (job[g], job[g + 1], job[g + 2])
+    dilation = (job[g + 3], job[g + 4], job[g + 5])
+    pad_low = (job[g + 6], job[g + 7], job[g + 8])
+    group = job[_J_GROUP]
+    if job[_J_KIND] == 0:
+        wsrc = numba.carray(w, (job[_J_W + 1],))
+        wdesc = job[_J_WDESC:_J_WDESC + _WDESC]
+        scr[tid, scr.shape[1] - 1] = -1  # no channel block of this job's weights packed yet
+        for task in range(first, stop):
+            _call_row_task(row_at, (x, wsrc, wdesc, aux, out, dims, stride, dilation, pad_low,
+                                    scr, fscr, group, task, tid))
+        return
+    s = _J_WSHAPE
+    wp = numba.carray(w, (job[s], job[s + 1], job[s + 2], job[s + 3], job[s + 4], job[s + 5]))
+    if job[_J_KIND] == 1:
+        for task in range(first, stop):
+            _call_window_task(window_at, (x, wp, aux, out, dims, stride, dilation, pad_low,
+                                          scr, fscr, group, task, tid))
+        return
+    last_dims = job[_J_LAST_DIMS:_J_SDIMS]
+    sdims = job[_J_SDIMS:_J_COLUMNS]
+    for task in range(first, stop):
+        _call_tiled_task(tiled_at, (x, sdims, wp, aux, out, dims, last_dims, stride, dilation,
+                                    scr, fscr, tiles, group, task, tid, window_at))
+
+
+@njit(parallel=True, cache=CACHE)
+def _jobs_forward(jobs, aux, scr, fscr, tiles, nthreads, row_at, window_at, tiled_at):
+    """Run every job of the table ``jobs``, each thread ``t`` its share of each job's tasks.
+
+    Thread ``t`` of ``nthreads`` runs tasks ``n * t // nthreads`` to ``n * (t + 1) //
+    nthreads`` of a job of ``n`` tasks, as a launch of that job alone would give it.
+    """
+    for t in prange(nthreads):
+        tid = np.int64(numba.get_thread_id())
+        for j in range(jobs.shape[0]):
+            n = jobs[j, _J_TASKS]
+            first, stop = n * t // nthreads, n * (t + 1) // nthreads
+            if first < stop:
+                _run_job(jobs, j, aux, scr, fscr, tiles, first, stop, tid, row_at,
+                         window_at, tiled_at)
+
+
+def _jobs_signature(dtype: np.dtype) -> tuple:
+    """Argument types of :func:`_jobs_forward`."""
+    index = np.dtype(np.int64)
+    return (data_type(index, 2, layout="C"), data_type(dtype, 1, layout="C"),
+            data_type(index, 2, True, "C"), data_type(dtype, 2, True, "C"),
+            data_type(dtype, 2, True, "C"), types.int64, types.int64, types.int64, types.int64)
+
+
+def _address(a: np.ndarray) -> tuple[int, int]:
+    """Address and element extent of the memory of ``a`` (non-negative strides)."""
+    extent = 1 + sum((n - 1) * s for n, s in zip(a.shape, a.strides)) // a.itemsize
+    return a.ctypes.data, extent if a.size else 0
+
+
+class JobTable(NamedTuple):
+    """Planned calls for one launch of :func:`_jobs_forward` (from :func:`job_table`)."""
+
+    #: one row per call (the ``_J_*`` columns), arrays by address
+    jobs: np.ndarray
+    #: ``aux`` of calls without bias (zeros), and the output channels (bias values)
+    zero_aux: np.ndarray
+    c_out: int
+    #: shapes of the per-thread integer and floating-point scratch and input tiles
+    scratch_shape: tuple[int, int]
+    data_scratch_shape: tuple[int, int]
+    tiles_shape: tuple[int, int]
+
+
+def _job_row(plan: DensePlan | TiledPlan, x: np.ndarray,
+             wp: np.ndarray | tuple[np.ndarray, np.ndarray], out: np.ndarray) -> np.ndarray:
+    """The :func:`_jobs_forward` row of one planned call (see :func:`job_table`)."""
+    row = np.zeros(_J_COLUMNS, np.int64)
+    row[_J_X:_J_X + 2] = _address(x)
+    row[_J_OUT:_J_OUT + 2] = _address(out)
+    row[_J_GROUP] = plan.group
+    if isinstance(plan, TiledPlan):
+        sdims = plan.sdims
+        row[:_J_TASKS + 1] = 2, sdims[9] * sdims[10] * sdims[12]
+        row[_J_W:_J_W + 2] = wp.ctypes.data, wp.size
+        row[_J_GEOMETRY:_J_GEOMETRY + 6] = (*plan.stride, *plan.dilation)
+        row[_J_DIMS:_J_WDESC] = plan.dims
+        row[_J_WSHAPE:_J_LAST_DIMS] = wp.shape
+        row[_J_LAST_DIMS:_J_SDIMS] = plan.last_dims
+        row[_J_SDIMS:] = sdims
+        return row
+    if plan.driver not in (_DRIVERS[TILE_P], _WDRIVERS[TILE_P]) or plan.empty or plan.bias_only:
+        raise ValueError(f"fastconv internal: job tables run live calls of {TILE_P}-pixel tiles")
+    tiles = -(-math.prod(out.shape[:4]) // TILE_P)
+    row[_J_GEOMETRY:_J_DIMS] = (*plan.stride, *plan.dilation, *plan.pad_low)
+    row[_J_DIMS:_J_WDESC] = _layout(x, out)
+    if plan.window:
+        row[:_J_TASKS + 1] = 1, -(-tiles // plan.group)
+        row[_J_W:_J_W + 2] = wp.ctypes.data, wp.size
+        row[_J_WSHAPE:_J_LAST_DIMS] = wp.shape
+        return row
+    if isinstance(wp, np.ndarray):
+        wp = (wp.reshape(-1), packed_description(wp.shape, plan.c_out, plan.block_major))
+    row[:_J_TASKS + 1] = 0, -(-tiles // plan.group) * wp[1][0]
+    row[_J_W:_J_W + 2] = wp[0].ctypes.data, wp[0].size
+    row[_J_WDESC:_J_WSHAPE] = wp[1]
+    return row
+
+
+def job_table(calls: list[tuple[DensePlan | TiledPlan, np.ndarray,
+                                np.ndarray | tuple[np.ndarray, np.ndarray], np.ndarray]]
+              ) -> JobTable:
+    """The job table of planned calls ``(plan, x, wp, out)`` (run by :func:`run_jobs`).
+
+    Each call as :func:`run_dense` (a plan neither empty nor bias-only, of this host's tile
+    :data:`TILE_P`) or :func:`run_tiled` takes it; all have the same output channels. The
+    table holds the arrays' addresses: the caller keeps them alive while it runs the table.
+    """
+    plans = [plan for plan, *_ in calls]
+    dtype = calls[0][3].dtype
+    zero_aux = np.zeros(max(plan.zero_aux.shape[0] for plan in plans), dtype)
+    zero_aux.flags.writeable = False
+    _jit.ensure_compiled(_jobs_forward, _jobs_signature, dtype)
+    return JobTable(np.stack([_job_row(*call) for call in calls]), zero_aux, plans[0].c_out,
+                    *_job_scratch_shapes(plans))
+
+
+def _job_scratch_shapes(plans: list[DensePlan | TiledPlan]) -> tuple[tuple[int, int], ...]:
+    """The integer and float scratch and the tiles of one launch of ``plans`` (the largest)."""
+    tiles = [plan.tiles_shape for plan in plans if isinstance(plan, TiledPlan)]
+    return (tuple(map(max, zip(*(plan.scratch_shape for plan in plans)))),
+            tuple(map(max, zip(*(plan.data_scratch_shape for plan in plans)))),
+            tuple(map(max, zip(*tiles))) if tiles else (1, 0))
+
+
+def job_scratch_bytes(plans: list[DensePlan | TiledPlan], dtype: np.dtype) -> int:
+    """Bytes of the scratch :func:`run_jobs` allocates for a table of ``plans``."""
+    ints, floats, tiles = _job_scratch_shapes(plans)
+    return (8 * math.prod(ints) + dtype.itemsize * (math.prod(floats) + math.prod(tiles)
+                                                    + max(p.zero_aux.shape[0] for p in plans)))
+
+
+def run_jobs(table: JobTable, bias: np.ndarray | None, x_shift: int = 0,
+             out_shift: int = 0) -> None:
+    """Run the calls of a :func:`job_table` in one parallel launch.
+
+    The results are bitwise those of one :func:`run_dense` (or :func:`run_tiled`) per
+    call. ``x_shift`` and ``out_shift`` (bytes) move every call's input and output: the
+    table of one part of a batch runs another part of the same shapes and strides.
+    """
+    jobs = table.jobs
+    if x_shift or out_shift:
+        jobs = jobs.copy()
+        jobs[:, _J_X] += x_shift
+        jobs[:, _J_OUT] += out_shift
+    aux = table.zero_aux
+    if bias is not None:
+        aux = np.zeros(aux.shape, aux.dtype)
+        aux[:table.c_out] = bias
+    dtype = aux.dtype
+    _jobs_forward(jobs, aux, np.empty(table.scratch_shape, np.int64),
+                  np.empty(table.data_scratch_shape, dtype), np.empty(table.tiles_shape, dtype),
+                  numba.get_num_threads(),
+                  _jit.address_of(_DRIVERS[TILE_P].task, _row_task_signature, dtype),
+                  _jit.address_of(_WDRIVERS[TILE_P].task, _window_task_signature, dtype),
+                  _jit.address_of(_tiled_task, _tiled_task_signature, dtype))
+
+
 #: the row-mode task function of this host's tile, run by :func:`small_conv`
 _SMALL_TASK = {6: _task_p6, 8: _task_p8}[TILE_P]
 
@@ -2066,20 +2259,22 @@ _TILE_BYTES = 160 * 1024
 def tiled_plan(x_shape: tuple[int, ...], x_strides: tuple[int, ...], wp_shape: tuple[int, ...],
                out_shape: tuple[int, ...], out_strides: tuple[int, ...], dtype: np.dtype,
                stride: tuple[int, int, int], dilation: tuple[int, int, int],
-               pad_low: tuple[int, int, int], nthreads: int) -> TiledPlan | None:
+               pad_low: tuple[int, int, int], nthreads: int,
+               packed: bool = False, tile_bytes: int | None = None) -> TiledPlan | None:
     """Plan a tiled call (:func:`run_tiled`), or None where tiled mode does not apply.
 
-    It applies to window-mode weights (:func:`window_mode`) and an input of
+    It applies to window-mode weights (:func:`window_mode`, with ``packed``) and an input of
     ``(N, I0, I1, I2, C)`` whose last spatial dimension is unit-stride (the channels-last
     view of a channels-first array), with non-negative strides (``x_strides`` and
     ``out_strides`` in bytes). Each task covers a block of output rows (along ``O1``) of one
-    output plane of one sample: as many as keep its input tile within :data:`_TILE_BYTES`,
-    fewer when that would leave fewer than eight tasks per thread.
+    output plane of one sample: as many as keep its input tile within ``tile_bytes``
+    (default :data:`_TILE_BYTES`), fewer when that would leave fewer than eight tasks per
+    thread.
     """
     item = dtype.itemsize
     xs = [v // item for v in x_strides]
     os = [v // item for v in out_strides]
-    if (not window_mode(wp_shape, dtype) or xs[3] != 1 or min(xs) < 0 or min(os) < 0
+    if (not window_mode(wp_shape, dtype, packed) or xs[3] != 1 or min(xs) < 0 or min(os) < 0
             or math.prod(out_shape) == 0 or math.prod(x_shape) == 0):
         return None
     n, i0n, i1n, i2n, c_in = x_shape
@@ -2096,15 +2291,17 @@ def tiled_plan(x_shape: tuple[int, ...], x_strides: tuple[int, ...], wp_shape: t
     axis = 1 if o1n > 1 else 2
     extent = o1n if axis == 1 else o2n
 
-    def tile_bytes(size: int) -> int:
+    def bytes_of(size: int) -> int:
         if axis == 1:
             return rows_in(size) * row_bytes
         return rows_in(1) * planes * ((size - 1) * stride[2] + (k2n - 1) * dilation[2] + 1) \
             * c_in * item
 
+    if tile_bytes is None:
+        tile_bytes = _TILE_BYTES
     size = extent
-    while size > 1 and tile_bytes(size) > _TILE_BYTES:
-        size = max(1, min(size - 1, size * _TILE_BYTES // tile_bytes(size)))
+    while size > 1 and bytes_of(size) > tile_bytes:
+        size = max(1, min(size - 1, size * tile_bytes // bytes_of(size)))
     while size > 1 and n * o0n * -(-extent // size) < 8 * nthreads:
         size = (size + 1) // 2
     blocks = -(-extent // size)
@@ -2196,14 +2393,15 @@ def self_packs(wp_shape: tuple[int, ...], dtype: np.dtype) -> bool:
     return math.prod(wp_shape) * dtype.itemsize > SELF_PACK_BYTES
 
 
-def window_mode(wp_shape: tuple[int, ...], dtype: np.dtype) -> bool:
+def window_mode(wp_shape: tuple[int, ...], dtype: np.dtype, packed: bool = False) -> bool:
     """Whether :func:`dense_plan` runs weights of `wp_shape` in window mode by default.
 
     Window mode runs every channel block of a tile in turn, so the per-tile work (pixel
     positions, border checks, gathering windows that cross the border) is done once, not
     once per block, and the windows of interior tiles are read in place (a kernel row, or
     with a dilation along the last dimension a tap, at a time). It takes packed weights,
-    which must be small (not :func:`self_packs`); with them and at least two channel
+    which must be small (not :func:`self_packs`, unless ``packed``: the caller packs them
+    anyway); with them and at least two channel
     blocks it is as fast or faster than row mode on the benchmark layers (3x3 with 16 to
     64 channels, dilated, 3-D, 1-D, the RGB stem, transposed). With one block there is
     nothing to share: then it pays off only when kernel rows are short (``K2 * C_in`` at
@@ -2217,7 +2415,7 @@ def window_mode(wp_shape: tuple[int, ...], dtype: np.dtype) -> bool:
     >>> window_mode((4, 3, 3, 1, 64, 16), f), window_mode((16, 3, 3, 1, 256, 16), f)
     (True, False)
     """
-    if self_packs(wp_shape, dtype):
+    if not packed and self_packs(wp_shape, dtype):
         return False
     nblk, _, _, k2, c_in, kbs = wp_shape
     return nblk > 1 or k2 * c_in <= kbs // 2

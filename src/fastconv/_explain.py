@@ -146,12 +146,22 @@ def _adjoint_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
     # planar kernel writes a strided phase through a temporary
     layout = batch * spec.c_out * math.prod(spec.out_sizes) \
         if algorithm == "dense" and planar_layout else 0
+    tiles = numba.config.NUMBA_NUM_THREADS * _dense._TILE_BYTES // itemsize
     if layout and phases == 1:
         packed_shape = _dense.packed_shape(spec.c_in, spec.c_out, _plan.to_3d(spec.kernel, 1),
                                            dtype)
         if _dense.window_mode(packed_shape, dtype):
-            layout = numba.config.NUMBA_NUM_THREADS * _dense._TILE_BYTES // itemsize
+            layout = tiles
             detail += " (its input read in place through per-task tiles)"
+    elif layout:
+        # every phase's weights packed (as many as the kernel's) and tiles, when they fit
+        # the spare memory; else the channels-last copy (see _PhasePass._tiled_phases)
+        block = _dense.block_size(dtype)
+        packed = -(-spec.c_in // block) * block * spec.c_out * math.prod(spec.kernel)
+        layout = max(layout, packed + tiles)
+        detail += ("; all phases in one launch, their input read in place through per-task "
+                   "tiles when every phase's packed weights and the tiles fit the spare "
+                   "memory, else from a channels-last copy, a part of the batch at a time")
     temporary = batch * spec.c_in * math.prod(spec.in_sizes) \
         if algorithm == "planar" and phases > 1 else 0
     return PassPlan(name, f"phases/{algorithm}", detail, flops, (layout + temporary) * itemsize)

@@ -64,6 +64,7 @@ __all__ = [
     "keep_alive",
     "lanes_for",
     "prefetch",
+    "pointer_at",
     "ptr_of",
     "vadd",
     "vbroadcast",
@@ -891,6 +892,37 @@ def ptr_of(typingctx, mem, off):
 
     def codegen(context, builder, sig, args):
         return _elem_ptr(context, builder, sig.args[0], args[0], sig.args[1], args[1])
+
+    return sig, codegen
+
+
+@intrinsic
+def pointer_at(typingctx, address, like):
+    """Return the address ``address`` as a pointer to elements of `like`'s dtype.
+
+    For memory that Python code holds and describes by its address (``a.ctypes.data``):
+    ``numba.carray(pointer_at(address, like), shape)`` views it as an array. Nothing keeps
+    that memory alive: the caller must hold the array it came from for the whole call.
+
+    Parameters
+    ----------
+    address : int
+        A data address.
+    like : array or pointer of any numeric dtype
+        Gives the element type (only its type is used).
+
+    Returns
+    -------
+    CPointer
+        The address as a typed pointer.
+    """
+    ok = isinstance(like, (types.Array, types.CPointer)) and isinstance(like.dtype, types.Number)
+    if not (ok and isinstance(address, types.Integer)):
+        return None
+    sig = types.CPointer(like.dtype)(address, like)
+
+    def codegen(context, builder, sig, args):
+        return builder.inttoptr(args[0], context.get_value_type(sig.return_type))
 
     return sig, codegen
 

@@ -350,10 +350,14 @@ class _DensePass:
 
         The threads pack large weights in row mode (:func:`fastconv._dense.self_packs`).
         """
-        weight = weight.reshape(self.weight_shape)
         if self.self_pack:
-            return _dense.weight_source(weight, self.dtype, self.block)
-        return _dense.pack_weights_as(weight, self.dtype, self.block)
+            return _dense.weight_source(weight.reshape(self.weight_shape), self.dtype,
+                                        self.block)
+        return self.packed(weight)
+
+    def packed(self, weight: np.ndarray) -> np.ndarray:
+        """The weights packed (:func:`fastconv._dense.pack_weights`), whatever their size."""
+        return _dense.pack_weights_as(weight.reshape(self.weight_shape), self.dtype, self.block)
 
     def held_bytes(self, prepared: np.ndarray | tuple[np.ndarray, np.ndarray],
                    weight: np.ndarray) -> int:
@@ -374,6 +378,13 @@ class _DensePass:
         data whose channels-last copy the kernel reads.
         """
         return _dense.scratch_bytes(self._plan(src.shape, dest))
+
+    def call(self, src: np.ndarray, prepared: np.ndarray | tuple[np.ndarray, np.ndarray],
+             dest: np.ndarray, pad_low: tuple[int, int, int] | None = None
+             ) -> tuple[_dense.DensePlan, np.ndarray, np.ndarray | tuple[np.ndarray, np.ndarray],
+                        np.ndarray]:
+        """:meth:`run_prepared`'s call as :func:`fastconv._dense.run_jobs` takes it."""
+        return self._plan(src.shape, dest, pad_low), src, prepared, dest
 
     def run_prepared(self, src: np.ndarray, prepared: np.ndarray | tuple[np.ndarray, np.ndarray],
                      bias: np.ndarray | None, dest: np.ndarray,
@@ -803,6 +814,11 @@ def _phase_spec(spec: ConvSpec, phases: tuple[_plan.Phase, ...]) -> ConvSpec:
                     (1,) * spec.ndim, dilation, pads, counts, "zeros")
 
 
+#: Largest packed weights of one stride phase that :meth:`_PhasePass._tiled_phases` runs in
+#: window mode (the phase's whole weights are read for every tile).
+_TILED_PHASE_BYTES = 1 << 20
+
+
 class _PhasePass:
     """A zero-padded adjoint as one stride-1 forward convolution per stride phase.
 
@@ -863,7 +879,8 @@ class _PhasePass:
         if (len(runs) > 1 and all(isinstance(run, _DensePass) and run.takes_prepared
                                   for run in runs)
                 and not _dense.accepts_input(src) and _writable_in_place(dest)):
-            self._dense_phases(src, weight, bias, dest)
+            if not self._tiled_phases(src, weight, bias, dest):
+                self._dense_phases(src, weight, bias, dest)
             return
         # each phase's pass lays out (a part of the batch at a time) what it reads; every
         # phase of a part of the batch runs before the next part (see the docstring)
@@ -878,6 +895,48 @@ class _PhasePass:
                     part_dest[target] = 0 if bias is None else bias
                 else:
                     run(part_src[source], kernel, bias, part_dest[target])
+
+    def _tiled_phases(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                      dest: np.ndarray) -> bool:
+        """Run dense phases on a channels-first ``src`` in tiled mode, in one launch.
+
+        Each phase's tasks copy the input rows they read into a small tile
+        (:func:`fastconv._dense.run_tiled`): no layout copy of ``src``, the whole batch in
+        one part, and one launch for every phase (:func:`fastconv._dense.run_jobs`). The
+        phases' weights are packed (window mode), held at once: False (nothing run) when
+        they do not fit the call's spare memory or a phase cannot be tiled.
+        """
+        runs = [(run, taps, src[source], dest[target])
+                for _, target, source, run, taps in self.phases if run is not None]
+        dtype = runs[0][0].dtype
+        packed = [math.prod(run.packed_shape) * dtype.itemsize for run, *_ in runs]
+        spare = _spare_bytes(src, dest, weight.nbytes, sum(packed))
+        if max(packed) > _TILED_PHASE_BYTES or spare <= 0:
+            return False
+
+        def plan(tile_bytes: int | None) -> list[_dense.TiledPlan | None]:
+            return [_dense.tiled_plan(x.shape, x.strides, run.packed_shape, out.shape,
+                                      out.strides, dtype, *run.geometry,
+                                      numba.get_num_threads(), True, tile_bytes)
+                    for run, _, x, out in runs]
+
+        plans = plan(None)
+        if None in plans:
+            return False
+        # the threads' tiles take what the rest of the scratch leaves
+        over = _dense.job_scratch_bytes(plans, dtype) - spare
+        if over > 0:
+            tiles = max(plan.tiles_shape[1] for plan in plans) * dtype.itemsize
+            plans = plan(tiles - math.ceil(over / numba.config.NUMBA_NUM_THREADS) - 1024)
+            if None in plans or _dense.job_scratch_bytes(plans, dtype) > spare:
+                return False
+        calls = [(plan, x, run.packed(_phase_kernel(weight, self.spec, *taps)), out)
+                 for plan, (run, taps, x, out) in zip(plans, runs)]
+        for _, target, _, run, _ in self.phases:
+            if run is None:
+                dest[target] = 0 if bias is None else bias
+        _dense.run_jobs(_dense.job_table(calls), bias)
+        return True
 
     def _dense_phases(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                       dest: np.ndarray) -> None:
@@ -903,16 +962,24 @@ class _PhasePass:
                             _spare_bytes(src, dest, weight.nbytes, held))
         margins, step = ((_NO_MARGINS, _copy_step(src, dest, weight.nbytes, held))
                          if copy is None else copy)
+        # one launch for all the phases of a part; parts of the same shape share one table
+        table = key = None
         for part, data in _channels_last_parts(src, step, margins):
+            out = dest[part]
+            calls = []
             for (_, target, source, run, _), weights, window in zip(self.phases, prepared,
                                                                     windows):
                 if run is None:
-                    dest[part][target] = 0 if bias is None else bias
-                elif copy is None:
-                    run.run_prepared(data[source], weights, bias, dest[part][target])
-                else:
-                    run.run_prepared(data[_window_view(window, margins)], weights, bias,
-                                     dest[part][target], (0, 0, 0))
+                    out[target] = 0 if bias is None else bias
+                elif key != (data.shape, out.shape):
+                    view = data[source] if copy is None else data[_window_view(window, margins)]
+                    calls.append(run.call(view, weights, out[target],
+                                          None if copy is None else (0, 0, 0)))
+            if calls:
+                table, key, bases = _dense.job_table(calls), (data.shape, out.shape), (
+                    data.ctypes.data, out.ctypes.data)
+            _dense.run_jobs(table, bias, data.ctypes.data - bases[0],
+                            out.ctypes.data - bases[1])
 
 
 def _shifted(windows: tuple[tuple[int, int], ...], source: tuple[slice, ...]
