@@ -796,12 +796,18 @@ def test_dense_stride_phases_share_one_layout_copy(batch, monkeypatch):
 
 
 def _launched_job_kinds(monkeypatch) -> list[list[int]]:
-    """Record the kinds (0 row, 1 window, 2 tiled) of every job table run."""
+    """Record the kinds (0 row, 1 window, 2 tiled) of every job table run.
+
+    Jobs run at once, so none may flush a stride phase's stage by blending into the other
+    phases' elements (stage layout 2, see ``_dense._flush_stage``): a race.
+    """
     kinds = []
     run_jobs = _dense.run_jobs
 
     def spy(table, *args):
         kinds.append(table.jobs[:, _dense._J_KIND].tolist())
+        for dims in (_dense._J_DIMS, _dense._J_LAST_DIMS):
+            assert 2 not in table.jobs[:, dims + 17]
         return run_jobs(table, *args)
 
     monkeypatch.setattr(_dense, "run_jobs", spy)

@@ -466,7 +466,9 @@ def _flush_stage(op, st, qa, qb, cs, c_lo, oshape, lay, kind):
     phase), which go ``lanes`` x ``lanes`` at a time through in-register transposes blended
     into every other element (:func:`fastconv._simd.vtranspose_interleave`): the elements in
     between, another phase's, are read and written back, so the caller must not have them
-    written by anything else meanwhile (phases run one launch after another).
+    written by anything else meanwhile (phases run one launch after another); 3, as 2 but
+    writing no other element (phases running at once, :func:`run_jobs`): a channel at a
+    time.
     """
     lanes = vlanes(st)
     kn = oshape[3]
@@ -515,9 +517,10 @@ def _flush_stage(op, st, qa, qb, cs, c_lo, oshape, lay, kind):
             # block, overlapping the one before it, too unless the row is the last of its
             # plane: the element after the row's last pixel is then another phase's as
             # well (the next column, or the first of the next row), inside the plane
-            full_p = (cnt - 1) // lanes * lanes if os2 == 2 and cnt > lanes else 0
+            blend = os2 == 2 and kind == 2
+            full_p = (cnt - 1) // lanes * lanes if blend and cnt > lanes else 0
             last_row = r % o1n == o1n - 1
-            done = cnt if os2 == 2 and cnt >= lanes and not last_row else full_p
+            done = cnt if blend and cnt >= lanes and not last_row else full_p
             for c in range(0, full_c, lanes):
                 for j in range(0, full_p, lanes):
                     vtranspose_interleave(st, src + j * cs + c, cs, op, dst + c * osk + 2 * j,
@@ -1864,6 +1867,17 @@ class JobTable(NamedTuple):
 def _job_row(plan: DensePlan | TiledPlan, x: np.ndarray,
              wp: np.ndarray | tuple[np.ndarray, np.ndarray], out: np.ndarray) -> np.ndarray:
     """The :func:`_jobs_forward` row of one planned call (see :func:`job_table`)."""
+    row = _job_layout(plan, x, wp, out)
+    # jobs run at once: a stride phase's staged flush writes no other phase's elements
+    for dims in (_J_DIMS, _J_LAST_DIMS):
+        if row[dims + 17] == 2:
+            row[dims + 17] = 3
+    return row
+
+
+def _job_layout(plan: DensePlan | TiledPlan, x: np.ndarray,
+                wp: np.ndarray | tuple[np.ndarray, np.ndarray], out: np.ndarray) -> np.ndarray:
+    """:func:`_job_row` before it makes stride phases' flushes exclusive."""
     row = np.zeros(_J_COLUMNS, np.int64)
     row[_J_X:_J_X + 2] = _address(x)
     row[_J_OUT:_J_OUT + 2] = _address(out)
