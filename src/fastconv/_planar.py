@@ -78,17 +78,19 @@ QUAD_STRIPS = VECTOR_BITS >= 512
 #: the whole call; 64, a stem's input-gradient phases: -5%, the copy streams already).
 PREFETCH_CHANNELS = 16
 
-#: Output channels of a channel-blocked strip (two vectors of columns each: 12 accumulators,
-#: as the dense micro-kernel, for layers with many output channels per group).
-CHANNEL_BLOCK = 6
+#: Output channels of a channel-blocked strip, two vectors of columns each, for layers with
+#: many output channels per group: 8 with 32 vector registers (16 accumulators: each pair
+#: of tile loads feeds 16 multiply-adds), else 6 (12, as the dense micro-kernel).
+CHANNEL_BLOCK = 8 if VECTOR_BITS >= 512 else 6
 
 
 def pack_channel_blocks(weight: np.ndarray, groups: int) -> np.ndarray:
-    """Weights ``(G*Og, Ig, T0, T1, T2)`` as ``(G * (Og // 6), Ig, T0, T1, T2, 6)`` blocks.
+    """Weights ``(G*Og, Ig, T0, T1, T2)`` as ``(G * (Og // B), Ig, T0, T1, T2, B)`` blocks.
 
-    Block ``g * (Og // 6) + b`` holds output channels ``g*Og + 6*b + [0, 6)`` of group
-    ``g``, the six weights of one (input channel, tap) contiguous. The last ``Og % 6``
-    channels of each group are not packed (they run per channel).
+    ``B`` is :data:`CHANNEL_BLOCK`. Block ``g * (Og // B) + b`` holds output channels
+    ``g*Og + B*b + [0, B)`` of group ``g``, the ``B`` weights of one (input channel, tap)
+    contiguous. The last ``Og % B`` channels of each group are not packed here
+    (:func:`pack_channel_triples`).
     """
     c_out = weight.shape[0]
     out_group = c_out // groups
@@ -101,17 +103,17 @@ def pack_channel_blocks(weight: np.ndarray, groups: int) -> np.ndarray:
 
 
 #: Output channels of the small channel-blocked strip (four vectors of columns each: 12
-#: accumulators) for the channels of a group left over by the six-channel blocks.
+#: accumulators) for the channels of a group left over by the channel blocks.
 TRIPLE = 3
 
 
 def pack_channel_triples(weight: np.ndarray, groups: int) -> np.ndarray:
-    """The last ``Og % 6`` channels of each group as zero-padded blocks of three.
+    """The last ``Og % B`` channels of each group as zero-padded blocks of three.
 
-    Returns ``(G * ceil((Og % 6) / 3), Ig, T0, T1, T2, 3)``: block ``g * nb + b`` holds
-    channels ``g*Og + 6*(Og // 6) + 3*b + [0, 3)`` of group ``g`` (zeros past ``Og``), the
-    three weights of one (input channel, tap) contiguous. Empty when ``Og % 6 < 2`` (a
-    single leftover channel runs alone).
+    ``B`` is :data:`CHANNEL_BLOCK`. Returns ``(G * ceil((Og % B) / 3), Ig, T0, T1, T2,
+    3)``: block ``g * nb + b`` holds channels ``g*Og + B*(Og // B) + 3*b + [0, 3)`` of
+    group ``g`` (zeros past ``Og``), the three weights of one (input channel, tap)
+    contiguous. Empty when ``Og % B < 2`` (a single leftover channel runs alone).
 
     Examples
     --------
@@ -416,6 +418,63 @@ def _strip_channels(tile, packed, p_base, in_group, taps0, taps1, taps2, span, w
 
 
 @helper
+def _strip_channels8(tile, packed, p_base, in_group, taps0, taps1, taps2, span, width,
+                     dilation1, dilation2, row, col, out, out_off, channel_step, count, bias):
+    """:func:`_strip_channels` for blocks of eight output channels (16 accumulators).
+
+    Per tap: two vector loads of the tile, eight weight broadcasts, sixteen multiply-adds.
+    """
+    lanes = vlanes(tile)
+    a00, a01, a10, a11 = vzero(tile), vzero(tile), vzero(tile), vzero(tile)
+    a20, a21, a30, a31 = vzero(tile), vzero(tile), vzero(tile), vzero(tile)
+    a40, a41, a50, a51 = vzero(tile), vzero(tile), vzero(tile), vzero(tile)
+    a60, a61, a70, a71 = vzero(tile), vzero(tile), vzero(tile), vzero(tile)
+    w_off = p_base
+    for i in range(in_group):
+        for t0 in range(taps0):
+            plane = (i * taps0 + t0) * span
+            for t1 in range(taps1):
+                top = (plane + row + t1 * dilation1) * width + col
+                for t2 in range(taps2):
+                    off = top + t2 * dilation2
+                    x0 = vload(tile, off)
+                    x1 = vload(tile, off + lanes)
+                    w = vbroadcast(packed[w_off])
+                    a00 = vfma(w, x0, a00)
+                    a01 = vfma(w, x1, a01)
+                    w = vbroadcast(packed[w_off + 1])
+                    a10 = vfma(w, x0, a10)
+                    a11 = vfma(w, x1, a11)
+                    w = vbroadcast(packed[w_off + 2])
+                    a20 = vfma(w, x0, a20)
+                    a21 = vfma(w, x1, a21)
+                    w = vbroadcast(packed[w_off + 3])
+                    a30 = vfma(w, x0, a30)
+                    a31 = vfma(w, x1, a31)
+                    w = vbroadcast(packed[w_off + 4])
+                    a40 = vfma(w, x0, a40)
+                    a41 = vfma(w, x1, a41)
+                    w = vbroadcast(packed[w_off + 5])
+                    a50 = vfma(w, x0, a50)
+                    a51 = vfma(w, x1, a51)
+                    w = vbroadcast(packed[w_off + 6])
+                    a60 = vfma(w, x0, a60)
+                    a61 = vfma(w, x1, a61)
+                    w = vbroadcast(packed[w_off + 7])
+                    a70 = vfma(w, x0, a70)
+                    a71 = vfma(w, x1, a71)
+                    w_off += 8
+    store_channel(out, out_off, a00, a01, bias[0], count)
+    store_channel(out, out_off + channel_step, a10, a11, bias[1], count)
+    store_channel(out, out_off + 2 * channel_step, a20, a21, bias[2], count)
+    store_channel(out, out_off + 3 * channel_step, a30, a31, bias[3], count)
+    store_channel(out, out_off + 4 * channel_step, a40, a41, bias[4], count)
+    store_channel(out, out_off + 5 * channel_step, a50, a51, bias[5], count)
+    store_channel(out, out_off + 6 * channel_step, a60, a61, bias[6], count)
+    store_channel(out, out_off + 7 * channel_step, a70, a71, bias[7], count)
+
+
+@helper
 def _strip_triple(tile, packed, p_base, in_group, taps0, taps1, taps2, span, width,
                   dilation1, dilation2, row, col, out, out_off, channel_step, count, bias,
                   channels):
@@ -687,11 +746,11 @@ def planar_conv(src, weight, packed, packed3, bias, out, geom, row_block, tiles,
         Data read.
     weight : ndarray, shape (G*Og, Ig, T0, T1, T2), C-contiguous
         Kernel.
-    packed : ndarray, shape (G * (Og // 6), Ig, T0, T1, T2, 6), C-contiguous
-        The kernel in blocks of six output channels (:func:`pack_channel_blocks`); those
-        channels run six at a time.
+    packed : ndarray, shape (G * (Og // B), Ig, T0, T1, T2, B), C-contiguous
+        The kernel in blocks of :data:`CHANNEL_BLOCK` output channels
+        (:func:`pack_channel_blocks`); those channels run a block at a time.
     packed3 : ndarray, shape (G * nb, Ig, T0, T1, T2, 3), C-contiguous
-        The channels of each group left over by the six-channel blocks, in zero-padded
+        The channels of each group left over by the channel blocks, in zero-padded
         blocks of three (:func:`pack_channel_triples`), run three at a time; a single
         leftover channel runs alone.
     bias : ndarray, shape (G*Og,)
@@ -786,9 +845,14 @@ def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, row_block, 
                 co = g * out_group + jb * CHANNEL_BLOCK
                 p_base = (g * blocks + jb) * kernel_size * CHANNEL_BLOCK
                 out_off = (((n * c_out + co) * rows0 + q0) * rows1 + q1) * cols + col
-                _strip_channels(tile, p_p, p_base, in_group, taps0, taps1, taps2, used,
-                                width, dilation1, dilation2, row, col, out_p, out_off,
-                                plane_size, cols - col, ptr_of(bias, co))
+                if CHANNEL_BLOCK == 8:
+                    _strip_channels8(tile, p_p, p_base, in_group, taps0, taps1, taps2, used,
+                                     width, dilation1, dilation2, row, col, out_p, out_off,
+                                     plane_size, cols - col, ptr_of(bias, co))
+                else:
+                    _strip_channels(tile, p_p, p_base, in_group, taps0, taps1, taps2, used,
+                                    width, dilation1, dilation2, row, col, out_p, out_off,
+                                    plane_size, cols - col, ptr_of(bias, co))
     triples = packed3.shape[0] // groups
     # rows of at most two vectors go two at a time, two vectors each (a last odd row as
     # any other row); four leftover channels (a triple and a padded one) then run at once

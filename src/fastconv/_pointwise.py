@@ -24,7 +24,7 @@ from numba import prange, types
 
 from ._jit import address_of, caller, helper, inlined, kernel, kernel_signature
 from ._kernels import data_type
-from ._planar import CHANNEL_BLOCK, store_channel
+from ._planar import store_channel
 from ._simd import (
     keep_alive,
     ptr_of,
@@ -36,6 +36,9 @@ from ._simd import (
     vstore,
     vzero,
 )
+
+#: Output channels of a strip (two vectors of pixels each: 12 accumulators).
+CHANNEL_BLOCK = 6
 
 
 def pack_pointwise(weight: np.ndarray, groups: int, dtype: np.dtype) -> np.ndarray:
