@@ -42,7 +42,11 @@ fastconv.conv2d(np.ones((1, 3, 9, 9), f), np.ones((32, 3, 3, 3), f))  # small ca
 fastconv.conv2d_backward(big, wb, yb, padding=1)  # phases/dense, dense weight, bias
 fastconv.conv2d_backward(x, w, y, padding=1)  # small: dense phases, gather weight twin
 small = np.ones((1, 4, 8, 8), f)
-fastconv.conv2d_backward(small, np.ones((4, 1, 3, 3), f), small, padding=1, groups=4)  # gather
+fastconv.conv2d_backward(small, np.ones((4, 1, 3, 3), f), small, padding=1,
+                         groups=4)  # small: gather forward and input twins, planar weight twin
+wide = np.ones((4, 64, 20, 20), f)
+fastconv.conv2d_input(wide.shape, np.ones((64, 64, 3, 3), f), np.ones((4, 64, 10, 10), f),
+                      stride=2, padding=1)  # dense stride phases in one launch (job table)
 fastconv.conv2d_backward(big, np.ones((32, 1, 3, 3), f), yb, padding=1, groups=32)  # planar
 fastconv.conv2d_backward(big, np.ones((24, 32, 1, 1), f), np.ones((4, 24, 40, 40), f))
 last = np.ascontiguousarray(big.transpose(0, 2, 3, 1))

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import fastconv
 import naive
 from conftest import assert_close, to_channels_last
-from fastconv import _dense, _plan, convolution
+from fastconv import _dense, _kernels, _plan, _planar, convolution
 
 ALGORITHMS = ["dense", "planar", "pointwise", "gather"]
 WEIGHT_ALGORITHMS = ["dense", "planar", "gather"]
@@ -793,6 +793,45 @@ def test_dense_stride_phases_share_one_layout_copy(batch, monkeypatch):
                                  np.ascontiguousarray(to_channels_last(grad)),
                                  channels_last=True, **options)
     assert np.ascontiguousarray(to_channels_last(got)).tobytes() == last.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("x_shape", "weight_shape", "options"), [
+    ((1, 3, 8, 8), (4, 3, 3, 3), {"padding": 1}),  # a tiny call (3 -> 4 channels)
+    ((2, 4, 9, 7), (4, 1, 3, 3), {"padding": 1, "groups": 4}),
+    ((1, 2, 5, 11), (6, 1, 2, 3), {"padding": ((1, 0), (2, 2)), "groups": 2,
+                                   "padding_mode": "reflect"}),
+])
+def test_small_planar_weight_gradient_runs_its_serial_twin(x_shape, weight_shape, options,
+                                                           dtype, monkeypatch):
+    """A small call whose shape chose the planar weight gradient keeps it, on the calling
+    thread (its serial twin): the same tasks as the parallel kernel, so the same bits, and
+    the naive reference's values, the bias gradient too."""
+    rng = np.random.default_rng(61)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    weight = rng.standard_normal(weight_shape).astype(dtype)
+    grad = rng.standard_normal(naive.conv(x, weight, **options).shape).astype(dtype)
+    passes = []
+    weight_pass = convolution._weight_pass
+
+    def spy(*args):
+        made = weight_pass(*args)
+        passes.append(made)
+        return made
+
+    monkeypatch.setattr(convolution, "_weight_pass", spy)
+    serial = fastconv.conv2d_backward(x, weight, grad, needs=("weight", "bias"), **options)
+    assert passes[-1].kernel is _planar.planar_weight_grad_serial
+    monkeypatch.setattr(_kernels, "SERIAL_MAX_WORK", 0)  # the same plan, the parallel kernel
+    convolution.clear_plans()
+    parallel = fastconv.conv2d_backward(x, weight, grad, needs=("weight", "bias"), **options)
+    assert passes[-1].kernel is _planar.planar_weight_grad
+    for a, b in zip(serial[1:], parallel[1:]):
+        assert a.tobytes() == b.tobytes()
+    reduction = grad.shape[0] * math.prod(grad.shape[2:])
+    assert_close(serial[1], naive.conv_weight(x, weight_shape, grad, **options), reduction,
+                 dtype)
+    assert_close(serial[2], grad.sum(axis=(0, 2, 3), dtype=np.float64), reduction, dtype)
 
 
 def _launched_job_kinds(monkeypatch) -> list[list[int]]:

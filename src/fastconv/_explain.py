@@ -180,7 +180,7 @@ def _weight_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
     inputs = batch * spec.c_in * math.prod(spec.in_sizes)
     flops = 2 * outputs * in_group * math.prod(spec.kernel)
     algorithm = _plan.small_call_algorithm(algorithm, flops // 2 // max(batch, 1),
-                                           serial_dense=False)
+                                           serial_dense=False, serial_planar=True)
     if algorithm == "dense":
         block = _dense.block_size(dtype)
         taps = _plan.to_3d(spec.kernel, 1)

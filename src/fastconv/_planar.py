@@ -33,7 +33,15 @@ import numba
 import numpy as np
 from numba import prange, types
 
-from ._jit import address_of, caller, helper, inlined, kernel, kernel_signature
+from ._jit import (
+    address_of,
+    caller,
+    helper,
+    inlined,
+    kernel,
+    kernel_signature,
+    serial_twin,
+)
 from ._kernels import _ZEROS, INDEX_2D, data_type, source_index
 from ._plan import (
     DILATION,
@@ -1343,6 +1351,9 @@ def _planar_weight_grad_task(src, grad_out, geom, row_block, out_block, with_bia
 
 #: ``dtype -> task_at`` of :func:`planar_conv` (compiles the task once)
 planar_task_address = partial(address_of, _planar_conv_task, planar_task_signature)
-#: ``dtype -> task_at`` of :func:`planar_weight_grad`
+#: ``dtype -> task_at`` of :func:`planar_weight_grad` and its twin
 planar_weight_task_address = partial(address_of, _planar_weight_grad_task,
                                      planar_weight_task_signature)
+
+#: :func:`planar_weight_grad` on the calling thread, for small calls
+planar_weight_grad_serial = serial_twin(planar_weight_grad, "planar_weight_grad_serial")

@@ -835,7 +835,7 @@ class _PhasePass:
     four phases, each streaming 26 MB of output gradient, were half of the call).
     """
 
-    __slots__ = ("part", "phases", "spec")
+    __slots__ = ("part", "phases", "single", "spec")
 
     def __init__(self, spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
                  dest_shape: tuple[int, ...], planar_layout: bool) -> None:
@@ -871,9 +871,18 @@ class _PhasePass:
             out = (dest_shape[0], *_plan.to_3d(problem.out_sizes, 1), dest_shape[4])
             run = _forward_pass(problem, dtype, sizes, out, planar_layout, choice)
             self.phases.append((phases, target, source, run, _phase_taps(spec, phases)))
+        # a stride-1 adjoint: one phase reading all of the source and writing all of the
+        # destination, run without the per-phase views (a tiny call's Python time)
+        whole = all(p.start == 0 and p.offset == 0 for p in self.phases[0][0]) if len(
+            self.phases) == 1 else False
+        self.single = self.phases[0][3:] if whole and self.phases[0][3] is not None else None
 
     def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                  dest: np.ndarray) -> None:
+        if self.single is not None:
+            run, taps = self.single
+            run(src, _phase_kernel(weight, self.spec, *taps), bias, dest)
+            return
         runs = [run for _, _, _, run, _ in self.phases if run is not None]
         # one phase (a stride-1 adjoint) is a plain forward pass, which lays out its own input
         if (len(runs) > 1 and all(isinstance(run, _DensePass) and run.takes_prepared
@@ -1072,11 +1081,11 @@ class _WeightPass:
 class _PlanarWeightPass:
     """Weight (and bias) gradient on the planar kernel (channels-first data, unit last stride)."""
 
-    __slots__ = ("chunks", "dtype", "geometry", "out_block", "row_block", "task_at",
+    __slots__ = ("chunks", "dtype", "geometry", "kernel", "out_block", "row_block", "task_at",
                  "want_bias", "weight_shape", "partial_w_shape")
 
     def __init__(self, spec: ConvSpec, dtype: np.dtype, grad_shape: tuple[int, ...],
-                 want_bias: bool) -> None:
+                 want_bias: bool, serial: bool = False) -> None:
         taps = _plan.to_3d(spec.kernel, 1)
         planes = _planes_shape(grad_shape)
         batch, _, rows0, rows1, _ = planes
@@ -1093,8 +1102,10 @@ class _PlanarWeightPass:
         self.partial_w_shape = (self.chunks, spec.c_out, in_group, *taps)
         self.weight_shape = (spec.c_out, in_group, *spec.kernel)
         self.geometry = _geometry(spec, False)[0]
-        _jit.ensure_compiled(_planar.planar_weight_grad, _planar.planar_weight_grad_signature,
-                             dtype)
+        # a small call runs on the calling thread (the same tasks, so the same sums)
+        self.kernel = (_planar.planar_weight_grad_serial if serial
+                       else _planar.planar_weight_grad)
+        _jit.ensure_compiled(self.kernel, _planar.planar_weight_grad_signature, dtype)
         self.task_at = _planar.planar_weight_task_address(dtype)
 
     def __call__(self, src: np.ndarray, grad_out: np.ndarray
@@ -1103,9 +1114,8 @@ class _PlanarWeightPass:
         grad_planes = np.ascontiguousarray(_channels_first(grad_out))
         partial_w = np.empty(self.partial_w_shape, self.dtype)
         partial_b = np.empty(self.partial_w_shape[:2], self.dtype)
-        _planar.planar_weight_grad(planes, grad_planes, self.geometry, self.row_block,
-                                   self.out_block, self.want_bias, partial_w, partial_b,
-                                   self.task_at)
+        self.kernel(planes, grad_planes, self.geometry, self.row_block, self.out_block,
+                    self.want_bias, partial_w, partial_b, self.task_at)
         grad_weight = partial_w[0] if self.chunks == 1 else np.add.reduce(partial_w, axis=0)
         grad_bias = None
         if self.want_bias:
@@ -1201,9 +1211,10 @@ def _weight_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
                                            FORCE_WEIGHT_ALGORITHM)
         work = math.prod(grad_shape[1:]) * (spec.c_in // spec.groups) * math.prod(spec.kernel)
         algorithm = _plan.small_call_algorithm(algorithm, work, FORCE_WEIGHT_ALGORITHM,
-                                               serial_dense=False)
+                                               serial_dense=False, serial_planar=True)
         if algorithm == "planar":
-            return _PlanarWeightPass(spec, dtype, grad_shape, want_bias)
+            return _PlanarWeightPass(spec, dtype, grad_shape, want_bias,
+                                     work <= _kernels.SERIAL_MAX_WORK)
         if algorithm == "dense":
             return _DenseWeightPass(spec, dtype, grad_shape, want_bias)
     return _WeightPass(spec, dtype, grad_shape, want_weight, want_bias)
