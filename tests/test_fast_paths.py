@@ -1072,22 +1072,24 @@ TILED_CASES = [
     (1, 2, 12, 20, (61,), (9,), 2, "same", 1),
     (3, 2, 6, 18, (5, 6, 9), (3, 3, 3), 1, 1, 1),
     (3, 1, 8, 20, (6, 5, 7), (2, 3, 3), (2, 1, 1), ((1, 0), (1, 1), (2, 1)), (1, 1, 2)),
+    (1, 2, 32, 16, (61,), (9,), 1, 4, 1),  # a single full channel block
+    (3, 2, 5, 16, (5, 6, 9), (3, 3, 3), 1, 1, 1),
 ]
 
 
 @pytest.mark.parametrize("case", TILED_CASES, ids=[f"case{i}" for i in range(len(TILED_CASES))])
 def test_tiled_mode_is_bitwise_the_copied_input(case, monkeypatch):
-    """Window-mode layers on channels-first data read the input in place: each task copies
-    the rows its block of output rows (or, with one row, columns) reads into its own padded
-    tile. Whatever the block size, with one or two threads, the results are bit for bit those
-    of the channels-last input and of the batch-part layout copies, and match the naive
-    reference."""
+    """Window-mode and single-block layers on channels-first data read the input in place:
+    each task copies the rows its block of output rows (or, with one row, columns) reads
+    into its own padded tile. Whatever the block size, with one or two threads, the results
+    are bit for bit those of the channels-last input and of the batch-part layout copies,
+    and match the naive reference."""
     import numba
 
     from fastconv import _dense
 
-    # the cases have at least two channel blocks of 16 (window mode) with 8-lane vectors:
-    # as many of this host's blocks
+    # the cases have one or at least two channel blocks of 16 (window mode) with 8-lane
+    # vectors: as many of this host's blocks
     nd, n, c_in, c_out, *rest = case
     case = (nd, n, c_in, c_out * _dense.block_size(np.float32) // 16, *rest)
     nd, x, weight, bias, options = _planned_dense_problem(case, 61, monkeypatch)
@@ -1149,10 +1151,12 @@ def test_dense_slabs_of_rows_are_bitwise_the_whole_sample(case, monkeypatch):
     for bit those of whole samples, forward and adjoint, and match the naive reference."""
 
     # row-mode layers (kernel rows longer than half a block of 16 channels) with 8-lane
-    # vectors: their input channels scale with this host's block
+    # vectors: their input channels scale with this host's block. Layers the tiled mode
+    # takes (one channel block) copy through slabs when it is not allowed
     nd, n, c_in, *rest = case
     case = (nd, n, c_in * _dense.block_size(np.float32) // 16, *rest)
     nd, x, weight, bias, options = _planned_dense_problem(case, 59, monkeypatch)
+    monkeypatch.setattr(_dense, "tiled_plan", lambda *args, **kwargs: None)
     c_in, c_out, kernel = x.shape[1], weight.shape[0], weight.shape[2:]
     rng = np.random.default_rng(60)
     grad = rng.standard_normal(naive.conv(x, weight, **options).shape).astype(np.float32)

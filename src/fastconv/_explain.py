@@ -71,7 +71,7 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
             packed = threads * math.prod(packed_shape[1:])
             packing = f"weights packed by each thread, a block of {block} at a time"
         layout, copies = "", 0
-        if planar_layout and _dense.window_mode(packed_shape, dtype):
+        if planar_layout and _dense.tiles_apply(packed_shape, dtype):
             layout = ("; channels-first input read in place: each task copies the input rows "
                       "of its block of output rows into a small padded channels-last tile; "
                       "output written in place")
@@ -150,7 +150,7 @@ def _adjoint_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
     if layout and phases == 1:
         packed_shape = _dense.packed_shape(spec.c_in, spec.c_out, _plan.to_3d(spec.kernel, 1),
                                            dtype)
-        if _dense.window_mode(packed_shape, dtype):
+        if _dense.tiles_apply(packed_shape, dtype):
             layout = tiles
             detail += " (its input read in place through per-task tiles)"
     elif layout:

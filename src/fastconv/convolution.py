@@ -180,7 +180,7 @@ class _DensePass:
     is written through its strides). Large weights are read in place by the row-mode kernel,
     each thread packing the channel block it works on (no packed copy of all the weights);
     others are packed once per call. A channels-first input of a window-mode layer (small
-    weights, :func:`fastconv._dense.window_mode`) is read in place by tasks that each copy
+    weights, :func:`fastconv._dense.tiles_apply`) is read in place by tasks that each copy
     the input rows of their block of output rows into a small padded tile
     (:func:`fastconv._dense.run_tiled`: no layout copy of the batch, one launch). Other
     inputs the kernel cannot read in place are copied to channels-last a part of the batch
