@@ -9,6 +9,7 @@ from fastconv._simd import (
     vtranspose_copy,
     vtranspose_copy_partial,
     vtranspose_interleave,
+    vtranspose_spread,
 )
 
 
@@ -25,6 +26,11 @@ def _transpose_copy_partial(src, src_off, src_step, dst, dst_off, dst_step, coun
 @njit(cache=False)
 def _transpose_interleave(src, src_off, src_step, dst, dst_off, dst_step):
     vtranspose_interleave(src, src_off, src_step, dst, dst_off, dst_step)
+
+
+@njit(cache=False)
+def _transpose_spread(src, src_off, src_step, dst, dst_off, dst_step):
+    vtranspose_spread(src, src_off, src_step, dst, dst_off, dst_step)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -60,6 +66,25 @@ def test_transposed_blocks(dtype, steps):
     expected = before.copy()
     expected[dst_off + cols * dst_step + 2 * rows] = values
     assert interleaved.tobytes() == expected.tobytes()
+    spread = before.copy()
+    _transpose_spread(src, src_off, src_step, spread, dst_off, dst_step)
+    assert spread.tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_transposed_spread_reaches_no_element_in_between(dtype):
+    """``vtranspose_spread`` writes through masked stores: the destination's last element
+    (after the last written one) may lie past the end of the memory (masked, not accessed),
+    and the elements in between keep their values."""
+    lanes = lanes_for(dtype)
+    src = np.arange(lanes * lanes, dtype=dtype)
+    # rows of 2 * lanes elements, the last row one short: its last written element is the
+    # buffer's last
+    dst = np.full(2 * lanes * lanes - 1, -1.0, dtype)
+    _transpose_spread(src, 0, lanes, dst, 0, 2 * lanes)
+    rows, cols = np.meshgrid(np.arange(lanes), np.arange(lanes), indexing="ij")
+    assert np.array_equal(dst[::2], src[rows * lanes + cols].T.reshape(-1))
+    assert (dst[1::2] == -1.0).all()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -76,6 +76,7 @@ from ._simd import (
     vtranspose_copy,
     vtranspose_copy_partial,
     vtranspose_interleave,
+    vtranspose_spread,
     vzero,
 )
 
@@ -467,8 +468,8 @@ def _flush_stage(op, st, qa, qb, cs, c_lo, oshape, lay, kind):
     into every other element (:func:`fastconv._simd.vtranspose_interleave`): the elements in
     between, another phase's, are read and written back, so the caller must not have them
     written by anything else meanwhile (phases run one launch after another); 3, as 2 but
-    writing no other element (phases running at once, :func:`run_jobs`): a channel at a
-    time.
+    accessing no other element (phases running at once, :func:`run_jobs`): pixels at
+    stride 2 through masked stores (:func:`fastconv._simd.vtranspose_spread`).
     """
     lanes = vlanes(st)
     kn = oshape[3]
@@ -521,14 +522,27 @@ def _flush_stage(op, st, qa, qb, cs, c_lo, oshape, lay, kind):
             full_p = (cnt - 1) // lanes * lanes if blend and cnt > lanes else 0
             last_row = r % o1n == o1n - 1
             done = cnt if blend and cnt >= lanes and not last_row else full_p
+            # layout 3: masked stores touch no element in between, nor the one after
+            spread = os2 == 2 and kind == 3
+            if spread:
+                full_p = cnt - cnt % lanes
+                done = cnt if cnt >= lanes else full_p
             for c in range(0, full_c, lanes):
                 for j in range(0, full_p, lanes):
-                    vtranspose_interleave(st, src + j * cs + c, cs, op, dst + c * osk + 2 * j,
+                    if spread:
+                        vtranspose_spread(st, src + j * cs + c, cs, op, dst + c * osk + 2 * j,
                                           osk)
+                    else:
+                        vtranspose_interleave(st, src + j * cs + c, cs, op,
+                                              dst + c * osk + 2 * j, osk)
                 if full_p < done:
                     j = cnt - lanes
-                    vtranspose_interleave(st, src + j * cs + c, cs, op, dst + c * osk + 2 * j,
+                    if spread:
+                        vtranspose_spread(st, src + j * cs + c, cs, op, dst + c * osk + 2 * j,
                                           osk)
+                    else:
+                        vtranspose_interleave(st, src + j * cs + c, cs, op,
+                                              dst + c * osk + 2 * j, osk)
             for c in range(c_n):
                 for j in range(done if c < full_c else 0, cnt):
                     op[dst + c * osk + j * os2] = st[src + j * cs + c]

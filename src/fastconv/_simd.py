@@ -83,6 +83,7 @@ __all__ = [
     "vtranspose_copy",
     "vtranspose_copy_partial",
     "vtranspose_interleave",
+    "vtranspose_spread",
     "vzero",
 ]
 
@@ -582,46 +583,73 @@ def vtranspose_copy_partial(typingctx, src, src_off, src_step, dst, dst_off, dst
     return sig, codegen
 
 
-@intrinsic
-def vtranspose_interleave(typingctx, src, src_off, src_step, dst, dst_off, dst_step):
-    """Copy a square block transposed into every other element of each destination row.
+_EVERY_OTHER_DOC = """Copy a square block transposed into every other element of each row.
 
-    ``dst[dst_off + j*dst_step + 2*i] = src[src_off + i*src_step + j]`` for ``i, j < lanes``;
-    the elements in between, ``dst[dst_off + j*dst_step + 2*i + 1]``, are read and written
-    back unchanged: each destination row is ``2 * lanes`` elements, loaded as two vectors,
-    blended with the transposed vector and stored (no scatter instruction on AVX2). The
-    caller must own the elements in between for the duration (no other thread may write
-    them), the last one included: a stride phase's pixels of a channels-first output, say,
-    whose neighbours belong to another phase, computed in another launch.
+``dst[dst_off + j*dst_step + 2*i] = src[src_off + i*src_step + j]`` for ``i, j < lanes``.
+{how}
 
-    Parameters
-    ----------
-    src, dst : array or pointer of float32/float64 (same dtype)
-        The memories; offsets count elements from their data pointers.
-    src_off, src_step, dst_off, dst_step : int
-        Offset of the block's first element and the distance between its rows, in each.
+Parameters
+----------
+src, dst : array or pointer of float32/float64 (same dtype)
+    The memories; offsets count elements from their data pointers.
+src_off, src_step, dst_off, dst_step : int
+    Offset of the block's first element and the distance between its rows, in each.
 
-    Returns
-    -------
-    None
-    """
-    sig = _transpose_signature(src, src_off, src_step, dst, dst_off, dst_step)
-    if sig is None:
-        return None
-    lanes = _LANES[src.dtype]
-    half = lanes // 2
-    # lane k of the first/second destination vector: the new element k // 2 (of the first
-    # or second half of the transposed vector) when k is even, else the old element k
-    masks = [ir.Constant(ir.VectorType(ir.IntType(32), lanes), [
-        low + k // 2 if k % 2 == 0 else lanes + k for k in range(lanes)]) for low in (0, half)]
+Returns
+-------
+None
+"""
 
-    def write_row(builder, ptr, vector, align):
-        for part, mask in enumerate(masks):  # the row's two vectors, each blended
-            at = builder.gep(ptr, [ir.Constant(ir.IntType(64), part)])
-            old = builder.load(at, align=align)
-            builder.store(builder.shuffle_vector(vector, old, mask), at, align=align)
 
-    return sig, _transpose_codegen(lanes, write_row)
+def _every_other(masked: bool, doc: str):
+    """Typer of :func:`vtranspose_interleave` (blended) or :func:`vtranspose_spread` (masked)."""
+
+    def typer(typingctx, src, src_off, src_step, dst, dst_off, dst_step):
+        sig = _transpose_signature(src, src_off, src_step, dst, dst_off, dst_step)
+        if sig is None:
+            return None
+        lanes = _LANES[src.dtype]
+        half = lanes // 2
+        # lane k of the first/second destination vector: element k // 2 of the first or
+        # second half of the transposed vector where k is even; blended, the old element k
+        # where it is odd
+        masks = [ir.Constant(ir.VectorType(ir.IntType(32), lanes), [
+            low + k // 2 if k % 2 == 0 or masked else lanes + k for k in range(lanes)])
+            for low in (0, half)]
+        even = ir.Constant(ir.VectorType(ir.IntType(1), lanes),
+                           [k % 2 == 0 for k in range(lanes)])
+        i32 = ir.IntType(32)
+
+        def write_row(builder, ptr, vector, align):
+            for part, mask in enumerate(masks):  # the row's two vectors
+                at = builder.gep(ptr, [ir.Constant(ir.IntType(64), part)])
+                if not masked:
+                    old = builder.load(at, align=align)
+                    builder.store(builder.shuffle_vector(vector, old, mask), at, align=align)
+                    continue
+                store = _intrinsic_fn(builder,
+                                      f"llvm.masked.store.{_llvm_suffix(vector.type)}.p0",
+                                      ir.VoidType(), [vector.type, at.type, i32, even.type])
+                builder.call(store, [builder.shuffle_vector(vector, vector, mask), at,
+                                     ir.Constant(i32, align), even])
+
+        return sig, _transpose_codegen(lanes, write_row)
+
+    typer.__doc__ = doc
+    return typer
+
+
+vtranspose_interleave = intrinsic(_every_other(False, _EVERY_OTHER_DOC.format(how="""\
+The elements in between, ``dst[dst_off + j*dst_step + 2*i + 1]``, are read and written
+back unchanged: each destination row is ``2 * lanes`` elements, loaded as two vectors,
+blended with the transposed vector and stored (no scatter instruction on AVX2). The
+caller must own the elements in between for the duration (no other thread may write
+them), the last one included: a stride phase's pixels of a channels-first output, say,
+whose neighbours belong to another phase, computed in another launch.""")))
+vtranspose_spread = intrinsic(_every_other(True, _EVERY_OTHER_DOC.format(how="""\
+As :func:`vtranspose_interleave`, but through masked stores: the elements in between are
+not accessed, so other threads may write them meanwhile (stride phases running at once),
+and the row's last element, ``2 * lanes - 1`` after its first, need not exist.""")))
 
 
 @intrinsic
