@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import fastconv
 import naive
 from conftest import assert_close, to_channels_last
-from fastconv import _dense, _kernels, _plan, _planar, convolution
+from fastconv import _dense, _kernels, _plan, _planar, _runtime, convolution
 
 ALGORITHMS = ["dense", "planar", "pointwise", "gather"]
 WEIGHT_ALGORITHMS = ["dense", "planar", "gather"]
@@ -889,6 +889,9 @@ def test_dense_stride_phases_run_in_one_launch(route, batch, dtype, monkeypatch)
                                  np.ascontiguousarray(to_channels_last(grad)),
                                  channels_last=True, **options)
     assert np.ascontiguousarray(to_channels_last(got)).tobytes() == last.tobytes()
+    with _runtime.dynamic_schedule():  # the slices of the jobs handed out one at a time
+        assert fastconv.conv2d_input(x_shape, weight, grad, **options).tobytes() == \
+            got.tobytes()
     # the transposed convolution (the same adjoint) adds its bias in every phase
     kinds.clear()
     y = fastconv.conv_transpose2d(grad, weight, bias, output_padding=(0, 1), **options)

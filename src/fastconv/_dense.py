@@ -1834,17 +1834,20 @@ def _run_job(jobs, j, aux, scr, fscr, tiles, first, stop, tid, row_at, window_at
 
 
 @njit(parallel=True, cache=CACHE)
-def _jobs_forward(jobs, aux, scr, fscr, tiles, nthreads, row_at, window_at, tiled_at):
-    """Run every job of the table ``jobs``, each thread ``t`` its share of each job's tasks.
+def _jobs_forward(jobs, aux, scr, fscr, tiles, slices, row_at, window_at, tiled_at):
+    """Run every job of the table ``jobs``, a slice of each job's tasks per iteration.
 
-    Thread ``t`` of ``nthreads`` runs tasks ``n * t // nthreads`` to ``n * (t + 1) //
-    nthreads`` of a job of ``n`` tasks, as a launch of that job alone would give it.
+    Iteration ``t`` of ``slices`` runs tasks ``n * t // slices`` to ``n * (t + 1) //
+    slices`` of each job of ``n`` tasks, job after job: equal shares decided up front give
+    each thread consecutive slices (a launch of each job alone would give it the same
+    tasks); handed out one at a time (:func:`fastconv._runtime.dynamic_schedule`), the
+    slices even out a slower core.
     """
-    for t in prange(nthreads):
+    for t in prange(slices):
         tid = np.int64(numba.get_thread_id())
         for j in range(jobs.shape[0]):
             n = jobs[j, _J_TASKS]
-            first, stop = n * t // nthreads, n * (t + 1) // nthreads
+            first, stop = n * t // slices, n * (t + 1) // slices
             if first < stop:
                 _run_job(jobs, j, aux, scr, fscr, tiles, first, stop, tid, row_at,
                          window_at, tiled_at)
@@ -1856,6 +1859,10 @@ def _jobs_signature(dtype: np.dtype) -> tuple:
     return (data_type(index, 2, layout="C"), data_type(dtype, 1, layout="C"),
             data_type(index, 2, True, "C"), data_type(dtype, 2, True, "C"),
             data_type(dtype, 2, True, "C"), types.int64, types.int64, types.int64, types.int64)
+
+
+#: Slices of every job per thread in a job table's launch (see :func:`_jobs_forward`).
+_JOB_SLICES = 4
 
 
 def _address(a: np.ndarray) -> tuple[int, int]:
@@ -1977,7 +1984,7 @@ def run_jobs(table: JobTable, bias: np.ndarray | None, x_shift: int = 0,
     dtype = aux.dtype
     _jobs_forward(jobs, aux, np.empty(table.scratch_shape, np.int64),
                   np.empty(table.data_scratch_shape, dtype), np.empty(table.tiles_shape, dtype),
-                  numba.get_num_threads(),
+                  _JOB_SLICES * numba.get_num_threads(),
                   _jit.address_of(_DRIVERS[TILE_P].task, _row_task_signature, dtype),
                   _jit.address_of(_WDRIVERS[TILE_P].task, _window_task_signature, dtype),
                   _jit.address_of(_tiled_task, _tiled_task_signature, dtype))
