@@ -952,7 +952,8 @@ class _PhasePass:
         """Run phases that all take the dense kernel on a channels-first ``src``.
 
         Each part of the batch is copied to channels-last once for all the phases (not once
-        per phase); the weights are prepared once per phase.
+        per phase), and all the phases of a part run in one launch (a job table); the
+        weights are prepared once per phase.
         """
         kernels = [None if run is None else _phase_kernel(weight, self.spec, *taps)
                    for _, _, _, run, taps in self.phases]
@@ -960,7 +961,7 @@ class _PhasePass:
                     for (_, _, _, run, _), kernel in zip(self.phases, kernels)]
         runs = [(run, p, k, source, target) for (_, target, source, run, _), p, k
                 in zip(self.phases, prepared, kernels) if run is not None]
-        # every phase's weights are held at once; one phase's kernel runs at a time
+        # every phase's weights are held at once; a launch's scratch is its largest phase's
         held = (sum(run.held_bytes(p, k) for run, p, k, _, _ in runs)
                 + max(run.scratch_bytes(src[source], dest[target])
                       for run, _, _, source, target in runs))
