@@ -797,7 +797,7 @@ def test_dense_stride_phases_share_one_layout_copy(batch, monkeypatch):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(("x_shape", "weight_shape", "options"), [
-    ((1, 3, 8, 8), (4, 3, 3, 3), {"padding": 1}),  # a tiny call (3 -> 4 channels)
+    ((1, 3, 8, 8), (3, 3, 3, 3), {"padding": 1}),  # a tiny call (3 -> 3 channels)
     ((2, 4, 9, 7), (4, 1, 3, 3), {"padding": 1, "groups": 4}),
     ((1, 2, 5, 11), (6, 1, 2, 3), {"padding": ((1, 0), (2, 2)), "groups": 2,
                                    "padding_mode": "reflect"}),
