@@ -1867,8 +1867,7 @@ _JOB_SLICES = 4
 
 def _address(a: np.ndarray) -> tuple[int, int]:
     """Address and element extent of the memory of ``a`` (non-negative strides)."""
-    extent = 1 + sum((n - 1) * s for n, s in zip(a.shape, a.strides)) // a.itemsize
-    return a.ctypes.data, extent if a.size else 0
+    return a.ctypes.data, _extent(a) if a.size else 0
 
 
 class JobTable(NamedTuple):
@@ -1888,17 +1887,6 @@ class JobTable(NamedTuple):
 def _job_row(plan: DensePlan | TiledPlan, x: np.ndarray,
              wp: np.ndarray | tuple[np.ndarray, np.ndarray], out: np.ndarray) -> np.ndarray:
     """The :func:`_jobs_forward` row of one planned call (see :func:`job_table`)."""
-    row = _job_layout(plan, x, wp, out)
-    # jobs run at once: a stride phase's staged flush writes no other phase's elements
-    for dims in (_J_DIMS, _J_LAST_DIMS):
-        if row[dims + 17] == 2:
-            row[dims + 17] = 3
-    return row
-
-
-def _job_layout(plan: DensePlan | TiledPlan, x: np.ndarray,
-                wp: np.ndarray | tuple[np.ndarray, np.ndarray], out: np.ndarray) -> np.ndarray:
-    """:func:`_job_row` before it makes stride phases' flushes exclusive."""
     row = np.zeros(_J_COLUMNS, np.int64)
     row[_J_X:_J_X + 2] = _address(x)
     row[_J_OUT:_J_OUT + 2] = _address(out)
@@ -1945,8 +1933,11 @@ def job_table(calls: list[tuple[DensePlan | TiledPlan, np.ndarray,
     zero_aux = np.zeros(max(plan.zero_aux.shape[0] for plan in plans), dtype)
     zero_aux.flags.writeable = False
     _jit.ensure_compiled(_jobs_forward, _jobs_signature, dtype)
-    return JobTable(np.stack([_job_row(*call) for call in calls]), zero_aux, plans[0].c_out,
-                    *_job_scratch_shapes(plans))
+    jobs = np.stack([_job_row(*call) for call in calls])
+    # jobs run at once: a stride phase's staged flush must touch no other phase's elements
+    for stage in (_J_DIMS + 17, _J_LAST_DIMS + 17):
+        jobs[jobs[:, stage] == 2, stage] = 3
+    return JobTable(jobs, zero_aux, plans[0].c_out, *_job_scratch_shapes(plans))
 
 
 def _job_scratch_shapes(plans: list[DensePlan | TiledPlan]) -> tuple[tuple[int, int], ...]:
@@ -2595,9 +2586,13 @@ def flat_view(a: np.ndarray) -> np.ndarray:
         return a.reshape(-1)
     if a.ndim == 5 and a.transpose(0, 4, 1, 2, 3).flags.c_contiguous:  # channels-first data
         return a.transpose(0, 4, 1, 2, 3).reshape(-1)
-    extent = 1 + sum((n - 1) * s for n, s in zip(a.shape, a.strides)) // a.itemsize
-    return np.lib.stride_tricks.as_strided(a, shape=(extent,), strides=(a.itemsize,),
+    return np.lib.stride_tricks.as_strided(a, shape=(_extent(a),), strides=(a.itemsize,),
                                            writeable=a.flags.writeable)
+
+
+def _extent(a: np.ndarray) -> int:
+    """Elements from the first to the last element of ``a`` (non-negative strides)."""
+    return 1 + sum((n - 1) * s for n, s in zip(a.shape, a.strides)) // a.itemsize
 
 
 def _layout(x: np.ndarray, out: np.ndarray) -> np.ndarray:
