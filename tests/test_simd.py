@@ -6,6 +6,8 @@ from numba import njit
 
 from fastconv._simd import (
     lanes_for,
+    prefetch,
+    prefetch_l2,
     vtranspose_copy,
     vtranspose_copy_partial,
     vtranspose_interleave,
@@ -31,6 +33,25 @@ def _transpose_interleave(src, src_off, src_step, dst, dst_off, dst_step):
 @njit(cache=False)
 def _transpose_spread(src, src_off, src_step, dst, dst_off, dst_step):
     vtranspose_spread(src, src_off, src_step, dst, dst_off, dst_step)
+
+
+@njit(cache=False)
+def _prefetched_sum(mem, offsets):
+    for off in offsets:
+        prefetch(mem, off)
+        prefetch_l2(mem, off)
+    return mem.sum()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_prefetches_change_nothing_and_never_fault(dtype):
+    """``prefetch`` and ``prefetch_l2`` are hints: offsets past either end of the buffer
+    (by a page, even) neither fault nor change a value."""
+    mem = np.arange(40, dtype=dtype)
+    before = mem.copy()
+    total = _prefetched_sum(mem, np.array([0, 39, 40, 57, 4096, -1, -4096], np.int64))
+    assert total == before.sum()
+    np.testing.assert_array_equal(mem, before)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -43,6 +43,7 @@ from ._simd import (
     VECTOR_BITS,
     keep_alive,
     lanes_for,
+    prefetch_l2,
     ptr_of,
     vadd,
     vbroadcast_load,
@@ -394,6 +395,10 @@ def _weight_task(src, src_layout, grad, grad_layout, steps, partial, partial_bia
         _pack_grad(grad, g_pixels, pixels, c_out, grad_layout[1, 4], ob_lo, ob_hi, grad_array)
         if sums_bias:
             _sum_packed(grad_array, pixels, bias_array)
+        # the next span's operands are fetched into L2 while this span's products run
+        _prefetch_span(src, src_layout, grad, grad_layout, steps, first + pixels,
+                       min(span, pixel_hi - first - pixels), t0, t1, merged, taps2,
+                       ob_lo * out_tile, min(c_out, ob_hi * out_tile))
         for tile in range(n_tiles):
             for ob in range(ob_hi - ob_lo):
                 _tile_span(window, x_pixels, pixels, ptr_of(entries_array, tile * IN_TILE),
@@ -467,6 +472,73 @@ def _pack_window(src, src_layout, steps, n, q0, q1, t0, t1, merged, start, count
                 (first + lo) * stride2
             _copy_window(src, base, hi - lo, stride2, stride_c, c_in, dest, at + lo * c_pad,
                          c_pad)
+
+
+@inlined
+def _prefetch_span(src, src_layout, grad, grad_layout, steps, first, pixels, t0, t1, merged,
+                   taps2, co_lo, co_hi):
+    """Prefetch into L2 what :func:`_weight_task` packs for the span of ``pixels`` at ``first``.
+
+    The input windows of tap rows ``t1 .. t1 + merged - 1`` (their columns inside the input)
+    and the output gradient's channels ``[co_lo, co_hi)``, row piece by row piece; nothing
+    when ``pixels <= 0``. Channels-first data are rows of channels far apart, each one a
+    few cache lines that the core would otherwise wait for one after another.
+    """
+    sizes0, sizes1, sizes2, c_in = src_layout[0, 1], src_layout[0, 2], src_layout[0, 3], \
+        src_layout[0, 4]
+    rows0, rows1, cols = grad_layout[0, 1], grad_layout[0, 2], grad_layout[0, 3]
+    p = 0
+    plane = -1  # (image, input plane) of the last row piece, and the last input row fetched
+    last = -1
+    while p < pixels:
+        row, col = (first + p) // cols, (first + p) % cols
+        count = min(cols - col, pixels - p)
+        q1 = row % rows1
+        q0 = (row // rows1) % rows0
+        n = row // (rows1 * rows0)
+        i0 = q0 * steps[0, 0] + t0 * steps[0, 1] - steps[0, 2]
+        left = col * steps[2, 0] - steps[2, 2]
+        lo = max(0, left)
+        hi = min(sizes2, left + (count - 1) * steps[2, 0] + (taps2 - 1) * steps[2, 1] + 1)
+        if n * sizes0 + i0 != plane or count != cols:
+            plane = n * sizes0 + i0
+            last = -1
+        if 0 <= i0 < sizes0 and lo < hi:
+            for u in range(merged):
+                i1 = q1 * steps[1, 0] + (t1 + u) * steps[1, 1] - steps[1, 2]
+                # whole rows of one plane with undilated tap rows: each piece's input rows
+                # are a run, and those the pieces before fetched are skipped
+                if max(0, last + 1) <= i1 < sizes1:
+                    last = i1 if count == cols and steps[1, 1] == 1 else -1
+                    base = n * src_layout[1, 0] + i0 * src_layout[1, 1] + i1 * src_layout[1, 2]
+                    _prefetch_block(src, base, lo, hi, src_layout[1, 3], 0, c_in,
+                                    src_layout[1, 4])
+        base = n * grad_layout[1, 0] + q0 * grad_layout[1, 1] + q1 * grad_layout[1, 2]
+        _prefetch_block(grad, base, col, col + count, grad_layout[1, 3], co_lo, co_hi,
+                        grad_layout[1, 4])
+        p += count
+
+
+@inlined
+def _prefetch_block(mem, base, lo, hi, pixel_step, c_lo, c_hi, channel_step):
+    """Prefetch into L2 pixels ``[lo, hi)`` x channels ``[c_lo, c_hi)`` of a row at ``base``.
+
+    Channels-last rows are one run from the first element to the last; channels-first ones
+    a run per channel; other layouts are not prefetched.
+    """
+    line = vlanes(mem)  # elements a step: a cache line with 512-bit vectors, half of one below
+    if channel_step == 1:
+        start = base + lo * pixel_step + c_lo
+        end = base + (hi - 1) * pixel_step + c_hi
+        for k in range(start, end, line):
+            prefetch_l2(mem, k)
+        prefetch_l2(mem, end - 1)
+    elif pixel_step == 1:
+        for c in range(c_lo, c_hi):
+            start = base + c * channel_step + lo
+            for k in range(start, start + hi - lo, line):
+                prefetch_l2(mem, k)
+            prefetch_l2(mem, start + hi - lo - 1)
 
 
 @inlined

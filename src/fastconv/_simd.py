@@ -64,6 +64,7 @@ __all__ = [
     "keep_alive",
     "lanes_for",
     "prefetch",
+    "prefetch_l2",
     "pointer_at",
     "ptr_of",
     "vadd",
@@ -978,38 +979,52 @@ def keep_alive(typingctx, array):
     return sig, codegen
 
 
-@intrinsic
-def prefetch(typingctx, mem, off):
-    """Hint the CPU to fetch the cache line holding ``mem[off]`` (``llvm.prefetch``, read, L1).
+def _prefetch_typer(locality: int, doc: str):
+    """Typer of a prefetch into the cache level ``llvm.prefetch``'s `locality` names."""
 
-    Never faults, so `off` may point past the end of the buffer.
+    def typer(typingctx, mem, off):
+        ok = isinstance(mem, (types.Array, types.CPointer)) and isinstance(mem.dtype,
+                                                                            types.Number)
+        if not (ok and isinstance(off, types.Integer)):
+            return None
+        sig = types.void(mem, off)
 
-    Parameters
-    ----------
-    mem : array or pointer of any numeric dtype
-        The memory; `off` counts elements from its data pointer.
-    off : int
-        Flat element offset.
+        def codegen(context, builder, sig, args):
+            ptr = _elem_ptr(context, builder, sig.args[0], args[0], sig.args[1], args[1])
+            i8p = ir.IntType(8).as_pointer()
+            i32 = ir.IntType(32)
+            fn = _intrinsic_fn(builder, "llvm.prefetch.p0", ir.VoidType(),
+                               [i8p, i32, i32, i32])
+            rw, level, cache = ir.Constant(i32, 0), ir.Constant(i32, locality), \
+                ir.Constant(i32, 1)
+            builder.call(fn, [builder.bitcast(ptr, i8p), rw, level, cache])
+            return context.get_dummy_value()
 
-    Returns
-    -------
-    None
-    """
-    ok = isinstance(mem, (types.Array, types.CPointer)) and isinstance(mem.dtype, types.Number)
-    if not (ok and isinstance(off, types.Integer)):
-        return None
-    sig = types.void(mem, off)
+        return sig, codegen
 
-    def codegen(context, builder, sig, args):
-        ptr = _elem_ptr(context, builder, sig.args[0], args[0], sig.args[1], args[1])
-        i8p = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        fn = _intrinsic_fn(builder, "llvm.prefetch.p0", ir.VoidType(), [i8p, i32, i32, i32])
-        rw, locality, cache = ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)
-        builder.call(fn, [builder.bitcast(ptr, i8p), rw, locality, cache])
-        return context.get_dummy_value()
+    typer.__doc__ = doc
+    return typer
 
-    return sig, codegen
+
+_PREFETCH_DOC = """Hint the CPU to fetch the cache line holding ``mem[off]`` into {level}.
+
+``llvm.prefetch`` (read, data, locality {locality}). Never faults, so `off` may point past
+the end of the buffer.
+
+Parameters
+----------
+mem : array or pointer of any numeric dtype
+    The memory; `off` counts elements from its data pointer.
+off : int
+    Flat element offset.
+
+Returns
+-------
+None
+"""
+prefetch = intrinsic(_prefetch_typer(3, _PREFETCH_DOC.format(level="L1", locality=3)))
+prefetch_l2 = intrinsic(_prefetch_typer(2, _PREFETCH_DOC.format(
+    level="L2 (data wanted soon, but not before the cache's current contents)", locality=2)))
 
 
 # ----------------------------------------------------------------------------------------------
