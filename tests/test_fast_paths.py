@@ -901,6 +901,41 @@ def test_dense_stride_phases_run_in_one_launch(route, batch, dtype, monkeypatch)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tiled_stride_phases_keep_their_job_table(dtype, monkeypatch):
+    """The tiled stride phases plan their job table once per layout of the operands: later
+    calls of the same shapes (new arrays, new weights, another bias) run it moved to their
+    own arrays and packed weights, and another layout (a strided output gradient) plans
+    its own; every result matches the naive reference."""
+    rng = np.random.default_rng(61)
+    block = _dense.block_size(dtype)
+    x_shape = (3, 2 * block + 3, 29, 28)
+    options = {"stride": 2, "padding": 1}
+    built = []
+    job_table = _dense.job_table
+
+    def spy(calls):
+        built.append(len(calls))
+        return job_table(calls)
+
+    monkeypatch.setattr(_dense, "job_table", spy)
+    kinds = _launched_job_kinds(monkeypatch)
+    convolution.clear_plans()
+    wide = rng.standard_normal((3, 2 * 37, 15, 14)).astype(dtype)
+    for grad in [rng.standard_normal((3, 37, 15, 14)).astype(dtype) for _ in range(3)] + [
+            wide[:, ::2]]:
+        weight = rng.standard_normal((37, x_shape[1], 3, 3)).astype(dtype)
+        got = fastconv.conv2d_input(x_shape, weight, grad, **options)
+        assert_close(got, naive.conv_input(x_shape, weight, grad, **options), 37 * 4, dtype)
+        bias = rng.standard_normal(x_shape[1]).astype(dtype)
+        y = fastconv.conv_transpose2d(grad, weight, bias, output_padding=(0, 1), **options)
+        assert_close(y, naive.conv_input(x_shape, weight, grad, **options)
+                     + bias[:, None, None], 37 * 4, dtype)
+    assert kinds and all(table == [2] * 4 for table in kinds)
+    # eight calls, two passes (input gradient, transposed), two layouts of the gradient
+    assert len(kinds) == 8 and built == [4] * 4
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(40, 24, 1, 3, 3), (19, 5, 1, 1, 9), (16, 7, 2, 3, 3),
                                    (20, 6, 1, 2, 2), (33, 4, 1, 1, 3), (16, 3, 1, 7, 7)])
 def test_a_thread_packs_a_weight_block_as_pack_weights_does(shape, dtype):

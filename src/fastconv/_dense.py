@@ -153,7 +153,8 @@ def pack_weights(w: np.ndarray, lanes_block: int | None = None) -> np.ndarray:
     return pack_weights_as(w, w.dtype, kb)
 
 
-def pack_weights_as(w: np.ndarray, dtype: np.dtype, kb: int) -> np.ndarray:
+def pack_weights_as(w: np.ndarray, dtype: np.dtype, kb: int,
+                    out: np.ndarray | None = None) -> np.ndarray:
     """:func:`pack_weights` of ``w.astype(dtype)`` with block ``kb``, without checks.
 
     Parameters
@@ -164,20 +165,25 @@ def pack_weights_as(w: np.ndarray, dtype: np.dtype, kb: int) -> np.ndarray:
         Dtype of the packed weights (values are cast as by ``astype``).
     kb : int
         Output-channel block, positive.
+    out : ndarray, optional
+        Memory of the result: a C-contiguous array of `dtype` and as many elements
+        (whatever its contents), written whole; a new array by default.
 
     Returns
     -------
     ndarray, shape (KBn, K0, K1, K2, C_in, KB)
-        As :func:`pack_weights`.
+        As :func:`pack_weights` (a view of `out` when given).
     """
     c_out, c_in, k0, k1, k2 = w.shape
     full, rest = divmod(c_out, kb)
-    packed = np.zeros((full + (rest > 0), k0, k1, k2, c_in, kb), dtype=dtype)
+    shape = (full + (rest > 0), k0, k1, k2, c_in, kb)
+    packed = np.empty(shape, dtype=dtype) if out is None else out.reshape(shape)
     if full:
         packed[:full] = w[:full * kb].reshape(full, kb, c_in, k0, k1, k2).transpose(
             0, 3, 4, 5, 2, 1)
     if rest:
         packed[full, ..., :rest] = (w[full * kb:] if full else w).transpose(2, 3, 4, 1, 0)
+        packed[full, ..., rest:] = 0
     return packed
 
 
@@ -1956,18 +1962,20 @@ def job_scratch_bytes(plans: list[DensePlan | TiledPlan], dtype: np.dtype) -> in
 
 
 def run_jobs(table: JobTable, bias: np.ndarray | None, x_shift: int = 0,
-             out_shift: int = 0) -> None:
+             out_shift: int = 0, w_shift: int = 0) -> None:
     """Run the calls of a :func:`job_table` in one parallel launch.
 
     The results are bitwise those of one :func:`run_dense` (or :func:`run_tiled`) per
-    call. ``x_shift`` and ``out_shift`` (bytes) move every call's input and output: the
-    table of one part of a batch runs another part of the same shapes and strides.
+    call. ``x_shift``, ``out_shift`` and ``w_shift`` (bytes) move every call's input,
+    output and weights: the table of one part of a batch runs another part of the same
+    shapes and strides, and a table kept from an earlier call runs this call's arrays.
     """
     jobs = table.jobs
-    if x_shift or out_shift:
+    if x_shift or out_shift or w_shift:
         jobs = jobs.copy()
         jobs[:, _J_X] += x_shift
         jobs[:, _J_OUT] += out_shift
+        jobs[:, _J_W] += w_shift
     aux = table.zero_aux
     if bias is not None:
         aux = np.zeros(aux.shape, aux.dtype)

@@ -355,9 +355,13 @@ class _DensePass:
                                         self.block)
         return self.packed(weight)
 
-    def packed(self, weight: np.ndarray) -> np.ndarray:
-        """The weights packed (:func:`fastconv._dense.pack_weights`), whatever their size."""
-        return _dense.pack_weights_as(weight.reshape(self.weight_shape), self.dtype, self.block)
+    def packed(self, weight: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The weights packed (:func:`fastconv._dense.pack_weights`), whatever their size.
+
+        Into ``out`` (C-contiguous, :attr:`packed_shape`'s elements) when given.
+        """
+        return _dense.pack_weights_as(weight.reshape(self.weight_shape), self.dtype, self.block,
+                                      out)
 
     def held_bytes(self, prepared: np.ndarray | tuple[np.ndarray, np.ndarray],
                    weight: np.ndarray) -> int:
@@ -818,6 +822,10 @@ def _phase_spec(spec: ConvSpec, phases: tuple[_plan.Phase, ...]) -> ConvSpec:
 #: window mode (the phase's whole weights are read for every tile).
 _TILED_PHASE_BYTES = 1 << 20
 
+#: Job tables a :class:`_PhasePass` keeps (one per layout of its operands and thread count;
+#: all are dropped when one more is needed).
+_TABLES_KEPT = 8
+
 
 class _PhasePass:
     """A zero-padded adjoint as one stride-1 forward convolution per stride phase.
@@ -835,7 +843,7 @@ class _PhasePass:
     four phases, each streaming 26 MB of output gradient, were half of the call).
     """
 
-    __slots__ = ("part", "phases", "single", "spec")
+    __slots__ = ("part", "phases", "single", "spec", "tables")
 
     def __init__(self, spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
                  dest_shape: tuple[int, ...], planar_layout: bool) -> None:
@@ -876,6 +884,8 @@ class _PhasePass:
         whole = all(p.start == 0 and p.offset == 0 for p in self.phases[0][0]) if len(
             self.phases) == 1 else False
         self.single = self.phases[0][3:] if whole and self.phases[0][3] is not None else None
+        # what :meth:`_tiled_phases` planned for a layout of the operands (or None: not tiled)
+        self.tables: dict[tuple, tuple | None] = {}
 
     def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                  dest: np.ndarray) -> None:
@@ -912,40 +922,70 @@ class _PhasePass:
         Each phase's tasks copy the input rows they read into a small tile
         (:func:`fastconv._dense.run_tiled`): no layout copy of ``src``, the whole batch in
         one part, and one launch for every phase (:func:`fastconv._dense.run_jobs`). The
-        phases' weights are packed (window mode), held at once: False (nothing run) when
-        they do not fit the call's spare memory or a phase cannot be tiled.
+        phases' weights are packed (window mode) into one buffer, held at once: False
+        (nothing run) when they do not fit the call's spare memory or a phase cannot be
+        tiled. The job table is planned once per layout of the operands and thread count
+        (:meth:`_tiled_table`); later calls move its addresses to their arrays.
         """
-        runs = [(run, taps, src[source], dest[target])
-                for _, target, source, run, taps in self.phases if run is not None]
-        dtype = runs[0][0].dtype
-        packed = [math.prod(run.packed_shape) * dtype.itemsize for run, *_ in runs]
-        spare = _spare_bytes(src, dest, weight.nbytes, sum(packed))
-        if max(packed) > _TILED_PHASE_BYTES or spare <= 0:
+        key = (src.strides, dest.strides, weight.dtype, numba.get_num_threads())
+        planned = self.tables.get(key, False)  # one lookup: other threads may clear the dict
+        if planned is False:
+            planned = self._tiled_table(src, weight, dest)
+            if len(self.tables) >= _TABLES_KEPT:
+                self.tables.clear()
+            self.tables[key] = planned
+        if planned is None:
             return False
+        table, offsets, (src_at, dest_at, packed_at) = planned
+        runs = [(run, taps) for _, _, _, run, taps in self.phases if run is not None]
+        packed = np.empty(offsets[-1], runs[0][0].dtype)
+        for (run, taps), lo, hi in zip(runs, offsets, offsets[1:]):
+            run.packed(_phase_kernel(weight, self.spec, *taps), packed[lo:hi])
+        for _, target, _, run, _ in self.phases:
+            if run is None:
+                dest[target] = 0 if bias is None else bias
+        _dense.run_jobs(table, bias, src.ctypes.data - src_at, dest.ctypes.data - dest_at,
+                        packed.ctypes.data - packed_at)
+        return True
+
+    def _tiled_table(self, src: np.ndarray, weight: np.ndarray, dest: np.ndarray
+                     ) -> tuple[_dense.JobTable, list[int], tuple[int, int, int]] | None:
+        """The job table of :meth:`_tiled_phases` for operands laid out as these.
+
+        With the phases' offsets in the packed-weights buffer and the addresses of
+        ``src``, ``dest`` and the buffer the table was built with; None when the phases do
+        not run tiled.
+        """
+        runs = [(run, src[source], dest[target])
+                for _, target, source, run, _ in self.phases if run is not None]
+        dtype = runs[0][0].dtype
+        sizes = [math.prod(run.packed_shape) for run, *_ in runs]
+        spare = _spare_bytes(src, dest, weight.nbytes, sum(sizes) * dtype.itemsize)
+        if max(sizes) * dtype.itemsize > _TILED_PHASE_BYTES or spare <= 0:
+            return None
 
         def plan(tile_bytes: int | None) -> list[_dense.TiledPlan | None]:
             return [_dense.tiled_plan(x.shape, x.strides, run.packed_shape, out.shape,
                                       out.strides, dtype, *run.geometry,
                                       numba.get_num_threads(), True, tile_bytes)
-                    for run, _, x, out in runs]
+                    for run, x, out in runs]
 
         plans = plan(None)
         if None in plans:
-            return False
+            return None
         # the threads' tiles take what the rest of the scratch leaves
         over = _dense.job_scratch_bytes(plans, dtype) - spare
         if over > 0:
             tiles = max(plan.tiles_shape[1] for plan in plans) * dtype.itemsize
             plans = plan(tiles - math.ceil(over / numba.config.NUMBA_NUM_THREADS) - 1024)
             if None in plans or _dense.job_scratch_bytes(plans, dtype) > spare:
-                return False
-        calls = [(plan, x, run.packed(_phase_kernel(weight, self.spec, *taps)), out)
-                 for plan, (run, taps, x, out) in zip(plans, runs)]
-        for _, target, _, run, _ in self.phases:
-            if run is None:
-                dest[target] = 0 if bias is None else bias
-        _dense.run_jobs(_dense.job_table(calls), bias)
-        return True
+                return None
+        offsets = [0, *itertools.accumulate(sizes)]
+        packed = np.empty(offsets[-1], dtype)  # its address only: the table's weights
+        calls = [(plan, x, packed[lo:hi].reshape(run.packed_shape), out)
+                 for plan, (run, x, out), lo, hi in zip(plans, runs, offsets, offsets[1:])]
+        return (_dense.job_table(calls), offsets,
+                (src.ctypes.data, dest.ctypes.data, packed.ctypes.data))
 
     def _dense_phases(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                       dest: np.ndarray) -> None:
