@@ -382,9 +382,7 @@ def _weight_task(src, src_layout, grad, grad_layout, steps, partial, partial_bia
                     col = 0
                 j += 1
                 start = col
-                q1 = row % rows1
-                q0 = (row // rows1) % rows0
-                n = row // (rows1 * rows0)
+                n, q0, q1 = _output_row(row, rows0, rows1)
                 _pack_window(src, src_layout, steps, n, q0, q1, t0, t1, merged, start,
                              min(cols - col, pixels - p), taps2, c_pad, width,
                              ptr_of(window, j * span_row_stride))
@@ -451,11 +449,8 @@ def _pack_window(src, src_layout, steps, n, q0, q1, t0, t1, merged, start, count
         src_layout[0, 4]
     stride_c = src_layout[1, 4]
     i0 = q0 * steps[0, 0] + t0 * steps[0, 1] - steps[0, 2]
-    first = start * steps[2, 0] - steps[2, 2]
-    used = (count - 1) * steps[2, 0] + (taps2 - 1) * steps[2, 1] + 1
     # the input columns [lo, hi) of the window lie inside the input; the rest are zeros
-    lo = min(used, max(0, -first))
-    hi = max(lo, min(used, sizes2 - first))
+    first, used, lo, hi = _window_columns(start, count, taps2, steps, sizes2)
     stride2 = src_layout[1, 3]
     for u in range(merged):
         i1 = q1 * steps[1, 0] + (t1 + u) * steps[1, 1] - steps[1, 2]
@@ -474,6 +469,40 @@ def _pack_window(src, src_layout, steps, n, q0, q1, t0, t1, merged, start, count
                          c_pad)
 
 
+@register_jitable
+def _output_row(row: int, rows0: int, rows1: int) -> tuple[int, int, int]:
+    """Sample and output rows ``(n, q0, q1)`` of flat output row ``row``.
+
+    Examples
+    --------
+    >>> _output_row(7, 2, 3)  # sample 1, plane 0, row 1
+    (1, 0, 1)
+    """
+    return row // (rows1 * rows0), (row // rows1) % rows0, row % rows1
+
+
+@register_jitable
+def _window_columns(start: int, count: int, taps2: int, steps, sizes2: int
+                    ) -> tuple[int, int, int, int]:
+    """The input columns output columns ``[start, start + count)`` read along the last axis.
+
+    ``(first, used, lo, hi)``: the window starts at input column ``first`` (negative in
+    the low padding) and spans ``used`` columns, of which ``[lo, hi)`` (from ``first``) lie
+    inside the input's ``sizes2`` columns.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> steps = np.array([[1, 1, 1], [1, 1, 1], [2, 1, 1]])  # stride 2, padding 1
+    >>> [int(v) for v in _window_columns(0, 4, 3, steps, 8)]  # 4 columns of 8, 3 taps
+    [-1, 9, 1, 9]
+    """
+    first = start * steps[2, 0] - steps[2, 2]
+    used = (count - 1) * steps[2, 0] + (taps2 - 1) * steps[2, 1] + 1
+    lo = min(used, max(0, -first))
+    return first, used, lo, max(lo, min(used, sizes2 - first))
+
+
 @inlined
 def _prefetch_span(src, src_layout, grad, grad_layout, steps, first, pixels, t0, t1, merged,
                    taps2, co_lo, co_hi):
@@ -484,35 +513,32 @@ def _prefetch_span(src, src_layout, grad, grad_layout, steps, first, pixels, t0,
     when ``pixels <= 0``. Channels-first data are rows of channels far apart, each one a
     few cache lines that the core would otherwise wait for one after another.
     """
-    sizes0, sizes1, sizes2, c_in = src_layout[0, 1], src_layout[0, 2], src_layout[0, 3], \
-        src_layout[0, 4]
+    sizes0, sizes1, sizes2 = src_layout[0, 1], src_layout[0, 2], src_layout[0, 3]
     rows0, rows1, cols = grad_layout[0, 1], grad_layout[0, 2], grad_layout[0, 3]
     p = 0
-    plane = -1  # (image, input plane) of the last row piece, and the last input row fetched
-    last = -1
+    plane = -1  # (sample, input plane) of the row piece before
+    last = -1  # the last input row fetched in that plane, while rows are skipped
     while p < pixels:
         row, col = (first + p) // cols, (first + p) % cols
         count = min(cols - col, pixels - p)
-        q1 = row % rows1
-        q0 = (row // rows1) % rows0
-        n = row // (rows1 * rows0)
+        n, q0, q1 = _output_row(row, rows0, rows1)
         i0 = q0 * steps[0, 0] + t0 * steps[0, 1] - steps[0, 2]
-        left = col * steps[2, 0] - steps[2, 2]
-        lo = max(0, left)
-        hi = min(sizes2, left + (count - 1) * steps[2, 0] + (taps2 - 1) * steps[2, 1] + 1)
-        if n * sizes0 + i0 != plane or count != cols:
+        # whole rows of one plane with undilated tap rows: each piece's input rows are a
+        # run, and those the pieces before fetched are skipped
+        skips = count == cols and steps[1, 1] == 1
+        if not skips or n * sizes0 + i0 != plane:
             plane = n * sizes0 + i0
             last = -1
+        left, _, lo, hi = _window_columns(col, count, taps2, steps, sizes2)
         if 0 <= i0 < sizes0 and lo < hi:
             for u in range(merged):
                 i1 = q1 * steps[1, 0] + (t1 + u) * steps[1, 1] - steps[1, 2]
-                # whole rows of one plane with undilated tap rows: each piece's input rows
-                # are a run, and those the pieces before fetched are skipped
                 if max(0, last + 1) <= i1 < sizes1:
-                    last = i1 if count == cols and steps[1, 1] == 1 else -1
+                    if skips:
+                        last = i1
                     base = n * src_layout[1, 0] + i0 * src_layout[1, 1] + i1 * src_layout[1, 2]
-                    _prefetch_block(src, base, lo, hi, src_layout[1, 3], 0, c_in,
-                                    src_layout[1, 4])
+                    _prefetch_block(src, base, left + lo, left + hi, src_layout[1, 3], 0,
+                                    src_layout[0, 4], src_layout[1, 4])
         base = n * grad_layout[1, 0] + q0 * grad_layout[1, 1] + q1 * grad_layout[1, 2]
         _prefetch_block(grad, base, col, col + count, grad_layout[1, 3], co_lo, co_hi,
                         grad_layout[1, 4])
@@ -526,19 +552,20 @@ def _prefetch_block(mem, base, lo, hi, pixel_step, c_lo, c_hi, channel_step):
     Channels-last rows are one run from the first element to the last; channels-first ones
     a run per channel; other layouts are not prefetched.
     """
-    line = vlanes(mem)  # elements a step: a cache line with 512-bit vectors, half of one below
     if channel_step == 1:
-        start = base + lo * pixel_step + c_lo
-        end = base + (hi - 1) * pixel_step + c_hi
-        for k in range(start, end, line):
-            prefetch_l2(mem, k)
-        prefetch_l2(mem, end - 1)
+        _prefetch_run(mem, base + lo * pixel_step + c_lo, base + (hi - 1) * pixel_step + c_hi)
     elif pixel_step == 1:
         for c in range(c_lo, c_hi):
-            start = base + c * channel_step + lo
-            for k in range(start, start + hi - lo, line):
-                prefetch_l2(mem, k)
-            prefetch_l2(mem, start + hi - lo - 1)
+            _prefetch_run(mem, base + c * channel_step + lo, base + c * channel_step + hi)
+
+
+@inlined
+def _prefetch_run(mem, start, stop):
+    """Prefetch into L2 every cache line of ``mem[start:stop]`` (``start < stop``)."""
+    line = vlanes(mem)  # elements a step: a cache line with 512-bit vectors, half of one below
+    for k in range(start, stop, line):
+        prefetch_l2(mem, k)
+    prefetch_l2(mem, stop - 1)
 
 
 @inlined
