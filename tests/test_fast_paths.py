@@ -39,6 +39,10 @@ CASES = [
     (3, 2, 16, 32, (5, 6, 7), (3, 3, 3), 1, 1, 1),
     (3, 1, 8, 24, (6, 5, 9), (2, 3, 3), (2, 1, 2), ((1, 0), (1, 1), (2, 1)), (1, 2, 1)),
     (2, 1, 48, 16, (4, 4), (3, 3), 1, 0, 1),
+    # rows longer than the dense weight gradient's span (pieces of rows, a run each), and
+    # runs of whole rows split where a span crosses a plane, with tap rows 2 apart
+    (2, 1, 8, 16, (5, 150), (3, 3), 1, 1, 1),
+    (3, 2, 8, 16, (3, 7, 20), (3, 3, 3), (1, 1, 1), (1, 2, 1), (1, 2, 1)),
 ]
 
 GROUPED_CASES = [

@@ -45,6 +45,7 @@ def run(case_name: str, pass_name: str, seconds: float) -> None:
     print(f"{case_name} {pass_name}: {problem.flops / elapsed / 1e9:.1f} GFLOP/s, "
           f"{elapsed * 1e3:.3f} ms a call")
     OUT.mkdir(exist_ok=True)
+    _write_symbols(OUT / "symbols.txt")
     regions = []
     for line in Path("/proc/self/maps").read_text().splitlines():
         fields = line.split()
@@ -56,6 +57,34 @@ def run(case_name: str, pass_name: str, seconds: float) -> None:
             code = bytes((ctypes.c_char * (high - low)).from_address(low))
             (OUT / f"code{index}.bin").write_bytes(code)
             listing.write(f"{index} {low:x} {high:x}\n")
+
+
+def _write_symbols(path: Path) -> None:
+    """Write the entry address and name of every compiled fastconv function, one a line."""
+    from numba.core.registry import CPUDispatcher
+
+    lines = []
+    for module_name, module in list(sys.modules.items()):
+        if not module_name.startswith("fastconv"):
+            continue
+        for attr, obj in vars(module).items():
+            if not isinstance(obj, CPUDispatcher):
+                continue
+            for number, cres in enumerate(obj.overloads.values()):
+                address = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
+                if address:
+                    lines.append(f"{address:x} {module_name}.{attr}#{number}")
+    path.write_text("\n".join(sorted(set(lines))) + "\n")
+
+
+def _function_of(address: int, symbols: list[tuple[int, str]]) -> str:
+    """The compiled function whose entry is the closest at or below ``address``."""
+    name = "?"
+    for start, symbol in symbols:
+        if start > address:
+            break
+        name = symbol
+    return name
 
 
 def _samples(perf_data: str) -> Counter:
@@ -91,11 +120,18 @@ def report(perf_data: str, top: int = 12, region: int | None = None) -> None:
                    if any(low <= ip < high for low, high in regions)})
     print(f"{total} samples, {sum(jit.values())} in JIT code "
           f"({100 * sum(jit.values()) / max(total, 1):.1f}%)")
+    symbols = sorted((int(address, 16), name) for address, name in
+                     (line.split() for line in (OUT / "symbols.txt").read_text().splitlines()
+                      if line))
+    functions = Counter()
     buckets = Counter()
     for ip, n in jit.items():
         buckets[ip // 256 * 256] += n
+        functions[_function_of(ip, symbols)] += n
+    for name, n in functions.most_common(top):
+        print(f"  {100 * n / total:5.1f}% in {name}")
     for start, n in buckets.most_common(top):
-        print(f"  {start:x}: {n} samples ({100 * n / total:.1f}%)")
+        print(f"  {start:x}: {n} samples ({100 * n / total:.1f}%) {_function_of(start, symbols)}")
     if not buckets:
         return
     hottest = buckets.most_common(1)[0][0] if region is None else region // 256 * 256

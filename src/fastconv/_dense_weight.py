@@ -264,35 +264,56 @@ def dense_weight_grad(src, src_layout, grad, grad_layout, steps, partial, partia
 
 
 @register_jitable
-def task_work(c_in: int, taps1: int, taps2: int, cols: int, stride2: int, dilation2: int,
-              lanes: int, blocks: int) -> tuple[int, int, int, int]:
+def task_work(c_in: int, taps1: int, taps2: int, cols: int, steps1: tuple[int, int],
+              steps2: tuple[int, int], lanes: int, blocks: int) -> tuple[int, int, int, int]:
     """Elements of a :func:`dense_weight_grad` task's work arrays.
 
     The span's input windows, the entry offsets (int64), the span's output gradient and
     the accumulators of ``blocks`` output blocks, for an output row of ``cols`` pixels
+    with ``(stride, dilation)`` ``steps1`` along the rows and ``steps2`` along the columns
     (the task's pixel positions, 2 * SPAN int64, and bias sums come on top).
 
     Examples
     --------
-    >>> task_work(32, 4, 4, 28, 2, 1, 16, 2)  # a transposed 4x4 layer's weight gradient
+    >>> task_work(32, 4, 4, 28, (2, 1), (2, 1), 16, 2)  # a transposed 4x4 layer's
     (29696, 516, 8192, 33024)
     """
     out_tile = 2 * lanes
     merged = tap_rows_per_task(c_in, taps1, taps2)
     n_entries = -(-merged * taps2 * c_in // IN_TILE) * IN_TILE
-    width = (min(cols, SPAN) - 1) * stride2 + (taps2 - 1) * dilation2 + 1
+    width = (min(cols, SPAN) - 1) * steps2[0] + (taps2 - 1) * steps2[1] + 1
     span_rows = SPAN // cols if cols <= SPAN else 2
-    window = span_rows * merged * width * padded_channels(c_in, out_tile)
+    window = span_rows * window_rows(1, merged, steps1[0], steps1[1]) * width * \
+        padded_channels(c_in, out_tile)
     return window, n_entries, blocks * SPAN * out_tile, blocks * n_entries * out_tile
 
 
+@register_jitable
+def window_rows(length: int, merged: int, stride1: int, dilation1: int) -> int:
+    """Input rows a run of ``length`` adjacent output rows reads with ``merged`` tap rows.
+
+    Row ``a * stride1 + u * dilation1`` for output row ``a`` and tap row ``u`` (from the
+    run's first): the windows' rows, each copied once for all the output rows reading it.
+
+    Examples
+    --------
+    >>> window_rows(2, 3, 1, 1), window_rows(1, 3, 1, 2), window_rows(4, 1, 1, 1)
+    (4, 5, 4)
+    """
+    return (length - 1) * stride1 + (merged - 1) * dilation1 + 1
+
+
 def task_scratch_bytes(c_in: int, c_out: int, taps: tuple[int, int, int], cols: int,
-                       stride2: int, dilation2: int, dtype: np.dtype) -> int:
-    """Bytes one running task of :func:`dense_weight_grad` allocates (its work arrays)."""
+                       steps1: tuple[int, int], stride2: int, dilation2: int,
+                       dtype: np.dtype) -> int:
+    """Bytes one running task of :func:`dense_weight_grad` allocates (its work arrays).
+
+    ``steps1``: stride and dilation along the rows.
+    """
     lanes = lanes_for(dtype)
     out_blocks, _ = task_split(c_in, c_out, taps, lanes, dtype.itemsize)
-    window, entries, grad, acc = task_work(c_in, taps[1], taps[2], cols, stride2, dilation2,
-                                           lanes, out_blocks)
+    window, entries, grad, acc = task_work(c_in, taps[1], taps[2], cols, steps1,
+                                           (stride2, dilation2), lanes, out_blocks)
     return ((window + grad + acc + out_blocks * 2 * lanes) * dtype.itemsize
             + (entries + 2 * SPAN) * 8)
 
@@ -339,16 +360,20 @@ def _weight_task(src, src_layout, grad, grad_layout, steps, partial, partial_bia
     chunk = rest // taps0
     ob_lo = group * out_blocks
     ob_hi = min(n_out, ob_lo + out_blocks)
-    # each span's input windows are copied, zero-padded, into a channels-last buffer:
-    # span row j (a piece of one output row), tap row u, then `width` pixels of `c_pad`
+    # each span's input windows are copied, zero-padded, into a channels-last buffer of
+    # rows of `width` pixels of `c_pad`: a run of whole output rows of one plane (a single
+    # piece of a row otherwise) takes the rows from its first window's on, one per input
+    # row its windows read, in order (tap row u of run row a is row a * s1 + u * d1)
     c_pad = padded_channels(c_in, out_tile)
     width = (min(cols, SPAN) - 1) * steps[2, 0] + (taps2 - 1) * steps[2, 1] + 1
     row_stride = width * c_pad
-    span_row_stride = merged * row_stride
+    # runs grow while their rows overlap or abut (they never take more rows than pieces do)
+    runs_grow = steps[1, 0] <= window_rows(1, merged, 1, steps[1, 1])
     # a span is whole rows when they are shorter than SPAN (windows are then copied once)
     span = cols * (SPAN // cols) if cols <= SPAN else SPAN
     window_size, n_entries, grad_size, acc_size = task_work(
-        c_in, taps1, taps2, cols, steps[2, 0], steps[2, 1], lanes, ob_hi - ob_lo)
+        c_in, taps1, taps2, cols, (steps[1, 0], steps[1, 1]), (steps[2, 0], steps[2, 1]),
+        lanes, ob_hi - ob_lo)
     n_tiles = n_entries // IN_TILE
     window_array = np.empty(window_size, dtype=partial.dtype)
     window = ptr_of(window_array, 0)
@@ -356,8 +381,8 @@ def _weight_task(src, src_layout, grad, grad_layout, steps, partial, partial_bia
     # the last one read the last one again: their sums are never stored)
     entries_array = np.empty(n_entries, dtype=np.int64)
     for e in range(n_entries):
-        entries_array[e] = _entry_offset(min(e, row_entries - 1), c_in, taps2, row_stride,
-                                         steps[2, 1] * c_pad, 1)
+        entries_array[e] = _entry_offset(min(e, row_entries - 1), c_in, taps2,
+                                         steps[1, 1] * row_stride, steps[2, 1] * c_pad, 1)
     grad_array = np.empty(grad_size, dtype=partial.dtype)
     acc_array = np.zeros(acc_size, dtype=partial.dtype)
     pixel_array = np.empty(2 * SPAN, dtype=np.int64)
@@ -372,24 +397,37 @@ def _weight_task(src, src_layout, grad, grad_layout, steps, partial, partial_bia
     for first in range(pixel_lo, pixel_hi, span):
         pixels = min(span, pixel_hi - first)
         row, col = first // cols, first % cols
-        j = -1
-        start = 0
+        # the run of output rows being gathered: its first row (n, q0, q1), piece start and
+        # length, rows so far and where its window rows start
+        run_n, run_q0, run_q1, run_start, run_count, run_rows, run_at = 0, 0, 0, 0, 0, 0, 0
+        x_row = 0
         g_row = 0
         for p in range(pixels):
             if p == 0 or col == cols:
                 if col == cols:
                     row += 1
                     col = 0
-                j += 1
-                start = col
                 n, q0, q1 = _output_row(row, rows0, rows1)
-                _pack_window(src, src_layout, steps, n, q0, q1, t0, t1, merged, start,
-                             min(cols - col, pixels - p), taps2, c_pad, width,
-                             ptr_of(window, j * span_row_stride))
+                count = min(cols - col, pixels - p)
+                if (runs_grow and run_rows > 0 and count == cols and run_count == cols
+                        and n == run_n and q0 == run_q0 and q1 == run_q1 + run_rows):
+                    run_rows += 1
+                else:
+                    if run_rows > 0:
+                        _pack_rows(src, src_layout, steps, run_n, run_q0, run_q1, run_rows,
+                                   t0, t1, merged, run_start, run_count, taps2, c_pad, width,
+                                   ptr_of(window, run_at * row_stride))
+                        run_at += window_rows(run_rows, merged, steps[1, 0], steps[1, 1])
+                    run_n, run_q0, run_q1, run_start, run_count, run_rows = \
+                        n, q0, q1, col, count, 1
+                x_row = (run_at + (run_rows - 1) * steps[1, 0]) * row_stride - \
+                    run_start * steps[2, 0] * c_pad
                 g_row = n * grad_layout[1, 0] + q0 * grad_layout[1, 1] + q1 * grad_layout[1, 2]
-            x_pixels[p] = j * span_row_stride + (col - start) * steps[2, 0] * c_pad
+            x_pixels[p] = x_row + col * steps[2, 0] * c_pad
             g_pixels[p] = g_row + col * grad_layout[1, 3]
             col += 1
+        _pack_rows(src, src_layout, steps, run_n, run_q0, run_q1, run_rows, t0, t1, merged,
+                   run_start, run_count, taps2, c_pad, width, ptr_of(window, run_at * row_stride))
         _pack_grad(grad, g_pixels, pixels, c_out, grad_layout[1, 4], ob_lo, ob_hi, grad_array)
         if sums_bias:
             _sum_packed(grad_array, pixels, bias_array)
@@ -437,25 +475,32 @@ weight_task_address = partial(address_of, _weight_task, weight_task_signature)
 
 
 @inlined
-def _pack_window(src, src_layout, steps, n, q0, q1, t0, t1, merged, start, count, taps2,
-                 c_pad, width, dest):
-    """Copy the input windows of ``count`` pixels of output row ``(n, q0, q1)`` into ``dest``.
+def _pack_rows(src, src_layout, steps, n, q0, q1, length, t0, t1, merged, start, count, taps2,
+               c_pad, width, dest):
+    """Copy the input windows of a run of output rows into ``dest``, each input row once.
 
-    From column ``start`` on, for tap rows ``t1 .. t1 + merged - 1`` (each ``width * c_pad``
-    elements of ``dest``): the input pixels those output pixels read, ``c_pad`` elements
-    apart, channels contiguous, zeros outside the input.
+    The run: ``length`` output rows ``(n, q0, q1 + a)`` from column ``start`` on for
+    ``count`` pixels (whole rows when ``length > 1``), with tap rows ``t1 .. t1 + merged -
+    1``. Row ``a * s1 + u * d1`` of ``dest`` (``width * c_pad`` elements each; see
+    :func:`window_rows`) holds the input pixels tap row ``u`` of output row ``a`` reads,
+    ``c_pad`` elements apart, channels contiguous, zeros outside the input; rows no window
+    reads are left as they are.
     """
     sizes0, sizes1, sizes2, c_in = src_layout[0, 1], src_layout[0, 2], src_layout[0, 3], \
         src_layout[0, 4]
     stride_c = src_layout[1, 4]
+    stride1, dilation1 = steps[1, 0], steps[1, 1]
     i0 = q0 * steps[0, 0] + t0 * steps[0, 1] - steps[0, 2]
+    i1_first = q1 * stride1 + t1 * dilation1 - steps[1, 2]
     # the input columns [lo, hi) of the window lie inside the input; the rest are zeros
     first, used, lo, hi = _window_columns(start, count, taps2, steps, sizes2)
     stride2 = src_layout[1, 3]
-    for u in range(merged):
-        i1 = q1 * steps[1, 0] + (t1 + u) * steps[1, 1] - steps[1, 2]
-        at = u * width * c_pad
-        # a tap row outside the input is all zeros: no column of it lies inside
+    for r in range(window_rows(length, merged, stride1, dilation1)):
+        if not _row_read(r, length, merged, stride1, dilation1):
+            continue
+        i1 = i1_first + r
+        at = r * width * c_pad
+        # a row outside the input is all zeros: no column of it lies inside
         inside = 0 <= i0 < sizes0 and 0 <= i1 < sizes1
         row_lo, row_hi = (lo, hi) if inside else (used, used)
         for d in range(at, at + row_lo * c_pad):
@@ -467,6 +512,22 @@ def _pack_window(src, src_layout, steps, n, q0, q1, t0, t1, merged, start, count
                 (first + lo) * stride2
             _copy_window(src, base, hi - lo, stride2, stride_c, c_in, dest, at + lo * c_pad,
                          c_pad)
+
+
+@register_jitable
+def _row_read(r: int, length: int, merged: int, stride1: int, dilation1: int) -> bool:
+    """Whether window row ``r`` is ``a * stride1 + u * dilation1`` for a run row and tap row.
+
+    Examples
+    --------
+    >>> [_row_read(r, 1, 3, 1, 2) for r in range(5)]  # one row, tap rows 2 apart
+    [True, False, True, False, True]
+    """
+    for u in range(merged):
+        a = r - u * dilation1
+        if 0 <= a < length * stride1 and a % stride1 == 0:
+            return True
+    return False
 
 
 @register_jitable

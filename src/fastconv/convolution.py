@@ -1224,6 +1224,7 @@ def dense_weight_chunks(spec: ConvSpec, dtype: np.dtype, tiles: int, src_size: i
     # the current one: the chunks, and so the sums, must not depend on it)
     held = numba.config.NUMBA_NUM_THREADS * _dense_weight.task_scratch_bytes(
         spec.c_in, spec.c_out, _plan.to_3d(spec.kernel, 1), grad_shape[3],
+        (_plan.to_3d(spec.stride, 1)[1], _plan.to_3d(spec.dilation, 1)[1]),
         _plan.to_3d(spec.stride, 1)[2], _plan.to_3d(spec.dilation, 1)[2], dtype)
     return _plan.dense_weight_chunks(math.prod(grad_shape[:3]), tiles, grad_bytes,
                                      src_size * dtype.itemsize + grad_bytes, weight_bytes, held)
