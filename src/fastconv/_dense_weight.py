@@ -80,6 +80,12 @@ ACCUMULATOR_BYTES = 192 * 1024
 #: to the arithmetic).
 MERGED_ROW_ENTRIES = 256 if VECTOR_BITS >= 512 else 128
 
+#: A task covers every tap plane too when it covers every tap row and all the taps have at
+#: most this many entries: each span's output gradient is then packed once for all of them
+#: (a 3x3x3 16-channel layer's 432 entries: three packings of 32 channels 128 KiB apart
+#: cost more than the arithmetic they feed).
+MERGED_PLANE_ENTRIES = 2 * MERGED_ROW_ENTRIES
+
 
 @register_jitable
 def tap_rows_per_task(c_in: int, taps1: int, taps2: int) -> int:
@@ -94,12 +100,30 @@ def tap_rows_per_task(c_in: int, taps1: int, taps2: int) -> int:
 
 
 @register_jitable
-def _entry_offset(entry: int, c_in: int, taps2: int, row_step: int, tap_step: int,
-                  channel_step: int) -> int:
-    """Element offset of entry ``(t1, t2, i)`` (flattened) from its pixel's first tap."""
+def tap_planes_per_task(c_in: int, taps0: int, taps1: int, taps2: int) -> int:
+    """Tap planes ``t0`` one task of :func:`dense_weight_grad` covers (all of them, or one).
+
+    Examples
+    --------
+    >>> tap_planes_per_task(16, 3, 3, 3), tap_planes_per_task(64, 3, 3, 3)
+    (3, 1)
+    """
+    merged = tap_rows_per_task(c_in, taps1, taps2) == taps1
+    return taps0 if merged and taps0 * taps1 * taps2 * c_in <= MERGED_PLANE_ENTRIES else 1
+
+
+@register_jitable
+def _entry_offset(entry: int, c_in: int, taps1: int, taps2: int, plane_step: int,
+                  row_step: int, tap_step: int) -> int:
+    """Element offset of entry ``(t0, t1, t2, i)`` (flattened) from its pixel's first tap.
+
+    ``taps1``: the tap rows of a plane; channels are adjacent.
+    """
     per_row = taps2 * c_in
+    per_plane = taps1 * per_row
     rest = entry % per_row
-    return (entry // per_row) * row_step + (rest // c_in) * tap_step + (rest % c_in) * channel_step
+    return (entry // per_plane) * plane_step + (entry % per_plane // per_row) * row_step + \
+        (rest // c_in) * tap_step + rest % c_in
 
 
 def out_blocks_per_task(c_out: int, row_entries: int, lanes: int, itemsize: int) -> int:
@@ -135,12 +159,16 @@ def task_split(c_in: int, c_out: int, taps: tuple[int, int, int], lanes: int,
     (4, 3)
     >>> task_split(3, 64, (1, 7, 7), 8, 4)  # RGB stem: all 7 tap rows in each task
     (4, 1)
+    >>> task_split(16, 32, (3, 3, 3), 16, 4)  # 3x3x3, 16 -> 32: all 27 taps in each task
+    (1, 1)
     """
     tap_rows = tap_rows_per_task(c_in, taps[1], taps[2])
-    out_blocks = out_blocks_per_task(c_out, tap_rows * taps[2] * c_in, lanes, itemsize)
+    tap_planes = tap_planes_per_task(c_in, *taps)
+    out_blocks = out_blocks_per_task(c_out, tap_planes * tap_rows * taps[2] * c_in, lanes,
+                                     itemsize)
     blocks = -(-c_out // (2 * lanes))
     groups = -(-blocks // out_blocks)
-    return out_blocks, taps[0] * (taps[1] // tap_rows) * groups
+    return out_blocks, (taps[0] // tap_planes) * (taps[1] // tap_rows) * groups
 
 
 @cache
@@ -257,35 +285,49 @@ def dense_weight_grad(src, src_layout, grad, grad_layout, steps, partial, partia
     n_out = (c_out + out_tile - 1) // out_tile
     n_groups = (n_out + out_blocks - 1) // out_blocks
     rows = taps1 // tap_rows_per_task(c_in, taps1, taps2)
-    for task in prange(n_chunks * taps0 * rows * n_groups):
+    planes = taps0 // tap_planes_per_task(c_in, taps0, taps1, taps2)
+    for task in prange(n_chunks * planes * rows * n_groups):
         # the task function, called by address, is compiled once (see _jit.caller)
         _call_weight_task(task_at, (src, src_layout, grad, grad_layout, steps, partial,
                                     partial_bias, out_blocks, np.int64(task)))
 
 
 @register_jitable
-def task_work(c_in: int, taps1: int, taps2: int, cols: int, steps1: tuple[int, int],
+def task_work(c_in: int, taps: tuple[int, int, int], cols: int, steps1: tuple[int, int],
               steps2: tuple[int, int], lanes: int, blocks: int) -> tuple[int, int, int, int]:
     """Elements of a :func:`dense_weight_grad` task's work arrays.
 
-    The span's input windows, the entry offsets (int64), the span's output gradient and
-    the accumulators of ``blocks`` output blocks, for an output row of ``cols`` pixels
-    with ``(stride, dilation)`` ``steps1`` along the rows and ``steps2`` along the columns
-    (the task's pixel positions, 2 * SPAN int64, and bias sums come on top).
+    The span's input windows (of all its tap planes, :func:`plane_window` elements each),
+    the entry offsets (int64), the span's output gradient and the accumulators of
+    ``blocks`` output blocks, for an output row of ``cols`` pixels with ``(stride,
+    dilation)`` ``steps1`` along the rows and ``steps2`` along the columns (the task's
+    pixel positions, 2 * SPAN int64, and bias sums come on top).
 
     Examples
     --------
-    >>> task_work(32, 4, 4, 28, (2, 1), (2, 1), 16, 2)  # a transposed 4x4 layer's
+    >>> task_work(32, (1, 4, 4), 28, (2, 1), (2, 1), 16, 2)  # a transposed 4x4 layer's
     (29696, 516, 8192, 33024)
     """
     out_tile = 2 * lanes
-    merged = tap_rows_per_task(c_in, taps1, taps2)
-    n_entries = -(-merged * taps2 * c_in // IN_TILE) * IN_TILE
+    planes = tap_planes_per_task(c_in, *taps)
+    merged = tap_rows_per_task(c_in, taps[1], taps[2])
+    n_entries = -(-planes * merged * taps[2] * c_in // IN_TILE) * IN_TILE
+    window = planes * plane_window(c_in, merged, taps[2], cols, steps1, steps2, out_tile)
+    return window, n_entries, blocks * SPAN * out_tile, blocks * n_entries * out_tile
+
+
+@register_jitable
+def plane_window(c_in: int, merged: int, taps2: int, cols: int, steps1: tuple[int, int],
+                 steps2: tuple[int, int], out_tile: int) -> int:
+    """Elements of a span's input windows of one tap plane (see :func:`task_work`).
+
+    At most ``span_rows`` runs of one row each, of :func:`window_rows` rows of ``width``
+    pixels of :func:`padded_channels` elements.
+    """
     width = (min(cols, SPAN) - 1) * steps2[0] + (taps2 - 1) * steps2[1] + 1
     span_rows = SPAN // cols if cols <= SPAN else 2
-    window = span_rows * window_rows(1, merged, steps1[0], steps1[1]) * width * \
+    return span_rows * window_rows(1, merged, steps1[0], steps1[1]) * width * \
         padded_channels(c_in, out_tile)
-    return window, n_entries, blocks * SPAN * out_tile, blocks * n_entries * out_tile
 
 
 @register_jitable
@@ -312,8 +354,8 @@ def task_scratch_bytes(c_in: int, c_out: int, taps: tuple[int, int, int], cols: 
     """
     lanes = lanes_for(dtype)
     out_blocks, _ = task_split(c_in, c_out, taps, lanes, dtype.itemsize)
-    window, entries, grad, acc = task_work(c_in, taps[1], taps[2], cols, steps1,
-                                           (stride2, dilation2), lanes, out_blocks)
+    window, entries, grad, acc = task_work(c_in, taps, cols, steps1, (stride2, dilation2),
+                                           lanes, out_blocks)
     return ((window + grad + acc + out_blocks * 2 * lanes) * dtype.itemsize
             + (entries + 2 * SPAN) * 8)
 
@@ -341,11 +383,12 @@ def padded_channels(c_in: int, line: int) -> int:
 @helper
 def _weight_task(src, src_layout, grad, grad_layout, steps, partial, partial_bias, out_blocks,
                  task):
-    """Task ``task`` of :func:`dense_weight_grad` (one chunk, tap row(s) and output group)."""
+    """Task ``task`` of :func:`dense_weight_grad` (a chunk, tap plane(s) and row(s), blocks)."""
     n_chunks, c_out, c_in, taps0, taps1, taps2 = partial.shape
     rows0, rows1, cols = grad_layout[0, 1], grad_layout[0, 2], grad_layout[0, 3]
     merged = tap_rows_per_task(c_in, taps1, taps2)
-    row_entries = merged * taps2 * c_in
+    planes = tap_planes_per_task(c_in, taps0, taps1, taps2)
+    row_entries = planes * merged * taps2 * c_in
     lanes = vlanes(src)
     out_tile = 2 * lanes
     tile_size = IN_TILE * out_tile
@@ -356,14 +399,15 @@ def _weight_task(src, src_layout, grad, grad_layout, steps, partial, partial_bia
     rest = task // n_groups
     t1 = rest % (taps1 // merged)
     rest //= taps1 // merged
-    t0 = rest % taps0
-    chunk = rest // taps0
+    t0 = rest % (taps0 // planes) * planes
+    chunk = rest // (taps0 // planes)
     ob_lo = group * out_blocks
     ob_hi = min(n_out, ob_lo + out_blocks)
     # each span's input windows are copied, zero-padded, into a channels-last buffer of
-    # rows of `width` pixels of `c_pad`: a run of whole output rows of one plane (a single
-    # piece of a row otherwise) takes the rows from its first window's on, one per input
-    # row its windows read, in order (tap row u of run row a is row a * s1 + u * d1)
+    # rows of `width` pixels of `c_pad`, a part of `plane_size` elements per tap plane: a
+    # run of whole output rows of one plane (a single piece of a row otherwise) takes the
+    # rows from its first window's on, one per input row its windows read, in order (tap
+    # row u of run row a is row a * s1 + u * d1)
     c_pad = padded_channels(c_in, out_tile)
     width = (min(cols, SPAN) - 1) * steps[2, 0] + (taps2 - 1) * steps[2, 1] + 1
     row_stride = width * c_pad
@@ -371,9 +415,10 @@ def _weight_task(src, src_layout, grad, grad_layout, steps, partial, partial_bia
     runs_grow = steps[1, 0] <= window_rows(1, merged, 1, steps[1, 1])
     # a span is whole rows when they are shorter than SPAN (windows are then copied once)
     span = cols * (SPAN // cols) if cols <= SPAN else SPAN
+    steps1, steps2 = (steps[1, 0], steps[1, 1]), (steps[2, 0], steps[2, 1])
     window_size, n_entries, grad_size, acc_size = task_work(
-        c_in, taps1, taps2, cols, (steps[1, 0], steps[1, 1]), (steps[2, 0], steps[2, 1]),
-        lanes, ob_hi - ob_lo)
+        c_in, (taps0, taps1, taps2), cols, steps1, steps2, lanes, ob_hi - ob_lo)
+    plane_size = plane_window(c_in, merged, taps2, cols, steps1, steps2, out_tile)
     n_tiles = n_entries // IN_TILE
     window_array = np.empty(window_size, dtype=partial.dtype)
     window = ptr_of(window_array, 0)
@@ -381,8 +426,9 @@ def _weight_task(src, src_layout, grad, grad_layout, steps, partial, partial_bia
     # the last one read the last one again: their sums are never stored)
     entries_array = np.empty(n_entries, dtype=np.int64)
     for e in range(n_entries):
-        entries_array[e] = _entry_offset(min(e, row_entries - 1), c_in, taps2,
-                                         steps[1, 1] * row_stride, steps[2, 1] * c_pad, 1)
+        entries_array[e] = _entry_offset(min(e, row_entries - 1), c_in, merged, taps2,
+                                         plane_size, steps[1, 1] * row_stride,
+                                         steps[2, 1] * c_pad)
     grad_array = np.empty(grad_size, dtype=partial.dtype)
     acc_array = np.zeros(acc_size, dtype=partial.dtype)
     pixel_array = np.empty(2 * SPAN, dtype=np.int64)
@@ -414,9 +460,9 @@ def _weight_task(src, src_layout, grad, grad_layout, steps, partial, partial_bia
                     run_rows += 1
                 else:
                     if run_rows > 0:
-                        _pack_rows(src, src_layout, steps, run_n, run_q0, run_q1, run_rows,
-                                   t0, t1, merged, run_start, run_count, taps2, c_pad, width,
-                                   ptr_of(window, run_at * row_stride))
+                        _pack_run(src, src_layout, steps, run_n, run_q0, run_q1, run_rows,
+                                  t0, planes, plane_size, t1, merged, run_start, run_count,
+                                  taps2, c_pad, width, ptr_of(window, run_at * row_stride))
                         run_at += window_rows(run_rows, merged, steps[1, 0], steps[1, 1])
                     run_n, run_q0, run_q1, run_start, run_count, run_rows = \
                         n, q0, q1, col, count, 1
@@ -426,14 +472,15 @@ def _weight_task(src, src_layout, grad, grad_layout, steps, partial, partial_bia
             x_pixels[p] = x_row + col * steps[2, 0] * c_pad
             g_pixels[p] = g_row + col * grad_layout[1, 3]
             col += 1
-        _pack_rows(src, src_layout, steps, run_n, run_q0, run_q1, run_rows, t0, t1, merged,
-                   run_start, run_count, taps2, c_pad, width, ptr_of(window, run_at * row_stride))
+        _pack_run(src, src_layout, steps, run_n, run_q0, run_q1, run_rows, t0, planes,
+                  plane_size, t1, merged, run_start, run_count, taps2, c_pad, width,
+                  ptr_of(window, run_at * row_stride))
         _pack_grad(grad, g_pixels, pixels, c_out, grad_layout[1, 4], ob_lo, ob_hi, grad_array)
         if sums_bias:
             _sum_packed(grad_array, pixels, bias_array)
         # the next span's operands are fetched into L2 while this span's products run
         _prefetch_span(src, src_layout, grad, grad_layout, steps, first + pixels,
-                       min(span, pixel_hi - first - pixels), t0, t1, merged, taps2,
+                       min(span, pixel_hi - first - pixels), t0, planes, t1, merged, taps2,
                        ob_lo * out_tile, min(c_out, ob_hi * out_tile))
         for tile in range(n_tiles):
             for ob in range(ob_hi - ob_lo):
@@ -446,7 +493,7 @@ def _weight_task(src, src_layout, grad, grad_layout, steps, partial, partial_bia
     # a weight row apart)
     taps = taps0 * taps1 * taps2
     lane_step = c_in * taps
-    run = merged * taps2
+    run = planes * merged * taps2
     first_tap = (t0 * taps1 + t1) * taps2
     entry_step = c_in * out_tile
     sums = ptr_of(partial, chunk * c_out * lane_step + first_tap)
@@ -472,6 +519,15 @@ def _weight_task(src, src_layout, grad, grad_layout, steps, partial, partial_bia
 
 #: ``dtype -> task_at`` of :func:`dense_weight_grad` (compiles the task once)
 weight_task_address = partial(address_of, _weight_task, weight_task_signature)
+
+
+@inlined
+def _pack_run(src, src_layout, steps, n, q0, q1, length, t0, planes, plane_size, t1, merged,
+              start, count, taps2, c_pad, width, dest):
+    """:func:`_pack_rows` of tap planes ``t0 .. t0 + planes - 1``, ``plane_size`` apart."""
+    for v in range(planes):
+        _pack_rows(src, src_layout, steps, n, q0, q1, length, t0 + v, t1, merged, start,
+                   count, taps2, c_pad, width, ptr_of(dest, v * plane_size))
 
 
 @inlined
@@ -565,15 +621,35 @@ def _window_columns(start: int, count: int, taps2: int, steps, sizes2: int
 
 
 @inlined
-def _prefetch_span(src, src_layout, grad, grad_layout, steps, first, pixels, t0, t1, merged,
-                   taps2, co_lo, co_hi):
+def _prefetch_span(src, src_layout, grad, grad_layout, steps, first, pixels, t0, planes, t1,
+                   merged, taps2, co_lo, co_hi):
     """Prefetch into L2 what :func:`_weight_task` packs for the span of ``pixels`` at ``first``.
 
-    The input windows of tap rows ``t1 .. t1 + merged - 1`` (their columns inside the input)
+    The input windows of tap planes ``t0 .. t0 + planes - 1`` and rows ``t1 .. t1 + merged
+    - 1`` (their columns inside the input)
     and the output gradient's channels ``[co_lo, co_hi)``, row piece by row piece; nothing
     when ``pixels <= 0``. Channels-first data are rows of channels far apart, each one a
     few cache lines that the core would otherwise wait for one after another.
     """
+    for v in range(planes):
+        _prefetch_windows(src, src_layout, grad_layout, steps, first, pixels, t0 + v, t1,
+                          merged, taps2)
+    rows0, rows1, cols = grad_layout[0, 1], grad_layout[0, 2], grad_layout[0, 3]
+    p = 0
+    while p < pixels:
+        row, col = (first + p) // cols, (first + p) % cols
+        count = min(cols - col, pixels - p)
+        n, q0, q1 = _output_row(row, rows0, rows1)
+        base = n * grad_layout[1, 0] + q0 * grad_layout[1, 1] + q1 * grad_layout[1, 2]
+        _prefetch_block(grad, base, col, col + count, grad_layout[1, 3], co_lo, co_hi,
+                        grad_layout[1, 4])
+        p += count
+
+
+@inlined
+def _prefetch_windows(src, src_layout, grad_layout, steps, first, pixels, t0, t1, merged,
+                      taps2):
+    """Prefetch into L2 the input windows of tap plane ``t0`` of :func:`_prefetch_span`."""
     sizes0, sizes1, sizes2 = src_layout[0, 1], src_layout[0, 2], src_layout[0, 3]
     rows0, rows1, cols = grad_layout[0, 1], grad_layout[0, 2], grad_layout[0, 3]
     p = 0
@@ -600,9 +676,6 @@ def _prefetch_span(src, src_layout, grad, grad_layout, steps, first, pixels, t0,
                     base = n * src_layout[1, 0] + i0 * src_layout[1, 1] + i1 * src_layout[1, 2]
                     _prefetch_block(src, base, left + lo, left + hi, src_layout[1, 3], 0,
                                     src_layout[0, 4], src_layout[1, 4])
-        base = n * grad_layout[1, 0] + q0 * grad_layout[1, 1] + q1 * grad_layout[1, 2]
-        _prefetch_block(grad, base, col, col + count, grad_layout[1, 3], co_lo, co_hi,
-                        grad_layout[1, 4])
         p += count
 
 

@@ -189,7 +189,10 @@ def _weight_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
         grad_shape = (batch, *_plan.to_3d(spec.out_sizes, 1), spec.c_out)
         chunks = dense_weight_chunks(spec, dtype, tiles, inputs, grad_shape)
         tap_rows = _dense_weight.tap_rows_per_task(spec.c_in, taps[1], taps[2])
-        detail = (f"{'all tap rows' if tap_rows > 1 else 'per tap row'}, matrix products "
+        tap_planes = _dense_weight.tap_planes_per_task(spec.c_in, *taps)
+        per_task = ("all taps" if tap_planes > 1 else
+                    "all tap rows" if tap_rows > 1 else "per tap row")
+        detail = (f"{per_task}, matrix products "
                   f"over pixels in register tiles of {block} output channels x "
                   f"{_dense_weight.IN_TILE} (tap, input channel) entries, operands read in "
                   f"place (windows of {_dense_weight.SPAN} pixels copied per task), bias "
