@@ -75,6 +75,12 @@ GROUPED_CASES = [
     (2, 1, 6, 6, 6, (9, 40), (3, 3), 1, (1, 2), (1, 2), "reflect"),
     (2, 2, 3, 3, 3, (3, 17), (3, 3), 1, 0, 1, "zeros"),
     (2, 1, 2, 2, 2, (70, 130), (3, 3), 1, 1, 1, "circular"),
+    # depthwise 3x3 over zero padding read in place (_direct_rows3x3): rows of more than
+    # four vectors, two padded rows on top and none at the bottom or right, blocks of rows
+    # of a tall image, and a 3-D filter whose planes above and below the input are padding
+    (2, 1, 3, 3, 3, (6, 70), (3, 3), 1, ((2, 0), (1, 0)), 1, "zeros"),
+    (2, 2, 2, 2, 2, (300, 21), (3, 3), 1, 1, 1, "zeros"),
+    (3, 1, 2, 2, 2, (3, 5, 18), (1, 3, 3), (2, 1, 1), ((1, 2), (1, 1), (1, 1)), 1, "zeros"),
     (3, 1, 4, 4, 4, (3, 9, 21), (1, 3, 3), 1, (0, 1, 1), 1, "replicate"),
 ]
 

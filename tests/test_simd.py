@@ -8,6 +8,10 @@ from fastconv._simd import (
     lanes_for,
     prefetch,
     prefetch_l2,
+    vload,
+    vslide_down,
+    vslide_up,
+    vstore,
     vtranspose_copy,
     vtranspose_copy_partial,
     vtranspose_interleave,
@@ -41,6 +45,25 @@ def _prefetched_sum(mem, offsets):
         prefetch(mem, off)
         prefetch_l2(mem, off)
     return mem.sum()
+
+
+@njit(cache=False)
+def _slid(row, lanes, out):
+    a, b, c = vload(row, 0), vload(row, lanes), vload(row, 2 * lanes)
+    vstore(out, 0, vslide_up(a, b))
+    vstore(out, lanes, vslide_down(b, c))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_slides_shift_a_row_by_one_element(dtype):
+    """``vslide_up(a, b)`` is the vector one element left of ``b`` in the row ``a, b``, and
+    ``vslide_down(b, c)`` the one right of it."""
+    lanes = lanes_for(dtype)
+    row = np.arange(3 * lanes, dtype=dtype) * 1.5 - 7
+    out = np.empty(2 * lanes, dtype)
+    _slid(row, lanes, out)
+    np.testing.assert_array_equal(out[:lanes], row[lanes - 1:2 * lanes - 1])
+    np.testing.assert_array_equal(out[lanes:], row[lanes + 1:2 * lanes + 1])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])

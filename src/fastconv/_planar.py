@@ -66,6 +66,8 @@ from ._simd import (
     vload,
     vload_masked,
     vreduce_add,
+    vslide_down,
+    vslide_up,
     vstore,
     vstore_masked,
     vzero,
@@ -90,6 +92,16 @@ PREFETCH_CHANNELS = 16
 #: many output channels per group: 8 with 32 vector registers (16 accumulators: each pair
 #: of tile loads feeds 16 multiply-adds), else 6 (12, as the dense micro-kernel).
 CHANNEL_BLOCK = 8 if VECTOR_BITS >= 512 else 6
+#: A single input channel's 3x3 filter with unit strides and dilations, zero padding and
+#: one padded column on the left (a depthwise layer) slides down the input's own rows, four
+#: vectors of columns at a time (:func:`_direct_rows3x3`): no tile is filled, each row is
+#: loaded once and its shifted taps are made in registers, and the output is written a
+#: whole row after the other. It keeps 29 vectors live: with 32 vector registers only.
+DIRECT_SLIDES = VECTOR_BITS >= 512
+#: Bytes past the row being read that a direct slide prefetches: the rows after it, then
+#: the next task's (consecutive tasks read consecutive memory). The tile fill of the
+#: next task's rows, prefetched during a task, still waited on them.
+DIRECT_AHEAD_BYTES = 4096
 
 
 def pack_channel_blocks(weight: np.ndarray, groups: int) -> np.ndarray:
@@ -739,6 +751,83 @@ def _slide_rows3x3(tile, weights, w_base, width, dilation2, rows, cols, out, out
                   ahead_step if col == 0 else 0)
 
 
+@inlined
+def _row_vector(src, row_off, k, size2, inside):
+    """Vector ``k`` of the input row at ``row_off``, zeros outside the row.
+
+    Lanes past its ``size2`` columns or before its start, or the whole vector when the row
+    is not ``inside`` the input (a zero pad), are zeros.
+    """
+    lanes = vlanes(src)
+    count = size2 - k * lanes
+    if not inside or k < 0 or count <= 0:
+        return vzero(src)
+    if count >= lanes:
+        return vload(src, row_off + k * lanes)
+    return vload_masked(src, row_off + k * lanes, count)
+
+
+@helper
+def _direct_rows3x3(src, plane_off, size1, size2, row_lo, row_hi, pad1, weights, w_base, out,
+                    out_off, cols, bias):
+    """Output rows ``[row_lo, row_hi)`` of a depthwise 3x3 filter, from the input's rows.
+
+    The input plane starts at ``src[plane_off]`` (``size1`` rows of ``size2`` columns; a
+    negative ``plane_off``: a plane of zero padding); output row ``q`` reads input rows
+    ``q - pad1 + t1`` and output column ``c`` input columns ``c - 1 + t2``, zeros outside.
+    The output block starts at ``out[out_off]`` (rows of ``cols``). Four vectors of
+    columns walk down the rows as in :func:`_slide3x3` (the same sums in the same order, so
+    the same bits as the tile's walk), each input row loaded once, its left and right
+    neighbours slid in from the adjacent vectors. The first walk prefetches
+    :data:`DIRECT_AHEAD_BYTES` ahead of each row it reads.
+    """
+    w00, w01, w02 = vbroadcast(weights[w_base]), vbroadcast(weights[w_base + 1]), \
+        vbroadcast(weights[w_base + 2])
+    w10, w11, w12 = vbroadcast(weights[w_base + 3]), vbroadcast(weights[w_base + 4]), \
+        vbroadcast(weights[w_base + 5])
+    w20, w21, w22 = vbroadcast(weights[w_base + 6]), vbroadcast(weights[w_base + 7]), \
+        vbroadcast(weights[w_base + 8])
+    lanes = vlanes(src)
+    zero = vzero(src)
+    ahead = DIRECT_AHEAD_BYTES * lanes // (VECTOR_BITS // 8)  # elements
+    for k in range(0, (cols + lanes - 1) // lanes, 4):
+        p1a, p1b, p1c, p1d = zero, zero, zero, zero  # tap row 0 done
+        p2a, p2b, p2c, p2d = zero, zero, zero, zero  # tap rows 0 and 1 done
+        for r in range(row_lo - pad1, row_hi - pad1 + 2):
+            row_off = plane_off + r * size2
+            if k == 0 and plane_off >= 0:
+                for e in range(0, size2, lanes):
+                    prefetch(src, row_off + ahead + e)
+            inside = plane_off >= 0 and 0 <= r < size1
+            before = _row_vector(src, row_off, k - 1, size2, inside)
+            v0 = _row_vector(src, row_off, k, size2, inside)
+            v1 = _row_vector(src, row_off, k + 1, size2, inside)
+            v2 = _row_vector(src, row_off, k + 2, size2, inside)
+            v3 = _row_vector(src, row_off, k + 3, size2, inside)
+            after = _row_vector(src, row_off, k + 4, size2, inside)
+            l0, l1, l2, l3 = vslide_up(before, v0), vslide_up(v0, v1), vslide_up(v1, v2), \
+                vslide_up(v2, v3)
+            r0, r1, r2, r3 = vslide_down(v0, v1), vslide_down(v1, v2), vslide_down(v2, v3), \
+                vslide_down(v3, after)
+            oa = _three_taps(w20, w21, w22, l0, v0, r0, p2a)
+            ob = _three_taps(w20, w21, w22, l1, v1, r1, p2b)
+            oc = _three_taps(w20, w21, w22, l2, v2, r2, p2c)
+            od = _three_taps(w20, w21, w22, l3, v3, r3, p2d)
+            p2a = _three_taps(w10, w11, w12, l0, v0, r0, p1a)
+            p2b = _three_taps(w10, w11, w12, l1, v1, r1, p1b)
+            p2c = _three_taps(w10, w11, w12, l2, v2, r2, p1c)
+            p2d = _three_taps(w10, w11, w12, l3, v3, r3, p1d)
+            p1a = _three_taps(w00, w01, w02, l0, v0, r0, zero)
+            p1b = _three_taps(w00, w01, w02, l1, v1, r1, zero)
+            p1c = _three_taps(w00, w01, w02, l2, v2, r2, zero)
+            p1d = _three_taps(w00, w01, w02, l3, v3, r3, zero)
+            q = r + pad1 - 2  # the output row this input row completes
+            if q >= row_lo:
+                at = out_off + (q - row_lo) * cols + k * lanes
+                count = cols - k * lanes
+                _store_row(out, at, count, oa, ob, oc, od, bias)
+
+
 @kernel
 def planar_conv(src, weight, packed, packed3, bias, out, geom, row_block, tiles, task_at):
     """Channels-first convolution with unit stride along the last dimension.
@@ -839,11 +928,29 @@ def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, row_block, 
     row_hi = min(rows1, row_lo + row_block)
     used = planar_tile_rows(row_hi - row_lo, stride1, taps1, dilation1)
     tile = ptr_of(tiles, tid * tiles.shape[1])
+    blocks = out_group // CHANNEL_BLOCK
+    triples = packed3.shape[0] // groups
+    # a single input channel's 3x3 filter with unit steps over zero padding: a depthwise
+    # layer's output channels each slide down the input itself (no tile)
+    slides = in_group * taps0 == 1 and taps1 == 3 and taps2 == 3 and stride1 == 1 and \
+        dilation1 == 1
+    direct = DIRECT_SLIDES and slides and blocks == 0 and triples == 0 and dilation2 == 1 \
+        and geom[2, PAD_LOW] == 1 and geom[1, MODE] == _ZEROS and geom[2, MODE] == _ZEROS
+    if direct:
+        s0 = _source(q0 * geom[0, STRIDE] - geom[0, PAD_LOW], size0, geom[0, MODE])
+        plane_off = ((n * c_in + g * in_group) * size0 + s0) * size1 * size2 if s0 >= 0 \
+            else -1
+        for j in range(out_group):
+            co = g * out_group + j
+            _direct_rows3x3(src_p, plane_off, size1, size2, row_lo, row_hi, geom[1, PAD_LOW],
+                            w_p, co * kernel_size, out_p,
+                            (((n * c_out + co) * rows0 + q0) * rows1 + row_lo) * cols, cols,
+                            bias[co])
+        return
     # the tile's slack is zeros already (see planar_conv): only the padded rows are written
     _fill_tile(src_p, n * c_in + g * in_group, size0, size1, size2, geom, q0, row_lo,
                used, width, min(width, (extent + lanes - 1) // lanes * lanes), extent,
                in_group, taps0, tile)
-    blocks = out_group // CHANNEL_BLOCK
     plane_size = rows0 * rows1 * cols
     # channel blocks innermost: a strip's input columns stay in L1 across the blocks
     for q1 in range(row_lo, row_hi):
@@ -861,7 +968,6 @@ def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, row_block, 
                     _strip_channels(tile, p_p, p_base, in_group, taps0, taps1, taps2, used,
                                     width, dilation1, dilation2, row, col, out_p, out_off,
                                     plane_size, cols - col, ptr_of(bias, co))
-    triples = packed3.shape[0] // groups
     # rows of at most two vectors go two at a time, two vectors each (a last odd row as
     # any other row); four leftover channels (a triple and a padded one) then run at once
     paired = row_lo if cols > 2 * lanes else row_hi - (row_hi - row_lo) % 2
@@ -894,8 +1000,6 @@ def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, row_block, 
     # a single input channel's 3x3 filter (depthwise) slides down the tile, fetching the
     # rows of the task after this one (the same thread's next, see planar_conv): its tile
     # fill had waited on them (a depthwise 3x3 layer: 2.4 -> 1.6 ms)
-    slides = in_group * taps0 == 1 and taps1 == 3 and taps2 == 3 and stride1 == 1 and \
-        dilation1 == 1
     ahead, ahead_count = 0, 0
     if slides and task + 1 < batch * groups * rows0 * n_blocks:
         ahead, ahead_count = _task_rows(task + 1, n_blocks, rows0, groups, row_block, geom,

@@ -78,6 +78,8 @@ __all__ = [
     "vmax",
     "vmul",
     "vreduce_add",
+    "vslide_down",
+    "vslide_up",
     "vstore",
     "vstore_masked",
     "vsub",
@@ -861,6 +863,52 @@ def vreduce_add(typingctx, vec):
         return builder.extract_element(v, ir.Constant(ir.IntType(32), 0))
 
     return sig, codegen
+
+
+def _slide_typer(up: bool, doc: str):
+    """Typer of a one-lane slide across two vectors (a constant shuffle: ``valignd``)."""
+
+    def typer(typingctx, a, b):
+        if not (isinstance(a, SimdVector) and a == b):
+            return None
+        sig = a(a, b)
+
+        def codegen(context, builder, sig, args):
+            lanes = args[0].type.count
+            # lanes of the pair (a, b) numbered 0 .. 2 * lanes - 1
+            first = lanes - 1 if up else 1
+            mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes),
+                               list(range(first, first + lanes)))
+            return builder.shuffle_vector(args[0], args[1], mask)
+
+        return sig, codegen
+
+    typer.__doc__ = doc
+    return typer
+
+
+_SLIDE_DOC = """Return ``{result}``: the lanes of the pair ``({a}, {b})`` one lane {way}.
+
+Two adjacent vectors of a row give the vector one element {side} of ``{mid}``: the
+shifted taps of a row filter without reloading the row.
+
+Parameters
+----------
+{a}, {b} : SimdVector
+    Vectors of the same type.
+
+Returns
+-------
+SimdVector
+    The slid vector.
+"""
+
+vslide_up = intrinsic(_slide_typer(True, _SLIDE_DOC.format(
+    result="[prev[lanes - 1], cur[0], ..., cur[lanes - 2]]", a="prev", b="cur", way="up",
+    side="left", mid="cur")))
+vslide_down = intrinsic(_slide_typer(False, _SLIDE_DOC.format(
+    result="[cur[1], ..., cur[lanes - 1], nxt[0]]", a="cur", b="nxt", way="down",
+    side="right", mid="cur")))
 
 
 @intrinsic
