@@ -301,19 +301,22 @@ def test_planar_results_do_not_depend_on_rows_per_task(case, monkeypatch):
 
 
 @pytest.mark.parametrize("value", [np.inf, np.nan])
-def test_planar_border_data_never_leaks(value, monkeypatch):
-    """Tile slack and masked tails read nothing outside each output's window."""
+@pytest.mark.parametrize("padding", [0, 1])
+def test_planar_border_data_never_leaks(value, padding, monkeypatch):
+    """Tile slack and masked tails read nothing outside each output's window, and neither
+    does a depthwise filter sliding down the input's own rows (zero padding of one)."""
     monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "planar")
     monkeypatch.setattr(convolution, "FORCE_WEIGHT_ALGORITHM", "planar")
-    x = np.ones((1, 2, 6, 21))
-    x[:, :, :, -1] = value  # read only by the last output column
+    x = np.ones((1, 2, 6, 21 - padding))
+    x[:, :, :, -1] = value  # read only by the last output column (no padding on the right)
     weight = np.ones((2, 1, 3, 3))
-    got = fastconv.conv2d(x, weight, groups=2)
+    got = fastconv.conv2d(x, weight, groups=2, padding=((padding, padding), (padding, 0)))
     assert np.isfinite(got[..., :-1]).all()
     assert not np.isfinite(got[..., -1]).any()
     grad = np.zeros(got.shape)
     grad[..., :-1] = 1.0
-    grad_weight = fastconv.conv2d_weight(x, weight.shape, grad, groups=2)
+    grad_weight = fastconv.conv2d_weight(x, weight.shape, grad, groups=2,
+                                         padding=((padding, padding), (padding, 0)))
     assert np.isfinite(grad_weight[..., :2]).all()
     assert not np.isfinite(grad_weight[..., 2]).any()
 

@@ -8,6 +8,7 @@ from fastconv._simd import (
     lanes_for,
     prefetch,
     prefetch_l2,
+    vleading,
     vload,
     vslide_down,
     vslide_up,
@@ -64,6 +65,25 @@ def test_slides_shift_a_row_by_one_element(dtype):
     _slid(row, lanes, out)
     np.testing.assert_array_equal(out[:lanes], row[lanes - 1:2 * lanes - 1])
     np.testing.assert_array_equal(out[lanes:], row[lanes + 1:2 * lanes + 1])
+
+
+@njit(cache=False)
+def _leading(row, count, out):
+    vstore(out, 0, vleading(vload(row, 0), count))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_leading_lanes_keep_count_lanes_and_zero_the_rest(dtype):
+    """``vleading(v, count)`` zeroes lanes ``count`` on, infinities and NaNs included."""
+    lanes = lanes_for(dtype)
+    row = np.full(lanes, np.inf, dtype)
+    row[1] = np.nan
+    out = np.empty(lanes, dtype)
+    for count in (-1, 0, 1, 2, lanes - 1, lanes, lanes + 3):
+        _leading(row, count, out)
+        kept = min(max(count, 0), lanes)
+        np.testing.assert_array_equal(out[:kept], row[:kept])
+        assert (out[kept:] == 0).all()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])

@@ -63,6 +63,7 @@ from ._simd import (
     vbroadcast,
     vfma,
     vlanes,
+    vleading,
     vload,
     vload_masked,
     vreduce_add,
@@ -1263,6 +1264,76 @@ def _slide_dots3x3_ahead(grad, grad_off, cols, rows, tile, top, width, dilation2
 
 
 @inlined
+def _output_lanes(left, mid, right, count):
+    """The three shifted vectors of an input row, zeros in lanes past ``count`` outputs."""
+    if count >= vlanes(mid):
+        return left, mid, right
+    return vleading(left, count), vleading(mid, count), vleading(right, count)
+
+
+@helper
+def _direct_dots3x3(grad, grad_off, cols, rows, src, plane_off, first_row, size1, size2, acc,
+                    src_ahead, src_step, grad_ahead, grad_step):
+    """:func:`_slide_dots` of a depthwise 3x3 filter, from the input's own rows.
+
+    As :func:`_direct_rows3x3` reads them: input row ``first_row + r`` of the plane at
+    ``src[plane_off]`` (a negative ``plane_off``: zero padding) is tap row 0 of gradient
+    row ``r``, 1 of ``r - 1`` and 2 of ``r - 2``, its columns shifted one left (tap column
+    0) and right (2) in registers. Two vectors of columns walk down the rows, so nine
+    accumulators and three gradient rows stay in registers; lanes past ``cols`` add no
+    product (both factors are zeros there, never ``0 * inf``). The first walk prefetches
+    as :func:`_slide_column` says, and :data:`DIRECT_AHEAD_BYTES` of rows ahead of those
+    it reads within the block.
+    """
+    lanes = vlanes(src)
+    zero = vzero(src)
+    ahead = max(1, DIRECT_AHEAD_BYTES * lanes // (VECTOR_BITS // 8) // max(size2, 1))  # rows
+    a00, a01, a02 = zero, zero, zero
+    a10, a11, a12 = zero, zero, zero
+    a20, a21, a22 = zero, zero, zero
+    for k in range(0, (cols + lanes - 1) // lanes, 2):
+        count = cols - k * lanes
+        g1a, g1b, g2a, g2b = zero, zero, zero, zero  # gradient rows r - 1 and r - 2
+        for r in range(rows + 2):
+            row = first_row + r
+            inside = plane_off >= 0 and 0 <= row < size1
+            row_off = plane_off + row * size2
+            if k == 0:
+                _prefetch_part(src, src_ahead, src_step, r)
+                _prefetch_part(grad, grad_ahead, grad_step, r)
+                # and the block's rows ahead (the first block of a task was not fetched)
+                if r + ahead < rows:
+                    _prefetch_part(grad, grad_off + ahead * cols, cols, r)
+                if plane_off >= 0 and 0 <= row + ahead < size1:
+                    _prefetch_part(src, row_off + ahead * size2, size2, 0)
+            before = _row_vector(src, row_off, k - 1, size2, inside)
+            v0 = _row_vector(src, row_off, k, size2, inside)
+            v1 = _row_vector(src, row_off, k + 1, size2, inside)
+            after = _row_vector(src, row_off, k + 2, size2, inside)
+            l0, m0, r0 = _output_lanes(vslide_up(before, v0), v0, vslide_down(v0, v1), count)
+            l1, m1, r1 = _output_lanes(vslide_up(v0, v1), v1, vslide_down(v1, after),
+                                       count - lanes)
+            g0a, g0b = zero, zero
+            if r < rows:
+                at = grad_off + r * cols + k * lanes
+                g0a = _row_vector(grad, at, 0, count, True)
+                g0b = _row_vector(grad, at, 1, count, True)
+                a00, a01, a02 = vfma(g0a, l0, a00), vfma(g0a, m0, a01), vfma(g0a, r0, a02)
+                a00, a01, a02 = vfma(g0b, l1, a00), vfma(g0b, m1, a01), vfma(g0b, r1, a02)
+            # a row outside the block adds no product (not even 0 * inf)
+            if 1 <= r <= rows:
+                a10, a11, a12 = vfma(g1a, l0, a10), vfma(g1a, m0, a11), vfma(g1a, r0, a12)
+                a10, a11, a12 = vfma(g1b, l1, a10), vfma(g1b, m1, a11), vfma(g1b, r1, a12)
+            if r >= 2:
+                a20, a21, a22 = vfma(g2a, l0, a20), vfma(g2a, m0, a21), vfma(g2a, r0, a22)
+                a20, a21, a22 = vfma(g2b, l1, a20), vfma(g2b, m1, a21), vfma(g2b, r1, a22)
+            g2a, g2b, g1a, g1b = g1a, g1b, g0a, g0b
+    _accumulate_row(acc, 0, a00, a01, a02)
+    _accumulate_row(acc, 3 * lanes, a10, a11, a12)
+    _accumulate_row(acc, 6 * lanes, a20, a21, a22)
+
+
+@inlined
 def _prefetch_part(data, first, step, r):
     """Prefetch ``data[first + r * step:][:step]`` (nothing when ``step`` is 0)."""
     for k in range(first + r * step, first + (r + 1) * step, vlanes(data)):
@@ -1392,6 +1463,9 @@ def _planar_weight_grad_task(src, grad_out, geom, row_block, out_block, with_bia
     bias_array = np.zeros((j_hi - j_lo) * lanes, dtype=src.dtype)
     # 3x3 filters with unit row stride and dilation: each tile row is loaded once
     slides = taps1 == 3 and taps2 == 3 and stride1 == 1 and dilation1 == 1
+    # a depthwise one over zero padding reads the input's own rows (no tile)
+    direct = DIRECT_SLIDES and slides and in_group * taps0 == 1 and dilation2 == 1 and \
+        geom[2, PAD_LOW] == 1 and geom[1, MODE] == _ZEROS and geom[2, MODE] == _ZEROS
     for unit in range(unit_lo, unit_hi):
         block = unit % n_blocks
         q0 = (unit // n_blocks) % rows0
@@ -1399,11 +1473,17 @@ def _planar_weight_grad_task(src, grad_out, geom, row_block, out_block, with_bia
         row_lo = block * row_block
         row_hi = min(rows1, row_lo + row_block)
         used = planar_tile_rows(row_hi - row_lo, stride1, taps1, dilation1)
-        # only the whole vectors holding the padded rows: the dot products read no column
-        # past `extent` (masked tails), so the rest of each tile row is never read
-        _fill_tile(src_p, n * c_in + g * in_group, size0, size1, size2, geom, q0, row_lo,
-                   used, width, min(width, (extent + lanes - 1) // lanes * lanes), extent,
-                   in_group, taps0, tile)
+        plane_off = -1
+        if direct:
+            s0 = _source(q0 * geom[0, STRIDE] - geom[0, PAD_LOW], size0, geom[0, MODE])
+            if s0 >= 0:
+                plane_off = ((n * c_in + g * in_group) * size0 + s0) * size1 * size2
+        else:
+            # only the whole vectors holding the padded rows: the dot products read no
+            # column past `extent` (masked tails), so the rest of each tile row is never read
+            _fill_tile(src_p, n * c_in + g * in_group, size0, size1, size2, geom, q0, row_lo,
+                       used, width, min(width, (extent + lanes - 1) // lanes * lanes), extent,
+                       in_group, taps0, tile)
         # the first dot products of this row block prefetch the next block's input rows
         # (of its first input channel) and gradient rows (of the first output channel):
         # another sample's, a plane apart, so the fill and the gradient loads had waited
@@ -1425,8 +1505,14 @@ def _planar_weight_grad_task(src, grad_out, geom, row_block, out_block, with_bia
         for j in range(j_lo, j_hi):
             co = g * out_group + j
             grad_off = (((n * c_out + co) * rows0 + q0) * rows1 + row_lo) * cols
+            if direct:
+                _direct_dots3x3(grad_p, grad_off, cols, row_hi - row_lo, src_p, plane_off,
+                                row_lo - geom[1, PAD_LOW], size1, size2,
+                                ptr_of(acc, (j - j_lo) * slots * lanes), src_ahead, src_step,
+                                grad_ahead, grad_step)
+                src_step, grad_step = 0, 0
             # every row of the block in one call per group of taps
-            for i in range(in_group):
+            for i in range(in_group if not direct else 0):
                 for t0 in range(taps0):
                     top = (i * taps0 + t0) * used * width
                     slot = (j - j_lo) * slots + (i * taps0 + t0) * plane_slots

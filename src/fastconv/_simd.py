@@ -73,6 +73,7 @@ __all__ = [
     "vextract",
     "vfma",
     "vlanes",
+    "vleading",
     "vload",
     "vload_masked",
     "vmax",
@@ -909,6 +910,34 @@ vslide_up = intrinsic(_slide_typer(True, _SLIDE_DOC.format(
 vslide_down = intrinsic(_slide_typer(False, _SLIDE_DOC.format(
     result="[cur[1], ..., cur[lanes - 1], nxt[0]]", a="cur", b="nxt", way="down",
     side="right", mid="cur")))
+
+
+@intrinsic
+def vleading(typingctx, vec, count):
+    """Return the lanes ``[0, count)`` of `vec`, zeros in the others (a select, no memory).
+
+    Parameters
+    ----------
+    vec : SimdVector
+        The vector.
+    count : int
+        Lanes kept; ``<= 0`` keeps none, ``>= lanes`` all.
+
+    Returns
+    -------
+    SimdVector
+        The vector with its other lanes zeroed.
+    """
+    if not (isinstance(vec, SimdVector) and isinstance(count, types.Integer)):
+        return None
+    sig = vec(vec, count)
+
+    def codegen(context, builder, sig, args):
+        vty = args[0].type
+        mask = _lane_mask(builder, args[1], vty.count)
+        return builder.select(mask, args[0], ir.Constant(vty, None))
+
+    return sig, codegen
 
 
 @intrinsic
