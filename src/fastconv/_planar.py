@@ -86,8 +86,10 @@ QUAD_STRIPS = VECTOR_BITS >= 512
 
 #: Groups of at most this many input channels fetch each channel's tile rows ahead while
 #: the previous channel's are copied (measured: 4 channels, a grouped 3x3 layer: +26% for
-#: the whole call; 64, a stem's input-gradient phases: -5%, the copy streams already).
-PREFETCH_CHANNELS = 16
+#: the whole call; 64, a stem's input-gradient phases: -5% on an AVX2 Zen 3 host, where the
+#: copy streamed already, but +10-13% on the AVX-512 Zen 5 one, and a 3-D layer's 32: +6.5%;
+#: each kept where it was measured).
+PREFETCH_CHANNELS = 64 if VECTOR_BITS >= 512 else 16
 
 #: Output channels of a channel-blocked strip, two vectors of columns each, for layers with
 #: many output channels per group: 8 with 32 vector registers (16 accumulators: each pair
