@@ -305,7 +305,7 @@ def task_work(c_in: int, taps: tuple[int, int, int], cols: int, steps1: tuple[in
 
     Examples
     --------
-    >>> task_work(32, (1, 4, 4), 28, (2, 1), (2, 1), 16, 2)  # a transposed 4x4 layer's
+    >>> task_work(32, (1, 4, 4), 28, (2, 1), (2, 1), 16, 2)  # transposed 4x4: weight grad
     (29696, 516, 8192, 33024)
     """
     out_tile = 2 * lanes

@@ -18,7 +18,10 @@ tile (per thread, in cache), evaluating the padding map
 (:func:`fastconv._kernels.source_index`) once per copied element at the borders. The
 arithmetic then runs on the tile without a single bounds test: every output row reads the
 same number of rows at the same offsets, and over-long strips at the end of a row read the
-tile's slack and are stored masked.
+tile's slack and are stored masked. A depthwise 3x3 filter over zero padding skips the tile
+on hosts with 32 vector registers: it reads the input's rows in place, making their shifted
+taps in registers (:func:`_direct_rows3x3`, :func:`_direct_dots3x3`); the tile's fill was
+that memory-bound layer's stall.
 
 Each output element is computed by one task in a fixed order (input channel, tap rows,
 then tap columns; bias last), so results do not depend on the number of threads. The
