@@ -276,6 +276,22 @@ def _pixel_meta(sp, pos, npix, ptile, ishape, oshape, kshape, geom, lay):
     p0, p1, p2 = geom[2]
     n, o0, o1, o2 = pos
     interior = npix == ptile
+    if interior and o2 + ptile <= o2n:
+        # a full tile in one output row (most tiles): steps from the first pixel, one test
+        v0 = o0 * s0 - p0
+        v1 = o1 * s1 - p1
+        v2 = o2 * s2 - p2
+        x_at = n * xsn + v0 * xs0 + v1 * xs1 + v2 * cn
+        o_at = n * osn + o0 * os0 + o1 * os1 + o2 * os2
+        for p in range(ptile):
+            sp[p] = x_at + p * s2 * cn
+            sp[ptile + p] = v0
+            sp[2 * ptile + p] = v1
+            sp[3 * ptile + p] = v2 + p * s2
+            sp[5 * ptile + p] = o_at + p * os2
+        last2 = v2 + (ptile - 1) * s2
+        return not (v0 < 0 or v0 + e0 >= i0n or v1 < 0 or v1 + e1 >= i1n or v2 < 0
+                    or last2 + e2 >= i2n)
     for p in range(ptile):
         if p < npix:
             v0 = o0 * s0 - p0
