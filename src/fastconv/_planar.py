@@ -701,8 +701,31 @@ def _three_taps(w0, w1, w2, x0, x1, x2, acc):
 
 
 @inlined
-def _slide3x3(tile, off, width, dilation2, rows, w00, w01, w02, w10, w11, w12, w20, w21, w22,
-              out, out_off, out_step, count, bias, src, ahead, ahead_step):
+def _filter3x3(weights, w_base):
+    """The nine taps of a 3x3 filter at ``weights[w_base:]``, each broadcast to a vector."""
+    return (vbroadcast(weights[w_base]), vbroadcast(weights[w_base + 1]),
+            vbroadcast(weights[w_base + 2]), vbroadcast(weights[w_base + 3]),
+            vbroadcast(weights[w_base + 4]), vbroadcast(weights[w_base + 5]),
+            vbroadcast(weights[w_base + 6]), vbroadcast(weights[w_base + 7]),
+            vbroadcast(weights[w_base + 8]))
+
+
+@inlined
+def _walk_row(w, x0, x1, x2, p1, p2):
+    """One input row's vector (shifted by tap columns 0, 1, 2) in a walk down the rows.
+
+    It completes the output row two above (``p2``: tap rows 0 and 1 done), continues the
+    one above (``p1``: tap row 0 done) and starts its own. Returns ``(completed, p2, p1)``
+    for the next row; ``w`` is :func:`_filter3x3`'s nine taps.
+    """
+    return (_three_taps(w[6], w[7], w[8], x0, x1, x2, p2),
+            _three_taps(w[3], w[4], w[5], x0, x1, x2, p1),
+            _three_taps(w[0], w[1], w[2], x0, x1, x2, vzero(x0)))
+
+
+@inlined
+def _slide3x3(tile, off, width, dilation2, rows, w, out, out_off, out_step, count, bias, src,
+              ahead, ahead_step):
     """``rows`` output rows of two vectors of columns of a 3x3 filter, walking down the tile.
 
     Each input row is loaded once (three shifted loads per vector) and feeds the three
@@ -711,7 +734,8 @@ def _slide3x3(tile, off, width, dilation2, rows, w00, w01, w02, w10, w11, w12, w
     and 1 done, ``p1``: row 0 done). Three loads per nine multiply-adds, where a strip of
     rows (:func:`_strip_pair`) loads once per multiply-add. Each output sums its taps in the
     strip's order (tap rows, then tap columns, from zero), so the results are the same bits.
-    Input row ``r`` also prefetches ``src[ahead + r * ahead_step:][:ahead_step]``.
+    Input row ``r`` also prefetches ``src[ahead + r * ahead_step:][:ahead_step]``; ``w``
+    is :func:`_filter3x3`'s nine taps.
     """
     lanes = vlanes(tile)
     zero = vzero(tile)
@@ -723,12 +747,8 @@ def _slide3x3(tile, off, width, dilation2, rows, w00, w01, w02, w10, w11, w12, w
         x0, x1, x2 = _shifted(tile, off, dilation2)
         y0, y1, y2 = _shifted(tile, off + lanes, dilation2)
         off += width
-        oa = _three_taps(w20, w21, w22, x0, x1, x2, p2a)
-        ob = _three_taps(w20, w21, w22, y0, y1, y2, p2b)
-        p2a = _three_taps(w10, w11, w12, x0, x1, x2, p1a)
-        p2b = _three_taps(w10, w11, w12, y0, y1, y2, p1b)
-        p1a = _three_taps(w00, w01, w02, x0, x1, x2, zero)
-        p1b = _three_taps(w00, w01, w02, y0, y1, y2, zero)
+        oa, p2a, p1a = _walk_row(w, x0, x1, x2, p1a, p2a)
+        ob, p2b, p1b = _walk_row(w, y0, y1, y2, p1b, p2b)
         if q >= 0:
             at = out_off + q * out_step
             _store_vector(out, at, oa, bias, count)
@@ -744,19 +764,35 @@ def _slide_rows3x3(tile, weights, w_base, width, dilation2, rows, cols, out, out
     (the tile's first row is the first output row's first tap row). The first walk
     prefetches ``src[ahead:ahead + ahead_count]`` (the next task's rows), a part per row.
     """
-    w00, w01, w02 = vbroadcast(weights[w_base]), vbroadcast(weights[w_base + 1]), \
-        vbroadcast(weights[w_base + 2])
-    w10, w11, w12 = vbroadcast(weights[w_base + 3]), vbroadcast(weights[w_base + 4]), \
-        vbroadcast(weights[w_base + 5])
-    w20, w21, w22 = vbroadcast(weights[w_base + 6]), vbroadcast(weights[w_base + 7]), \
-        vbroadcast(weights[w_base + 8])
+    w = _filter3x3(weights, w_base)
     lanes = vlanes(tile)
     steps = (rows + 2) * lanes  # input rows of a walk, in vectors
     ahead_step = (ahead_count + steps - 1) // steps * lanes
     for col in range(0, cols, 2 * lanes):
-        _slide3x3(tile, col, width, dilation2, rows, w00, w01, w02, w10, w11, w12, w20, w21,
-                  w22, out, out_off + col, out_step, cols - col, bias, src, ahead,
-                  ahead_step if col == 0 else 0)
+        _slide3x3(tile, col, width, dilation2, rows, w, out, out_off + col, out_step,
+                  cols - col, bias, src, ahead, ahead_step if col == 0 else 0)
+
+
+@inlined
+def _reads_in_place(geom):
+    """Whether a depthwise 3x3 filter reads the input's own rows (no tile).
+
+    :func:`_direct_rows3x3` and :func:`_direct_dots3x3`, on 32-register hosts, with unit
+    column dilation and zero padding along the rows and columns, one column of it on the
+    left (the unit row stride and dilation are the caller's to check).
+    """
+    return (DIRECT_SLIDES and geom[2, DILATION] == 1 and geom[2, PAD_LOW] == 1
+            and geom[1, MODE] == _ZEROS and geom[2, MODE] == _ZEROS)
+
+
+@inlined
+def _plane_offset(geom, plane, q0, size0, size1, size2):
+    """Offset of the input plane that output plane ``q0`` of channel ``plane`` reads.
+
+    One tap along ``D0``; -1 when that plane is padding.
+    """
+    s0 = _source(q0 * geom[0, STRIDE] - geom[0, PAD_LOW], size0, geom[0, MODE])
+    return (plane * size0 + s0) * size1 * size2 if s0 >= 0 else -1
 
 
 @inlined
@@ -789,12 +825,7 @@ def _direct_rows3x3(src, plane_off, size1, size2, row_lo, row_hi, pad1, weights,
     neighbours slid in from the adjacent vectors. The first walk prefetches
     :data:`DIRECT_AHEAD_BYTES` ahead of each row it reads.
     """
-    w00, w01, w02 = vbroadcast(weights[w_base]), vbroadcast(weights[w_base + 1]), \
-        vbroadcast(weights[w_base + 2])
-    w10, w11, w12 = vbroadcast(weights[w_base + 3]), vbroadcast(weights[w_base + 4]), \
-        vbroadcast(weights[w_base + 5])
-    w20, w21, w22 = vbroadcast(weights[w_base + 6]), vbroadcast(weights[w_base + 7]), \
-        vbroadcast(weights[w_base + 8])
+    w = _filter3x3(weights, w_base)
     lanes = vlanes(src)
     zero = vzero(src)
     ahead = DIRECT_AHEAD_BYTES * lanes // (VECTOR_BITS // 8)  # elements
@@ -817,18 +848,10 @@ def _direct_rows3x3(src, plane_off, size1, size2, row_lo, row_hi, pad1, weights,
                 vslide_up(v2, v3)
             r0, r1, r2, r3 = vslide_down(v0, v1), vslide_down(v1, v2), vslide_down(v2, v3), \
                 vslide_down(v3, after)
-            oa = _three_taps(w20, w21, w22, l0, v0, r0, p2a)
-            ob = _three_taps(w20, w21, w22, l1, v1, r1, p2b)
-            oc = _three_taps(w20, w21, w22, l2, v2, r2, p2c)
-            od = _three_taps(w20, w21, w22, l3, v3, r3, p2d)
-            p2a = _three_taps(w10, w11, w12, l0, v0, r0, p1a)
-            p2b = _three_taps(w10, w11, w12, l1, v1, r1, p1b)
-            p2c = _three_taps(w10, w11, w12, l2, v2, r2, p1c)
-            p2d = _three_taps(w10, w11, w12, l3, v3, r3, p1d)
-            p1a = _three_taps(w00, w01, w02, l0, v0, r0, zero)
-            p1b = _three_taps(w00, w01, w02, l1, v1, r1, zero)
-            p1c = _three_taps(w00, w01, w02, l2, v2, r2, zero)
-            p1d = _three_taps(w00, w01, w02, l3, v3, r3, zero)
+            oa, p2a, p1a = _walk_row(w, l0, v0, r0, p1a, p2a)
+            ob, p2b, p1b = _walk_row(w, l1, v1, r1, p1b, p2b)
+            oc, p2c, p1c = _walk_row(w, l2, v2, r2, p1c, p2c)
+            od, p2d, p1d = _walk_row(w, l3, v3, r3, p1d, p2d)
             q = r + pad1 - 2  # the output row this input row completes
             if q >= row_lo:
                 at = out_off + (q - row_lo) * cols + k * lanes
@@ -942,12 +965,8 @@ def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, row_block, 
     # layer's output channels each slide down the input itself (no tile)
     slides = in_group * taps0 == 1 and taps1 == 3 and taps2 == 3 and stride1 == 1 and \
         dilation1 == 1
-    direct = DIRECT_SLIDES and slides and blocks == 0 and triples == 0 and dilation2 == 1 \
-        and geom[2, PAD_LOW] == 1 and geom[1, MODE] == _ZEROS and geom[2, MODE] == _ZEROS
-    if direct:
-        s0 = _source(q0 * geom[0, STRIDE] - geom[0, PAD_LOW], size0, geom[0, MODE])
-        plane_off = ((n * c_in + g * in_group) * size0 + s0) * size1 * size2 if s0 >= 0 \
-            else -1
+    if slides and blocks == 0 and triples == 0 and _reads_in_place(geom):
+        plane_off = _plane_offset(geom, n * c_in + g * in_group, q0, size0, size1, size2)
         for j in range(out_group):
             co = g * out_group + j
             _direct_rows3x3(src_p, plane_off, size1, size2, row_lo, row_hi, geom[1, PAD_LOW],
@@ -1471,8 +1490,7 @@ def _planar_weight_grad_task(src, grad_out, geom, row_block, out_block, with_bia
     # 3x3 filters with unit row stride and dilation: each tile row is loaded once
     slides = taps1 == 3 and taps2 == 3 and stride1 == 1 and dilation1 == 1
     # a depthwise one over zero padding reads the input's own rows (no tile)
-    direct = DIRECT_SLIDES and slides and in_group * taps0 == 1 and dilation2 == 1 and \
-        geom[2, PAD_LOW] == 1 and geom[1, MODE] == _ZEROS and geom[2, MODE] == _ZEROS
+    direct = slides and in_group * taps0 == 1 and _reads_in_place(geom)
     for unit in range(unit_lo, unit_hi):
         block = unit % n_blocks
         q0 = (unit // n_blocks) % rows0
@@ -1482,9 +1500,7 @@ def _planar_weight_grad_task(src, grad_out, geom, row_block, out_block, with_bia
         used = planar_tile_rows(row_hi - row_lo, stride1, taps1, dilation1)
         plane_off = -1
         if direct:
-            s0 = _source(q0 * geom[0, STRIDE] - geom[0, PAD_LOW], size0, geom[0, MODE])
-            if s0 >= 0:
-                plane_off = ((n * c_in + g * in_group) * size0 + s0) * size1 * size2
+            plane_off = _plane_offset(geom, n * c_in + g * in_group, q0, size0, size1, size2)
         else:
             # only the whole vectors holding the padded rows: the dot products read no
             # column past `extent` (masked tails), so the rest of each tile row is never read

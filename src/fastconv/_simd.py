@@ -505,28 +505,16 @@ def _transpose_codegen(lanes: int, write_row):
     return codegen
 
 
-@intrinsic
-def vtranspose_copy(typingctx, src, src_off, src_step, dst, dst_off, dst_step):
-    """Copy a square block transposed.
+#: The parameters every transposing copy takes (:func:`vtranspose_copy` and its variants).
+_TRANSPOSE_PARAMETERS = """Parameters
+----------
+src, dst : array or pointer of float32/float64 (same dtype)
+    The memories; offsets count elements from their data pointers.
+src_off, src_step, dst_off, dst_step : int
+    Offset of the block's first element and the distance between its rows, in each."""
 
-    ``dst[dst_off + j*dst_step + i] = src[src_off + i*src_step + j]`` for ``i, j < lanes``.
 
-    The block is ``lanes x lanes`` elements (8 x 8 float32 with AVX2): one vector load per
-    source row, ``log2(lanes)`` stages of lane shuffles, one vector store per destination
-    row (no alignment required). A layout change (channels-first to channels-last) runs
-    at vector speed this way instead of one element at a time.
-
-    Parameters
-    ----------
-    src, dst : array or pointer of float32/float64 (same dtype)
-        The memories; offsets count elements from their data pointers.
-    src_off, src_step, dst_off, dst_step : int
-        Offset of the block's first element and the distance between its rows, in each.
-
-    Returns
-    -------
-    None
-    """
+def _copy_typer(typingctx, src, src_off, src_step, dst, dst_off, dst_step):
     sig = _transpose_signature(src, src_off, src_step, dst, dst_off, dst_step)
     if sig is None:
         return None
@@ -537,30 +525,25 @@ def vtranspose_copy(typingctx, src, src_off, src_step, dst, dst_off, dst_step):
     return sig, _transpose_codegen(_LANES[src.dtype], write_row)
 
 
-@intrinsic
-def vtranspose_copy_partial(typingctx, src, src_off, src_step, dst, dst_off, dst_step, count):
-    """Copy the first ``count`` columns of a square block transposed.
+_copy_typer.__doc__ = f"""Copy a square block transposed.
 
-    ``dst[dst_off + j*dst_step + i] = src[src_off + i*src_step + j]`` for ``i < lanes`` and
-    ``j < count``: the ragged edge of a run of pixels that :func:`vtranspose_copy` moves a
-    block at a time. Each source row is read with a masked load (no element past column
-    ``count`` is touched, so the block may end at the end of a buffer) and only the first
-    ``count`` destination rows are written: everything else is left as it was.
+``dst[dst_off + j*dst_step + i] = src[src_off + i*src_step + j]`` for ``i, j < lanes``.
 
-    Parameters
-    ----------
-    src, dst : array or pointer of float32/float64 (same dtype)
-        The memories; offsets count elements from their data pointers.
-    src_off, src_step, dst_off, dst_step : int
-        Offset of the block's first element and the distance between its rows, in each.
-    count : int
-        Columns of the source (rows of the destination) copied; ``<= 0`` copies nothing,
-        ``>= lanes`` the whole block.
+The block is ``lanes x lanes`` elements (8 x 8 float32 with AVX2): one vector load per
+source row, ``log2(lanes)`` stages of lane shuffles, one vector store per destination
+row (no alignment required). A layout change (channels-first to channels-last) runs
+at vector speed this way instead of one element at a time.
 
-    Returns
-    -------
-    None
-    """
+{_TRANSPOSE_PARAMETERS}
+
+Returns
+-------
+None
+"""
+vtranspose_copy = intrinsic(_copy_typer)
+
+
+def _copy_partial_typer(typingctx, src, src_off, src_step, dst, dst_off, dst_step, count):
     sig = _transpose_signature(src, src_off, src_step, dst, dst_off, dst_step)
     if sig is None or not isinstance(count, types.Integer):
         return None
@@ -587,17 +570,31 @@ def vtranspose_copy_partial(typingctx, src, src_off, src_step, dst, dst_off, dst
     return sig, codegen
 
 
+_copy_partial_typer.__doc__ = f"""Copy the first ``count`` columns of a square block transposed.
+
+``dst[dst_off + j*dst_step + i] = src[src_off + i*src_step + j]`` for ``i < lanes`` and
+``j < count``: the ragged edge of a run of pixels that :func:`vtranspose_copy` moves a
+block at a time. Each source row is read with a masked load (no element past column
+``count`` is touched, so the block may end at the end of a buffer) and only the first
+``count`` destination rows are written: everything else is left as it was.
+
+{_TRANSPOSE_PARAMETERS}
+count : int
+    Columns of the source (rows of the destination) copied; ``<= 0`` copies nothing,
+    ``>= lanes`` the whole block.
+
+Returns
+-------
+None
+"""
+vtranspose_copy_partial = intrinsic(_copy_partial_typer)
+
 _EVERY_OTHER_DOC = """Copy a square block transposed into every other element of each row.
 
 ``dst[dst_off + j*dst_step + 2*i] = src[src_off + i*src_step + j]`` for ``i, j < lanes``.
 {how}
 
-Parameters
-----------
-src, dst : array or pointer of float32/float64 (same dtype)
-    The memories; offsets count elements from their data pointers.
-src_off, src_step, dst_off, dst_step : int
-    Offset of the block's first element and the distance between its rows, in each.
+""" + _TRANSPOSE_PARAMETERS + """
 
 Returns
 -------
