@@ -82,7 +82,23 @@ GROUPED_CASES = [
     (2, 2, 2, 2, 2, (300, 21), (3, 3), 1, 1, 1, "zeros"),
     (3, 1, 2, 2, 2, (3, 5, 18), (1, 3, 3), (2, 1, 1), ((1, 2), (1, 1), (1, 1)), 1, "zeros"),
     (3, 1, 4, 4, 4, (3, 9, 21), (1, 3, 3), 1, (0, 1, 1), 1, "replicate"),
+    # strides along the last dimension: tile rows split into column phases (a 3x3 stride-2
+    # filter as two phases of 3x2 taps; 5x5: 3 columns; dilation 2 on stride 2: one phase;
+    # stride 3 over a dilation of 2: gathered phases; reflected pads), output rows of one
+    # and of two vectors (eight and four rows a block, a last partial block), channel
+    # blocks and triples on phases, a 1-D and a 3-D problem
+    (2, 2, 4, 4, 4, (11, 29), (3, 3), 2, 1, 1, "zeros"),
+    (2, 1, 3, 3, 3, (13, 58), (5, 5), (1, 2), 2, 1, "zeros"),
+    (2, 1, 2, 2, 2, (9, 40), (3, 3), 2, 2, 2, "zeros"),
+    (2, 2, 2, 4, 2, (7, 50), (3, 3), (1, 3), (1, 3), (1, 2), "reflect"),
+    (2, 1, 16, 16, 2, (10, 41), (3, 3), 2, 1, 1, "zeros"),
+    (2, 1, 8, 10, 2, (6, 90), (3, 2), (2, 2), ((0, 1), (1, 2)), 1, "circular"),
+    (1, 2, 3, 3, 3, (301,), (4,), 2, 3, 1, "replicate"),
+    (3, 1, 4, 4, 4, (3, 8, 37), (3, 3, 3), (1, 2, 2), 1, 1, "zeros"),
+    (2, 1, 2, 2, 2, (40, 25), (3, 3), 2, 1, 1, "zeros"),
 ]
+#: The cases with a stride along the last dimension (the planar kernels' column phases).
+STRIDED_ROWS = GROUPED_CASES[-9:]
 
 
 @pytest.fixture(params=ALGORITHMS)
@@ -277,11 +293,14 @@ def test_planar_results_do_not_depend_on_thread_count(case, monkeypatch):
     assert passes(slice(1, None))[0].tobytes() == single[0][1:].tobytes()
 
 
-@pytest.mark.parametrize("case", GROUPED_CASES[:10], ids=[f"grouped{i}" for i in range(10)])
+@pytest.mark.parametrize("case", GROUPED_CASES[:10] + STRIDED_ROWS,
+                         ids=[f"grouped{i}" for i in range(10)]
+                         + [f"strided{i}" for i in range(len(STRIDED_ROWS))])
 def test_planar_results_do_not_depend_on_rows_per_task(case, monkeypatch):
     """The planar forward kernel's tasks each copy the input rows their output rows read
     (their own and the neighbours' halo) into a padded tile; whatever the rows per task,
-    every output is the same sum, bit for bit, and matches the naive reference."""
+    every output is the same sum, bit for bit, and matches the naive reference. (Whole
+    planes per task run rows of at most two vectors in blocks of four or eight rows.)"""
     monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "planar")
     nd, x, weight, bias, grad, options = _grouped_problem(case, np.float32, 13)
     conv = getattr(fastconv, f"conv{nd}d")
@@ -302,40 +321,43 @@ def test_planar_results_do_not_depend_on_rows_per_task(case, monkeypatch):
 
 @pytest.mark.parametrize("value", [np.inf, np.nan])
 @pytest.mark.parametrize("padding", [0, 1])
-def test_planar_border_data_never_leaks(value, padding, monkeypatch):
+@pytest.mark.parametrize("stride", [1, 2])
+def test_planar_border_data_never_leaks(value, padding, stride, monkeypatch):
     """Tile slack and masked tails read nothing outside each output's window, and neither
-    does a depthwise filter sliding down the input's own rows (zero padding of one)."""
+    does a depthwise filter sliding down the input's own rows (zero padding of one), nor
+    the column phases of a stride along the rows."""
     monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "planar")
     monkeypatch.setattr(convolution, "FORCE_WEIGHT_ALGORITHM", "planar")
     x = np.ones((1, 2, 6, 21 - padding))
     x[:, :, :, -1] = value  # read only by the last output column (no padding on the right)
     weight = np.ones((2, 1, 3, 3))
-    got = fastconv.conv2d(x, weight, groups=2, padding=((padding, padding), (padding, 0)))
+    options = {"groups": 2, "padding": ((padding, padding), (padding, 0)),
+               "stride": (1, stride)}
+    got = fastconv.conv2d(x, weight, **options)
     assert np.isfinite(got[..., :-1]).all()
     assert not np.isfinite(got[..., -1]).any()
     grad = np.zeros(got.shape)
     grad[..., :-1] = 1.0
-    grad_weight = fastconv.conv2d_weight(x, weight.shape, grad, groups=2,
-                                         padding=((padding, padding), (padding, 0)))
+    grad_weight = fastconv.conv2d_weight(x, weight.shape, grad, **options)
     assert np.isfinite(grad_weight[..., :2]).all()
     assert not np.isfinite(grad_weight[..., 2]).any()
 
 
 @settings(deadline=None, max_examples=max(20, settings.default.max_examples // 3))
 @given(nd=st.integers(1, 3), groups=st.integers(1, 4), in_group=st.integers(1, 3),
-       out_group=st.integers(1, 9), kernel=st.integers(1, 4), stride=st.integers(1, 2),
-       dilation=st.integers(1, 2), low=st.integers(0, 2), high=st.integers(0, 2),
-       extra=st.integers(0, 40), mode=st.sampled_from(["zeros", "reflect", "replicate",
-                                                       "circular"]),
+       out_group=st.integers(1, 9), kernel=st.integers(1, 5), stride=st.integers(1, 2),
+       last_stride=st.integers(1, 3), dilation=st.integers(1, 2), low=st.integers(0, 2),
+       high=st.integers(0, 2), extra=st.integers(0, 40),
+       mode=st.sampled_from(["zeros", "reflect", "replicate", "circular"]),
        dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**31))
 def test_planar_matches_naive_on_random_configurations(nd, groups, in_group, out_group, kernel,
-                                                       stride, dilation, low, high, extra,
-                                                       mode, dtype, seed):
+                                                       stride, last_stride, dilation, low,
+                                                       high, extra, mode, dtype, seed):
     span = dilation * (kernel - 1) + 1
     size = (max(1, span - low - high, low + 1, high + 1) + extra % 7,) * (nd - 1) \
         + (max(1, span - low - high, low + 1, high + 1) + extra,)
     case = (nd, 2, groups * in_group, groups * out_group, groups, size, (kernel,) * nd,
-            (stride,) * (nd - 1) + (1,), ((low, high),) * nd, dilation, mode)
+            (stride,) * (nd - 1) + (last_stride,), ((low, high),) * nd, dilation, mode)
     nd, x, weight, bias, grad, options = _grouped_problem(case, dtype, seed)
     previous = convolution.FORCE_FORWARD_ALGORITHM, convolution.FORCE_WEIGHT_ALGORITHM
     convolution.FORCE_FORWARD_ALGORITHM = convolution.FORCE_WEIGHT_ALGORITHM = "planar"

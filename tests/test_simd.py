@@ -8,8 +8,10 @@ from fastconv._simd import (
     lanes_for,
     prefetch,
     prefetch_l2,
+    veven_lanes,
     vleading,
     vload,
+    vload_every,
     vslide_down,
     vslide_up,
     vstore,
@@ -65,6 +67,42 @@ def test_slides_shift_a_row_by_one_element(dtype):
     _slid(row, lanes, out)
     np.testing.assert_array_equal(out[:lanes], row[lanes - 1:2 * lanes - 1])
     np.testing.assert_array_equal(out[lanes:], row[lanes + 1:2 * lanes + 1])
+
+
+@njit(cache=False)
+def _evens(row, lanes, out):
+    vstore(out, 0, veven_lanes(vload(row, 1), vload(row, 1 + lanes)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_even_lanes_take_every_other_element_of_two_vectors(dtype):
+    lanes = lanes_for(dtype)
+    row = np.arange(2 * lanes + 1, dtype=dtype) * 0.5 - 3
+    out = np.empty(lanes, dtype)
+    _evens(row, lanes, out)
+    np.testing.assert_array_equal(out, row[1:2 * lanes + 1:2])
+
+
+@njit(cache=False)
+def _every(mem, off, step, count, out):
+    vstore(out, 0, vload_every(mem, off, step, count))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("step", [1, 2, 3, 7, -2])
+def test_strided_loads_read_count_lanes_and_nothing_else(dtype, step):
+    """``vload_every(mem, off, step, count)`` reads ``mem[off + i * step]`` for ``i <
+    count``, zeros in the other lanes (the buffer holds exactly the lanes read)."""
+    lanes = lanes_for(dtype)
+    for count in (-1, 0, 1, 3, lanes - 1, lanes, lanes + 2):
+        kept = min(max(count, 0), lanes)
+        size = max(1, (kept - 1) * abs(step) + 1)
+        mem = np.arange(size, dtype=dtype) + 1.25
+        off = size - 1 if step < 0 else 0
+        out = np.full(lanes, np.nan, dtype)
+        _every(mem, off, step, count, out)
+        np.testing.assert_array_equal(out[:kept], mem[off + np.arange(kept) * step])
+        assert (out[kept:] == 0).all()
 
 
 @njit(cache=False)

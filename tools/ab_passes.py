@@ -1,7 +1,8 @@
 """Interleaved A/B timing of two fastconv source trees in one process.
 
 Usage: ``python tools/ab_passes.py BASE_SRC CASES PASSES [ROUNDS]``, e.g.
-``python tools/ab_passes.py /tmp/base/src conv3x3_64,stem7x7s2 grad_weight 10``.
+``python tools/ab_passes.py /tmp/base/src conv3x3_64,stem7x7s2 grad_weight 10`` (cases of
+the benchmark list or of ``tools/extra_cases.py``; ``all``: the benchmark list).
 
 ``BASE_SRC`` is the ``src`` directory of another checkout (``git worktree add /tmp/base
 <commit>``). Its package is copied once to ``/tmp/fastconv-ab/<name>`` under another name, so
@@ -22,6 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from fastconv import bench
+
+sys.path.insert(0, str(Path(__file__).parent))
+from extra_cases import EXTRA  # noqa: E402  (the layers outside the benchmark list too)
 
 
 def import_copy(src: str):
@@ -44,8 +48,8 @@ def main() -> None:
     rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 10
     ours = bench.fastconv
     problems = {}
-    for case in bench.CASES:
-        if cases != ["all"] and case.name not in cases:
+    for case in (*bench.CASES, *EXTRA):
+        if (case.name not in cases) if cases != ["all"] else case not in bench.CASES:
             continue
         for pass_name in passes:
             pair = []

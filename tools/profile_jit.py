@@ -13,8 +13,9 @@ counters, in a virtual machine too; ``-D`` skips the imports and compiles)::
     python tools/profile_jit.py report /tmp/perf.data
     python tools/profile_jit.py report /tmp/perf.data 7f67e0893a00   # another region
 
-``run CASE PASS SECONDS`` writes the code to ``/tmp/fastconv-jit/`` (the report reads it from
-there). Samples just after a load or store usually mean the core waited for that access.
+``run CASE PASS SECONDS`` (a case of the benchmark list or of ``tools/extra_cases.py``)
+writes the code to ``/tmp/fastconv-jit/`` (the report reads it from there). Samples just
+after a load or store usually mean the core waited for that access.
 """
 
 from __future__ import annotations
@@ -34,7 +35,12 @@ def run(case_name: str, pass_name: str, seconds: float) -> None:
     """Call the pass for ``seconds`` seconds, then dump the JIT code of this process."""
     from fastconv import bench
 
-    problem = bench.make_problem(bench.case_by_name(case_name), pass_name)
+    sys.path.insert(0, str(Path(__file__).parent))
+    from extra_cases import EXTRA  # the layers outside the benchmark list too
+
+    extra = {case.name: case for case in EXTRA}
+    case = extra[case_name] if case_name in extra else bench.case_by_name(case_name)
+    problem = bench.make_problem(case, pass_name)
     problem.ours()
     start = time.perf_counter()
     calls = 0

@@ -16,7 +16,14 @@ import numpy as np
 from . import _args, _dense, _dense_weight, _plan, _planar, _pointwise
 from ._args import ConvSpec
 from ._simd import lanes_for
-from .convolution import adjoint_choice, dense_weight_chunks, forward_choice, planar_rows_per_task
+from .convolution import (
+    adjoint_choice,
+    column_phases,
+    dense_weight_chunks,
+    forward_choice,
+    planar_kernel_shape,
+    planar_rows_per_task,
+)
 
 __all__ = ["PassPlan", "explain"]
 
@@ -91,16 +98,15 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
                   f"{block} output channels x {2 * lanes_for(dtype)} pixels")
         return PassPlan(name, algorithm, detail, flops, (packed + threads * strip) * itemsize)
     if algorithm == "planar":
-        taps3 = _plan.to_3d(spec.kernel, 1)
-        dilation3 = _plan.to_3d(spec.dilation, 1)
+        _, in_group, planes, taps1, taps2 = planar_kernel_shape(spec)
+        phases = column_phases(spec)
         rows = _plan.to_3d(spec.out_sizes, 1)
-        width = _plan.planar_tile_width(rows[2], taps3[2], dilation3[2], lanes_for(dtype))
-        in_group = spec.c_in // spec.groups
+        width = _plan.planar_tile_width(rows[2], taps2, phases.step, lanes_for(dtype))
         row_block = planar_rows_per_task(spec, dtype, (batch, spec.c_out, *rows),
                                          batch * spec.groups * rows[0], halo=True)
-        span = _plan.planar_tile_rows(row_block, _plan.to_3d(spec.stride, 1)[1], taps3[1],
-                                      dilation3[1])
-        tile = in_group * taps3[0] * span * width
+        span = _plan.planar_tile_rows(row_block, _plan.to_3d(spec.stride, 1)[1], taps1,
+                                      _plan.to_3d(spec.dilation, 1)[1])
+        tile = in_group * planes * span * width
         out_group = spec.c_out // spec.groups
         blocks = out_group // _planar.CHANNEL_BLOCK
         rest = out_group - blocks * _planar.CHANNEL_BLOCK
@@ -117,8 +123,11 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
                            f"{_planar.STRIP_VECTORS} vectors") + " per group")
         else:
             leftover = ""
+        split = (f", each input row split into {phases.phases} column phases (columns "
+                 f"{spec.stride[-1]} apart; {taps2}-column filters)"
+                 if spec.stride[-1] > 1 else "")
         detail = (f"padded input tiles of {in_group} channel(s) x {span} rows x {width} "
-                  f"columns, {row_block} output rows per task, strips of two rows x "
+                  f"columns{split}, {row_block} output rows per task, strips of two rows x "
                   f"{_planar.STRIP_VECTORS} vectors"
                   + (f", {blocks} block(s) of {_planar.CHANNEL_BLOCK} output channels per "
                      "group" if blocks else "")
@@ -172,7 +181,7 @@ def _weight_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
     """Plan of the weight gradient of ``spec``."""
     cols = _plan.to_3d(spec.out_sizes, 1)[2]
     algorithm = _plan.weight_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
-                                       cols, spec.stride, _dense.block_size(dtype),
+                                       cols, _dense.block_size(dtype),
                                        planar_layout)
     in_group = spec.c_in // max(spec.groups, 1)
     weights = spec.c_out * in_group * math.prod(spec.kernel)
@@ -200,8 +209,11 @@ def _weight_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
         return PassPlan("grad_weight", algorithm, detail, flops,
                         (chunks * weights if chunks > 1 else 0) * itemsize)
     if algorithm == "planar":
+        phases = column_phases(spec).phases
         detail = ("per output channel, vector dot products of gradient rows with padded "
-                  "input rows (8 taps per gradient load), shape-fixed reduction chunks")
+                  "input rows (8 taps per gradient load"
+                  + (f"; {phases} column phases per input row" if spec.stride[-1] > 1 else "")
+                  + "), shape-fixed reduction chunks")
         return PassPlan("grad_weight", algorithm, detail, flops, 17 * weights * itemsize)
     detail = "general kernel, one task per (chunk, group, tap, input-channel block)"
     return PassPlan("grad_weight", "gather", detail, flops, (outputs + 16 * weights) * itemsize)

@@ -452,10 +452,10 @@ EXTRA_MEMORY = 0.25
 
 
 def _applicable(padding_mode: str, groups: int, c_in: int, c_out: int,
-                stride: tuple[int, ...], planar_layout: bool) -> tuple[bool, bool]:
+                planar_layout: bool) -> tuple[bool, bool]:
     """Whether the dense and the planar kernels can run a (non-empty) convolution at all."""
     dense = dense_applicable(padding_mode, groups, c_in, c_out)
-    planar = planar_layout and stride[-1] == 1 and c_in > 0 and c_out > 0
+    planar = planar_layout and c_in > 0 and c_out > 0
     return dense, planar
 
 
@@ -487,9 +487,9 @@ def forward_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int,
     (``cols``) are at least a vector long: a one-vector tile spends a broadcast load per
     multiply-add, and the planar kernel ran such layers 1.03-1.37x faster (five layers with
     16 output channels, 2-D, 3-D and an input gradient's phase, AVX-512).
-    Otherwise channels-first data with unit stride along the last dimension take the
-    planar kernel, vectorised along that dimension (depthwise, small groups, single-channel
-    images; any padding mode). Everything else takes the gather kernel. ``forced`` (tests,
+    Otherwise channels-first data take the planar kernel, vectorised along the last
+    dimension (depthwise, small groups, single-channel images; any padding mode and
+    stride: :func:`column_phases`). Everything else takes the gather kernel. ``forced`` (tests,
     benchmarks) picks an algorithm when it applies, else the gather kernel.
 
     Examples
@@ -502,13 +502,15 @@ def forward_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int,
     'planar'
     >>> forward_algorithm("reflect", 1, 1, 1, (5, 5), (1, 1), 16, True)
     'planar'
+    >>> forward_algorithm("zeros", 256, 256, 256, (3, 3), (2, 2), 16, True)
+    'planar'
     >>> forward_algorithm("zeros", 256, 256, 256, (3, 3), (1, 1), 16, False)
     'gather'
     >>> [forward_algorithm("zeros", 1, 64, 16, (3, 3), (1, 1), 32, True, cols=c)
     ...  for c in (14, 28)]
     ['dense', 'planar']
     """
-    dense, planar = _applicable(padding_mode, groups, c_in, c_out, stride, planar_layout)
+    dense, planar = _applicable(padding_mode, groups, c_in, c_out, planar_layout)
     pointwise = _pointwise_applicable(kernel, stride, padded, planar)
     if forced is not None:
         return _forced_choice(forced, dense, planar, pointwise)
@@ -666,28 +668,28 @@ def dense_applicable(padding_mode: str, groups: int, c_in: int, c_out: int) -> b
 
 
 def weight_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int, cols: int,
-                     stride: tuple[int, ...], channel_block: int, planar_layout: bool,
+                     channel_block: int, planar_layout: bool,
                      forced: str | None = None) -> str:
     """Algorithm of a weight gradient: ``"dense"``, ``"planar"`` or ``"gather"``.
 
     One zero-padded group with at least half a channel block of output channels takes the
     dense register tiles (a matrix product per tap over pixels). Otherwise channels-first
-    data with unit stride along the last dimension take the planar kernel (vector dot
-    products along rows) when a group is small (at most 64 channel pairs) or rows are long
-    (``cols``, at least 512); everything else the gather kernel.
+    data take the planar kernel (vector dot products along rows, any stride:
+    :func:`column_phases`) when a group is small (at most 64 channel pairs) or rows are
+    long (``cols``, at least 512); everything else the gather kernel.
 
     Examples
     --------
-    >>> weight_algorithm("zeros", 1, 64, 64, 56, (1, 1), 16, True)
+    >>> weight_algorithm("zeros", 1, 64, 64, 56, 16, True)
     'dense'
-    >>> weight_algorithm("zeros", 256, 256, 256, 56, (1, 1), 16, True)
+    >>> weight_algorithm("zeros", 256, 256, 256, 56, 16, True)
     'planar'
-    >>> weight_algorithm("zeros", 256, 256, 256, 56, (1, 2), 16, True)
+    >>> weight_algorithm("reflect", 1, 64, 64, 56, 16, True)
     'gather'
-    >>> weight_algorithm("reflect", 1, 1, 1, 1024, (1, 1), 16, True)
+    >>> weight_algorithm("reflect", 1, 1, 1, 1024, 16, True)
     'planar'
     """
-    dense, planar = _applicable(padding_mode, groups, c_in, c_out, stride, planar_layout)
+    dense, planar = _applicable(padding_mode, groups, c_in, c_out, planar_layout)
     if forced is not None:
         return _forced_choice(forced, dense, planar)
     if dense and 2 * c_out >= channel_block:
@@ -794,3 +796,53 @@ def planar_out_block(out_group: int, accumulator_bytes: int) -> int:
     14
     """
     return max(1, min(out_group, (1 << 15) // max(accumulator_bytes, 1)))
+
+
+class ColumnPhases(NamedTuple):
+    """How the planar kernels run a convolution strided along the last dimension.
+
+    Tile row ``k`` of an input row (``k < phases``) holds the padded positions ``c *
+    stride + k`` for ``c = 0, 1, ...``: tap ``t`` (padded position ``j * stride + t *
+    dilation`` for output column ``j``) then reads phase ``slots[t][0]`` at column ``j +
+    slots[t][1] * step``, unit stride. The kernels see a filter of ``taps`` columns
+    ``step`` apart per phase (zero where no tap lands), the phases folded into the taps
+    along ``D0``: one tile row per phase and input row.
+    """
+
+    #: Tile rows per input row (each written from every ``stride``-th padded position).
+    phases: int
+    #: Columns of the filter the kernels run (per phase).
+    taps: int
+    #: Column step of that filter (its dilation).
+    step: int
+    #: ``(phase, column)`` of each tap of the real filter, in tap order.
+    slots: tuple[tuple[int, int], ...]
+
+
+def column_phases(taps: int, stride: int, dilation: int) -> ColumnPhases:
+    """Split a filter strided along the last dimension into unit-stride column phases.
+
+    Tap ``t`` reads padded position ``j * stride + t * dilation``: phase ``(t * dilation)
+    % stride``, column ``j + (t * dilation) // stride``. The phases are numbered by that
+    remainder, so as many are kept as the largest remainder needs (all of them used when
+    the dilation is 1); the column offsets share their greatest common divisor as the
+    filter's step. A unit stride gives the filter back unchanged (one phase).
+
+    Examples
+    --------
+    >>> column_phases(3, 1, 2)
+    ColumnPhases(phases=1, taps=3, step=2, slots=((0, 0), (0, 1), (0, 2)))
+    >>> column_phases(3, 2, 1)  # phase 0: taps 0 and 2; phase 1: tap 1
+    ColumnPhases(phases=2, taps=2, step=1, slots=((0, 0), (1, 0), (0, 1)))
+    >>> column_phases(3, 2, 2)  # every tap on an even position
+    ColumnPhases(phases=1, taps=3, step=1, slots=((0, 0), (0, 1), (0, 2)))
+    >>> column_phases(1, 4, 1)
+    ColumnPhases(phases=1, taps=1, step=1, slots=((0, 0),))
+    """
+    if stride == 1:
+        return ColumnPhases(1, taps, dilation, tuple((0, t) for t in range(taps)))
+    places = [divmod(t * dilation, stride) for t in range(taps)]
+    step = math.gcd(*(column for column, _ in places)) or 1
+    return ColumnPhases(max(phase for _, phase in places) + 1,
+                        max(column for column, _ in places) // step + 1, step,
+                        tuple((phase, column // step) for column, phase in places))

@@ -9,9 +9,12 @@ and one fused multiply-add per tap and vector. The data stay in the user's chann
 layout (no layout copies, no weight packing).
 
 All arrays are C-contiguous, in the canonical channels-first order ``(N, C, D0, D1, D2)``
-(1-D and 2-D problems have unit leading dims). The stride along ``D2`` is 1 (the plan
-layer only picks these kernels then); strides along ``D0`` and ``D1``, dilations and the
-padding of every mode are arbitrary.
+(1-D and 2-D problems have unit leading dims). Strides, dilations and the padding of
+every mode are arbitrary. The kernels compute with unit stride along ``D2``: a stride
+there is taken by the tile fill, which splits each input row into column phases (every
+``stride``-th padded position, :func:`fastconv._plan.column_phases`), one tile row each,
+the phases folded into the filter's taps along ``D0`` (a 3x3 stride-2 filter runs as two
+phases of 3x2 taps, one of them zero).
 
 Each task first copies the input rows its block of output rows reads into a small padded
 tile (per thread, in cache), evaluating the padding map
@@ -52,6 +55,8 @@ from ._plan import (
     PAD_LOW,
     PLANAR_STRIP_VECTORS,
     STRIDE,
+    TAPS,
+    ColumnPhases,
     planar_tasks_per_chunk,
     planar_tile_rows,
     planar_tile_width,
@@ -64,10 +69,12 @@ from ._simd import (
     ptr_of,
     vadd,
     vbroadcast,
+    veven_lanes,
     vfma,
     vlanes,
     vleading,
     vload,
+    vload_every,
     vload_masked,
     vreduce_add,
     vslide_down,
@@ -108,6 +115,9 @@ DIRECT_SLIDES = VECTOR_BITS >= 512
 #: the next task's (consecutive tasks read consecutive memory). The tile fill of the
 #: next task's rows, prefetched during a task, still waited on them.
 DIRECT_AHEAD_BYTES = 4096
+#: Bytes past the row being copied that a single-channel tile fill prefetches (a depthwise
+#: 3x3 stride-2 layer: 4 KiB 0.88x, 16 KiB 0.99x of this).
+FILL_AHEAD_BYTES = 8192
 
 
 def pack_channel_blocks(weight: np.ndarray, groups: int) -> np.ndarray:
@@ -126,6 +136,50 @@ def pack_channel_blocks(weight: np.ndarray, groups: int) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(shaped, 2, -1)).reshape(
         groups * blocks, *weight.shape[1:], CHANNEL_BLOCK)
 
+
+
+def phase_kernel(weight: np.ndarray, phases: ColumnPhases) -> np.ndarray:
+    """Weights ``(C, Ig, T0, T1, T2)`` as the column phases' ``(C, Ig, T0 * P, T1, taps)``.
+
+    ``P`` is ``phases.phases`` (phase innermost along ``D0``, as :func:`_fill_tile` lays
+    the tile out): tap ``t`` of the real filter goes to ``(phase, column) =
+    phases.slots[t]``, the other taps are zeros. One phase with every tap in place (a unit
+    stride) is ``weight`` itself.
+
+    Examples
+    --------
+    >>> from fastconv._plan import column_phases
+    >>> phase_kernel(np.array([1.0, 2, 3]).reshape(1, 1, 1, 1, 3), column_phases(3, 2, 1))
+    array([[[[[1., 3.]],
+    <BLANKLINE>
+             [[2., 0.]]]]])
+    """
+    c, in_group, taps0, taps1, taps2 = weight.shape
+    if phases.phases == 1 and phases.slots == tuple((0, t) for t in range(taps2)):
+        return weight
+    spread = np.zeros((c, in_group, taps0, phases.phases, taps1, phases.taps), weight.dtype)
+    for t, (phase, column) in enumerate(phases.slots):
+        spread[:, :, :, phase, :, column] = weight[..., t]
+    return spread.reshape(c, in_group, taps0 * phases.phases, taps1, phases.taps)
+
+
+def real_taps(grad: np.ndarray, phases: ColumnPhases) -> np.ndarray:
+    """The taps of the real filter in a gradient ``(..., T0 * P, T1, taps)`` of the phases'.
+
+    The inverse of :func:`phase_kernel` on its non-zero taps: ``(..., T0, T1, T2)``.
+
+    Examples
+    --------
+    >>> from fastconv._plan import column_phases
+    >>> real_taps(np.array([1.0, 3, 2, 0]).reshape(1, 2, 1, 2), column_phases(3, 2, 1))
+    array([[[[1., 2., 3.]]]])
+    """
+    if phases.phases == 1 and phases.slots == tuple((0, t) for t in range(grad.shape[-1])):
+        return grad
+    lead, taps1 = grad.shape[:-3], grad.shape[-2]
+    split = grad.reshape(*lead, grad.shape[-3] // phases.phases, phases.phases, taps1,
+                         phases.taps)
+    return np.stack([split[..., phase, :, column] for phase, column in phases.slots], axis=-1)
 
 
 #: Output channels of the small channel-blocked strip (four vectors of columns each: 12
@@ -246,24 +300,54 @@ def _zero_run(dst, lo, hi):
 
 
 @inlined
-def _copy_row(src, src_off, size2, pad2, mode2, extent, dst, width):
+def _inside(first, step, size2, extent):
+    """Positions ``[lo, hi)`` of ``[0, extent)`` inside a row of ``size2`` columns.
+
+    Position ``c`` is source column ``c * step + first``.
+    """
+    lo = min(extent, max(0, -(first // step)))
+    return lo, max(lo, min(extent, -((first - size2) // step)))
+
+
+@inlined
+def _copy_row(src, src_off, size2, first, step, inside_lo, inside_hi, mode2, extent, dst,
+              width):
     """Copy one source row into ``dst[0:width]``: padded positions ``[0, extent)``, then zeros.
 
-    Position ``c`` holds source column ``c - pad2`` through the padding map. Only full-width
-    vector stores (the row has slack past ``extent``): masked stores are slow on some CPUs.
+    Position ``c`` holds source column ``c * step + first`` through the padding map
+    (``step > 1``: one column phase of a row strided along it, see
+    :func:`fastconv._plan.column_phases`); ``[inside_lo, inside_hi)`` are the positions
+    inside the row (:func:`_inside`). Only full-width vector stores (the row has slack past
+    ``extent``): masked stores are slow on some CPUs.
     """
     lanes = vlanes(dst)
-    inside_lo = min(extent, pad2)
-    inside_hi = max(inside_lo, min(extent, size2 + pad2))
     c = inside_lo
-    while c + lanes <= inside_hi:
-        vstore(dst, c, vload(src, src_off + c - pad2))
-        c += lanes
-    if c < inside_hi:
-        # lanes past inside_hi get zeros now (and, unless the pads are zeros, their final
-        # values below)
-        vstore(dst, c, vload_masked(src, src_off + c - pad2, inside_hi - c))
-        c += lanes
+    if step == 1:
+        while c + lanes <= inside_hi:
+            vstore(dst, c, vload(src, src_off + c + first))
+            c += lanes
+        if c < inside_hi:
+            # lanes past inside_hi get zeros now (and, unless the pads are zeros, their
+            # final values below)
+            vstore(dst, c, vload_masked(src, src_off + c + first, inside_hi - c))
+            c += lanes
+    elif step == 2:
+        # two loads and a shuffle; masked where they would read past the row's last column
+        while c < inside_hi:
+            at = 2 * c + first
+            if at + 2 * lanes <= size2:
+                vstore(dst, c, veven_lanes(vload(src, src_off + at),
+                                           vload(src, src_off + at + lanes)))
+            else:
+                ahead = min(size2, at + 2 * (inside_hi - c) - 1) - at
+                vstore(dst, c, veven_lanes(vload_masked(src, src_off + at, ahead),
+                                           vload_masked(src, src_off + at + lanes,
+                                                        ahead - lanes)))
+            c += lanes
+    else:
+        while c < inside_hi:
+            vstore(dst, c, vload_every(src, src_off + c * step + first, step, inside_hi - c))
+            c += lanes
     if mode2 == _ZEROS:
         # zero pads: no padding map per element (a row's scalar work cost more than its
         # copy in a depthwise layer's tile fill)
@@ -271,10 +355,10 @@ def _copy_row(src, src_off, size2, pad2, mode2, extent, dst, width):
         _zero_run(dst, c, width)
         return
     for c in range(inside_lo):
-        s = _source(c - pad2, size2, mode2)
+        s = _source(c * step + first, size2, mode2)
         dst[c] = src[src_off + s] if s >= 0 else 0
     for c in range(inside_hi, extent):
-        s = _source(c - pad2, size2, mode2)
+        s = _source(c * step + first, size2, mode2)
         dst[c] = src[src_off + s] if s >= 0 else 0
     _zero_run(dst, extent, width)
 
@@ -285,22 +369,29 @@ def _fill_tile(src, plane0, size0, size1, size2, geom, q0, row_lo, span, width, 
     """Copy the padded rows ``row_lo*stride1 - pad1 + [0, span)`` of ``in_group`` planes.
 
     The tile is ``(in_group, taps0, span, width)``: for each input channel of the group and
-    each tap along ``D0``, the rows of the source slice that tap reads. The first
-    ``written`` columns of each row are written (the padded row, then zeros): ``width`` for
-    a fresh tile, or the whole vectors holding the ``extent`` padded columns for a tile
-    whose slack is zero already (either way whole vectors).
+    each tap along ``D0``, the rows of the source slice that tap reads. With a stride along
+    ``D2`` (``geom[2, STRIDE]``), ``taps0`` counts ``geom[0, TAPS]`` taps times their
+    column phases (:func:`fastconv._plan.column_phases`), phase innermost: tile row ``k``
+    of a tap's source row holds its padded positions ``c * stride2 + k``. The first
+    ``written`` columns of each row are written (the padded row, then zeros): ``width``
+    for a fresh tile, or the whole vectors holding the ``extent`` padded columns for a
+    tile whose slack is zero already (either way whole vectors).
     """
     stride0, dilation0, pad0, mode0 = geom[0, STRIDE], geom[0, DILATION], geom[0, PAD_LOW], \
         geom[0, MODE]
     stride1, pad1, mode1 = geom[1, STRIDE], geom[1, PAD_LOW], geom[1, MODE]
-    pad2, mode2 = geom[2, PAD_LOW], geom[2, MODE]
+    stride2, pad2, mode2 = geom[2, STRIDE], geom[2, PAD_LOW], geom[2, MODE]
+    phases = taps0 // geom[0, TAPS]
     step = vlanes(tile)  # at most a cache line
+    ahead_elements = FILL_AHEAD_BYTES * 8 // VECTOR_BITS * step
     first = max(0, row_lo * stride1 - pad1)
     count = max(0, min(span, size1 - first)) * size2
     for i in range(in_group):
         for t0 in range(taps0):
-            s0 = _source(q0 * stride0 + t0 * dilation0 - pad0, size0, mode0)
-            if i + 1 < in_group <= PREFETCH_CHANNELS and s0 >= 0:
+            phase = t0 % phases
+            inside_lo, inside_hi = _inside(phase - pad2, stride2, size2, extent)
+            s0 = _source(q0 * stride0 + (t0 // phases) * dilation0 - pad0, size0, mode0)
+            if phase == 0 and i + 1 < in_group <= PREFETCH_CHANNELS and s0 >= 0:
                 # the next channel's rows (another stream, a plane away) are fetched while
                 # these are copied: the copy waited on them
                 ahead = (((plane0 + i + 1) * size0 + s0) * size1 + first) * size2
@@ -315,7 +406,13 @@ def _fill_tile(src, plane0, size0, size1, size2, geom, q0, row_lo, span, width, 
                     _zero_run(dst, 0, written)
                 else:
                     src_off = (((plane0 + i) * size0 + s0) * size1 + s1) * size2
-                    _copy_row(src, src_off, size2, pad2, mode2, extent, dst, written)
+                    if in_group == 1 and phase == 0:
+                        # a single channel's rows stream from memory, into the next task's
+                        # plane (consecutive tasks read consecutive planes)
+                        for c in range(0, size2, step):
+                            prefetch(src, src_off + ahead_elements + c)
+                    _copy_row(src, src_off, size2, phase - pad2, stride2, inside_lo,
+                              inside_hi, mode2, extent, dst, written)
 
 
 @inlined
@@ -381,6 +478,69 @@ def _strip_pair(tile, weights, w_base, in_group, taps0, taps1, taps2, span, widt
     _store_row(out, out_off, count, a0, a1, a2, a3, bias)
     if two:
         _store_row(out, out_off + out_step, count, b0, b1, b2, b3, bias)
+
+
+@inlined
+def _strip_narrow(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width,
+                  dilation1, dilation2, row_step, row, out, out_off, out_step, cols, rows,
+                  across, bias):
+    """Rows of at most ``across`` (1 or 2) vectors, ``8 // across`` of them at a time.
+
+    Eight accumulators, as :func:`_strip_pair`, arranged down the rows instead of along
+    them (a 28-column row filled two of its four vectors). Output rows ``[0, rows)`` of the
+    block are stored; its rows past them repeat the last one (computed, never stored), so
+    every tile row read belongs to the task.
+    """
+    lanes = vlanes(tile)
+    step = row_step * width
+    last = rows - 1
+    # tile offset of accumulator k: row k // across (clamped), vector k % across
+    o1 = min(1 // across, last) * step + (1 % across) * lanes
+    o2 = min(2 // across, last) * step + (2 % across) * lanes
+    o3 = min(3 // across, last) * step + (3 % across) * lanes
+    o4 = min(4 // across, last) * step + (4 % across) * lanes
+    o5 = min(5 // across, last) * step + (5 % across) * lanes
+    o6 = min(6 // across, last) * step + (6 % across) * lanes
+    o7 = min(7 // across, last) * step + (7 % across) * lanes
+    a0 = vzero(tile)
+    a1 = vzero(tile)
+    a2 = vzero(tile)
+    a3 = vzero(tile)
+    a4 = vzero(tile)
+    a5 = vzero(tile)
+    a6 = vzero(tile)
+    a7 = vzero(tile)
+    w_off = w_base
+    for i in range(in_group):
+        for t0 in range(taps0):
+            plane = (i * taps0 + t0) * span
+            for t1 in range(taps1):
+                top = (plane + row + t1 * dilation1) * width
+                for t2 in range(taps2):
+                    w = vbroadcast(weights[w_off])
+                    w_off += 1
+                    off = top + t2 * dilation2
+                    a0 = vfma(w, vload(tile, off), a0)
+                    a1 = vfma(w, vload(tile, off + o1), a1)
+                    a2 = vfma(w, vload(tile, off + o2), a2)
+                    a3 = vfma(w, vload(tile, off + o3), a3)
+                    a4 = vfma(w, vload(tile, off + o4), a4)
+                    a5 = vfma(w, vload(tile, off + o5), a5)
+                    a6 = vfma(w, vload(tile, off + o6), a6)
+                    a7 = vfma(w, vload(tile, off + o7), a7)
+    if across == 2:
+        _store_vector(out, out_off, a0, bias, cols)
+        _store_vector(out, out_off + lanes, a1, bias, cols - lanes)
+        for k in range(1, min(rows, 4)):
+            v0, v1 = (a2, a3) if k == 1 else (a4, a5) if k == 2 else (a6, a7)
+            _store_vector(out, out_off + k * out_step, v0, bias, cols)
+            _store_vector(out, out_off + k * out_step + lanes, v1, bias, cols - lanes)
+    else:
+        _store_vector(out, out_off, a0, bias, cols)
+        for k in range(1, min(rows, 8)):
+            v = a1 if k == 1 else a2 if k == 2 else a3 if k == 3 else a4 if k == 4 else \
+                a5 if k == 5 else a6 if k == 6 else a7
+            _store_vector(out, out_off + k * out_step, v, bias, cols)
 
 
 @inlined
@@ -647,10 +807,41 @@ def _strip_quad_rows(tile, packed, p_base, p_next, in_group, taps0, taps1, taps2
 
 
 @inlined
+def _narrow_strips(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width,
+                   dilation1, dilation2, row_step, rows, cols, out, out_off, out_step, bias):
+    """Every :func:`_strip_narrow` block of one output channel (rows of <= 2 vectors)."""
+    if cols <= vlanes(tile):
+        for q in range(0, rows, 8):
+            _strip_narrow(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width,
+                          dilation1, dilation2, row_step, q * row_step, out,
+                          out_off + q * out_step, out_step, cols, min(8, rows - q), 1, bias)
+    else:
+        for q in range(0, rows, 4):
+            _strip_narrow(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width,
+                          dilation1, dilation2, row_step, q * row_step, out,
+                          out_off + q * out_step, out_step, cols, min(4, rows - q), 2, bias)
+
+
+@inlined
 def _channel_strips(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width,
                     dilation1, dilation2, row_step, rows, cols, out, out_off, out_step, bias):
-    """Every strip of one output channel's ``rows`` x ``cols`` block: rows two at a time."""
-    step = STRIP_VECTORS * vlanes(tile)
+    """Every strip of one output channel's ``rows`` x ``cols`` block.
+
+    Rows two at a time, four vectors each; rows of at most two vectors (or one) four (or
+    eight) at a time (:func:`_strip_narrow`).
+    """
+    lanes = vlanes(tile)
+    if cols <= 2 * lanes and dilation2 == 1:
+        # a constant column step: each row's taps are one pointer and displacements
+        _narrow_strips(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width,
+                       dilation1, 1, row_step, rows, cols, out, out_off, out_step, bias)
+        return
+    if cols <= 2 * lanes:
+        _narrow_strips(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width,
+                       dilation1, dilation2, row_step, rows, cols, out, out_off, out_step,
+                       bias)
+        return
+    step = STRIP_VECTORS * lanes
     for q in range(0, rows - 1, 2):
         for col in range(0, cols, step):
             _strip_pair(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width,
@@ -778,10 +969,11 @@ def _reads_in_place(geom):
     """Whether a depthwise 3x3 filter reads the input's own rows (no tile).
 
     :func:`_direct_rows3x3` and :func:`_direct_dots3x3`, on 32-register hosts, with unit
-    column dilation and zero padding along the rows and columns, one column of it on the
-    left (the unit row stride and dilation are the caller's to check).
+    column stride and dilation and zero padding along the rows and columns, one column of
+    it on the left (the unit row stride and dilation are the caller's to check).
     """
-    return (DIRECT_SLIDES and geom[2, DILATION] == 1 and geom[2, PAD_LOW] == 1
+    return (DIRECT_SLIDES and geom[2, STRIDE] == 1 and geom[2, DILATION] == 1
+            and geom[2, PAD_LOW] == 1
             and geom[1, MODE] == _ZEROS and geom[2, MODE] == _ZEROS)
 
 
@@ -861,7 +1053,7 @@ def _direct_rows3x3(src, plane_off, size1, size2, row_lo, row_hi, pad1, weights,
 
 @kernel
 def planar_conv(src, weight, packed, packed3, bias, out, geom, row_block, tiles, task_at):
-    """Channels-first convolution with unit stride along the last dimension.
+    """Channels-first convolution (column phases for a stride along the last dimension).
 
     ``out[n, g*Og + j, q] = bias[g*Og + j] + sum src[n, g*Ig + i, s(q, t)] *
     weight[g*Og + j, i, t]`` over ``i`` and the taps ``t`` whose source ``s`` (through
@@ -873,7 +1065,9 @@ def planar_conv(src, weight, packed, packed3, bias, out, geom, row_block, tiles,
     src : ndarray, shape (N, G*Ig, S0, S1, S2), C-contiguous
         Data read.
     weight : ndarray, shape (G*Og, Ig, T0, T1, T2), C-contiguous
-        Kernel.
+        Kernel; with a stride along ``D2`` the column phases' kernel: ``T0`` is
+        ``geom[0, TAPS]`` times the phases (:func:`_fill_tile`), ``T2`` and
+        ``geom[2, DILATION]`` its taps and their step.
     packed : ndarray, shape (G * (Og // B), Ig, T0, T1, T2, B), C-contiguous
         The kernel in blocks of :data:`CHANNEL_BLOCK` output channels
         (:func:`pack_channel_blocks`); those channels run a block at a time.
@@ -886,8 +1080,8 @@ def planar_conv(src, weight, packed, packed3, bias, out, geom, row_block, tiles,
     out : ndarray, shape (N, G*Og, Q0, Q1, Q2), C-contiguous
         Written once per element.
     geom : ndarray of int64, shape (3, 9)
-        Forward geometry record of each dimension (:func:`fastconv._plan.geometry`);
-        the stride of the last dimension must be 1.
+        Forward geometry record of each dimension (:func:`fastconv._plan.geometry`),
+        the last dimension's taps and dilation those of ``weight`` (see above).
     row_block : int
         Output rows (along ``Q1``) per task.
     tiles : ndarray, shape (threads, planar_tile_size(...)), C-contiguous
@@ -1420,7 +1614,7 @@ def planar_weight_grad(src, grad_out, geom, row_block, out_block, with_bias, par
     grad_out : ndarray, shape (N, G*Og, Q0, Q1, Q2), C-contiguous
         Gradient of the output.
     geom : ndarray of int64, shape (3, 9)
-        Forward geometry records; the stride of the last dimension must be 1.
+        Forward geometry records, as for :func:`planar_conv`.
     row_block : int
         Output rows per tile.
     out_block : int
@@ -1428,7 +1622,8 @@ def planar_weight_grad(src, grad_out, geom, row_block, out_block, with_bias, par
     with_bias : bool
         Also fill ``partial_b``.
     partial_w : ndarray, shape (n_chunks, G*Og, Ig, T0, T1, T2)
-        Per-chunk partial sums, each element written once.
+        Per-chunk partial sums, each element written once; for the column phases' kernel
+        (see :func:`planar_conv`) with a stride along ``D2``.
     partial_b : ndarray, shape (n_chunks, G*Og)
         Per-chunk partial bias gradients.
     task_at : int

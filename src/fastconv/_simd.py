@@ -70,11 +70,13 @@ __all__ = [
     "vadd",
     "vbroadcast",
     "vbroadcast_load",
+    "veven_lanes",
     "vextract",
     "vfma",
     "vlanes",
     "vleading",
     "vload",
+    "vload_every",
     "vload_masked",
     "vmax",
     "vmul",
@@ -686,6 +688,87 @@ def vload_masked(typingctx, mem, off, count):
         vptr = builder.bitcast(ptr, vty.as_pointer())
         mask = _lane_mask(builder, args[2], vty.count)
         return _masked_load(builder, vptr, vty, mask, _itemsize(sig.args[0].dtype))
+
+    return sig, codegen
+
+
+@intrinsic
+def vload_every(typingctx, mem, off, step, count):
+    """Load lanes ``[0, count)`` from ``mem[off + i * step]``; the other lanes are zero.
+
+    A masked gather (``vgatherdps``): only the addresses of the loaded lanes are touched,
+    so this is safe at the end of a buffer. For a step of 2 two plain loads and
+    :func:`veven_lanes` are faster where they may read the element past the last.
+
+    Parameters
+    ----------
+    mem : array or pointer of float32/float64
+        The memory; `off` counts elements from its data pointer.
+    off : int
+        Flat element offset of lane 0.
+    step : int
+        Elements between consecutive lanes (any sign).
+    count : int
+        Number of leading lanes to load; ``<= 0`` loads nothing, ``>= lanes`` loads all.
+
+    Returns
+    -------
+    SimdVector
+        The loaded vector.
+    """
+    ok = _is_memory(mem) and all(isinstance(v, types.Integer) for v in (off, step, count))
+    if not ok:
+        return None
+    vt = _vec_of(mem.dtype)
+    sig = vt(mem, off, step, count)
+
+    def codegen(context, builder, sig, args):
+        ptr = _elem_ptr(context, builder, sig.args[0], args[0], sig.args[1], args[1])
+        vty = context.get_value_type(sig.return_type)
+        lanes = vty.count
+        i64 = ir.IntType(64)
+        # lane addresses: base + i * step * itemsize (llvmlite has no vector GEP)
+        base = _splat(builder, builder.ptrtoint(ptr, i64), lanes)
+        stride = context.cast(builder, args[2], sig.args[2], types.int64)
+        scaled = builder.mul(stride, ir.Constant(i64, _itemsize(sig.args[0].dtype)))
+        iota = ir.Constant(ir.VectorType(i64, lanes), list(range(lanes)))
+        addresses = builder.add(base, builder.mul(iota, _splat(builder, scaled, lanes)))
+        pointers = builder.inttoptr(addresses, ir.VectorType(ptr.type, lanes))
+        mask = _lane_mask(builder, args[3], lanes)
+        i32 = ir.IntType(32)
+        fn = _intrinsic_fn(builder, f"llvm.masked.gather.{_llvm_suffix(vty)}.v{lanes}p0", vty,
+                           [pointers.type, i32, mask.type, vty])
+        return builder.call(fn, [pointers, ir.Constant(i32, _itemsize(sig.args[0].dtype)),
+                                 mask, ir.Constant(vty, None)])
+
+    return sig, codegen
+
+
+@intrinsic
+def veven_lanes(typingctx, a, b):
+    """Return the even lanes of the pair ``(a, b)``: ``[a[0], a[2], ..., b[lanes - 2]]``.
+
+    Two adjacent vectors of a row give every other element of it (a constant shuffle:
+    ``vpermt2ps``); the odd lanes are the even lanes of the pair one element on.
+
+    Parameters
+    ----------
+    a, b : SimdVector
+        Vectors of the same type.
+
+    Returns
+    -------
+    SimdVector
+        The even lanes.
+    """
+    if not (isinstance(a, SimdVector) and a == b):
+        return None
+    sig = a(a, b)
+
+    def codegen(context, builder, sig, args):
+        lanes = args[0].type.count
+        mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), list(range(0, 2 * lanes, 2)))
+        return builder.shuffle_vector(args[0], args[1], mask)
 
     return sig, codegen
 

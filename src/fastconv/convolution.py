@@ -598,6 +598,31 @@ def _channels_first(view: np.ndarray) -> np.ndarray:
 PLANAR_TILE_BYTES = 1 << 19
 
 
+def column_phases(spec: ConvSpec) -> _plan.ColumnPhases:
+    """The planar kernels' column phases of ``spec`` (one for a unit last stride)."""
+    return _plan.column_phases(spec.kernel[-1], spec.stride[-1], spec.dilation[-1])
+
+
+def planar_kernel_shape(spec: ConvSpec) -> tuple[int, ...]:
+    """Shape of the kernel the planar kernels run for ``spec`` (its column phases')."""
+    phases = column_phases(spec)
+    taps0, taps1, _ = _plan.to_3d(spec.kernel, 1)
+    return (spec.c_out, spec.c_in // spec.groups, taps0 * phases.phases, taps1, phases.taps)
+
+
+def _planar_geometry(spec: ConvSpec) -> np.ndarray:
+    """Geometry records the planar kernels run ``spec`` with (read-only).
+
+    The last dimension's taps and dilation are those of its column phases' kernel
+    (:func:`fastconv._planar.planar_conv`).
+    """
+    phases = column_phases(spec)
+    geometry = spec.geometry(False)
+    geometry[2, _plan.TAPS], geometry[2, _plan.DILATION] = phases.taps, phases.step
+    geometry.flags.writeable = False
+    return geometry
+
+
 def planar_rows_per_task(spec: ConvSpec, dtype: np.dtype, planes_shape: tuple[int, ...],
                          tasks_per_block: int, halo: bool = False) -> int:
     """Row block of a planar kernel writing (or reading the gradient of) ``planes_shape``.
@@ -609,11 +634,11 @@ def planar_rows_per_task(spec: ConvSpec, dtype: np.dtype, planes_shape: tuple[in
     gradient's blocks (which order its sums) keep the shape-only defaults.
     """
     _, _, _, rows1, cols = planes_shape
-    taps0, taps1, taps2 = _plan.to_3d(spec.kernel, 1)
+    _, in_group, planes, taps1, taps2 = planar_kernel_shape(spec)
     stride1 = _plan.to_3d(spec.stride, 1)[1]
-    dilation1, dilation2 = _plan.to_3d(spec.dilation, 1)[1:]
-    width = _plan.planar_tile_width(cols, taps2, dilation2, lanes_for(dtype))
-    row_bytes = (spec.c_in // spec.groups) * taps0 * width * stride1 * dtype.itemsize
+    dilation1 = _plan.to_3d(spec.dilation, 1)[1]
+    width = _plan.planar_tile_width(cols, taps2, column_phases(spec).step, lanes_for(dtype))
+    row_bytes = in_group * planes * width * stride1 * dtype.itemsize
     if not halo:
         return _plan.planar_row_block(tasks_per_block, rows1, cols, row_bytes)
     extra = -(-(taps1 - 1) * dilation1 // stride1)
@@ -628,29 +653,31 @@ def _planes_shape(canonical_shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 class _PlanarPass:
-    """A forward convolution on the planar kernel (channels-first data, unit last stride).
+    """A forward convolution on the planar kernel (channels-first data).
 
-    Calling it reshapes the kernel and packs its six-channel blocks, and runs
+    Calling it reshapes the kernel (to its column phases' with a stride along the last
+    dimension, :func:`fastconv._planar.phase_kernel`) and packs its channel blocks, and runs
     :func:`fastconv._planar.planar_conv` on the channels-first views (a strided ``dest``,
     such as an adjoint's stride phase, is written through a temporary).
     """
 
-    __slots__ = ("dtype", "geometry", "groups", "kernel_shape", "row_block", "task_at",
-                 "tiles_purpose", "tiles_shape", "zero_bias")
+    __slots__ = ("dtype", "geometry", "groups", "kernel_shape", "phases", "row_block",
+                 "task_at", "tiles_purpose", "tiles_shape", "zero_bias")
 
     def __init__(self, spec: ConvSpec, dtype: np.dtype, dest_shape: tuple[int, ...]) -> None:
         planes = _planes_shape(dest_shape)
         self.dtype, self.groups = dtype, spec.groups
         self.kernel_shape = (spec.c_out, spec.c_in // spec.groups, *_plan.to_3d(spec.kernel, 1))
+        self.phases = column_phases(spec)
         self.row_block = planar_rows_per_task(spec, dtype, planes,
                                               planes[0] * spec.groups * planes[2], halo=True)
-        self.geometry = _geometry(spec, False)[0]
+        self.geometry = _planar_geometry(spec)
         # one padded input tile per thread whose slack is zeros (see planar_conv): kept
         # between calls, shared by calls whose tile rows have the same width and extent
         self.tiles_shape = (numba.config.NUMBA_NUM_THREADS, _planar.tile_elements(
-            self.kernel_shape, self.geometry, planes[4], self.row_block, dtype))
+            planar_kernel_shape(spec), self.geometry, planes[4], self.row_block, dtype))
         self.tiles_purpose = ("planar tiles", *_planar.tile_row_layout(
-            self.kernel_shape, self.geometry, planes[4], dtype))
+            planar_kernel_shape(spec), self.geometry, planes[4], dtype))
         self.zero_bias = np.zeros(spec.c_out, dtype)
         self.zero_bias.flags.writeable = False
         _jit.ensure_compiled(_planar.planar_conv, _planar.planar_signature, dtype)
@@ -658,7 +685,8 @@ class _PlanarPass:
 
     def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                  dest: np.ndarray) -> None:
-        kernel = np.ascontiguousarray(weight, dtype=self.dtype).reshape(self.kernel_shape)
+        kernel = np.ascontiguousarray(_planar.phase_kernel(
+            np.asarray(weight, dtype=self.dtype).reshape(self.kernel_shape), self.phases))
         planes = np.ascontiguousarray(_channels_first(src))
         view = _channels_first(dest)
         target = view if view.flags.c_contiguous else np.empty(view.shape, self.dtype)
@@ -1120,14 +1148,19 @@ class _WeightPass:
 
 
 class _PlanarWeightPass:
-    """Weight (and bias) gradient on the planar kernel (channels-first data, unit last stride)."""
+    """Weight (and bias) gradient on the planar kernel (channels-first data).
 
-    __slots__ = ("chunks", "dtype", "geometry", "kernel", "out_block", "row_block", "task_at",
-                 "want_bias", "weight_shape", "partial_w_shape")
+    With a stride along the last dimension the kernel computes the gradient of the column
+    phases' kernel, whose real taps are then picked (:func:`fastconv._planar.real_taps`).
+    """
+
+    __slots__ = ("chunks", "dtype", "geometry", "kernel", "out_block", "phases", "row_block",
+                 "task_at", "want_bias", "weight_shape", "partial_w_shape")
 
     def __init__(self, spec: ConvSpec, dtype: np.dtype, grad_shape: tuple[int, ...],
                  want_bias: bool, serial: bool = False) -> None:
-        taps = _plan.to_3d(spec.kernel, 1)
+        taps = planar_kernel_shape(spec)[2:]
+        self.phases = column_phases(spec)
         planes = _planes_shape(grad_shape)
         batch, _, rows0, rows1, _ = planes
         g, in_group = spec.groups, spec.c_in // spec.groups
@@ -1142,7 +1175,7 @@ class _PlanarWeightPass:
         self.chunks = _plan.reduction_chunks(units, g * -(-(spec.c_out // g) // self.out_block))
         self.partial_w_shape = (self.chunks, spec.c_out, in_group, *taps)
         self.weight_shape = (spec.c_out, in_group, *spec.kernel)
-        self.geometry = _geometry(spec, False)[0]
+        self.geometry = _planar_geometry(spec)
         # a small call runs on the calling thread (the same tasks, so the same sums)
         self.kernel = (_planar.planar_weight_grad_serial if serial
                        else _planar.planar_weight_grad)
@@ -1157,7 +1190,9 @@ class _PlanarWeightPass:
         partial_b = np.empty(self.partial_w_shape[:2], self.dtype)
         self.kernel(planes, grad_planes, self.geometry, self.row_block, self.out_block,
                     self.want_bias, partial_w, partial_b, self.task_at)
-        grad_weight = partial_w[0] if self.chunks == 1 else np.add.reduce(partial_w, axis=0)
+        grad_weight = _planar.real_taps(
+            partial_w[0] if self.chunks == 1 else np.add.reduce(partial_w, axis=0),
+            self.phases)
         grad_bias = None
         if self.want_bias:
             grad_bias = partial_b[0] if self.chunks == 1 else np.add.reduce(partial_b, axis=0)
@@ -1248,7 +1283,7 @@ def _weight_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
     """Plan a weight and/or bias gradient (dense, planar or gather, as the plan layer says)."""
     if want_weight and math.prod(src_shape) and math.prod(grad_shape):
         algorithm = _plan.weight_algorithm(spec.padding_mode, spec.groups, spec.c_in,
-                                           spec.c_out, grad_shape[3], spec.stride,
+                                           spec.c_out, grad_shape[3],
                                            _dense.block_size(dtype), planar_layout,
                                            FORCE_WEIGHT_ALGORITHM)
         work = math.prod(grad_shape[1:]) * (spec.c_in // spec.groups) * math.prod(spec.kernel)
