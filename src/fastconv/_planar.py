@@ -310,28 +310,113 @@ def _inside(first, step, size2, extent):
 
 
 @inlined
-def _copy_row(src, src_off, size2, first, step, inside_lo, inside_hi, mode2, extent, dst,
-              width):
+def _pad_row(src, src_off, size2, first, step, inside_lo, inside_hi, mode2, extent, dst,
+             width, written):
+    """The padded positions of a tile row whose inside ``[inside_lo, written)`` is copied.
+
+    Position ``c`` is source column ``c * step + first``; ``[inside_lo, inside_hi)`` are
+    inside the row, ``written`` is past the whole vectors that copied them. Then zeros up
+    to ``width``.
+    """
+    if mode2 == _ZEROS:
+        # zero pads: no padding map per element (a row's scalar work cost more than its
+        # copy in a depthwise layer's tile fill)
+        _zero_run(dst, 0, inside_lo)
+        _zero_run(dst, written, width)
+        return
+    for c in range(inside_lo):
+        s = _source(c * step + first, size2, mode2)
+        dst[c] = src[src_off + s] if s >= 0 else 0
+    for c in range(inside_hi, extent):
+        s = _source(c * step + first, size2, mode2)
+        dst[c] = src[src_off + s] if s >= 0 else 0
+    _zero_run(dst, extent, width)
+
+
+@inlined
+def _copy_row(src, src_off, size2, pad2, mode2, extent, dst, width):
     """Copy one source row into ``dst[0:width]``: padded positions ``[0, extent)``, then zeros.
 
-    Position ``c`` holds source column ``c * step + first`` through the padding map
-    (``step > 1``: one column phase of a row strided along it, see
-    :func:`fastconv._plan.column_phases`); ``[inside_lo, inside_hi)`` are the positions
-    inside the row (:func:`_inside`). Only full-width vector stores (the row has slack past
-    ``extent``): masked stores are slow on some CPUs.
+    Position ``c`` holds source column ``c - pad2`` through the padding map. Only full-width
+    vector stores (the row has slack past ``extent``): masked stores are slow on some CPUs.
+    """
+    lanes = vlanes(dst)
+    inside_lo = min(extent, pad2)
+    inside_hi = max(inside_lo, min(extent, size2 + pad2))
+    c = inside_lo
+    while c + lanes <= inside_hi:
+        vstore(dst, c, vload(src, src_off + c - pad2))
+        c += lanes
+    if c < inside_hi:
+        # lanes past inside_hi get zeros now (and, unless the pads are zeros, their final
+        # values below)
+        vstore(dst, c, vload_masked(src, src_off + c - pad2, inside_hi - c))
+        c += lanes
+    _pad_row(src, src_off, size2, -pad2, 1, inside_lo, inside_hi, mode2, extent, dst, width,
+             c)
+
+
+@inlined
+def _prefetch_slice(src, plane, s0, first, count, size0, size1, size2):
+    """Prefetch ``count`` elements of slice ``s0`` of plane ``plane``, from row ``first``."""
+    ahead = ((plane * size0 + s0) * size1 + first) * size2
+    for c in range(0, count, vlanes(src)):  # at most a cache line apart
+        prefetch(src, ahead + c)
+
+
+@helper
+def _fill_tile(src, plane0, size0, size1, size2, geom, q0, row_lo, span, width, written,
+               extent, in_group, taps0, tile):
+    """Copy the padded rows ``row_lo*stride1 - pad1 + [0, span)`` of ``in_group`` planes.
+
+    The tile is ``(in_group, taps0, span, width)``: for each input channel of the group and
+    each tap along ``D0``, the rows of the source slice that tap reads. The first
+    ``written`` columns of each row are written (the padded row, then zeros): ``width`` for
+    a fresh tile, or the whole vectors holding the ``extent`` padded columns for a tile
+    whose slack is zero already (either way whole vectors). A stride along ``D2`` takes
+    :func:`_fill_phase_tile` (a separate copy: this one's rows ran 4-7% slower with the
+    phases' bookkeeping in its loops).
+    """
+    if geom[2, STRIDE] > 1:
+        _fill_phase_tile(src, plane0, size0, size1, size2, geom, q0, row_lo, span, width,
+                         written, extent, in_group, taps0, tile)
+        return
+    stride0, dilation0, pad0, mode0 = geom[0, STRIDE], geom[0, DILATION], geom[0, PAD_LOW], \
+        geom[0, MODE]
+    stride1, pad1, mode1 = geom[1, STRIDE], geom[1, PAD_LOW], geom[1, MODE]
+    pad2, mode2 = geom[2, PAD_LOW], geom[2, MODE]
+    first = max(0, row_lo * stride1 - pad1)
+    count = max(0, min(span, size1 - first)) * size2
+    for i in range(in_group):
+        for t0 in range(taps0):
+            s0 = _source(q0 * stride0 + t0 * dilation0 - pad0, size0, mode0)
+            if i + 1 < in_group <= PREFETCH_CHANNELS and s0 >= 0:
+                # the next channel's rows (another stream, a plane away) are fetched while
+                # these are copied: the copy waited on them
+                _prefetch_slice(src, plane0 + i + 1, s0, first, count, size0, size1, size2)
+            for r in range(span):
+                dst = ptr_of(tile, ((i * taps0 + t0) * span + r) * width)
+                s1 = _source(row_lo * stride1 - pad1 + r, size1, mode1)
+                if s0 < 0 or s1 < 0:
+                    # a row of padding: vectors of zeros (an element loop had become a
+                    # call to memset per row, 9% of a stem's input gradient)
+                    _zero_run(dst, 0, written)
+                else:
+                    src_off = (((plane0 + i) * size0 + s0) * size1 + s1) * size2
+                    _copy_row(src, src_off, size2, pad2, mode2, extent, dst, written)
+
+
+@inlined
+def _copy_phase_row(src, src_off, size2, first, step, inside_lo, inside_hi, mode2, extent,
+                    dst, width):
+    """:func:`_copy_row` of one column phase of a row (``step > 1``).
+
+    Position ``c`` holds source column ``c * step + first``; ``[inside_lo, inside_hi)`` are
+    the positions inside the row (:func:`_inside`).
     """
     lanes = vlanes(dst)
     c = inside_lo
-    if step == 1:
-        while c + lanes <= inside_hi:
-            vstore(dst, c, vload(src, src_off + c + first))
-            c += lanes
-        if c < inside_hi:
-            # lanes past inside_hi get zeros now (and, unless the pads are zeros, their
-            # final values below)
-            vstore(dst, c, vload_masked(src, src_off + c + first, inside_hi - c))
-            c += lanes
-    elif step == 2:
+    if step == 2:
         # two loads and a shuffle; masked where they would read past the row's last column
         while c < inside_hi:
             at = 2 * c + first
@@ -348,71 +433,50 @@ def _copy_row(src, src_off, size2, first, step, inside_lo, inside_hi, mode2, ext
         while c < inside_hi:
             vstore(dst, c, vload_every(src, src_off + c * step + first, step, inside_hi - c))
             c += lanes
-    if mode2 == _ZEROS:
-        # zero pads: no padding map per element (a row's scalar work cost more than its
-        # copy in a depthwise layer's tile fill)
-        _zero_run(dst, 0, inside_lo)
-        _zero_run(dst, c, width)
-        return
-    for c in range(inside_lo):
-        s = _source(c * step + first, size2, mode2)
-        dst[c] = src[src_off + s] if s >= 0 else 0
-    for c in range(inside_hi, extent):
-        s = _source(c * step + first, size2, mode2)
-        dst[c] = src[src_off + s] if s >= 0 else 0
-    _zero_run(dst, extent, width)
+    _pad_row(src, src_off, size2, first, step, inside_lo, inside_hi, mode2, extent, dst,
+             width, c)
 
 
 @helper
-def _fill_tile(src, plane0, size0, size1, size2, geom, q0, row_lo, span, width, written,
-               extent, in_group, taps0, tile):
-    """Copy the padded rows ``row_lo*stride1 - pad1 + [0, span)`` of ``in_group`` planes.
+def _fill_phase_tile(src, plane0, size0, size1, size2, geom, q0, row_lo, span, width,
+                     written, extent, in_group, taps0, tile):
+    """:func:`_fill_tile` with a stride along ``D2``: each source row as column phases.
 
-    The tile is ``(in_group, taps0, span, width)``: for each input channel of the group and
-    each tap along ``D0``, the rows of the source slice that tap reads. With a stride along
-    ``D2`` (``geom[2, STRIDE]``), ``taps0`` counts ``geom[0, TAPS]`` taps times their
-    column phases (:func:`fastconv._plan.column_phases`), phase innermost: tile row ``k``
-    of a tap's source row holds its padded positions ``c * stride2 + k``. The first
-    ``written`` columns of each row are written (the padded row, then zeros): ``width``
-    for a fresh tile, or the whole vectors holding the ``extent`` padded columns for a
-    tile whose slack is zero already (either way whole vectors).
+    ``taps0`` counts ``geom[0, TAPS]`` taps along ``D0`` times the column phases
+    (:func:`fastconv._plan.column_phases`), phase innermost: tile row ``k`` of a source
+    row holds its padded positions ``c * stride2 + k`` (the later phases read the rows
+    again, from L1). A single channel's rows are prefetched :data:`FILL_AHEAD_BYTES`
+    ahead (into the next task's plane: consecutive tasks read consecutive planes), a
+    larger group's next channel a whole slice ahead (as :func:`_fill_tile` does).
     """
     stride0, dilation0, pad0, mode0 = geom[0, STRIDE], geom[0, DILATION], geom[0, PAD_LOW], \
         geom[0, MODE]
     stride1, pad1, mode1 = geom[1, STRIDE], geom[1, PAD_LOW], geom[1, MODE]
     stride2, pad2, mode2 = geom[2, STRIDE], geom[2, PAD_LOW], geom[2, MODE]
-    phases = taps0 // geom[0, TAPS]
+    taps, phases = geom[0, TAPS], taps0 // geom[0, TAPS]
     step = vlanes(tile)  # at most a cache line
     ahead_elements = FILL_AHEAD_BYTES * 8 // VECTOR_BITS * step
     first = max(0, row_lo * stride1 - pad1)
     count = max(0, min(span, size1 - first)) * size2
     for i in range(in_group):
-        for t0 in range(taps0):
-            phase = t0 % phases
-            inside_lo, inside_hi = _inside(phase - pad2, stride2, size2, extent)
-            s0 = _source(q0 * stride0 + (t0 // phases) * dilation0 - pad0, size0, mode0)
-            if phase == 0 and i + 1 < in_group <= PREFETCH_CHANNELS and s0 >= 0:
-                # the next channel's rows (another stream, a plane away) are fetched while
-                # these are copied: the copy waited on them
-                ahead = (((plane0 + i + 1) * size0 + s0) * size1 + first) * size2
-                for c in range(0, count, step):
-                    prefetch(src, ahead + c)
-            for r in range(span):
-                dst = ptr_of(tile, ((i * taps0 + t0) * span + r) * width)
-                s1 = _source(row_lo * stride1 - pad1 + r, size1, mode1)
-                if s0 < 0 or s1 < 0:
-                    # a row of padding: vectors of zeros (an element loop had become a
-                    # call to memset per row, 9% of a stem's input gradient)
-                    _zero_run(dst, 0, written)
-                else:
+        for t0 in range(taps):
+            s0 = _source(q0 * stride0 + t0 * dilation0 - pad0, size0, mode0)
+            if i + 1 < in_group <= PREFETCH_CHANNELS and s0 >= 0:
+                _prefetch_slice(src, plane0 + i + 1, s0, first, count, size0, size1, size2)
+            for phase in range(phases):
+                inside_lo, inside_hi = _inside(phase - pad2, stride2, size2, extent)
+                for r in range(span):
+                    dst = ptr_of(tile, (((i * taps + t0) * phases + phase) * span + r) * width)
+                    s1 = _source(row_lo * stride1 - pad1 + r, size1, mode1)
+                    if s0 < 0 or s1 < 0:
+                        _zero_run(dst, 0, written)
+                        continue
                     src_off = (((plane0 + i) * size0 + s0) * size1 + s1) * size2
                     if in_group == 1 and phase == 0:
-                        # a single channel's rows stream from memory, into the next task's
-                        # plane (consecutive tasks read consecutive planes)
                         for c in range(0, size2, step):
                             prefetch(src, src_off + ahead_elements + c)
-                    _copy_row(src, src_off, size2, phase - pad2, stride2, inside_lo,
-                              inside_hi, mode2, extent, dst, written)
+                    _copy_phase_row(src, src_off, size2, phase - pad2, stride2, inside_lo,
+                                    inside_hi, mode2, extent, dst, written)
 
 
 @inlined
