@@ -15,6 +15,7 @@ from fastconv._simd import (
     vslide_down,
     vslide_up,
     vstore,
+    vstore_every,
     vtranspose_copy,
     vtranspose_copy_partial,
     vtranspose_interleave,
@@ -211,3 +212,28 @@ def test_transposed_partial_blocks(dtype, short):
         rows, cols = np.meshgrid(np.arange(lanes), np.arange(used), indexing="ij")
         expected[dst_off + cols * dst_step + rows] = src[rows * src_step + cols]
         assert copied.tobytes() == expected.tobytes(), count
+
+
+@njit(cache=False)
+def _store_every(row, off, step, out, count):
+    vstore_every(out, off, step, vload(row, 0), count)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("step", [1, 2, 3, -2])
+def test_strided_stores_write_count_lanes_and_nothing_else(dtype, step):
+    """``vstore_every(mem, off, step, vec, count)`` writes ``mem[off + i * step]`` for
+    ``i < count`` (step 2 through masked stores of two spread vectors, others a scatter)
+    and leaves every other element, the ones in between included, untouched."""
+    lanes = lanes_for(dtype)
+    row = np.arange(lanes, dtype=dtype) * 2.5 + 1
+    for count in (-1, 0, 1, 3, lanes // 2, lanes // 2 + 1, lanes - 1, lanes, lanes + 2):
+        kept = min(max(count, 0), lanes)
+        out = np.full(2 * abs(step) * lanes + 2, np.nan, dtype)
+        off = out.size - 2 if step < 0 else 1
+        _store_every(row, off, step, out, count)
+        written = off + np.arange(kept) * step
+        np.testing.assert_array_equal(out[written], row[:kept])
+        others = np.ones(out.size, bool)
+        others[written] = False
+        assert np.isnan(out[others]).all()

@@ -38,6 +38,7 @@ from functools import cache, partial
 import numba
 import numpy as np
 from numba import prange, types
+from numba.extending import register_jitable
 
 from ._jit import (
     address_of,
@@ -80,6 +81,7 @@ from ._simd import (
     vslide_down,
     vslide_up,
     vstore,
+    vstore_every,
     vstore_masked,
     vzero,
 )
@@ -262,8 +264,8 @@ def planar_task_signature(dtype: np.dtype) -> tuple:
     """Argument types of :func:`_planar_conv_task`: the data, tables and rows, then the task."""
     return (data_type(dtype, 5, layout="C"), data_type(dtype, 5, layout="C"),
             data_type(dtype, 6, layout="C"), data_type(dtype, 6, layout="C"),
-            data_type(dtype, 1), data_type(dtype, 5, True, "C"), INDEX_2D, types.int64,
-            data_type(dtype, 2, True, "C"), types.int64, types.int64)
+            data_type(dtype, 1), data_type(dtype, 5, True, "C"), INDEX_2D, INDEX_2D,
+            types.int64, data_type(dtype, 2, True, "C"), types.int64, types.int64)
 
 
 #: Argument types :func:`planar_conv` is compiled for (one signature per dtype).
@@ -1115,8 +1117,26 @@ def _direct_rows3x3(src, plane_off, size1, size2, row_lo, row_hi, pad1, weights,
                 _store_row(out, at, count, oa, ob, oc, od, bias)
 
 
+@register_jitable
+def placed_size(full, start, step):
+    """Positions ``start, start + step, ...`` below ``full`` (see :func:`planar_conv`).
+
+    Examples
+    --------
+    >>> placed_size(56, 0, 1), placed_size(56, 1, 2), placed_size(5, 7, 2)
+    (56, 28, 0)
+    """
+    return max(0, (full - start + step - 1) // step)
+
+
+#: The placement of a result written to every position of its array.
+WHOLE = np.array([[0, 0, 0], [1, 1, 1]], np.int64)
+WHOLE.flags.writeable = False
+
+
 @kernel
-def planar_conv(src, weight, packed, packed3, bias, out, geom, row_block, tiles, task_at):
+def planar_conv(src, weight, packed, packed3, bias, out, geom, place, row_block, tiles,
+                task_at):
     """Channels-first convolution (column phases for a stride along the last dimension).
 
     ``out[n, g*Og + j, q] = bias[g*Og + j] + sum src[n, g*Ig + i, s(q, t)] *
@@ -1141,11 +1161,18 @@ def planar_conv(src, weight, packed, packed3, bias, out, geom, row_block, tiles,
         leftover channel runs alone.
     bias : ndarray, shape (G*Og,)
         Added to every output (zeros when there is no bias).
-    out : ndarray, shape (N, G*Og, Q0, Q1, Q2), C-contiguous
-        Written once per element.
+    out : ndarray, shape (N, G*Og, R0, R1, R2), C-contiguous
+        Holds the result at the positions ``place`` gives (each written once).
     geom : ndarray of int64, shape (3, 9)
         Forward geometry record of each dimension (:func:`fastconv._plan.geometry`),
         the last dimension's taps and dilation those of ``weight`` (see above).
+    place : ndarray of int64, shape (2, 3)
+        Where the result ``(N, G*Og, Q0, Q1, Q2)`` lies in ``out``: output ``q`` along
+        each dimension ``k`` at position ``place[0, k] + place[1, k] * q`` (``Q_k`` is
+        :func:`placed_size` of ``R_k``). :data:`WHOLE` for all of ``out``; an adjoint's
+        stride phase writes every ``stride``-th position of the input gradient in place
+        (with a step along ``D2``, each task's rows through a buffer at the end of its
+        thread's ``tiles`` row, ``Og * row_block * Q2`` elements).
     row_block : int
         Output rows (along ``Q1``) per task.
     tiles : ndarray, shape (threads, planar_tile_size(...)), C-contiguous
@@ -1155,14 +1182,18 @@ def planar_conv(src, weight, packed, packed3, bias, out, geom, row_block, tiles,
     task_at : int
         :data:`planar_task_address` of the dtype.
     """
-    batch, _, rows0, rows1, _ = out.shape
+    batch = out.shape[0]
+    rows0 = placed_size(out.shape[2], place[0, 0], place[1, 0])
+    rows1 = placed_size(out.shape[3], place[0, 1], place[1, 1])
+    cols = placed_size(out.shape[4], place[0, 2], place[1, 2])
     n_tasks = batch * (src.shape[1] // weight.shape[1]) * rows0 * \
         ((rows1 + row_block - 1) // row_block)
-    per = planar_tasks_per_chunk(n_tasks, out.size // max(n_tasks, 1) * weight[0].size)
+    per = planar_tasks_per_chunk(n_tasks, batch * out.shape[1] * rows0 * rows1 * cols
+                                 // max(n_tasks, 1) * weight[0].size)
     for chunk in prange((n_tasks + per - 1) // per):
         for task in range(chunk * per, min(n_tasks, (chunk + 1) * per)):
             # the task function, called by address, is compiled once (see _jit.caller)
-            _call_planar_task(task_at, (src, weight, packed, packed3, bias, out, geom,
+            _call_planar_task(task_at, (src, weight, packed, packed3, bias, out, geom, place,
                                         row_block, tiles, np.int64(task),
                                         np.int64(numba.get_thread_id())))
 
@@ -1186,10 +1217,13 @@ def _task_rows(task, n_blocks, rows0, groups, row_block, geom, c_in, size0, size
 
 
 @helper
-def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, row_block, tiles, task,
-                      tid):
+def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, place, row_block, tiles,
+                      task, tid):
     """Task ``task`` of :func:`planar_conv` (its loop body, compiled once) on thread ``tid``."""
-    batch, c_out, rows0, rows1, cols = out.shape
+    batch, c_out = out.shape[0], out.shape[1]
+    rows0 = placed_size(out.shape[2], place[0, 0], place[1, 0])
+    rows1 = placed_size(out.shape[3], place[0, 1], place[1, 1])
+    cols = placed_size(out.shape[4], place[0, 2], place[1, 2])
     c_in, size0, size1, size2 = src.shape[1], src.shape[2], src.shape[3], src.shape[4]
     in_group, taps0, taps1, taps2 = weight.shape[1], weight.shape[2], weight.shape[3], \
         weight.shape[4]
@@ -1223,20 +1257,33 @@ def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, row_block, 
     # layer's output channels each slide down the input itself (no tile)
     slides = in_group * taps0 == 1 and taps1 == 3 and taps2 == 3 and stride1 == 1 and \
         dilation1 == 1
-    if slides and blocks == 0 and triples == 0 and _reads_in_place(geom):
+    # output channel j of the group, row q1, column col is at out_p[o_base + j * o_plane +
+    # (q1 - row_lo) * o_row + col]: in out itself, or (a step along D2) a buffer whose rows
+    # are then spread into out
+    full0, full1, full2 = out.shape[2], out.shape[3], out.shape[4]
+    spread = place[1, 2] != 1
+    whole = not spread and place[1, 0] == 1 and place[1, 1] == 1 and place[0, 0] == 0 and \
+        place[0, 1] == 0 and place[0, 2] == 0
+    if spread:
+        o_plane, o_row = (row_hi - row_lo) * cols, cols
+        out_p = ptr_of(tiles, (tid + 1) * tiles.shape[1] - out_group * o_plane)
+        o_base = 0
+    else:
+        o_plane, o_row = full0 * full1 * full2, place[1, 1] * full2
+        o_base = ((((n * c_out + g * out_group) * full0 + place[0, 0] + place[1, 0] * q0)
+                   * full1 + place[0, 1] + place[1, 1] * row_lo) * full2 + place[0, 2])
+    if slides and blocks == 0 and triples == 0 and whole and _reads_in_place(geom):
         plane_off = _plane_offset(geom, n * c_in + g * in_group, q0, size0, size1, size2)
         for j in range(out_group):
             co = g * out_group + j
             _direct_rows3x3(src_p, plane_off, size1, size2, row_lo, row_hi, geom[1, PAD_LOW],
-                            w_p, co * kernel_size, out_p,
-                            (((n * c_out + co) * rows0 + q0) * rows1 + row_lo) * cols, cols,
+                            w_p, co * kernel_size, out_p, o_base + j * o_plane, cols,
                             bias[co])
         return
     # the tile's slack is zeros already (see planar_conv): only the padded rows are written
     _fill_tile(src_p, n * c_in + g * in_group, size0, size1, size2, geom, q0, row_lo,
                used, width, min(width, (extent + lanes - 1) // lanes * lanes), extent,
                in_group, taps0, tile)
-    plane_size = rows0 * rows1 * cols
     # channel blocks innermost: a strip's input columns stay in L1 across the blocks
     for q1 in range(row_lo, row_hi):
         row = (q1 - row_lo) * stride1
@@ -1244,15 +1291,15 @@ def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, row_block, 
             for jb in range(blocks):
                 co = g * out_group + jb * CHANNEL_BLOCK
                 p_base = (g * blocks + jb) * kernel_size * CHANNEL_BLOCK
-                out_off = (((n * c_out + co) * rows0 + q0) * rows1 + q1) * cols + col
+                out_off = o_base + jb * CHANNEL_BLOCK * o_plane + (q1 - row_lo) * o_row + col
                 if CHANNEL_BLOCK == 8:
                     _strip_channels8(tile, p_p, p_base, in_group, taps0, taps1, taps2, used,
                                      width, dilation1, dilation2, row, col, out_p, out_off,
-                                     plane_size, cols - col, ptr_of(bias, co))
+                                     o_plane, cols - col, ptr_of(bias, co))
                 else:
                     _strip_channels(tile, p_p, p_base, in_group, taps0, taps1, taps2, used,
                                     width, dilation1, dilation2, row, col, out_p, out_off,
-                                    plane_size, cols - col, ptr_of(bias, co))
+                                    o_plane, cols - col, ptr_of(bias, co))
     # rows of at most two vectors go two at a time, two vectors each (a last odd row as
     # any other row); four leftover channels (a triple and a padded one) then run at once
     paired = row_lo if cols > 2 * lanes else row_hi - (row_hi - row_lo) % 2
@@ -1263,24 +1310,24 @@ def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, row_block, 
         p_base = (g * triples + jt) * kernel_size * TRIPLE
         for q1 in range(row_lo, paired, 2):
             row = (q1 - row_lo) * stride1
-            out_off = (((n * c_out + co) * rows0 + q0) * rows1 + q1) * cols
+            out_off = o_base + first * o_plane + (q1 - row_lo) * o_row
             if not quad:
                 _strip_triple_rows(tile, p3_p, p_base, in_group, taps0, taps1, taps2, used,
                                    width, dilation1, dilation2, stride1, row, out_p,
-                                   out_off, cols, plane_size, cols, ptr_of(bias, co),
+                                   out_off, o_row, o_plane, cols, ptr_of(bias, co),
                                    min(TRIPLE, out_group - first))
             elif jt == 0:
                 _strip_quad_rows(tile, p3_p, p_base, p_base + kernel_size * TRIPLE, in_group,
                                  taps0, taps1, taps2, used, width, dilation1, dilation2,
-                                 stride1, row, out_p, out_off, cols, plane_size, cols,
+                                 stride1, row, out_p, out_off, o_row, o_plane, cols,
                                  ptr_of(bias, co))
         for q1 in range(paired, row_hi):
             row = (q1 - row_lo) * stride1
-            out_off = (((n * c_out + co) * rows0 + q0) * rows1 + q1) * cols
+            out_off = o_base + first * o_plane + (q1 - row_lo) * o_row
             for col in range(0, cols, STRIP_VECTORS * lanes):
                 _strip_triple(tile, p3_p, p_base, in_group, taps0, taps1, taps2, used,
                               width, dilation1, dilation2, row, col, out_p, out_off + col,
-                              plane_size, cols - col, ptr_of(bias, co),
+                              o_plane, cols - col, ptr_of(bias, co),
                               min(TRIPLE, out_group - first))
     # a single input channel's 3x3 filter (depthwise) slides down the tile, fetching the
     # rows of the task after this one (the same thread's next, see planar_conv): its tile
@@ -1291,15 +1338,37 @@ def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, row_block, 
                                         c_in, size0, size1, size2, in_group, used)
     for j in range(blocks * CHANNEL_BLOCK + triples * TRIPLE, out_group):
         co = g * out_group + j
-        out_off = (((n * c_out + co) * rows0 + q0) * rows1 + row_lo) * cols
+        out_off = o_base + j * o_plane
         if slides:
             _slide_rows3x3(tile, w_p, co * kernel_size, width, dilation2, row_hi - row_lo,
-                           cols, out_p, out_off, cols, bias[co], src_p, ahead,
+                           cols, out_p, out_off, o_row, bias[co], src_p, ahead,
                            ahead_count if j == out_group - 1 else 0)
         else:
             _strip_rows(tile, w_p, co * kernel_size, in_group, taps0, taps1, taps2, used,
                         width, dilation1, dilation2, stride1, row_hi - row_lo, cols, out_p,
-                        out_off, cols, bias[co])
+                        out_off, o_row, bias[co])
+    if spread:
+        _spread_rows(out_p, out_group, row_hi - row_lo, cols, ptr_of(out, 0),
+                     (((n * c_out + g * out_group) * full0 + place[0, 0] + place[1, 0] * q0)
+                      * full1 + place[0, 1] + place[1, 1] * row_lo) * full2 + place[0, 2],
+                     full0 * full1 * full2, place[1, 1] * full2, place[1, 2])
+
+
+@helper
+def _spread_rows(rows, channels, count, cols, out, out_off, channel_step, row_step, step):
+    """Write ``channels`` x ``count`` rows of ``cols`` (C-contiguous at ``rows``) to ``out``.
+
+    Row ``r`` of channel ``j`` goes to ``out[out_off + j * channel_step + r * row_step +
+    c * step]``, ``c < cols``: the columns of an adjoint's stride phase, ``step`` apart.
+    """
+    lanes = vlanes(rows)
+    for j in range(channels):
+        for r in range(count):
+            src_off = (j * count + r) * cols
+            dst_off = out_off + j * channel_step + r * row_step
+            for c in range(0, cols, lanes):
+                vstore_every(out, dst_off + c * step, step,
+                             vload_masked(rows, src_off + c, cols - c), cols - c)
 
 
 @inlined

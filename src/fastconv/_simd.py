@@ -84,6 +84,7 @@ __all__ = [
     "vslide_down",
     "vslide_up",
     "vstore",
+    "vstore_every",
     "vstore_masked",
     "vsub",
     "vtranspose_copy",
@@ -723,23 +724,104 @@ def vload_every(typingctx, mem, off, step, count):
     sig = vt(mem, off, step, count)
 
     def codegen(context, builder, sig, args):
-        ptr = _elem_ptr(context, builder, sig.args[0], args[0], sig.args[1], args[1])
+        pointers = _lane_pointers(context, builder, sig, args)
         vty = context.get_value_type(sig.return_type)
         lanes = vty.count
-        i64 = ir.IntType(64)
-        # lane addresses: base + i * step * itemsize (llvmlite has no vector GEP)
-        base = _splat(builder, builder.ptrtoint(ptr, i64), lanes)
-        stride = context.cast(builder, args[2], sig.args[2], types.int64)
-        scaled = builder.mul(stride, ir.Constant(i64, _itemsize(sig.args[0].dtype)))
-        iota = ir.Constant(ir.VectorType(i64, lanes), list(range(lanes)))
-        addresses = builder.add(base, builder.mul(iota, _splat(builder, scaled, lanes)))
-        pointers = builder.inttoptr(addresses, ir.VectorType(ptr.type, lanes))
         mask = _lane_mask(builder, args[3], lanes)
         i32 = ir.IntType(32)
         fn = _intrinsic_fn(builder, f"llvm.masked.gather.{_llvm_suffix(vty)}.v{lanes}p0", vty,
                            [pointers.type, i32, mask.type, vty])
         return builder.call(fn, [pointers, ir.Constant(i32, _itemsize(sig.args[0].dtype)),
                                  mask, ir.Constant(vty, None)])
+
+    return sig, codegen
+
+
+def _lane_pointers(context, builder, sig, args):
+    """``<lanes x ptr>`` to elements ``off + i * step`` of ``mem`` (args 0, 1, 2 of ``sig``).
+
+    llvmlite has no vector GEP: the addresses are computed as integers.
+    """
+    ptr = _elem_ptr(context, builder, sig.args[0], args[0], sig.args[1], args[1])
+    lanes = _LANES[sig.args[0].dtype]
+    i64 = ir.IntType(64)
+    base = _splat(builder, builder.ptrtoint(ptr, i64), lanes)
+    stride = context.cast(builder, args[2], sig.args[2], types.int64)
+    scaled = builder.mul(stride, ir.Constant(i64, _itemsize(sig.args[0].dtype)))
+    iota = ir.Constant(ir.VectorType(i64, lanes), list(range(lanes)))
+    addresses = builder.add(base, builder.mul(iota, _splat(builder, scaled, lanes)))
+    return builder.inttoptr(addresses, ir.VectorType(ptr.type, lanes))
+
+
+@intrinsic
+def vstore_every(typingctx, mem, off, step, vec, count):
+    """Store lanes ``[0, count)`` of `vec` to ``mem[off + i * step]``; nothing else is written.
+
+    A masked scatter (``vscatterdps``), the inverse of :func:`vload_every`; a step of 2
+    spreads the lanes over two vectors (constant shuffles) stored through masks of their
+    even lanes instead (the scatter, with 64-bit addresses, was half of an input
+    gradient's time).
+
+    Parameters
+    ----------
+    mem : array or pointer of float32/float64
+        The memory; `off` counts elements from its data pointer.
+    off : int
+        Flat element offset of lane 0.
+    step : int
+        Elements between consecutive lanes (not 0).
+    vec : SimdVector
+        The values; the element type must match `mem`.
+    count : int
+        Number of leading lanes stored; ``<= 0`` stores nothing, ``>= lanes`` all.
+
+    Returns
+    -------
+    None
+    """
+    ok = (_is_memory(mem) and all(isinstance(v, types.Integer) for v in (off, step, count))
+          and isinstance(vec, SimdVector) and vec.dtype == mem.dtype)
+    if not ok:
+        return None
+    sig = types.void(mem, off, step, vec, count)
+
+    def codegen(context, builder, sig, args):
+        vty = args[3].type
+        lanes = vty.count
+        i32 = ir.IntType(32)
+        align = ir.Constant(i32, _itemsize(sig.args[0].dtype))
+        step = context.cast(builder, args[2], sig.args[2], types.int64)
+        with builder.if_else(builder.icmp_signed("==", step, ir.Constant(step.type, 2))) \
+                as (two, other):
+            with two:
+                count = args[4]
+                count = builder.trunc(count, i32) if count.type.width > 32 else count
+                count = builder.sext(count, i32) if count.type.width < 32 else count
+                ptr = _elem_ptr(context, builder, sig.args[0], args[0], sig.args[1], args[1])
+                store = _intrinsic_fn(builder, f"llvm.masked.store.{_llvm_suffix(vty)}.p0",
+                                      ir.VoidType(), [vty, vty.as_pointer(), i32,
+                                                      ir.VectorType(ir.IntType(1), lanes)])
+                half = lanes // 2
+                for part in range(2):
+                    # lane k of this vector: input lane part * half + k // 2 if k is even
+                    spread = builder.shuffle_vector(args[3], args[3], ir.Constant(
+                        ir.VectorType(i32, lanes),
+                        [part * half + k // 2 for k in range(lanes)]))
+                    index = ir.Constant(ir.VectorType(i32, lanes), [
+                        part * half + k // 2 if k % 2 == 0 else 2**31 - 1
+                        for k in range(lanes)])
+                    mask = builder.icmp_signed("<", index, _splat(builder, count, lanes))
+                    at = builder.gep(ptr, [ir.Constant(ir.IntType(64), part * lanes)])
+                    builder.call(store, [spread, builder.bitcast(at, vty.as_pointer()),
+                                         align, mask])
+            with other:
+                pointers = _lane_pointers(context, builder, sig, args)
+                mask = _lane_mask(builder, args[4], lanes)
+                fn = _intrinsic_fn(builder,
+                                   f"llvm.masked.scatter.{_llvm_suffix(vty)}.v{lanes}p0",
+                                   ir.VoidType(), [vty, pointers.type, i32, mask.type])
+                builder.call(fn, [args[3], pointers, align, mask])
+        return context.get_dummy_value()
 
     return sig, codegen
 

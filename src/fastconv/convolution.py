@@ -657,14 +657,17 @@ class _PlanarPass:
 
     Calling it reshapes the kernel (to its column phases' with a stride along the last
     dimension, :func:`fastconv._planar.phase_kernel`) and packs its channel blocks, and runs
-    :func:`fastconv._planar.planar_conv` on the channels-first views (a strided ``dest``,
-    such as an adjoint's stride phase, is written through a temporary).
+    :func:`fastconv._planar.planar_conv` on the channels-first views. An adjoint's stride
+    phase is written in place: the call gets the whole input gradient and the phase's
+    placement in it (``spread``: with a step along the last dimension, which the kernel's
+    tasks take through a buffer of their rows after their tile).
     """
 
     __slots__ = ("dtype", "geometry", "groups", "kernel_shape", "phases", "row_block",
                  "task_at", "tiles_purpose", "tiles_shape", "zero_bias")
 
-    def __init__(self, spec: ConvSpec, dtype: np.dtype, dest_shape: tuple[int, ...]) -> None:
+    def __init__(self, spec: ConvSpec, dtype: np.dtype, dest_shape: tuple[int, ...],
+                 spread: bool = False) -> None:
         planes = _planes_shape(dest_shape)
         self.dtype, self.groups = dtype, spec.groups
         self.kernel_shape = (spec.c_out, spec.c_in // spec.groups, *_plan.to_3d(spec.kernel, 1))
@@ -674,8 +677,9 @@ class _PlanarPass:
         self.geometry = _planar_geometry(spec)
         # one padded input tile per thread whose slack is zeros (see planar_conv): kept
         # between calls, shared by calls whose tile rows have the same width and extent
+        rows = spec.c_out // spec.groups * self.row_block * planes[4] if spread else 0
         self.tiles_shape = (numba.config.NUMBA_NUM_THREADS, _planar.tile_elements(
-            planar_kernel_shape(spec), self.geometry, planes[4], self.row_block, dtype))
+            planar_kernel_shape(spec), self.geometry, planes[4], self.row_block, dtype) + rows)
         self.tiles_purpose = ("planar tiles", *_planar.tile_row_layout(
             planar_kernel_shape(spec), self.geometry, planes[4], dtype))
         self.zero_bias = np.zeros(spec.c_out, dtype)
@@ -684,7 +688,14 @@ class _PlanarPass:
         self.task_at = _planar.planar_task_address(dtype)
 
     def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
-                 dest: np.ndarray) -> None:
+                 dest: np.ndarray, place: np.ndarray = _planar.WHOLE) -> None:
+        """Write the convolution of ``src`` to ``dest`` (at ``place`` in it, in place).
+
+        ``place`` (:func:`fastconv._planar.planar_conv`) needs a channels-first
+        C-contiguous ``dest`` (a pass built with ``spread`` for a step along the last
+        dimension); with :data:`fastconv._planar.WHOLE`, any ``dest`` (a strided one is
+        written through a temporary).
+        """
         kernel = np.ascontiguousarray(_planar.phase_kernel(
             np.asarray(weight, dtype=self.dtype).reshape(self.kernel_shape), self.phases))
         planes = np.ascontiguousarray(_channels_first(src))
@@ -695,7 +706,8 @@ class _PlanarPass:
                                  _workspace.zeros) as tiles:
             _planar.planar_conv(planes, kernel, _planar.pack_channel_blocks(kernel, self.groups),
                                 _planar.pack_channel_triples(kernel, self.groups), bias_vector,
-                                target, self.geometry, self.row_block, tiles, self.task_at)
+                                target, self.geometry, place, self.row_block, tiles,
+                                self.task_at)
         if target is not view:
             view[...] = target
 
@@ -773,19 +785,21 @@ def _small_choice(spec: ConvSpec, algorithm: str, forced: str | None) -> str:
 
 def _forward_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
                   dest_shape: tuple[int, ...], planar_layout: bool,
-                  algorithm: str | None = None) -> Pass:
+                  algorithm: str | None = None, spread: bool = False) -> Pass:
     """Plan the convolution ``dest = conv(src, weight) + bias`` on canonical views.
 
     ``planar_layout``: both views are channels-first (C-contiguous in ``(N, C, ...)`` order,
     or single-channel), which the planar kernel needs. ``algorithm``: the kernel, when the
-    caller has chosen it (default: :func:`forward_choice`).
+    caller has chosen it (default: :func:`forward_choice`). ``spread``: a planar pass will
+    write an adjoint's stride phase with a step along the last dimension in place
+    (:class:`_PlanarPass`).
     """
     if algorithm is None:
         algorithm = forward_choice(spec, dtype, planar_layout, FORCE_FORWARD_ALGORITHM)
     if algorithm == "dense" and math.prod(dest_shape):
         return _DensePass(spec, dtype, src_shape, dest_shape)
     if algorithm == "planar" and math.prod(dest_shape):
-        return _PlanarPass(spec, dtype, dest_shape)
+        return _PlanarPass(spec, dtype, dest_shape, spread)
     if algorithm == "pointwise" and math.prod(dest_shape):
         return _PointwisePass(spec, dtype, dest_shape)
     return _GatherPass(spec, False, dtype, dest_shape)
@@ -871,7 +885,7 @@ class _PhasePass:
     four phases, each streaming 26 MB of output gradient, were half of the call).
     """
 
-    __slots__ = ("part", "phases", "single", "spec", "tables")
+    __slots__ = ("part", "phases", "places", "single", "spec", "tables")
 
     def __init__(self, spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
                  dest_shape: tuple[int, ...], planar_layout: bool) -> None:
@@ -897,15 +911,22 @@ class _PhasePass:
         src_shape = (self.part, *src_shape[1:])
         dest_shape = (self.part, *dest_shape[1:])
         self.phases = []
+        # where each planar phase lies in the input gradient, which it writes in place
+        self.places: list[np.ndarray | None] = []
         for phases, problem, choice in zip(reached, problems, choices):
             target = lead + tuple(slice(p.start, None, s) for p, s in zip(phases, spec.stride))
+            place = np.array([_plan.to_3d(tuple(p.start for p in phases), 0),
+                              _plan.to_3d(spec.stride, 1)], np.int64)
+            place.flags.writeable = False
+            self.places.append(place if choice == "planar" else None)
             if problem is None:
                 self.phases.append((phases, target, None, None, None))
                 continue
             source = lead + tuple(slice(p.offset, None) for p in phases)
             sizes = (src_shape[0], *_plan.to_3d(problem.in_sizes, 1), src_shape[4])
             out = (dest_shape[0], *_plan.to_3d(problem.out_sizes, 1), dest_shape[4])
-            run = _forward_pass(problem, dtype, sizes, out, planar_layout, choice)
+            run = _forward_pass(problem, dtype, sizes, out, planar_layout, choice,
+                                spec.stride[-1] > 1)
             self.phases.append((phases, target, source, run, _phase_taps(spec, phases)))
         # a stride-1 adjoint: one phase reading all of the source and writing all of the
         # destination, run without the per-phase views (a tiny call's Python time)
@@ -934,12 +955,17 @@ class _PhasePass:
         kernels = [None if run is None else _phase_kernel(weight, self.spec, *taps)
                    for _, _, _, run, taps in self.phases]
         batch = src.shape[0]
+        # planar phases write in place where the gradient is channels-first contiguous
+        in_place = _channels_first(dest).flags.c_contiguous
         for first in range(0, batch, self.part):
             part_src, part_dest = (src, dest) if self.part >= batch else (
                 src[first:first + self.part], dest[first:first + self.part])
-            for (_, target, source, run, _), kernel in zip(self.phases, kernels):
+            for (_, target, source, run, _), kernel, place in zip(self.phases, kernels,
+                                                                   self.places):
                 if run is None:
                     part_dest[target] = 0 if bias is None else bias
+                elif place is not None and in_place:
+                    run(part_src[source], kernel, bias, part_dest, place)
                 else:
                     run(part_src[source], kernel, bias, part_dest[target])
 
