@@ -9,6 +9,8 @@ from fastconv._simd import (
     prefetch,
     prefetch_l2,
     veven_lanes,
+    vinterleave_high,
+    vinterleave_low,
     vleading,
     vload,
     vload_every,
@@ -237,3 +239,21 @@ def test_strided_stores_write_count_lanes_and_nothing_else(dtype, step):
         others = np.ones(out.size, bool)
         others[written] = False
         assert np.isnan(out[others]).all()
+
+
+@njit(cache=False)
+def _interleaved(row, lanes, out):
+    a, b = vload(row, 0), vload(row, lanes)
+    vstore(out, 0, vinterleave_low(a, b))
+    vstore(out, lanes, vinterleave_high(a, b))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_interleaves_alternate_the_lanes_of_two_vectors(dtype):
+    lanes = lanes_for(dtype)
+    row = np.arange(2 * lanes, dtype=dtype) - 3.5
+    out = np.empty(2 * lanes, dtype)
+    _interleaved(row, lanes, out)
+    expected = np.empty(2 * lanes, dtype)
+    expected[0::2], expected[1::2] = row[:lanes], row[lanes:]
+    np.testing.assert_array_equal(out, expected)

@@ -72,6 +72,8 @@ from ._simd import (
     vbroadcast,
     veven_lanes,
     vfma,
+    vinterleave_high,
+    vinterleave_low,
     vlanes,
     vleading,
     vload,
@@ -343,7 +345,7 @@ def _copy_row(src, src_off, size2, pad2, mode2, extent, dst, width):
     vector stores (the row has slack past ``extent``): masked stores are slow on some CPUs.
     """
     lanes = vlanes(dst)
-    inside_lo = min(extent, pad2)
+    inside_lo = min(extent, max(pad2, 0))  # a negative pad: the row starts inside
     inside_hi = max(inside_lo, min(extent, size2 + pad2))
     c = inside_lo
     while c + lanes <= inside_hi:
@@ -482,12 +484,18 @@ def _fill_phase_tile(src, plane0, size0, size1, size2, geom, q0, row_lo, span, w
 
 
 @inlined
+def _store_leading(out, off, vec, count):
+    """Store the leading ``count`` lanes of ``vec`` (nothing when ``count <= 0``)."""
+    if count >= vlanes(out):
+        vstore(out, off, vec)
+    elif count > 0:
+        vstore_masked(out, off, vec, count)
+
+
+@inlined
 def _store_vector(out, off, vec, bias, count):
     """Store the leading ``count`` lanes of ``vec + bias`` (nothing when ``count <= 0``)."""
-    if count >= vlanes(out):
-        vstore(out, off, vadd(vec, vbroadcast(bias)))
-    elif count > 0:
-        vstore_masked(out, off, vadd(vec, vbroadcast(bias)), count)
+    _store_leading(out, off, vadd(vec, vbroadcast(bias)), count)
 
 
 @inlined
@@ -1220,7 +1228,10 @@ def _task_rows(task, n_blocks, rows0, groups, row_block, geom, c_in, size0, size
 def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, place, row_block, tiles,
                       task, tid):
     """Task ``task`` of :func:`planar_conv` (its loop body, compiled once) on thread ``tid``."""
-    batch, c_out = out.shape[0], out.shape[1]
+    # output channels: c_out computed, c_real written (inter = c_out // c_real interleaved
+    # column phases each, see planar_conv)
+    batch, c_out, c_real = out.shape[0], weight.shape[0], out.shape[1]
+    inter = c_out // c_real
     rows0 = placed_size(out.shape[2], place[0, 0], place[1, 0])
     rows1 = placed_size(out.shape[3], place[0, 1], place[1, 1])
     cols = placed_size(out.shape[4], place[0, 2], place[1, 2])
@@ -1261,7 +1272,7 @@ def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, place, row_
     # (q1 - row_lo) * o_row + col]: in out itself, or (a step along D2) a buffer whose rows
     # are then spread into out
     full0, full1, full2 = out.shape[2], out.shape[3], out.shape[4]
-    spread = place[1, 2] != 1
+    spread = place[1, 2] != 1 or inter > 1
     whole = not spread and place[1, 0] == 1 and place[1, 1] == 1 and place[0, 0] == 0 and \
         place[0, 1] == 0 and place[0, 2] == 0
     if spread:
@@ -1270,7 +1281,7 @@ def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, place, row_
         o_base = 0
     else:
         o_plane, o_row = full0 * full1 * full2, place[1, 1] * full2
-        o_base = ((((n * c_out + g * out_group) * full0 + place[0, 0] + place[1, 0] * q0)
+        o_base = ((((n * c_real + g * out_group) * full0 + place[0, 0] + place[1, 0] * q0)
                    * full1 + place[0, 1] + place[1, 1] * row_lo) * full2 + place[0, 2])
     if slides and blocks == 0 and triples == 0 and whole and _reads_in_place(geom):
         plane_off = _plane_offset(geom, n * c_in + g * in_group, q0, size0, size1, size2)
@@ -1348,27 +1359,44 @@ def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, place, row_
                         width, dilation1, dilation2, stride1, row_hi - row_lo, cols, out_p,
                         out_off, o_row, bias[co])
     if spread:
-        _spread_rows(out_p, out_group, row_hi - row_lo, cols, ptr_of(out, 0),
-                     (((n * c_out + g * out_group) * full0 + place[0, 0] + place[1, 0] * q0)
-                      * full1 + place[0, 1] + place[1, 1] * row_lo) * full2 + place[0, 2],
-                     full0 * full1 * full2, place[1, 1] * full2, place[1, 2])
+        _spread_rows(out_p, out_group, row_hi - row_lo, cols, inter, ptr_of(out, 0),
+                     (((n * c_real + g * out_group // inter) * full0 + place[0, 0]
+                       + place[1, 0] * q0) * full1 + place[0, 1] + place[1, 1] * row_lo)
+                     * full2 + place[0, 2], full0 * full1 * full2, place[1, 1] * full2,
+                     place[1, 2], full2 - place[0, 2])
 
 
 @helper
-def _spread_rows(rows, channels, count, cols, out, out_off, channel_step, row_step, step):
+def _spread_rows(rows, channels, count, cols, inter, out, out_off, channel_step, row_step,
+                 step, limit):
     """Write ``channels`` x ``count`` rows of ``cols`` (C-contiguous at ``rows``) to ``out``.
 
-    Row ``r`` of channel ``j`` goes to ``out[out_off + j * channel_step + r * row_step +
-    c * step]``, ``c < cols``: the columns of an adjoint's stride phase, ``step`` apart.
+    Row ``r`` of channel ``c * inter + p`` goes to ``out[out_off + c * channel_step + r *
+    row_step + m * step + p]`` for the ``m < cols`` with ``m * step + p < limit``: the
+    columns of an adjoint's stride phase, ``step`` apart, or ``inter`` of its column
+    phases interleaved (two at a time as whole vectors).
     """
     lanes = vlanes(rows)
-    for j in range(channels):
+    for c in range(channels // inter):
         for r in range(count):
-            src_off = (j * count + r) * cols
-            dst_off = out_off + j * channel_step + r * row_step
-            for c in range(0, cols, lanes):
-                vstore_every(out, dst_off + c * step, step,
-                             vload_masked(rows, src_off + c, cols - c), cols - c)
+            dst_off = out_off + c * channel_step + r * row_step
+            if inter == 2 and step == 2:
+                even = (2 * c * count + r) * cols
+                odd = even + count * cols
+                for m in range(0, cols, lanes):
+                    a = vload_masked(rows, even + m, cols - m)
+                    b = vload_masked(rows, odd + m, cols - m)
+                    _store_leading(out, dst_off + 2 * m, vinterleave_low(a, b),
+                                   limit - 2 * m)
+                    _store_leading(out, dst_off + 2 * m + lanes, vinterleave_high(a, b),
+                                   limit - 2 * m - lanes)
+                continue
+            for p in range(inter):
+                src_off = ((c * inter + p) * count + r) * cols
+                for m in range(0, cols, lanes):
+                    vstore_every(out, dst_off + m * step + p, step,
+                                 vload_masked(rows, src_off + m, cols - m),
+                                 min(cols - m, placed_size(limit - m * step, p, step)))
 
 
 @inlined

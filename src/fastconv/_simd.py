@@ -73,6 +73,8 @@ __all__ = [
     "veven_lanes",
     "vextract",
     "vfma",
+    "vinterleave_high",
+    "vinterleave_low",
     "vlanes",
     "vleading",
     "vload",
@@ -1072,6 +1074,49 @@ vslide_up = intrinsic(_slide_typer(True, _SLIDE_DOC.format(
 vslide_down = intrinsic(_slide_typer(False, _SLIDE_DOC.format(
     result="[cur[1], ..., cur[lanes - 1], nxt[0]]", a="cur", b="nxt", way="down",
     side="right", mid="cur")))
+
+
+def _interleave_typer(high: bool, doc: str):
+    """Typer of an interleave of two vectors' low or high halves (a constant shuffle)."""
+
+    def typer(typingctx, a, b):
+        if not (isinstance(a, SimdVector) and a == b):
+            return None
+        sig = a(a, b)
+
+        def codegen(context, builder, sig, args):
+            lanes = args[0].type.count
+            first = lanes // 2 if high else 0
+            mask = [first + k // 2 + (lanes if k % 2 else 0) for k in range(lanes)]
+            return builder.shuffle_vector(args[0], args[1], ir.Constant(
+                ir.VectorType(ir.IntType(32), lanes), mask))
+
+        return sig, codegen
+
+    typer.__doc__ = doc
+    return typer
+
+
+_INTERLEAVE_DOC = """Return ``[a[{k}], b[{k}], a[{k} + 1], b[{k} + 1], ...]``, the {half} halves.
+
+With :func:`{other}`, two rows of values (two column phases of a row, say) become the
+row they alternate in, a vector at a time.
+
+Parameters
+----------
+a, b : SimdVector
+    Vectors of the same type.
+
+Returns
+-------
+SimdVector
+    Lanes ``{k}`` to ``{k} + lanes / 2 - 1`` of each, alternating.
+"""
+
+vinterleave_low = intrinsic(_interleave_typer(False, _INTERLEAVE_DOC.format(
+    k="0", half="low", other="vinterleave_high")))
+vinterleave_high = intrinsic(_interleave_typer(True, _INTERLEAVE_DOC.format(
+    k="lanes / 2", half="high", other="vinterleave_low")))
 
 
 @intrinsic

@@ -21,7 +21,7 @@ import math
 import threading
 from collections.abc import Callable, Iterator
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
@@ -860,6 +860,68 @@ def _phase_spec(spec: ConvSpec, phases: tuple[_plan.Phase, ...]) -> ConvSpec:
                     (1,) * spec.ndim, dilation, pads, counts, "zeros")
 
 
+class _FusedColumns(NamedTuple):
+    """The column phases of an adjoint's row phase as one planar convolution.
+
+    Column phase ``p`` (input-gradient columns ``s * m + p``, ``s`` the last stride) is a
+    stride-1 convolution of the gradient with some taps at gradient offsets ``first_p +
+    u * dilation_p``. All of them together are one convolution with ``s`` output
+    channels per input-gradient channel (phase innermost) over the offsets ``low, low +
+    step, ...``: zero weights where a phase has no tap. The planar kernel interleaves
+    those channels into whole rows of the input gradient (:func:`fastconv._planar.
+    planar_conv`), which every column phase written on its own had filled an element in
+    ``s`` at a time.
+    """
+
+    #: ``(taps index, kernel shape, columns)`` of each column phase: its kernel (as
+    #: :func:`_phase_kernel` cuts it) and the fused kernel's column of each of its taps.
+    parts: tuple[tuple[tuple[slice, ...], tuple[int, ...], tuple[int, ...]], ...]
+    #: Shape of the fused kernel.
+    shape: tuple[int, ...]
+
+    def kernel(self, weight: np.ndarray, spec: ConvSpec) -> np.ndarray:
+        """The fused kernel of ``spec``'s ``weight``."""
+        fused = np.zeros(self.shape, weight.dtype)
+        phases = len(self.parts)
+        for p, (index, shape, columns) in enumerate(self.parts):
+            if columns:
+                fused[p::phases, ..., list(columns)] = _phase_kernel(weight, spec, index, shape)
+        return fused
+
+
+def _fused_columns(spec: ConvSpec, lead: tuple[_plan.Phase, ...],
+                   columns: tuple[_plan.Phase, ...]) -> tuple[ConvSpec, _FusedColumns] | None:
+    """The convolution computing every column phase of the row phase ``lead`` at once.
+
+    ``columns`` are the last dimension's phases (:func:`fastconv._plan.adjoint_phases`);
+    None when none of them has a tap (the row phase is the bias alone).
+    """
+    offsets = [[p.offset - p.pad_low + u * p.dilation for u in range(len(p.taps))]
+               if p.count else [] for p in columns]
+    flat = [a for phase in offsets for a in phase]
+    if not flat:
+        return None
+    low = min(flat)
+    step = math.gcd(*(a - low for a in flat)) or 1
+    taps = (max(flat) - low) // step + 1
+    count = columns[0].count
+    size = spec.out_sizes[-1]
+    in_sizes = (*(q - p.offset for q, p in zip(spec.out_sizes, lead)), size)
+    kernel = (*(len(p.taps) for p in lead), taps)
+    dilation = (*(p.dilation for p in lead), step)
+    counts = (*(p.count for p in lead), count)
+    pads = tuple((p.pad_low, (c - 1) + (k - 1) * d - p.pad_low - (n - 1))
+                 for p, c, k, d, n in zip(lead, counts, kernel, dilation, in_sizes))
+    pads += ((-low, (count - 1) + (taps - 1) * step + low - (size - 1)),)
+    phases = len(columns)
+    fused = ConvSpec(spec.ndim, spec.c_out, spec.c_in * phases, spec.groups, in_sizes, kernel,
+                     (1,) * spec.ndim, dilation, pads, counts, "zeros")
+    parts = tuple((*_phase_taps(spec, (*lead, p)), tuple((a - low) // step for a in phase))
+                  if phase else ((), (), ()) for p, phase in zip(columns, offsets))
+    return fused, _FusedColumns(parts, (spec.c_in * phases, spec.c_out // spec.groups,
+                                        *kernel))
+
+
 #: Largest packed weights of one stride phase that :meth:`_PhasePass._tiled_phases` runs in
 #: window mode (the phase's whole weights are read for every tile).
 _TILED_PHASE_BYTES = 1 << 20
@@ -867,6 +929,12 @@ _TILED_PHASE_BYTES = 1 << 20
 #: Job tables a :class:`_PhasePass` keeps (one per layout of its operands and thread count;
 #: all are dropped when one more is needed).
 _TABLES_KEPT = 8
+
+
+def _channels_first_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """An uninitialised canonical ``(N, D0, D1, D2, C)`` array, channels-first in memory."""
+    n, d0, d1, d2, c = shape
+    return np.empty((n, c, d0, d1, d2), dtype).transpose(0, 2, 3, 4, 1)
 
 
 class _PhasePass:
@@ -913,6 +981,11 @@ class _PhasePass:
         self.phases = []
         # where each planar phase lies in the input gradient, which it writes in place
         self.places: list[np.ndarray | None] = []
+        if spec.stride[-1] > 1 and "planar" in choices and set(choices) <= {"planar", None}:
+            self._fuse_columns(spec, dtype, per_dim, src_shape, dest_shape, planar_layout)
+            self.single = None
+            self.tables = {}
+            return
         for phases, problem, choice in zip(reached, problems, choices):
             target = lead + tuple(slice(p.start, None, s) for p, s in zip(phases, spec.stride))
             place = np.array([_plan.to_3d(tuple(p.start for p in phases), 0),
@@ -936,6 +1009,35 @@ class _PhasePass:
         # what :meth:`_tiled_phases` planned for a layout of the operands (or None: not tiled)
         self.tables: dict[tuple, tuple | None] = {}
 
+    def _fuse_columns(self, spec: ConvSpec, dtype: np.dtype,
+                      per_dim: list[tuple[_plan.Phase, ...]], src_shape: tuple[int, ...],
+                      dest_shape: tuple[int, ...], planar_layout: bool) -> None:
+        """Plan one planar pass per row phase, all its column phases at once.
+
+        Planar phases with a stride along the last dimension (:class:`_FusedColumns`).
+        """
+        lead = (slice(None),) * (4 - spec.ndim)
+        for rows in itertools.product(*per_dim[:-1]):
+            if not all(p.count for p in rows):
+                continue
+            target = lead + tuple(slice(p.start, None, s) for p, s in zip(rows, spec.stride))
+            fused = _fused_columns(spec, rows, per_dim[-1]) if all(p.taps for p in rows) \
+                else None
+            if fused is None:  # no tap reaches the row phase: the bias alone
+                self.phases.append((rows, target + (slice(None),), None, None, None))
+                self.places.append(None)
+                continue
+            problem, columns = fused
+            source = lead + tuple(slice(p.offset, None) for p in rows) + (slice(None),)
+            sizes = (src_shape[0], *_plan.to_3d(problem.in_sizes, 1), src_shape[4])
+            out = (dest_shape[0], *_plan.to_3d(problem.out_sizes, 1), problem.c_out)
+            run = _forward_pass(problem, dtype, sizes, out, planar_layout, "planar", True)
+            place = np.array([_plan.to_3d((*(p.start for p in rows), 0), 0),
+                              _plan.to_3d(spec.stride, 1)], np.int64)
+            place.flags.writeable = False
+            self.phases.append((rows, target + (slice(None),), source, run, columns))
+            self.places.append(place)
+
     def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                  dest: np.ndarray) -> None:
         if self.single is not None:
@@ -952,22 +1054,34 @@ class _PhasePass:
             return
         # each phase's pass lays out (a part of the batch at a time) what it reads; every
         # phase of a part of the batch runs before the next part (see the docstring)
-        kernels = [None if run is None else _phase_kernel(weight, self.spec, *taps)
+        kernels = [None if run is None else taps.kernel(weight, self.spec)
+                   if isinstance(taps, _FusedColumns) else _phase_kernel(weight, self.spec, *taps)
                    for _, _, _, run, taps in self.phases]
+        fused = any(isinstance(taps, _FusedColumns) for *_, taps in self.phases)
+        # fused column phases compute a channel per column phase (their bias repeated)
+        phase_bias = None if bias is None or not fused else np.repeat(
+            np.asarray(bias), self.spec.stride[-1])
         batch = src.shape[0]
         # planar phases write in place where the gradient is channels-first contiguous
         in_place = _channels_first(dest).flags.c_contiguous
         for first in range(0, batch, self.part):
             part_src, part_dest = (src, dest) if self.part >= batch else (
                 src[first:first + self.part], dest[first:first + self.part])
-            for (_, target, source, run, _), kernel, place in zip(self.phases, kernels,
-                                                                   self.places):
+            out = part_dest
+            if fused and not in_place:  # the kernel writes channels-first contiguous data
+                out = _channels_first_empty(part_dest.shape, part_dest.dtype)
+            for (_, target, source, run, taps), kernel, place in zip(
+                    self.phases, kernels, self.places):
                 if run is None:
-                    part_dest[target] = 0 if bias is None else bias
+                    out[target] = 0 if bias is None else bias
+                elif isinstance(taps, _FusedColumns):
+                    run(part_src[source], kernel, phase_bias, out, place)
                 elif place is not None and in_place:
                     run(part_src[source], kernel, bias, part_dest, place)
                 else:
                     run(part_src[source], kernel, bias, part_dest[target])
+            if out is not part_dest:
+                part_dest[...] = out
 
     def _tiled_phases(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                       dest: np.ndarray) -> bool:
