@@ -150,9 +150,14 @@ def _adjoint_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
     phases = math.prod(spec.stride)
     detail = (f"{phases} stride phase(s), each a stride-1 forward convolution with the "
               f"flipped taps of that phase on the {algorithm} kernel")
+    if algorithm == "planar" and spec.stride[-1] > 1:
+        detail = (f"{phases // spec.stride[-1]} row phase(s), each a stride-1 forward "
+                  f"convolution with the flipped taps of its {spec.stride[-1]} column phases "
+                  "at once (a channel per column phase) on the planar kernel, interleaved "
+                  "into whole rows of the result")
     # the dense kernel reads a channels-last copy of channels-first gradients (a single
-    # phase in window mode: per-task tiles instead) and writes every phase in place; the
-    # planar kernel writes a strided phase through a temporary
+    # phase in window mode: per-task tiles instead); both kernels write every phase in
+    # place (strided planar phases through per-task row buffers)
     layout = batch * spec.c_out * math.prod(spec.out_sizes) \
         if algorithm == "dense" and planar_layout else 0
     tiles = numba.config.NUMBA_NUM_THREADS * _dense._TILE_BYTES // itemsize
@@ -171,9 +176,7 @@ def _adjoint_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
         detail += ("; all phases in one launch, their input read in place through per-task "
                    "tiles when every phase's packed weights and the tiles fit the spare "
                    "memory, else from a channels-last copy, a part of the batch at a time")
-    temporary = batch * spec.c_in * math.prod(spec.in_sizes) \
-        if algorithm == "planar" and phases > 1 else 0
-    return PassPlan(name, f"phases/{algorithm}", detail, flops, (layout + temporary) * itemsize)
+    return PassPlan(name, f"phases/{algorithm}", detail, flops, layout * itemsize)
 
 
 def _weight_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,

@@ -981,7 +981,9 @@ class _PhasePass:
         self.phases = []
         # where each planar phase lies in the input gradient, which it writes in place
         self.places: list[np.ndarray | None] = []
-        if spec.stride[-1] > 1 and "planar" in choices and set(choices) <= {"planar", None}:
+        # planar (or pointwise: 1x1 phases, which the planar kernel runs too) column phases
+        if spec.stride[-1] > 1 and "planar" in choices and \
+                set(choices) <= {"planar", "pointwise", None}:
             self._fuse_columns(spec, dtype, per_dim, src_shape, dest_shape, planar_layout)
             self.single = None
             self.tables = {}
