@@ -1816,11 +1816,16 @@ def _planar_weight_grad_task(src, grad_out, geom, row_block, out_block, with_bia
     width = planar_tile_width(cols, taps2, dilation2, lanes)
     span = planar_tile_rows(row_block, stride1, taps1, dilation1)
     kernel_size = in_group * taps0 * taps1 * taps2
-    plane_taps = taps1 * taps2
+    # a stride along D2: the column phases of a tap along D0 (consecutive tile planes, see
+    # _fill_phase_tile) are one plane of taps here, each `span` rows (8 taps per gradient
+    # load, not 2 at a time per phase)
+    phases = taps0 // geom[0, TAPS]
+    plane_taps = phases * taps1 * taps2
     # accumulator slots per (output channel, input channel, tap along D0): the taps along
     # (D1, D2) rounded up to even, as they are taken 8 and then 2 at a time
     plane_slots = plane_taps + plane_taps % 2
-    slots = in_group * taps0 * plane_slots
+    planes = in_group * taps0 // phases
+    slots = planes * plane_slots
     n_blocks = (rows1 + row_block - 1) // row_block
     n_units = batch * rows0 * n_blocks
     n_out_blocks = (out_group + out_block - 1) // out_block
@@ -1836,15 +1841,17 @@ def _planar_weight_grad_task(src, grad_out, geom, row_block, out_block, with_bia
     unit_hi = (chunk + 1) * n_units // n_chunks
     tile_array = np.empty(in_group * taps0 * span * width, dtype=src.dtype)
     tile = ptr_of(tile_array, 0)
-    offsets = np.empty(plane_slots, dtype=np.int64)  # tile shift of each (t1, t2) tap
+    offsets = np.empty(plane_slots, dtype=np.int64)  # tile shift of each (phase, t1, t2) tap
     for k in range(plane_slots):
         last = min(k, plane_taps - 1)
-        offsets[k] = (last // taps2) * dilation1 * width + (last % taps2) * dilation2
+        phase, last = last // (taps1 * taps2), last % (taps1 * taps2)
+        offsets[k] = phase * span * width + (last // taps2) * dilation1 * width + \
+            (last % taps2) * dilation2
     acc_array = np.zeros((j_hi - j_lo) * slots * lanes, dtype=src.dtype)
     acc = ptr_of(acc_array, 0)
     bias_array = np.zeros((j_hi - j_lo) * lanes, dtype=src.dtype)
     # 3x3 filters with unit row stride and dilation: each tile row is loaded once
-    slides = taps1 == 3 and taps2 == 3 and stride1 == 1 and dilation1 == 1
+    slides = taps1 == 3 and taps2 == 3 and stride1 == 1 and dilation1 == 1 and phases == 1
     # a depthwise one over zero padding reads the input's own rows (no tile)
     direct = slides and in_group * taps0 == 1 and _reads_in_place(geom)
     for unit in range(unit_lo, unit_hi):
@@ -1854,6 +1861,8 @@ def _planar_weight_grad_task(src, grad_out, geom, row_block, out_block, with_bia
         row_lo = block * row_block
         row_hi = min(rows1, row_lo + row_block)
         used = planar_tile_rows(row_hi - row_lo, stride1, taps1, dilation1)
+        if phases > 1:  # the phase planes `span` rows apart (the taps' offsets say so)
+            used = span
         plane_off = -1
         if direct:
             plane_off = _plane_offset(geom, n * c_in + g * in_group, q0, size0, size1, size2)
@@ -1892,9 +1901,9 @@ def _planar_weight_grad_task(src, grad_out, geom, row_block, out_block, with_bia
                 src_step, grad_step = 0, 0
             # every row of the block in one call per group of taps
             for i in range(in_group if not direct else 0):
-                for t0 in range(taps0):
-                    top = (i * taps0 + t0) * used * width
-                    slot = (j - j_lo) * slots + (i * taps0 + t0) * plane_slots
+                for t0 in range(taps0 // phases):
+                    top = (i * taps0 + t0 * phases) * used * width
+                    slot = (j - j_lo) * slots + (i * taps0 // phases + t0) * plane_slots
                     _plane_dots(slides, grad_p, grad_off, tile, top, offsets, plane_taps,
                                 cols, row_hi - row_lo, width, stride1, dilation2,
                                 ptr_of(acc, slot * lanes), src_p, src_ahead, src_step,
@@ -1906,7 +1915,7 @@ def _planar_weight_grad_task(src, grad_out, geom, row_block, out_block, with_bia
     for j in range(j_lo, j_hi):
         co = g * out_group + j
         grads = partial_w[chunk, co].reshape(kernel_size)
-        for plane in range(in_group * taps0):
+        for plane in range(planes):
             for k in range(plane_taps):
                 slot = (j - j_lo) * slots + plane * plane_slots + k
                 grads[plane * plane_taps + k] = vreduce_add(vload(acc_array, slot * lanes))
