@@ -603,6 +603,13 @@ def column_phases(spec: ConvSpec) -> _plan.ColumnPhases:
     return _plan.column_phases(spec.kernel[-1], spec.stride[-1], spec.dilation[-1])
 
 
+def _split_columns(spec: ConvSpec) -> _plan.ColumnPhases | None:
+    """:func:`column_phases` of ``spec``, None when its kernel runs as it is (no split)."""
+    phases = column_phases(spec)
+    same = phases.phases == 1 and phases.slots == tuple((0, t) for t in range(len(phases.slots)))
+    return None if same else phases
+
+
 def planar_kernel_shape(spec: ConvSpec) -> tuple[int, ...]:
     """Shape of the kernel the planar kernels run for ``spec`` (its column phases')."""
     phases = column_phases(spec)
@@ -671,7 +678,7 @@ class _PlanarPass:
         planes = _planes_shape(dest_shape)
         self.dtype, self.groups = dtype, spec.groups
         self.kernel_shape = (spec.c_out, spec.c_in // spec.groups, *_plan.to_3d(spec.kernel, 1))
-        self.phases = column_phases(spec)
+        self.phases = _split_columns(spec)
         self.row_block = planar_rows_per_task(spec, dtype, planes,
                                               planes[0] * spec.groups * planes[2], halo=True)
         self.geometry = _planar_geometry(spec)
@@ -696,8 +703,9 @@ class _PlanarPass:
         dimension); with :data:`fastconv._planar.WHOLE`, any ``dest`` (a strided one is
         written through a temporary).
         """
-        kernel = np.ascontiguousarray(_planar.phase_kernel(
-            np.asarray(weight, dtype=self.dtype).reshape(self.kernel_shape), self.phases))
+        kernel = np.ascontiguousarray(weight, dtype=self.dtype).reshape(self.kernel_shape)
+        if self.phases is not None:
+            kernel = np.ascontiguousarray(_planar.phase_kernel(kernel, self.phases))
         planes = np.ascontiguousarray(_channels_first(src))
         view = _channels_first(dest)
         target = view if view.flags.c_contiguous else np.empty(view.shape, self.dtype)
@@ -1302,7 +1310,7 @@ class _PlanarWeightPass:
     def __init__(self, spec: ConvSpec, dtype: np.dtype, grad_shape: tuple[int, ...],
                  want_bias: bool, serial: bool = False) -> None:
         taps = planar_kernel_shape(spec)[2:]
-        self.phases = column_phases(spec)
+        self.phases = _split_columns(spec)
         planes = _planes_shape(grad_shape)
         batch, _, rows0, rows1, _ = planes
         g, in_group = spec.groups, spec.c_in // spec.groups
@@ -1332,9 +1340,9 @@ class _PlanarWeightPass:
         partial_b = np.empty(self.partial_w_shape[:2], self.dtype)
         self.kernel(planes, grad_planes, self.geometry, self.row_block, self.out_block,
                     self.want_bias, partial_w, partial_b, self.task_at)
-        grad_weight = _planar.real_taps(
-            partial_w[0] if self.chunks == 1 else np.add.reduce(partial_w, axis=0),
-            self.phases)
+        grad_weight = partial_w[0] if self.chunks == 1 else np.add.reduce(partial_w, axis=0)
+        if self.phases is not None:
+            grad_weight = _planar.real_taps(grad_weight, self.phases)
         grad_bias = None
         if self.want_bias:
             grad_bias = partial_b[0] if self.chunks == 1 else np.add.reduce(partial_b, axis=0)
