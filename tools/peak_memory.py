@@ -1,6 +1,7 @@
 """Peak memory of every case and pass against the issue's budget (float32).
 
-Usage: ``python tools/peak_memory.py``. For each case of ``fastconv bench`` and each pass,
+Usage: ``python tools/peak_memory.py [--extra]``. For each case of ``fastconv bench`` (with
+``--extra``, of ``tools/extra_cases.py`` instead) and each pass,
 prints ``(operands read + peak NumPy memory allocated during the call) / (operands read +
 results)``; the target is at most 1.25. Measured with :mod:`tracemalloc` (NumPy reports its
 allocations to it) on the first call after :func:`fastconv.clear_plans`, so work arrays are
@@ -8,7 +9,9 @@ allocated, not reused. Scratch allocated inside compiled kernels (per-task tiles
 kilobytes) is not counted.
 """
 
+import sys
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 
@@ -22,8 +25,14 @@ READS = {"forward": ("x", "weight", "bias"), "grad_input": ("weight", "grad_outp
 
 def main():
     """Print one line per case and pass."""
+    cases = bench.benchmark_cases()
+    if "--extra" in sys.argv[1:]:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from extra_cases import EXTRA
+
+        cases = {case.name: case for case in EXTRA}
     tracemalloc.start()
-    for name, case in bench.benchmark_cases().items():
+    for name, case in cases.items():
         for pass_name in bench.PASSES:
             problem = bench.make_problem(case, pass_name, np.float32)
             operands = sum(problem.arrays[k].nbytes for k in READS[pass_name]

@@ -899,23 +899,8 @@ def _narrow_strips(tile, weights, w_base, in_group, taps0, taps1, taps2, span, w
 @inlined
 def _channel_strips(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width,
                     dilation1, dilation2, row_step, rows, cols, out, out_off, out_step, bias):
-    """Every strip of one output channel's ``rows`` x ``cols`` block.
-
-    Rows two at a time, four vectors each; rows of at most two vectors (or one) four (or
-    eight) at a time (:func:`_strip_narrow`).
-    """
-    lanes = vlanes(tile)
-    if cols <= 2 * lanes and dilation2 == 1:
-        # a constant column step: each row's taps are one pointer and displacements
-        _narrow_strips(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width,
-                       dilation1, 1, row_step, rows, cols, out, out_off, out_step, bias)
-        return
-    if cols <= 2 * lanes:
-        _narrow_strips(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width,
-                       dilation1, dilation2, row_step, rows, cols, out, out_off, out_step,
-                       bias)
-        return
-    step = STRIP_VECTORS * lanes
+    """Every strip of one output channel's ``rows`` x ``cols`` block: rows two at a time."""
+    step = STRIP_VECTORS * vlanes(tile)
     for q in range(0, rows - 1, 2):
         for col in range(0, cols, step):
             _strip_pair(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width,
@@ -940,10 +925,17 @@ def _strip_rows(tile, weights, w_base, in_group, taps0, taps1, taps2, span, widt
     One call per channel and task (a call per strip cost more than the strip's 72
     multiply-adds of a depthwise 3x3 layer); a constant tap count (3) lets LLVM unroll the
     innermost loop completely, and the one- and two-row strips are separate copies with no
-    branch in their loops. Compiled once as a separate function (inlining every variant
-    into the kernels made them take minutes to compile).
+    branch in their loops. Rows of at most two vectors (or one) run four (or eight) at a
+    time (:func:`_strip_narrow`) when the column step is 1, a constant then (each row's taps
+    are one pointer and displacements; with a runtime step LLVM spilled a pointer per tap
+    and row, and a copy for other steps cost 5 s of cold compile). Compiled once as a
+    separate function (inlining every variant into the kernels made them take minutes to
+    compile).
     """
-    if taps2 == 3:
+    if cols <= 2 * vlanes(tile) and dilation2 == 1:
+        _narrow_strips(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width,
+                       dilation1, 1, row_step, rows, cols, out, out_off, out_step, bias)
+    elif taps2 == 3:
         _channel_strips(tile, weights, w_base, in_group, taps0, taps1, 3, span, width,
                         dilation1, dilation2, row_step, rows, cols, out, out_off, out_step,
                         bias)
