@@ -6,6 +6,7 @@ its own benchmarks in ``bench_compile.py``.
 
 from .common import (
     CONV_CASES,
+    EXTRA_CASES,
     FLOAT64_CASES,
     LARGEST_CASES,
     PASSES,
@@ -68,6 +69,19 @@ class Transposed(_Timed):
         self.problem = prepare(case, pass_name)
 
     def time_transposed(self, case, pass_name):
+        self.problem.ours()
+
+
+class Extra(_Timed):
+    """Every pass of the layers beyond the case list (strided depthwise and grouped), float32."""
+
+    params = [list(EXTRA_CASES), PASSES]
+    param_names = ["case", "pass_name"]
+
+    def setup(self, case, pass_name):
+        self.problem = prepare(case, pass_name)
+
+    def time_extra(self, case, pass_name):
         self.problem.ours()
 
 

@@ -40,6 +40,9 @@ bench = _load_bench()
 CASES = bench.benchmark_cases()
 """Case name -> Case (shrunk when FASTCONV_BENCH_SMOKE is set)."""
 
+EXTRA_CASES = {case.name: case for case in getattr(bench, "EXTRA_CASES", ())}
+"""Layers beyond the case list (``fastconv.bench.EXTRA_CASES``), timed by ``Extra``."""
+
 PASSES = list(bench.PASSES)
 
 # Subsets for the float64, thread-count and peak-memory benchmarks.
@@ -62,6 +65,9 @@ if SMOKE:
         CASES = {name: CASES[name] for name in keep}
         FLOAT64_CASES, THREAD_CASES = ["image5x5"], ["conv3x3_64"]
         LARGEST_CASES = ["depthwise3x3_256"]
+        EXTRA_CASES = {name: case for name, case in EXTRA_CASES.items()
+                       if name == "dw3x3s2_256"}
+    EXTRA_CASES = {name: case.smoke() for name, case in EXTRA_CASES.items()}
     ROUNDS, MIN_SAMPLE = 1, 0.0
     # Import the installed peers once, in asv's forkserver parent, not in every benchmark.
     bench.available_peers()
@@ -103,7 +109,8 @@ def prepare(case, pass_name, dtype="float32", threads=None, peers=()):
     except ValueError as error:
         raise NotImplementedError(str(error)) from error
     try:
-        problem = bench.make_problem(CASES[case], pass_name, dtype, peers)
+        problem = bench.make_problem(CASES[case] if case in CASES else EXTRA_CASES[case],
+                                     pass_name, dtype, peers)
     except AttributeError as error:  # an old fastconv without this function
         raise NotImplementedError(f"fastconv lacks it: {error}") from error
     for peer in peers:

@@ -1,9 +1,10 @@
 """Layers outside the benchmark list, timed against PyTorch in the same process.
 
 Usage: ``python tools/extra_cases.py [NAME,...] [PASSES] [ROUNDS]``. Prints, per case and
-pass, fastconv's and PyTorch's best milliseconds, the speedup and fastconv's algorithm.
-The cases are the downsampling blocks of MobileNet / ResNeXt style networks (depthwise and
-grouped layers strided along every dimension) and depthwise variants (dilated, 5x5).
+pass, fastconv's and PyTorch's best milliseconds and the speedup. The cases are
+:data:`fastconv.bench.EXTRA_CASES`: the downsampling blocks of MobileNet / ResNeXt style
+networks (depthwise and grouped layers strided along every dimension) and depthwise variants
+(dilated, 5x5).
 """
 
 import sys
@@ -11,24 +12,9 @@ import sys
 import numpy as np
 
 from fastconv import bench
-from fastconv.bench import Case
 
-EXTRA = (
-    Case("dw3x3s2_256", "depthwise 3x3 s2 256 at 56x56", 8, 256, 256, (56, 56), (3, 3),
-         stride=2, padding=1, groups=256),
-    Case("dw3x3s2_32", "depthwise 3x3 s2 32 at 112x112", 8, 32, 32, (112, 112), (3, 3),
-         stride=2, padding=1, groups=32),
-    Case("dw5x5s2_240", "depthwise 5x5 s2 240 at 28x28", 8, 240, 240, (28, 28), (5, 5),
-         stride=2, padding=2, groups=240),
-    Case("g32s2_256", "grouped 3x3 (32 groups) s2 256 at 56x56", 8, 256, 256, (56, 56),
-         (3, 3), stride=2, padding=1, groups=32),
-    Case("dw3x3d2_256", "depthwise 3x3 dilation 2 256 at 56x56", 8, 256, 256, (56, 56),
-         (3, 3), padding=2, dilation=2, groups=256),
-    Case("dw5x5_240", "depthwise 5x5 240 at 28x28", 8, 240, 240, (28, 28), (5, 5),
-         padding=2, groups=240),
-    Case("image5x5s2", "single-channel 1024x1024 image, 5x5 stride 2", 1, 1, 1,
-         (1024, 1024), (5, 5), stride=2, padding=2),
-)
+#: The layers (:data:`fastconv.bench.EXTRA_CASES`).
+EXTRA = bench.EXTRA_CASES
 
 
 def main() -> None:

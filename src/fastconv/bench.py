@@ -46,6 +46,7 @@ import fastconv
 
 __all__ = [
     "CASES",
+    "EXTRA_CASES",
     "PASSES",
     "PEERS",
     "SMOKE_ENV",
@@ -206,6 +207,27 @@ CASES: tuple[Case, ...] = (
          (8, 8), (3, 3), padding=1),
 )
 """The benchmark case list (float32 unless a dtype is given; batch 8 unless stated)."""
+
+EXTRA_CASES: tuple[Case, ...] = (
+    Case("dw3x3s2_256", "depthwise 3x3 stride 2, 256 channels at 56x56", 8, 256, 256,
+         (56, 56), (3, 3), stride=2, padding=1, groups=256),
+    Case("dw3x3s2_32", "depthwise 3x3 stride 2, 32 channels at 112x112", 8, 32, 32,
+         (112, 112), (3, 3), stride=2, padding=1, groups=32),
+    Case("dw5x5s2_240", "depthwise 5x5 stride 2, 240 channels at 28x28", 8, 240, 240,
+         (28, 28), (5, 5), stride=2, padding=2, groups=240),
+    Case("g32s2_256", "grouped 3x3 (32 groups) stride 2, 256 channels at 56x56", 8, 256, 256,
+         (56, 56), (3, 3), stride=2, padding=1, groups=32),
+    Case("dw3x3d2_256", "depthwise 3x3 dilation 2, 256 channels at 56x56", 8, 256, 256,
+         (56, 56), (3, 3), padding=2, dilation=2, groups=256),
+    Case("dw5x5_240", "depthwise 5x5, 240 channels at 28x28", 8, 240, 240, (28, 28), (5, 5),
+         padding=2, groups=240),
+    Case("image5x5s2", "single-channel 1024x1024 image, 5x5 kernel, stride 2 (batch 1)", 1, 1,
+         1, (1024, 1024), (5, 5), stride=2, padding=2),
+)
+"""Layers beyond :data:`CASES` (not part of its yardstick): the downsampling blocks of
+MobileNet / ResNeXt style networks (depthwise and grouped layers strided along every
+dimension) and depthwise variants; the asv suite times them too, and
+``tools/extra_cases.py`` against PyTorch."""
 
 
 def case_by_name(name: str) -> Case:
