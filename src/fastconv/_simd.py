@@ -47,6 +47,7 @@ kernel is never reused on a host with a different vector width.
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 
 import llvmlite.binding as _llvm_binding
 import numpy as np
@@ -829,35 +830,6 @@ def vstore_every(typingctx, mem, off, step, vec, count):
 
 
 @intrinsic
-def veven_lanes(typingctx, a, b):
-    """Return the even lanes of the pair ``(a, b)``: ``[a[0], a[2], ..., b[lanes - 2]]``.
-
-    Two adjacent vectors of a row give every other element of it (a constant shuffle:
-    ``vpermt2ps``); the odd lanes are the even lanes of the pair one element on.
-
-    Parameters
-    ----------
-    a, b : SimdVector
-        Vectors of the same type.
-
-    Returns
-    -------
-    SimdVector
-        The even lanes.
-    """
-    if not (isinstance(a, SimdVector) and a == b):
-        return None
-    sig = a(a, b)
-
-    def codegen(context, builder, sig, args):
-        lanes = args[0].type.count
-        mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), list(range(0, 2 * lanes, 2)))
-        return builder.shuffle_vector(args[0], args[1], mask)
-
-    return sig, codegen
-
-
-@intrinsic
 def vstore_masked(typingctx, mem, off, vec, count):
     """Store lanes ``[0, count)`` of `vec` to ``mem[off:]``; other memory is untouched.
 
@@ -1030,33 +1002,7 @@ def vreduce_add(typingctx, vec):
     return sig, codegen
 
 
-def _slide_typer(up: bool, doc: str):
-    """Typer of a one-lane slide across two vectors (a constant shuffle: ``valignd``)."""
-
-    def typer(typingctx, a, b):
-        if not (isinstance(a, SimdVector) and a == b):
-            return None
-        sig = a(a, b)
-
-        def codegen(context, builder, sig, args):
-            lanes = args[0].type.count
-            # lanes of the pair (a, b) numbered 0 .. 2 * lanes - 1
-            first = lanes - 1 if up else 1
-            mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes),
-                               list(range(first, first + lanes)))
-            return builder.shuffle_vector(args[0], args[1], mask)
-
-        return sig, codegen
-
-    typer.__doc__ = doc
-    return typer
-
-
-_SLIDE_DOC = """Return ``{result}``: the lanes of the pair ``({a}, {b})`` one lane {way}.
-
-Two adjacent vectors of a row give the vector one element {side} of ``{mid}``: the
-shifted taps of a row filter without reloading the row.
-
+_PAIR_PARAMETERS = """
 Parameters
 ----------
 {a}, {b} : SimdVector
@@ -1065,19 +1011,19 @@ Parameters
 Returns
 -------
 SimdVector
-    The slid vector.
+    {returns}
 """
 
-vslide_up = intrinsic(_slide_typer(True, _SLIDE_DOC.format(
-    result="[prev[lanes - 1], cur[0], ..., cur[lanes - 2]]", a="prev", b="cur", way="up",
-    side="left", mid="cur")))
-vslide_down = intrinsic(_slide_typer(False, _SLIDE_DOC.format(
-    result="[cur[1], ..., cur[lanes - 1], nxt[0]]", a="cur", b="nxt", way="down",
-    side="right", mid="cur")))
 
+def _pair_shuffle(lanes_of: Callable[[int], list[int]], doc: str, returns: str,
+                  names: tuple[str, str] = ("a", "b")):
+    """An intrinsic ``f(a, b)`` picking lanes of the pair ``(a, b)`` by a constant shuffle.
 
-def _interleave_typer(high: bool, doc: str):
-    """Typer of an interleave of two vectors' low or high halves (a constant shuffle)."""
+    ``lanes_of(lanes)`` lists, for each result lane, its lane of the pair (``a`` is
+    ``0 .. lanes - 1``, ``b`` the next ``lanes``). Its docstring is ``doc``, then the
+    parameters (``names``) and what it ``returns``.
+    """
+    doc += _PAIR_PARAMETERS.format(a=names[0], b=names[1], returns=returns)
 
     def typer(typingctx, a, b):
         if not (isinstance(a, SimdVector) and a == b):
@@ -1086,37 +1032,57 @@ def _interleave_typer(high: bool, doc: str):
 
         def codegen(context, builder, sig, args):
             lanes = args[0].type.count
-            first = lanes // 2 if high else 0
-            mask = [first + k // 2 + (lanes if k % 2 else 0) for k in range(lanes)]
-            return builder.shuffle_vector(args[0], args[1], ir.Constant(
-                ir.VectorType(ir.IntType(32), lanes), mask))
+            mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), lanes_of(lanes))
+            return builder.shuffle_vector(args[0], args[1], mask)
 
         return sig, codegen
 
     typer.__doc__ = doc
-    return typer
+    return intrinsic(typer)
+
+
+_SLIDE_DOC = """Return ``{result}``: the lanes of the pair ``({a}, {b})`` one lane {way}.
+
+Two adjacent vectors of a row give the vector one element {side} of ``{mid}``: the
+shifted taps of a row filter without reloading the row.
+"""
+
+_EVEN_DOC = """Return the even lanes of the pair ``(a, b)``: ``[a[0], a[2], ..., b[lanes - 2]]``.
+
+Two adjacent vectors of a row give every other element of it (a constant shuffle:
+``vpermt2ps``); the odd lanes are the even lanes of the pair one element on.
+"""
+veven_lanes = _pair_shuffle(lambda lanes: list(range(0, 2 * lanes, 2)), _EVEN_DOC,
+                            "The even lanes.")
+
+# valignd: the pair's lanes from lanes - 1 (up) or 1 (down) on
+vslide_up = _pair_shuffle(lambda lanes: list(range(lanes - 1, 2 * lanes - 1)), _SLIDE_DOC.format(
+    result="[prev[lanes - 1], cur[0], ..., cur[lanes - 2]]", a="prev", b="cur", way="up",
+    side="left", mid="cur"), "The slid vector.", ("prev", "cur"))
+vslide_down = _pair_shuffle(lambda lanes: list(range(1, lanes + 1)), _SLIDE_DOC.format(
+    result="[cur[1], ..., cur[lanes - 1], nxt[0]]", a="cur", b="nxt", way="down",
+    side="right", mid="cur"), "The slid vector.", ("cur", "nxt"))
 
 
 _INTERLEAVE_DOC = """Return ``[a[{k}], b[{k}], a[{k} + 1], b[{k} + 1], ...]``, the {half} halves.
 
 With :func:`{other}`, two rows of values (two column phases of a row, say) become the
 row they alternate in, a vector at a time.
-
-Parameters
-----------
-a, b : SimdVector
-    Vectors of the same type.
-
-Returns
--------
-SimdVector
-    Lanes ``{k}`` to ``{k} + lanes / 2 - 1`` of each, alternating.
 """
 
-vinterleave_low = intrinsic(_interleave_typer(False, _INTERLEAVE_DOC.format(
-    k="0", half="low", other="vinterleave_high")))
-vinterleave_high = intrinsic(_interleave_typer(True, _INTERLEAVE_DOC.format(
-    k="lanes / 2", half="high", other="vinterleave_low")))
+
+def _interleaved(first: int, lanes: int) -> list[int]:
+    """Lanes of the pair alternating ``a[first + i]`` and ``b[first + i]``."""
+    return [first + k // 2 + (lanes if k % 2 else 0) for k in range(lanes)]
+
+
+vinterleave_low = _pair_shuffle(lambda lanes: _interleaved(0, lanes), _INTERLEAVE_DOC.format(
+    k="0", half="low", other="vinterleave_high"),
+    "Lanes ``0`` to ``lanes / 2 - 1`` of each, alternating.")
+vinterleave_high = _pair_shuffle(
+    lambda lanes: _interleaved(lanes // 2, lanes),
+    _INTERLEAVE_DOC.format(k="lanes / 2", half="high", other="vinterleave_low"),
+    "Lanes ``lanes / 2`` to ``lanes - 1`` of each, alternating.")
 
 
 @intrinsic
