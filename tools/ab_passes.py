@@ -26,7 +26,7 @@ import numpy as np
 from fastconv import bench
 
 sys.path.insert(0, str(Path(__file__).parent))
-from extra_cases import EXTRA  # noqa: E402  (the layers outside the benchmark list too)
+from extra_cases import EXTRA, depthwise_case  # noqa: E402  (layers outside the list too)
 
 
 def import_copy(src: str):
@@ -49,7 +49,8 @@ def main() -> None:
     rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 10
     ours = bench.fastconv
     problems = {}
-    for case in (*bench.CASES, *EXTRA):
+    specs = [depthwise_case(name) for name in cases if name.startswith("dw:")]
+    for case in (*bench.CASES, *EXTRA, *specs):
         if (case.name not in cases) if cases != ["all"] else case not in bench.CASES:
             continue
         for pass_name in passes:

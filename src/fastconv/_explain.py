@@ -126,9 +126,16 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
         split = (f", each input row split into {phases.phases} column phases (columns "
                  f"{spec.stride[-1]} apart; {taps2}-column filters)"
                  if spec.stride[-1] > 1 else "")
+        # a single input channel's 3x3 / 5x5 filter with unit row steps walks down the
+        # tile (see _planar._planar_conv_task; the 3x3 one may read the input in place)
+        walks = (in_group * planes == 1 and taps1 == taps2 and taps1 in (3, 5)
+                 and _plan.to_3d(spec.stride, 1)[1] == 1
+                 and _plan.to_3d(spec.dilation, 1)[1] == 1)
+        compute = (f"each output channel walks down the tile two vectors of columns at a "
+                   f"time, each input row loaded once for the {taps1} output rows it feeds"
+                   if walks else f"strips of two rows x {_planar.STRIP_VECTORS} vectors")
         detail = (f"padded input tiles of {in_group} channel(s) x {span} rows x {width} "
-                  f"columns{split}, {row_block} output rows per task, strips of two rows x "
-                  f"{_planar.STRIP_VECTORS} vectors"
+                  f"columns{split}, {row_block} output rows per task, {compute}"
                   + (f", {blocks} block(s) of {_planar.CHANNEL_BLOCK} output channels per "
                      "group" if blocks else "")
                   + leftover)
