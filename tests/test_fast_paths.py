@@ -329,6 +329,99 @@ def test_planar_results_do_not_depend_on_rows_per_task(case, monkeypatch):
     assert_close(results[0][0], naive.conv(x, weight, bias, **options), reduction, np.float32)
 
 
+DEPTHWISE_CASES = [
+    # (nd, n, channels, size, kernel, stride, padding, dilation): the channel-vector kernel
+    # (_depthwise): whole blocks of lanes and a partial one (20 and 17 channels: the
+    # scalar copies), 7x7 planes, strides and dilations along each dimension, padding
+    # wider than the filter's reach on one side, none on the other, a 1-D and a 3-D
+    # problem (taps along D0), fewer output pixels than a register tile; enough tasks of a
+    # row or two for several to share a tile (pad rows of one are input rows of another)
+    (2, 2, 32, (7, 7), (7, 7), 1, 3, 1),
+    (2, 3, 64, (20, 20), (5, 5), 1, 2, 1),
+    (2, 2, 20, (14, 13), (3, 3), 2, 1, 1),
+    (2, 1, 17, (11, 30), (5, 5), (1, 2), ((2, 0), (4, 1)), (2, 1)),
+    (2, 3, 16, (9, 9), (3, 5), (3, 1), (1, 2), 1),
+    (2, 1, 48, (3, 3), (3, 3), 1, 0, 1),
+    (2, 1, 16, (6, 40), (7, 3), 1, ((6, 6), (0, 0)), 1),
+    (1, 2, 24, (50,), (9,), 2, 4, 1),
+    (3, 1, 16, (4, 6, 7), (3, 3, 3), (1, 2, 1), 1, (2, 1, 1)),
+]
+
+
+def _depthwise_problem(case, dtype, seed):
+    nd, n, channels, size, kernel, stride, padding, dilation = case
+    return _grouped_problem((nd, n, channels, channels, channels, size, kernel, stride,
+                             padding, dilation, "zeros"), dtype, seed)
+
+
+@pytest.mark.parametrize("case", DEPTHWISE_CASES,
+                         ids=[f"depthwise{i}" for i in range(len(DEPTHWISE_CASES))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_depthwise_kernel_matches_naive_and_planar(case, dtype, monkeypatch):
+    """The channel-vector depthwise kernel (forward, and a stride-1 adjoint's phase) against
+    the naive reference, and bit for bit against the planar kernel (the same sums in the
+    same order) where that one needs no column phases."""
+    nd, x, weight, bias, grad, options = _depthwise_problem(case, dtype, 17)
+    conv = getattr(fastconv, f"conv{nd}d")
+    conv_input = getattr(fastconv, f"conv{nd}d_input")
+    calls = []
+    run = convolution._DepthwisePass.__call__
+    monkeypatch.setattr(convolution._DepthwisePass, "__call__",
+                        lambda *args: calls.append(1) or run(*args))
+    results = {}
+    for forced in ("depthwise", "planar"):
+        monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", forced)
+        convolution.clear_plans()
+        results[forced] = conv(x, weight, bias, **options)
+    assert len(calls) == 1
+    convolution.clear_plans()
+    taps = int(np.prod(weight.shape[2:]))
+    assert_close(results["depthwise"], naive.conv(x, weight, bias, **options), taps, dtype)
+    if np.all(np.atleast_1d(options["stride"])[-1:] == 1):
+        assert results["depthwise"].tobytes() == results["planar"].tobytes()
+    if all(s == 1 for s in np.atleast_1d(options["stride"])):
+        monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "depthwise")
+        got = conv_input(x.shape, weight, grad, **options)
+        convolution.clear_plans()
+        assert len(calls) == 2
+        assert_close(got, naive.conv_input(x.shape, weight, grad, **options), taps, dtype)
+
+
+@pytest.mark.parametrize("case", DEPTHWISE_CASES[:4],
+                         ids=[f"depthwise{i}" for i in range(4)])
+def test_depthwise_results_do_not_depend_on_rows_per_task(case, monkeypatch):
+    """Whatever the rows per task (and so the tile reused across tasks with other pad
+    rows), every output is the same sum, bit for bit."""
+    monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "depthwise")
+    nd, x, weight, bias, _, options = _depthwise_problem(case, np.float32, 19)
+    conv = getattr(fastconv, f"conv{nd}d")
+    results = []
+    for rows in (1, 2, 3, 1 << 30):
+        monkeypatch.setattr(_plan, "depthwise_row_block", lambda *args, rows=rows:
+                            min(rows, args[0]))
+        convolution.clear_plans()
+        results.append(conv(x, weight, bias, **options))
+    convolution.clear_plans()
+    for other in results[1:]:
+        assert other.tobytes() == results[0].tobytes()
+
+
+def test_depthwise_layers_choose_channel_vectors():
+    """Small-plane, strided and wide-filter depthwise layers run across channels; wide
+    unit-stride 3x3 ones and layers with fewer channels than lanes stay planar."""
+    def forward(x_shape, kernel, stride=1):
+        channels = x_shape[1]
+        return fastconv.explain(x_shape, (channels, 1, *kernel), stride=stride,
+                                padding=kernel[0] // 2, groups=channels)[0].algorithm
+
+    assert forward((8, 384, 14, 14), (7, 7)) == "depthwise"
+    assert forward((8, 768, 7, 7), (3, 3)) == "depthwise"
+    assert forward((8, 256, 56, 56), (3, 3), 2) == "depthwise"
+    assert forward((8, 96, 56, 56), (7, 7)) == "depthwise"
+    assert forward((8, 96, 56, 56), (3, 3)) == "planar"
+    assert forward((8, 8, 28, 28), (7, 7)) == "planar"
+
+
 @pytest.mark.parametrize("value", [np.inf, np.nan])
 @pytest.mark.parametrize("padding", [0, 1])
 @pytest.mark.parametrize("stride", [1, 2])

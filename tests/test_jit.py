@@ -7,7 +7,7 @@ import pytest
 from numba import njit, types
 from numba.core.errors import TypingError
 
-from fastconv import _dense, _dense_weight, _jit, _kernels, _planar, _pointwise
+from fastconv import _dense, _dense_weight, _depthwise, _jit, _kernels, _planar, _pointwise
 
 
 @njit
@@ -77,7 +77,9 @@ _TASKS = [  # (kernel signature, its task function, the task's signature)
     (_dense._window_driver_signature, _dense._wtask_p6, _dense._window_task_signature),
     (_dense_weight.dense_weight_grad_signature, _dense_weight._weight_task,
      _dense_weight.weight_task_signature),
-    (_planar.planar_signature, _planar._planar_conv_task, _planar.planar_task_signature),
+    (_planar.planar_signature, _planar._planar_conv_tasks, _planar.planar_task_signature),
+    (_depthwise.depthwise_signature, _depthwise._depthwise_tasks,
+     _depthwise.depthwise_task_signature),
     (_planar.planar_weight_grad_signature, _planar._planar_weight_grad_task,
      _planar.planar_weight_task_signature),
     (_pointwise.pointwise_signature, _pointwise._pointwise_task,
@@ -91,7 +93,8 @@ _TASKS = [  # (kernel signature, its task function, the task's signature)
 @pytest.mark.parametrize("kernel_signature, task, task_signature", _TASKS)
 def test_kernels_pass_their_own_arguments_to_their_tasks(kernel_signature, task, task_signature):
     """A kernel's parameters are its task's first ones, with the same types (so no argument is
-    converted), then the task's address; the task's last ones are the task (and thread)."""
+    converted), then the task's address; the task's last ones are the task (and thread), or
+    the range of tasks (and thread)."""
     code = task.py_func.__code__
     names = code.co_varnames[:code.co_argcount]
     for dtype in (np.dtype(np.float32), np.dtype(np.float64)):
@@ -101,4 +104,5 @@ def test_kernels_pass_their_own_arguments_to_their_tasks(kernel_signature, task,
         assert kernel_types[-1] == types.int64
         assert len(task_types) == len(names)
         assert all(t == types.int64 for t in task_types[shared:])
-    assert names[shared:] in (("task",), ("task", "tid"))
+    assert names[shared:] in (("task",), ("task", "tid"), ("first", "last"),
+                              ("first", "last", "tid"))

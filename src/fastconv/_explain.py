@@ -13,13 +13,14 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from . import _args, _dense, _dense_weight, _plan, _planar, _pointwise
+from . import _args, _dense, _dense_weight, _depthwise, _plan, _planar, _pointwise
 from ._args import ConvSpec
 from ._simd import lanes_for
 from .convolution import (
     adjoint_choice,
     column_phases,
     dense_weight_chunks,
+    depthwise_rows_per_task,
     forward_choice,
     planar_kernel_shape,
     planar_rows_per_task,
@@ -40,8 +41,9 @@ class PassPlan:
     algorithm : str
         ``"dense"`` (SIMD register tiles over channels), ``"planar"`` (channels-first, SIMD
         along the last dimension), ``"gather"`` (general kernel: any padding mode and
-        stride), or ``"phases/dense"`` / ``"phases/planar"`` (an adjoint split into one
-        stride-1 forward convolution per stride phase).
+        stride), ``"depthwise"`` (depthwise layers, SIMD across channels), or
+        ``"phases/dense"`` / ``"phases/planar"`` / ``"phases/depthwise"`` (an adjoint split
+        into one stride-1 forward convolution per stride phase).
     detail : str
         Tiles, blocks, phases and layout copies, in words.
     flops : int
@@ -97,6 +99,23 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
         detail = (f"matrix product on the channels-first data in place: register tiles of "
                   f"{block} output channels x {2 * lanes_for(dtype)} pixels")
         return PassPlan(name, algorithm, detail, flops, (packed + threads * strip) * itemsize)
+    if algorithm == "depthwise":
+        lanes = lanes_for(dtype)
+        planes_shape = (batch, spec.c_out, *_plan.to_3d(spec.out_sizes, 1))
+        row_block = depthwise_rows_per_task(spec, dtype, planes_shape)
+        taps0, taps1, taps2 = _plan.to_3d(spec.kernel, 1)
+        stride1, stride2 = _plan.to_3d(spec.stride, 1)[1:]
+        dilation1, dilation2 = _plan.to_3d(spec.dilation, 1)[1:]
+        span = _plan.planar_tile_rows(row_block, stride1, taps1, dilation1)
+        width = _depthwise.tile_width(planes_shape[4], taps2, stride2, dilation2)
+        tile = taps0 * span * width * lanes + (row_block * planes_shape[4] + 16) * lanes
+        packed = -(-spec.c_out // lanes) * lanes * (math.prod(spec.kernel) + 1)
+        detail = (f"a vector lane per channel: tasks of {lanes} channels x {row_block} output "
+                  f"rows copy their input rows into a padded channels-last tile of {span} "
+                  f"rows x {width} columns ({lanes}x{lanes} transposes), one vector "
+                  f"multiply-add per tap and {_depthwise.PIXELS} pixels at a time, results "
+                  "transposed back")
+        return PassPlan(name, algorithm, detail, flops, (threads * tile + packed) * itemsize)
     if algorithm == "planar":
         _, in_group, planes, taps1, taps2 = planar_kernel_shape(spec)
         phases = column_phases(spec)

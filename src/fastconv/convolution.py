@@ -30,6 +30,7 @@ from . import (
     _args,
     _dense,
     _dense_weight,
+    _depthwise,
     _jit,
     _kernels,
     _plan,
@@ -756,6 +757,62 @@ class _PointwisePass:
             view[...] = target
 
 
+class _DepthwisePass:
+    """A depthwise convolution vectorised across channels (channels-first data, in place).
+
+    Calling it packs the weights in blocks of a vector's lanes and runs
+    :func:`fastconv._depthwise.depthwise_conv` on the channels-first views.
+    """
+
+    __slots__ = ("dtype", "geometry", "lanes", "row_block", "task_at", "zero_bias")
+
+    def __init__(self, spec: ConvSpec, dtype: np.dtype, dest_shape: tuple[int, ...]) -> None:
+        self.dtype = dtype
+        self.lanes = lanes_for(dtype)
+        planes = _planes_shape(dest_shape)
+        self.geometry = spec.geometry(False)
+        self.geometry.flags.writeable = False
+        self.row_block = depthwise_rows_per_task(spec, dtype, planes)
+        self.zero_bias = np.zeros(-(-spec.c_out // self.lanes) * self.lanes, dtype)
+        self.zero_bias.flags.writeable = False
+        _jit.ensure_compiled(_depthwise.depthwise_conv, _depthwise.depthwise_signature, dtype)
+        self.task_at = _depthwise.depthwise_task_address(dtype)
+
+    def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                 dest: np.ndarray) -> None:
+        planes = np.ascontiguousarray(_channels_first(src))
+        view = _channels_first(dest)
+        target = view if view.flags.c_contiguous else np.empty(view.shape, self.dtype)
+        kernel = np.asarray(weight, dtype=self.dtype)
+        packed = _depthwise.pack_lanes(kernel.reshape(kernel.shape[0], 1,
+                                                      *_plan.to_3d(kernel.shape[2:], 1)),
+                                       self.lanes)
+        bias_vector = self.zero_bias if bias is None else _depthwise.pack_bias(
+            np.asarray(bias, self.dtype), self.lanes)
+        _depthwise.depthwise_conv(planes, packed, bias_vector, target, self.geometry,
+                                  self.row_block, self.task_at)
+        if target is not view:
+            view[...] = target
+
+
+def depthwise_rows_per_task(spec: ConvSpec, dtype: np.dtype,
+                            planes_shape: tuple[int, ...]) -> int:
+    """Output rows per task of the depthwise kernel writing ``planes_shape``.
+
+    :func:`fastconv._plan.depthwise_row_block` of the layer's tile rows.
+    """
+    _, channels, rows0, rows1, cols = planes_shape
+    taps0, taps1, taps2 = _plan.to_3d(spec.kernel, 1)
+    stride0, stride1, stride2 = _plan.to_3d(spec.stride, 1)
+    dilation0, dilation1, dilation2 = _plan.to_3d(spec.dilation, 1)
+    lanes = lanes_for(dtype)
+    row_bytes = taps0 * _depthwise.tile_width(cols, taps2, stride2, dilation2) * lanes * \
+        dtype.itemsize
+    tasks = planes_shape[0] * -(-channels // lanes) * rows0
+    return _plan.depthwise_row_block(rows1, stride1, (taps1 - 1) * dilation1, row_bytes,
+                                     tasks, numba.config.NUMBA_NUM_THREADS)
+
+
 def forward_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
                    forced: str | None = None) -> str:
     """Algorithm of the forward convolution ``spec`` (small calls included).
@@ -766,17 +823,23 @@ def forward_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
     algorithm = _plan.forward_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
                                         spec.kernel, spec.stride, _dense.block_size(dtype),
                                         planar_layout, forced, _padded(spec),
-                                        spec.out_sizes[-1])
+                                        spec.out_sizes[-1],
+                                        all(p >= 0 for pair in spec.pads for p in pair),
+                                        lanes_for(dtype))
     return _small_choice(spec, algorithm, forced)
 
 
 def adjoint_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
                    forced: str | None = None) -> str:
     """Algorithm of the adjoint of ``spec`` (the kernel of its stride phases, or gather)."""
+    # a stride-1 adjoint's one phase pads by (kernel span - 1) - the forward's pads
+    phase_pads = all(max(pair) <= (k - 1) * d
+                     for pair, k, d in zip(spec.pads, spec.kernel, spec.dilation))
     algorithm = _plan.adjoint_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
                                         spec.kernel, spec.stride, _dense.block_size(dtype),
                                         planar_layout, forced, _padded(spec),
-                                        -(-spec.in_sizes[-1] // spec.stride[-1]))
+                                        -(-spec.in_sizes[-1] // spec.stride[-1]), phase_pads,
+                                        lanes_for(dtype))
     return _small_choice(spec, algorithm, forced)
 
 
@@ -810,6 +873,8 @@ def _forward_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
         return _PlanarPass(spec, dtype, dest_shape, spread)
     if algorithm == "pointwise" and math.prod(dest_shape):
         return _PointwisePass(spec, dtype, dest_shape)
+    if algorithm == "depthwise" and math.prod(dest_shape):
+        return _DepthwisePass(spec, dtype, dest_shape)
     return _GatherPass(spec, False, dtype, dest_shape)
 
 
@@ -977,6 +1042,10 @@ class _PhasePass:
         choices = [None if problem is None else
                    forward_choice(problem, dtype, planar_layout, FORCE_FORWARD_ALGORITHM)
                    for problem in problems]
+        if any(s > 1 for s in spec.stride):
+            # strided adjoints keep the planar kernel's phases, written in place (the
+            # depthwise kernel would write each phase through a temporary)
+            choices = ["planar" if choice == "depthwise" else choice for choice in choices]
         if "dense" in choices:  # a 1x1 phase too: then one layout copy serves every phase
             choices = ["dense" if choice == "pointwise" else choice for choice in choices]
         # samples per part of the batch (all of them for dense phases, see the docstring)
