@@ -36,9 +36,11 @@ def run(case_name: str, pass_name: str, seconds: float) -> None:
     from fastconv import bench
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from extra_cases import EXTRA  # the layers outside the benchmark list too
+    from extra_cases import EXTRA, depthwise_case  # the layers outside the list too
 
     extra = {case.name: case for case in EXTRA}
+    if case_name.startswith("dw:"):
+        extra[case_name] = depthwise_case(case_name)
     case = extra[case_name] if case_name in extra else bench.case_by_name(case_name)
     problem = bench.make_problem(case, pass_name)
     problem.ours()

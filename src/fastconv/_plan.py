@@ -849,6 +849,22 @@ def depthwise_row_block(rows: int, stride: int, halo: int, row_bytes: int, tasks
     return block
 
 
+@register_jitable
+def depthwise_tasks_per_chunk(tasks: int) -> int:
+    """Consecutive depthwise tasks run by one iteration of the kernel's parallel loop.
+
+    One call of the task function, which allocates its tile and buffers, per chunk: at
+    most 64 chunks (allocating and zeroing them per task was a tenth of a 7x7 layer's
+    time on 14x14 planes), at least one task each.
+
+    Examples
+    --------
+    >>> depthwise_tasks_per_chunk(192), depthwise_tasks_per_chunk(20)
+    (3, 1)
+    """
+    return max(1, tasks // 64)
+
+
 #: Multiply-adds a chunk of planar tasks (one parallel-loop iteration) should hold at least:
 #: an iteration costs about a microsecond of scheduling (measured: 2048 one-plane tasks of a
 #: depthwise 3x3 layer, 28k multiply-adds each, spent 0.23 ms of a 3.2 ms call on it; in
