@@ -387,6 +387,39 @@ def test_depthwise_kernel_matches_naive_and_planar(case, dtype, monkeypatch):
         assert_close(got, naive.conv_input(x.shape, weight, grad, **options), taps, dtype)
 
 
+@pytest.mark.parametrize("case", DEPTHWISE_CASES,
+                         ids=[f"depthwise{i}" for i in range(len(DEPTHWISE_CASES))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_depthwise_weight_gradient_matches_naive(case, dtype, monkeypatch):
+    """The channel-vector weight and bias gradients against the naive reference, the same
+    bits on one thread as on all of them."""
+    import numba
+
+    nd, x, weight, _, grad, options = _depthwise_problem(case, dtype, 23)
+    monkeypatch.setattr(convolution, "FORCE_WEIGHT_ALGORITHM", "depthwise")
+    calls = []
+    run = convolution._DepthwiseWeightPass.__call__
+    monkeypatch.setattr(convolution._DepthwiseWeightPass, "__call__",
+                        lambda *args: calls.append(1) or run(*args))
+    backward = getattr(fastconv, f"conv{nd}d_backward")
+    convolution.clear_plans()
+    grad_weight, grad_bias = backward(x, weight, grad, needs=("weight", "bias"), **options)[1:]
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        convolution.clear_plans()
+        single = backward(x, weight, grad, needs=("weight", "bias"), **options)[1:]
+    finally:
+        numba.set_num_threads(threads)
+        convolution.clear_plans()
+    assert len(calls) == 2
+    pixels = grad.shape[0] * int(np.prod(grad.shape[2:]))
+    assert_close(grad_weight, naive.conv_weight(x, weight.shape, grad, **options), pixels, dtype)
+    assert_close(grad_bias, naive.conv_bias(grad, nd), pixels, dtype)
+    assert single[0].tobytes() == grad_weight.tobytes()
+    assert single[1].tobytes() == grad_bias.tobytes()
+
+
 @pytest.mark.parametrize("case", DEPTHWISE_CASES[:4],
                          ids=[f"depthwise{i}" for i in range(4)])
 def test_depthwise_results_do_not_depend_on_rows_per_task(case, monkeypatch):
@@ -420,6 +453,11 @@ def test_depthwise_layers_choose_channel_vectors():
     assert forward((8, 96, 56, 56), (7, 7)) == "depthwise"
     assert forward((8, 96, 56, 56), (3, 3)) == "planar"
     assert forward((8, 8, 28, 28), (7, 7)) == "planar"
+    # weight gradients: output rows of at most half a vector
+    assert fastconv.explain((8, 960, 7, 7), (960, 1, 3, 3), padding=1,
+                            groups=960)[2].algorithm == "depthwise"
+    assert fastconv.explain((8, 384, 14, 14), (384, 1, 3, 3), padding=1,
+                            groups=384)[2].algorithm == "planar"
 
 
 @pytest.mark.parametrize("value", [np.inf, np.nan])

@@ -217,6 +217,37 @@ def _pixels8(tile, packed, w_off, offsets, taps, bases, acc):
 
 
 @inlined
+def _fill_tile(src, n, c0, valid, channels, size0, size1, size2, geom, taps0, taps1, q0,
+               row_lo, rows, span, width, stage, tile):
+    """The tile of output rows ``[row_lo, row_lo + rows)`` of plane ``q0``, channels ``c0 +``.
+
+    For each tap along ``D0`` (planes ``span`` rows of ``width`` pixels apart) the input
+    rows those output rows read: rows inside the input get its rows (the padded columns
+    around them are zeros already, see :func:`_depthwise_tasks`), the others zeros.
+    """
+    lanes = vlanes(tile)
+    stride0, dilation0, pad0 = geom[0, STRIDE], geom[0, DILATION], geom[0, PAD_LOW]
+    stride1, dilation1, pad1 = geom[1, STRIDE], geom[1, DILATION], geom[1, PAD_LOW]
+    pad2 = geom[2, PAD_LOW]
+    used = planar_tile_rows(rows, stride1, taps1, dilation1)
+    first_row = row_lo * stride1 - pad1
+    inside_lo = min(used, max(0, -first_row))
+    inside_hi = max(inside_lo, min(used, size1 - first_row))
+    for t0 in range(taps0):
+        s0 = q0 * stride0 + t0 * dilation0 - pad0
+        plane = t0 * span * width * lanes
+        if 0 <= s0 < size0:
+            _zero_pixels(tile, plane, inside_lo * width)
+            _fill_rows(src, ((n * channels + c0) * size0 + s0) * size1 * size2
+                       + (first_row + inside_lo) * size2, size0 * size1 * size2, valid,
+                       (inside_hi - inside_lo) * size2, size2, width, stage, tile,
+                       plane + (inside_lo * width + pad2) * lanes)
+            _zero_pixels(tile, plane + inside_hi * width * lanes, (used - inside_hi) * width)
+        else:
+            _zero_pixels(tile, plane, used * width)
+
+
+@inlined
 def _slide8(tile, packed, w_off, row_offsets, tap_rows, taps2, at, acc):
     """:func:`_pixels8` for eight consecutive pixels of a row, unit column stride and dilation.
 
@@ -304,9 +335,8 @@ def _depthwise_tasks(src, packed, bias, out, geom, row_block, first, last):
     channels, rows0, rows1, cols = out.shape[1], out.shape[2], out.shape[3], out.shape[4]
     size0, size1, size2 = src.shape[2], src.shape[3], src.shape[4]
     taps0, taps1, taps2 = packed.shape[1], packed.shape[2], packed.shape[3]
-    stride0, dilation0, pad0 = geom[0, STRIDE], geom[0, DILATION], geom[0, PAD_LOW]
-    stride1, dilation1, pad1 = geom[1, STRIDE], geom[1, DILATION], geom[1, PAD_LOW]
-    stride2, dilation2, pad2 = geom[2, STRIDE], geom[2, DILATION], geom[2, PAD_LOW]
+    stride1, dilation1 = geom[1, STRIDE], geom[1, DILATION]
+    stride2, dilation2 = geom[2, STRIDE], geom[2, DILATION]
     blocks = (channels + lanes - 1) // lanes
     n_blocks = (rows1 + row_block - 1) // row_block
     span = planar_tile_rows(min(row_block, rows1), stride1, taps1, dilation1)
@@ -321,7 +351,6 @@ def _depthwise_tasks(src, packed, bias, out, geom, row_block, first, last):
     buf = ptr_of(buf_array, _aligned(buf_array))
     src_p = ptr_of(src, 0)
     out_p = ptr_of(out, 0)
-    in_channel = size0 * size1 * size2
     out_channel = rows0 * rows1 * cols
     # tile offset of each tap (along D0, rows, then columns: the weights' order)
     taps = taps0 * taps1 * taps2
@@ -348,27 +377,10 @@ def _depthwise_tasks(src, packed, bias, out, geom, row_block, first, last):
         n = rest // blocks
         row_lo = block * row_block
         rows = min(rows1, row_lo + row_block) - row_lo
-        used = planar_tile_rows(rows, stride1, taps1, dilation1)
         c0 = b * lanes
         valid = min(lanes, channels - c0)
-        # the tile rows inside the input get its rows (the padded columns around them are
-        # zeros already), the others zeros
-        first_row = row_lo * stride1 - pad1
-        inside_lo = min(used, max(0, -first_row))
-        inside_hi = max(inside_lo, min(used, size1 - first_row))
-        for t0 in range(taps0):
-            s0 = q0 * stride0 + t0 * dilation0 - pad0
-            plane = t0 * span * width * lanes
-            if 0 <= s0 < size0:
-                _zero_pixels(tile, plane, inside_lo * width)
-                _fill_rows(src_p, ((n * channels + c0) * size0 + s0) * size1 * size2
-                           + (first_row + inside_lo) * size2, in_channel, valid,
-                           (inside_hi - inside_lo) * size2, size2, width, stage, tile,
-                           plane + (inside_lo * width + pad2) * lanes)
-                _zero_pixels(tile, plane + inside_hi * width * lanes,
-                             (used - inside_hi) * width)
-            else:
-                _zero_pixels(tile, plane, used * width)
+        _fill_tile(src_p, n, c0, valid, channels, size0, size1, size2, geom, taps0, taps1,
+                   q0, row_lo, rows, span, width, stage, tile)
         bias_v = vload(bias, c0)
         pixels = rows * cols
         z = vzero(buf)
@@ -416,6 +428,181 @@ def _depthwise_tasks(src, packed, bias, out, geom, row_block, first, last):
     keep_alive(buf_array)
     keep_alive(offsets_array)
     keep_alive(row_offsets_array)
+
+
+@cache
+def depthwise_weight_task_signature(dtype: np.dtype) -> tuple:
+    """Argument types of :func:`_depthwise_weight_task`."""
+    return (data_type(dtype, 5, layout="C"), data_type(dtype, 5, layout="C"), INDEX_2D,
+            types.int64, data_type(dtype, 6, True, "C"), data_type(dtype, 3, True, "C"),
+            types.int64)
+
+
+#: Argument types :func:`depthwise_weight_grad` is compiled for.
+depthwise_weight_grad_signature = kernel_signature(depthwise_weight_task_signature)
+_call_depthwise_weight_task = caller(depthwise_weight_task_signature)
+
+
+@kernel
+def depthwise_weight_grad(src, grad_out, geom, row_block, partial_w, partial_b, task_at):
+    """Weight and bias gradients of :func:`depthwise_conv`, a vector lane per channel.
+
+    ``partial_w[k, b, t, l] = sum src[n, c, s(q, t)] * grad_out[n, c, q]`` and
+    ``partial_b[k, b, l] = sum grad_out[n, c, q]`` (channel ``c = b * L + l``) over the
+    units of chunk ``k``: ``(n, q0, block of row_block rows)`` triples in order, their
+    pixels in order, so the sums depend on the shapes only. Each task owns one
+    ``(chunk, channel block)``.
+
+    Parameters
+    ----------
+    src : ndarray, shape (N, C, S0, S1, S2), C-contiguous
+        Input of the forward convolution.
+    grad_out : ndarray, shape (N, C, Q0, Q1, Q2), C-contiguous
+        Gradient of its output.
+    geom : ndarray of int64, shape (3, 9)
+        Forward geometry records (zero padding of at least zero).
+    row_block : int
+        Output rows per unit (bounds the tile).
+    partial_w : ndarray, shape (n_chunks, ceil(C / L), T0, T1, T2, L)
+        Per-chunk partial sums, each element written once (zeros past ``C``).
+    partial_b : ndarray, shape (n_chunks, ceil(C / L), L)
+        Per-chunk partial bias gradients.
+    task_at : int
+        :data:`depthwise_weight_task_address` of the dtype.
+    """
+    for task in prange(partial_w.shape[0] * partial_w.shape[1]):
+        # the task function, called by address, is compiled once (see _jit.caller)
+        _call_depthwise_weight_task(task_at, (src, grad_out, geom, row_block, partial_w,
+                                              partial_b, np.int64(task)))
+
+
+@inlined
+def _read_grad(grad, grad_off, channel_step, valid, pixels, buf):
+    """``pixels`` consecutive pixels of ``valid`` gradient planes into ``buf``, channels-last.
+
+    Pixel ``p``, lane ``l`` at ``buf[p * L + l]`` (zeros for lanes past ``valid``).
+    """
+    lanes = vlanes(buf)
+    for p0 in range(0, pixels, lanes):
+        count = min(lanes, pixels - p0)
+        if valid == lanes and count == lanes:
+            vtranspose_copy(grad, grad_off + p0, channel_step, buf, p0 * lanes, lanes)
+        elif valid == lanes:
+            vtranspose_copy_partial(grad, grad_off + p0, channel_step, buf, p0 * lanes,
+                                    lanes, count)
+        else:
+            for j in range(count):
+                for lane in range(lanes):
+                    buf[(p0 + j) * lanes + lane] = \
+                        grad[grad_off + lane * channel_step + p0 + j] if lane < valid else 0
+
+
+@inlined
+def _tap_dots8(tile, buf, rows, cols, pixel_row, pixel_col, offsets, first, taps, acc, at):
+    """Add the dot products of eight taps to ``acc[at:]`` (``L`` lanes per tap).
+
+    Taps ``first .. first + 7`` (past ``taps - 1``, the last one again: its sum is not
+    kept): ``sum_p buf[p] * tile[base(p) + offsets[t]]`` over the ``rows`` x ``cols``
+    pixels ``p`` of the block, each gradient vector loaded once for the eight taps.
+    """
+    lanes = vlanes(tile)
+    last = taps - 1
+    o0, o1, o2, o3 = offsets[first], offsets[min(first + 1, last)], \
+        offsets[min(first + 2, last)], offsets[min(first + 3, last)]
+    o4, o5, o6, o7 = offsets[min(first + 4, last)], offsets[min(first + 5, last)], \
+        offsets[min(first + 6, last)], offsets[min(first + 7, last)]
+    a0, a1, a2, a3 = vload(acc, at), vload(acc, at + lanes), vload(acc, at + 2 * lanes), \
+        vload(acc, at + 3 * lanes)
+    a4, a5, a6, a7 = vload(acc, at + 4 * lanes), vload(acc, at + 5 * lanes), \
+        vload(acc, at + 6 * lanes), vload(acc, at + 7 * lanes)
+    for r in range(rows):
+        for c in range(cols):
+            g = vload(buf, (r * cols + c) * lanes)
+            x = r * pixel_row + c * pixel_col
+            a0 = vfma(g, vload(tile, x + o0), a0)
+            a1 = vfma(g, vload(tile, x + o1), a1)
+            a2 = vfma(g, vload(tile, x + o2), a2)
+            a3 = vfma(g, vload(tile, x + o3), a3)
+            a4 = vfma(g, vload(tile, x + o4), a4)
+            a5 = vfma(g, vload(tile, x + o5), a5)
+            a6 = vfma(g, vload(tile, x + o6), a6)
+            a7 = vfma(g, vload(tile, x + o7), a7)
+    vstore(acc, at, a0)
+    vstore(acc, at + lanes, a1)
+    vstore(acc, at + 2 * lanes, a2)
+    vstore(acc, at + 3 * lanes, a3)
+    vstore(acc, at + 4 * lanes, a4)
+    vstore(acc, at + 5 * lanes, a5)
+    vstore(acc, at + 6 * lanes, a6)
+    vstore(acc, at + 7 * lanes, a7)
+
+
+@helper
+def _depthwise_weight_task(src, grad_out, geom, row_block, partial_w, partial_b, task):
+    """Task ``task`` of :func:`depthwise_weight_grad` (its loop body, compiled once)."""
+    lanes = vlanes(src)
+    n_chunks, blocks = partial_w.shape[0], partial_w.shape[1]
+    taps0, taps1, taps2 = partial_w.shape[2], partial_w.shape[3], partial_w.shape[4]
+    batch, channels, rows0, rows1, cols = grad_out.shape[0], grad_out.shape[1], \
+        grad_out.shape[2], grad_out.shape[3], grad_out.shape[4]
+    size0, size1, size2 = src.shape[2], src.shape[3], src.shape[4]
+    stride1, dilation1 = geom[1, STRIDE], geom[1, DILATION]
+    stride2, dilation2 = geom[2, STRIDE], geom[2, DILATION]
+    chunk, b = task // blocks, task % blocks
+    c0 = b * lanes
+    valid = min(lanes, channels - c0)
+    n_row_blocks = (rows1 + row_block - 1) // row_block
+    n_units = batch * rows0 * n_row_blocks
+    span = planar_tile_rows(min(row_block, rows1), stride1, taps1, dilation1)
+    width = tile_width(cols, taps2, stride2, dilation2)
+    tile_array = np.zeros((taps0 * span * width + 1) * lanes, dtype=src.dtype)
+    tile = ptr_of(tile_array, _aligned(tile_array))
+    stage_array = np.empty(lanes * lanes + lanes, dtype=src.dtype)
+    stage = ptr_of(stage_array, _aligned(stage_array))
+    buf_array = np.empty((min(row_block, rows1) * cols + 1) * lanes, dtype=src.dtype)
+    buf = ptr_of(buf_array, _aligned(buf_array))
+    taps = taps0 * taps1 * taps2
+    groups8 = (taps + PIXELS - 1) // PIXELS
+    acc_array = np.zeros((groups8 * PIXELS + 2) * lanes, dtype=src.dtype)
+    acc = ptr_of(acc_array, _aligned(acc_array))
+    offsets_array = np.empty(taps, dtype=np.int64)
+    offsets = ptr_of(offsets_array, 0)
+    for t in range(taps):
+        offsets[t] = ((t // (taps1 * taps2) * span + t // taps2 % taps1 * dilation1) * width
+                      + t % taps2 * dilation2) * lanes
+    bias_acc = vzero(src)
+    src_p = ptr_of(src, 0)
+    grad_p = ptr_of(grad_out, 0)
+    for unit in range(chunk * n_units // n_chunks, (chunk + 1) * n_units // n_chunks):
+        block = unit % n_row_blocks
+        rest = unit // n_row_blocks
+        q0 = rest % rows0
+        n = rest // rows0
+        row_lo = block * row_block
+        rows = min(rows1, row_lo + row_block) - row_lo
+        _fill_tile(src_p, n, c0, valid, channels, size0, size1, size2, geom, taps0, taps1,
+                   q0, row_lo, rows, span, width, stage, tile)
+        _read_grad(grad_p, ((n * channels + c0) * rows0 + q0) * rows1 * cols + row_lo * cols,
+                   rows0 * rows1 * cols, valid, rows * cols, buf)
+        for first in range(0, taps, PIXELS):
+            _tap_dots8(tile, buf, rows, cols, stride1 * width * lanes, stride2 * lanes,
+                       offsets, first, taps, acc, first * lanes)
+        for p in range(rows * cols):
+            bias_acc = vadd(bias_acc, vload(buf, p * lanes))
+    out_w = ptr_of(partial_w, task * taps * lanes)  # partial_w[chunk, b]
+    for t in range(taps):
+        vstore(out_w, t * lanes, vload(acc, t * lanes))
+    vstore(ptr_of(partial_b, task * lanes), 0, bias_acc)
+    keep_alive(tile_array)
+    keep_alive(stage_array)
+    keep_alive(buf_array)
+    keep_alive(acc_array)
+    keep_alive(offsets_array)
+
+
+#: ``dtype -> task_at`` of :func:`depthwise_weight_grad` (compiles the task once)
+depthwise_weight_task_address = partial(address_of, _depthwise_weight_task,
+                                        depthwise_weight_task_signature)
 
 
 #: ``dtype -> task_at`` of :func:`depthwise_conv` (compiles the task function once)

@@ -24,6 +24,7 @@ from .convolution import (
     forward_choice,
     planar_kernel_shape,
     planar_rows_per_task,
+    weight_choice,
 )
 
 __all__ = ["PassPlan", "explain"]
@@ -208,17 +209,21 @@ def _adjoint_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
 def _weight_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
                  planar_layout: bool) -> PassPlan:
     """Plan of the weight gradient of ``spec``."""
-    cols = _plan.to_3d(spec.out_sizes, 1)[2]
-    algorithm = _plan.weight_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
-                                       cols, _dense.block_size(dtype),
-                                       planar_layout)
+    algorithm = weight_choice(spec, dtype, planar_layout)
     in_group = spec.c_in // max(spec.groups, 1)
     weights = spec.c_out * in_group * math.prod(spec.kernel)
     outputs = batch * spec.c_out * math.prod(spec.out_sizes)
     inputs = batch * spec.c_in * math.prod(spec.in_sizes)
     flops = 2 * outputs * in_group * math.prod(spec.kernel)
-    algorithm = _plan.small_call_algorithm(algorithm, flops // 2 // max(batch, 1),
-                                           serial_dense=False, serial_planar=True)
+    if algorithm == "depthwise":
+        lanes = lanes_for(dtype)
+        planes_shape = (batch, spec.c_out, *_plan.to_3d(spec.out_sizes, 1))
+        rows = depthwise_rows_per_task(spec, dtype, planes_shape, threads=0)
+        detail = (f"a vector lane per channel: tasks of {lanes} channels copy the input rows "
+                  f"of {rows} output rows at a time into a padded channels-last tile and the "
+                  f"output gradient's pixels beside it ({lanes}x{lanes} transposes), then "
+                  f"dot products of 8 taps per gradient load, shape-fixed reduction chunks")
+        return PassPlan("grad_weight", algorithm, detail, flops, 17 * weights * itemsize)
     if algorithm == "dense":
         block = _dense.block_size(dtype)
         taps = _plan.to_3d(spec.kernel, 1)

@@ -795,11 +795,12 @@ class _DepthwisePass:
             view[...] = target
 
 
-def depthwise_rows_per_task(spec: ConvSpec, dtype: np.dtype,
-                            planes_shape: tuple[int, ...]) -> int:
-    """Output rows per task of the depthwise kernel writing ``planes_shape``.
+def depthwise_rows_per_task(spec: ConvSpec, dtype: np.dtype, planes_shape: tuple[int, ...],
+                            threads: int = -1) -> int:
+    """Output rows per task of the depthwise kernels writing (or reading) ``planes_shape``.
 
-    :func:`fastconv._plan.depthwise_row_block` of the layer's tile rows.
+    :func:`fastconv._plan.depthwise_row_block` of the layer's tile rows, for ``threads``
+    (default: Numba's); 0 sizes the block by the tile alone (shapes only).
     """
     _, channels, rows0, rows1, cols = planes_shape
     taps0, taps1, taps2 = _plan.to_3d(spec.kernel, 1)
@@ -810,7 +811,8 @@ def depthwise_rows_per_task(spec: ConvSpec, dtype: np.dtype,
         dtype.itemsize
     tasks = planes_shape[0] * -(-channels // lanes) * rows0
     return _plan.depthwise_row_block(rows1, stride1, (taps1 - 1) * dilation1, row_bytes,
-                                     tasks, numba.config.NUMBA_NUM_THREADS)
+                                     tasks, numba.config.NUMBA_NUM_THREADS if threads < 0
+                                     else threads)
 
 
 def forward_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
@@ -1419,6 +1421,54 @@ class _PlanarWeightPass:
 
 
 
+class _DepthwiseWeightPass:
+    """Weight (and bias) gradient of a depthwise layer, a vector lane per channel.
+
+    :func:`fastconv._depthwise.depthwise_weight_grad` on the channels-first views, its
+    per-chunk partial sums (a shape-only number of chunks) added in order.
+    """
+
+    __slots__ = ("chunks", "dtype", "geometry", "lanes", "partial_w_shape", "row_block",
+                 "task_at", "want_bias", "weight_shape")
+
+    def __init__(self, spec: ConvSpec, dtype: np.dtype, grad_shape: tuple[int, ...],
+                 want_bias: bool) -> None:
+        planes = _planes_shape(grad_shape)
+        batch, channels, rows0, rows1, _ = planes
+        self.dtype, self.want_bias, self.lanes = dtype, want_bias, lanes_for(dtype)
+        # units of rows (which order the sums): from the shapes only, never the threads
+        self.row_block = depthwise_rows_per_task(spec, dtype, planes, threads=0)
+        blocks = -(-channels // self.lanes)
+        self.chunks = _plan.reduction_chunks(batch * rows0 * -(-rows1 // self.row_block),
+                                             blocks)
+        self.partial_w_shape = (self.chunks, blocks, *_plan.to_3d(spec.kernel, 1),
+                                self.lanes)
+        self.weight_shape = (spec.c_out, 1, *spec.kernel)
+        self.geometry = spec.geometry(False)
+        self.geometry.flags.writeable = False
+        _jit.ensure_compiled(_depthwise.depthwise_weight_grad,
+                             _depthwise.depthwise_weight_grad_signature, dtype)
+        self.task_at = _depthwise.depthwise_weight_task_address(dtype)
+
+    def __call__(self, src: np.ndarray, grad_out: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+        planes = np.ascontiguousarray(_channels_first(src))
+        grad_planes = np.ascontiguousarray(_channels_first(grad_out))
+        partial_w = np.empty(self.partial_w_shape, self.dtype)
+        partial_b = np.empty(self.partial_w_shape[:2] + (self.lanes,), self.dtype)
+        _depthwise.depthwise_weight_grad(planes, grad_planes, self.geometry, self.row_block,
+                                         partial_w, partial_b, self.task_at)
+        summed = partial_w[0] if self.chunks == 1 else np.add.reduce(partial_w, axis=0)
+        channels = self.weight_shape[0]
+        # (blocks, T0, T1, T2, lanes) -> (C, T0 * T1 * T2), channel c = block * lanes + lane
+        grad_weight = np.moveaxis(summed, -1, 1).reshape(-1, summed[0, ..., 0].size)[:channels]
+        grad_bias = None
+        if self.want_bias:
+            bias = partial_b[0] if self.chunks == 1 else np.add.reduce(partial_b, axis=0)
+            grad_bias = bias.reshape(-1)[:channels].copy()
+        return np.ascontiguousarray(grad_weight).reshape(self.weight_shape), grad_bias
+
+
 class _DenseWeightPass:
     """Weight (and bias) gradient on the dense register tiles.
 
@@ -1496,23 +1546,40 @@ def _element_layout(view: np.ndarray) -> np.ndarray:
     return np.array([view.shape, [s // view.itemsize for s in view.strides]], np.int64)
 
 
+def weight_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
+                  forced: str | None = None) -> str:
+    """Algorithm of the weight gradient of ``spec`` (small calls included).
+
+    :func:`fastconv._plan.weight_algorithm`, then
+    :func:`fastconv._plan.small_call_algorithm` for the work per sample. Shared by the
+    passes and by :func:`fastconv.explain`.
+    """
+    algorithm = _plan.weight_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
+                                       _plan.to_3d(spec.out_sizes, 1)[2],
+                                       _dense.block_size(dtype), planar_layout, forced,
+                                       spec.kernel, spec.stride,
+                                       all(p >= 0 for pair in spec.pads for p in pair),
+                                       lanes_for(dtype))
+    work = math.prod(spec.out_sizes) * spec.c_out * (spec.c_in // spec.groups) * \
+        math.prod(spec.kernel)
+    return _plan.small_call_algorithm(algorithm, work, forced, serial_dense=False,
+                                      serial_planar=True)
+
+
 def _weight_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
                  grad_shape: tuple[int, ...], want_weight: bool, want_bias: bool,
                  planar_layout: bool) -> Callable:
     """Plan a weight and/or bias gradient (dense, planar or gather, as the plan layer says)."""
     if want_weight and math.prod(src_shape) and math.prod(grad_shape):
-        algorithm = _plan.weight_algorithm(spec.padding_mode, spec.groups, spec.c_in,
-                                           spec.c_out, grad_shape[3],
-                                           _dense.block_size(dtype), planar_layout,
-                                           FORCE_WEIGHT_ALGORITHM)
+        algorithm = weight_choice(spec, dtype, planar_layout, FORCE_WEIGHT_ALGORITHM)
         work = math.prod(grad_shape[1:]) * (spec.c_in // spec.groups) * math.prod(spec.kernel)
-        algorithm = _plan.small_call_algorithm(algorithm, work, FORCE_WEIGHT_ALGORITHM,
-                                               serial_dense=False, serial_planar=True)
         if algorithm == "planar":
             return _PlanarWeightPass(spec, dtype, grad_shape, want_bias,
                                      work <= _kernels.SERIAL_MAX_WORK)
         if algorithm == "dense":
             return _DenseWeightPass(spec, dtype, grad_shape, want_bias)
+        if algorithm == "depthwise":
+            return _DepthwiseWeightPass(spec, dtype, grad_shape, want_bias)
     return _WeightPass(spec, dtype, grad_shape, want_weight, want_bias)
 
 
