@@ -53,6 +53,10 @@ last = np.ascontiguousarray(big.transpose(0, 2, 3, 1))
 fastconv.conv2d_backward(last, wb, np.ascontiguousarray(yb.transpose(0, 2, 3, 1)), padding=1,
                          padding_mode="reflect", channels_last=True)  # gather parallel
 fastconv.conv2d_backward(x, w, y, padding=1, needs=("bias",))
+dw = np.ones((4, 256, 14, 14), f)
+fastconv.conv2d_backward(dw, np.ones((256, 1, 3, 3), f), np.ones((4, 256, 7, 7), f),
+                         stride=2, padding=1, groups=256)  # depthwise forward kernel's weight
+fastconv.conv2d(dw, np.ones((256, 1, 3, 3), f), stride=2, padding=1, groups=256)  # depthwise
 """
 
 

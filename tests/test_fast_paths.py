@@ -75,9 +75,9 @@ GROUPED_CASES = [
     (2, 1, 6, 6, 6, (9, 40), (3, 3), 1, (1, 2), (1, 2), "reflect"),
     (2, 2, 3, 3, 3, (3, 17), (3, 3), 1, 0, 1, "zeros"),
     (2, 1, 2, 2, 2, (70, 130), (3, 3), 1, 1, 1, "circular"),
-    # a single input channel's 5x5 filter walks down the tile (_slide5x5): rows of two
-    # vectors (28 columns), of one (14; a column dilation, two output channels per input
-    # channel, padding only on top) and of three (two walks), fewer rows than taps
+    # a single input channel's 5x5 filter in strips: rows of two vectors (28 columns), of
+    # one (14; a column dilation, two output channels per input channel, padding only on
+    # top) and of three, fewer rows than taps
     (2, 2, 6, 6, 6, (30, 28), (5, 5), 1, 2, 1, "zeros"),
     (2, 1, 4, 8, 4, (17, 14), (5, 5), 1, ((2, 0), (4, 4)), (1, 2), "zeros"),
     (2, 1, 2, 2, 2, (3, 45), (5, 5), 1, 2, 1, "replicate"),
@@ -105,8 +105,8 @@ GROUPED_CASES = [
 ]
 #: The cases with a stride along the last dimension (the planar kernels' column phases).
 STRIDED_ROWS = GROUPED_CASES[-9:]
-#: The 5x5 single-input-channel walks.
-WALKS5 = [case for case in GROUPED_CASES if case[2] == case[4] and case[6] == (5, 5)
+#: The 5x5 single-input-channel filters.
+SINGLE5 = [case for case in GROUPED_CASES if case[2] == case[4] and case[6] == (5, 5)
           and case[7] == 1]
 
 
@@ -302,10 +302,10 @@ def test_planar_results_do_not_depend_on_thread_count(case, monkeypatch):
     assert passes(slice(1, None))[0].tobytes() == single[0][1:].tobytes()
 
 
-@pytest.mark.parametrize("case", GROUPED_CASES[:10] + STRIDED_ROWS + WALKS5,
+@pytest.mark.parametrize("case", GROUPED_CASES[:10] + STRIDED_ROWS + SINGLE5,
                          ids=[f"grouped{i}" for i in range(10)]
                          + [f"strided{i}" for i in range(len(STRIDED_ROWS))]
-                         + [f"walk5x5_{i}" for i in range(len(WALKS5))])
+                         + [f"single5x5_{i}" for i in range(len(SINGLE5))])
 def test_planar_results_do_not_depend_on_rows_per_task(case, monkeypatch):
     """The planar forward kernel's tasks each copy the input rows their output rows read
     (their own and the neighbours' halo) into a padded tile; whatever the rows per task,

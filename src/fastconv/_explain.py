@@ -146,9 +146,9 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
         split = (f", each input row split into {phases.phases} column phases (columns "
                  f"{spec.stride[-1]} apart; {taps2}-column filters)"
                  if spec.stride[-1] > 1 else "")
-        # a single input channel's 3x3 / 5x5 filter with unit row steps walks down the
-        # tile (see _planar._planar_conv_task; the 3x3 one may read the input in place)
-        walks = (in_group * planes == 1 and taps1 == taps2 and taps1 in (3, 5)
+        # a single input channel's 3x3 filter with unit row steps walks down the tile (see
+        # _planar._planar_conv_task; or reads the input in place)
+        walks = (in_group * planes == 1 and taps1 == taps2 == 3
                  and _plan.to_3d(spec.stride, 1)[1] == 1
                  and _plan.to_3d(spec.dilation, 1)[1] == 1)
         compute = (f"each output channel walks down the tile two vectors of columns at a "

@@ -500,9 +500,11 @@ def depthwise_preferred(channels: int, kernel: tuple[int, ...], stride: tuple[in
     tap is one vector load and one multiply-add at any stride, but the layout changes
     cost two transposes per element. Measured here (AVX-512, float32, batch 8), the
     channel vectors won on rows of at most two vectors (7x7 planes 5x, 14x14 1.7-2.8x,
-    28x28 5x5 1.2x), with a stride along the rows (1.1-2.8x) and with filters wider than
-    five taps (7x7 on 56x56 planes 1.7x); the planar walk kept wider unit-stride rows of
-    3x3 filters (56x56: 1.2x). Fewer channels than lanes leave lanes idle.
+    28x28 5x5 1.45x), with a stride along the rows (1.1-2.8x) and with filters wider than
+    three taps (7x7 on 56x56 planes 1.7x; 5x5 on 56x56 and 112x112 planes equal to a
+    planar walk of five tap rows, which was dropped for its compile time); the planar
+    walk keeps wider unit-stride rows of 3x3 filters (56x56: 1.9x). Fewer channels than
+    lanes leave lanes idle.
 
     Examples
     --------
@@ -515,7 +517,7 @@ def depthwise_preferred(channels: int, kernel: tuple[int, ...], stride: tuple[in
     """
     if channels < lanes:
         return False
-    return stride[-1] > 1 or kernel[-1] > 5 or cols <= 2 * lanes
+    return stride[-1] > 1 or kernel[-1] > 3 or cols <= 2 * lanes
 
 
 def forward_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int,

@@ -1014,120 +1014,24 @@ def _slide3x3(tile, off, width, dilation2, rows, w, out, out_off, out_step, coun
 
 
 @helper
-def _slide_rows(tile, weights, w_base, taps, width, dilation2, rows, cols, out, out_off,
-                out_step, bias, src, ahead, ahead_count):
-    """One output channel's ``rows`` x ``cols`` block of a single-input-channel filter.
+def _slide_rows3x3(tile, weights, w_base, width, dilation2, rows, cols, out, out_off,
+                   out_step, bias, src, ahead, ahead_count):
+    """One output channel's ``rows`` x ``cols`` block of a single-input-channel 3x3 filter.
 
-    A 3x3 or 5x5 filter (``taps``), unit row stride and dilation; by :func:`_slide3x3`
-    (:func:`_slide5x5`), two vectors of columns at a time (the tile's first row is the
-    first output row's first tap row). The walks prefetch ``src[ahead:ahead +
-    ahead_count]`` (the next task's rows), a part per input row of every walk: crammed
-    into the first walk, a 1024-column image's prefetches had slowed it.
+    Unit row stride and dilation; by :func:`_slide3x3`, two vectors of columns at a time
+    (the tile's first row is the first output row's first tap row). The walks prefetch
+    ``src[ahead:ahead + ahead_count]`` (the next task's rows), a part per input row of
+    every walk: crammed into the first walk, a wide image's prefetches slowed it.
     """
     lanes = vlanes(tile)
-    walk = rows + taps - 1  # input rows of a walk
+    walk = rows + 2  # input rows of a walk
     steps = (cols + 2 * lanes - 1) // (2 * lanes) * walk * lanes  # of all walks, in vectors
     ahead_step = (ahead_count + steps - 1) // steps * lanes
-    if taps == 3:
-        w = _filter3x3(weights, w_base)
-        for col in range(0, cols, 2 * lanes):
-            _slide3x3(tile, col, width, dilation2, rows, w, out, out_off + col, out_step,
-                      cols - col, bias, src, ahead + col // (2 * lanes) * walk * ahead_step,
-                      ahead_step)
-    else:
-        w5 = _filter5x5(weights, w_base)
-        for col in range(0, cols, 2 * lanes):
-            _slide5x5(tile, col, width, dilation2, rows, w5, out, out_off + col, out_step,
-                      cols - col, bias, src, ahead + col // (2 * lanes) * walk * ahead_step,
-                      ahead_step)
-
-
-@inlined
-def _five_taps(w, t, x0, x1, x2, x3, x4, acc):
-    """``acc + w[t] * x0 + ... + w[t + 4] * x4``, one rounding per term, in that order."""
-    return vfma(w[t + 4], x4, vfma(w[t + 3], x3, vfma(w[t + 2], x2, vfma(w[t + 1], x1,
-                                                                          vfma(w[t], x0, acc)))))
-
-
-@inlined
-def _filter5x5(weights, w_base):
-    """The 25 taps of a 5x5 filter at ``weights[w_base:]``, each broadcast to a vector."""
-    b = w_base
-    return (vbroadcast(weights[b]), vbroadcast(weights[b + 1]), vbroadcast(weights[b + 2]),
-            vbroadcast(weights[b + 3]), vbroadcast(weights[b + 4]), vbroadcast(weights[b + 5]),
-            vbroadcast(weights[b + 6]), vbroadcast(weights[b + 7]), vbroadcast(weights[b + 8]),
-            vbroadcast(weights[b + 9]), vbroadcast(weights[b + 10]),
-            vbroadcast(weights[b + 11]), vbroadcast(weights[b + 12]),
-            vbroadcast(weights[b + 13]), vbroadcast(weights[b + 14]),
-            vbroadcast(weights[b + 15]), vbroadcast(weights[b + 16]),
-            vbroadcast(weights[b + 17]), vbroadcast(weights[b + 18]),
-            vbroadcast(weights[b + 19]), vbroadcast(weights[b + 20]),
-            vbroadcast(weights[b + 21]), vbroadcast(weights[b + 22]),
-            vbroadcast(weights[b + 23]), vbroadcast(weights[b + 24]))
-
-
-@inlined
-def _walk_row5(w, x0, x1, x2, x3, x4, p1, p2, p3, p4, q, rows):
-    """One input row's vector (shifted by tap columns 0 to 4) in a 5x5 walk down the rows.
-
-    As :func:`_walk_row` for five tap rows: ``p<k>`` has tap rows ``0 .. k - 1`` done.
-    Returns ``(completed, p4, p3, p2, p1)`` for the next row; the row completes output row
-    ``q`` and only sums for output rows in ``[0, rows)`` are computed (the others keep
-    their value): the walk's first and last four rows do no wasted work.
-    """
-    done = p4
-    if q >= 0:
-        done = _five_taps(w, 20, x0, x1, x2, x3, x4, p4)
-    if 0 <= q + 1 < rows:
-        p4 = _five_taps(w, 15, x0, x1, x2, x3, x4, p3)
-    if 0 <= q + 2 < rows:
-        p3 = _five_taps(w, 10, x0, x1, x2, x3, x4, p2)
-    if 0 <= q + 3 < rows:
-        p2 = _five_taps(w, 5, x0, x1, x2, x3, x4, p1)
-    if q + 4 < rows:
-        p1 = _five_taps(w, 0, x0, x1, x2, x3, x4, vzero(x0))
-    return done, p4, p3, p2, p1
-
-
-@inlined
-def _five_shifted(tile, off, step):
-    """The vectors at ``off``, ``off + step``, ... ``off + 4 * step`` of the tile."""
-    return (vload(tile, off), vload(tile, off + step), vload(tile, off + 2 * step),
-            vload(tile, off + 3 * step), vload(tile, off + 4 * step))
-
-
-@inlined
-def _slide5x5(tile, off, width, dilation2, rows, w, out, out_off, out_step, count, bias, src,
-              ahead, ahead_step):
-    """``rows`` output rows of two vectors of columns of a 5x5 filter, walking down the tile.
-
-    :func:`_slide3x3` for five tap rows and columns: each input row is loaded once (five
-    shifted loads per vector) and feeds the five output rows that read it, four partial
-    sums per vector riding along. A row of at most one vector (``count <= lanes``) walks
-    that vector alone. The same sums in the same order as a strip, so the same bits.
-    """
-    lanes = vlanes(tile)
-    zero = vzero(tile)
-    p1a, p2a, p3a, p4a = zero, zero, zero, zero
-    p1b, p2b, p3b, p4b = zero, zero, zero, zero
-    pair = count > lanes
-    # the first four input rows start the walk: their "completed" rows are not stored
-    for q in range(-4, rows):
-        for k in range(ahead + (q + 4) * ahead_step, ahead + (q + 5) * ahead_step, lanes):
-            prefetch(src, k)
-        x0, x1, x2, x3, x4 = _five_shifted(tile, off, dilation2)
-        oa, p4a, p3a, p2a, p1a = _walk_row5(w, x0, x1, x2, x3, x4, p1a, p2a, p3a, p4a, q,
-                                             rows)
-        if pair:
-            y0, y1, y2, y3, y4 = _five_shifted(tile, off + lanes, dilation2)
-            ob, p4b, p3b, p2b, p1b = _walk_row5(w, y0, y1, y2, y3, y4, p1b, p2b, p3b, p4b, q,
-                                                 rows)
-        off += width
-        if q >= 0:
-            at = out_off + q * out_step
-            _store_vector(out, at, oa, bias, count)
-            if pair:
-                _store_vector(out, at + lanes, ob, bias, count - lanes)
+    w = _filter3x3(weights, w_base)
+    for col in range(0, cols, 2 * lanes):
+        _slide3x3(tile, col, width, dilation2, rows, w, out, out_off + col, out_step,
+                  cols - col, bias, src, ahead + col // (2 * lanes) * walk * ahead_step,
+                  ahead_step)
 
 
 @inlined
@@ -1372,8 +1276,8 @@ def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, place, row_
     triples = packed3.shape[0] // groups
     # a single input channel's 3x3 filter with unit steps over zero padding: a depthwise
     # layer's output channels each slide down the input itself (no tile)
-    slides = in_group * taps0 == 1 and taps1 == taps2 and (taps1 == 3 or taps1 == 5) and \
-        stride1 == 1 and dilation1 == 1
+    slides = in_group * taps0 == 1 and taps1 == 3 and taps2 == 3 and stride1 == 1 and \
+        dilation1 == 1
     # output channel j of the group, row q1, column col is at out_p[o_base + j * o_plane +
     # (q1 - row_lo) * o_row + col]: in out itself, or (a step along D2) a buffer whose rows
     # are then spread into out
@@ -1389,8 +1293,7 @@ def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, place, row_
         o_plane, o_row = full0 * full1 * full2, place[1, 1] * full2
         o_base = ((((n * c_real + g * out_group) * full0 + place[0, 0] + place[1, 0] * q0)
                    * full1 + place[0, 1] + place[1, 1] * row_lo) * full2 + place[0, 2])
-    if slides and taps1 == 3 and blocks == 0 and triples == 0 and whole and \
-            _reads_in_place(geom):
+    if slides and blocks == 0 and triples == 0 and whole and _reads_in_place(geom):
         plane_off = _plane_offset(geom, n * c_in + g * in_group, q0, size0, size1, size2)
         for j in range(out_group):
             co = g * out_group + j
@@ -1458,7 +1361,7 @@ def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, place, row_
         co = g * out_group + j
         out_off = o_base + j * o_plane
         if slides:
-            _slide_rows(tile, w_p, co * kernel_size, taps1, width, dilation2, row_hi - row_lo,
+            _slide_rows3x3(tile, w_p, co * kernel_size, width, dilation2, row_hi - row_lo,
                            cols, out_p, out_off, o_row, bias[co], src_p, ahead,
                            ahead_count if j == out_group - 1 else 0)
         else:
