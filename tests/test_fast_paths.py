@@ -23,6 +23,7 @@ import fastconv
 import naive
 from conftest import assert_close, to_channels_last
 from fastconv import _dense, _kernels, _plan, _planar, _runtime, convolution
+from fastconv._simd import lanes_for
 
 ALGORITHMS = ["dense", "planar", "pointwise", "gather"]
 WEIGHT_ALGORITHMS = ["dense", "planar", "gather"]
@@ -345,6 +346,9 @@ DEPTHWISE_CASES = [
     (2, 1, 16, (6, 40), (7, 3), 1, ((6, 6), (0, 0)), 1),
     (1, 2, 24, (50,), (9,), 2, 4, 1),
     (3, 1, 16, (4, 6, 7), (3, 3, 3), (1, 2, 1), 1, (2, 1, 1)),
+    # a stride-2 adjoint whose phases have rows of at most half a vector: each phase on
+    # the depthwise kernel, written through a temporary
+    (2, 1, 96, (14, 14), (3, 3), 2, 1, 1),
 ]
 
 
@@ -384,6 +388,14 @@ def test_depthwise_kernel_matches_naive_and_planar(case, dtype, monkeypatch):
         got = conv_input(x.shape, weight, grad, **options)
         convolution.clear_plans()
         assert len(calls) == 2
+        assert_close(got, naive.conv_input(x.shape, weight, grad, **options), taps, dtype)
+    elif case == DEPTHWISE_CASES[-1]:
+        monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", None)
+        got = conv_input(x.shape, weight, grad, **options)
+        convolution.clear_plans()
+        # a depthwise pass per stride phase where 7-pixel rows fill at most half a vector
+        phased = 2 * 7 <= lanes_for(np.dtype(dtype))
+        assert len(calls) == (1 + 4 if phased else 1)
         assert_close(got, naive.conv_input(x.shape, weight, grad, **options), taps, dtype)
 
 

@@ -816,11 +816,13 @@ def depthwise_rows_per_task(spec: ConvSpec, dtype: np.dtype, planes_shape: tuple
 
 
 def forward_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
-                   forced: str | None = None) -> str:
+                   forced: str | None = None, small: ConvSpec | None = None) -> str:
     """Algorithm of the forward convolution ``spec`` (small calls included).
 
-    :func:`fastconv._plan.forward_algorithm`, then :func:`_small_choice`. Shared by the
-    passes and by :func:`fastconv.explain`, which reports what they run.
+    :func:`fastconv._plan.forward_algorithm`, then :func:`_small_choice` for the work of
+    ``small`` (default: ``spec``; an adjoint's stride phase is small only when the whole
+    adjoint is). Shared by the passes and by :func:`fastconv.explain`, which reports what
+    they run.
     """
     algorithm = _plan.forward_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
                                         spec.kernel, spec.stride, _dense.block_size(dtype),
@@ -828,7 +830,7 @@ def forward_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
                                         spec.out_sizes[-1],
                                         all(p >= 0 for pair in spec.pads for p in pair),
                                         lanes_for(dtype))
-    return _small_choice(spec, algorithm, forced)
+    return _small_choice(spec if small is None else small, algorithm, forced)
 
 
 def adjoint_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
@@ -1041,12 +1043,19 @@ class _PhasePass:
                    if all(p.count for p in phases)]
         problems = [None if any(not p.taps for p in phases) else _phase_spec(spec, phases)
                     for phases in reached]
+        # a phase runs serial code only when the whole adjoint is small (a depthwise 3x3
+        # stride-2 layer's 1x1 phase on 7x7 planes had run on the gather kernel: 0.1x
+        # PyTorch for the input gradient)
         choices = [None if problem is None else
-                   forward_choice(problem, dtype, planar_layout, FORCE_FORWARD_ALGORITHM)
+                   forward_choice(problem, dtype, planar_layout, FORCE_FORWARD_ALGORITHM,
+                                  small=spec)
                    for problem in problems]
-        if any(s > 1 for s in spec.stride):
+        if any(s > 1 for s in spec.stride) and not all(
+                choice == "depthwise" and 2 * problem.out_sizes[-1] <= lanes_for(dtype)
+                for choice, problem in zip(choices, problems) if choice is not None):
             # strided adjoints keep the planar kernel's phases, written in place (the
-            # depthwise kernel would write each phase through a temporary)
+            # depthwise kernel writes each phase through a temporary), unless every phase
+            # has rows of at most half a vector, where the planar kernel idles
             choices = ["planar" if choice == "depthwise" else choice for choice in choices]
         if "dense" in choices:  # a 1x1 phase too: then one layout copy serves every phase
             choices = ["dense" if choice == "pointwise" else choice for choice in choices]
