@@ -346,6 +346,10 @@ DEPTHWISE_CASES = [
     (2, 1, 16, (6, 40), (7, 3), 1, ((6, 6), (0, 0)), 1),
     (1, 2, 24, (50,), (9,), 2, 4, 1),
     (3, 1, 16, (4, 6, 7), (3, 3, 3), (1, 2, 1), 1, (2, 1, 1)),
+    # the last input column read by no window, beside a padded first column (which it must
+    # not overwrite), and a stride wider than a register tile of pixels
+    (2, 1, 16, (9, 15), (3, 3), 2, ((1, 0), (1, 0)), 1),
+    (2, 1, 16, (5, 40), (3, 3), (1, 13), ((1, 1), (2, 0)), 1),
     # a stride-2 adjoint whose phases have rows of at most half a vector: each phase on
     # the depthwise kernel, written through a temporary
     (2, 1, 96, (14, 14), (3, 3), 2, 1, 1),

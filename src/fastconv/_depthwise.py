@@ -159,14 +159,16 @@ def _zero_pixels(tile, at, count):
 
 
 @inlined
-def _fill_rows(src, src_off, channel_step, valid, pixels, size2, width, stage, tile, at):
+def _fill_rows(src, src_off, channel_step, valid, pixels, size2, keep, width, stage, tile,
+               at):
     """Copy ``pixels`` consecutive pixels of ``valid`` channels into tile rows at ``tile[at:]``.
 
     The source pixels ``src[src_off + l * channel_step + p]`` (channel ``l``) are whole rows
     of ``size2`` columns; pixel ``p`` lands in tile row ``p // size2``, column ``p % size2``
-    (rows ``width`` pixels apart; the caller's ``at`` includes the left padding). Sixteen
-    (``L``) pixels at a time are transposed into ``stage`` and then stored one vector per
-    pixel; lanes past ``valid`` channels are zeros.
+    (rows ``width`` pixels apart; the caller's ``at`` includes the left padding) if that
+    column is below ``keep`` (the columns the tile holds: the last ones of a row may be read
+    by no window). Sixteen (``L``) pixels at a time are transposed into ``stage`` and then
+    stored one vector per pixel; lanes past ``valid`` channels are zeros.
     """
     lanes = vlanes(tile)
     row, col = 0, 0  # of pixel p0 + j (no division per pixel)
@@ -184,7 +186,8 @@ def _fill_rows(src, src_off, channel_step, valid, pixels, size2, width, stage, t
                     stage[j * lanes + lane] = \
                         src[src_off + lane * channel_step + p0 + j] if lane < valid else 0
         for j in range(count):
-            vstore(tile, at + (row * width + col) * lanes, vload(stage, j * lanes))
+            if col < keep:
+                vstore(tile, at + (row * width + col) * lanes, vload(stage, j * lanes))
             col += 1
             if col == size2:
                 row, col = row + 1, 0
@@ -240,8 +243,8 @@ def _fill_tile(src, n, c0, valid, channels, size0, size1, size2, geom, taps0, ta
             _zero_pixels(tile, plane, inside_lo * width)
             _fill_rows(src, ((n * channels + c0) * size0 + s0) * size1 * size2
                        + (first_row + inside_lo) * size2, size0 * size1 * size2, valid,
-                       (inside_hi - inside_lo) * size2, size2, width, stage, tile,
-                       plane + (inside_lo * width + pad2) * lanes)
+                       (inside_hi - inside_lo) * size2, size2, min(size2, width - pad2),
+                       width, stage, tile, plane + (inside_lo * width + pad2) * lanes)
             _zero_pixels(tile, plane + inside_hi * width * lanes, (used - inside_hi) * width)
         else:
             _zero_pixels(tile, plane, used * width)
