@@ -534,6 +534,38 @@ def test_planar_matches_naive_on_random_configurations(nd, groups, in_group, out
 
 
 @settings(deadline=None, max_examples=max(20, settings.default.max_examples // 3))
+@given(nd=st.integers(1, 3), channels=st.integers(1, 40), kernel=st.integers(1, 7),
+       stride=st.integers(1, 3), last_stride=st.integers(1, 4), dilation=st.integers(1, 2),
+       low=st.integers(0, 4), high=st.integers(0, 4), extra=st.integers(0, 30),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**31))
+def test_depthwise_matches_naive_on_random_configurations(nd, channels, kernel, stride,
+                                                          last_stride, dilation, low, high,
+                                                          extra, dtype, seed):
+    """The channel-vector depthwise kernel's forward and weight gradient (and a stride-1
+    input gradient) on random zero-padded depthwise layers: any channel count (partial
+    lane blocks), stride, dilation and padding."""
+    span = dilation * (kernel - 1) + 1
+    size = (max(1, span - low - high) + extra % 5,) * (nd - 1) + \
+        (max(1, span - low - high) + extra,)
+    case = (nd, 2, channels, size, (kernel,) * nd, (stride,) * (nd - 1) + (last_stride,),
+            ((low, high),) * nd, dilation)
+    nd, x, weight, bias, grad, options = _depthwise_problem(case, dtype, seed)
+    previous = convolution.FORCE_FORWARD_ALGORITHM, convolution.FORCE_WEIGHT_ALGORITHM
+    convolution.FORCE_FORWARD_ALGORITHM = convolution.FORCE_WEIGHT_ALGORITHM = "depthwise"
+    try:
+        got = getattr(fastconv, f"conv{nd}d")(x, weight, bias, **options)
+        grad_weight = getattr(fastconv, f"conv{nd}d_weight")(x, weight.shape, grad, **options)
+        grad_input = getattr(fastconv, f"conv{nd}d_input")(x.shape, weight, grad, **options)
+    finally:
+        convolution.FORCE_FORWARD_ALGORITHM, convolution.FORCE_WEIGHT_ALGORITHM = previous
+    taps = kernel**nd
+    assert_close(got, naive.conv(x, weight, bias, **options), taps, dtype)
+    pixels = grad.shape[0] * int(np.prod(grad.shape[2:]))
+    assert_close(grad_weight, naive.conv_weight(x, weight.shape, grad, **options), pixels, dtype)
+    assert_close(grad_input, naive.conv_input(x.shape, weight, grad, **options), taps, dtype)
+
+
+@settings(deadline=None, max_examples=max(20, settings.default.max_examples // 3))
 @given(nd=st.integers(1, 3), groups=st.integers(1, 3), in_group=st.integers(1, 12),
        out_group=st.integers(1, 12), kernel=st.integers(1, 5), stride=st.integers(1, 4),
        dilation=st.integers(1, 3), low=st.integers(0, 6), high=st.integers(0, 6),
