@@ -326,6 +326,58 @@ def _write_out(buf, pixels, valid, out, out_off, channel_step):
             out[out_off + lane * channel_step + q] = buf[q * lanes + lane]
 
 
+@inlined
+def _row_tiles(tile, packed, w_off, row_offsets, tap_rows, taps2, rows, cols, pixel_row, buf,
+               bias):
+    """A block's ``rows`` x ``cols`` output pixels into ``buf`` by :func:`_slide8`.
+
+    Eight consecutive pixels of a row at a time (past the row's end they read the next
+    tile row: computed, then overwritten by the next row's, or in the buffer's slack).
+    """
+    lanes = vlanes(tile)
+    z = vzero(buf)
+    for r in range(rows):
+        for c in range(0, cols, PIXELS):
+            acc = _slide8(tile, packed, w_off, row_offsets, tap_rows, taps2,
+                          r * pixel_row + c * lanes, (z, z, z, z, z, z, z, z))
+            _store_pixels(buf, (r * cols + c) * lanes, lanes, acc, bias)
+
+
+@inlined
+def _pixel_tiles(tile, packed, w_off, offsets, taps, pixels, cols, pixel_row, pixel_col, buf,
+                 bias):
+    """A block's ``pixels`` output pixels (rows of ``cols``) into ``buf`` by :func:`_pixels8`.
+
+    The register tile's eight pixels are the next eight of the block, across rows: their
+    tile offsets are walked along the rows (past the block's last pixel they repeat it:
+    computed, never written out).
+    """
+    lanes = vlanes(tile)
+    z = vzero(buf)
+    base, col = 0, 0
+    row_back = pixel_row - (cols - 1) * pixel_col
+    for p in range(0, pixels, PIXELS):
+        b0 = base
+        base, col = _next_pixel(base, col, cols, pixel_col, row_back, p + 1 < pixels)
+        b1 = base
+        base, col = _next_pixel(base, col, cols, pixel_col, row_back, p + 2 < pixels)
+        b2 = base
+        base, col = _next_pixel(base, col, cols, pixel_col, row_back, p + 3 < pixels)
+        b3 = base
+        base, col = _next_pixel(base, col, cols, pixel_col, row_back, p + 4 < pixels)
+        b4 = base
+        base, col = _next_pixel(base, col, cols, pixel_col, row_back, p + 5 < pixels)
+        b5 = base
+        base, col = _next_pixel(base, col, cols, pixel_col, row_back, p + 6 < pixels)
+        b6 = base
+        base, col = _next_pixel(base, col, cols, pixel_col, row_back, p + 7 < pixels)
+        b7 = base
+        base, col = _next_pixel(base, col, cols, pixel_col, row_back, True)
+        acc = _pixels8(tile, packed, w_off, offsets, taps, (b0, b1, b2, b3, b4, b5, b6, b7),
+                       (z, z, z, z, z, z, z, z))
+        _store_pixels(buf, p * lanes, lanes, acc, bias)
+
+
 @helper
 def _depthwise_tasks(src, packed, bias, out, geom, row_block, first, last):
     """Tasks ``first`` to ``last - 1`` of :func:`depthwise_conv` (its loop body, compiled once).
@@ -385,44 +437,12 @@ def _depthwise_tasks(src, packed, bias, out, geom, row_block, first, last):
         _fill_tile(src_p, n, c0, valid, channels, size0, size1, size2, geom, taps0, taps1,
                    q0, row_lo, rows, span, width, stage, tile)
         bias_v = vload(bias, c0)
-        pixels = rows * cols
-        z = vzero(buf)
         if slides:
-            # eight consecutive pixels of a row at a time (past the row's end they read the
-            # next tile row: computed, then overwritten by the next row's, or in the slack)
-            for r in range(rows):
-                for c in range(0, cols, PIXELS):
-                    acc = _slide8(tile, packed, b * taps * lanes, row_offsets, tap_rows,
-                                  taps2, (r * stride1 * width + c) * lanes,
-                                  (z, z, z, z, z, z, z, z))
-                    _store_pixels(buf, (r * cols + c) * lanes, lanes, acc, bias_v)
-            pixels = 0  # done
-        # tile offsets of the register tile's eight pixels, walked along the rows (past
-        # the block's last pixel, they repeat it: computed, never written out)
-        base, col = 0, 0
-        row_back = pixel_row - (cols - 1) * pixel_col
-        for p in range(0, pixels, PIXELS):
-            b0 = base
-            base, col = _next_pixel(base, col, cols, pixel_col, row_back, p + 1 < pixels)
-            b1 = base
-            base, col = _next_pixel(base, col, cols, pixel_col, row_back, p + 2 < pixels)
-            b2 = base
-            base, col = _next_pixel(base, col, cols, pixel_col, row_back, p + 3 < pixels)
-            b3 = base
-            base, col = _next_pixel(base, col, cols, pixel_col, row_back, p + 4 < pixels)
-            b4 = base
-            base, col = _next_pixel(base, col, cols, pixel_col, row_back, p + 5 < pixels)
-            b5 = base
-            base, col = _next_pixel(base, col, cols, pixel_col, row_back, p + 6 < pixels)
-            b6 = base
-            base, col = _next_pixel(base, col, cols, pixel_col, row_back, p + 7 < pixels)
-            b7 = base
-            base, col = _next_pixel(base, col, cols, pixel_col, row_back, True)
-            bases = (b0, b1, b2, b3, b4, b5, b6, b7)
-            z = vzero(buf)
-            acc = (z, z, z, z, z, z, z, z)
-            acc = _pixels8(tile, packed, b * taps * lanes, offsets, taps, bases, acc)
-            _store_pixels(buf, p * lanes, lanes, acc, bias_v)
+            _row_tiles(tile, packed, b * taps * lanes, row_offsets, tap_rows, taps2, rows,
+                       cols, pixel_row, buf, bias_v)
+        else:
+            _pixel_tiles(tile, packed, b * taps * lanes, offsets, taps, rows * cols, cols,
+                         pixel_row, pixel_col, buf, bias_v)
         _write_out(buf, rows * cols, valid, out_p,
                    ((n * channels + c0) * rows0 + q0) * rows1 * cols + row_lo * cols,
                    out_channel)
