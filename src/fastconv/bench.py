@@ -223,11 +223,15 @@ EXTRA_CASES: tuple[Case, ...] = (
          padding=2, groups=240),
     Case("image5x5s2", "single-channel 1024x1024 image, 5x5 kernel, stride 2 (batch 1)", 1, 1,
          1, (1024, 1024), (5, 5), stride=2, padding=2),
+    Case("dw7x7_384", "depthwise 7x7, 384 channels at 14x14 (a ConvNeXt block)", 8, 384, 384,
+         (14, 14), (7, 7), padding=3, groups=384),
+    Case("dw3x3_960", "depthwise 3x3, 960 channels at 7x7", 8, 960, 960, (7, 7), (3, 3),
+         padding=1, groups=960),
 )
 """Layers beyond :data:`CASES` (not part of its yardstick): the downsampling blocks of
 MobileNet / ResNeXt style networks (depthwise and grouped layers strided along every
-dimension) and depthwise variants; the asv suite times them too, and
-``tools/extra_cases.py`` against PyTorch."""
+dimension), depthwise variants and depthwise layers on small planes (the depthwise
+kernel's); the asv suite times them too, and ``tools/extra_cases.py`` against PyTorch."""
 
 
 def case_by_name(name: str) -> Case:
