@@ -150,6 +150,19 @@ def _aligned(array):
 
 
 @inlined
+def _tap_offsets(taps0, taps1, taps2, span, width, dilation1, dilation2, lanes):
+    """Tile offset of each tap (along ``D0``, then rows, then columns: the weights' order).
+
+    Tap planes are ``span`` rows of ``width`` pixels of ``lanes`` elements apart.
+    """
+    offsets = np.empty(taps0 * taps1 * taps2, dtype=np.int64)
+    for t in range(offsets.size):
+        offsets[t] = ((t // (taps1 * taps2) * span + t // taps2 % taps1 * dilation1) * width
+                      + t % taps2 * dilation2) * lanes
+    return offsets
+
+
+@inlined
 def _zero_pixels(tile, at, count):
     """Write zeros to ``count`` pixels (``L`` lanes each) at ``tile[at:]``."""
     zero = vzero(tile)
@@ -407,20 +420,15 @@ def _depthwise_tasks(src, packed, bias, out, geom, row_block, first, last):
     src_p = ptr_of(src, 0)
     out_p = ptr_of(out, 0)
     out_channel = rows0 * rows1 * cols
-    # tile offset of each tap (along D0, rows, then columns: the weights' order)
     taps = taps0 * taps1 * taps2
-    offsets_array = np.empty(taps, dtype=np.int64)
+    offsets_array = _tap_offsets(taps0, taps1, taps2, span, width, dilation1, dilation2, lanes)
     offsets = ptr_of(offsets_array, 0)
-    for t in range(taps):
-        offsets[t] = ((t // (taps1 * taps2) * span + t // taps2 % taps1 * dilation1) * width
-                      + t % taps2 * dilation2) * lanes
-    # unit column stride and dilation: rows of pixels slide along the taps (_slide8)
+    # unit column stride and dilation: rows of pixels slide along the taps (_slide8), from
+    # the first tap of each tap row
     slides = stride2 == 1 and dilation2 == 1
     tap_rows = taps0 * taps1
-    row_offsets_array = np.empty(tap_rows, dtype=np.int64)
+    row_offsets_array = _tap_offsets(taps0, taps1, 1, span, width, dilation1, 0, lanes)
     row_offsets = ptr_of(row_offsets_array, 0)
-    for t in range(tap_rows):
-        row_offsets[t] = (t // taps1 * span + t % taps1 * dilation1) * width * lanes
     pixel_row = stride1 * width * lanes  # an output row further down
     pixel_col = stride2 * lanes  # an output column further right
     for task in range(first, last):
@@ -588,11 +596,8 @@ def _depthwise_weight_task(src, grad_out, geom, row_block, partial_w, partial_b,
     groups8 = (taps + PIXELS - 1) // PIXELS
     acc_array = np.zeros((groups8 * PIXELS + 2) * lanes, dtype=src.dtype)
     acc = ptr_of(acc_array, _aligned(acc_array))
-    offsets_array = np.empty(taps, dtype=np.int64)
+    offsets_array = _tap_offsets(taps0, taps1, taps2, span, width, dilation1, dilation2, lanes)
     offsets = ptr_of(offsets_array, 0)
-    for t in range(taps):
-        offsets[t] = ((t // (taps1 * taps2) * span + t // taps2 % taps1 * dilation1) * width
-                      + t % taps2 * dilation2) * lanes
     bias_acc = vzero(src)
     src_p = ptr_of(src, 0)
     grad_p = ptr_of(grad_out, 0)

@@ -660,6 +660,20 @@ def _planes_shape(canonical_shape: tuple[int, ...]) -> tuple[int, ...]:
     return (n, c, d0, d1, d2)
 
 
+@contextlib.contextmanager
+def _channels_first_result(dest: np.ndarray, dtype: np.dtype) -> Iterator[np.ndarray]:
+    """A C-contiguous channels-first array for a kernel to write ``dest``'s result into.
+
+    ``dest``'s own channels-first view when it is C-contiguous (written in place), else a
+    temporary copied into that view when the block ends.
+    """
+    view = _channels_first(dest)
+    target = view if view.flags.c_contiguous else np.empty(view.shape, dtype)
+    yield target
+    if target is not view:
+        view[...] = target
+
+
 class _PlanarPass:
     """A forward convolution on the planar kernel (channels-first data).
 
@@ -708,17 +722,14 @@ class _PlanarPass:
         if self.phases is not None:
             kernel = np.ascontiguousarray(_planar.phase_kernel(kernel, self.phases))
         planes = np.ascontiguousarray(_channels_first(src))
-        view = _channels_first(dest)
-        target = view if view.flags.c_contiguous else np.empty(view.shape, self.dtype)
         bias_vector = self.zero_bias if bias is None else np.ascontiguousarray(bias, self.dtype)
         with _workspace.borrowed(self.tiles_purpose, self.tiles_shape, self.dtype,
-                                 _workspace.zeros) as tiles:
+                                 _workspace.zeros) as tiles, \
+                _channels_first_result(dest, self.dtype) as target:
             _planar.planar_conv(planes, kernel, _planar.pack_channel_blocks(kernel, self.groups),
                                 _planar.pack_channel_triples(kernel, self.groups), bias_vector,
                                 target, self.geometry, place, self.row_block, tiles,
                                 self.task_at)
-        if target is not view:
-            view[...] = target
 
 
 class _PointwisePass:
@@ -745,16 +756,13 @@ class _PointwisePass:
     def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                  dest: np.ndarray) -> None:
         planes = np.ascontiguousarray(_channels_first(src))
-        view = _channels_first(dest)
-        target = view if view.flags.c_contiguous else np.empty(view.shape, self.dtype)
         packed = _pointwise.pack_pointwise(weight, self.groups, self.dtype)
         bias_vector = self.zero_bias if bias is None else np.ascontiguousarray(bias, self.dtype)
-        _pointwise.pointwise_conv(planes.reshape(planes.shape[0], planes.shape[1], self.planes),
-                                  packed, bias_vector,
-                                  target.reshape(target.shape[0], target.shape[1], self.planes),
-                                  self.strips, self.task_at)
-        if target is not view:
-            view[...] = target
+        with _channels_first_result(dest, self.dtype) as target:
+            _pointwise.pointwise_conv(
+                planes.reshape(planes.shape[0], planes.shape[1], self.planes), packed,
+                bias_vector, target.reshape(target.shape[0], target.shape[1], self.planes),
+                self.strips, self.task_at)
 
 
 class _DepthwisePass:
@@ -781,18 +789,15 @@ class _DepthwisePass:
     def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                  dest: np.ndarray) -> None:
         planes = np.ascontiguousarray(_channels_first(src))
-        view = _channels_first(dest)
-        target = view if view.flags.c_contiguous else np.empty(view.shape, self.dtype)
         kernel = np.asarray(weight, dtype=self.dtype)
         packed = _depthwise.pack_lanes(kernel.reshape(kernel.shape[0], 1,
                                                       *_plan.to_3d(kernel.shape[2:], 1)),
                                        self.lanes)
         bias_vector = self.zero_bias if bias is None else _depthwise.pack_bias(
             np.asarray(bias, self.dtype), self.lanes)
-        _depthwise.depthwise_conv(planes, packed, bias_vector, target, self.geometry,
-                                  self.row_block, self.task_at)
-        if target is not view:
-            view[...] = target
+        with _channels_first_result(dest, self.dtype) as target:
+            _depthwise.depthwise_conv(planes, packed, bias_vector, target, self.geometry,
+                                      self.row_block, self.task_at)
 
 
 def depthwise_rows_per_task(spec: ConvSpec, dtype: np.dtype, planes_shape: tuple[int, ...],
