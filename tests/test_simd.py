@@ -18,6 +18,8 @@ from fastconv._simd import (
     vslide_up,
     vstore,
     vstore_every,
+    vstore_leading,
+    vstore_masked,
     vtranspose_copy,
     vtranspose_copy_partial,
     vtranspose_interleave,
@@ -70,6 +72,32 @@ def test_slides_shift_a_row_by_one_element(dtype):
     _slid(row, lanes, out)
     np.testing.assert_array_equal(out[:lanes], row[lanes - 1:2 * lanes - 1])
     np.testing.assert_array_equal(out[lanes:], row[lanes + 1:2 * lanes + 1])
+
+
+@njit(cache=False)
+def _store_leading_lanes(vec_src, out, off, count, masked):
+    vec = vload(vec_src, 0)
+    if masked:
+        vstore_masked(out, off, vec, count)
+    else:
+        vstore_leading(out, off, vec, count)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("masked", [False, True])
+def test_leading_stores_write_the_first_count_lanes_only(dtype, masked):
+    """``vstore_leading`` and ``vstore_masked`` write lanes ``[0, count)`` and leave the
+    memory around them as it was, for every count: none at or below zero, all at or above
+    the lane count."""
+    lanes = lanes_for(dtype)
+    vec = np.arange(1, lanes + 1, dtype=dtype)
+    for count in (-3, 0, 1, lanes // 2, lanes - 1, lanes, lanes + 5):
+        out = np.full(lanes + 4, -1.0, dtype)
+        _store_leading_lanes(vec, out, 2, count, masked)
+        written = min(max(count, 0), lanes)
+        expected = np.full(lanes + 4, -1.0, dtype)
+        expected[2:2 + written] = vec[:written]
+        np.testing.assert_array_equal(out, expected, err_msg=f"count {count}")
 
 
 @njit(cache=False)

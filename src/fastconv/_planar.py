@@ -84,6 +84,7 @@ from ._simd import (
     vslide_up,
     vstore,
     vstore_every,
+    vstore_leading,
     vstore_masked,
     vzero,
 )
@@ -485,18 +486,9 @@ def _fill_phase_tile(src, plane0, size0, size1, size2, geom, q0, row_lo, span, w
 
 
 @inlined
-def _store_leading(out, off, vec, count):
-    """Store the leading ``count`` lanes of ``vec`` (nothing when ``count <= 0``)."""
-    if count >= vlanes(out):
-        vstore(out, off, vec)
-    elif count > 0:
-        vstore_masked(out, off, vec, count)
-
-
-@inlined
 def _store_vector(out, off, vec, bias, count):
     """Store the leading ``count`` lanes of ``vec + bias`` (nothing when ``count <= 0``)."""
-    _store_leading(out, off, vadd(vec, vbroadcast(bias)), count)
+    vstore_leading(out, off, vadd(vec, vbroadcast(bias)), count)
 
 
 @inlined
@@ -1396,9 +1388,9 @@ def _spread_rows(rows, channels, count, cols, inter, out, out_off, channel_step,
                 for m in range(0, cols, lanes):
                     a = vload_masked(rows, even + m, cols - m)
                     b = vload_masked(rows, odd + m, cols - m)
-                    _store_leading(out, dst_off + 2 * m, vinterleave_low(a, b),
+                    vstore_leading(out, dst_off + 2 * m, vinterleave_low(a, b),
                                    limit - 2 * m)
-                    _store_leading(out, dst_off + 2 * m + lanes, vinterleave_high(a, b),
+                    vstore_leading(out, dst_off + 2 * m + lanes, vinterleave_high(a, b),
                                    limit - 2 * m - lanes)
                 continue
             for p in range(inter):

@@ -88,6 +88,7 @@ __all__ = [
     "vslide_up",
     "vstore",
     "vstore_every",
+    "vstore_leading",
     "vstore_masked",
     "vsub",
     "vtranspose_copy",
@@ -829,6 +830,33 @@ def vstore_every(typingctx, mem, off, step, vec, count):
     return sig, codegen
 
 
+def _store_masked(builder, vptr, vec, count, align):
+    """Emit a masked store of lanes ``[0, count)`` of ``vec`` at ``vptr``."""
+    vty = vec.type
+    mask = _lane_mask(builder, count, vty.count)
+    i32 = ir.IntType(32)
+    fn = _intrinsic_fn(
+        builder,
+        f"llvm.masked.store.{_llvm_suffix(vty)}.p0",
+        ir.VoidType(),
+        [vty, vptr.type, i32, mask.type],
+    )
+    builder.call(fn, [vec, vptr, ir.Constant(i32, align), mask])
+
+
+def _store_typer(mem, off, vec, count):
+    """``void(mem, off, vec, count)`` if the arguments suit a partial store, else ``None``."""
+    ok = (
+        _is_memory(mem)
+        and isinstance(off, types.Integer)
+        and isinstance(vec, SimdVector)
+        and isinstance(count, types.Integer)
+    )
+    if not ok or vec.dtype != mem.dtype:
+        return None
+    return types.void(mem, off, vec, count)
+
+
 @intrinsic
 def vstore_masked(typingctx, mem, off, vec, count):
     """Store lanes ``[0, count)`` of `vec` to ``mem[off:]``; other memory is untouched.
@@ -848,30 +876,63 @@ def vstore_masked(typingctx, mem, off, vec, count):
     -------
     None
     """
-    ok = (
-        _is_memory(mem)
-        and isinstance(off, types.Integer)
-        and isinstance(vec, SimdVector)
-        and isinstance(count, types.Integer)
-    )
-    if not ok or vec.dtype != mem.dtype:
+    sig = _store_typer(mem, off, vec, count)
+    if sig is None:
         return None
-    sig = types.void(mem, off, vec, count)
 
     def codegen(context, builder, sig, args):
         ptr = _elem_ptr(context, builder, sig.args[0], args[0], sig.args[1], args[1])
-        vty = args[2].type
-        vptr = builder.bitcast(ptr, vty.as_pointer())
-        mask = _lane_mask(builder, args[3], vty.count)
-        i32 = ir.IntType(32)
-        fn = _intrinsic_fn(
-            builder,
-            f"llvm.masked.store.{_llvm_suffix(vty)}.p0",
-            ir.VoidType(),
-            [vty, vptr.type, i32, mask.type],
-        )
-        align = ir.Constant(i32, _itemsize(sig.args[0].dtype))
-        builder.call(fn, [args[2], vptr, align, mask])
+        vptr = builder.bitcast(ptr, args[2].type.as_pointer())
+        _store_masked(builder, vptr, args[2], args[3], _itemsize(sig.args[0].dtype))
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def vstore_leading(typingctx, mem, off, vec, count):
+    """Store lanes ``[0, count)`` of `vec` to ``mem[off:]``: a plain store for a whole vector.
+
+    Same result as :func:`vstore_masked`, but ``count >= lanes`` takes a plain (unmasked)
+    store and ``count <= 0`` touches no memory at all, branches LLVM removes when `count`
+    is a constant. The branches are emitted here rather than written in a jitted helper:
+    Numba inlines an ``inline="always"`` helper by copying its IR, at a cost that grows with
+    the blocks and variables of everything it inlines, and a store at the end of every
+    register tile was most of the planar kernels' cold compile.
+
+    Parameters
+    ----------
+    mem : array or pointer of float32/float64
+        The memory; `off` counts elements from its data pointer.
+    off : int
+        Flat element offset of the first lane.
+    vec : SimdVector
+        The value; its element type must match `mem`.
+    count : int
+        Number of leading lanes to store; ``<= 0`` stores nothing, ``>= lanes`` stores all.
+
+    Returns
+    -------
+    None
+    """
+    sig = _store_typer(mem, off, vec, count)
+    if sig is None:
+        return None
+
+    def codegen(context, builder, sig, args):
+        vec, count = args[2], args[3]
+        lanes = vec.type.count
+        ptr = _elem_ptr(context, builder, sig.args[0], args[0], sig.args[1], args[1])
+        vptr = builder.bitcast(ptr, vec.type.as_pointer())
+        align = _itemsize(sig.args[0].dtype)
+        whole = builder.icmp_signed(">=", count, ir.Constant(count.type, lanes))
+        with builder.if_else(whole) as (then, otherwise):
+            with then:
+                builder.store(vec, vptr, align=align)
+            with otherwise:
+                some = builder.icmp_signed(">", count, ir.Constant(count.type, 0))
+                with builder.if_then(some):
+                    _store_masked(builder, vptr, vec, count, align)
         return context.get_dummy_value()
 
     return sig, codegen
