@@ -23,7 +23,6 @@ import fastconv
 import naive
 from conftest import assert_close, to_channels_last
 from fastconv import _dense, _kernels, _plan, _planar, _runtime, convolution
-from fastconv._simd import lanes_for
 
 ALGORITHMS = ["dense", "planar", "pointwise", "gather"]
 WEIGHT_ALGORITHMS = ["dense", "planar", "gather"]
@@ -350,8 +349,8 @@ DEPTHWISE_CASES = [
     # not overwrite), and a stride wider than a register tile of pixels
     (2, 1, 16, (9, 15), (3, 3), 2, ((1, 0), (1, 0)), 1),
     (2, 1, 16, (5, 40), (3, 3), (1, 13), ((1, 1), (2, 0)), 1),
-    # a stride-2 adjoint whose phases have rows of at most half a vector: each phase on
-    # the depthwise kernel, written through a temporary
+    # a stride-2 layer whose input gradient the shape's own choice runs on the spread
+    # output gradient
     (2, 1, 96, (14, 14), (3, 3), 2, 1, 1),
 ]
 
@@ -366,9 +365,10 @@ def _depthwise_problem(case, dtype, seed):
                          ids=[f"depthwise{i}" for i in range(len(DEPTHWISE_CASES))])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_depthwise_kernel_matches_naive_and_planar(case, dtype, monkeypatch):
-    """The channel-vector depthwise kernel (forward, and a stride-1 adjoint's phase) against
-    the naive reference, and bit for bit against the planar kernel (the same sums in the
-    same order) where that one needs no column phases."""
+    """The channel-vector depthwise kernel (forward, and the adjoint: a stride-1 one's
+    phase, a strided one's spread output gradient) against the naive reference, and bit
+    for bit against the planar kernel (the same sums in the same order) where that one
+    needs no column phases."""
     nd, x, weight, bias, grad, options = _depthwise_problem(case, dtype, 17)
     conv = getattr(fastconv, f"conv{nd}d")
     conv_input = getattr(fastconv, f"conv{nd}d_input")
@@ -387,20 +387,18 @@ def test_depthwise_kernel_matches_naive_and_planar(case, dtype, monkeypatch):
     assert_close(results["depthwise"], naive.conv(x, weight, bias, **options), taps, dtype)
     if np.all(np.atleast_1d(options["stride"])[-1:] == 1):
         assert results["depthwise"].tobytes() == results["planar"].tobytes()
-    if all(s == 1 for s in np.atleast_1d(options["stride"])):
-        monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "depthwise")
-        got = conv_input(x.shape, weight, grad, **options)
-        convolution.clear_plans()
-        assert len(calls) == 2
-        assert_close(got, naive.conv_input(x.shape, weight, grad, **options), taps, dtype)
-    elif case == DEPTHWISE_CASES[-1]:
+    monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "depthwise")
+    got = conv_input(x.shape, weight, grad, **options)
+    convolution.clear_plans()
+    assert len(calls) == 2
+    expected = naive.conv_input(x.shape, weight, grad, **options)
+    assert_close(got, expected, taps, dtype)
+    if case == DEPTHWISE_CASES[-1]:
         monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", None)
         got = conv_input(x.shape, weight, grad, **options)
         convolution.clear_plans()
-        # a depthwise pass per stride phase where 7-pixel rows fill at most half a vector
-        phased = 2 * 7 <= lanes_for(np.dtype(dtype))
-        assert len(calls) == (1 + 4 if phased else 1)
-        assert_close(got, naive.conv_input(x.shape, weight, grad, **options), taps, dtype)
+        assert len(calls) == 3
+        assert_close(got, expected, taps, dtype)
 
 
 @pytest.mark.parametrize("case", DEPTHWISE_CASES,
@@ -440,19 +438,23 @@ def test_depthwise_weight_gradient_matches_naive(case, dtype, monkeypatch):
                          ids=[f"depthwise{i}" for i in range(4)])
 def test_depthwise_results_do_not_depend_on_rows_per_task(case, monkeypatch):
     """Whatever the rows per task (and so the tile reused across tasks with other pad
-    rows), every output is the same sum, bit for bit."""
+    rows, or, for a strided layer's input gradient, other rows of spread zeros), every
+    output is the same sum, bit for bit."""
     monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "depthwise")
-    nd, x, weight, bias, _, options = _depthwise_problem(case, np.float32, 19)
+    nd, x, weight, bias, grad, options = _depthwise_problem(case, np.float32, 19)
     conv = getattr(fastconv, f"conv{nd}d")
+    conv_input = getattr(fastconv, f"conv{nd}d_input")
     results = []
     for rows in (1, 2, 3, 1 << 30):
         monkeypatch.setattr(_plan, "depthwise_row_block", lambda *args, rows=rows:
                             min(rows, args[0]))
         convolution.clear_plans()
-        results.append(conv(x, weight, bias, **options))
+        results.append((conv(x, weight, bias, **options),
+                        conv_input(x.shape, weight, grad, **options)))
     convolution.clear_plans()
     for other in results[1:]:
-        assert other.tobytes() == results[0].tobytes()
+        assert other[0].tobytes() == results[0][0].tobytes()
+        assert other[1].tobytes() == results[0][1].tobytes()
 
 
 def test_depthwise_layers_choose_channel_vectors():
@@ -469,6 +471,19 @@ def test_depthwise_layers_choose_channel_vectors():
     assert forward((8, 96, 56, 56), (7, 7)) == "depthwise"
     assert forward((8, 96, 56, 56), (3, 3)) == "planar"
     assert forward((8, 8, 28, 28), (7, 7)) == "planar"
+    # strided input gradients on the spread output gradient, except filters wider than
+    # three taps per phase on rows longer than two vectors
+    def adjoint(x_shape, kernel, stride):
+        channels = x_shape[1]
+        return fastconv.explain(x_shape, (channels, 1, *kernel), stride=stride,
+                                padding=kernel[0] // 2, groups=channels)[1].algorithm
+
+    assert adjoint((8, 576, 14, 14), (3, 3), 2) == "spread/depthwise"
+    assert adjoint((8, 240, 28, 28), (5, 5), 2) == "spread/depthwise"
+    assert adjoint((8, 64, 57, 57), (3, 3), 3) == "spread/depthwise"
+    assert adjoint((8, 192, 28, 28), (7, 7), 2) == "spread/depthwise"
+    assert adjoint((8, 96, 56, 56), (7, 7), 2) == "phases/planar"
+    assert adjoint((8, 8, 56, 56), (3, 3), 2) == "phases/planar"
     # weight gradients: output rows of at most half a vector
     assert fastconv.explain((8, 960, 7, 7), (960, 1, 3, 3), padding=1,
                             groups=960)[2].algorithm == "depthwise"
@@ -541,9 +556,10 @@ def test_planar_matches_naive_on_random_configurations(nd, groups, in_group, out
 def test_depthwise_matches_naive_on_random_configurations(nd, channels, kernel, stride,
                                                           last_stride, dilation, low, high,
                                                           extra, dtype, seed):
-    """The channel-vector depthwise kernel's forward and weight gradient (and a stride-1
-    input gradient) on random zero-padded depthwise layers: any channel count (partial
-    lane blocks), stride, dilation and padding."""
+    """The channel-vector depthwise kernel's forward and weight gradient (and the input
+    gradient: a stride-1 one's phase, a strided one's spread output gradient, where the
+    pads are within the filter's reach) on random zero-padded depthwise layers: any
+    channel count (partial lane blocks), stride, dilation and padding."""
     span = dilation * (kernel - 1) + 1
     size = (max(1, span - low - high) + extra % 5,) * (nd - 1) + \
         (max(1, span - low - high) + extra,)

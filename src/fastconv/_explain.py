@@ -17,6 +17,7 @@ from . import _args, _dense, _dense_weight, _depthwise, _plan, _planar, _pointwi
 from ._args import ConvSpec
 from ._simd import lanes_for
 from .convolution import (
+    _spread_spec,
     adjoint_choice,
     column_phases,
     dense_weight_chunks,
@@ -44,7 +45,9 @@ class PassPlan:
         along the last dimension), ``"gather"`` (general kernel: any padding mode and
         stride), ``"depthwise"`` (depthwise layers, SIMD across channels), or
         ``"phases/dense"`` / ``"phases/planar"`` / ``"phases/depthwise"`` (an adjoint split
-        into one stride-1 forward convolution per stride phase).
+        into one stride-1 forward convolution per stride phase), or ``"spread/depthwise"``
+        (a strided depthwise adjoint as one stride-1 convolution of the output gradient
+        spread with zeros).
     detail : str
         Tiles, blocks, phases and layout copies, in words.
     flops : int
@@ -101,22 +104,7 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
                   f"{block} output channels x {2 * lanes_for(dtype)} pixels")
         return PassPlan(name, algorithm, detail, flops, (packed + threads * strip) * itemsize)
     if algorithm == "depthwise":
-        lanes = lanes_for(dtype)
-        planes_shape = (batch, spec.c_out, *_plan.to_3d(spec.out_sizes, 1))
-        row_block = depthwise_rows_per_task(spec, dtype, planes_shape)
-        taps0, taps1, taps2 = _plan.to_3d(spec.kernel, 1)
-        stride1, stride2 = _plan.to_3d(spec.stride, 1)[1:]
-        dilation1, dilation2 = _plan.to_3d(spec.dilation, 1)[1:]
-        span = _plan.planar_tile_rows(row_block, stride1, taps1, dilation1)
-        width = _depthwise.tile_width(planes_shape[4], taps2, stride2, dilation2)
-        tile = taps0 * span * width * lanes + (row_block * planes_shape[4] + 16) * lanes
-        packed = -(-spec.c_out // lanes) * lanes * (math.prod(spec.kernel) + 1)
-        detail = (f"a vector lane per channel: tasks of {lanes} channels x {row_block} output "
-                  f"rows copy their input rows into a padded channels-last tile of {span} "
-                  f"rows x {width} columns ({lanes}x{lanes} transposes), one vector "
-                  f"multiply-add per tap and {_depthwise.PIXELS} pixels at a time, results "
-                  "transposed back")
-        return PassPlan(name, algorithm, detail, flops, (threads * tile + packed) * itemsize)
+        return _depthwise_plan(spec, itemsize, dtype, batch, name, flops)
     if algorithm == "planar":
         _, in_group, planes, taps1, taps2 = planar_kernel_shape(spec)
         phases = column_phases(spec)
@@ -164,6 +152,33 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
     return PassPlan(name, "gather", detail, flops, (weights + threads * 4096) * itemsize)
 
 
+def _depthwise_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int, name: str,
+                    flops: int, spread: tuple[int, ...] = ()) -> PassPlan:
+    """Plan of ``spec`` on the depthwise kernel (an adjoint's spread gradient: ``spread``)."""
+    lanes = lanes_for(dtype)
+    planes_shape = (batch, spec.c_out, *_plan.to_3d(spec.out_sizes, 1))
+    row_block = depthwise_rows_per_task(spec, dtype, planes_shape)
+    taps0, taps1, taps2 = _plan.to_3d(spec.kernel, 1)
+    stride1, stride2 = _plan.to_3d(spec.stride, 1)[1:]
+    dilation1, dilation2 = _plan.to_3d(spec.dilation, 1)[1:]
+    span = _plan.planar_tile_rows(row_block, stride1, taps1, dilation1)
+    width = _depthwise.tile_width(planes_shape[4], taps2, stride2, dilation2)
+    tile = taps0 * span * width * lanes + (row_block * planes_shape[4] + 16) * lanes
+    packed = -(-spec.c_out // lanes) * lanes * (math.prod(spec.kernel) + 1)
+    source = "input rows"
+    if spread:
+        source = (f"output gradient's rows, spread with zeros (every {'x'.join(map(str, spread))}"
+                  f"-th row and column: one stride-1 convolution with the flipped taps),")
+    detail = (f"a vector lane per channel: tasks of {lanes} channels x {row_block} output "
+              f"rows copy their {source} into a padded channels-last tile of {span} "
+              f"rows x {width} columns ({lanes}x{lanes} transposes), one vector "
+              f"multiply-add per tap and {_depthwise.PIXELS} pixels at a time, results "
+              "transposed back")
+    threads = numba.config.NUMBA_NUM_THREADS
+    return PassPlan(name, "spread/depthwise" if spread else "depthwise", detail, flops,
+                    (threads * tile + packed) * itemsize)
+
+
 def _adjoint_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
                   planar_layout: bool, name: str) -> PassPlan:
     """Plan of the adjoint of ``spec`` (input gradient or transposed convolution)."""
@@ -174,6 +189,9 @@ def _adjoint_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
         weights = spec.c_out * (spec.c_in // max(spec.groups, 1)) * math.prod(spec.kernel)
         detail = "general gather kernel inverting the padding map and stride (scalar)"
         return PassPlan(name, "gather", detail, flops, weights * itemsize)
+    if algorithm == "spread":
+        return _depthwise_plan(_spread_spec(spec), itemsize, dtype, batch, name, flops,
+                               spec.stride)
     phases = math.prod(spec.stride)
     detail = (f"{phases} stride phase(s), each a stride-1 forward convolution with the "
               f"flipped taps of that phase on the {algorithm} kernel")

@@ -29,7 +29,7 @@ def data_type(dtype: np.dtype, ndim: int, mutable: bool = False, layout: str = "
     return types.Array(from_dtype(dtype), ndim, layout, readonly=not mutable, aligned=False)
 
 
-_INDEX_1D = types.Array(types.int64, 1, "C", readonly=True)
+INDEX_1D = types.Array(types.int64, 1, "C", readonly=True)
 #: Numba type of the int64 tables (geometry records, steps) every kernel reads.
 INDEX_2D = types.Array(types.int64, 2, "C", readonly=True)
 
@@ -38,7 +38,7 @@ INDEX_2D = types.Array(types.int64, 2, "C", readonly=True)
 def gather_task_signature(dtype: np.dtype) -> tuple:
     """Argument types of :func:`_gather_conv_task`: the data, tables and blocks, then the task."""
     return (data_type(dtype, 5), data_type(dtype, 6, layout="C"), data_type(dtype, 1),
-            data_type(dtype, 5, True), INDEX_2D, _INDEX_1D, types.int64, types.int64,
+            data_type(dtype, 5, True), INDEX_2D, INDEX_1D, types.int64, types.int64,
             types.int64)
 
 
@@ -407,7 +407,7 @@ bias_grad_serial = serial_twin(bias_grad, "bias_grad_serial")
 @cache
 def channels_last_signature(dtype: np.dtype) -> tuple:
     """Argument types :func:`channels_last_copy` is compiled for."""
-    return (data_type(dtype, 5), data_type(dtype, 5, True, "C"), _INDEX_1D)
+    return (data_type(dtype, 5), data_type(dtype, 5, True, "C"), INDEX_1D)
 
 
 @helper

@@ -769,17 +769,26 @@ class _DepthwisePass:
     """A depthwise convolution vectorised across channels (channels-first data, in place).
 
     Calling it packs the weights in blocks of a vector's lanes and runs
-    :func:`fastconv._depthwise.depthwise_conv` on the channels-first views.
+    :func:`fastconv._depthwise.depthwise_conv` on the channels-first views. An adjoint
+    (``adjoint``: its forward convolution; ``spec`` then describes the stride-1 convolution
+    of the spread gradient, :func:`_spread_spec`) reads its source spread with zeros by
+    the adjoint's strides, with the flipped kernel.
     """
 
-    __slots__ = ("dtype", "geometry", "lanes", "row_block", "task_at", "zero_bias")
+    __slots__ = ("dtype", "flip", "geometry", "lanes", "row_block", "spread", "task_at",
+                 "zero_bias")
 
-    def __init__(self, spec: ConvSpec, dtype: np.dtype, dest_shape: tuple[int, ...]) -> None:
+    def __init__(self, spec: ConvSpec, dtype: np.dtype, dest_shape: tuple[int, ...],
+                 adjoint: ConvSpec | None = None) -> None:
         self.dtype = dtype
         self.lanes = lanes_for(dtype)
         planes = _planes_shape(dest_shape)
         self.geometry = spec.geometry(False)
         self.geometry.flags.writeable = False
+        self.spread = np.array(_plan.to_3d(adjoint.stride if adjoint else (), 1), np.int64)
+        self.spread.flags.writeable = False
+        self.flip = (slice(None), slice(None)) + (slice(None, None, -1) if adjoint
+                                                  else slice(None),) * spec.ndim
         self.row_block = depthwise_rows_per_task(spec, dtype, planes)
         self.zero_bias = np.zeros(-(-spec.c_out // self.lanes) * self.lanes, dtype)
         self.zero_bias.flags.writeable = False
@@ -789,7 +798,7 @@ class _DepthwisePass:
     def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                  dest: np.ndarray) -> None:
         planes = np.ascontiguousarray(_channels_first(src))
-        kernel = np.asarray(weight, dtype=self.dtype)
+        kernel = np.asarray(weight, dtype=self.dtype)[self.flip]
         packed = _depthwise.pack_lanes(kernel.reshape(kernel.shape[0], 1,
                                                       *_plan.to_3d(kernel.shape[2:], 1)),
                                        self.lanes)
@@ -797,7 +806,21 @@ class _DepthwisePass:
             np.asarray(bias, self.dtype), self.lanes)
         with _channels_first_result(dest, self.dtype) as target:
             _depthwise.depthwise_conv(planes, packed, bias_vector, target, self.geometry,
-                                      self.row_block, self.task_at)
+                                      self.spread, self.row_block, self.task_at)
+
+
+def _spread_spec(spec: ConvSpec) -> ConvSpec:
+    """The adjoint of ``spec`` as a stride-1 convolution of the spread output gradient.
+
+    See :func:`fastconv._plan.spread_adjoint` (depthwise layers: the channel axes need no
+    swap).
+    """
+    spread = [_plan.spread_adjoint(n, q, k, s, d, p) for n, q, k, s, d, p in
+              zip(spec.in_sizes, spec.out_sizes, spec.kernel, spec.stride, spec.dilation,
+                  spec.pads)]
+    return ConvSpec(spec.ndim, spec.c_out, spec.c_in, spec.groups,
+                    tuple(size for size, _ in spread), spec.kernel, (1,) * spec.ndim,
+                    spec.dilation, tuple(pads for _, pads in spread), spec.in_sizes, "zeros")
 
 
 def depthwise_rows_per_task(spec: ConvSpec, dtype: np.dtype, planes_shape: tuple[int, ...],
@@ -1055,12 +1078,10 @@ class _PhasePass:
                    forward_choice(problem, dtype, planar_layout, FORCE_FORWARD_ALGORITHM,
                                   small=spec)
                    for problem in problems]
-        if any(s > 1 for s in spec.stride) and not all(
-                choice == "depthwise" and 2 * problem.out_sizes[-1] <= lanes_for(dtype)
-                for choice, problem in zip(choices, problems) if choice is not None):
-            # strided adjoints keep the planar kernel's phases, written in place (the
-            # depthwise kernel writes each phase through a temporary), unless every phase
-            # has rows of at most half a vector, where the planar kernel idles
+        if any(s > 1 for s in spec.stride):
+            # strided depthwise adjoints that do not run on the spread gradient (see
+            # fastconv._plan.depthwise_spread_preferred) keep the planar kernel's phases,
+            # written in place (the depthwise kernel would write each through a temporary)
             choices = ["planar" if choice == "depthwise" else choice for choice in choices]
         if "dense" in choices:  # a 1x1 phase too: then one layout copy serves every phase
             choices = ["dense" if choice == "pointwise" else choice for choice in choices]
@@ -1315,6 +1336,8 @@ def _adjoint_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
     algorithm = adjoint_choice(spec, dtype, planar_layout, FORCE_FORWARD_ALGORITHM)
     if algorithm == "gather" or not math.prod(dest_shape):
         return _GatherPass(spec, True, dtype, dest_shape)
+    if algorithm == "spread":
+        return _DepthwisePass(_spread_spec(spec), dtype, dest_shape, adjoint=spec)
     return _PhasePass(spec, dtype, src_shape, dest_shape, planar_layout)
 
 
