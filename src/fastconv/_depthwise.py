@@ -332,23 +332,24 @@ def _fill_spread_tile(src, n, c0, valid, channels, size0, size1, size2, geom, sp
 
 
 @inlined
-def _slide8(tile, packed, w_off, row_offsets, tap_rows, taps2, at, acc):
+def _slide8(tile, packed, w_off, row_at, weight_at, count, taps2, at, acc):
     """:func:`_pixels8` for eight consecutive pixels of a row, unit column stride and dilation.
 
-    Tap row ``t`` (of ``tap_rows``: along ``D0``, then ``D1``) reads the tile at
-    ``at + row_offsets[t]``. Its eight input vectors slide one column further per tap: a
-    tile load and a weight load per eight multiply-adds (:func:`_pixels8` loads a vector
-    per multiply-add). The same sums in the same order.
+    Over ``count`` tap rows (along ``D0``, then ``D1``; all of them but those reading zeros
+    spread into the source), tap row ``k`` reading the tile at ``at + row_at[k]`` and its
+    weights at ``packed[w_off + weight_at[k]:]``. Its eight input vectors slide one column
+    further per tap: a tile load and a weight load per eight multiply-adds
+    (:func:`_pixels8` loads a vector per multiply-add). The same sums in the same order.
     """
     lanes = vlanes(tile)
     a0, a1, a2, a3, a4, a5, a6, a7 = acc
-    for t in range(tap_rows):
-        x = at + row_offsets[t]
+    for k in range(count):
+        x = at + row_at[k]
         x0, x1, x2, x3 = vload(tile, x), vload(tile, x + lanes), vload(tile, x + 2 * lanes), \
             vload(tile, x + 3 * lanes)
         x4, x5, x6, x7 = vload(tile, x + 4 * lanes), vload(tile, x + 5 * lanes), \
             vload(tile, x + 6 * lanes), vload(tile, x + 7 * lanes)
-        w_at = w_off + t * taps2 * lanes
+        w_at = w_off + weight_at[k]
         for t2 in range(taps2):
             w = vload(packed, w_at + t2 * lanes)
             a0 = vfma(x0, w, a0)
@@ -362,6 +363,33 @@ def _slide8(tile, packed, w_off, row_offsets, tap_rows, taps2, at, acc):
             x0, x1, x2, x3, x4, x5, x6 = x1, x2, x3, x4, x5, x6, x7
             x7 = vload(tile, x + (PIXELS + t2) * lanes)
     return a0, a1, a2, a3, a4, a5, a6, a7
+
+
+@inlined
+def _live_tap_rows(geom, spread, taps1, taps2, row_offsets, lanes, q0, row_lo, live,
+                   counts):
+    """The tap rows (``t = t0 * taps1 + t1``) each class of output rows reads off spread zeros.
+
+    Output row ``row_lo + r`` of plane ``q0`` is in class ``m = r % spread[1]``; its tap
+    row ``t`` reads source position ``q0 * stride0 + t0 * dilation0 - pad0`` along ``D0``
+    and ``(row_lo + m) * stride1 + t1 * dilation1 - pad1`` along ``D1``, a spread zero
+    unless both are multiples of the spread (the padding stays: its zeros are multiplied
+    as everywhere else). Class ``m``'s ``counts[m]`` tap rows, in order, have their tile
+    offsets (``row_offsets[t]``) at ``live[2 * m * tap_rows:]`` and their weights' offsets
+    at ``live[(2 * m + 1) * tap_rows:]`` (``lanes`` weights per tap).
+    """
+    tap_rows = live.size // (2 * spread[1])
+    for m in range(spread[1]):
+        count = 0
+        for t in range(tap_rows):
+            plane = q0 * geom[0, STRIDE] + t // taps1 * geom[0, DILATION] - geom[0, PAD_LOW]
+            row = (row_lo + m) * geom[1, STRIDE] + t % taps1 * geom[1, DILATION] \
+                - geom[1, PAD_LOW]
+            if plane % spread[0] == 0 and row % spread[1] == 0:
+                live[2 * m * tap_rows + count] = row_offsets[t]
+                live[(2 * m + 1) * tap_rows + count] = t * taps2 * lanes
+                count += 1
+        counts[m] = count
 
 
 @inlined
@@ -408,18 +436,23 @@ def _write_out(buf, pixels, valid, out, out_off, channel_step):
 
 
 @inlined
-def _row_tiles(tile, packed, w_off, row_offsets, tap_rows, taps2, rows, cols, pixel_row, buf,
-               bias):
+def _row_tiles(tile, packed, w_off, live, counts, classes, tap_rows, taps2, rows, cols,
+               pixel_row, buf, bias):
     """A block's ``rows`` x ``cols`` output pixels into ``buf`` by :func:`_slide8`.
 
     Eight consecutive pixels of a row at a time (past the row's end they read the next
-    tile row: computed, then overwritten by the next row's, or in the buffer's slack).
+    tile row: computed, then overwritten by the next row's, or in the buffer's slack). Row
+    ``r`` takes the ``counts[m]`` tap rows of class ``m = r % classes`` (their tile and
+    weight offsets at ``live[(2 * m) * tap_rows:]`` and ``live[(2 * m + 1) * tap_rows:]``,
+    :func:`_live_tap_rows`).
     """
     lanes = vlanes(tile)
     z = vzero(buf)
     for r in range(rows):
+        m = r % classes
         for c in range(0, cols, PIXELS):
-            acc = _slide8(tile, packed, w_off, row_offsets, tap_rows, taps2,
+            acc = _slide8(tile, packed, w_off, ptr_of(live, 2 * m * tap_rows),
+                          ptr_of(live, (2 * m + 1) * tap_rows), counts[m], taps2,
                           r * pixel_row + c * lanes, (z, z, z, z, z, z, z, z))
             _store_pixels(buf, (r * cols + c) * lanes, lanes, acc, bias)
 
@@ -496,7 +529,13 @@ def _depthwise_tasks(src, packed, bias, out, geom, spread, row_block, first, las
     slides = stride2 == 1 and dilation2 == 1
     tap_rows = taps0 * taps1
     row_offsets_array = _tap_offsets(taps0, taps1, 1, span, width, dilation1, 0, lanes)
-    row_offsets = ptr_of(row_offsets_array, 0)
+    # the tap rows each output row reads, by its class (row modulo the rows' spread): all
+    # of them, or, on a spread source, those not reading spread zeros (set per task)
+    classes = spread[1]
+    live = np.empty(2 * classes * tap_rows, dtype=np.int64)
+    counts = np.empty(classes, dtype=np.int64)
+    spread_rows = spread[0] > 1 or spread[1] > 1
+    _live_tap_rows(geom, spread, taps1, taps2, row_offsets_array, lanes, 0, 0, live, counts)
     pixel_row = stride1 * width * lanes  # an output row further down
     pixel_col = stride2 * lanes  # an output column further right
     for task in range(first, last):
@@ -513,9 +552,16 @@ def _depthwise_tasks(src, packed, bias, out, geom, spread, row_block, first, las
         _fill_tile(src_p, n, c0, valid, channels, size0, size1, size2, geom, spread, taps0,
                    taps1, q0, row_lo, rows, span, width, stage, tile)
         bias_v = vload(bias, c0)
-        if slides:
-            _row_tiles(tile, packed, b * taps * lanes, row_offsets, tap_rows, taps2, rows,
-                       cols, pixel_row, buf, bias_v)
+        if spread_rows:
+            _live_tap_rows(geom, spread, taps1, taps2, row_offsets_array, lanes, q0, row_lo,
+                           live, counts)
+        if slides and taps2 == 3:
+            # a constant tap count: the sliding vectors are renamed, not moved, per tap
+            _row_tiles(tile, packed, b * taps * lanes, live, counts, classes, tap_rows, 3,
+                       rows, cols, pixel_row, buf, bias_v)
+        elif slides:
+            _row_tiles(tile, packed, b * taps * lanes, live, counts, classes, tap_rows, taps2,
+                       rows, cols, pixel_row, buf, bias_v)
         else:
             _pixel_tiles(tile, packed, b * taps * lanes, offsets, taps, rows * cols, cols,
                          pixel_row, pixel_col, buf, bias_v)
@@ -527,6 +573,8 @@ def _depthwise_tasks(src, packed, bias, out, geom, spread, row_block, first, las
     keep_alive(buf_array)
     keep_alive(offsets_array)
     keep_alive(row_offsets_array)
+    keep_alive(live)
+    keep_alive(counts)
 
 
 @cache
