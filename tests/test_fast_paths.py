@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 import fastconv
 import naive
 from conftest import assert_close, to_channels_last
-from fastconv import _dense, _kernels, _plan, _planar, _runtime, convolution
+from fastconv import _dense, _depthwise, _kernels, _plan, _planar, _runtime, convolution
+from fastconv._simd import lanes_for
 
 ALGORITHMS = ["dense", "planar", "pointwise", "gather"]
 WEIGHT_ALGORITHMS = ["dense", "planar", "gather"]
@@ -455,6 +456,24 @@ def test_depthwise_results_do_not_depend_on_rows_per_task(case, monkeypatch):
     for other in results[1:]:
         assert other[0].tobytes() == results[0][0].tobytes()
         assert other[1].tobytes() == results[0][1].tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("channels, kernel", [(16, (3, 3)), (20, (7, 7)), (3, (5,)),
+                                               (40, (2, 3, 4)), (33, (1, 1))])
+def test_depthwise_weights_pack_into_lane_blocks(channels, kernel, dtype):
+    """Packed depthwise weights: block ``b``, tap ``t``, lane ``l`` is channel ``b * L + l``'s
+    tap ``t``, zeros past the last channel (whole and partial blocks of lanes and taps)."""
+    lanes = lanes_for(dtype)
+    weight = np.random.default_rng(5).standard_normal((channels, 1, *kernel)).astype(dtype)
+    full = (1,) * (3 - len(kernel)) + kernel
+    blocks = -(-channels // lanes)
+    padded = np.zeros((blocks * lanes, *full), dtype)
+    padded[:channels] = weight.reshape(channels, *full)
+    expected = np.moveaxis(padded.reshape(blocks, lanes, *full), 1, -1)
+    got = _depthwise.pack_lanes(weight.reshape(channels, 1, *full))
+    assert got.shape == expected.shape
+    assert got.tobytes() == np.ascontiguousarray(expected).tobytes()
 
 
 def test_depthwise_layers_choose_channel_vectors():

@@ -800,8 +800,7 @@ class _DepthwisePass:
         planes = np.ascontiguousarray(_channels_first(src))
         kernel = np.asarray(weight, dtype=self.dtype)[self.flip]
         packed = _depthwise.pack_lanes(kernel.reshape(kernel.shape[0], 1,
-                                                      *_plan.to_3d(kernel.shape[2:], 1)),
-                                       self.lanes)
+                                                      *_plan.to_3d(kernel.shape[2:], 1)))
         bias_vector = self.zero_bias if bias is None else _depthwise.pack_bias(
             np.asarray(bias, self.dtype), self.lanes)
         with _channels_first_result(dest, self.dtype) as target:
