@@ -503,11 +503,13 @@ def test_depthwise_layers_choose_channel_vectors():
     assert adjoint((8, 192, 28, 28), (7, 7), 2) == "spread/depthwise"
     assert adjoint((8, 96, 56, 56), (7, 7), 2) == "phases/planar"
     assert adjoint((8, 8, 56, 56), (3, 3), 2) == "phases/planar"
-    # weight gradients: output rows of at most half a vector
+    # weight gradients: output rows of at most one and a half vectors
     assert fastconv.explain((8, 960, 7, 7), (960, 1, 3, 3), padding=1,
                             groups=960)[2].algorithm == "depthwise"
     assert fastconv.explain((8, 384, 14, 14), (384, 1, 3, 3), padding=1,
-                            groups=384)[2].algorithm == "planar"
+                            groups=384)[2].algorithm == "depthwise"
+    assert fastconv.explain((8, 144, 28, 28), (144, 1, 3, 3), padding=1,
+                            groups=144)[2].algorithm == "planar"
 
 
 @pytest.mark.parametrize("value", [np.inf, np.nan])

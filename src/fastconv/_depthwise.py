@@ -680,12 +680,15 @@ def _read_grad(grad, grad_off, channel_step, valid, pixels, buf):
 
 
 @inlined
-def _tap_dots8(tile, buf, rows, cols, pixel_row, pixel_col, offsets, first, taps, acc, at):
-    """Add the dot products of eight taps to ``acc[at:]`` (``L`` lanes per tap).
+def _tap_dots8(tile, buf, rows, cols, pixel_row, pixel_col, offsets, first, taps, acc, at,
+               nine):
+    """Add the dot products of eight (``nine``: nine) taps to ``acc[at:]`` (``L`` lanes each).
 
-    Taps ``first .. first + 7`` (past ``taps - 1``, the last one again: its sum is not
-    kept): ``sum_p buf[p] * tile[base(p) + offsets[t]]`` over the ``rows`` x ``cols``
-    pixels ``p`` of the block, each gradient vector loaded once for the eight taps.
+    Taps ``first .. first + 7`` (or ``+ 8``; past ``taps - 1``, the last one again: its sum
+    is not kept): ``sum_p buf[p] * tile[base(p) + offsets[t]]`` over the ``rows`` x
+    ``cols`` pixels ``p`` of the block, each gradient vector loaded once for the eight
+    taps. ``nine`` (a constant) takes a 3x3 filter in one pass: eight taps, then the ninth
+    alone, loaded every gradient vector twice and ran 16 multiply-adds for 9.
     """
     lanes = vlanes(tile)
     last = taps - 1
@@ -693,10 +696,12 @@ def _tap_dots8(tile, buf, rows, cols, pixel_row, pixel_col, offsets, first, taps
         offsets[min(first + 2, last)], offsets[min(first + 3, last)]
     o4, o5, o6, o7 = offsets[min(first + 4, last)], offsets[min(first + 5, last)], \
         offsets[min(first + 6, last)], offsets[min(first + 7, last)]
+    o8 = offsets[min(first + 8, last)]
     a0, a1, a2, a3 = vload(acc, at), vload(acc, at + lanes), vload(acc, at + 2 * lanes), \
         vload(acc, at + 3 * lanes)
     a4, a5, a6, a7 = vload(acc, at + 4 * lanes), vload(acc, at + 5 * lanes), \
         vload(acc, at + 6 * lanes), vload(acc, at + 7 * lanes)
+    a8 = vload(acc, at + 8 * lanes)
     for r in range(rows):
         for c in range(cols):
             g = vload(buf, (r * cols + c) * lanes)
@@ -709,6 +714,8 @@ def _tap_dots8(tile, buf, rows, cols, pixel_row, pixel_col, offsets, first, taps
             a5 = vfma(g, vload(tile, x + o5), a5)
             a6 = vfma(g, vload(tile, x + o6), a6)
             a7 = vfma(g, vload(tile, x + o7), a7)
+            if nine:
+                a8 = vfma(g, vload(tile, x + o8), a8)
     vstore(acc, at, a0)
     vstore(acc, at + lanes, a1)
     vstore(acc, at + 2 * lanes, a2)
@@ -717,6 +724,8 @@ def _tap_dots8(tile, buf, rows, cols, pixel_row, pixel_col, offsets, first, taps
     vstore(acc, at + 5 * lanes, a5)
     vstore(acc, at + 6 * lanes, a6)
     vstore(acc, at + 7 * lanes, a7)
+    if nine:
+        vstore(acc, at + 8 * lanes, a8)
 
 
 @helper
@@ -763,9 +772,13 @@ def _depthwise_weight_task(src, grad_out, geom, row_block, partial_w, partial_b,
                    taps0, taps1, q0, row_lo, rows, span, width, stage, tile)
         _read_grad(grad_p, ((n * channels + c0) * rows0 + q0) * rows1 * cols + row_lo * cols,
                    rows0 * rows1 * cols, valid, rows * cols, buf)
-        for first in range(0, taps, PIXELS):
+        if taps == 9:
             _tap_dots8(tile, buf, rows, cols, stride1 * width * lanes, stride2 * lanes,
-                       offsets, first, taps, acc, first * lanes)
+                       offsets, 0, taps, acc, 0, True)
+        else:
+            for first in range(0, taps, PIXELS):
+                _tap_dots8(tile, buf, rows, cols, stride1 * width * lanes, stride2 * lanes,
+                           offsets, first, taps, acc, first * lanes, False)
         for p in range(rows * cols):
             bias_acc = vadd(bias_acc, vload(buf, p * lanes))
     out_w = ptr_of(partial_w, task * taps * lanes)  # partial_w[chunk, b]
