@@ -670,8 +670,11 @@ def adjoint_algorithm(padding_mode: str, groups: int, c_in: int, c_out: int,
     if (not unit and lanes and forced in (None, "depthwise")
             and depthwise_applicable(padding_mode, groups, c_in, c_out, planar_layout,
                                      pads_nonnegative)
-            and (forced == "depthwise" or c_in >= lanes
-                 and depthwise_spread_preferred(kernel, stride, cols * stride[-1], lanes))):
+            and (forced == "depthwise"
+                 or (c_in >= lanes
+                     # the input-gradient rows (a phase's cols times the stride: rounded up)
+                     and depthwise_spread_preferred(kernel, stride, cols * stride[-1],
+                                                    lanes)))):
         return "spread"
     return forward_algorithm(padding_mode, groups, c_out, c_in, phase_kernel,
                              (1,) * len(kernel), channel_block, planar_layout,
