@@ -34,7 +34,7 @@ from numba import prange, types
 from numba.extending import register_jitable
 
 from ._jit import address_of, caller, helper, inlined, kernel, kernel_signature
-from ._kernels import INDEX_1D, INDEX_2D, data_type
+from ._kernels import INDEX_1D, INDEX_2D, data_type, transpose_run
 from ._plan import DILATION, PAD_LOW, STRIDE, depthwise_tasks_per_chunk, planar_tile_rows
 from ._simd import (
     keep_alive,
@@ -77,7 +77,7 @@ def pack_lanes(weight: np.ndarray) -> np.ndarray:
     lanes = lanes_for(weight.dtype)
     channels, taps = weight.shape[0], math.prod(weight.shape[2:])
     blocks = -(-channels // lanes)
-    packed = np.empty((blocks, *weight.shape[2:], lanes), weight.dtype)
+    packed = np.zeros((blocks, *weight.shape[2:], lanes), weight.dtype)
     _pack_blocks(np.ascontiguousarray(weight).reshape(channels, taps),
                  packed.reshape(blocks, taps, lanes))
     return packed
@@ -85,28 +85,17 @@ def pack_lanes(weight: np.ndarray) -> np.ndarray:
 
 @helper
 def _pack_blocks(weight, packed):
-    """``packed[b, t, l] = weight[b * L + l, t]`` (zeros past the last channel).
+    """``packed[b, t, l] = weight[b * L + l, t]`` for the channels there are.
 
-    ``weight`` is ``(C, T)``, ``packed`` ``(ceil(C / L), T, L)``, both C-contiguous: ``L x
-    L`` blocks transposed in registers, a partial last block of channels element by element.
+    ``weight`` is ``(C, T)``, ``packed`` ``(ceil(C / L), T, L)``, both C-contiguous; the
+    lanes past the last channel are left as they are. Each block of channels is a run of
+    ``T`` "pixels" (:func:`fastconv._kernels.transpose_run`: in-register transposes).
     """
     lanes = vlanes(packed)
     channels, taps = weight.shape
-    src, dst = ptr_of(weight, 0), ptr_of(packed, 0)
     for b in range(packed.shape[0]):
-        valid = min(lanes, channels - b * lanes)
-        for t0 in range(0, taps, lanes):
-            count = min(lanes, taps - t0)
-            at, to = b * lanes * taps + t0, (b * taps + t0) * lanes
-            if valid < lanes:
-                for j in range(count):
-                    for lane in range(lanes):
-                        dst[to + j * lanes + lane] = \
-                            src[at + lane * taps + j] if lane < valid else 0
-            elif count == lanes:
-                vtranspose_copy(src, at, taps, dst, to, lanes)
-            else:
-                vtranspose_copy_partial(src, at, taps, dst, to, lanes, count)
+        transpose_run(weight, b * lanes * taps, taps, taps, min(lanes, channels - b * lanes),
+                      packed, b * taps * lanes, lanes)
 
 
 def pack_bias(bias: np.ndarray, lanes: int) -> np.ndarray:
