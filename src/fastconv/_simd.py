@@ -898,22 +898,8 @@ def vstore_leading(typingctx, mem, off, vec, count):
     is a constant. The branches are emitted here rather than written in a jitted helper:
     Numba inlines an ``inline="always"`` helper by copying its IR, at a cost that grows with
     the blocks and variables of everything it inlines, and a store at the end of every
-    register tile was most of the planar kernels' cold compile.
-
-    Parameters
-    ----------
-    mem : array or pointer of float32/float64
-        The memory; `off` counts elements from its data pointer.
-    off : int
-        Flat element offset of the first lane.
-    vec : SimdVector
-        The value; its element type must match `mem`.
-    count : int
-        Number of leading lanes to store; ``<= 0`` stores nothing, ``>= lanes`` stores all.
-
-    Returns
-    -------
-    None
+    register tile was most of the planar kernels' cold compile. Parameters and result as
+    for :func:`vstore_masked`.
     """
     sig = _store_typer(mem, off, vec, count)
     if sig is None:
