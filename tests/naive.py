@@ -306,20 +306,11 @@ def conv_bias(grad_output, nd, channels_last=False):
     return go.sum(axis=(0,) + tuple(range(2, go.ndim)))
 
 
-def conv_transpose(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
-                   dilation=1, channels_last=False):
-    """Transposed conv (``conv_transpose{d}d``) in scatter form; weight is (C_in, C_out/g, *k)."""
-    w = _f64(weight)
-    nd = w.ndim - 2
-    x, unbatched = _prepare(x, nd, channels_last)
-    n, c_in = x.shape[:2]
-    in_spatial = x.shape[2:]
-    kernel = w.shape[2:]
+def _transposed_geometry(in_spatial, kernel, stride, padding, output_padding, dilation):
+    """Scatter buffer shape and output crop of a transposed conv (channels-first spatial)."""
+    nd = len(kernel)
     stride, dilation = as_tuple(stride, nd), as_tuple(dilation, nd)
     op = as_tuple(output_padding, nd)
-    assert c_in == w.shape[0] and c_in % groups == 0
-    cg_in, cg_out = c_in // groups, w.shape[1]
-    c_out = cg_out * groups
     pads = transposed_pads(padding, in_spatial, kernel, stride, dilation)
     full = tuple((i - 1) * s + d * (k - 1) + 1
                  for i, s, d, k in zip(in_spatial, stride, dilation, kernel, strict=True))
@@ -328,7 +319,23 @@ def conv_transpose(x, weight, bias=None, stride=1, padding=0, output_padding=0, 
                                                            dilation, op, strict=True))
     assert min(out_spatial, default=1) >= 1
     buffer = tuple(max(f, lo + o) for f, (lo, _), o in zip(full, pads, out_spatial, strict=True))
-    scattered = np.zeros((n, c_out) + buffer)
+    crop = tuple(slice(lo, lo + o) for (lo, _), o in zip(pads, out_spatial, strict=True))
+    return stride, dilation, buffer, crop
+
+
+def conv_transpose(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                   dilation=1, channels_last=False):
+    """Transposed conv (``conv_transpose{d}d``) in scatter form; weight is (C_in, C_out/g, *k)."""
+    w = _f64(weight)
+    nd = w.ndim - 2
+    x, unbatched = _prepare(x, nd, channels_last)
+    n, c_in = x.shape[:2]
+    in_spatial, kernel = x.shape[2:], w.shape[2:]
+    assert c_in == w.shape[0] and c_in % groups == 0
+    cg_in, cg_out = c_in // groups, w.shape[1]
+    stride, dilation, buffer, crop = _transposed_geometry(in_spatial, kernel, stride, padding,
+                                                          output_padding, dilation)
+    scattered = np.zeros((n, cg_out * groups) + buffer)
     for tap in _taps(kernel):
         window = _window(tap, dilation, stride, in_spatial)
         for g in range(groups):
@@ -336,8 +343,41 @@ def conv_transpose(x, weight, bias=None, stride=1, padding=0, output_padding=0, 
             co = slice(g * cg_out, (g + 1) * cg_out)
             w_tap = w[(ci, slice(None)) + tap]  # (cg_in, cg_out)
             scattered[(slice(None), co) + window] += _contract(x[:, ci], w_tap.T)
-    crop = tuple(slice(lo, lo + o) for (lo, _), o in zip(pads, out_spatial, strict=True))
     out = scattered[(slice(None), slice(None)) + crop]
     if bias is not None:
         out = out + _f64(bias).reshape((-1,) + (1,) * nd)
     return _finish(out, unbatched, channels_last)
+
+
+def conv_transpose_backward(x, weight, grad_output, stride=1, padding=0, output_padding=0,
+                            groups=1, dilation=1, channels_last=False):
+    """Gradients of ``sum(conv_transpose(x, weight, bias) * grad_output)``, float64.
+
+    Returns ``(grad_x, grad_weight, grad_bias)``: each tap's scatter ``buffer[window] +=
+    x @ w_tap`` differentiated directly (a gather of ``grad_output`` through the same window).
+    """
+    w = _f64(weight)
+    nd = w.ndim - 2
+    x, unbatched = _prepare(x, nd, channels_last)
+    go, _ = _prepare(grad_output, nd, channels_last)
+    n, c_in = x.shape[:2]
+    in_spatial, kernel = x.shape[2:], w.shape[2:]
+    cg_in, cg_out = c_in // groups, w.shape[1]
+    stride, dilation, buffer, crop = _transposed_geometry(in_spatial, kernel, stride, padding,
+                                                          output_padding, dilation)
+    grad_buffer = np.zeros((n, cg_out * groups) + buffer)
+    grad_buffer[(slice(None), slice(None)) + crop] = go
+    grad_x, grad_w = np.zeros_like(x), np.zeros_like(w)
+    spatial_axes = tuple(range(2, 2 + nd))
+    for tap in _taps(kernel):
+        window = _window(tap, dilation, stride, in_spatial)
+        for g in range(groups):
+            ci = slice(g * cg_in, (g + 1) * cg_in)
+            co = slice(g * cg_out, (g + 1) * cg_out)
+            gathered = grad_buffer[(slice(None), co) + window]  # (n, cg_out, *in_spatial)
+            grad_x[:, ci] += _contract(gathered, w[(ci, slice(None)) + tap])
+            products = x[:, ci, None] * gathered[:, None]  # (n, cg_in, cg_out, *in_spatial)
+            grad_w[(ci, slice(None)) + tap] = products.sum(axis=(0,) + tuple(
+                a + 1 for a in spatial_axes))
+    grad_b = go.sum(axis=(0,) + spatial_axes)
+    return _finish(grad_x, unbatched, channels_last), grad_w, grad_b

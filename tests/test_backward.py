@@ -110,6 +110,20 @@ def test_backward_needs(nd, needs, rng):
             assert got is None, part
 
 
+@pytest.mark.parametrize("shape", [(4, 5, 81, 74), (1, 2, 300, 301), (2, 3, 7, 9)],
+                         ids=["chunks-cross-samples", "single-sample", "serial"])
+@pytest.mark.parametrize("contiguous", [True, False], ids=["contiguous", "strided"])
+def test_bias_alone(shape, contiguous, rng):
+    """The bias gradient alone (channels-first planes summed in shape-fixed chunks)."""
+    x = rng.standard_normal((shape[0], 2, *shape[2:])).astype(np.float32)
+    weight = rng.standard_normal((shape[1], 2, 1, 1)).astype(np.float32)
+    grad = rng.standard_normal(shape).astype(np.float32)
+    if not contiguous:
+        grad = np.repeat(grad, 2, axis=-1)[..., ::2]
+    got = api("conv{nd}d_backward", 2)(x, weight, grad, needs=("bias",))[2]
+    assert_close(got, grad.astype(np.float64).sum(axis=(0, 2, 3)), grad[:, 0].size, np.float32)
+
+
 @pytest.mark.parametrize("channels_last", LAYOUTS)
 @pytest.mark.parametrize("nd", NDS)
 def test_unbatched(nd, channels_last, rng):

@@ -1,5 +1,7 @@
 """Transposed convolution ``conv_transpose{1,2,3}d``."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -139,3 +141,122 @@ def test_unusual_inputs_and_promotion(nd, rng):
     np.testing.assert_array_equal(xv, before)
     got = api("conv_transpose{nd}d", nd)(xv, w_int, bias, **case.kwargs())
     assert got.dtype == np.float32
+
+
+# --------------------------------------------------------------------------- gradients
+def _gradient_terms(case):
+    """Most products summed into one element of ``(grad_x, grad_weight, grad_bias)``."""
+    return ((case.c_out // case.groups) * math.prod(case.kernel),
+            case.n * math.prod(case.size), case.n * math.prod(case.out_size))
+
+
+def _naive_gradients(case, x, weight, grad, channels_last):
+    grad_x, grad_w, grad_b = naive.conv_transpose_backward(x, weight, grad, **case.kwargs())
+    return (to_channels_last(grad_x) if channels_last else grad_x), grad_w, grad_b
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channels_last", LAYOUTS)
+@pytest.mark.parametrize("case", _params(TRANSPOSED_CASES))
+def test_backward_matches_naive(case, channels_last, dtype, rng):
+    x, weight, _ = make_transposed_data(case, rng, dtype)
+    grad = rng.standard_normal(case.out_shape).astype(dtype)
+    got = api("conv_transpose{nd}d_backward", case.nd)(
+        layout(x, channels_last), weight, layout(grad, channels_last),
+        **case.kwargs(channels_last))
+    expected = _naive_gradients(case, x, weight, grad, channels_last)
+    for part, want, terms in zip(got, expected, _gradient_terms(case), strict=True):
+        assert_close(part, want, terms, dtype)
+
+
+@pytest.mark.parametrize("case", _params(TRANSPOSED_CASES))
+def test_backward_adjoint_identities(case, rng):
+    """<conv_transpose(x, w) + b, g> - <b, sum g> = <x, grad_x> = <w, grad_w> (float64)."""
+    x, weight, _ = make_transposed_data(case, rng)
+    bias = rng.standard_normal(case.c_out)
+    grad = rng.standard_normal(case.out_shape)
+    transpose = api("conv_transpose{nd}d", case.nd)
+    grad_x, grad_w, grad_b = api("conv_transpose{nd}d_backward", case.nd)(
+        x, weight, grad, **case.kwargs())
+    inner = np.vdot(transpose(x, weight, bias, **case.kwargs()), grad) - np.vdot(bias, grad_b)
+    magnitude = float(np.vdot(naive.conv_transpose(np.abs(x), np.abs(weight), **case.kwargs()),
+                              np.abs(grad)))
+    atol = tolerance(np.float64, grad.size * case.terms) * magnitude
+    for other in (np.vdot(x, grad_x), np.vdot(weight, grad_w)):
+        assert abs(inner - other) <= atol, (inner, other, atol)
+
+
+@pytest.mark.parametrize("needs", [(), ("input",), ("weight",), ("bias",), ("weight", "bias"),
+                                   ("input", "bias")], ids=lambda n: "+".join(n) or "nothing")
+def test_backward_needs(needs, rng):
+    """Each gradient is computed only when asked for, and equals the one computed with all."""
+    case = _case("everything", 2)
+    x, weight, _ = make_transposed_data(case, rng, np.float32)
+    grad = rng.standard_normal(case.out_shape).astype(np.float32)
+    backward = api("conv_transpose{nd}d_backward", 2)
+    every = backward(x, weight, grad, **case.kwargs())
+    got = backward(x, weight, grad, **case.kwargs(), needs=needs)
+    for name, part, full in zip(("input", "weight", "bias"), got, every, strict=True):
+        if name in needs:
+            np.testing.assert_array_equal(part, full)
+        else:
+            assert part is None
+
+
+@pytest.mark.parametrize("channels_last", LAYOUTS)
+@pytest.mark.parametrize("nd", NDS)
+def test_backward_unbatched_and_strided(nd, channels_last, rng):
+    """Unbatched arrays, and a grad_output that is a strided view, in both layouts."""
+    case = _case("everything", nd)
+    x, weight, _ = make_transposed_data(case, rng, np.float32)
+    grad = rng.standard_normal(case.out_shape).astype(np.float32)
+    wide = np.zeros((*grad.shape[:-1], 2 * grad.shape[-1]), np.float32)
+    wide[..., ::2] = grad
+    view = to_channels_last(wide)[..., ::2, :] if channels_last else wide[..., ::2]
+    kwargs = case.kwargs(channels_last)
+    got = api("conv_transpose{nd}d_backward", nd)(layout(x, channels_last), weight, view,
+                                                  **kwargs)
+    expected = _naive_gradients(case, x, weight, grad, channels_last)
+    for part, want, terms in zip(got, expected, _gradient_terms(case), strict=True):
+        assert_close(part, want, terms, np.float32)
+    single = api("conv_transpose{nd}d_backward", nd)(
+        layout(x[0], channels_last, batched=False), weight,
+        layout(grad[0], channels_last, batched=False), **kwargs)
+    expected = _naive_gradients(case, x[:1], weight, grad[:1], channels_last)
+    assert_close(single[0], expected[0][0], _gradient_terms(case)[0], np.float32)
+    for part, want, terms in zip(single[1:], expected[1:], _gradient_terms(case)[1:],
+                                 strict=True):
+        assert_close(part, want, terms, np.float32)
+
+
+@pytest.mark.parametrize("channels_last", LAYOUTS)
+def test_backward_bias_of_large_gradient(channels_last, rng):
+    """A bias gradient summed in several shape-fixed chunks on every thread (both layouts)."""
+    x = rng.standard_normal((4, 4, 40, 37)).astype(np.float32)
+    weight = rng.standard_normal((4, 5, 3, 3)).astype(np.float32)
+    grad = rng.standard_normal((4, 5, 80, 74)).astype(np.float32)
+    _, grad_w, grad_b = api("conv_transpose{nd}d_backward", 2)(
+        layout(x, channels_last), weight, layout(grad, channels_last), stride=2, padding=1,
+        output_padding=1, channels_last=channels_last, needs=("weight", "bias"))
+    assert_close(grad_b, grad.astype(np.float64).sum(axis=(0, 2, 3)), grad[:, 0].size,
+                 np.float32)
+    expected = naive.conv_transpose_backward(x, weight, grad, stride=2, padding=1,
+                                             output_padding=1)[1]
+    assert_close(grad_w, expected, x[:, 0].size, np.float32)
+
+
+def test_backward_bad_arguments(rng):
+    case = _case("everything", 2)
+    x, weight, _ = make_transposed_data(case, rng)
+    grad = rng.standard_normal(case.out_shape)
+    backward = api("conv_transpose{nd}d_backward", 2)
+    with pytest.raises(ValueError, match=r"grad_output has shape \(2, 6, 8, 15\)"):
+        backward(x, weight, grad[:, :, :-1], **case.kwargs())
+    with pytest.raises(ValueError, match="needs"):
+        backward(x, weight, grad, **case.kwargs(), needs=("input", "gradient"))
+    with pytest.raises(ValueError, match=r"weight.shape\[0\]"):
+        backward(x[:, :3], weight, grad, **case.kwargs())
+    with pytest.raises(ValueError, match="output_padding"):
+        backward(x, weight, grad, **{**case.kwargs(), "output_padding": 5})
+    with pytest.raises(TypeError, match="grad_output"):
+        backward(x, weight, grad.astype(complex), **case.kwargs())

@@ -22,8 +22,11 @@ from .convolution import (
     conv3d_input,
     conv3d_weight,
     conv_transpose1d,
+    conv_transpose1d_backward,
     conv_transpose2d,
+    conv_transpose2d_backward,
     conv_transpose3d,
+    conv_transpose3d_backward,
 )
 from .shapes import ReceptiveField, conv_output_shape, receptive_field
 
@@ -50,6 +53,9 @@ __all__ = [
     "conv_transpose1d",
     "conv_transpose2d",
     "conv_transpose3d",
+    "conv_transpose1d_backward",
+    "conv_transpose2d_backward",
+    "conv_transpose3d_backward",
     "explain",
     "receptive_field",
 ]

@@ -316,6 +316,31 @@ def reduction_chunks(rows: int, tiles: int, work: float = math.inf) -> int:
     return int(min(rows, -(-16 // max(tiles, 1))))
 
 
+#: Positions of a channel per chunk of a channels-first bias gradient (see
+#: :func:`plane_sum_chunks`).
+PLANE_SUM_CHUNK = 1 << 13
+
+
+def plane_sum_chunks(positions: int, channels: int) -> int:
+    """Number of fixed chunks the per-channel sums of channels-first data are split into.
+
+    ``positions`` counts the elements of one channel (batch times spatial sizes). Chunks of
+    about :data:`PLANE_SUM_CHUNK` positions (at most 16), one for a call of at most
+    :data:`SERIAL_MAX_WORK` additions; like :func:`reduction_chunks`, a function of the
+    shape only, so the sums are the same on any machine.
+
+    Examples
+    --------
+    >>> plane_sum_chunks(8 * 56 * 56, 32)
+    4
+    >>> plane_sum_chunks(4096 * 4096, 1), plane_sum_chunks(64, 3)
+    (16, 1)
+    """
+    if positions * channels <= SERIAL_MAX_WORK:
+        return 1
+    return int(min(16, max(1, -(-positions // PLANE_SUM_CHUNK))))
+
+
 #: Large layout and padding copies are made this many parts of the batch at a time.
 COPY_PARTS = 4
 

@@ -1941,6 +1941,48 @@ def _planar_weight_grad_task(src, grad_out, geom, row_block, out_block, with_bia
     keep_alive(bias_array)
 
 
+@cache
+def plane_sums_signature(dtype: np.dtype) -> tuple:
+    """Argument types :func:`plane_sums` is compiled for."""
+    return (data_type(dtype, 3, layout="C"), data_type(dtype, 2, True, "C"))
+
+
+@kernel
+def plane_sums(planes, partial_sums):
+    """Per-channel sums of channels-first data in fixed chunks (a planar bias gradient).
+
+    ``partial_sums[k, c]`` is the sum of ``planes[n, c, p]`` over chunk ``k`` of the flat
+    positions ``n * P + p``: chunk ``k`` of ``K`` holds positions ``[k * N * P // K,
+    (k + 1) * N * P // K)``. The chunks depend only on the shape (the caller picks ``K``),
+    so the sums do not depend on the number of threads; each task owns one
+    ``(chunk, channel)`` and reads its runs of the planes with vector additions.
+
+    Parameters
+    ----------
+    planes : ndarray, shape (N, C, P), C-contiguous
+        The data: ``P`` positions per channel plane.
+    partial_sums : ndarray, shape (K, C)
+        Per-chunk sums, each element written once.
+    """
+    batch, channels, size = planes.shape
+    n_chunks = partial_sums.shape[0]
+    total = batch * size
+    lanes = vlanes(planes)
+    for task in prange(n_chunks * channels):
+        c = task % channels
+        chunk = task // channels
+        at = chunk * total // n_chunks
+        end = (chunk + 1) * total // n_chunks
+        acc = np.zeros(lanes, planes.dtype)
+        while at < end:
+            n = at // size
+            p = at - n * size
+            run = min(end - at, size - p)
+            _row_sum(ptr_of(planes, 0), (n * channels + c) * size + p, run, acc)
+            at += run
+        partial_sums[chunk, c] = vreduce_add(vload(acc, 0))
+
+
 #: ``dtype -> task_at`` of :func:`planar_conv` (compiles the task once)
 planar_task_address = partial(address_of, _planar_conv_tasks, planar_task_signature)
 #: ``dtype -> task_at`` of :func:`planar_weight_grad` and its twin
@@ -1949,3 +1991,5 @@ planar_weight_task_address = partial(address_of, _planar_weight_grad_task,
 
 #: :func:`planar_weight_grad` on the calling thread, for small calls
 planar_weight_grad_serial = serial_twin(planar_weight_grad, "planar_weight_grad_serial")
+#: :func:`plane_sums` on the calling thread, for small calls
+plane_sums_serial = serial_twin(plane_sums, "plane_sums_serial")

@@ -526,13 +526,13 @@ def _fastconv_calls(case: Case, pass_name: str, a: Mapping[str, np.ndarray]
     x, w, b, g = a["x"], a["weight"], a["bias"], a["grad_output"]
     if case.transposed:
         transpose = getattr(fastconv, f"conv_transpose{nd}d")
-        conv_weight = getattr(fastconv, f"conv{nd}d_weight")
-        sum_axes = (0, *range(2, 2 + nd))
+        transpose_backward = getattr(fastconv, f"conv_transpose{nd}d_backward")
         if pass_name == "forward":
             return lambda: transpose(x, w, b, output_padding=case.output_padding, **opts)
         if pass_name == "grad_input":  # the adjoint of a transposed conv is the conv
             return lambda: conv(g, w, **opts)
-        return lambda: (conv_weight(g, w.shape, x, **opts), g.sum(axis=sum_axes))
+        return lambda: transpose_backward(x, w, g, output_padding=case.output_padding,
+                                          needs=("weight", "bias"), **opts)
     if pass_name == "forward":
         return lambda: conv(x, w, b, **opts)
     if pass_name == "grad_input":

@@ -48,6 +48,7 @@ __all__ = [
     "conv1d_weight", "conv2d_weight", "conv3d_weight",
     "conv1d_backward", "conv2d_backward", "conv3d_backward",
     "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    "conv_transpose1d_backward", "conv_transpose2d_backward", "conv_transpose3d_backward",
 ]
 
 ArrayLike = Any
@@ -1404,6 +1405,45 @@ class _WeightPass:
         return grad_weight, grad_bias
 
 
+class _BiasPass:
+    """Bias gradient alone: the per-channel sums of an output gradient.
+
+    Channels-first contiguous data is summed plane by plane, in place
+    (:func:`fastconv._planar.plane_sums`); other layouts by :func:`fastconv._kernels.bias_grad`
+    on a channels-last view (copied when its channels are not adjacent). Called like the
+    weight passes, ``(src, grad_out) -> (None, grad_bias)``; ``src`` is not read.
+    """
+
+    __slots__ = ("chunks", "dtype", "kernel", "planar")
+
+    def __init__(self, dtype: np.dtype, grad_shape: tuple[int, ...], planar: bool) -> None:
+        positions = grad_shape[0] * grad_shape[1] * grad_shape[2] * grad_shape[3]
+        channels = grad_shape[4]
+        serial = positions * channels <= _kernels.SERIAL_MAX_WORK
+        self.dtype, self.planar = dtype, planar
+        if planar:
+            self.chunks = _plan.plane_sum_chunks(positions, channels)
+            self.kernel = _planar.plane_sums_serial if serial else _planar.plane_sums
+            _jit.ensure_compiled(self.kernel, _planar.plane_sums_signature, dtype)
+        else:
+            rows = grad_shape[0] * grad_shape[1] * grad_shape[2]
+            self.chunks = _plan.reduction_chunks(rows, 1, positions * channels)
+            self.kernel = _kernels.bias_grad_serial if serial else _kernels.bias_grad
+            _jit.ensure_compiled(self.kernel, _kernels.bias_grad_signature, dtype)
+
+    def __call__(self, src: np.ndarray | None, grad_out: np.ndarray
+                 ) -> tuple[None, np.ndarray]:
+        channels = grad_out.shape[4]
+        partial = np.empty((self.chunks, channels), self.dtype)
+        if self.planar:
+            planes = _channels_first(grad_out)
+            self.kernel(planes.reshape(planes.shape[0], channels, -1), partial)
+        else:
+            with _channels_last_contiguous(grad_out) as grad:
+                self.kernel(grad, 1, partial)
+        return None, partial[0].copy() if self.chunks == 1 else np.add.reduce(partial, axis=0)
+
+
 class _PlanarWeightPass:
     """Weight (and bias) gradient on the planar kernel (channels-first data).
 
@@ -1616,6 +1656,8 @@ def _weight_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
             return _DenseWeightPass(spec, dtype, grad_shape, want_bias)
         if algorithm == "depthwise":
             return _DepthwiseWeightPass(spec, dtype, grad_shape, want_bias)
+    if not want_weight and want_bias and planar_layout and FORCE_WEIGHT_ALGORITHM != "gather":
+        return _BiasPass(dtype, grad_shape, True)
     return _WeightPass(spec, dtype, grad_shape, want_weight, want_bias)
 
 
@@ -1926,6 +1968,83 @@ def _gradients(kind: str, ndim: int, x: ArrayLike | None, input_shape: object,
     return plan(x, weight, grad_output)
 
 
+class _TransposedWeightPass:
+    """Weight and bias gradients of a transposed convolution, called as a conv's weight pass.
+
+    ``(x, grad_output)`` canonical views in, ``(grad_weight, grad_bias)`` out. The transposed
+    convolution of ``x`` is the adjoint of the convolution ``spec`` whose output is ``x``
+    and whose input is ``grad_output``'s shape: its weight gradient is that convolution's
+    weight gradient with the roles swapped (input ``grad_output``, output gradient ``x``),
+    and its bias gradient the channel sums of ``grad_output``.
+    """
+
+    __slots__ = ("bias", "weight")
+
+    def __init__(self, weight: Callable | None, bias: _BiasPass | None) -> None:
+        self.weight, self.bias = weight, bias
+
+    def __call__(self, x: np.ndarray, grad_out: np.ndarray
+                 ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        grad_weight = None if self.weight is None else self.weight(grad_out, x)[0]
+        grad_bias = None if self.bias is None else self.bias(None, grad_out)[1]
+        return grad_weight, grad_bias
+
+
+def _transpose_backward_plan(ndim: int, x: ArrayLike, weight: ArrayLike,
+                             grad_output: ArrayLike, stride: IntOrTuple, padding: Padding,
+                             output_padding: IntOrTuple, groups: int, dilation: IntOrTuple,
+                             channels_last: bool, needs: frozenset[str]
+                             ) -> tuple[_BackwardPlan, np.ndarray, np.ndarray, np.ndarray]:
+    """Validate a transposed convolution's gradient call and plan it; also returns its arrays.
+
+    The gradient with respect to ``x`` is the forward convolution of ``grad_output``.
+    """
+    x_arr, w_arr, data = _operands(ndim, x, weight, channels_last)
+    gy_arr = _args.as_array("grad_output", grad_output)
+    spec = _args.transpose_spec(ndim, data, w_arr.shape, stride, padding, output_padding,
+                                groups, dilation)
+    dtype = _args.result_dtype(x=x_arr, weight=w_arr, grad_output=gy_arr)
+    _args.check_grad_output(gy_arr, data.full_shape(spec.c_in, spec.in_sizes))
+    x_view = _canonical_shape(ndim, data, spec.c_out, spec.out_sizes)
+    grad_view = _canonical_shape(ndim, data, spec.c_in, spec.in_sizes)
+    channels = (spec.c_in, spec.c_out)
+    input_pass = weights = None
+    if "input" in needs:
+        planar = _planar_ready(data, channels, gy_arr.flags.c_contiguous)
+        input_pass = _forward_pass(spec, dtype, grad_view, x_view, planar)
+    if "weight" in needs or "bias" in needs:
+        weight_pass = bias_pass = None
+        if "weight" in needs:
+            planar = _planar_ready(data, channels, gy_arr.flags.c_contiguous
+                                   and x_arr.flags.c_contiguous)
+            weight_pass = _weight_pass(spec, dtype, grad_view, x_view, True, False, planar)
+        if "bias" in needs:
+            planar = _planar_ready(data, (spec.c_in,), gy_arr.flags.c_contiguous)
+            bias_pass = _BiasPass(dtype, grad_view, planar)
+        weights = _TransposedWeightPass(weight_pass, bias_pass)
+    plan = _BackwardPlan(dtype, x_arr.shape, _layout(ndim, data), input_pass, weights,
+                         _schedule(spec, data))
+    return plan, x_arr, w_arr, gy_arr
+
+
+def _transpose_gradients(ndim: int, x: ArrayLike, weight: ArrayLike, grad_output: ArrayLike,
+                         options: tuple, needs: frozenset[str]
+                         ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Body of ``conv_transpose{d}d_backward``.
+
+    ``options`` are ``(stride, padding, output_padding, groups, dilation, channels_last)``.
+    """
+    key, plan = _cached_plan(lambda: (
+        "transpose_backward", ndim, _array_key(x), _array_key(weight),
+        _array_key(grad_output), *[_key(option) for option in options], needs,
+        FORCE_FORWARD_ALGORITHM, FORCE_WEIGHT_ALGORITHM))
+    if plan is None:
+        plan, x, weight, grad_output = _transpose_backward_plan(ndim, x, weight, grad_output,
+                                                                *options, needs)
+        _remember(key, plan)
+    return plan(x, weight, grad_output)
+
+
 _INPUT, _WEIGHT = frozenset({"input"}), frozenset({"weight"})
 
 
@@ -2153,6 +2272,46 @@ True
 """
 
 
+_TRANSPOSE_BACKWARD_DOC = """Gradients of :func:`conv_transpose{d}d` (input, weight and bias).
+
+The input gradient is the convolution :func:`conv{d}d` of ``grad_output`` with the same
+weights, strides, pads, dilation and groups; the weight gradient is that convolution's weight
+gradient with ``grad_output`` as its input and ``x`` as its output gradient; the bias
+gradient sums ``grad_output`` over every axis but the channels.
+
+Parameters
+----------
+x : array_like, shape (N, C_in, *spatial) or (C_in, *spatial)
+    Input of the transposed convolution; ``(N, *spatial, C_in)`` with
+    ``channels_last=True``.
+weight : array_like, shape (C_in, C_out / groups, *kernel)
+    Filters of the transposed convolution.
+grad_output : array_like
+    Gradient with respect to its output (same shape as that output).
+stride, padding, output_padding, groups, dilation, channels_last
+    As in :func:`conv_transpose{d}d`.
+needs : collection of {{"input", "weight", "bias"}}, default all three
+    Which gradients to compute.
+
+Returns
+-------
+grad_input, grad_weight, grad_bias : ndarray or None
+    ``None`` for each gradient not in ``needs``; ``grad_bias`` has shape ``(C_out,)``.
+
+Examples
+--------
+>>> import numpy as np
+>>> import fastconv
+>>> {x_line}
+>>> {w_line}
+>>> y = fastconv.conv_transpose{d}d(x, w, stride=2)
+>>> g = np.ones_like(y)
+>>> gx, gw, gb = fastconv.conv_transpose{d}d_backward(x, w, g, stride=2)
+>>> gx.shape == x.shape and gw.shape == w.shape and float(gb[0]) == g.size
+True
+"""
+
+
 def _public(function: Callable, name: str, doc: str, d: int) -> Callable:
     function.__name__ = function.__qualname__ = name
     function.__doc__ = _doc(doc, d)
@@ -2220,8 +2379,27 @@ def _make_transpose(d: int) -> Callable:
     return _public(conv_transpose, f"conv_transpose{d}d", _TRANSPOSE_DOC, d)
 
 
+def _make_transpose_backward(d: int) -> Callable:
+    def conv_transpose_backward(x: ArrayLike, weight: ArrayLike, grad_output: ArrayLike,
+                                stride: IntOrTuple = 1, padding: Padding = 0,
+                                output_padding: IntOrTuple = 0, groups: int = 1,
+                                dilation: IntOrTuple = 1, channels_last: bool = False,
+                                needs: tuple[str, ...] = ("input", "weight", "bias")
+                                ) -> tuple[np.ndarray | None, np.ndarray | None,
+                                           np.ndarray | None]:
+        wanted = _args.needs_spec(needs)
+        return _transpose_gradients(d, x, weight, grad_output,
+                                    (stride, padding, output_padding, groups, dilation,
+                                     channels_last), wanted)
+
+    return _public(conv_transpose_backward, f"conv_transpose{d}d_backward",
+                   _TRANSPOSE_BACKWARD_DOC, d)
+
+
 conv1d, conv2d, conv3d = (_make_conv(d) for d in (1, 2, 3))
 conv1d_input, conv2d_input, conv3d_input = (_make_input(d) for d in (1, 2, 3))
 conv1d_weight, conv2d_weight, conv3d_weight = (_make_weight(d) for d in (1, 2, 3))
 conv1d_backward, conv2d_backward, conv3d_backward = (_make_backward(d) for d in (1, 2, 3))
 conv_transpose1d, conv_transpose2d, conv_transpose3d = (_make_transpose(d) for d in (1, 2, 3))
+conv_transpose1d_backward, conv_transpose2d_backward, conv_transpose3d_backward = (
+    _make_transpose_backward(d) for d in (1, 2, 3))
