@@ -2018,8 +2018,9 @@ def _transpose_backward_plan(ndim: int, x: ArrayLike, weight: ArrayLike,
             planar = _planar_ready(data, channels, gy_arr.flags.c_contiguous
                                    and x_arr.flags.c_contiguous)
             weight_pass = _weight_pass(spec, dtype, grad_view, x_view, True, False, planar)
-        if "bias" in needs:
-            planar = _planar_ready(data, (spec.c_in,), gy_arr.flags.c_contiguous)
+        if "bias" in needs:  # compiled callers sum on a channels-last view (gather pin)
+            planar = (_planar_ready(data, (spec.c_in,), gy_arr.flags.c_contiguous)
+                      and FORCE_WEIGHT_ALGORITHM != "gather")
             bias_pass = _BiasPass(dtype, grad_view, planar)
         weights = _TransposedWeightPass(weight_pass, bias_pass)
     plan = _BackwardPlan(dtype, x_arr.shape, _layout(ndim, data), input_pass, weights,
