@@ -1765,40 +1765,45 @@ def clear_plans() -> None:
 DYNAMIC_SCHEDULE_FMAS = 1 << 22
 
 
-def _schedule(spec: ConvSpec, data: DataShape) -> Callable[[], contextlib.AbstractContextManager]:
-    """How a call of ``spec`` on ``data`` schedules its parallel loops (a context manager).
+def _dynamic(spec: ConvSpec, data: DataShape) -> bool:
+    """Whether a call of ``spec`` on ``data`` schedules its parallel loops dynamically.
 
-    Dynamic scheduling for calls of at least :data:`DYNAMIC_SCHEDULE_FMAS` multiply-adds
-    (per pass), else Numba's default (small calls run on one thread anyway).
+    Calls of at least :data:`DYNAMIC_SCHEDULE_FMAS` multiply-adds (per pass) run under
+    :func:`fastconv._runtime.dynamic_schedule`; smaller ones keep Numba's default (they run
+    on one thread anyway) and skip entering a context manager (0.2 us of a 5 us call).
     """
     fmas = (math.prod(data.full_shape(spec.c_out, spec.out_sizes))
             * (spec.c_in // spec.groups) * math.prod(spec.kernel))
-    return _runtime.dynamic_schedule if fmas >= DYNAMIC_SCHEDULE_FMAS else contextlib.nullcontext
+    return fmas >= DYNAMIC_SCHEDULE_FMAS
 
 
 class _ApplyPlan:
     """Plan of a forward or transposed convolution call: result shape, views and pass."""
 
-    __slots__ = ("dtype", "layout", "run", "schedule", "shape")
+    __slots__ = ("dtype", "dynamic", "layout", "run", "shape")
 
     def __init__(self, shape: tuple[int, ...], dtype: np.dtype, layout: tuple, run: Pass,
-                 schedule: Callable[[], contextlib.AbstractContextManager]) -> None:
+                 dynamic: bool) -> None:
         self.shape, self.dtype, self.layout, self.run = shape, dtype, layout, run
-        self.schedule = schedule
+        self.dynamic = dynamic
 
     def __call__(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                  out: object) -> np.ndarray:
         """Run the planned call on validated arrays; ``out`` is checked here."""
-        target = _args.check_out(out, self.shape, self.dtype)
-        if target is None:
-            result = np.empty(self.shape, self.dtype)
+        dtype = self.dtype
+        if out is None:  # the common case first: tiny calls count every step
+            result = target = np.empty(self.shape, dtype)
         else:
+            target = _args.check_out(out, self.shape, dtype)
             inputs = (x, weight) if bias is None else (x, weight, bias)
-            result = _destination(self.shape, self.dtype, target, *inputs)
-        src = _view(x.astype(self.dtype, copy=False), self.layout)
-        with self.schedule():
+            result = _destination(self.shape, dtype, target, *inputs)
+        src = _view(x if x.dtype == dtype else x.astype(dtype), self.layout)
+        if self.dynamic:
+            with _runtime.dynamic_schedule():
+                self.run(src, weight, bias, _view(result, self.layout))
+        else:
             self.run(src, weight, bias, _view(result, self.layout))
-        return _finish(result, target)
+        return result if target is result else _finish(result, target)
 
 
 # ---------------------------------------------------------------------------- generic API
@@ -1833,7 +1838,7 @@ def _apply(x_arr: np.ndarray, w_arr: np.ndarray, bias: ArrayLike | None, data: D
     plan_pass = _adjoint_pass if adjoint else _forward_pass
     planar = _planar_ready(data, (data.channels, channels), x_arr.flags.c_contiguous)
     run = plan_pass(spec, dtype, src_shape, dest_shape, planar)
-    return _ApplyPlan(shape, dtype, _layout(spec.ndim, data), run, _schedule(spec, data)), b_arr
+    return _ApplyPlan(shape, dtype, _layout(spec.ndim, data), run, _dynamic(spec, data)), b_arr
 
 
 def _forward(ndim: int, x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None,
@@ -1874,27 +1879,34 @@ def _transpose(ndim: int, x: ArrayLike, weight: ArrayLike, bias: ArrayLike | Non
 class _BackwardPlan:
     """Plan of a gradient call: which gradients, their shapes, views and passes."""
 
-    __slots__ = ("adjoint", "dtype", "input_shape", "layout", "schedule", "weight")
+    __slots__ = ("adjoint", "dtype", "dynamic", "input_shape", "layout", "weight")
 
     def __init__(self, dtype: np.dtype, input_shape: tuple[int, ...], layout: tuple,
-                 adjoint: Pass | None, weight: Callable | None,
-                 schedule: Callable[[], contextlib.AbstractContextManager]) -> None:
+                 adjoint: Pass | None, weight: Callable | None, dynamic: bool) -> None:
         self.dtype, self.input_shape, self.layout = dtype, input_shape, layout
-        self.adjoint, self.weight, self.schedule = adjoint, weight, schedule
+        self.adjoint, self.weight, self.dynamic = adjoint, weight, dynamic
 
     def __call__(self, x: np.ndarray | None, weight: np.ndarray | None, grad_output: np.ndarray
                  ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
         """Run the planned call on validated arrays."""
+        if self.dynamic:
+            with _runtime.dynamic_schedule():
+                return self._run(x, weight, grad_output)
+        return self._run(x, weight, grad_output)
+
+    def _run(self, x: np.ndarray | None, weight: np.ndarray | None, grad_output: np.ndarray
+             ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
         dtype = self.dtype
-        gy_view = _view(grad_output.astype(dtype, copy=False), self.layout)
+        gy_view = _view(grad_output if grad_output.dtype == dtype else grad_output.astype(dtype),
+                        self.layout)
         grad_input = grad_weight = grad_bias = None
-        with self.schedule():
-            if self.adjoint is not None:
-                grad_input = np.empty(self.input_shape, dtype)
-                self.adjoint(gy_view, weight, None, _view(grad_input, self.layout))
-            if self.weight is not None:
-                src = None if x is None else _view(x.astype(dtype, copy=False), self.layout)
-                grad_weight, grad_bias = self.weight(src, gy_view)
+        if self.adjoint is not None:
+            grad_input = np.empty(self.input_shape, dtype)
+            self.adjoint(gy_view, weight, None, _view(grad_input, self.layout))
+        if self.weight is not None:
+            src = None if x is None else _view(x if x.dtype == dtype else x.astype(dtype),
+                                               self.layout)
+            grad_weight, grad_bias = self.weight(src, gy_view)
         return grad_input, grad_weight, grad_bias
 
 
@@ -1937,7 +1949,7 @@ def _backward_plan(ndim: int, x: ArrayLike | None, input_shape: tuple[int, ...] 
         weight_pass = _weight_pass(spec, dtype, input_view, grad_view, "weight" in needs,
                                    "bias" in needs, planar)
     plan = _BackwardPlan(dtype, input_shape, _layout(ndim, data), adjoint, weight_pass,
-                         _schedule(spec, data))
+                         _dynamic(spec, data))
     return plan, named.get("x"), named.get("weight"), gy_arr
 
 
@@ -2024,7 +2036,7 @@ def _transpose_backward_plan(ndim: int, x: ArrayLike, weight: ArrayLike,
             bias_pass = _BiasPass(dtype, grad_view, planar)
         weights = _TransposedWeightPass(weight_pass, bias_pass)
     plan = _BackwardPlan(dtype, x_arr.shape, _layout(ndim, data), input_pass, weights,
-                         _schedule(spec, data))
+                         _dynamic(spec, data))
     return plan, x_arr, w_arr, gy_arr
 
 
