@@ -83,17 +83,36 @@ def everything(x1, w1, b1, g1, x2, w2, b2, g2, x3, w3, b3, g3, stride, padding, 
     return forward, gradients, marker
 
 
-def transpose_all(x1, w1, b1, x2, w2, b2, x3, w3, b3, stride, padding, output_padding, groups,
-                  dilation, channels_last):
+def transpose_all(x1, w1, b1, g1, x2, w2, b2, g2, x3, w3, b3, g3, stride, padding,
+                  output_padding, groups, dilation, channels_last, needs, backward_first):
+    """Every transposed function, 1-D to 3-D, with the options as run-time values.
+
+    ``backward_first``: the 1-D gradients are also computed before anything else, so that
+    invalid options are refused by the validation of the gradients.
+    """
     marker = np.zeros(2)
     for i in prange(2):
         marker[i] = i
     options = (stride, padding, output_padding, groups, dilation, channels_last)
-    return (fastconv.conv_transpose1d(x1, w1, b1, *options),
-            fastconv.conv_transpose2d(x2, w2, b2, stride=stride, padding=padding,
-                                      output_padding=output_padding, groups=groups,
-                                      dilation=dilation, channels_last=channels_last),
-            fastconv.conv_transpose3d(x3, w3, b3, *options), marker)
+    if backward_first:
+        fastconv.conv_transpose1d_backward(x1, w1, g1, *options, needs)
+    forward = (
+        fastconv.conv_transpose1d(x1, w1, b1, *options),
+        fastconv.conv_transpose2d(x2, w2, b2, stride=stride, padding=padding,
+                                  output_padding=output_padding, groups=groups,
+                                  dilation=dilation, channels_last=channels_last),
+        fastconv.conv_transpose3d(x3, w3, b3, *options),
+    )
+    gradients = (
+        fastconv.conv_transpose1d_backward(x1, w1, g1, *options, needs),
+        fastconv.conv_transpose2d_backward(x2, w2, g2, stride=stride, padding=padding,
+                                           output_padding=output_padding, groups=groups,
+                                           dilation=dilation, channels_last=channels_last,
+                                           needs=needs),
+        fastconv.conv_transpose3d_backward(x3, w3, g3, stride, padding, output_padding,
+                                           groups, dilation, channels_last, needs=needs),
+    )
+    return forward, gradients, marker
 
 
 def steps(field, weight, bias, out, count):
@@ -117,7 +136,7 @@ def fresh_steps(field, weight, bias, count):
     return total, marker
 
 
-def variety(x2, w2, b2, x1, w1, x_odd, w_int8, g2, wt2):
+def variety(x2, w2, b2, x1, w1, x_odd, w_int8, g2, wt2, gt2, xt32, wt32, gt32):
     """Argument forms other than the run-time ints and strings above."""
     marker = np.zeros(2)
     for i in prange(2):
@@ -130,6 +149,11 @@ def variety(x2, w2, b2, x1, w1, x_odd, w_int8, g2, wt2):
         fastconv.conv2d_backward(x2, w2, g2),
         fastconv.conv2d_backward(x2, w2, g2, needs=()),
         fastconv.conv_transpose2d(x2, wt2, stride=2, padding=(1, 0), output_padding=(1, 0)),
+        fastconv.conv_transpose2d_backward(x2, wt2, gt2, stride=2, padding=(1, 0),
+                                           output_padding=(1, 0)),
+        fastconv.conv_transpose2d_backward(x2, wt2, gt2, 2, (1, 0), (1, 0), needs=()),
+        fastconv.conv_transpose2d_backward(xt32, wt32, gt32, padding="same", dilation=(2, 1),
+                                           channels_last=True),
         fastconv.conv_output_shape((9, 8), 3, stride=2, padding="same"),
         fastconv.conv_output_shape(28, 4, stride=2, padding=1, transposed=True),
         marker,
@@ -200,24 +224,47 @@ def _python_everything(args, options, needs):
     return tuple(forward), tuple(gradients)
 
 
-def _transpose_args(seed, groups, channels_last):
-    """x, weight (C_in, C_out/groups, *kernel), bias: 4 input channels, 6 outputs."""
+def _transpose_keywords(options):
+    return dict(zip(("stride", "padding", "output_padding", "groups", "dilation",
+                     "channels_last"), options))
+
+
+def _transpose_args(seed, options, channels=(4, 6), kernels=KERNELS, sizes=SIZES, batch=2):
+    """x, weight (C_in, C_out/groups, *kernel), bias, grad_output for 1-D, 2-D and 3-D.
+
+    ``channels`` are the transposed convolution's input and output channels; grad_output has
+    the shape of its result (x's shape if the options are invalid).
+    """
     rng = np.random.default_rng(seed)
+    groups, channels_last = options[3], options[5]
+    c_in, c_out = channels
     args = []
     for d in (1, 2, 3):
-        x = _layout(_data(rng, (2, 4, *SIZES[d])), channels_last)
-        args += [x, _data(rng, (4, 6 // groups, *KERNELS[d])), _data(rng, (6,))]
+        x = _layout(_data(rng, (batch, c_in, *sizes[d])), channels_last)
+        weight = _data(rng, (c_in, c_out // groups if groups in (1, 2) else c_out, *kernels[d]))
+        try:
+            shape = getattr(fastconv, f"conv_transpose{d}d")(
+                x, weight, **_transpose_keywords(options)).shape
+        except ValueError:
+            shape = x.shape
+        args += [x, weight, _data(rng, (c_out,)), _data(rng, shape)]
     return args
 
 
-def _python_transpose(args, options):
-    x1, w1, b1, x2, w2, b2, x3, w3, b3 = args
-    stride, padding, output_padding, groups, dilation, channels_last = options
-    kwargs = dict(stride=stride, padding=padding, output_padding=output_padding, groups=groups,
-                  dilation=dilation, channels_last=channels_last)
-    return (fastconv.conv_transpose1d(x1, w1, b1, **kwargs),
-            fastconv.conv_transpose2d(x2, w2, b2, **kwargs),
-            fastconv.conv_transpose3d(x3, w3, b3, **kwargs))
+def _python_transpose(args, options, needs, backward_first=False):
+    """What :func:`transpose_all` computes, from Python."""
+    kwargs = _transpose_keywords(options)
+    if backward_first:
+        fastconv.conv_transpose1d_backward(args[0], args[1], args[3], needs=needs, **kwargs)
+    forward, gradients = [], []
+    for d in (1, 2, 3):
+        x, w, b, _ = args[4 * d - 4:4 * d]
+        forward.append(getattr(fastconv, f"conv_transpose{d}d")(x, w, b, **kwargs))
+    for d in (1, 2, 3):
+        x, w, _, g = args[4 * d - 4:4 * d]
+        gradients.append(getattr(fastconv, f"conv_transpose{d}d_backward")(
+            x, w, g, needs=needs, **kwargs))
+    return tuple(forward), tuple(gradients)
 
 
 def _assert_bitwise(actual, expected):
@@ -329,28 +376,69 @@ def test_shapes_and_needs_are_checked(problem):
 
 
 # --------------------------------------------------------------------------- transposed
+# (stride, padding, output_padding, groups, dilation, channels_last), and the gradients'
+# run-time ``needs`` (one length: one compiled signature)
 TRANSPOSE_OPTIONS = [
-    (1, "valid", 0, 1, 1, False),
-    (2, "same", 1, 2, 1, True),
-    (2, "same", 0, 1, 2, False),
-    (3, "full", 2, 1, 1, True),
+    ((1, "valid", 0, 1, 1, False), ALL),
+    ((2, "same", 1, 2, 1, True), ("weight", "weight", "weight")),
+    ((2, "same", 0, 1, 2, False), ("bias", "input", "input")),
+    ((3, "full", 2, 1, 1, True), ("bias", "bias", "bias")),
+    ((1, "valid", 1, 2, 2, False), ("input", "input", "input")),
+    ((2, "valid", 1, 1, 3, True), ("weight", "bias", "weight")),
 ]
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("options", TRANSPOSE_OPTIONS, ids=str)
-def test_transpose_bitwise(mode, options):
-    args = _transpose_args(7, options[3], options[5])
-    *results, marker = _call(TRANSPOSE[mode], *args, *options)
-    _assert_bitwise(tuple(results), _python_transpose(args, options))
+@pytest.mark.parametrize(("options", "needs"), TRANSPOSE_OPTIONS, ids=str)
+def test_transpose_bitwise(mode, options, needs):
+    args = _transpose_args(7, options)
+    *results, marker = _call(TRANSPOSE[mode], *args, *options, needs, False)
+    _assert_bitwise(tuple(results), _python_transpose(args, options, needs))
 
 
+@pytest.mark.parametrize(
+    ("channels", "sizes", "batch"),
+    [((2, 1), {1: (20000,), 2: (100, 200), 3: (1, 5, 4000)}, 2),  # 2, 16 and 10 chunks
+     ((3, 4), {1: (3000,), 2: (5, 600), 3: (2, 3, 500)}, 3),  # 3, 15 and 16 chunks
+     ((4, 6), SIZES, 0), ((0, 6), SIZES, 2), ((4, 0), SIZES, 2)],
+    ids=["one-channel", "channels", "empty-batch", "no-inputs", "no-outputs"],
+)
+def test_transpose_bias_reductions_follow_numpy(channels, sizes, batch):
+    """Large output gradients split the bias sums into chunks that NumPy sums (and empties)."""
+    options = (1, "valid", 0, 1, 1, False)
+    args = _transpose_args(11, options, channels, {1: (1,), 2: (1, 1), 3: (1, 1, 1)}, sizes,
+                           batch)
+    if args[3].size:
+        args[3][0, 0, :3] = -0.0  # signed zeros must survive exactly as in NumPy's sums
+    *results, marker = _call(TRANSPOSE["njit"], *args, *options, ALL, False)
+    _assert_bitwise(tuple(results), _python_transpose(args, options, ALL))
+
+
+@pytest.mark.parametrize("backward_first", [False, True], ids=["transpose", "backward"])
 @pytest.mark.parametrize("options", [(2, "same", 2, 1, 1, False), (1, "valid", 0, 3, 1, False),
-                                     (2, "full", 0, 1, 0, False)], ids=str)
-def test_transpose_errors_match_python(options):
-    args = _transpose_args(8, 1, False)
-    expected = _python_error(_python_transpose, args, options)
-    _assert_same_error(TRANSPOSE["njit"], (*args, *options), expected)
+                                     (2, "full", 0, 1, 0, False), (1, "sane", 0, 1, 1, False),
+                                     (0, "same", 0, 1, 1, False)], ids=str)
+def test_transpose_errors_match_python(options, backward_first):
+    args = _transpose_args(8, options)
+    expected = _python_error(_python_transpose, args, options, ALL, backward_first)
+    _assert_same_error(TRANSPOSE["njit"], (*args, *options, ALL, backward_first), expected)
+
+
+@pytest.mark.parametrize("problem", ["grad_output-1d", "grad_output-3d", "needs",
+                                     "needs-unknown"])
+def test_transpose_gradient_shapes_and_needs_are_checked(problem):
+    options, needs = TRANSPOSE_OPTIONS[1][0], ALL
+    args = _transpose_args(12, options)
+    if problem == "grad_output-1d":
+        args[3] = np.ascontiguousarray(args[3][:, :-1])  # one position too few
+    elif problem == "grad_output-3d":
+        args[11] = np.ascontiguousarray(args[11][:, :, :, :-1])  # one column too few
+    elif problem == "needs":
+        needs = ("input", "weights", "bias")
+    else:
+        needs = ("everything", "input", "bias")
+    expected = _python_error(_python_transpose, args, options, needs)
+    _assert_same_error(TRANSPOSE["njit"], (*args, *options, needs, False), expected)
 
 
 # --------------------------------------------------------------------------- argument forms
@@ -364,7 +452,14 @@ def test_argument_forms():
     w_int8 = rng.integers(-3, 4, (3, 3, 3, 2)).astype(np.int8)  # float32 x int8 -> float32
     g2 = _data(rng, fastconv.conv2d(x2, w2).shape)
     wt2 = _data(rng, (3, 2, 3, 2))
-    *results, marker = _call(VARIETY, x2, w2, b2, x1, w1, x_odd, w_int8, g2, wt2)
+    gt2 = _data(rng, fastconv.conv_transpose2d(x2, wt2, stride=2, padding=(1, 0),
+                                               output_padding=(1, 0)).shape)
+    xt32 = _data(rng, (2, 5, 7, 3), np.float32)  # channels-last
+    wt32 = _data(rng, (3, 4, 2, 3), np.float32)
+    gt32 = _data(rng, fastconv.conv_transpose2d(xt32, wt32, padding="same", dilation=(2, 1),
+                                                channels_last=True).shape, np.float32)
+    *results, marker = _call(VARIETY, x2, w2, b2, x1, w1, x_odd, w_int8, g2, wt2, gt2, xt32,
+                             wt32, gt32)
     expected = (
         fastconv.conv2d(x2, w2, b2, stride=(2, 1), padding=((1, 0), 2), dilation=(1, 2),
                         padding_mode="circular"),
@@ -373,11 +468,17 @@ def test_argument_forms():
         fastconv.conv2d_backward(x2, w2, g2),
         fastconv.conv2d_backward(x2, w2, g2, needs=()),
         fastconv.conv_transpose2d(x2, wt2, stride=2, padding=(1, 0), output_padding=(1, 0)),
+        fastconv.conv_transpose2d_backward(x2, wt2, gt2, stride=2, padding=(1, 0),
+                                           output_padding=(1, 0)),
+        fastconv.conv_transpose2d_backward(x2, wt2, gt2, 2, (1, 0), (1, 0), needs=()),
+        fastconv.conv_transpose2d_backward(xt32, wt32, gt32, padding="same", dilation=(2, 1),
+                                           channels_last=True),
         fastconv.conv_output_shape((9, 8), 3, stride=2, padding="same"),
         fastconv.conv_output_shape(28, 4, stride=2, padding=1, transposed=True),
     )
     _assert_bitwise(tuple(results), expected)
     assert results[2].dtype == np.float32
+    assert all(gradient.dtype == np.float32 for gradient in results[8])
 
 
 # --------------------------------------------------------------------------- out=
@@ -454,6 +555,29 @@ def _typing_probe_conv2d(x, w, stride, out):
 def test_type_errors_fail_at_compile_time(x, w, stride, out, words):
     with pytest.raises(TypingError, match=words):
         _call(_typing_probe_conv2d, x, w, stride, out)
+
+
+@njit
+def _typing_probe_transpose_backward(x, w, g, output_padding, needs):
+    return fastconv.conv_transpose2d_backward(x, w, g, output_padding=output_padding,
+                                              needs=needs)
+
+
+@pytest.mark.parametrize(
+    ("g", "output_padding", "needs", "words"),
+    [
+        (np.zeros((1, 3, 7, 7)), 1.5, ("input",), "conv_transpose2d_backward in compiled code: "
+         "output_padding must be an int"),
+        (np.zeros((1, 3, 7)), 0, ("input",), "grad_output must have 4 dims"),
+        (np.zeros((1, 3, 7, 7), np.complex64), 0, ("input",), "grad_output has dtype complex"),
+        (np.zeros((1, 3, 7, 7)), 0, 1, "needs must be a string or a tuple of strings"),
+    ],
+    ids=["float-output_padding", "grad_output-ndim", "complex", "int-needs"],
+)
+def test_transpose_backward_type_errors_fail_at_compile_time(g, output_padding, needs, words):
+    x, w = np.zeros((1, 2, 5, 5)), np.zeros((2, 3, 3, 3))
+    with pytest.raises(TypingError, match=words):
+        _call(_typing_probe_transpose_backward, x, w, g, output_padding, needs)
 
 
 def test_array_likes_and_read_only_out_fail_at_compile_time():

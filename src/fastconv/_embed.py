@@ -2,8 +2,8 @@
 
 Importing this module registers a :func:`numba.extending.overload` for every public
 function (``conv{d}d``, ``conv{d}d_input``, ``conv{d}d_weight``, ``conv{d}d_backward``,
-``conv_transpose{d}d``, ``conv_output_shape``), so that inside ``@njit`` and
-``@njit(parallel=True)`` functions::
+``conv_transpose{d}d``, ``conv_transpose{d}d_backward``, ``conv_output_shape``), so that
+inside ``@njit`` and ``@njit(parallel=True)`` functions::
 
     fastconv.conv2d(x, w, b, stride=2, padding="same", out=buf)
 
@@ -380,6 +380,16 @@ class _Typer:
             self.fail(f"padding_mode must be one of {_MODES_TEXT}, got {padding_mode}")
         self.flag("channels_last", channels_last)
 
+    def transpose_options(self, stride, padding, output_padding, groups, dilation,
+                          channels_last):
+        """The options of the transposed-convolution functions."""
+        self.per_dim("stride", stride)
+        self.padding(padding)
+        self.per_dim("output_padding", output_padding)
+        self.integer("groups", groups)
+        self.per_dim("dilation", dilation)
+        self.flag("channels_last", channels_last)
+
     def result_dtype(self, **arrays) -> type:
         """``np.result_type(*arrays, np.float32)``, which must be float32 or float64."""
         given = {param: as_dtype(ty.dtype) for param, ty in arrays.items()}
@@ -738,6 +748,9 @@ _WEIGHT = (None, convolution.conv1d_weight, convolution.conv2d_weight,
            convolution.conv3d_weight)
 _BACKWARD = (None, convolution.conv1d_backward, convolution.conv2d_backward,
              convolution.conv3d_backward)
+_TRANSPOSE_BACKWARD = (None, convolution.conv_transpose1d_backward,
+                       convolution.conv_transpose2d_backward,
+                       convolution.conv_transpose3d_backward)
 
 
 @register_jitable
@@ -782,6 +795,15 @@ def _refuse_backward(ndim, x, weight, grad_output, stride, padding, dilation, gr
     with objmode():
         _BACKWARD[ndim](x, weight, grad_output, stride, padding, dilation, groups,
                         padding_mode, channels_last, needs)
+    raise RuntimeError(_MISMATCH)
+
+
+@register_jitable
+def _refuse_transpose_backward(ndim, x, weight, grad_output, stride, padding, output_padding,
+                               groups, dilation, channels_last, needs):
+    with objmode():
+        _TRANSPOSE_BACKWARD[ndim](x, weight, grad_output, stride, padding, output_padding,
+                                  groups, dilation, channels_last, needs)
     raise RuntimeError(_MISMATCH)
 
 
@@ -1506,6 +1528,127 @@ def _backward_body(dtype, needs):
     return conv_backward if needs is None else conv_backward_constant
 
 
+@register_jitable
+def _transpose_gradient_setup(x, weight, grad_output, stride, padding, output_padding, groups,
+                              dilation, channels_last):
+    """Spec of a transposed convolution's gradient call, and whether it is valid.
+
+    Checks what ``convolution._transpose_backward_plan`` checks: the options
+    (``_args.transpose_spec``) and that ``grad_output`` has the transposed convolution's
+    output shape. No bias, and no size check: the results have the shapes of ``x``,
+    ``weight`` and a channel vector (an itemsize of 0 turns :func:`_size_ok` off).
+    """
+    ndim = weight.ndim - 2
+    strides, valid_stride = _per_dim(stride, ndim, 1, np.int64(1))
+    dilations, valid_dilation = _per_dim(dilation, ndim, 1, np.int64(1))
+    extra, valid_extra = _per_dim(output_padding, ndim, 0, np.int64(0))
+    code, lows, highs, valid_padding = _padding(padding, ndim)
+    spec, shape, valid = _transpose_spec_of(x.shape, weight.shape, channels_last, strides,
+                                            dilations, extra, np.int64(groups), code, lows,
+                                            highs, np.int64(-1), np.int64(0))
+    return spec, (valid and valid_stride and valid_dilation and valid_extra and valid_padding
+                  and grad_output.shape == shape)
+
+
+@register_jitable
+def _bias_spec(spec):
+    """Spec under which the weight core sums the channels of a transposed conv's gradient.
+
+    A 1x1 convolution from one channel to ``spec.c_in`` channels in one group: the weight
+    core's bias-only path then splits the sums into ``reduction_chunks(rows, 1, elements)``
+    chunks, as ``convolution._BiasPass`` on a channels-last view does.
+    """
+    one, zero = np.int64(1), np.int64(0)
+    ones, zeros = (one, one, one), (zero, zero, zero)
+    return _Spec(spec.ndim, one, spec.c_in, one, spec.in_sizes, ones, ones, ones, zeros, zeros,
+                 spec.in_sizes, zero)
+
+
+@register_jitable
+def _transposed_input_gradient(x, weight, grad_output, spec, channels_last, dtype):
+    """Gradient with respect to ``x``: the forward convolution ``spec`` of ``grad_output``."""
+    grad_input = np.empty(x.shape, dtype)
+    _run_forward(grad_output, weight, None, spec, grad_input, channels_last, dtype)
+    return grad_input
+
+
+@register_jitable
+def _transposed_weight_gradient(x, weight, grad_output, spec, channels_last, dtype):
+    """Weight gradient: that of ``spec`` with input ``grad_output`` and output gradient ``x``."""
+    return _run_weight(grad_output, x, spec, weight.shape, channels_last, dtype, True,
+                       False)[0]
+
+
+@register_jitable
+def _transposed_bias_gradient(x, weight, grad_output, spec, channels_last, dtype):
+    """Bias gradient: the channel sums of ``grad_output`` (``convolution._BiasPass``)."""
+    return _run_weight(grad_output, grad_output, _bias_spec(spec), weight.shape, channels_last,
+                       dtype, False, True)[1]
+
+
+@register_jitable
+def _no_transposed_gradient(x, weight, grad_output, spec, channels_last, dtype):
+    return None
+
+
+def _transpose_backward_body(dtype, needs):
+    """Compiled body of ``conv_transpose{d}d_backward`` (``convolution._transpose_gradients``).
+
+    ``spec`` is the forward convolution the transposed one is the adjoint of (its input has
+    ``grad_output``'s shape, its output ``x``'s). With ``needs`` the constant (input, weight,
+    bias) flags, what is not needed is typed None; with ``needs=None`` the flags are read at
+    run time and the results are Optional.
+    """
+    want_input, want_weight, want_bias = (True, True, True) if needs is None else needs
+    input_part = _transposed_input_gradient if want_input else _no_transposed_gradient
+    weight_part = _transposed_weight_gradient if want_weight else _no_transposed_gradient
+    bias_part = _transposed_bias_gradient if want_bias else _no_transposed_gradient
+
+    def conv_transpose_backward_constant(x, weight, grad_output, stride=1, padding=0,
+                                         output_padding=0, groups=1, dilation=1,
+                                         channels_last=False,
+                                         needs=("input", "weight", "bias")):
+        spec, valid = _transpose_gradient_setup(x, weight, grad_output, stride, padding,
+                                                output_padding, groups, dilation,
+                                                channels_last)
+        if not valid:
+            _refuse_transpose_backward(spec.ndim, x, weight, grad_output, stride, padding,
+                                       output_padding, groups, dilation, channels_last, needs)
+        source, kernel = _cast(x, dtype), _cast(weight, dtype)
+        gradient = _cast(grad_output, dtype)
+        return (input_part(source, kernel, gradient, spec, channels_last, dtype),
+                weight_part(source, kernel, gradient, spec, channels_last, dtype),
+                bias_part(source, kernel, gradient, spec, channels_last, dtype))
+
+    def conv_transpose_backward(x, weight, grad_output, stride=1, padding=0, output_padding=0,
+                                groups=1, dilation=1, channels_last=False,
+                                needs=("input", "weight", "bias")):
+        wants_input, wants_weight, wants_bias, valid_needs = _needs_flags(needs)
+        spec, valid = _transpose_gradient_setup(x, weight, grad_output, stride, padding,
+                                                output_padding, groups, dilation,
+                                                channels_last)
+        if not (valid_needs and valid):
+            _refuse_transpose_backward(spec.ndim, x, weight, grad_output, stride, padding,
+                                       output_padding, groups, dilation, channels_last, needs)
+        source, kernel = _cast(x, dtype), _cast(weight, dtype)
+        gradient = _cast(grad_output, dtype)
+        grad_input = None
+        if wants_input:
+            grad_input = _transposed_input_gradient(source, kernel, gradient, spec,
+                                                    channels_last, dtype)
+        grad_weight = None
+        if wants_weight:
+            grad_weight = _transposed_weight_gradient(source, kernel, gradient, spec,
+                                                      channels_last, dtype)
+        grad_bias = None
+        if wants_bias:
+            grad_bias = _transposed_bias_gradient(source, kernel, gradient, spec,
+                                                  channels_last, dtype)
+        return grad_input, grad_weight, grad_bias
+
+    return conv_transpose_backward if needs is None else conv_transpose_backward_constant
+
+
 def _input_body(dtype):
     """Compiled body of ``conv{d}d_input`` (``convolution._input_grad``)."""
     itemsize = np.dtype(dtype).itemsize
@@ -1577,11 +1720,16 @@ _FORWARD_BODIES = {dt: _forward_body(dt) for dt in _DTYPES}
 _TRANSPOSE_BODIES = {dt: _transpose_body(dt) for dt in _DTYPES}
 _INPUT_BODIES = {dt: _input_body(dt) for dt in _DTYPES}
 _WEIGHT_BODIES = {dt: _weight_body(dt) for dt in _DTYPES}
+# ``needs`` read at run time (None), and every constant (input, weight, bias) combination
+_NEEDS_FLAGS = [None] + [(i, w, b) for i in (False, True) for w in (False, True)
+                         for b in (False, True)]
 _BACKWARD_BODIES = {
     (dt, needs): _backward_body(dt, needs)
     for dt in _DTYPES
-    for needs in [None] + [(i, w, b) for i in (False, True) for w in (False, True)
-                           for b in (False, True)]
+    for needs in _NEEDS_FLAGS
+}
+_TRANSPOSE_BACKWARD_BODIES = {
+    (dt, needs): _transpose_backward_body(dt, needs) for dt in _DTYPES for needs in _NEEDS_FLAGS
 }
 
 
@@ -1611,12 +1759,8 @@ def _register_transpose(d: int) -> None:
         typer.data("x", x)
         typer.weight("weight", weight)
         typer.bias(bias)
-        typer.per_dim("stride", stride)
-        typer.padding(padding)
-        typer.per_dim("output_padding", output_padding)
-        typer.integer("groups", groups)
-        typer.per_dim("dilation", dilation)
-        typer.flag("channels_last", channels_last)
+        typer.transpose_options(stride, padding, output_padding, groups, dilation,
+                                channels_last)
         arrays = {"x": x, "weight": weight} | ({} if _is_none(bias) else {"bias": bias})
         dtype = typer.result_dtype(**arrays)
         typer.out(out, x.ndim, dtype)
@@ -1671,6 +1815,24 @@ def _register_backward(d: int) -> None:
     overload(_BACKWARD[d])(conv_backward)
 
 
+def _register_transpose_backward(d: int) -> None:
+    typer = _Typer(f"conv_transpose{d}d_backward", d)
+
+    def conv_transpose_backward(x, weight, grad_output, stride=1, padding=0, output_padding=0,
+                                groups=1, dilation=1, channels_last=False,
+                                needs=("input", "weight", "bias")):
+        typer.data("x", x)
+        typer.weight("weight", weight)
+        typer.array("grad_output", grad_output, (x.ndim,), f"{x.ndim} dims like x")
+        typer.transpose_options(stride, padding, output_padding, groups, dilation,
+                                channels_last)
+        wanted = typer.needs(needs)
+        dtype = typer.result_dtype(x=x, weight=weight, grad_output=grad_output)
+        return _TRANSPOSE_BACKWARD_BODIES[dtype, wanted]
+
+    overload(_TRANSPOSE_BACKWARD[d])(conv_transpose_backward)
+
+
 def _register_output_shape() -> None:
     def conv_output_shape(input_size, kernel_size, stride=1, padding=0, dilation=1,
                           transposed=False, output_padding=0):
@@ -1696,5 +1858,6 @@ for _d in (1, 2, 3):
     _register_input(_d)
     _register_weight(_d)
     _register_backward(_d)
+    _register_transpose_backward(_d)
 _register_output_shape()
 del _d
