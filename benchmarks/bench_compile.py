@@ -33,7 +33,7 @@ y = fastconv.conv2d(x, w, padding=1)  # small call: dense in one compiled functi
 
 #: The rest: dense forward in row and window mode with the layout copy, the small-call
 #: function's other shapes, phases, dense weight gradient, gather and its serial twin,
-#: planar, pointwise, weight and bias gradients.
+#: planar, pointwise, weight and bias gradients (bias alone: planar sums and channels-last).
 OTHER_KERNELS = """
 big = np.ones((4, 32, 40, 40), f); wb = np.ones((32, 32, 3, 3), f)
 yb = fastconv.conv2d(big, wb, padding=1)  # dense parallel, row mode, layout copy
@@ -52,7 +52,10 @@ fastconv.conv2d_backward(big, np.ones((24, 32, 1, 1), f), np.ones((4, 24, 40, 40
 last = np.ascontiguousarray(big.transpose(0, 2, 3, 1))
 fastconv.conv2d_backward(last, wb, np.ascontiguousarray(yb.transpose(0, 2, 3, 1)), padding=1,
                          padding_mode="reflect", channels_last=True)  # gather parallel
-fastconv.conv2d_backward(x, w, y, padding=1, needs=("bias",))
+fastconv.conv2d_backward(x, w, y, padding=1, needs=("bias",))  # planar sums' serial twin
+fastconv.conv2d_backward(big, wb, yb, padding=1, needs=("bias",))  # planar sums, parallel
+fastconv.conv2d_backward(last, wb, np.ascontiguousarray(yb.transpose(0, 2, 3, 1)), padding=1,
+                         channels_last=True, needs=("bias",))  # channels-last bias, parallel
 dw = np.ones((4, 256, 14, 14), f)
 fastconv.conv2d_backward(dw, np.ones((256, 1, 3, 3), f), np.ones((4, 256, 7, 7), f),
                          stride=2, padding=1, groups=256)  # depthwise forward kernel's weight
