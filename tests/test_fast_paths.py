@@ -438,17 +438,19 @@ def test_depthwise_weight_gradient_matches_naive(case, dtype, monkeypatch):
 @pytest.mark.parametrize("case", DEPTHWISE_CASES[:4],
                          ids=[f"depthwise{i}" for i in range(4)])
 def test_depthwise_results_do_not_depend_on_rows_per_task(case, monkeypatch):
-    """Whatever the rows per task (and so the tile reused across tasks with other pad
-    rows, or, for a strided layer's input gradient, other rows of spread zeros), every
-    output is the same sum, bit for bit."""
+    """Whatever the rows per task and the tasks per chunk (and so the tile reused across
+    tasks with other pad rows, or, for a strided layer's input gradient, other rows of
+    spread zeros), every output is the same sum, bit for bit."""
     monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "depthwise")
     nd, x, weight, bias, grad, options = _depthwise_problem(case, np.float32, 19)
     conv = getattr(fastconv, f"conv{nd}d")
     conv_input = getattr(fastconv, f"conv{nd}d_input")
     results = []
-    for rows in (1, 2, 3, 1 << 30):
+    for rows, per in itertools.product((1, 2, 3, 1 << 30), (1, 1 << 30)):
         monkeypatch.setattr(_plan, "depthwise_row_block", lambda *args, rows=rows:
                             min(rows, args[0]))
+        monkeypatch.setattr(_plan, "depthwise_tasks_per_chunk", lambda tasks, _, per=per:
+                            min(per, tasks))
         convolution.clear_plans()
         results.append((conv(x, weight, bias, **options),
                         conv_input(x.shape, weight, grad, **options)))

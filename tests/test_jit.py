@@ -72,36 +72,39 @@ def test_read_only_mutable_mismatch_fails_at_compile_time():
         bad(0, np.ones(4), y)
 
 
-_TASKS = [  # (kernel signature, its task function, the task's signature)
-    (_dense._row_driver_signature, _dense._task_p6, _dense._row_task_signature),
-    (_dense._window_driver_signature, _dense._wtask_p6, _dense._window_task_signature),
+_TASKS = [  # (kernel signature, its task function, the task's signature, kernel-only ints)
+    (_dense._row_driver_signature, _dense._task_p6, _dense._row_task_signature, 0),
+    (_dense._window_driver_signature, _dense._wtask_p6, _dense._window_task_signature, 0),
     (_dense_weight.dense_weight_grad_signature, _dense_weight._weight_task,
-     _dense_weight.weight_task_signature),
-    (_planar.planar_signature, _planar._planar_conv_tasks, _planar.planar_task_signature),
+     _dense_weight.weight_task_signature, 0),
+    (_planar.planar_signature, _planar._planar_conv_tasks, _planar.planar_task_signature, 0),
+    # the depthwise kernel also takes its tasks per chunk (its parallel loop's scheduling)
     (_depthwise.depthwise_signature, _depthwise._depthwise_tasks,
-     _depthwise.depthwise_task_signature),
+     _depthwise.depthwise_task_signature, 1),
     (_planar.planar_weight_grad_signature, _planar._planar_weight_grad_task,
-     _planar.planar_weight_task_signature),
+     _planar.planar_weight_task_signature, 0),
     (_pointwise.pointwise_signature, _pointwise._pointwise_task,
-     _pointwise.pointwise_task_signature),
-    (_kernels.gather_signature, _kernels._gather_conv_task, _kernels.gather_task_signature),
+     _pointwise.pointwise_task_signature, 0),
+    (_kernels.gather_signature, _kernels._gather_conv_task, _kernels.gather_task_signature, 0),
     (_kernels.weight_grad_signature, _kernels._weight_grad_task,
-     _kernels.weight_grad_task_signature),
+     _kernels.weight_grad_task_signature, 0),
 ]
 
 
-@pytest.mark.parametrize("kernel_signature, task, task_signature", _TASKS)
-def test_kernels_pass_their_own_arguments_to_their_tasks(kernel_signature, task, task_signature):
+@pytest.mark.parametrize("kernel_signature, task, task_signature, kernel_only", _TASKS)
+def test_kernels_pass_their_own_arguments_to_their_tasks(kernel_signature, task, task_signature,
+                                                         kernel_only):
     """A kernel's parameters are its task's first ones, with the same types (so no argument is
-    converted), then the task's address; the task's last ones are the task (and thread), or
-    the range of tasks (and thread)."""
+    converted), then ``kernel_only`` int64 scheduling parameters of its own and the task's
+    address; the task's last ones are the task (and thread), or the range of tasks (and
+    thread)."""
     code = task.py_func.__code__
     names = code.co_varnames[:code.co_argcount]
     for dtype in (np.dtype(np.float32), np.dtype(np.float64)):
         kernel_types, task_types = kernel_signature(dtype), task_signature(dtype)
-        shared = len(kernel_types) - 1
+        shared = len(kernel_types) - 1 - kernel_only
         assert kernel_types[:shared] == task_types[:shared]
-        assert kernel_types[-1] == types.int64
+        assert all(t == types.int64 for t in kernel_types[shared:])
         assert len(task_types) == len(names)
         assert all(t == types.int64 for t in task_types[shared:])
     assert names[shared:] in (("task",), ("task", "tid"), ("first", "last"),

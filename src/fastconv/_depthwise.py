@@ -35,7 +35,7 @@ from numba.extending import register_jitable
 
 from ._jit import address_of, caller, helper, inlined, kernel, kernel_signature
 from ._kernels import INDEX_1D, INDEX_2D, data_type, transpose_run
-from ._plan import DILATION, PAD_LOW, STRIDE, depthwise_tasks_per_chunk, planar_tile_rows
+from ._plan import DILATION, PAD_LOW, STRIDE, planar_tile_rows
 from ._simd import (
     keep_alive,
     lanes_for,
@@ -131,13 +131,31 @@ def depthwise_task_signature(dtype: np.dtype) -> tuple:
             INDEX_1D, types.int64, types.int64, types.int64)
 
 
-#: Argument types :func:`depthwise_conv` is compiled for (one signature per dtype).
-depthwise_signature = kernel_signature(depthwise_task_signature, 2)
+@cache
+def depthwise_signature(dtype: np.dtype) -> tuple:
+    """Argument types :func:`depthwise_conv` is compiled for (one signature per dtype).
+
+    The task function's but its task range, then the tasks per chunk and the task's address.
+    """
+    return depthwise_task_signature(dtype)[:-2] + (types.int64, types.int64)
+
+
 _call_depthwise_tasks = caller(depthwise_task_signature)
 
 
+@register_jitable
+def depthwise_tasks(out_shape: tuple, lanes: int, row_block: int) -> int:
+    """Tasks of :func:`depthwise_conv` writing planes of ``out_shape`` ``(N, C, Q0, Q1, Q2)``.
+
+    One per sample, block of ``lanes`` channels, ``Q0`` plane and block of ``row_block``
+    rows.
+    """
+    blocks = (out_shape[1] + lanes - 1) // lanes
+    return out_shape[0] * blocks * out_shape[2] * ((out_shape[3] + row_block - 1) // row_block)
+
+
 @kernel
-def depthwise_conv(src, packed, bias, out, geom, spread, row_block, task_at):
+def depthwise_conv(src, packed, bias, out, geom, spread, row_block, per, task_at):
     """Depthwise convolution ``out[n, c, q] = bias[c] + sum_t src[n, c, s(q, t)] * w[c, t]``.
 
     Over the taps ``t`` whose source ``s`` is inside the input (zero padding). One task
@@ -164,14 +182,14 @@ def depthwise_conv(src, packed, bias, out, geom, spread, row_block, task_at):
         flipped kernel (:func:`fastconv._plan.spread_adjoint`).
     row_block : int
         Output rows (along ``Q1``) per task.
+    per : int
+        Consecutive tasks per iteration of the parallel loop (one allocation of the tile
+        and buffers each): :func:`fastconv._plan.depthwise_tasks_per_chunk` of
+        :func:`depthwise_tasks`.
     task_at : int
         :data:`depthwise_task_address` of the dtype.
     """
-    lanes = vlanes(out)
-    batch, channels, rows0, rows1 = out.shape[0], out.shape[1], out.shape[2], out.shape[3]
-    blocks = (channels + lanes - 1) // lanes
-    n_tasks = batch * blocks * rows0 * ((rows1 + row_block - 1) // row_block)
-    per = depthwise_tasks_per_chunk(n_tasks)
+    n_tasks = depthwise_tasks(out.shape, vlanes(out), row_block)
     for chunk in prange((n_tasks + per - 1) // per):
         # the task function, called by address, is compiled once (see _jit.caller)
         _call_depthwise_tasks(task_at, (src, packed, bias, out, geom, spread, row_block,

@@ -776,7 +776,7 @@ class _DepthwisePass:
     the adjoint's strides, with the flipped kernel.
     """
 
-    __slots__ = ("dtype", "flip", "geometry", "lanes", "row_block", "spread", "task_at",
+    __slots__ = ("dtype", "flip", "geometry", "lanes", "row_block", "spread", "task_at", "tasks",
                  "zero_bias")
 
     def __init__(self, spec: ConvSpec, dtype: np.dtype, dest_shape: tuple[int, ...],
@@ -791,6 +791,7 @@ class _DepthwisePass:
         self.flip = (slice(None), slice(None)) + (slice(None, None, -1) if adjoint
                                                   else slice(None),) * spec.ndim
         self.row_block = depthwise_rows_per_task(spec, dtype, planes)
+        self.tasks = _depthwise.depthwise_tasks(planes, self.lanes, self.row_block)
         self.zero_bias = np.zeros(-(-spec.c_out // self.lanes) * self.lanes, dtype)
         self.zero_bias.flags.writeable = False
         _jit.ensure_compiled(_depthwise.depthwise_conv, _depthwise.depthwise_signature, dtype)
@@ -805,8 +806,9 @@ class _DepthwisePass:
         bias_vector = self.zero_bias if bias is None else _depthwise.pack_bias(
             np.asarray(bias, self.dtype), self.lanes)
         with _channels_first_result(dest, self.dtype) as target:
+            per = _plan.depthwise_tasks_per_chunk(self.tasks, numba.get_num_threads())
             _depthwise.depthwise_conv(planes, packed, bias_vector, target, self.geometry,
-                                      self.spread, self.row_block, self.task_at)
+                                      self.spread, self.row_block, per, self.task_at)
 
 
 def _spread_spec(spec: ConvSpec) -> ConvSpec:
