@@ -28,8 +28,10 @@ before the loop starts. On a shared machine the cores do not run at the same spe
 here: one of two threads 9-15% slower over a whole 7x7 stem call, the faster one then idle),
 so fastconv runs its parallel calls with dynamic scheduling, one task per chunk
 (:func:`dynamic_schedule`): a thread takes the next task when it is done with one. The
-tasks are coarse (the plans make at least eight per thread), so scheduling costs nothing
-measurable, and every result is computed by one task in a fixed order either way.
+tasks are coarse (the plans make at least eight per thread; the depthwise kernel four
+chunks of tasks, each allocating its tile), so scheduling costs little (3-8% of a depthwise
+layer against Numba's default on an idle machine), and every result is computed by one task
+in a fixed order either way.
 
 Compile cache
 -------------
