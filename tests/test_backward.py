@@ -110,8 +110,9 @@ def test_backward_needs(nd, needs, rng):
             assert got is None, part
 
 
-@pytest.mark.parametrize("shape", [(4, 5, 81, 74), (1, 2, 300, 301), (2, 3, 7, 9)],
-                         ids=["chunks-cross-samples", "single-sample", "serial"])
+@pytest.mark.parametrize("shape", [(4, 5, 81, 74), (1, 2, 300, 301), (2, 3, 7, 9),
+                                   (0, 3, 7, 9)],
+                         ids=["chunks-cross-samples", "single-sample", "serial", "empty-batch"])
 @pytest.mark.parametrize("contiguous", [True, False], ids=["contiguous", "strided"])
 def test_bias_alone(shape, contiguous, rng):
     """The bias gradient alone (channels-first planes summed in shape-fixed chunks)."""

@@ -245,6 +245,24 @@ def test_backward_bias_of_large_gradient(channels_last, rng):
     assert_close(grad_w, expected, x[:, 0].size, np.float32)
 
 
+@pytest.mark.parametrize("channels_last", LAYOUTS)
+@pytest.mark.parametrize("empty", ["batch", "c_in", "c_out"])
+@pytest.mark.parametrize("nd", NDS)
+def test_backward_empty(nd, empty, channels_last, rng):
+    """Empty batches and channel counts give empty (or zero) gradients of the right shapes."""
+    base = _case("bias", nd)
+    counts = dict(batch=dict(n=0), c_in=dict(c_in=0), c_out=dict(c_out=0))[empty]
+    case = TransposedCase(**{**base.__dict__, "name": empty, **counts})
+    x, weight, _ = make_transposed_data(case, rng)
+    grad = rng.standard_normal(case.out_shape)
+    got = api("conv_transpose{nd}d_backward", nd)(
+        layout(x, channels_last), weight, layout(grad, channels_last),
+        **case.kwargs(channels_last))
+    expected = _naive_gradients(case, x, weight, grad, channels_last)
+    for part, want in zip(got, expected, strict=True):
+        assert_close(part, want, 1, np.float64)
+
+
 def test_backward_bad_arguments(rng):
     case = _case("everything", 2)
     x, weight, _ = make_transposed_data(case, rng)

@@ -1439,7 +1439,8 @@ class _BiasPass:
         partial = np.empty((self.chunks, channels), self.dtype)
         if self.planar:
             planes = _channels_first(grad_out)
-            self.kernel(planes.reshape(planes.shape[0], channels, -1), partial)
+            positions = grad_out.shape[1] * grad_out.shape[2] * grad_out.shape[3]
+            self.kernel(planes.reshape(planes.shape[0], channels, positions), partial)
         else:
             with _channels_last_contiguous(grad_out) as grad:
                 self.kernel(grad, 1, partial)
