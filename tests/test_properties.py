@@ -6,6 +6,8 @@ profile in conftest.py (``dev`` locally, ``ci`` on CI). Shapes stay tiny so each
 few milliseconds once the engine is compiled.
 """
 
+import math
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -184,3 +186,23 @@ def test_transposed_matches_naive(config, seed):
     got = api("conv_transpose{nd}d", case.nd)(_arrange(x, channels_last, unbatched), weight,
                                               bias, **case.kwargs(channels_last))
     assert_close(got, _arrange(expected, channels_last, unbatched), case.terms, dtype)
+
+
+@settings(deadline=None, max_examples=EXAMPLES)
+@given(config=transposed_configs(), seed=seeds)
+def test_transposed_gradients_match_naive(config, seed):
+    """``conv_transpose{d}d_backward``: input, weight and bias gradients."""
+    case, channels_last, dtype, unbatched = config
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(case.x_shape).astype(dtype)
+    weight = rng.standard_normal(case.weight_shape).astype(dtype)
+    grad = rng.standard_normal(case.out_shape).astype(dtype)
+    grad_x, grad_w, grad_b = naive.conv_transpose_backward(x, weight, grad, **case.kwargs())
+    got = api("conv_transpose{nd}d_backward", case.nd)(
+        _arrange(x, channels_last, unbatched), weight, _arrange(grad, channels_last, unbatched),
+        **case.kwargs(channels_last))
+    positions = case.n * math.prod(case.size)
+    assert_close(got[0], _arrange(grad_x, channels_last, unbatched),
+                 (case.c_out // case.groups) * math.prod(case.kernel), dtype)
+    assert_close(got[1], grad_w, positions, dtype)
+    assert_close(got[2], grad_b, case.n * math.prod(case.out_size), dtype)
