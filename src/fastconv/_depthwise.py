@@ -77,7 +77,9 @@ def pack_lanes(weight: np.ndarray) -> np.ndarray:
     lanes = lanes_for(weight.dtype)
     channels, taps = weight.shape[0], math.prod(weight.shape[2:])
     blocks = -(-channels // lanes)
-    packed = np.zeros((blocks, *weight.shape[2:], lanes), weight.dtype)
+    packed = np.empty((blocks, *weight.shape[2:], lanes), weight.dtype)
+    if channels % lanes:  # the lanes past the last channel (whole blocks are all written)
+        packed[-1] = 0
     _pack_blocks(np.ascontiguousarray(weight).reshape(channels, taps),
                  packed.reshape(blocks, taps, lanes))
     return packed
