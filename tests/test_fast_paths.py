@@ -1097,6 +1097,31 @@ def test_small_planar_weight_gradient_runs_its_serial_twin(x_shape, weight_shape
     assert_close(serial[2], grad.sum(axis=(0, 2, 3), dtype=np.float64), reduction, dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_small_weight_gradient_prefers_planar_to_gather(dtype, monkeypatch):
+    """A small channels-first call whose shape chose the dense weight gradient (no serial
+    driver: float64's wider blocks, 3 -> 8 channels) runs the planar kernel's serial twin,
+    not the gather kernel's; the naive reference's values."""
+    rng = np.random.default_rng(62)
+    x = rng.standard_normal((1, 3, 8, 8)).astype(dtype)
+    weight = rng.standard_normal((8, 3, 3, 3)).astype(dtype)
+    grad = rng.standard_normal((1, 8, 8, 8)).astype(dtype)
+    passes = []
+    weight_pass = convolution._weight_pass
+
+    def spy(*args):
+        made = weight_pass(*args)
+        passes.append(made)
+        return made
+
+    monkeypatch.setattr(convolution, "_weight_pass", spy)
+    convolution.clear_plans()
+    got = fastconv.conv2d_backward(x, weight, grad, needs=("weight", "bias"), padding=1)
+    assert passes[-1].kernel is _planar.planar_weight_grad_serial
+    assert_close(got[1], naive.conv_weight(x, weight.shape, grad, padding=1), 64, dtype)
+    assert_close(got[2], grad.sum(axis=(0, 2, 3), dtype=np.float64), 64, dtype)
+
+
 def _launched_job_kinds(monkeypatch) -> list[list[int]]:
     """Record the kinds (0 row, 1 window, 2 tiled) of every job table run.
 

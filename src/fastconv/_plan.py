@@ -765,7 +765,7 @@ SERIAL_MAX_WORK = 1 << 15
 
 def small_call_algorithm(algorithm: str, work: int, forced: str | None = None,
                          serial_dense: bool = True, dense_applies: bool = False,
-                         serial_planar: bool = False) -> str:
+                         serial_planar: bool = False, planar_applies: bool = False) -> str:
     """The algorithm a call of ``work`` multiply-adds per sample runs, given the shape's choice.
 
     Per sample, so that a sample's result never depends on the batch it came in.
@@ -774,10 +774,13 @@ def small_call_algorithm(algorithm: str, work: int, forced: str | None = None,
     dense micro-kernel wherever it applies (``dense_applies``, see :func:`dense_applicable`)
     and has a serial driver (``serial_dense``: the dense forward has one, the dense weight
     gradient does not), even with few channels, because its vector tiles beat scalar code
-    on any channel count; the planar kernel where the shape chose it and it has a serial
-    twin (``serial_planar``: the planar weight gradient; its vector dot products beat the
-    gather kernel's scalar loops, a tiny 3->8 channel layer's 10.4 -> 7.9 us a call);
-    else the gather kernel's serial twin. A forced algorithm (tests) is kept.
+    on any channel count; the planar kernel where it has a serial twin (``serial_planar``:
+    the planar weight gradient) and the shape chose it, or chose a kernel without serial
+    code while the planar one applies (``planar_applies``: channels-first data): its
+    vector dot products beat the gather kernel's scalar loops (a tiny 3->8 channel layer's
+    weight gradient: 10.4 -> 7.9 us a call in float32, 11.4 -> 7 us in float64, where the
+    shape chose the dense kernel); else the gather kernel's serial twin. A forced
+    algorithm (tests) is kept.
 
     Examples
     --------
@@ -791,6 +794,9 @@ def small_call_algorithm(algorithm: str, work: int, forced: str | None = None,
     'gather'
     >>> small_call_algorithm("planar", 1728, serial_dense=False, serial_planar=True)
     'planar'
+    >>> small_call_algorithm("dense", 1728, serial_dense=False, serial_planar=True,
+    ...                      planar_applies=True)
+    'planar'
     >>> small_call_algorithm("planar", 10**9)
     'planar'
     """
@@ -798,7 +804,7 @@ def small_call_algorithm(algorithm: str, work: int, forced: str | None = None,
         return algorithm
     if serial_dense and (algorithm == "dense" or dense_applies):
         return "dense"
-    if serial_planar and algorithm == "planar":
+    if serial_planar and (algorithm == "planar" or planar_applies and algorithm == "dense"):
         return "planar"
     return "gather"
 

@@ -1642,7 +1642,7 @@ def weight_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
     work = math.prod(spec.out_sizes) * spec.c_out * (spec.c_in // spec.groups) * \
         math.prod(spec.kernel)
     return _plan.small_call_algorithm(algorithm, work, forced, serial_dense=False,
-                                      serial_planar=True)
+                                      serial_planar=True, planar_applies=planar_layout)
 
 
 def _weight_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
