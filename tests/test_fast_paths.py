@@ -1058,6 +1058,20 @@ def test_dense_stride_phases_share_one_layout_copy(batch, monkeypatch):
     assert np.ascontiguousarray(to_channels_last(got)).tobytes() == last.tobytes()
 
 
+def _spy_weight_passes(monkeypatch) -> list:
+    """The weight-gradient passes planned from now on (a list filled as they are made)."""
+    passes = []
+    weight_pass = convolution._weight_pass
+
+    def spy(*args):
+        made = weight_pass(*args)
+        passes.append(made)
+        return made
+
+    monkeypatch.setattr(convolution, "_weight_pass", spy)
+    return passes
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(("x_shape", "weight_shape", "options"), [
     ((1, 3, 8, 8), (3, 3, 3, 3), {"padding": 1}),  # a tiny call (3 -> 3 channels)
@@ -1074,15 +1088,7 @@ def test_small_planar_weight_gradient_runs_its_serial_twin(x_shape, weight_shape
     x = rng.standard_normal(x_shape).astype(dtype)
     weight = rng.standard_normal(weight_shape).astype(dtype)
     grad = rng.standard_normal(naive.conv(x, weight, **options).shape).astype(dtype)
-    passes = []
-    weight_pass = convolution._weight_pass
-
-    def spy(*args):
-        made = weight_pass(*args)
-        passes.append(made)
-        return made
-
-    monkeypatch.setattr(convolution, "_weight_pass", spy)
+    passes = _spy_weight_passes(monkeypatch)
     serial = fastconv.conv2d_backward(x, weight, grad, needs=("weight", "bias"), **options)
     assert passes[-1].kernel is _planar.planar_weight_grad_serial
     monkeypatch.setattr(_kernels, "SERIAL_MAX_WORK", 0)  # the same plan, the parallel kernel
@@ -1106,15 +1112,7 @@ def test_small_weight_gradient_prefers_planar_to_gather(dtype, monkeypatch):
     x = rng.standard_normal((1, 3, 8, 8)).astype(dtype)
     weight = rng.standard_normal((8, 3, 3, 3)).astype(dtype)
     grad = rng.standard_normal((1, 8, 8, 8)).astype(dtype)
-    passes = []
-    weight_pass = convolution._weight_pass
-
-    def spy(*args):
-        made = weight_pass(*args)
-        passes.append(made)
-        return made
-
-    monkeypatch.setattr(convolution, "_weight_pass", spy)
+    passes = _spy_weight_passes(monkeypatch)
     convolution.clear_plans()
     got = fastconv.conv2d_backward(x, weight, grad, needs=("weight", "bias"), padding=1)
     assert passes[-1].kernel is _planar.planar_weight_grad_serial

@@ -1407,6 +1407,26 @@ def _forward_body(dtype):
     return conv
 
 
+@register_jitable
+def _transpose_setup(x_shape, weight_shape, stride, padding, output_padding, groups, dilation,
+                     channels_last, bias_length, itemsize):
+    """Spec and result shape of a transposed convolution's options, and whether all is valid.
+
+    The per-dim options and the padding parsed, then :func:`_transpose_spec_of` (a
+    ``bias_length`` of -1: no bias; an ``itemsize`` of 0: no size check).
+    """
+    ndim = len(weight_shape) - 2
+    strides, valid_stride = _per_dim(stride, ndim, 1, np.int64(1))
+    dilations, valid_dilation = _per_dim(dilation, ndim, 1, np.int64(1))
+    extra, valid_extra = _per_dim(output_padding, ndim, 0, np.int64(0))
+    code, lows, highs, valid_padding = _padding(padding, ndim)
+    spec, shape, valid = _transpose_spec_of(x_shape, weight_shape, channels_last, strides,
+                                            dilations, extra, np.int64(groups), code, lows,
+                                            highs, bias_length, itemsize)
+    return spec, shape, (valid and valid_stride and valid_dilation and valid_extra
+                         and valid_padding)
+
+
 def _transpose_body(dtype):
     """Compiled body of ``conv_transpose{d}d`` in ``dtype`` (``convolution._transpose``)."""
     itemsize = np.dtype(dtype).itemsize
@@ -1414,15 +1434,10 @@ def _transpose_body(dtype):
     def conv_transpose(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
                        dilation=1, channels_last=False, out=None):
         ndim = weight.ndim - 2
-        strides, valid_stride = _per_dim(stride, ndim, 1, np.int64(1))
-        dilations, valid_dilation = _per_dim(dilation, ndim, 1, np.int64(1))
-        extra, valid_extra = _per_dim(output_padding, ndim, 0, np.int64(0))
-        code, lows, highs, valid_padding = _padding(padding, ndim)
-        spec, shape, valid = _transpose_spec_of(x.shape, weight.shape, channels_last, strides,
-                                                dilations, extra, np.int64(groups), code, lows,
-                                                highs, _length(bias), itemsize)
-        if not (valid and valid_stride and valid_dilation and valid_extra and valid_padding
-                and _out_ok(out, shape)):
+        spec, shape, valid = _transpose_setup(x.shape, weight.shape, stride, padding,
+                                              output_padding, groups, dilation, channels_last,
+                                              _length(bias), itemsize)
+        if not (valid and _out_ok(out, shape)):
             _refuse_transpose(ndim, x, weight, bias, stride, padding, output_padding, groups,
                               dilation, channels_last, out)
         return _deliver(_run_adjoint, x, weight, bias, spec, shape, channels_last, dtype,
@@ -1538,16 +1553,10 @@ def _transpose_gradient_setup(x, weight, grad_output, stride, padding, output_pa
     output shape. No bias, and no size check: the results have the shapes of ``x``,
     ``weight`` and a channel vector (an itemsize of 0 turns :func:`_size_ok` off).
     """
-    ndim = weight.ndim - 2
-    strides, valid_stride = _per_dim(stride, ndim, 1, np.int64(1))
-    dilations, valid_dilation = _per_dim(dilation, ndim, 1, np.int64(1))
-    extra, valid_extra = _per_dim(output_padding, ndim, 0, np.int64(0))
-    code, lows, highs, valid_padding = _padding(padding, ndim)
-    spec, shape, valid = _transpose_spec_of(x.shape, weight.shape, channels_last, strides,
-                                            dilations, extra, np.int64(groups), code, lows,
-                                            highs, np.int64(-1), np.int64(0))
-    return spec, (valid and valid_stride and valid_dilation and valid_extra and valid_padding
-                  and grad_output.shape == shape)
+    spec, shape, valid = _transpose_setup(x.shape, weight.shape, stride, padding,
+                                          output_padding, groups, dilation, channels_last,
+                                          np.int64(-1), np.int64(0))
+    return spec, valid and grad_output.shape == shape
 
 
 @register_jitable
