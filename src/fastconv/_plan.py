@@ -775,8 +775,9 @@ def small_call_algorithm(algorithm: str, work: int, forced: str | None = None,
     and has a serial driver (``serial_dense``: the dense forward has one, the dense weight
     gradient does not), even with few channels, because its vector tiles beat scalar code
     on any channel count; the planar kernel where it has a serial twin (``serial_planar``:
-    the planar weight gradient) and the shape chose it, or chose a kernel without serial
-    code while the planar one applies (``planar_applies``: channels-first data): its
+    the planar weight gradient) and the shape chose it, or chose the dense one while the
+    planar one applies (``planar_applies``: channels-first data; with ``serial_dense``
+    false, the dense kernel has no serial driver): its
     vector dot products beat the gather kernel's scalar loops (a tiny 3->8 channel layer's
     weight gradient: 10.4 -> 7.9 us a call in float32, 11.4 -> 7 us in float64, where the
     shape chose the dense kernel); else the gather kernel's serial twin. A forced

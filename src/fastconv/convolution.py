@@ -97,6 +97,11 @@ def _destination(shape: tuple[int, ...], dtype: np.dtype, out: np.ndarray | None
     return np.empty(shape, dtype)
 
 
+def _in_dtype(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``array`` itself when it already has ``dtype`` (skipping astype), else a converted copy."""
+    return array if array.dtype == dtype else array.astype(dtype)
+
+
 def _finish(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     """Copy into ``out`` when the kernel had to write elsewhere; return what the user gets."""
     if out is None or out is result:
@@ -1800,7 +1805,7 @@ class _ApplyPlan:
             target = _args.check_out(out, self.shape, dtype)
             inputs = (x, weight) if bias is None else (x, weight, bias)
             result = _destination(self.shape, dtype, target, *inputs)
-        src = _view(x if x.dtype == dtype else x.astype(dtype), self.layout)
+        src = _view(_in_dtype(x, dtype), self.layout)
         if self.dynamic:
             with _runtime.dynamic_schedule():
                 self.run(src, weight, bias, _view(result, self.layout))
@@ -1900,15 +1905,13 @@ class _BackwardPlan:
     def _run(self, x: np.ndarray | None, weight: np.ndarray | None, grad_output: np.ndarray
              ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
         dtype = self.dtype
-        gy_view = _view(grad_output if grad_output.dtype == dtype else grad_output.astype(dtype),
-                        self.layout)
+        gy_view = _view(_in_dtype(grad_output, dtype), self.layout)
         grad_input = grad_weight = grad_bias = None
         if self.adjoint is not None:
             grad_input = np.empty(self.input_shape, dtype)
             self.adjoint(gy_view, weight, None, _view(grad_input, self.layout))
         if self.weight is not None:
-            src = None if x is None else _view(x if x.dtype == dtype else x.astype(dtype),
-                                               self.layout)
+            src = None if x is None else _view(_in_dtype(x, dtype), self.layout)
             grad_weight, grad_bias = self.weight(src, gy_view)
         return grad_input, grad_weight, grad_bias
 
