@@ -959,7 +959,6 @@ def depthwise_row_block(rows: int, stride: int, halo: int, row_bytes: int, tasks
 DEPTHWISE_CHUNKS_PER_THREAD = 4
 
 
-@register_jitable
 def depthwise_tasks_per_chunk(tasks: int, threads: int) -> int:
     """Consecutive depthwise tasks run by one iteration of the kernel's parallel loop.
 
