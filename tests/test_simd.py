@@ -14,6 +14,7 @@ from fastconv._simd import (
     vleading,
     vload,
     vload_every,
+    vodd_lanes,
     vslide_down,
     vslide_up,
     vstore,
@@ -112,6 +113,20 @@ def test_even_lanes_take_every_other_element_of_two_vectors(dtype):
     out = np.empty(lanes, dtype)
     _evens(row, lanes, out)
     np.testing.assert_array_equal(out, row[1:2 * lanes + 1:2])
+
+
+@njit(cache=False)
+def _odds(row, lanes, out):
+    vstore(out, 0, vodd_lanes(vload(row, 1), vload(row, 1 + lanes)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_odd_lanes_take_the_other_elements_of_two_vectors(dtype):
+    lanes = lanes_for(dtype)
+    row = np.arange(2 * lanes + 1, dtype=dtype) * 0.5 - 3
+    out = np.empty(lanes, dtype)
+    _odds(row, lanes, out)
+    np.testing.assert_array_equal(out, row[2:2 * lanes + 1:2])
 
 
 @njit(cache=False)

@@ -79,6 +79,7 @@ from ._simd import (
     vload,
     vload_every,
     vload_masked,
+    vodd_lanes,
     vreduce_add,
     vslide_down,
     vslide_up,
@@ -455,6 +456,39 @@ def _copy_phase_row(src, src_off, size2, first, step, inside_lo, inside_hi, mode
              width, c)
 
 
+@inlined
+def _copy_phase_pair(src, src_off, size2, pad2, mode2, extent, dst0, dst1, width):
+    """:func:`_copy_phase_row` of both column phases of a row at stride 2, in one pass.
+
+    Position ``c`` of phase ``k`` (row ``dst0`` or ``dst1``) holds source column ``2 * c
+    + k - pad2``. Two vectors loaded from an even column hold phase ``pad2 % 2``'s
+    positions in their even lanes and the other phase's in their odd lanes (one position
+    further when ``pad2`` is odd): each source element is loaded once, not once per phase.
+    Loads are masked at the row's end (zeros past it, stored as the pads they stand for).
+    ``pad2 >= 0``: the first pass starts at source column 0.
+    """
+    lanes = vlanes(dst0)
+    shift = pad2 % 2
+    lo0, hi0 = _inside(-pad2, 2, size2, extent)
+    lo1, hi1 = _inside(1 - pad2, 2, size2, extent)
+    dst_even, dst_odd = (dst1, dst0) if shift else (dst0, dst1)
+    c, hi_even, hi_odd = (lo1, hi1, hi0) if shift else (lo0, hi0, hi1)
+    while c < hi_even or c + shift < hi_odd:
+        at = 2 * c + shift - pad2  # the source column of even lane 0 (0 on the first pass)
+        if at + 2 * lanes <= size2:
+            a = vload(src, src_off + at)
+            b = vload(src, src_off + at + lanes)
+        else:
+            a = vload_masked(src, src_off + at, size2 - at)
+            b = vload_masked(src, src_off + at + lanes, size2 - at - lanes)
+        vstore(dst_even, c, veven_lanes(a, b))
+        vstore(dst_odd, c + shift, vodd_lanes(a, b))
+        c += lanes
+    # written: phase 0's positions up to c + shift, phase 1's up to c
+    _pad_row(src, src_off, size2, -pad2, 2, lo0, hi0, mode2, extent, dst0, width, c + shift)
+    _pad_row(src, src_off, size2, 1 - pad2, 2, lo1, hi1, mode2, extent, dst1, width, c)
+
+
 @helper
 def _fill_phase_tile(src, plane0, size0, size1, size2, geom, q0, row_lo, span, width,
                      written, extent, in_group, taps0, tile):
@@ -481,6 +515,22 @@ def _fill_phase_tile(src, plane0, size0, size1, size2, geom, q0, row_lo, span, w
             s0 = _source(q0 * stride0 + t0 * dilation0 - pad0, size0, mode0)
             if i + 1 < in_group <= PREFETCH_CHANNELS and s0 >= 0:
                 _prefetch_slice(src, plane0 + i + 1, s0, first, count, size0, size1, size2)
+            if stride2 == 2 and phases == 2 and pad2 >= 0:
+                for r in range(span):
+                    dst0 = ptr_of(tile, (((i * taps + t0) * 2) * span + r) * width)
+                    dst1 = ptr_of(tile, (((i * taps + t0) * 2 + 1) * span + r) * width)
+                    s1 = _source(row_lo * stride1 - pad1 + r, size1, mode1)
+                    if s0 < 0 or s1 < 0:
+                        _zero_run(dst0, 0, written)
+                        _zero_run(dst1, 0, written)
+                        continue
+                    src_off = (((plane0 + i) * size0 + s0) * size1 + s1) * size2
+                    if in_group == 1:
+                        for c in range(0, size2, step):
+                            prefetch(src, src_off + ahead_elements + c)
+                    _copy_phase_pair(src, src_off, size2, pad2, mode2, extent, dst0, dst1,
+                                     written)
+                continue
             for phase in range(phases):
                 inside_lo, inside_hi = _inside(phase - pad2, stride2, size2, extent)
                 for r in range(span):

@@ -72,6 +72,7 @@ __all__ = [
     "vbroadcast",
     "vbroadcast_load",
     "veven_lanes",
+    "vodd_lanes",
     "vextract",
     "vfma",
     "vinterleave_high",
@@ -1101,6 +1102,14 @@ Two adjacent vectors of a row give every other element of it (a constant shuffle
 """
 veven_lanes = _pair_shuffle(lambda lanes: list(range(0, 2 * lanes, 2)), _EVEN_DOC,
                             "The even lanes.")
+
+_ODD_DOC = """Return the odd lanes of the pair ``(a, b)``: ``[a[1], a[3], ..., b[lanes - 1]]``.
+
+With :func:`veven_lanes` of the same pair, both halves of a stride-2 split of a row from
+the same two loads.
+"""
+vodd_lanes = _pair_shuffle(lambda lanes: list(range(1, 2 * lanes, 2)), _ODD_DOC,
+                           "The odd lanes.")
 
 # valignd: the pair's lanes from lanes - 1 (up) or 1 (down) on
 vslide_up = _pair_shuffle(lambda lanes: list(range(lanes - 1, 2 * lanes - 1)), _SLIDE_DOC.format(
