@@ -102,31 +102,20 @@ def test_leading_stores_write_the_first_count_lanes_only(dtype, masked):
 
 
 @njit(cache=False)
-def _evens(row, lanes, out):
-    vstore(out, 0, veven_lanes(vload(row, 1), vload(row, 1 + lanes)))
+def _evens_and_odds(row, lanes, out):
+    pair = (vload(row, 1), vload(row, 1 + lanes))
+    vstore(out, 0, veven_lanes(pair[0], pair[1]))
+    vstore(out, lanes, vodd_lanes(pair[0], pair[1]))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_even_lanes_take_every_other_element_of_two_vectors(dtype):
+def test_even_and_odd_lanes_split_two_vectors_into_every_other_element(dtype):
     lanes = lanes_for(dtype)
     row = np.arange(2 * lanes + 1, dtype=dtype) * 0.5 - 3
-    out = np.empty(lanes, dtype)
-    _evens(row, lanes, out)
-    np.testing.assert_array_equal(out, row[1:2 * lanes + 1:2])
-
-
-@njit(cache=False)
-def _odds(row, lanes, out):
-    vstore(out, 0, vodd_lanes(vload(row, 1), vload(row, 1 + lanes)))
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_odd_lanes_take_the_other_elements_of_two_vectors(dtype):
-    lanes = lanes_for(dtype)
-    row = np.arange(2 * lanes + 1, dtype=dtype) * 0.5 - 3
-    out = np.empty(lanes, dtype)
-    _odds(row, lanes, out)
-    np.testing.assert_array_equal(out, row[2:2 * lanes + 1:2])
+    out = np.empty(2 * lanes, dtype)
+    _evens_and_odds(row, lanes, out)
+    np.testing.assert_array_equal(out[:lanes], row[1:2 * lanes + 1:2])
+    np.testing.assert_array_equal(out[lanes:], row[2:2 * lanes + 1:2])
 
 
 @njit(cache=False)
