@@ -496,10 +496,12 @@ def _fill_phase_tile(src, plane0, size0, size1, size2, geom, q0, row_lo, span, w
 
     ``taps0`` counts ``geom[0, TAPS]`` taps along ``D0`` times the column phases
     (:func:`fastconv._plan.column_phases`), phase innermost: tile row ``k`` of a source
-    row holds its padded positions ``c * stride2 + k`` (the later phases read the rows
-    again, from L1). A single channel's rows are prefetched :data:`FILL_AHEAD_BYTES`
-    ahead (into the next task's plane: consecutive tasks read consecutive planes), a
-    larger group's next channel a whole slice ahead (as :func:`_fill_tile` does).
+    row holds its padded positions ``c * stride2 + k``. Two phases at stride 2 (with a
+    non-negative pad) come from one pass over the row (:func:`_copy_phase_pair`); other
+    strides read the row again per phase, from L1. A single channel's rows are prefetched
+    :data:`FILL_AHEAD_BYTES` ahead (into the next task's plane: consecutive tasks read
+    consecutive planes), a larger group's next channel a whole slice ahead (as
+    :func:`_fill_tile` does).
     """
     stride0, dilation0, pad0, mode0 = geom[0, STRIDE], geom[0, DILATION], geom[0, PAD_LOW], \
         geom[0, MODE]
