@@ -65,6 +65,7 @@ from ._simd import (
     VECTOR_BITS,
     lanes_for,
     pointer_at,
+    prefetch_l2,
     ptr_of,
     vadd,
     vbroadcast_load,
@@ -1744,26 +1745,64 @@ def _fill_tile_rows(src, sdims, n, i0, i1, col0, nrows, tile, at):
             tile[e] = 0
 
 
+@njit(cache=CACHE, inline="always")
+def _tiled_origin(sdims, task):
+    """Sample, output plane, first output row and first output column of tiled task `task`."""
+    blocks = sdims[12]
+    block = task % blocks
+    rest = task // blocks
+    r0 = block * sdims[11] if sdims[13] == 1 else 0
+    c0 = block * sdims[11] if sdims[13] == 2 else 0
+    return rest // sdims[10], rest % sdims[10], r0, c0
+
+
+@njit(cache=CACHE, inline="always")
+def _prefetch_tiled_part(src, sdims, stride, task, part, parts, lanes):
+    """Prefetch (into L2) part ``part`` of ``parts`` of the rows task ``task`` copies.
+
+    The input rows :func:`_tiled_task` copies for task ``task``, of channels ``[part * C //
+    parts, (part + 1) * C // parts)``: one prefetch per ``lanes`` elements (at most a cache
+    line apart).
+    """
+    n, o0, r0, c0 = _tiled_origin(sdims, task)
+    col0 = c0 * stride[2] - sdims[18]
+    first = max(0, col0)
+    cols = min(sdims[3], col0 + sdims[8]) - first
+    if cols <= 0:
+        return
+    for c in range(part * sdims[0] // parts, (part + 1) * sdims[0] // parts):
+        for p in range(sdims[14]):
+            i0 = o0 * stride[0] - sdims[16] + p
+            if i0 < 0 or i0 >= sdims[1]:
+                continue
+            for r in range(sdims[15]):
+                i1 = r0 * stride[1] - sdims[17] + r
+                if i1 < 0 or i1 >= sdims[2]:
+                    continue
+                at = n * sdims[4] + c * sdims[5] + i0 * sdims[6] + i1 * sdims[7] + first
+                for e in range(0, cols, lanes):
+                    prefetch_l2(src, at + e)
+                prefetch_l2(src, at + cols - 1)
+
+
 @njit(cache=CACHE)
 def _tiled_task(src, sdims, wp, aux, out, dims, last_dims, stride, dilation, scr, fscr, tiles,
                 group, task, tid, window_at):
     """Task `task` of :func:`_tiled_forward` on thread `tid`'s scratch and tile.
 
     ``sdims`` as :func:`_fill_tile_rows`, then ``N, O0, B, blocks, axis, tile planes, tile
-    rows, pad0, pad1, pad2, osN, os0, os1, os2``: each task covers a block of ``B`` output
-    rows (``axis`` 1) or columns (``axis`` 2, when there is one row) of one output plane of
-    one sample; ``dims`` / ``last_dims`` describe the sub-problem of a full / the last
-    (shorter) block for the window-mode task (its tile as the input, its block of the
-    output through the output's strides).
+    rows, pad0, pad1, pad2, osN, os0, os1, os2, ahead``: each task covers a block of ``B``
+    output rows (``axis`` 1) or columns (``axis`` 2, when there is one row) of one output
+    plane of one sample; ``dims`` / ``last_dims`` describe the sub-problem of a full / the
+    last (shorter) block for the window-mode task (its tile as the input, its block of the
+    output through the output's strides). While it computes, the task prefetches the input
+    of task ``task + ahead``, the thread's likely next one: a parallel launch hands tasks
+    out in order (``ahead``: its threads), a job table runs consecutive tasks per thread
+    (1).
     """
     blocks = sdims[12]
-    block = task % blocks
-    rest = task // blocks
-    o0 = rest % sdims[10]
-    n = rest // sdims[10]
-    d = dims if block < blocks - 1 else last_dims
-    r0 = block * sdims[11] if sdims[13] == 1 else 0
-    c0 = block * sdims[11] if sdims[13] == 2 else 0
+    n, o0, r0, c0 = _tiled_origin(sdims, task)
+    d = dims if task % blocks < blocks - 1 else last_dims
     planes, rows_in = sdims[14], sdims[15]
     tile = tiles[tid]
     for p in range(planes):
@@ -1772,7 +1811,15 @@ def _tiled_task(src, sdims, wp, aux, out, dims, last_dims, stride, dilation, scr
                         p * rows_in * sdims[8] * sdims[0])
     sub = out[n * sdims[19] + o0 * sdims[20] + r0 * sdims[21] + c0 * sdims[22]:]
     ntile = (d[9] * d[10] + TILE_P - 1) // TILE_P  # the block's output rows x columns
-    for g in range((ntile + group - 1) // group):
+    calls = (ntile + group - 1) // group
+    # the input of this thread's likely next task, a part before each call, reaches L2
+    # while this one computes
+    ahead = task + sdims[23]
+    if ahead >= sdims[9] * sdims[10] * blocks:
+        ahead = -1
+    for g in range(calls):
+        if ahead >= 0:
+            _prefetch_tiled_part(src, sdims, stride, ahead, g, calls, vlanes(tile))
         _call_window_task(window_at, (tile, wp, aux, sub, d, stride, dilation, (0, 0, 0), scr,
                                       fscr, group, np.int64(g), tid))
 
@@ -1817,7 +1864,7 @@ _J_WDESC = _J_DIMS + 18  # row mode: the weights' description (:data:`_WDESC`)
 _J_WSHAPE = _J_WDESC + _WDESC  # window and tiled mode: the packed weights' shape
 _J_LAST_DIMS = _J_WSHAPE + 6  # tiled mode: ``last_dims`` and ``sdims`` (:func:`_tiled_task`)
 _J_SDIMS = _J_LAST_DIMS + 18
-_J_COLUMNS = _J_SDIMS + 23
+_J_COLUMNS = _J_SDIMS + 24
 
 
 @njit(cache=CACHE)
@@ -1922,6 +1969,7 @@ def _job_row(plan: DensePlan | TiledPlan, x: np.ndarray,
         row[_J_WSHAPE:_J_LAST_DIMS] = wp.shape
         row[_J_LAST_DIMS:_J_SDIMS] = plan.last_dims
         row[_J_SDIMS:] = sdims
+        row[_J_COLUMNS - 1] = 1  # each thread runs consecutive tasks: prefetch the next
         return row
     if plan.driver not in (_DRIVERS[TILE_P], _WDRIVERS[TILE_P]) or plan.empty or plan.bias_only:
         raise ValueError(f"fastconv internal: job tables run live calls of {TILE_P}-pixel tiles")
@@ -2390,7 +2438,8 @@ def tiled_plan(x_shape: tuple[int, ...], x_strides: tuple[int, ...], wp_shape: t
     dims = _layout_of(sub_x, sub_x_strides, sub_out, out_strides, item)
     last_dims = _layout_of(sub_x, sub_x_strides, last_out, out_strides, item)
     sdims = np.array((c_in, i0n, i1n, i2n, xs[0], xs[4], xs[1], xs[2], width, n, o0n, size,
-                      blocks, axis, planes, tile_rows, *pad_low, *os[:4]), np.int64)
+                      blocks, axis, planes, tile_rows, *pad_low, *os[:4], max(1, nthreads)),
+                     np.int64)
     sdims.flags.writeable = False
     tile = planes * tile_rows * width * c_in + 2 * _KBS[dtype.char]
     return TiledPlan(sdims, dims, last_dims, stride, dilation, plan.group, plan.scratch_shape,
