@@ -599,9 +599,12 @@ def _channels_first(view: np.ndarray) -> np.ndarray:
     return view.transpose(0, 4, 1, 2, 3)
 
 
-#: Largest padded input tile of a planar forward task (a 64-channel stride phase of a 7x7
-#: stem's input gradient: 128 KiB and at least 64 tasks per launch gave one output row per
-#: task, each copying four input rows; 512 KiB and 8 tasks per thread: five rows, +20-27%).
+#: Largest padded input tile of a planar task. Forward (a 64-channel stride phase of a 7x7
+#: stem's input gradient): 128 KiB and at least 64 tasks per launch gave one output row per
+#: task, each copying four input rows; 512 KiB and 8 tasks per thread: five rows, +20-27%.
+#: Weight gradient (2 threads, against 128 KiB): grouped 3x3 stride 2, 8x8-channel groups
+#: (256 channels, 56x56 input) 4.0-4.2 -> 3.1-3.7 ms, 4x16 at stride 2 -7%, 4x4 and 2x32
+#: at stride 1 -6 to -7%, 8x8 at stride 1 +3%.
 PLANAR_TILE_BYTES = 1 << 19
 
 
@@ -645,7 +648,8 @@ def planar_rows_per_task(spec: ConvSpec, dtype: np.dtype, planes_shape: tuple[in
     input rows its tile holds beyond its own too, within :data:`PLANAR_TILE_BYTES`, with
     at least eight tasks per thread (its results do not depend on the rows per task, so
     the thread count may decide; :func:`fastconv._plan.planar_row_block`). The weight
-    gradient's blocks (which order its sums) keep the shape-only defaults.
+    gradient's blocks (which order its sums) depend on the shapes only: the same tile
+    bound, at least 64 tasks.
     """
     _, _, _, rows1, cols = planes_shape
     _, in_group, planes, taps1, taps2 = planar_kernel_shape(spec)
@@ -654,7 +658,8 @@ def planar_rows_per_task(spec: ConvSpec, dtype: np.dtype, planes_shape: tuple[in
     width = _plan.planar_tile_width(cols, taps2, column_phases(spec).step, lanes_for(dtype))
     row_bytes = in_group * planes * width * stride1 * dtype.itemsize
     if not halo:
-        return _plan.planar_row_block(tasks_per_block, rows1, cols, row_bytes)
+        return _plan.planar_row_block(tasks_per_block, rows1, cols, row_bytes, 0,
+                                      PLANAR_TILE_BYTES)
     extra = -(-(taps1 - 1) * dilation1 // stride1)
     return _plan.planar_row_block(tasks_per_block, rows1, cols, row_bytes, extra,
                                   PLANAR_TILE_BYTES, 8 * numba.config.NUMBA_NUM_THREADS)
