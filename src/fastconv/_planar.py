@@ -484,9 +484,12 @@ def _copy_phase_pair(src, src_off, size2, pad2, mode2, extent, dst0, dst1, width
         vstore(dst_even, c, veven_lanes(a, b))
         vstore(dst_odd, c + shift, vodd_lanes(a, b))
         c += lanes
-    # written: phase 0's positions up to c + shift, phase 1's up to c
-    _pad_row(src, src_off, size2, -pad2, 2, lo0, hi0, mode2, extent, dst0, width, c + shift)
-    _pad_row(src, src_off, size2, 1 - pad2, 2, lo1, hi1, mode2, extent, dst1, width, c)
+    # written: phase 0's positions up to c + shift, phase 1's up to c (one inlined pad
+    # per phase in a loop, not two copies: the fill's cold compile)
+    for k in range(2):
+        lo, hi = _inside(k - pad2, 2, size2, extent)
+        _pad_row(src, src_off, size2, k - pad2, 2, lo, hi, mode2, extent, dst1 if k else dst0,
+                 width, c if k else c + shift)
 
 
 @helper
