@@ -1458,6 +1458,70 @@ def test_tiled_mode_is_bitwise_the_copied_input(case, monkeypatch):
                  c_in * int(np.prod(kernel)), np.float32)
 
 
+@pytest.mark.parametrize("case", TILED_CASES, ids=[f"case{i}" for i in range(len(TILED_CASES))])
+def test_tiled_mode_reads_channels_last_input(case, monkeypatch):
+    """A channels-last input whose windows read padding goes through the per-task tiles
+    too, when the layer has at least two output channel blocks
+    (:func:`fastconv._dense.tiles_channels_last`): each task copies its input rows, one
+    contiguous run per row, into a zero-padded tile. Whatever the block size, forward and
+    input gradient, the results are bit for bit those of window mode reading the input in
+    place (gathering the border windows), and match the naive reference."""
+    from fastconv import _dense
+
+    nd, n, c_in, c_out, *rest = case
+    case = (nd, n, c_in, c_out * _dense.block_size(np.float32) // 16, *rest)
+    nd, x, weight, bias, options = _planned_dense_problem(case, 67, monkeypatch)
+    c_in, c_out, kernel = x.shape[1], weight.shape[0], weight.shape[2:]
+    x_last = np.ascontiguousarray(to_channels_last(x))
+    before = x_last.copy()
+    grad = np.random.default_rng(68).standard_normal(
+        naive.conv(x, weight, **options).shape).astype(np.float32)
+    grad_last = np.ascontiguousarray(to_channels_last(grad))
+    conv = getattr(fastconv, f"conv{nd}d")
+    conv_input = getattr(fastconv, f"conv{nd}d_input")
+    tiled = []
+    run_tiled = _dense.run_tiled
+
+    def spy(plan, *args):
+        tiled.append((plan.sdims[11], plan.sdims[23]))  # rows per task, pixel step
+        run_tiled(plan, *args)
+
+    monkeypatch.setattr(_dense, "run_tiled", spy)
+    plan_tiles = _dense.tiled_plan
+
+    def results(tile_bytes, allowed=True):
+        """Forward and input gradient, and the forward's tiled calls."""
+        monkeypatch.setattr(_dense, "_TILE_BYTES", tile_bytes)
+        monkeypatch.setattr(_dense, "tiled_plan", plan_tiles if allowed else
+                            lambda *args, **kwargs: None)
+        plan_tiles.cache_clear()
+        convolution.clear_plans()
+        tiled.clear()
+        try:
+            forward = conv(x_last, weight, bias, channels_last=True, **options)
+            forward_tiled = list(tiled)
+            return (forward, conv_input(x_last.shape, weight, grad_last, channels_last=True,
+                                        **options)), forward_tiled
+        finally:
+            convolution.clear_plans()
+
+    in_place, none = results(160 * 1024, allowed=False)
+    (small, one_row), (default, rows) = results(1), results(160 * 1024)
+    packed = _dense.packed_shape(c_out, c_in, _plan.to_3d(kernel, 1), np.dtype(np.float32))
+    # every case's windows read padding: the tiles copy runs of c_in channels per pixel
+    tiles = _dense.tiles_channels_last(packed, np.dtype(np.float32))
+    assert none == [] and one_row == ([(1, c_in)] if tiles else [])
+    assert len(rows) == tiles and all(step == c_in for _, step in rows)
+    for got, want in zip(small + default, in_place + in_place):
+        assert got.tobytes() == want.tobytes()
+    np.testing.assert_array_equal(x_last, before)
+    assert_close(np.moveaxis(default[0], -1, 1), naive.conv(x, weight, bias, **options),
+                 c_in * int(np.prod(kernel)), np.float32)
+    assert_close(np.moveaxis(default[1], -1, 1), naive.conv_input(x.shape, weight, grad,
+                                                                  **options),
+                 c_out * int(np.prod(kernel)), np.float32)
+
+
 SLAB_CASES = [
     # (nd, n, c_in, c_out, size, kernel, stride, padding, dilation)
     (3, 2, 8, 12, (9, 5, 6), (3, 3, 3), 1, 1, 1),
@@ -1550,7 +1614,8 @@ def test_dense_window_mode_in_place_is_bitwise_row_mode(dilation, stride):
 def test_read_only_inputs_and_weights_are_read_in_place(monkeypatch, dtype, mode):
     """A read-only channels-last input and read-only weights reach the dense drivers as they
     are (no copy), give the writeable arrays' result bit for bit, and compile no second
-    version of a driver or task function."""
+    version of a driver or task function. (The window-mode layer reads padding with two
+    channel blocks: its input reaches the tiled driver, whose tasks copy its rows.)"""
     from fastconv import _dense
 
     c_in = {"row": 256, "window": 32}[mode]  # small weights run in window mode
@@ -1574,7 +1639,14 @@ def test_read_only_inputs_and_weights_are_read_in_place(monkeypatch, dtype, mode
         seen_plans.append(plan)
         return run_dense(plan, x_view, wp, bias, out)
 
+    run_tiled = _dense.run_tiled
+
+    def spy_tiled(plan, x_view, wp, bias, out):
+        seen.append((x_view, wp))
+        return run_tiled(plan, x_view, wp, bias, out)
+
     monkeypatch.setattr(_dense, "run_dense", spy)
+    monkeypatch.setattr(_dense, "run_tiled", spy_tiled)
     try:
         read_only = fastconv.conv2d(read_only_x, read_only_w, **options)
     finally:
@@ -1585,7 +1657,8 @@ def test_read_only_inputs_and_weights_are_read_in_place(monkeypatch, dtype, mode
     assert seen and all(np.shares_memory(x_view, read_only_x) for x_view, _ in seen)
     if mode == "row":
         assert all(np.shares_memory(wp[0], read_only_w) for _, wp in seen)
-    for driver in [*_dense._DRIVERS.values(), *_dense._WDRIVERS.values()]:
-        for function in (driver.kernel, driver.task):
-            kinds = [signature[0].dtype for signature in function.signatures]
-            assert len(kinds) == len(set(kinds)), function
+    drivers = [*_dense._DRIVERS.values(), *_dense._WDRIVERS.values()]
+    for function in [*(f for d in drivers for f in (d.kernel, d.task)), _dense._tiled_forward,
+                     _dense._tiled_task]:
+        kinds = [signature[0].dtype for signature in function.signatures]
+        assert len(kinds) == len(set(kinds)), function

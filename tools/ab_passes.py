@@ -10,7 +10,10 @@ both versions are imported side by side; each round times one call of A, then on
 every case and pass, and the best of the rounds is kept. Alternating calls in one process
 see the same machine phase, which separate processes on this noisy machine do not; the order
 alternates from round to round. Prints
-one JSON object ``{"case:pass": [GFLOP/s of BASE, GFLOP/s of this tree, ratio]}``.
+one JSON object ``{"case:pass": [GFLOP/s of BASE, GFLOP/s of this tree, ratio, median,
+q1, q3]}``: the best times' ratio, then the median and quartiles of the rounds' own ratios
+(each round's two calls ran next to each other: a drift of the machine's speed during the
+run moves both).
 """
 
 import hashlib
@@ -61,6 +64,7 @@ def main() -> None:
             bench.fastconv = ours
             problems[f"{case.name}:{pass_name}"] = pair
     best = {key: [float("inf"), float("inf")] for key in problems}
+    ratios = {key: [] for key in problems}
     for pair in problems.values():
         for problem in pair:
             problem.ours()
@@ -69,14 +73,19 @@ def main() -> None:
         for key, pair in problems.items():
             # A then B in even rounds, B then A in odd ones: a call that follows the other
             # tree's ran up to 8% faster or slower, case by case (same trees, 30 rounds)
+            took = [0.0, 0.0]
             for i in (0, 1) if done % 2 == 0 else (1, 0):
                 start = time.perf_counter()
                 pair[i].ours()
-                best[key][i] = min(best[key][i], time.perf_counter() - start)
+                took[i] = time.perf_counter() - start
+                best[key][i] = min(best[key][i], took[i])
+            ratios[key].append(took[0] / took[1])
     result = {}
     for key, (a, b) in best.items():
         flops = problems[key][0].flops
-        result[key] = [round(flops / a / 1e9, 1), round(flops / b / 1e9, 1), round(a / b, 3)]
+        q1, median, q3 = np.percentile(ratios[key], (25, 50, 75))
+        result[key] = [round(flops / a / 1e9, 1), round(flops / b / 1e9, 1), round(a / b, 3),
+                       round(median, 3), round(q1, 3), round(q3, 3)]
     print(json.dumps(result))
 
 

@@ -64,6 +64,14 @@ class PassPlan:
     workspace_bytes: int
 
 
+def _reads_padding(spec: ConvSpec) -> bool:
+    """Whether the windows of a convolution reach into its padding."""
+    windows = [_plan.read_window(out, taps, stride, dilation, pad[0]) for out, taps, stride,
+               dilation, pad in zip(spec.out_sizes, spec.kernel, spec.stride, spec.dilation,
+                                    spec.pads)]
+    return any(low or high for low, high in _plan.pad_margins(windows, spec.in_sizes))
+
+
 def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
                   planar_layout: bool, name: str) -> PassPlan:
     """Plan of a forward convolution (also one stride phase of an adjoint)."""
@@ -92,6 +100,11 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
         elif planar_layout:
             layout = "; channels-first input copied to channels-last, output written in place"
             copies = inputs
+        elif _dense.tiles_channels_last(packed_shape, dtype) and _reads_padding(spec):
+            layout = ("; channels-last input read through per-task tiles: each task copies "
+                      "the input rows of its block of output rows into a small zero-padded "
+                      "tile (no window gathers at the borders)")
+            copies = threads * _dense._TILE_BYTES // itemsize
         detail = (f"register tiles of {_dense.TILE_P} pixels x {block} output channels, "
                   f"{packing}{layout}")
         return PassPlan(name, algorithm, detail, flops, (packed + copies) * itemsize)

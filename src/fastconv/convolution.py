@@ -189,7 +189,9 @@ class _DensePass:
     others are packed once per call. A channels-first input of a window-mode layer (small
     weights, :func:`fastconv._dense.tiles_apply`) is read in place by tasks that each copy
     the input rows of their block of output rows into a small padded tile
-    (:func:`fastconv._dense.run_tiled`: no layout copy of the batch, one launch). Other
+    (:func:`fastconv._dense.run_tiled`: no layout copy of the batch, one launch); so is a
+    channels-last input whose windows read padding, where that beats gathering the border
+    windows (:func:`fastconv._dense.tiles_channels_last`). Other
     inputs the kernel cannot read in place are copied to channels-last a part of the batch
     at a time, as few parts as fit the call's spare memory (:func:`_spare_bytes`, at most
     four parts), or, when one sample does not fit, a slab of rows of each sample at a time
@@ -246,7 +248,12 @@ class _DensePass:
             return
         prepared = self.prepare(weight)
         target = dest if _writable_in_place(dest) else np.empty(dest.shape, dest.dtype)
-        tiled = None if self.self_pack or _dense.accepts_input(src) else _dense.tiled_plan(
+        # a channels-first input through per-task tiles, and a channels-last one whose
+        # windows read padding when that beats gathering the border windows
+        in_place = _dense.accepts_input(src) and not (
+            _dense.tiles_channels_last(self.packed_shape, self.dtype)
+            and self.reads_padding(src.shape, dest.shape))
+        tiled = None if self.self_pack or in_place else _dense.tiled_plan(
             src.shape, src.strides, self.packed_shape, target.shape, target.strides, self.dtype,
             *self.geometry, numba.get_num_threads())
         if tiled is not None:
@@ -267,6 +274,11 @@ class _DensePass:
                     self.run_prepared(data, prepared, bias, target[part])
         if target is not dest:
             dest[...] = target
+
+    def reads_padding(self, src_shape: tuple[int, ...], dest_shape: tuple[int, ...]) -> bool:
+        """Whether a call reading ``src_shape`` and writing ``dest_shape`` reads padding."""
+        return any(low or high for low, high in _plan.pad_margins(self.windows(dest_shape),
+                                                                    src_shape[1:4]))
 
     def windows(self, dest_shape: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
         """Input positions ``[first, stop)`` a call writing ``dest_shape`` reads, per axis."""
