@@ -5,6 +5,7 @@ its own benchmarks in ``bench_compile.py``.
 """
 
 from .common import (
+    CHANNELS_LAST_CASES,
     CONV_CASES,
     EXTRA_CASES,
     FLOAT64_CASES,
@@ -13,6 +14,7 @@ from .common import (
     THREAD_CASES,
     TRANSPOSED_CASES,
     prepare,
+    prepare_channels_last,
 )
 
 
@@ -83,6 +85,21 @@ class Extra(_Timed):
 
     def time_extra(self, case, pass_name):
         self.problem.ours()
+
+
+class ChannelsLast(_Timed):
+    """Every pass on channels-last data (``channels_last=True``), float32, on a subset of
+    the cases: dense, and depthwise, grouped and stem layers whose kernels need
+    channels-first planes."""
+
+    params = [CHANNELS_LAST_CASES, PASSES]
+    param_names = ["case", "pass"]
+
+    def setup(self, case, pass_name):
+        self.call = prepare_channels_last(case, pass_name)
+
+    def time_channels_last(self, case, pass_name):
+        self.call()
 
 
 class Float64(_Timed):

@@ -72,6 +72,11 @@ if SMOKE:
     # Import the installed peers once, in asv's forkserver parent, not in every benchmark.
     bench.available_peers()
 
+#: Layers timed on channels-last data too (``ChannelsLast``): dense, and layers whose
+#: kernels need channels-first planes (their channels-last data are copied to planes).
+CHANNELS_LAST_CASES = [name for name in ("conv3x3_64", "depthwise3x3_256", "grouped3x3_g32",
+                                         "stem7x7s2") if name in CASES]
+
 ALL_CASES = list(CASES)
 CONV_CASES = [name for name, case in CASES.items() if not case.transposed]
 TRANSPOSED_CASES = [name for name, case in CASES.items() if case.transposed]
@@ -120,3 +125,35 @@ def prepare(case, pass_name, dtype="float32", threads=None, peers=()):
     for call in problem.peers.values():
         call()
     return problem
+
+
+def prepare_channels_last(case, pass_name):
+    """Build and warm up one pass of ``case`` on channels-last arrays; return its call.
+
+    The same operands' shapes as :func:`prepare` (standard-normal float32 data), laid out
+    ``(N, *spatial, C)`` and passed with ``channels_last=True``; the grad-weight pass
+    computes the weight and bias gradients, as the channels-first one does.
+    """
+    import numpy as np
+
+    import fastconv
+
+    spec = CASES[case]
+    ndim = len(spec.spatial)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((spec.batch, *spec.spatial, spec.in_channels), dtype=np.float32)
+    weight = rng.standard_normal(spec.weight_shape, dtype=np.float32)
+    options = {"stride": spec.stride, "padding": spec.padding, "dilation": spec.dilation,
+               "groups": spec.groups, "channels_last": True}
+    conv = getattr(fastconv, f"conv{ndim}d")
+    grad = rng.standard_normal(conv(x, weight, **options).shape, dtype=np.float32)
+    calls = {
+        "forward": lambda: conv(x, weight, **options),
+        "grad_input": lambda: getattr(fastconv, f"conv{ndim}d_input")(x.shape, weight, grad,
+                                                                     **options),
+        "grad_weight": lambda: getattr(fastconv, f"conv{ndim}d_backward")(
+            x, weight, grad, needs=("weight", "bias"), **options),
+    }
+    call = calls[pass_name]
+    call()  # JIT compile (or load from cache) here, never inside the timed call
+    return call

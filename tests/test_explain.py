@@ -27,6 +27,8 @@ def _run_names(plan):
             largest = max((p for p in run.phases if p[3] is not None),
                           key=lambda p: np.prod([len(d.taps) for d in p[0]]))
             return "phases/" + name(largest[3])
+        if kind in ("_PassOnPlanes", "_WeightPassOnPlanes"):  # on copies as planes
+            return name(run.run)
         return {"_DensePass": "dense", "_PlanarPass": "planar", "_GatherPass": "gather",
                 "_PointwisePass": "pointwise", "_DenseWeightPass": "dense",
                 "_PlanarWeightPass": "planar", "_WeightPass": "gather"}[kind]
@@ -63,3 +65,20 @@ def test_explain_refuses_bad_input_with_the_parameter_named():
         fastconv.explain((1, 1, 8, 8), (1, 1))
     with pytest.raises(TypeError, match="dtype"):
         fastconv.explain((1, 1, 8, 8), (1, 1, 3, 3), dtype=np.complex64)
+
+
+def test_explain_reports_copies_to_planes():
+    """A depthwise layer on channels-last data runs on copies of its data as channels-first
+    planes: explain names the planes' algorithm, says so, and counts the copies (input and
+    output of each pass) in the workspace."""
+    x_shape, weight_shape = (4, 30, 30, 64), (64, 1, 3, 3)
+    options = {"padding": 1, "groups": 64}
+    last = fastconv.explain(x_shape, weight_shape, channels_last=True, **options)
+    first = fastconv.explain((4, 64, 30, 30), weight_shape, **options)
+    copies = 2 * 4 * 64 * 30 * 30 * 4  # float32 input and output
+    for on_planes, planes in zip(last, first):
+        assert on_planes.algorithm == planes.algorithm != "gather"
+        assert "copied to channels-first planes" in on_planes.detail
+        assert on_planes.workspace_bytes == planes.workspace_bytes + copies
+    dense = fastconv.explain((4, 30, 30, 64), (64, 64, 3, 3), channels_last=True, padding=1)
+    assert not any("planes" in p.detail for p in dense)

@@ -1662,3 +1662,108 @@ def test_read_only_inputs_and_weights_are_read_in_place(monkeypatch, dtype, mode
                      _dense._tiled_task]:
         kinds = [signature[0].dtype for signature in function.signatures]
         assert len(kinds) == len(set(kinds)), function
+
+
+ON_PLANES_CASES = [
+    # (nd, n, c_in, c_out, groups, size, kernel, stride, padding, padding_mode)
+    (2, 2, 32, 32, 32, (13, 11), (3, 3), 1, 1, "zeros"),  # depthwise
+    (2, 2, 24, 24, 24, (15, 14), (5, 5), 2, 2, "zeros"),  # strided depthwise
+    (2, 2, 16, 24, 4, (12, 9), (3, 3), 1, 1, "zeros"),  # grouped
+    (2, 1, 8, 12, 1, (10, 11), (3, 3), 1, 1, "reflect"),  # a padding mode
+    (1, 3, 12, 12, 12, (40,), (7,), 1, 3, "circular"),
+    (3, 2, 8, 16, 8, (5, 6, 7), (3, 3, 3), (1, 2, 1), 1, "zeros"),
+]
+
+
+@pytest.mark.parametrize("case", ON_PLANES_CASES,
+                         ids=[f"case{i}" for i in range(len(ON_PLANES_CASES))])
+@pytest.mark.parametrize("layout", ["channels_last", "strided"])
+def test_layers_only_planes_run_fast_copy_other_layouts_to_planes(case, layout, monkeypatch):
+    """Depthwise, grouped and padding-mode layers run on channels-first planes; data in
+    another layout (channels-last, or a channels-first view that is not C-contiguous) is
+    copied to planes and the results back (channels-last data through the transposing
+    kernel), instead of taking the gather kernel. Forward,
+    input and weight gradients, transposed convolution: bit for bit the results of
+    C-contiguous channels-first data, matching the naive reference; the inputs are left
+    as they were."""
+    nd, n, c_in, c_out, groups, size, kernel, stride, padding, mode = case
+    rng = np.random.default_rng(71)
+    x = rng.standard_normal((n, c_in, *size)).astype(np.float32)
+    weight = rng.standard_normal((c_out, c_in // groups, *kernel)).astype(np.float32)
+    bias = rng.standard_normal(c_out).astype(np.float32)
+    options = {"stride": stride, "padding": padding, "groups": groups, "padding_mode": mode}
+    expected = naive.conv(x, weight, bias, **options)
+    grad = rng.standard_normal(expected.shape).astype(np.float32)
+    conv = getattr(fastconv, f"conv{nd}d")
+    backward = getattr(fastconv, f"conv{nd}d_backward")
+    transpose = getattr(fastconv, f"conv_transpose{nd}d")
+    transpose_backward = getattr(fastconv, f"conv_transpose{nd}d_backward")
+    t_options = {"stride": stride, "padding": padding, "groups": groups}
+    t_weight = rng.standard_normal((c_out, c_in // groups, *kernel)).astype(np.float32)
+
+    def results(arrange, restore, channels_last):
+        """Forward, input and weight gradients, then (zero padding) the transposed
+        convolution of ``grad`` and its input and weight gradients; data in channels-first
+        order (``restore``), inputs in the layout ``arrange`` makes."""
+        arranged = [arrange(a) for a in (x, grad)]
+        before = [a.copy() for a in arranged]
+        layout_option = {"channels_last": channels_last}
+        grad_input, grad_weight = backward(arranged[0], weight, arranged[1], **options,
+                                           **layout_option)[:2]
+        got = [restore(conv(arranged[0], weight, bias, **options, **layout_option)),
+               restore(grad_input), grad_weight]
+        if mode == "zeros":
+            t_out = transpose(arranged[1], t_weight, **t_options, **layout_option)
+            t_grad = arrange(rng.standard_normal(restore(t_out).shape).astype(np.float32))
+            t_input, t_weight_grad = transpose_backward(arranged[1], t_weight, t_grad,
+                                                        **t_options, **layout_option)[:2]
+            got += [restore(t_out), restore(t_input), t_weight_grad]
+        for a, b in zip(arranged, before):
+            np.testing.assert_array_equal(a, b)
+        return [np.asarray(a) for a in got]
+
+    state = rng.bit_generator.state  # the same transposed-gradient draw for both layouts
+    planes = results(np.ascontiguousarray, lambda a: a, False)
+    rng.bit_generator.state = state
+    called = []
+    on_planes = convolution._PassOnPlanes.__call__
+    on_planes_weight = convolution._WeightPassOnPlanes.__call__
+
+    def spy(self, *args):
+        called.append(type(self).__name__)
+        return on_planes(self, *args)
+
+    def spy_weight(self, *args):
+        called.append(type(self).__name__)
+        return on_planes_weight(self, *args)
+
+    monkeypatch.setattr(convolution._PassOnPlanes, "__call__", spy)
+    monkeypatch.setattr(convolution._WeightPassOnPlanes, "__call__", spy_weight)
+    convolution.clear_plans()
+    rng.bit_generator.state = state
+    # the layout copies of channels-last data through the transposing kernel, whatever
+    # their size
+    monkeypatch.setattr(convolution, "_LAYOUT_KERNEL_MIN", 0)
+    if layout == "channels_last":
+        other = results(lambda a: np.ascontiguousarray(to_channels_last(a)),
+                        lambda a: np.moveaxis(a, -1, 1), True)
+    else:  # every other element of a wider array along the last dimension
+        def strided(a):
+            wide = np.zeros((*a.shape[:-1], 2 * a.shape[-1]), a.dtype)
+            wide[..., ::2] = a
+            return wide[..., ::2]
+
+        other = results(strided, lambda a: a, False)
+    convolution.clear_plans()
+    # the passes that run on planes other than by the gather kernel went through copies
+    plans = fastconv.explain(x.shape, weight.shape, **options)
+    assert ("_PassOnPlanes" in called) == any(p.algorithm != "gather" for p in plans[:2])
+    assert ("_WeightPassOnPlanes" in called) == (plans[2].algorithm != "gather")
+    for index, (got, want) in enumerate(zip(other, planes)):
+        assert got.tobytes() == np.ascontiguousarray(want).tobytes(), index
+    reduction = (c_in // groups) * int(np.prod(kernel))
+    assert_close(planes[0], expected, reduction, np.float32)
+    assert_close(planes[1], naive.conv_input(x.shape, weight, grad, **options),
+                 (c_out // groups) * int(np.prod(kernel)), np.float32)
+    assert_close(planes[2], naive.conv_weight(x, weight.shape, grad, **options),
+                 n * int(np.prod(expected.shape[2:])), np.float32)

@@ -8,6 +8,7 @@ layer is fast or slow and what extra memory it needs.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numba
@@ -17,6 +18,7 @@ from . import _args, _dense, _dense_weight, _depthwise, _plan, _planar, _pointwi
 from ._args import ConvSpec
 from ._simd import lanes_for
 from .convolution import (
+    _on_planes,
     _spread_spec,
     adjoint_choice,
     column_phases,
@@ -345,10 +347,35 @@ def explain(x_shape: tuple[int, ...], weight_shape: tuple[int, ...], *, stride: 
     channels = (spec.c_in, spec.c_out)
     planar = bool(contiguous) and (not data.channels_last or all(c == 1 for c in channels))
     itemsize, batch = kind.itemsize, data.batch
-    if transposed:
-        first = _adjoint_plan(spec, itemsize, kind, batch, planar, "forward")
-        second = _forward_plan(spec, itemsize, kind, batch, planar, "grad_input")
-    else:
-        first = _forward_plan(spec, itemsize, kind, batch, planar, "forward")
-        second = _adjoint_plan(spec, itemsize, kind, batch, planar, "grad_input")
-    return first, second, _weight_plan(spec, itemsize, kind, batch, planar)
+    copied = batch * (spec.c_in * math.prod(spec.in_sizes)
+                      + spec.c_out * math.prod(spec.out_sizes)) * itemsize
+
+    def on_layout(plan, choice, name):
+        return _on_layout(lambda on_planes: plan(spec, itemsize, kind, batch, on_planes, name),
+                          lambda on_planes: choice(spec, kind, on_planes), planar, copied)
+
+    forward = on_layout(_forward_plan, forward_choice, "grad_input" if transposed
+                        else "forward")
+    adjoint = on_layout(_adjoint_plan, adjoint_choice, "forward" if transposed
+                        else "grad_input")
+    weight = _on_layout(lambda on_planes: _weight_plan(spec, itemsize, kind, batch, on_planes),
+                        lambda on_planes: weight_choice(spec, kind, on_planes), planar, copied)
+    return (adjoint, forward, weight) if transposed else (forward, adjoint, weight)
+
+
+def _on_layout(plan: Callable[[bool], PassPlan], choice: Callable[[bool], str],
+               planar: bool, copied: int) -> PassPlan:
+    """A pass's plan on the call's layout, or on copies of its data as channels-first planes.
+
+    ``plan(planar_layout)`` and ``choice(planar_layout)``: the pass's plan and algorithm on
+    planes (True) or on the call's layout; the copies, ``copied`` bytes (the pass's input
+    and output), are made where only they spare the pass the gather kernel
+    (:func:`fastconv.convolution._on_planes`).
+    """
+    if planar or not _on_planes(choice):
+        return plan(planar)
+    on_planes = plan(True)
+    detail = (f"{on_planes.detail}; the data copied to channels-first planes and back (on "
+              "their own layout the gather kernel would run)")
+    return PassPlan(on_planes.name, on_planes.algorithm, detail, on_planes.flops,
+                    on_planes.workspace_bytes + copied)

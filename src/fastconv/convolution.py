@@ -1066,6 +1066,101 @@ def _channels_first_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray
     return np.empty((n, c, d0, d1, d2), dtype).transpose(0, 2, 3, 4, 1)
 
 
+@contextlib.contextmanager
+def _planes(shape: tuple[int, ...], dtype: np.dtype, purpose: str) -> Iterator[np.ndarray]:
+    """A canonical ``(N, D0, D1, D2, C)`` work array, channels-first C-contiguous in memory.
+
+    Borrowed (:mod:`fastconv._workspace`): a fresh multi-megabyte array costs a page fault
+    per 4 KiB on its first write, as much as the copy itself here.
+    """
+    n, d0, d1, d2, c = shape
+    with _workspace.borrowed(purpose, (n, c, d0, d1, d2), dtype) as planes:
+        yield planes.transpose(0, 2, 3, 4, 1)
+
+
+@contextlib.contextmanager
+def _planes_copy(view: np.ndarray) -> Iterator[np.ndarray]:
+    """A copy of the canonical ``view`` as channels-first planes (:func:`_planes`).
+
+    Channels-last data (a C-contiguous ``view``) go through the transposing kernel
+    :func:`fastconv._kernels.channels_last_copy`, which reads them as ``pixels`` "channels"
+    of ``C`` adjacent "pixels" each: the transpose of ``(N, pixels, C)`` is ``(N, C,
+    pixels)``. Other layouts are copied by NumPy.
+    """
+    n, d0, d1, d2, c = view.shape
+    with _planes(view.shape, view.dtype, "planes-in") as planes:
+        if view.flags.c_contiguous and view.size >= _LAYOUT_KERNEL_MIN:
+            _jit.ensure_compiled(_kernels.channels_last_copy,
+                                 _kernels.channels_last_signature, view.dtype)
+            _kernels.channels_last_copy(
+                view.reshape(n, d0 * d1 * d2, 1, 1, c),
+                _channels_first(planes).reshape(n, 1, 1, c, d0 * d1 * d2),
+                _low_margins((0, 0, 0)))
+        else:
+            np.copyto(planes, view)
+        yield planes
+
+
+def _copy_planes(planes: np.ndarray, dest: np.ndarray) -> None:
+    """Copy the canonical view of channels-first C-contiguous ``planes`` into ``dest``."""
+    if dest.flags.c_contiguous:
+        _copy_channels_last(planes, dest)
+    else:
+        np.copyto(dest, planes)
+
+
+def _on_planes(algorithm: Callable[[bool], str]) -> bool:
+    """Whether a call not on channels-first planes runs on copies of its data as planes.
+
+    ``algorithm(planar_layout)`` names the call's algorithm on data in planes (True) or in
+    the call's own layout (False): the copies are made when only they spare the call the
+    gather kernel, the one kernel that reads every layout (a depthwise or grouped layer, or
+    a padding mode, on channels-last data: 3x3 depthwise over 256 channels at 56x56 took
+    87 ms channels-last against 0.74 ms channels-first).
+    """
+    return algorithm(False) == "gather" and algorithm(True) != "gather"
+
+
+class _PassOnPlanes:
+    """A forward or adjoint pass planned on channels-first planes, for data in another layout.
+
+    The input is copied to planes (:func:`_planes_copy`), the pass writes planes, and those
+    are copied into the destination. The copies hold the whole batch.
+    """
+
+    __slots__ = ("run",)
+
+    def __init__(self, run: Pass) -> None:
+        self.run = run
+
+    def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                 dest: np.ndarray) -> None:
+        with _planes_copy(src) as planes_in, _planes(dest.shape, dest.dtype,
+                                                     "planes-out") as planes_out:
+            self.run(planes_in, weight, bias, planes_out)
+            _copy_planes(planes_out, dest)
+
+
+class _WeightPassOnPlanes:
+    """A weight (and bias) gradient pass planned on channels-first planes.
+
+    For data in another layout: both operands are copied to planes (:func:`_planes_copy`).
+    """
+
+    __slots__ = ("run",)
+
+    def __init__(self, run: Callable) -> None:
+        self.run = run
+
+    def __call__(self, src: np.ndarray | None, grad_out: np.ndarray
+                 ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        with _planes_copy(grad_out) as grad_planes:
+            if src is None:
+                return self.run(None, grad_planes)
+            with _planes_copy(src) as planes:
+                return self.run(planes, grad_planes)
+
+
 class _PhasePass:
     """A zero-padded adjoint as one stride-1 forward convolution per stride phase.
 
@@ -1860,9 +1955,11 @@ def _apply(x_arr: np.ndarray, w_arr: np.ndarray, bias: ArrayLike | None, data: D
     _args.check_out(out, shape, dtype)
     src_shape = _canonical_shape(spec.ndim, data, data.channels, data.spatial)
     dest_shape = _canonical_shape(spec.ndim, data, channels, sizes)
-    plan_pass = _adjoint_pass if adjoint else _forward_pass
+    plan_pass, choice = (_adjoint_pass, adjoint_choice) if adjoint else (_forward_pass,
+                                                                         forward_choice)
     planar = _planar_ready(data, (data.channels, channels), x_arr.flags.c_contiguous)
-    run = plan_pass(spec, dtype, src_shape, dest_shape, planar)
+    run = _planned(plan_pass, choice, FORCE_FORWARD_ALGORITHM, spec, dtype, src_shape,
+                   dest_shape, planar)
     return _ApplyPlan(shape, dtype, _layout(spec.ndim, data), run, _dynamic(spec, data)), b_arr
 
 
@@ -1933,6 +2030,36 @@ class _BackwardPlan:
         return grad_input, grad_weight, grad_bias
 
 
+def _planned(plan_pass: Callable[..., Pass], choice: Callable[..., str], forced: str | None,
+             spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
+             dest_shape: tuple[int, ...], planar_layout: bool) -> Pass:
+    """``plan_pass`` for the call's layout, or on copies as planes (:func:`_on_planes`).
+
+    ``plan_pass`` is :func:`_forward_pass` or :func:`_adjoint_pass`, and ``choice`` names its
+    algorithm (:func:`forward_choice`, :func:`adjoint_choice`).
+    """
+    if not planar_layout and _on_planes(lambda on_planes: choice(spec, dtype, on_planes,
+                                                                 forced)):
+        return _PassOnPlanes(plan_pass(spec, dtype, src_shape, dest_shape, True))
+    return plan_pass(spec, dtype, src_shape, dest_shape, planar_layout)
+
+
+def _planned_weight(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
+                    grad_shape: tuple[int, ...], want_weight: bool, want_bias: bool,
+                    planar_layout: bool) -> Callable:
+    """:func:`_weight_pass` for the call's layout, or on copies as planes.
+
+    The copies (:func:`_on_planes`) serve the weight gradient; a bias gradient alone runs
+    on any layout.
+    """
+    if want_weight and not planar_layout and _on_planes(
+            lambda on_planes: weight_choice(spec, dtype, on_planes, FORCE_WEIGHT_ALGORITHM)):
+        return _WeightPassOnPlanes(_weight_pass(spec, dtype, src_shape, grad_shape, True,
+                                                want_bias, True))
+    return _weight_pass(spec, dtype, src_shape, grad_shape, want_weight, want_bias,
+                        planar_layout)
+
+
 def _backward_plan(ndim: int, x: ArrayLike | None, input_shape: tuple[int, ...] | None,
                    weight: ArrayLike | None, weight_shape: tuple[int, ...] | None,
                    grad_output: ArrayLike, stride: IntOrTuple, padding: Padding,
@@ -1965,12 +2092,13 @@ def _backward_plan(ndim: int, x: ArrayLike | None, input_shape: tuple[int, ...] 
     channels = (spec.c_in, spec.c_out)
     if "input" in needs:
         planar = _planar_ready(data, channels, gy_arr.flags.c_contiguous)
-        adjoint = _adjoint_pass(spec, dtype, grad_view, input_view, planar)
+        adjoint = _planned(_adjoint_pass, adjoint_choice, FORCE_FORWARD_ALGORITHM, spec,
+                           dtype, grad_view, input_view, planar)
     if "weight" in needs or "bias" in needs:
         planar = _planar_ready(data, channels, gy_arr.flags.c_contiguous and x is not None
                                and named["x"].flags.c_contiguous)
-        weight_pass = _weight_pass(spec, dtype, input_view, grad_view, "weight" in needs,
-                                   "bias" in needs, planar)
+        weight_pass = _planned_weight(spec, dtype, input_view, grad_view, "weight" in needs,
+                                      "bias" in needs, planar)
     plan = _BackwardPlan(dtype, input_shape, _layout(ndim, data), adjoint, weight_pass,
                          _dynamic(spec, data))
     return plan, named.get("x"), named.get("weight"), gy_arr
@@ -2046,13 +2174,14 @@ def _transpose_backward_plan(ndim: int, x: ArrayLike, weight: ArrayLike,
     input_pass = weights = None
     if "input" in needs:
         planar = _planar_ready(data, channels, gy_arr.flags.c_contiguous)
-        input_pass = _forward_pass(spec, dtype, grad_view, x_view, planar)
+        input_pass = _planned(_forward_pass, forward_choice, FORCE_FORWARD_ALGORITHM, spec,
+                              dtype, grad_view, x_view, planar)
     if "weight" in needs or "bias" in needs:
         weight_pass = bias_pass = None
         if "weight" in needs:
             planar = _planar_ready(data, channels, gy_arr.flags.c_contiguous
                                    and x_arr.flags.c_contiguous)
-            weight_pass = _weight_pass(spec, dtype, grad_view, x_view, True, False, planar)
+            weight_pass = _planned_weight(spec, dtype, grad_view, x_view, True, False, planar)
         if "bias" in needs:  # compiled callers sum on a channels-last view (gather pin)
             planar = (_planar_ready(data, (spec.c_in,), gy_arr.flags.c_contiguous)
                       and FORCE_WEIGHT_ALGORITHM != "gather")
