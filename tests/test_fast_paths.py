@@ -1678,7 +1678,9 @@ ON_PLANES_CASES = [
 @pytest.mark.parametrize("case", ON_PLANES_CASES,
                          ids=[f"case{i}" for i in range(len(ON_PLANES_CASES))])
 @pytest.mark.parametrize("layout", ["channels_last", "strided"])
-def test_layers_only_planes_run_fast_copy_other_layouts_to_planes(case, layout, monkeypatch):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layers_only_planes_run_fast_copy_other_layouts_to_planes(case, layout, dtype,
+                                                                  monkeypatch):
     """Depthwise, grouped and padding-mode layers run on channels-first planes; data in
     another layout (channels-last, or a channels-first view that is not C-contiguous) is
     copied to planes and the results back (channels-last data through the transposing
@@ -1688,18 +1690,18 @@ def test_layers_only_planes_run_fast_copy_other_layouts_to_planes(case, layout, 
     as they were."""
     nd, n, c_in, c_out, groups, size, kernel, stride, padding, mode = case
     rng = np.random.default_rng(71)
-    x = rng.standard_normal((n, c_in, *size)).astype(np.float32)
-    weight = rng.standard_normal((c_out, c_in // groups, *kernel)).astype(np.float32)
-    bias = rng.standard_normal(c_out).astype(np.float32)
+    x = rng.standard_normal((n, c_in, *size)).astype(dtype)
+    weight = rng.standard_normal((c_out, c_in // groups, *kernel)).astype(dtype)
+    bias = rng.standard_normal(c_out).astype(dtype)
     options = {"stride": stride, "padding": padding, "groups": groups, "padding_mode": mode}
     expected = naive.conv(x, weight, bias, **options)
-    grad = rng.standard_normal(expected.shape).astype(np.float32)
+    grad = rng.standard_normal(expected.shape).astype(dtype)
     conv = getattr(fastconv, f"conv{nd}d")
     backward = getattr(fastconv, f"conv{nd}d_backward")
     transpose = getattr(fastconv, f"conv_transpose{nd}d")
     transpose_backward = getattr(fastconv, f"conv_transpose{nd}d_backward")
     t_options = {"stride": stride, "padding": padding, "groups": groups}
-    t_weight = rng.standard_normal((c_out, c_in // groups, *kernel)).astype(np.float32)
+    t_weight = rng.standard_normal((c_out, c_in // groups, *kernel)).astype(dtype)
 
     def results(arrange, restore, channels_last):
         """Forward, input and weight gradients, then (zero padding) the transposed
@@ -1714,7 +1716,7 @@ def test_layers_only_planes_run_fast_copy_other_layouts_to_planes(case, layout, 
                restore(grad_input), grad_weight]
         if mode == "zeros":
             t_out = transpose(arranged[1], t_weight, **t_options, **layout_option)
-            t_grad = arrange(rng.standard_normal(restore(t_out).shape).astype(np.float32))
+            t_grad = arrange(rng.standard_normal(restore(t_out).shape).astype(dtype))
             t_input, t_weight_grad = transpose_backward(arranged[1], t_weight, t_grad,
                                                         **t_options, **layout_option)[:2]
             got += [restore(t_out), restore(t_input), t_weight_grad]
@@ -1762,8 +1764,8 @@ def test_layers_only_planes_run_fast_copy_other_layouts_to_planes(case, layout, 
     for index, (got, want) in enumerate(zip(other, planes)):
         assert got.tobytes() == np.ascontiguousarray(want).tobytes(), index
     reduction = (c_in // groups) * int(np.prod(kernel))
-    assert_close(planes[0], expected, reduction, np.float32)
+    assert_close(planes[0], expected, reduction, dtype)
     assert_close(planes[1], naive.conv_input(x.shape, weight, grad, **options),
-                 (c_out // groups) * int(np.prod(kernel)), np.float32)
+                 (c_out // groups) * int(np.prod(kernel)), dtype)
     assert_close(planes[2], naive.conv_weight(x, weight.shape, grad, **options),
-                 n * int(np.prod(expected.shape[2:])), np.float32)
+                 n * int(np.prod(expected.shape[2:])), dtype)
