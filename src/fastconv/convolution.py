@@ -1124,8 +1124,10 @@ def _on_planes(algorithm: Callable[[bool], str]) -> bool:
 class _PassOnPlanes:
     """A forward or adjoint pass planned on channels-first planes, for data in another layout.
 
-    The input is copied to planes (:func:`_planes_copy`), the pass writes planes, and those
-    are copied into the destination. The copies hold the whole batch.
+    A part of the batch at a time (as few parts as fit the call's spare memory,
+    :func:`_copy_step`), the input is copied to planes (:func:`_planes_copy`), the pass
+    writes planes, and those are copied into the destination. A sample's results do not
+    depend on the batch it is computed in, so the parts give the whole batch's bits.
     """
 
     __slots__ = ("run",)
@@ -1135,16 +1137,23 @@ class _PassOnPlanes:
 
     def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                  dest: np.ndarray) -> None:
-        with _planes_copy(src) as planes_in, _planes(dest.shape, dest.dtype,
-                                                     "planes-out") as planes_out:
-            self.run(planes_in, weight, bias, planes_out)
-            _copy_planes(planes_out, dest)
+        batch = src.shape[0]
+        # the parts' copies of the input and of the result, per sample of the input
+        step = _plan.copy_samples(batch, (src.nbytes + dest.nbytes) // max(batch, 1),
+                                  _spare_bytes(src, dest, weight.nbytes, 0))
+        for first in range(0, batch, step):
+            part = slice(first, first + step)
+            with _planes_copy(src[part]) as planes_in, _planes(
+                    dest[part].shape, dest.dtype, "planes-out") as planes_out:
+                self.run(planes_in, weight, bias, planes_out)
+                _copy_planes(planes_out, dest[part])
 
 
 class _WeightPassOnPlanes:
     """A weight (and bias) gradient pass planned on channels-first planes.
 
-    For data in another layout: both operands are copied to planes (:func:`_planes_copy`).
+    For data in another layout: both operands are copied to planes (:func:`_planes_copy`),
+    whole (the gradients sum over the batch, in chunks fixed by the shapes).
     """
 
     __slots__ = ("run",)
