@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import fastconv
 import naive
-from conftest import assert_close, to_channels_last
+from conftest import assert_close, to_channels_first, to_channels_last
 from fastconv import _dense, _depthwise, _kernels, _plan, _planar, _runtime, convolution
 from fastconv._simd import lanes_for
 
@@ -1771,3 +1771,57 @@ def test_layers_only_planes_run_fast_copy_other_layouts_to_planes(case, layout, 
                  (c_out // groups) * int(np.prod(kernel)), dtype)
     assert_close(planes[2], naive.conv_weight(x, weight.shape, grad, **options),
                  n * int(np.prod(expected.shape[2:])), dtype)
+
+
+CHANNELS_LAST_DEPTHWISE_CASES = [
+    # (nd, n, channels, size, kernel, stride, padding, dilation)
+    (2, 2, 32, (13, 11), (3, 3), 1, 1, 1),
+    (2, 3, 40, (15, 14), (5, 5), 2, 2, 1),  # a short last block of channels
+    (2, 2, 48, (7, 7), (7, 7), 1, 3, 1),
+    (2, 1, 32, (20, 17), (3, 3), (1, 2), (2, 1), 2),
+    (1, 3, 36, (50,), (9,), 1, 4, 1),
+    (3, 2, 32, (6, 5, 7), (3, 3, 3), (1, 2, 1), 1, 1),
+]
+
+
+@pytest.mark.parametrize("case", CHANNELS_LAST_DEPTHWISE_CASES,
+                         ids=[f"case{i}" for i in range(len(CHANNELS_LAST_DEPTHWISE_CASES))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_depthwise_forward_reads_channels_last_in_place(case, dtype, monkeypatch):
+    """A depthwise forward convolution on C-contiguous channels-last data runs the depthwise
+    kernel on the data in place (a pixel's channels are one vector: no transposes, no
+    copies), bit for bit the channels-first result, matching the naive reference; the
+    input is left as it was, and ``out=`` is written in place."""
+    nd, n, channels, size, kernel, stride, padding, dilation = case
+    lanes = lanes_for(dtype)
+    channels = channels * lanes // 16  # at least a vector of channels on any host
+    rng = np.random.default_rng(73)
+    x = rng.standard_normal((n, channels, *size)).astype(dtype)
+    weight = rng.standard_normal((channels, 1, *kernel)).astype(dtype)
+    bias = rng.standard_normal(channels).astype(dtype)
+    options = {"stride": stride, "padding": padding, "dilation": dilation,
+               "groups": channels}
+    conv = getattr(fastconv, f"conv{nd}d")
+    monkeypatch.setattr(_plan, "SERIAL_MAX_WORK", 0)  # no small-call route
+    convolution.clear_plans()
+    planes = conv(x, weight, bias, **options)
+    x_last = np.ascontiguousarray(to_channels_last(x))
+    before = x_last.copy()
+    seen = []
+    run = convolution._DepthwisePass.__call__
+
+    def spy(self, *args):
+        seen.append(self.channels_last)
+        return run(self, *args)
+
+    monkeypatch.setattr(convolution._DepthwisePass, "__call__", spy)
+    convolution.clear_plans()
+    last = conv(x_last, weight, bias, channels_last=True, **options)
+    out = np.full(last.shape, np.nan, dtype)
+    into = conv(x_last, weight, bias, channels_last=True, out=out, **options)
+    convolution.clear_plans()
+    assert seen == [True, True] and into is out
+    np.testing.assert_array_equal(x_last, before)
+    for got in (last, out):
+        assert np.ascontiguousarray(to_channels_first(got)).tobytes() == planes.tobytes()
+    assert_close(planes, naive.conv(x, weight, bias, **options), int(np.prod(kernel)), dtype)

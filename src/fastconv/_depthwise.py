@@ -44,7 +44,9 @@ from ._simd import (
     vfma,
     vlanes,
     vload,
+    vload_masked,
     vstore,
+    vstore_masked,
     vtranspose_copy,
     vtranspose_copy_partial,
     vzero,
@@ -177,11 +179,14 @@ def depthwise_conv(src, packed, bias, out, geom, spread, row_block, per, task_at
     geom : ndarray of int64, shape (3, 9)
         Forward geometry record of each dimension (:func:`fastconv._plan.geometry`),
         zero padding of at least zero; with a spread, that of the spread source.
-    spread : ndarray of int64, shape (3,)
+    spread : ndarray of int64, shape (4,)
         Along each dimension, the source is read as if ``spread - 1`` zeros lay between
         its elements (``(S - 1) * spread + 1`` of them). Ones for a plain convolution; an
         adjoint's strides to compute its input gradient from the output gradient with the
-        flipped kernel (:func:`fastconv._plan.spread_adjoint`).
+        flipped kernel (:func:`fastconv._plan.spread_adjoint`). Then the layout: 0,
+        ``src`` and ``out`` as above; 1, channels-last, ``(N, S0, S1, S2, C)`` and ``(N,
+        Q0, Q1, Q2, C)`` (a plain convolution only): each pixel's ``L`` channels are one
+        vector load into the tile and one store out, no transposes.
     row_block : int
         Output rows (along ``Q1``) per task.
     per : int
@@ -191,12 +196,24 @@ def depthwise_conv(src, packed, bias, out, geom, spread, row_block, per, task_at
     task_at : int
         :data:`depthwise_task_address` of the dtype.
     """
-    n_tasks = depthwise_tasks(out.shape, vlanes(out), row_block)
+    n_tasks = depthwise_tasks(_planes_shape(out.shape, spread), vlanes(out), row_block)
     for chunk in prange((n_tasks + per - 1) // per):
         # the task function, called by address, is compiled once (see _jit.caller)
         _call_depthwise_tasks(task_at, (src, packed, bias, out, geom, spread, row_block,
                                         np.int64(chunk * per),
                                         np.int64(min(n_tasks, (chunk + 1) * per))))
+
+
+@register_jitable
+def _planes_shape(shape: tuple, spread) -> tuple:
+    """``(N, C, D0, D1, D2)`` of data of ``shape``.
+
+    ``shape`` is channels-first, or channels-last ``(N, D0, D1, D2, C)`` when ``spread[3]``
+    is 1 (:func:`depthwise_conv`).
+    """
+    if spread[3] == 1:
+        return (shape[0], shape[4], shape[1], shape[2], shape[3])
+    return shape
 
 
 @inlined
@@ -279,6 +296,26 @@ def _fill_rows(src, src_off, channel_step, valid, pixels, size2, keep, width, co
 
 
 @inlined
+def _fill_pixel_rows(src, src_off, pixel_step, valid, rows, size2, keep, width, tile, at):
+    """Copy ``rows`` input rows of channels-last pixels into tile rows at ``tile[at:]``.
+
+    Pixel ``p`` of row ``r`` has its ``valid`` channels at ``src[src_off + (r * size2 + p)
+    * pixel_step:]``; the first ``keep`` pixels of each row go to tile row ``r`` (``width``
+    pixels apart), one vector each, zeros in the lanes past ``valid``.
+    """
+    lanes = vlanes(tile)
+    for r in range(rows):
+        row = src_off + r * size2 * pixel_step
+        to = at + r * width * lanes
+        if valid == lanes:
+            for p in range(keep):
+                vstore(tile, to + p * lanes, vload(src, row + p * pixel_step))
+        else:
+            for p in range(keep):
+                vstore(tile, to + p * lanes, vload_masked(src, row + p * pixel_step, valid))
+
+
+@inlined
 def _pixels8(tile, packed, w_off, offsets, taps, bases, acc):
     """``acc[i] += sum_t tile[bases[i] + offsets[t]] * packed[w_off + t * L]``, ``t < taps``.
 
@@ -335,15 +372,22 @@ def _fill_tile(src, n, c0, valid, channels, size0, size1, size2, geom, spread, t
     stride0, dilation0, pad0, pad2, used, first_row = _tile_rows(geom, taps1, row_lo, rows)
     inside_lo = min(used, max(0, -first_row))
     inside_hi = max(inside_lo, min(used, size1 - first_row))
+    keep = min(size2, width - pad2)
     for t0 in range(taps0):
         s0 = q0 * stride0 + t0 * dilation0 - pad0
         plane = t0 * span * width * lanes
         if 0 <= s0 < size0:
             _zero_pixels(tile, plane, inside_lo * width)
-            _fill_rows(src, ((n * channels + c0) * size0 + s0) * size1 * size2
-                       + (first_row + inside_lo) * size2, size0 * size1 * size2, valid,
-                       (inside_hi - inside_lo) * size2, size2, min(size2, width - pad2),
-                       width, 1, stage, tile, plane + (inside_lo * width + pad2) * lanes)
+            at = plane + (inside_lo * width + pad2) * lanes
+            if spread[3] == 1:  # channels-last: a pixel's channels are adjacent
+                _fill_pixel_rows(src, ((n * size0 + s0) * size1 + first_row + inside_lo)
+                                 * size2 * channels + c0, channels, valid,
+                                 inside_hi - inside_lo, size2, keep, width, tile, at)
+            else:
+                _fill_rows(src, ((n * channels + c0) * size0 + s0) * size1 * size2
+                           + (first_row + inside_lo) * size2, size0 * size1 * size2, valid,
+                           (inside_hi - inside_lo) * size2, size2, keep, width, 1, stage,
+                           tile, at)
             _zero_pixels(tile, plane + inside_hi * width * lanes, (used - inside_hi) * width)
         else:
             _zero_pixels(tile, plane, used * width)
@@ -493,6 +537,21 @@ def _write_out(buf, pixels, valid, out, out_off, channel_step):
 
 
 @inlined
+def _write_pixels(buf, pixels, valid, out, out_off, pixel_step):
+    """Store ``pixels`` pixels of ``L`` lanes at ``buf`` as channels-last output pixels.
+
+    Pixel ``p``'s first ``valid`` lanes go to ``out[out_off + p * pixel_step:]``.
+    """
+    lanes = vlanes(buf)
+    if valid == lanes:
+        for p in range(pixels):
+            vstore(out, out_off + p * pixel_step, vload(buf, p * lanes))
+    else:
+        for p in range(pixels):
+            vstore_masked(out, out_off + p * pixel_step, vload(buf, p * lanes), valid)
+
+
+@inlined
 def _row_tiles(tile, packed, w_off, live, counts, classes, tap_rows, taps2, rows, cols,
                pixel_row, buf, bias):
     """A block's ``rows`` x ``cols`` output pixels into ``buf`` by :func:`_slide8`.
@@ -558,8 +617,9 @@ def _depthwise_tasks(src, packed, bias, out, geom, spread, row_block, first, las
     columns row by row instead ran 7-14% slower than zeroing the whole tile once.
     """
     lanes = vlanes(out)
-    channels, rows0, rows1, cols = out.shape[1], out.shape[2], out.shape[3], out.shape[4]
-    size0, size1, size2 = src.shape[2], src.shape[3], src.shape[4]
+    _, channels, rows0, rows1, cols = _planes_shape(out.shape, spread)
+    _, _, size0, size1, size2 = _planes_shape(src.shape, spread)
+    channels_last = spread[3] == 1
     taps0, taps1, taps2 = packed.shape[1], packed.shape[2], packed.shape[3]
     stride1, dilation1 = geom[1, STRIDE], geom[1, DILATION]
     stride2, dilation2 = geom[2, STRIDE], geom[2, DILATION]
@@ -596,12 +656,20 @@ def _depthwise_tasks(src, packed, bias, out, geom, spread, row_block, first, las
     pixel_row = stride1 * width * lanes  # an output row further down
     pixel_col = stride2 * lanes  # an output column further right
     for task in range(first, last):
-        block = task % n_blocks
-        rest = task // n_blocks
-        q0 = rest % rows0
-        rest //= rows0
-        b = rest % blocks
-        n = rest // blocks
+        if channels_last:  # the channel blocks of the same pixels one after another
+            b = task % blocks
+            rest = task // blocks
+            block = rest % n_blocks
+            rest //= n_blocks
+            q0 = rest % rows0
+            n = rest // rows0
+        else:
+            block = task % n_blocks
+            rest = task // n_blocks
+            q0 = rest % rows0
+            rest //= rows0
+            b = rest % blocks
+            n = rest // blocks
         row_lo = block * row_block
         rows = min(rows1, row_lo + row_block) - row_lo
         c0 = b * lanes
@@ -622,9 +690,13 @@ def _depthwise_tasks(src, packed, bias, out, geom, spread, row_block, first, las
         else:
             _pixel_tiles(tile, packed, b * taps * lanes, offsets, taps, rows * cols, cols,
                          pixel_row, pixel_col, buf, bias_v)
-        _write_out(buf, rows * cols, valid, out_p,
-                   ((n * channels + c0) * rows0 + q0) * rows1 * cols + row_lo * cols,
-                   out_channel)
+        if channels_last:
+            _write_pixels(buf, rows * cols, valid, out_p,
+                          ((n * rows0 + q0) * rows1 + row_lo) * cols * channels + c0, channels)
+        else:
+            _write_out(buf, rows * cols, valid, out_p,
+                       ((n * channels + c0) * rows0 + q0) * rows1 * cols + row_lo * cols,
+                       out_channel)
     keep_alive(tile_array)
     keep_alive(stage_array)
     keep_alive(buf_array)
@@ -790,7 +862,7 @@ def _depthwise_weight_task(src, grad_out, geom, row_block, partial_w, partial_b,
         n = rest // rows0
         row_lo = block * row_block
         rows = min(rows1, row_lo + row_block) - row_lo
-        _fill_tile(src_p, n, c0, valid, channels, size0, size1, size2, geom, (1, 1, 1),
+        _fill_tile(src_p, n, c0, valid, channels, size0, size1, size2, geom, (1, 1, 1, 0),
                    taps0, taps1, q0, row_lo, rows, span, width, stage, tile)
         _read_grad(grad_p, ((n * channels + c0) * rows0 + q0) * rows1 * cols + row_lo * cols,
                    rows0 * rows1 * cols, valid, rows * cols, buf)

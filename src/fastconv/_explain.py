@@ -21,6 +21,7 @@ from .convolution import (
     _on_planes,
     _spread_spec,
     adjoint_choice,
+    channels_last_depthwise,
     column_phases,
     dense_weight_chunks,
     depthwise_rows_per_task,
@@ -168,8 +169,13 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
 
 
 def _depthwise_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int, name: str,
-                    flops: int, spread: tuple[int, ...] = ()) -> PassPlan:
-    """Plan of ``spec`` on the depthwise kernel (an adjoint's spread gradient: ``spread``)."""
+                    flops: int, spread: tuple[int, ...] = (), channels_last: bool = False
+                    ) -> PassPlan:
+    """Plan of ``spec`` on the depthwise kernel.
+
+    An adjoint's spread gradient: ``spread``; channels-last data in place:
+    ``channels_last``.
+    """
     lanes = lanes_for(dtype)
     planes_shape = (batch, spec.c_out, *_plan.to_3d(spec.out_sizes, 1))
     row_block = depthwise_rows_per_task(spec, dtype, planes_shape)
@@ -184,11 +190,12 @@ def _depthwise_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int, 
     if spread:
         source = (f"output gradient's rows, spread with zeros (every {'x'.join(map(str, spread))}"
                   f"-th row and column: one stride-1 convolution with the flipped taps),")
+    copy, back = (("one vector load per pixel", "stored in place") if channels_last
+                  else (f"{lanes}x{lanes} transposes", "transposed back"))
     detail = (f"a vector lane per channel: tasks of {lanes} channels x {row_block} output "
               f"rows copy their {source} into a padded channels-last tile of {span} "
-              f"rows x {width} columns ({lanes}x{lanes} transposes), one vector "
-              f"multiply-add per tap and {_depthwise.PIXELS} pixels at a time, results "
-              "transposed back")
+              f"rows x {width} columns ({copy}), one vector multiply-add per tap and "
+              f"{_depthwise.PIXELS} pixels at a time, results {back}")
     threads = numba.config.NUMBA_NUM_THREADS
     return PassPlan(name, "spread/depthwise" if spread else "depthwise", detail, flops,
                     (threads * tile + packed) * itemsize)
@@ -356,6 +363,11 @@ def explain(x_shape: tuple[int, ...], weight_shape: tuple[int, ...], *, stride: 
 
     forward = on_layout(_forward_plan, forward_choice, "grad_input" if transposed
                         else "forward")
+    if (not transposed and not planar and data.channels_last and contiguous
+            and channels_last_depthwise(spec, kind)):  # on the channels-last data in place
+        flops = 2 * batch * spec.c_out * math.prod(spec.out_sizes) * math.prod(spec.kernel)
+        forward = _depthwise_plan(spec, itemsize, kind, batch, "forward", flops,
+                                  channels_last=True)
     adjoint = on_layout(_adjoint_plan, adjoint_choice, "forward" if transposed
                         else "grad_input")
     weight = _on_layout(lambda on_planes: _weight_plan(spec, itemsize, kind, batch, on_planes),

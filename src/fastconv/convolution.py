@@ -792,23 +792,27 @@ class _DepthwisePass:
     """A depthwise convolution vectorised across channels (channels-first data, in place).
 
     Calling it packs the weights in blocks of a vector's lanes and runs
-    :func:`fastconv._depthwise.depthwise_conv` on the channels-first views. An adjoint
+    :func:`fastconv._depthwise.depthwise_conv` on the channels-first views, or, with
+    ``channels_last``, on C-contiguous channels-last canonical views in place (a forward
+    convolution, :func:`channels_last_depthwise`). An adjoint
     (``adjoint``: its forward convolution; ``spec`` then describes the stride-1 convolution
     of the spread gradient, :func:`_spread_spec`) reads its source spread with zeros by
     the adjoint's strides, with the flipped kernel.
     """
 
-    __slots__ = ("dtype", "flip", "geometry", "lanes", "row_block", "spread", "task_at", "tasks",
-                 "zero_bias")
+    __slots__ = ("channels_last", "dtype", "flip", "geometry", "lanes", "row_block", "spread",
+                 "task_at", "tasks", "zero_bias")
 
     def __init__(self, spec: ConvSpec, dtype: np.dtype, dest_shape: tuple[int, ...],
-                 adjoint: ConvSpec | None = None) -> None:
+                 adjoint: ConvSpec | None = None, channels_last: bool = False) -> None:
         self.dtype = dtype
         self.lanes = lanes_for(dtype)
+        self.channels_last = channels_last
         planes = _planes_shape(dest_shape)
         self.geometry = spec.geometry(False)
         self.geometry.flags.writeable = False
-        self.spread = np.array(_plan.to_3d(adjoint.stride if adjoint else (), 1), np.int64)
+        self.spread = np.array((*_plan.to_3d(adjoint.stride if adjoint else (), 1),
+                                int(channels_last)), np.int64)
         self.spread.flags.writeable = False
         self.flip = (slice(None), slice(None)) + (slice(None, None, -1) if adjoint
                                                   else slice(None),) * spec.ndim
@@ -821,14 +825,22 @@ class _DepthwisePass:
 
     def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                  dest: np.ndarray) -> None:
-        planes = np.ascontiguousarray(_channels_first(src))
         kernel = np.asarray(weight, dtype=self.dtype)[self.flip]
         packed = _depthwise.pack_lanes(kernel.reshape(kernel.shape[0], 1,
                                                       *_plan.to_3d(kernel.shape[2:], 1)))
         bias_vector = self.zero_bias if bias is None else _depthwise.pack_bias(
             np.asarray(bias, self.dtype), self.lanes)
+        per = _plan.depthwise_tasks_per_chunk(self.tasks, numba.get_num_threads())
+        if self.channels_last:  # the canonical views themselves, C-contiguous
+            target = dest if dest.flags.c_contiguous else np.empty(dest.shape, self.dtype)
+            _depthwise.depthwise_conv(np.ascontiguousarray(src), packed, bias_vector, target,
+                                      self.geometry, self.spread, self.row_block, per,
+                                      self.task_at)
+            if target is not dest:
+                dest[...] = target
+            return
+        planes = np.ascontiguousarray(_channels_first(src))
         with _channels_first_result(dest, self.dtype) as target:
-            per = _plan.depthwise_tasks_per_chunk(self.tasks, numba.get_num_threads())
             _depthwise.depthwise_conv(planes, packed, bias_vector, target, self.geometry,
                                       self.spread, self.row_block, per, self.task_at)
 
@@ -883,6 +895,22 @@ def forward_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
                                         all(p >= 0 for pair in spec.pads for p in pair),
                                         lanes_for(dtype))
     return _small_choice(spec if small is None else small, algorithm, forced)
+
+
+def channels_last_depthwise(spec: ConvSpec, dtype: np.dtype, forced: str | None = None
+                            ) -> bool:
+    """Whether a forward depthwise convolution runs on C-contiguous channels-last data in place.
+
+    The depthwise kernel holds a vector of channels per pixel: on channels-last data its
+    tile rows are plain vector copies and its results plain vector stores, with no
+    transposes (:func:`fastconv._depthwise.depthwise_conv`). It takes the layers it takes
+    on channels-first data (zero padding, one channel per group, at least a vector of
+    channels: fewer leave lanes idle) but small calls, which keep their own route.
+    """
+    return (_plan.depthwise_applicable(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
+                                       True, all(p >= 0 for pair in spec.pads for p in pair))
+            and spec.c_in >= lanes_for(dtype) and forced in (None, "depthwise")
+            and forward_choice(spec, dtype, True, forced) != "gather")
 
 
 def adjoint_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
@@ -1967,8 +1995,12 @@ def _apply(x_arr: np.ndarray, w_arr: np.ndarray, bias: ArrayLike | None, data: D
     plan_pass, choice = (_adjoint_pass, adjoint_choice) if adjoint else (_forward_pass,
                                                                          forward_choice)
     planar = _planar_ready(data, (data.channels, channels), x_arr.flags.c_contiguous)
-    run = _planned(plan_pass, choice, FORCE_FORWARD_ALGORITHM, spec, dtype, src_shape,
-                   dest_shape, planar)
+    if (not adjoint and not planar and data.channels_last and x_arr.flags.c_contiguous
+            and channels_last_depthwise(spec, dtype, FORCE_FORWARD_ALGORITHM)):
+        run = _DepthwisePass(spec, dtype, dest_shape, channels_last=True)
+    else:
+        run = _planned(plan_pass, choice, FORCE_FORWARD_ALGORITHM, spec, dtype, src_shape,
+                       dest_shape, planar)
     return _ApplyPlan(shape, dtype, _layout(spec.ndim, data), run, _dynamic(spec, data)), b_arr
 
 
