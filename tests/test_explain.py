@@ -30,6 +30,7 @@ def _run_names(plan):
         if kind in ("_PassOnPlanes", "_WeightPassOnPlanes"):  # on copies as planes
             return name(run.run)
         return {"_DensePass": "dense", "_PlanarPass": "planar", "_GatherPass": "gather",
+                "_DepthwisePass": "depthwise", "_DepthwiseWeightPass": "depthwise",
                 "_PointwisePass": "pointwise", "_DenseWeightPass": "dense",
                 "_PlanarWeightPass": "planar", "_WeightPass": "gather"}[kind]
     if hasattr(plan, "run"):
@@ -68,19 +69,24 @@ def test_explain_refuses_bad_input_with_the_parameter_named():
 
 
 def test_explain_reports_copies_to_planes():
-    """A depthwise layer on channels-last data: its forward pass runs the depthwise kernel
-    on the data in place; its gradients run on copies of the data as channels-first planes,
-    and explain names the planes' algorithm, says so, and counts the copies (input and
-    output of each pass) in the workspace."""
+    """A depthwise layer on channels-last data: its forward pass and (stride 1) input
+    gradient run the depthwise kernel on the data in place; its weight gradient, and a
+    strided layer's input gradient, run on copies of the data as channels-first planes:
+    explain names the planes' algorithm, says so, and counts the copies (input and output
+    of the pass) in the workspace."""
     x_shape, weight_shape = (4, 30, 30, 64), (64, 1, 3, 3)
     options = {"padding": 1, "groups": 64}
-    last = fastconv.explain(x_shape, weight_shape, channels_last=True, **options)
-    first = fastconv.explain((4, 64, 30, 30), weight_shape, **options)
-    assert last[0].algorithm == "depthwise" and "stored in place" in last[0].detail
     copies = 2 * 4 * 64 * 30 * 30 * 4  # float32 input and output
-    for on_planes, planes in zip(last[1:], first[1:]):
-        assert on_planes.algorithm == planes.algorithm != "gather"
-        assert "copied to channels-first planes" in on_planes.detail
-        assert on_planes.workspace_bytes == planes.workspace_bytes + copies
+    for stride, in_place in ((1, 2), (2, 1)):
+        last = fastconv.explain(x_shape, weight_shape, channels_last=True, stride=stride,
+                                **options)
+        first = fastconv.explain((4, 64, 30, 30), weight_shape, stride=stride, **options)
+        for plan in last[:in_place]:
+            assert plan.algorithm == "depthwise" and "stored in place" in plan.detail
+        for on_planes, planes in zip(last[in_place:], first[in_place:]):
+            assert on_planes.algorithm == planes.algorithm != "gather"
+            assert "copied to channels-first planes" in on_planes.detail
+            out = 4 * 64 * 15 * 15 * 4 if stride == 2 else copies // 2
+            assert on_planes.workspace_bytes == planes.workspace_bytes + copies // 2 + out
     dense = fastconv.explain((4, 30, 30, 64), (64, 64, 3, 3), channels_last=True, padding=1)
     assert not any("planes" in p.detail for p in dense)

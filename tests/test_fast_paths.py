@@ -1791,7 +1791,8 @@ def test_depthwise_forward_reads_channels_last_in_place(case, dtype, monkeypatch
     """A depthwise forward convolution on C-contiguous channels-last data runs the depthwise
     kernel on the data in place (a pixel's channels are one vector: no transposes, no
     copies), bit for bit the channels-first result, matching the naive reference; the
-    input is left as it was, and ``out=`` is written in place."""
+    input is left as it was, and ``out=`` is written in place. So does a stride-1 layer's
+    input gradient (the forward convolution of the output gradient, flipped kernel)."""
     nd, n, channels, size, kernel, stride, padding, dilation = case
     lanes = lanes_for(dtype)
     channels = channels * lanes // 16  # at least a vector of channels on any host
@@ -1825,3 +1826,15 @@ def test_depthwise_forward_reads_channels_last_in_place(case, dtype, monkeypatch
     for got in (last, out):
         assert np.ascontiguousarray(to_channels_first(got)).tobytes() == planes.tobytes()
     assert_close(planes, naive.conv(x, weight, bias, **options), int(np.prod(kernel)), dtype)
+    grad = rng.standard_normal(planes.shape).astype(dtype)
+    conv_input = getattr(fastconv, f"conv{nd}d_input")
+    grad_planes = conv_input(x.shape, weight, grad, **options)
+    grad_last = np.ascontiguousarray(to_channels_last(grad))
+    seen.clear()
+    convolution.clear_plans()
+    got = conv_input(x_last.shape, weight, grad_last, channels_last=True, **options)
+    convolution.clear_plans()
+    assert True in seen if np.prod(stride) == 1 else True not in seen
+    assert np.ascontiguousarray(to_channels_first(got)).tobytes() == grad_planes.tobytes()
+    assert_close(grad_planes, naive.conv_input(x.shape, weight, grad, **options),
+                 int(np.prod(kernel)), dtype)

@@ -608,6 +608,24 @@ def _pixel_tiles(tile, packed, w_off, offsets, taps, pixels, cols, pixel_row, pi
         _store_pixels(buf, p * lanes, lanes, acc, bias)
 
 
+@inlined
+def _task_origin(task, blocks, rows0, n_blocks, channels_last):
+    """Sample, channel block, output plane and row block of :func:`_depthwise_tasks`'s task.
+
+    Numbered row block first; on channels-last data, channel block first: consecutive
+    tasks read the adjacent channels of the same pixels (their cache lines, their pages).
+    """
+    if channels_last:
+        rest, b = divmod(task, blocks)
+        rest, block = divmod(rest, n_blocks)
+        n, q0 = divmod(rest, rows0)
+    else:
+        rest, block = divmod(task, n_blocks)
+        rest, q0 = divmod(rest, rows0)
+        n, b = divmod(rest, blocks)
+    return n, b, q0, block
+
+
 @helper
 def _depthwise_tasks(src, packed, bias, out, geom, spread, row_block, first, last):
     """Tasks ``first`` to ``last - 1`` of :func:`depthwise_conv` (its loop body, compiled once).
@@ -656,20 +674,7 @@ def _depthwise_tasks(src, packed, bias, out, geom, spread, row_block, first, las
     pixel_row = stride1 * width * lanes  # an output row further down
     pixel_col = stride2 * lanes  # an output column further right
     for task in range(first, last):
-        if channels_last:  # the channel blocks of the same pixels one after another
-            b = task % blocks
-            rest = task // blocks
-            block = rest % n_blocks
-            rest //= n_blocks
-            q0 = rest % rows0
-            n = rest // rows0
-        else:
-            block = task % n_blocks
-            rest = task // n_blocks
-            q0 = rest % rows0
-            rest //= rows0
-            b = rest % blocks
-            n = rest // blocks
+        n, b, q0, block = _task_origin(task, blocks, rows0, n_blocks, channels_last)
         row_lo = block * row_block
         rows = min(rows1, row_lo + row_block) - row_lo
         c0 = b * lanes

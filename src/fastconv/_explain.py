@@ -22,6 +22,7 @@ from .convolution import (
     _spread_spec,
     adjoint_choice,
     channels_last_depthwise,
+    channels_last_depthwise_adjoint,
     column_phases,
     dense_weight_chunks,
     depthwise_rows_per_task,
@@ -363,13 +364,16 @@ def explain(x_shape: tuple[int, ...], weight_shape: tuple[int, ...], *, stride: 
 
     forward = on_layout(_forward_plan, forward_choice, "grad_input" if transposed
                         else "forward")
-    if (not transposed and not planar and data.channels_last and contiguous
-            and channels_last_depthwise(spec, kind)):  # on the channels-last data in place
-        flops = 2 * batch * spec.c_out * math.prod(spec.out_sizes) * math.prod(spec.kernel)
-        forward = _depthwise_plan(spec, itemsize, kind, batch, "forward", flops,
-                                  channels_last=True)
     adjoint = on_layout(_adjoint_plan, adjoint_choice, "forward" if transposed
                         else "grad_input")
+    flops = 2 * batch * spec.c_out * math.prod(spec.out_sizes) * math.prod(spec.kernel)
+    in_place = not transposed and not planar and data.channels_last and contiguous
+    if in_place and channels_last_depthwise(spec, kind):  # the channels-last data in place
+        forward = _depthwise_plan(spec, itemsize, kind, batch, "forward", flops,
+                                  channels_last=True)
+    if in_place and channels_last_depthwise_adjoint(spec, kind):
+        adjoint = _depthwise_plan(_spread_spec(spec), itemsize, kind, batch, "grad_input",
+                                  flops, channels_last=True)
     weight = _on_layout(lambda on_planes: _weight_plan(spec, itemsize, kind, batch, on_planes),
                         lambda on_planes: weight_choice(spec, kind, on_planes), planar, copied)
     return (adjoint, forward, weight) if transposed else (forward, adjoint, weight)

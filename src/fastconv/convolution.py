@@ -913,6 +913,20 @@ def channels_last_depthwise(spec: ConvSpec, dtype: np.dtype, forced: str | None 
             and forward_choice(spec, dtype, True, forced) != "gather")
 
 
+def channels_last_depthwise_adjoint(spec: ConvSpec, dtype: np.dtype,
+                                    forced: str | None = None) -> bool:
+    """Whether the input gradient of ``spec`` runs on C-contiguous channels-last data in place.
+
+    A stride-1 depthwise layer's input gradient is the forward convolution of the output
+    gradient with the flipped kernel (:func:`_spread_spec` with no spread), which the
+    depthwise kernel runs on channels-last data in place (:func:`channels_last_depthwise`)
+    unless the call is small (its own route).
+    """
+    return (all(s == 1 for s in spec.stride)
+            and adjoint_choice(spec, dtype, True, forced) != "gather"
+            and channels_last_depthwise(_spread_spec(spec), dtype, forced))
+
+
 def adjoint_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
                    forced: str | None = None) -> str:
     """Algorithm of the adjoint of ``spec`` (the kernel of its stride phases, or gather)."""
@@ -2133,8 +2147,13 @@ def _backward_plan(ndim: int, x: ArrayLike | None, input_shape: tuple[int, ...] 
     channels = (spec.c_in, spec.c_out)
     if "input" in needs:
         planar = _planar_ready(data, channels, gy_arr.flags.c_contiguous)
-        adjoint = _planned(_adjoint_pass, adjoint_choice, FORCE_FORWARD_ALGORITHM, spec,
-                           dtype, grad_view, input_view, planar)
+        if (not planar and data.channels_last and gy_arr.flags.c_contiguous
+                and channels_last_depthwise_adjoint(spec, dtype, FORCE_FORWARD_ALGORITHM)):
+            adjoint = _DepthwisePass(_spread_spec(spec), dtype, input_view, adjoint=spec,
+                                     channels_last=True)
+        else:
+            adjoint = _planned(_adjoint_pass, adjoint_choice, FORCE_FORWARD_ALGORITHM, spec,
+                               dtype, grad_view, input_view, planar)
     if "weight" in needs or "bias" in needs:
         planar = _planar_ready(data, channels, gy_arr.flags.c_contiguous and x is not None
                                and named["x"].flags.c_contiguous)
