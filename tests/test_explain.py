@@ -69,24 +69,26 @@ def test_explain_refuses_bad_input_with_the_parameter_named():
 
 
 def test_explain_reports_copies_to_planes():
-    """A depthwise layer on channels-last data: its forward pass and (stride 1) input
-    gradient run the depthwise kernel on the data in place; its weight gradient, and a
-    strided layer's input gradient, run on copies of the data as channels-first planes:
-    explain names the planes' algorithm, says so, and counts the copies (input and output
-    of the pass) in the workspace."""
-    x_shape, weight_shape = (4, 30, 30, 64), (64, 1, 3, 3)
-    options = {"padding": 1, "groups": 64}
-    copies = 2 * 4 * 64 * 30 * 30 * 4  # float32 input and output
-    for stride, in_place in ((1, 2), (2, 1)):
-        last = fastconv.explain(x_shape, weight_shape, channels_last=True, stride=stride,
-                                **options)
+    """A depthwise layer on channels-last data: its forward pass, (stride 1) input gradient
+    and (small planes) weight gradient run the depthwise kernel on the data in place; the
+    others run on copies of the data as channels-first planes: explain names the planes'
+    algorithm, says so, and counts the copies (input and output of the pass) in the
+    workspace."""
+    weight_shape, options = (64, 1, 3, 3), {"padding": 1, "groups": 64}
+    small = fastconv.explain((4, 14, 14, 64), weight_shape, channels_last=True, **options)
+    assert [p.algorithm for p in small] == ["depthwise"] * 3
+    assert all("in place" in p.detail for p in small)
+    for stride, in_place in ((1, {"forward", "grad_input"}), (2, {"forward", "grad_weight"})):
+        last = fastconv.explain((4, 30, 30, 64), weight_shape, channels_last=True,
+                                stride=stride, **options)
         first = fastconv.explain((4, 64, 30, 30), weight_shape, stride=stride, **options)
-        for plan in last[:in_place]:
-            assert plan.algorithm == "depthwise" and "stored in place" in plan.detail
-        for on_planes, planes in zip(last[in_place:], first[in_place:]):
-            assert on_planes.algorithm == planes.algorithm != "gather"
-            assert "copied to channels-first planes" in on_planes.detail
-            out = 4 * 64 * 15 * 15 * 4 if stride == 2 else copies // 2
-            assert on_planes.workspace_bytes == planes.workspace_bytes + copies // 2 + out
-    dense = fastconv.explain((4, 30, 30, 64), (64, 64, 3, 3), channels_last=True, padding=1)
-    assert not any("planes" in p.detail for p in dense)
+        out = 30 // stride
+        copies = 4 * 64 * (30 * 30 + out * out) * 4  # float32 input and output
+        for plan, planes in zip(last, first):
+            if plan.name in in_place:
+                assert plan.algorithm == "depthwise"
+                assert "in place" in plan.detail and "copied" not in plan.detail
+            else:
+                assert plan.algorithm == planes.algorithm != "gather"
+                assert "copied to channels-first planes" in plan.detail
+                assert plan.workspace_bytes == planes.workspace_bytes + copies

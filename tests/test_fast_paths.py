@@ -1784,6 +1784,19 @@ CHANNELS_LAST_DEPTHWISE_CASES = [
 ]
 
 
+def _layouts_run(monkeypatch, pass_class):
+    """A list that records ``channels_last`` of every ``pass_class`` pass called."""
+    seen = []
+    run = pass_class.__call__
+
+    def spy(self, *args):
+        seen.append(self.channels_last)
+        return run(self, *args)
+
+    monkeypatch.setattr(pass_class, "__call__", spy)
+    return seen
+
+
 @pytest.mark.parametrize("case", CHANNELS_LAST_DEPTHWISE_CASES,
                          ids=[f"case{i}" for i in range(len(CHANNELS_LAST_DEPTHWISE_CASES))])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -1792,7 +1805,8 @@ def test_depthwise_forward_reads_channels_last_in_place(case, dtype, monkeypatch
     kernel on the data in place (a pixel's channels are one vector: no transposes, no
     copies), bit for bit the channels-first result, matching the naive reference; the
     input is left as it was, and ``out=`` is written in place. So does a stride-1 layer's
-    input gradient (the forward convolution of the output gradient, flipped kernel)."""
+    input gradient (the forward convolution of the output gradient, flipped kernel), and
+    the weight gradient where the depthwise kernel takes it on channels-first data."""
     nd, n, channels, size, kernel, stride, padding, dilation = case
     lanes = lanes_for(dtype)
     channels = channels * lanes // 16  # at least a vector of channels on any host
@@ -1808,14 +1822,7 @@ def test_depthwise_forward_reads_channels_last_in_place(case, dtype, monkeypatch
     planes = conv(x, weight, bias, **options)
     x_last = np.ascontiguousarray(to_channels_last(x))
     before = x_last.copy()
-    seen = []
-    run = convolution._DepthwisePass.__call__
-
-    def spy(self, *args):
-        seen.append(self.channels_last)
-        return run(self, *args)
-
-    monkeypatch.setattr(convolution._DepthwisePass, "__call__", spy)
+    seen = _layouts_run(monkeypatch, convolution._DepthwisePass)
     convolution.clear_plans()
     last = conv(x_last, weight, bias, channels_last=True, **options)
     out = np.full(last.shape, np.nan, dtype)
@@ -1838,3 +1845,20 @@ def test_depthwise_forward_reads_channels_last_in_place(case, dtype, monkeypatch
     assert np.ascontiguousarray(to_channels_first(got)).tobytes() == grad_planes.tobytes()
     assert_close(grad_planes, naive.conv_input(x.shape, weight, grad, **options),
                  int(np.prod(kernel)), dtype)
+    # the weight gradient: in place where the depthwise kernel runs it on channels-first
+    # data too (small planes), else on copies as planes; the same bits either way
+    backward = getattr(fastconv, f"conv{nd}d_backward")
+    wanted = ("weight", "bias")
+    weight_planes = backward(x, weight, grad, needs=wanted, **options)[1:]
+    in_place = _layouts_run(monkeypatch, convolution._DepthwiseWeightPass)
+    convolution.clear_plans()
+    weight_last = backward(x_last, weight, grad_last, needs=wanted, channels_last=True,
+                           **options)[1:]
+    convolution.clear_plans()
+    on_planes = fastconv.explain(x.shape, weight.shape, **options)[2].algorithm
+    assert (True in in_place) == (on_planes == "depthwise")
+    for got, want in zip(weight_last, weight_planes):
+        assert got.tobytes() == want.tobytes()
+    np.testing.assert_array_equal(x_last, before)
+    assert_close(weight_planes[0], naive.conv_weight(x, weight.shape, grad, **options),
+                 n * int(np.prod(planes.shape[2:])), dtype)

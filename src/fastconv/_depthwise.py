@@ -715,8 +715,8 @@ def _depthwise_tasks(src, packed, bias, out, geom, spread, row_block, first, las
 def depthwise_weight_task_signature(dtype: np.dtype) -> tuple:
     """Argument types of :func:`_depthwise_weight_task`."""
     return (data_type(dtype, 5, layout="C"), data_type(dtype, 5, layout="C"), INDEX_2D,
-            types.int64, data_type(dtype, 6, True, "C"), data_type(dtype, 3, True, "C"),
-            types.int64)
+            types.int64, types.int64, data_type(dtype, 6, True, "C"),
+            data_type(dtype, 3, True, "C"), types.int64)
 
 
 #: Argument types :func:`depthwise_weight_grad` is compiled for.
@@ -725,7 +725,8 @@ _call_depthwise_weight_task = caller(depthwise_weight_task_signature)
 
 
 @kernel
-def depthwise_weight_grad(src, grad_out, geom, row_block, partial_w, partial_b, task_at):
+def depthwise_weight_grad(src, grad_out, geom, row_block, channels_last, partial_w, partial_b,
+                          task_at):
     """Weight and bias gradients of :func:`depthwise_conv`, a vector lane per channel.
 
     ``partial_w[k, b, t, l] = sum src[n, c, s(q, t)] * grad_out[n, c, q]`` and
@@ -744,6 +745,9 @@ def depthwise_weight_grad(src, grad_out, geom, row_block, partial_w, partial_b, 
         Forward geometry records (zero padding of at least zero).
     row_block : int
         Output rows per unit (bounds the tile).
+    channels_last : int
+        1: ``src`` and ``grad_out`` are channels-last, ``(N, S0, S1, S2, C)`` and ``(N, Q0,
+        Q1, Q2, C)``, read a vector of channels per pixel (the same sums); 0: as above.
     partial_w : ndarray, shape (n_chunks, ceil(C / L), T0, T1, T2, L)
         Per-chunk partial sums, each element written once (zeros past ``C``).
     partial_b : ndarray, shape (n_chunks, ceil(C / L), L)
@@ -753,8 +757,8 @@ def depthwise_weight_grad(src, grad_out, geom, row_block, partial_w, partial_b, 
     """
     for task in prange(partial_w.shape[0] * partial_w.shape[1]):
         # the task function, called by address, is compiled once (see _jit.caller)
-        _call_depthwise_weight_task(task_at, (src, grad_out, geom, row_block, partial_w,
-                                              partial_b, np.int64(task)))
+        _call_depthwise_weight_task(task_at, (src, grad_out, geom, row_block, channels_last,
+                                              partial_w, partial_b, np.int64(task)))
 
 
 @inlined
@@ -776,6 +780,21 @@ def _read_grad(grad, grad_off, channel_step, valid, pixels, buf):
                 for lane in range(lanes):
                     buf[(p0 + j) * lanes + lane] = \
                         grad[grad_off + lane * channel_step + p0 + j] if lane < valid else 0
+
+
+@inlined
+def _read_grad_pixels(grad, grad_off, pixel_step, valid, pixels, buf):
+    """:func:`_read_grad` of channels-last gradient pixels ``pixel_step`` apart.
+
+    Pixel ``p``'s ``valid`` channels at ``grad[grad_off + p * pixel_step:]``: one vector each.
+    """
+    lanes = vlanes(buf)
+    if valid == lanes:
+        for p in range(pixels):
+            vstore(buf, p * lanes, vload(grad, grad_off + p * pixel_step))
+    else:
+        for p in range(pixels):
+            vstore(buf, p * lanes, vload_masked(grad, grad_off + p * pixel_step, valid))
 
 
 @inlined
@@ -828,14 +847,15 @@ def _tap_dots8(tile, buf, rows, cols, pixel_row, pixel_col, offsets, first, taps
 
 
 @helper
-def _depthwise_weight_task(src, grad_out, geom, row_block, partial_w, partial_b, task):
+def _depthwise_weight_task(src, grad_out, geom, row_block, channels_last, partial_w,
+                           partial_b, task):
     """Task ``task`` of :func:`depthwise_weight_grad` (its loop body, compiled once)."""
     lanes = vlanes(src)
     n_chunks, blocks = partial_w.shape[0], partial_w.shape[1]
     taps0, taps1, taps2 = partial_w.shape[2], partial_w.shape[3], partial_w.shape[4]
-    batch, channels, rows0, rows1, cols = grad_out.shape[0], grad_out.shape[1], \
-        grad_out.shape[2], grad_out.shape[3], grad_out.shape[4]
-    size0, size1, size2 = src.shape[2], src.shape[3], src.shape[4]
+    layout = (1, 1, 1, channels_last)  # _fill_tile's: no spread, and the layout
+    batch, channels, rows0, rows1, cols = _planes_shape(grad_out.shape, layout)
+    _, _, size0, size1, size2 = _planes_shape(src.shape, layout)
     stride1, dilation1 = geom[1, STRIDE], geom[1, DILATION]
     stride2, dilation2 = geom[2, STRIDE], geom[2, DILATION]
     chunk, b = task // blocks, task % blocks
@@ -867,10 +887,14 @@ def _depthwise_weight_task(src, grad_out, geom, row_block, partial_w, partial_b,
         n = rest // rows0
         row_lo = block * row_block
         rows = min(rows1, row_lo + row_block) - row_lo
-        _fill_tile(src_p, n, c0, valid, channels, size0, size1, size2, geom, (1, 1, 1, 0),
-                   taps0, taps1, q0, row_lo, rows, span, width, stage, tile)
-        _read_grad(grad_p, ((n * channels + c0) * rows0 + q0) * rows1 * cols + row_lo * cols,
-                   rows0 * rows1 * cols, valid, rows * cols, buf)
+        _fill_tile(src_p, n, c0, valid, channels, size0, size1, size2, geom, layout, taps0,
+                   taps1, q0, row_lo, rows, span, width, stage, tile)
+        if channels_last:
+            _read_grad_pixels(grad_p, ((n * rows0 + q0) * rows1 + row_lo) * cols * channels
+                              + c0, channels, valid, rows * cols, buf)
+        else:
+            _read_grad(grad_p, ((n * channels + c0) * rows0 + q0) * rows1 * cols
+                       + row_lo * cols, rows0 * rows1 * cols, valid, rows * cols, buf)
         if taps == 9:
             _tap_dots8(tile, buf, rows, cols, stride1 * width * lanes, stride2 * lanes,
                        offsets, 0, taps, acc, 0, True)

@@ -23,6 +23,7 @@ from .convolution import (
     adjoint_choice,
     channels_last_depthwise,
     channels_last_depthwise_adjoint,
+    channels_last_depthwise_weight,
     column_phases,
     dense_weight_chunks,
     depthwise_rows_per_task,
@@ -376,6 +377,11 @@ def explain(x_shape: tuple[int, ...], weight_shape: tuple[int, ...], *, stride: 
                                   flops, channels_last=True)
     weight = _on_layout(lambda on_planes: _weight_plan(spec, itemsize, kind, batch, on_planes),
                         lambda on_planes: weight_choice(spec, kind, on_planes), planar, copied)
+    if in_place and channels_last_depthwise_weight(spec, kind):
+        weight = _weight_plan(spec, itemsize, kind, batch, True)
+        weight = PassPlan(weight.name, weight.algorithm, weight.detail + "; the channels-last "
+                          "data read in place (a vector load per pixel, no transposes)",
+                          weight.flops, weight.workspace_bytes)
     return (adjoint, forward, weight) if transposed else (forward, adjoint, weight)
 
 
