@@ -368,12 +368,14 @@ def explain(x_shape: tuple[int, ...], weight_shape: tuple[int, ...], *, stride: 
     adjoint = on_layout(_adjoint_plan, adjoint_choice, "forward" if transposed
                         else "grad_input")
     flops = 2 * batch * spec.c_out * math.prod(spec.out_sizes) * math.prod(spec.kernel)
-    in_place = not transposed and not planar and data.channels_last and contiguous
-    if in_place and channels_last_depthwise(spec, kind):  # the channels-last data in place
-        forward = _depthwise_plan(spec, itemsize, kind, batch, "forward", flops,
+    # the passes that run on C-contiguous channels-last data in place (see
+    # fastconv.convolution._planned and _planned_weight)
+    in_place = not planar and data.channels_last and contiguous
+    if in_place and channels_last_depthwise(spec, kind):
+        forward = _depthwise_plan(spec, itemsize, kind, batch, forward.name, flops,
                                   channels_last=True)
     if in_place and channels_last_depthwise_adjoint(spec, kind):
-        adjoint = _depthwise_plan(_spread_spec(spec), itemsize, kind, batch, "grad_input",
+        adjoint = _depthwise_plan(_spread_spec(spec), itemsize, kind, batch, adjoint.name,
                                   flops, channels_last=True)
     weight = _on_layout(lambda on_planes: _weight_plan(spec, itemsize, kind, batch, on_planes),
                         lambda on_planes: weight_choice(spec, kind, on_planes), planar, copied)

@@ -2026,15 +2026,10 @@ def _apply(x_arr: np.ndarray, w_arr: np.ndarray, bias: ArrayLike | None, data: D
     _args.check_out(out, shape, dtype)
     src_shape = _canonical_shape(spec.ndim, data, data.channels, data.spatial)
     dest_shape = _canonical_shape(spec.ndim, data, channels, sizes)
-    plan_pass, choice = (_adjoint_pass, adjoint_choice) if adjoint else (_forward_pass,
-                                                                         forward_choice)
-    planar = _planar_ready(data, (data.channels, channels), x_arr.flags.c_contiguous)
-    if (not adjoint and not planar and data.channels_last and x_arr.flags.c_contiguous
-            and channels_last_depthwise(spec, dtype, FORCE_FORWARD_ALGORITHM)):
-        run = _DepthwisePass(spec, dtype, dest_shape, channels_last=True)
-    else:
-        run = _planned(plan_pass, choice, FORCE_FORWARD_ALGORITHM, spec, dtype, src_shape,
-                       dest_shape, planar)
+    contiguous = x_arr.flags.c_contiguous
+    planar = _planar_ready(data, (data.channels, channels), contiguous)
+    run = _planned(adjoint, spec, dtype, src_shape, dest_shape, planar,
+                   data.channels_last and contiguous)
     return _ApplyPlan(shape, dtype, _layout(spec.ndim, data), run, _dynamic(spec, data)), b_arr
 
 
@@ -2105,14 +2100,26 @@ class _BackwardPlan:
         return grad_input, grad_weight, grad_bias
 
 
-def _planned(plan_pass: Callable[..., Pass], choice: Callable[..., str], forced: str | None,
-             spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
-             dest_shape: tuple[int, ...], planar_layout: bool) -> Pass:
-    """``plan_pass`` for the call's layout, or on copies as planes (:func:`_on_planes`).
+def _planned(adjoint: bool, spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
+             dest_shape: tuple[int, ...], planar_layout: bool, channels_last: bool = False
+             ) -> Pass:
+    """The forward (or, with ``adjoint``, adjoint) pass of ``spec`` on the call's layout.
 
-    ``plan_pass`` is :func:`_forward_pass` or :func:`_adjoint_pass`, and ``choice`` names its
-    algorithm (:func:`forward_choice`, :func:`adjoint_choice`).
+    :func:`_forward_pass` / :func:`_adjoint_pass` on it; a depthwise pass on C-contiguous
+    channels-last data (``channels_last``) in place where the depthwise kernel takes it
+    (:func:`channels_last_depthwise`, :func:`channels_last_depthwise_adjoint`); else, where
+    only copies of the data as planes spare it the gather kernel, on those
+    (:func:`_on_planes`).
     """
+    forced = FORCE_FORWARD_ALGORITHM
+    if channels_last and not planar_layout:
+        if not adjoint and channels_last_depthwise(spec, dtype, forced):
+            return _DepthwisePass(spec, dtype, dest_shape, channels_last=True)
+        if adjoint and channels_last_depthwise_adjoint(spec, dtype, forced):
+            return _DepthwisePass(_spread_spec(spec), dtype, dest_shape, adjoint=spec,
+                                  channels_last=True)
+    plan_pass, choice = (_adjoint_pass, adjoint_choice) if adjoint else (_forward_pass,
+                                                                         forward_choice)
     if not planar_layout and _on_planes(lambda on_planes: choice(spec, dtype, on_planes,
                                                                  forced)):
         return _PassOnPlanes(plan_pass(spec, dtype, src_shape, dest_shape, True))
@@ -2121,16 +2128,22 @@ def _planned(plan_pass: Callable[..., Pass], choice: Callable[..., str], forced:
 
 def _planned_weight(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
                     grad_shape: tuple[int, ...], want_weight: bool, want_bias: bool,
-                    planar_layout: bool) -> Callable:
-    """:func:`_weight_pass` for the call's layout, or on copies as planes.
+                    planar_layout: bool, channels_last: bool = False) -> Callable:
+    """:func:`_weight_pass` for the call's layout, in place, or on copies as planes.
 
-    The copies (:func:`_on_planes`) serve the weight gradient; a bias gradient alone runs
-    on any layout.
+    On C-contiguous channels-last data (``channels_last``) the depthwise kernel reads them
+    in place where it takes the layer (:func:`channels_last_depthwise_weight`); else the
+    copies (:func:`_on_planes`) serve the weight gradient. A bias gradient alone runs on
+    any layout.
     """
-    if want_weight and not planar_layout and _on_planes(
-            lambda on_planes: weight_choice(spec, dtype, on_planes, FORCE_WEIGHT_ALGORITHM)):
-        return _WeightPassOnPlanes(_weight_pass(spec, dtype, src_shape, grad_shape, True,
-                                                want_bias, True))
+    forced = FORCE_WEIGHT_ALGORITHM
+    if want_weight and not planar_layout:
+        if channels_last and channels_last_depthwise_weight(spec, dtype, forced):
+            return _DepthwiseWeightPass(spec, dtype, grad_shape, want_bias,
+                                        channels_last=True)
+        if _on_planes(lambda on_planes: weight_choice(spec, dtype, on_planes, forced)):
+            return _WeightPassOnPlanes(_weight_pass(spec, dtype, src_shape, grad_shape, True,
+                                                    want_bias, True))
     return _weight_pass(spec, dtype, src_shape, grad_shape, want_weight, want_bias,
                         planar_layout)
 
@@ -2166,24 +2179,15 @@ def _backward_plan(ndim: int, x: ArrayLike | None, input_shape: tuple[int, ...] 
     adjoint = weight_pass = None
     channels = (spec.c_in, spec.c_out)
     if "input" in needs:
-        planar = _planar_ready(data, channels, gy_arr.flags.c_contiguous)
-        if (not planar and data.channels_last and gy_arr.flags.c_contiguous
-                and channels_last_depthwise_adjoint(spec, dtype, FORCE_FORWARD_ALGORITHM)):
-            adjoint = _DepthwisePass(_spread_spec(spec), dtype, input_view, adjoint=spec,
-                                     channels_last=True)
-        else:
-            adjoint = _planned(_adjoint_pass, adjoint_choice, FORCE_FORWARD_ALGORITHM, spec,
-                               dtype, grad_view, input_view, planar)
+        contiguous = gy_arr.flags.c_contiguous
+        adjoint = _planned(True, spec, dtype, grad_view, input_view,
+                           _planar_ready(data, channels, contiguous),
+                           data.channels_last and contiguous)
     if "weight" in needs or "bias" in needs:
         contiguous = gy_arr.flags.c_contiguous and x is not None and named["x"].flags.c_contiguous
-        planar = _planar_ready(data, channels, contiguous)
-        if ("weight" in needs and not planar and data.channels_last and contiguous
-                and channels_last_depthwise_weight(spec, dtype, FORCE_WEIGHT_ALGORITHM)):
-            weight_pass = _DepthwiseWeightPass(spec, dtype, grad_view, "bias" in needs,
-                                               channels_last=True)
-        else:
-            weight_pass = _planned_weight(spec, dtype, input_view, grad_view,
-                                          "weight" in needs, "bias" in needs, planar)
+        weight_pass = _planned_weight(spec, dtype, input_view, grad_view, "weight" in needs,
+                                      "bias" in needs, _planar_ready(data, channels, contiguous),
+                                      data.channels_last and contiguous)
     plan = _BackwardPlan(dtype, input_shape, _layout(ndim, data), adjoint, weight_pass,
                          _dynamic(spec, data))
     return plan, named.get("x"), named.get("weight"), gy_arr
@@ -2258,15 +2262,17 @@ def _transpose_backward_plan(ndim: int, x: ArrayLike, weight: ArrayLike,
     channels = (spec.c_in, spec.c_out)
     input_pass = weights = None
     if "input" in needs:
-        planar = _planar_ready(data, channels, gy_arr.flags.c_contiguous)
-        input_pass = _planned(_forward_pass, forward_choice, FORCE_FORWARD_ALGORITHM, spec,
-                              dtype, grad_view, x_view, planar)
+        contiguous = gy_arr.flags.c_contiguous
+        input_pass = _planned(False, spec, dtype, grad_view, x_view,
+                              _planar_ready(data, channels, contiguous),
+                              data.channels_last and contiguous)
     if "weight" in needs or "bias" in needs:
         weight_pass = bias_pass = None
         if "weight" in needs:
-            planar = _planar_ready(data, channels, gy_arr.flags.c_contiguous
-                                   and x_arr.flags.c_contiguous)
-            weight_pass = _planned_weight(spec, dtype, grad_view, x_view, True, False, planar)
+            contiguous = gy_arr.flags.c_contiguous and x_arr.flags.c_contiguous
+            weight_pass = _planned_weight(spec, dtype, grad_view, x_view, True, False,
+                                          _planar_ready(data, channels, contiguous),
+                                          data.channels_last and contiguous)
         if "bias" in needs:  # compiled callers sum on a channels-last view (gather pin)
             planar = (_planar_ready(data, (spec.c_in,), gy_arr.flags.c_contiguous)
                       and FORCE_WEIGHT_ALGORITHM != "gather")
