@@ -13,6 +13,7 @@ from fastconv._simd import (
     vinterleave_low,
     vleading,
     vload,
+    vload_between,
     vload_every,
     vodd_lanes,
     vslide_down,
@@ -99,6 +100,34 @@ def test_leading_stores_write_the_first_count_lanes_only(dtype, masked):
         expected = np.full(lanes + 4, -1.0, dtype)
         expected[2:2 + written] = vec[:written]
         np.testing.assert_array_equal(out, expected, err_msg=f"count {count}")
+
+
+@njit(cache=False)
+def _load_between(mem, off, lo, hi, out):
+    vstore(out, 0, vload_between(mem, off, lo, hi))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_load_between_reads_lanes_lo_to_hi_only(dtype):
+    """``vload_between(mem, off, lo, hi)`` holds ``mem[off + lane]`` for ``lo <= lane < hi``
+    and zeros elsewhere, for windows reaching before the memory's first element (the
+    masked lanes are not read: NaNs there never show) and past its last."""
+    lanes = lanes_for(dtype)
+    # the memory the lanes may read is the middle; NaNs around it stand for what the masked
+    # lanes must not read
+    row = np.full(3 * lanes, np.nan, dtype)
+    row[lanes:2 * lanes] = np.arange(1, lanes + 1, dtype=dtype)
+    inner = row[lanes:2 * lanes]
+    for lo, hi in ((0, lanes), (1, lanes), (3, lanes - 2), (0, 1), (lanes - 1, lanes),
+                   (2, 2), (5, 3), (-4, lanes + 9)):
+        for shift in (-3, 0, 2):
+            out = np.full(lanes, -1.0, dtype)
+            off = lanes + shift  # lane k reads row[lanes + shift + k]
+            _load_between(row, off, max(lo, -shift), min(hi, lanes - shift), out)
+            expected = np.zeros(lanes, dtype)
+            for k in range(max(lo, -shift, 0), min(hi, lanes - shift, lanes)):
+                expected[k] = inner[shift + k]
+            np.testing.assert_array_equal(out, expected, err_msg=f"{lo} {hi} {shift}")
 
 
 @njit(cache=False)

@@ -77,6 +77,7 @@ from ._simd import (
     vlanes,
     vleading,
     vload,
+    vload_between,
     vload_every,
     vload_masked,
     vodd_lanes,
@@ -376,6 +377,30 @@ def _copy_row(src, src_off, size2, pad2, mode2, extent, dst, width):
 
 
 @inlined
+def _copy_row_zero_pads(src, src_off, size2, pad2, extent, dst, written):
+    """:func:`_copy_row` of a row padded with zeros: ``written`` columns, whole vectors.
+
+    Each vector of the tile row is one load of the source lanes it holds (the pads' lanes
+    masked off: zeros, their memory not touched) and one aligned store: no separate pad
+    stores, no branches.
+    """
+    lanes = vlanes(dst)
+    inside_hi = min(extent, size2 + pad2)
+    c = 0
+    while c < written and (c < pad2 or c + lanes > inside_hi):
+        # vectors holding a left pad (or the whole short row)
+        vstore(dst, c, vload_between(src, src_off + c - pad2, min(lanes, max(0, pad2 - c)),
+                                     max(0, min(lanes, inside_hi - c))))
+        c += lanes
+    while c + lanes <= inside_hi:
+        vstore(dst, c, vload(src, src_off + c - pad2))
+        c += lanes
+    while c < written:
+        vstore(dst, c, vload_masked(src, src_off + c - pad2, inside_hi - c))
+        c += lanes
+
+
+@inlined
 def _prefetch_slice(src, plane, s0, first, count, size0, size1, size2):
     """Prefetch ``count`` elements of slice ``s0`` of plane ``plane``, from row ``first``."""
     ahead = ((plane * size0 + s0) * size1 + first) * size2
@@ -406,6 +431,12 @@ def _fill_tile(src, plane0, size0, size1, size2, geom, q0, row_lo, span, width, 
     pad2, mode2 = geom[2, PAD_LOW], geom[2, MODE]
     first = max(0, row_lo * stride1 - pad1)
     count = max(0, min(span, size1 - first)) * size2
+    # with zero pads along D1 the rows inside the source are [inside_lo, inside_hi): one
+    # offset steps through them (a padding map and its branches per row were most of the
+    # fill of a grouped layer's four 28-column channels)
+    top = row_lo * stride1 - pad1
+    inside_lo = min(span, max(0, -top))
+    inside_hi = max(inside_lo, min(span, size1 - top))
     for i in range(in_group):
         for t0 in range(taps0):
             s0 = _source(q0 * stride0 + t0 * dilation0 - pad0, size0, mode0)
@@ -413,6 +444,20 @@ def _fill_tile(src, plane0, size0, size1, size2, geom, q0, row_lo, span, width, 
                 # the next channel's rows (another stream, a plane away) are fetched while
                 # these are copied: the copy waited on them
                 _prefetch_slice(src, plane0 + i + 1, s0, first, count, size0, size1, size2)
+            if mode1 == _ZEROS and mode2 == _ZEROS:
+                rows = ((i * taps0 + t0) * span) * width
+                for r in range(span if s0 < 0 else inside_lo):
+                    _zero_run(ptr_of(tile, rows + r * width), 0, written)
+                if s0 < 0:
+                    continue
+                src_off = (((plane0 + i) * size0 + s0) * size1 + top + inside_lo) * size2
+                for r in range(inside_lo, inside_hi):
+                    _copy_row_zero_pads(src, src_off, size2, pad2, extent,
+                                        ptr_of(tile, rows + r * width), written)
+                    src_off += size2
+                for r in range(inside_hi, span):
+                    _zero_run(ptr_of(tile, rows + r * width), 0, written)
+                continue
             for r in range(span):
                 dst = ptr_of(tile, ((i * taps0 + t0) * span + r) * width)
                 s1 = _source(row_lo * stride1 - pad1 + r, size1, mode1)
@@ -930,14 +975,42 @@ def _strip_triple_rows(tile, packed, p_base, in_group, taps0, taps1, taps2, span
                     count, bias, channels, False)
 
 
+@inlined
+def _quad_pairs(tile, packed, p_base, p_next, in_group, taps0, taps1, taps2, span, width,
+                dilation1, dilation2, row_step, pairs, out, out_off, out_step, channel_step,
+                count, bias, src, ahead, ahead_count, ahead_step, ahead_planes):
+    """Every row pair of :func:`_strip_quad_rows`, each prefetching its share ahead."""
+    for k in range(pairs):
+        if ahead_count > 0:
+            _prefetch_share(src, ahead, ahead_count, ahead_step, ahead_planes, k, pairs)
+        _strip_row_pair(tile, packed, p_base, p_next, in_group, taps0, taps1, taps2, span,
+                        width, dilation1, dilation2, row_step, 2 * k * row_step, out,
+                        out_off + 2 * k * out_step, out_step, channel_step, count, bias, 3,
+                        True)
+
+
 @helper
 def _strip_quad_rows(tile, packed, p_base, p_next, in_group, taps0, taps1, taps2, span,
-                     width, dilation1, dilation2, row_step, row, out, out_off, out_step,
-                     channel_step, count, bias):
-    """:func:`_strip_row_pair` for four channels (16 accumulators: :data:`QUAD_STRIPS`)."""
-    _strip_row_pair(tile, packed, p_base, p_next, in_group, taps0, taps1, taps2, span, width,
-                    dilation1, dilation2, row_step, row, out, out_off, out_step, channel_step,
-                    count, bias, 3, True)
+                     width, dilation1, dilation2, row_step, pairs, out, out_off, out_step,
+                     channel_step, count, bias, src, ahead, ahead_count, ahead_step,
+                     ahead_planes):
+    """:func:`_strip_row_pair` for four channels (16 accumulators: :data:`QUAD_STRIPS`).
+
+    ``pairs`` row pairs from the tile's first row, in one call per task (a call per pair,
+    with its 20 arguments, was a tenth of a grouped layer's time). The pairs prefetch, a
+    share each, ``ahead_planes`` runs of ``ahead_count`` elements of ``src``,
+    ``ahead_step`` apart from ``ahead``: the next task's source rows, which its tile fill
+    had waited on. A 3-tap unit-step row of taps is unrolled (a constant count).
+    """
+    if taps2 == 3 and dilation2 == 1:
+        _quad_pairs(tile, packed, p_base, p_next, in_group, taps0, taps1, 3, span, width,
+                    dilation1, 1, row_step, pairs, out, out_off, out_step, channel_step,
+                    count, bias, src, ahead, ahead_count, ahead_step, ahead_planes)
+    else:
+        _quad_pairs(tile, packed, p_base, p_next, in_group, taps0, taps1, taps2, span, width,
+                    dilation1, dilation2, row_step, pairs, out, out_off, out_step,
+                    channel_step, count, bias, src, ahead, ahead_count, ahead_step,
+                    ahead_planes)
 
 
 @inlined
@@ -1281,6 +1354,22 @@ def _task_rows(task, n_blocks, rows0, groups, row_block, geom, c_in, size0, size
     return ((plane * size0 + max(s0, 0)) * size1 + first) * size2, count
 
 
+@inlined
+def _prefetch_share(src, at, count, plane_step, planes, part, parts):
+    """Prefetch share ``part`` of ``parts`` of ``planes`` runs of ``count`` elements.
+
+    The runs start ``plane_step`` apart from ``at``; a share is whole cache lines.
+    """
+    lanes = vlanes(src)
+    lines = (count + lanes - 1) // lanes
+    total = lines * planes
+    lo = part * total // parts
+    hi = (part + 1) * total // parts
+    for k in range(lo, hi):
+        plane = k // lines
+        prefetch(src, at + plane * plane_step + (k - plane * lines) * lanes)
+
+
 @helper
 def _planar_conv_tasks(src, weight, packed, packed3, bias, out, geom, place, row_block, tiles,
                        first, last, tid):
@@ -1384,23 +1473,28 @@ def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, place, row_
     # any other row); four leftover channels (a triple and a padded one) then run at once
     paired = row_lo if cols > 2 * lanes else row_hi - (row_hi - row_lo) % 2
     quad = QUAD_STRIPS and paired > row_lo and out_group - blocks * CHANNEL_BLOCK == 4
+    next_at, next_count = 0, 0
+    if quad and taps0 == 1 and task + 1 < batch * groups * rows0 * n_blocks:
+        next_at, next_count = _task_rows(task + 1, n_blocks, rows0, groups, row_block, geom,
+                                          c_in, size0, size1, size2, in_group, used)
+    pairs = (paired - row_lo) // 2
     for jt in range(triples):
         first = blocks * CHANNEL_BLOCK + jt * TRIPLE
         co = g * out_group + first
         p_base = (g * triples + jt) * kernel_size * TRIPLE
-        for q1 in range(row_lo, paired, 2):
+        if quad and jt == 0:
+            _strip_quad_rows(tile, p3_p, p_base, p_base + kernel_size * TRIPLE, in_group,
+                             taps0, taps1, taps2, used, width, dilation1, dilation2, stride1,
+                             pairs, out_p, o_base + first * o_plane, o_row, o_plane, cols,
+                             ptr_of(bias, co), src_p, next_at, next_count,
+                             size0 * size1 * size2, in_group)
+        for q1 in range(row_lo, paired if not quad else row_lo, 2):
             row = (q1 - row_lo) * stride1
             out_off = o_base + first * o_plane + (q1 - row_lo) * o_row
-            if not quad:
-                _strip_triple_rows(tile, p3_p, p_base, in_group, taps0, taps1, taps2, used,
-                                   width, dilation1, dilation2, stride1, row, out_p,
-                                   out_off, o_row, o_plane, cols, ptr_of(bias, co),
-                                   min(TRIPLE, out_group - first))
-            elif jt == 0:
-                _strip_quad_rows(tile, p3_p, p_base, p_base + kernel_size * TRIPLE, in_group,
-                                 taps0, taps1, taps2, used, width, dilation1, dilation2,
-                                 stride1, row, out_p, out_off, o_row, o_plane, cols,
-                                 ptr_of(bias, co))
+            _strip_triple_rows(tile, p3_p, p_base, in_group, taps0, taps1, taps2, used,
+                               width, dilation1, dilation2, stride1, row, out_p, out_off,
+                               o_row, o_plane, cols, ptr_of(bias, co),
+                               min(TRIPLE, out_group - first))
         for q1 in range(paired, row_hi):
             row = (q1 - row_lo) * stride1
             out_off = o_base + first * o_plane + (q1 - row_lo) * o_row

@@ -80,6 +80,7 @@ __all__ = [
     "vlanes",
     "vleading",
     "vload",
+    "vload_between",
     "vload_every",
     "vload_masked",
     "vmax",
@@ -437,6 +438,45 @@ def _transpose_masks(lanes: int, bit: int) -> tuple[list[int], list[int]]:
     low = [j if not j & step else lanes + (j ^ step) for j in range(lanes)]
     high = [j | step if not j & step else lanes + j for j in range(lanes)]
     return low, high
+
+
+@intrinsic
+def vload_between(typingctx, mem, off, lo, hi):
+    """Load lanes ``[lo, hi)`` from ``mem[off:]``; the other lanes are zero.
+
+    Memory outside ``mem[off + lo : off + hi]`` is not touched, so ``off`` may lie before
+    the buffer (a row's left padding) and ``off + lanes`` past its end.
+
+    Parameters
+    ----------
+    mem : array or pointer of float32/float64
+        The memory; `off` counts elements from its data pointer (lane 0's element).
+    off : int
+        Flat element offset of lane 0.
+    lo, hi : int
+        The lanes loaded, ``lo <= lane < hi`` (none when ``hi <= lo``).
+
+    Returns
+    -------
+    SimdVector
+        The loaded vector.
+    """
+    ok = _is_memory(mem) and all(isinstance(a, types.Integer) for a in (off, lo, hi))
+    if not ok:
+        return None
+    vt = _vec_of(mem.dtype)
+    sig = vt(mem, off, lo, hi)
+
+    def codegen(context, builder, sig, args):
+        ptr = _elem_ptr(context, builder, sig.args[0], args[0], sig.args[1], args[1])
+        vty = context.get_value_type(sig.return_type)
+        vptr = builder.bitcast(ptr, vty.as_pointer())
+        below_hi = _lane_mask(builder, args[3], vty.count)
+        below_lo = _lane_mask(builder, args[2], vty.count)
+        mask = builder.and_(below_hi, builder.not_(below_lo))
+        return _masked_load(builder, vptr, vty, mask, _itemsize(sig.args[0].dtype))
+
+    return sig, codegen
 
 
 def _masked_load(builder, vptr, vty, mask, align):
