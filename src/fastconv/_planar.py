@@ -67,6 +67,7 @@ from ._simd import (
     keep_alive,
     lanes_for,
     prefetch,
+    prefetch_l2,
     ptr_of,
     vadd,
     vbroadcast,
@@ -1881,7 +1882,7 @@ def _direct_dots3x3(grad, grad_off, cols, rows, src, plane_off, first_row, size1
 def _prefetch_part(data, first, step, r):
     """Prefetch ``data[first + r * step:][:step]`` (nothing when ``step`` is 0)."""
     for k in range(first + r * step, first + (r + 1) * step, vlanes(data)):
-        prefetch(data, k)
+        prefetch_l2(data, k)
 
 
 @inlined
