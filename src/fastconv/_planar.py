@@ -365,21 +365,24 @@ def _copy_row(src, src_off, size2, pad2, mode2, extent, dst, width):
 
     Position ``c`` holds source column ``c - pad2`` through the padding map. Only full-width
     vector stores (the row has slack past ``extent``): masked stores are slow on some CPUs.
+    Zero pads take :func:`_copy_row_zero_pads`.
     """
-    lanes = vlanes(dst)
-    inside_lo = min(extent, max(pad2, 0))  # a negative pad: the row starts inside
-    inside_hi = max(inside_lo, min(extent, size2 + pad2))
-    c = inside_lo
-    while c + lanes <= inside_hi:
-        vstore(dst, c, vload(src, src_off + c - pad2))
-        c += lanes
-    if c < inside_hi:
-        # lanes past inside_hi get zeros now (and, unless the pads are zeros, their final
-        # values below)
-        vstore(dst, c, vload_masked(src, src_off + c - pad2, inside_hi - c))
-        c += lanes
-    _pad_row(src, src_off, size2, -pad2, 1, inside_lo, inside_hi, mode2, extent, dst, width,
-             c)
+    if mode2 == _ZEROS:
+        _copy_row_zero_pads(src, src_off, size2, pad2, extent, dst, width)
+    else:
+        lanes = vlanes(dst)
+        inside_lo = min(extent, max(pad2, 0))  # a negative pad: the row starts inside
+        inside_hi = max(inside_lo, min(extent, size2 + pad2))
+        c = inside_lo
+        while c + lanes <= inside_hi:
+            vstore(dst, c, vload(src, src_off + c - pad2))
+            c += lanes
+        if c < inside_hi:
+            # lanes past inside_hi get zeros now, their final values below
+            vstore(dst, c, vload_masked(src, src_off + c - pad2, inside_hi - c))
+            c += lanes
+        _pad_row(src, src_off, size2, -pad2, 1, inside_lo, inside_hi, mode2, extent, dst,
+                 width, c)
 
 
 @inlined
