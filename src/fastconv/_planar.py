@@ -338,7 +338,7 @@ def _pad_row(src, src_off, size2, first, step, inside_lo, inside_hi, mode2, exte
         _zero_run(dst, 0, inside_lo)
         _zero_run(dst, written, width)
     else:
-        # np.int64: a literal step (1, from _copy_row) would compile a second copy
+        # np.int64: as _copy_row passes it (one compiled copy of _map_pads)
         _map_pads(src, src_off, size2, first, np.int64(step), inside_lo, inside_hi, mode2,
                   extent, dst)
         _zero_run(dst, extent, width)
@@ -363,26 +363,17 @@ def _map_pads(src, src_off, size2, first, step, inside_lo, inside_hi, mode2, ext
 def _copy_row(src, src_off, size2, pad2, mode2, extent, dst, width):
     """Copy one source row into ``dst[0:width]``: padded positions ``[0, extent)``, then zeros.
 
-    Position ``c`` holds source column ``c - pad2`` through the padding map. Only full-width
-    vector stores (the row has slack past ``extent``): masked stores are slow on some CPUs.
-    Zero pads take :func:`_copy_row_zero_pads`.
+    Position ``c`` holds source column ``c - pad2`` through the padding map: the row as
+    over zero pads (:func:`_copy_row_zero_pads`), then, for the other modes, the pads'
+    positions through the map.
     """
-    if mode2 == _ZEROS:
-        _copy_row_zero_pads(src, src_off, size2, pad2, extent, dst, width)
-    else:
-        lanes = vlanes(dst)
+    _copy_row_zero_pads(src, src_off, size2, pad2, extent, dst, width)
+    if mode2 != _ZEROS:
         inside_lo = min(extent, max(pad2, 0))  # a negative pad: the row starts inside
         inside_hi = max(inside_lo, min(extent, size2 + pad2))
-        c = inside_lo
-        while c + lanes <= inside_hi:
-            vstore(dst, c, vload(src, src_off + c - pad2))
-            c += lanes
-        if c < inside_hi:
-            # lanes past inside_hi get zeros now, their final values below
-            vstore(dst, c, vload_masked(src, src_off + c - pad2, inside_hi - c))
-            c += lanes
-        _pad_row(src, src_off, size2, -pad2, 1, inside_lo, inside_hi, mode2, extent, dst,
-                 width, c)
+        # np.int64: the phase fills' steps are int64 too (a literal would compile a copy)
+        _map_pads(src, src_off, size2, -pad2, np.int64(1), inside_lo, inside_hi, mode2,
+                  extent, dst)
 
 
 @inlined
