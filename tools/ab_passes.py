@@ -9,11 +9,13 @@ the benchmark list or of ``tools/extra_cases.py``; ``all``: the benchmark list).
 both versions are imported side by side; each round times one call of A, then one of B, for
 every case and pass, and the best of the rounds is kept. Alternating calls in one process
 see the same machine phase, which separate processes on this noisy machine do not; the order
-alternates from round to round. Prints
-one JSON object ``{"case:pass": [GFLOP/s of BASE, GFLOP/s of this tree, ratio, median,
-q1, q3]}``: the best times' ratio, then the median and quartiles of the rounds' own ratios
-(each round's two calls ran next to each other: a drift of the machine's speed during the
-run moves both).
+alternates from round to round. Prints one JSON object ``{"case:pass": [GFLOP/s of BASE,
+GFLOP/s of this tree, ratio, median, q1, q3]}``: the best times' ratio, then the median and
+quartiles of the rounds' own ratios (each round's two calls ran next to each other: a drift
+of the machine's speed during the run moves both).
+
+With ``--cold`` every call starts with its operands out of the caches (a 64 MiB buffer is
+written first, outside the timing), as between the layers of a large network.
 """
 
 import hashlib
@@ -47,9 +49,12 @@ def import_copy(src: str):
 
 def main() -> None:
     """Time the requested cases and passes with both trees, interleaved."""
-    base = import_copy(sys.argv[1])
-    cases, passes = sys.argv[2].split(","), sys.argv[3].split(",")
-    rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 10
+    cold = "--cold" in sys.argv
+    args = [a for a in sys.argv[1:] if a != "--cold"]
+    base = import_copy(args[0])
+    cases, passes = args[1].split(","), args[2].split(",")
+    rounds = int(args[3]) if len(args) > 3 else 10
+    flush = np.zeros(64 << 20 >> 3) if cold else None
     ours = bench.fastconv
     problems = {}
     specs = [depthwise_case(name) for name in cases if name.startswith("dw:")]
@@ -75,6 +80,8 @@ def main() -> None:
             # tree's ran up to 8% faster or slower, case by case (same trees, 30 rounds)
             took = [0.0, 0.0]
             for i in (0, 1) if done % 2 == 0 else (1, 0):
+                if flush is not None:
+                    flush += 1.0
                 start = time.perf_counter()
                 pair[i].ours()
                 took[i] = time.perf_counter() - start
