@@ -6,6 +6,7 @@ channels-first or channels-last data, in float32 or float64.
 """
 
 from ._explain import PassPlan, explain
+from ._precompile import precompile
 from ._runtime import FastconvWarning
 from .convolution import (
     clear_plans,
@@ -57,6 +58,7 @@ __all__ = [
     "conv_transpose2d_backward",
     "conv_transpose3d_backward",
     "explain",
+    "precompile",
     "receptive_field",
 ]
 

@@ -1,0 +1,223 @@
+"""Compile every kernel ahead of the first call, in parallel worker processes.
+
+A kernel is compiled the first time a call needs it, and Numba writes the machine code to
+its on-disk cache, so later processes load it in well under a second. The first process
+pays for the compile: a minute or more for every float32 kernel on one core. On a machine
+with several cores, :func:`precompile` compiles the kernels in worker processes at once
+(each family of kernels in one process, largest first), which write the cache, then loads
+them all into the calling process: run it once after installing (or in an image build)
+and no later call compiles anything.
+
+Each family is a few calls of the public functions on small arrays, chosen so that between
+them they compile every kernel and task function (and every serial twin) the calls of
+this host can run, for one dtype.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from . import _runtime
+from .convolution import conv2d, conv2d_backward, conv2d_input
+
+
+def _small_dense(dtype: np.dtype) -> None:
+    """Small calls, run whole in one compiled function, and their adjoints (gather twins)."""
+    x = np.ones((2, 16, 8, 8), dtype)
+    w = np.ones((16, 16, 3, 3), dtype)
+    y = conv2d(x, w, padding=1)
+    conv2d(np.ones((1, 3, 9, 9), dtype), np.ones((32, 3, 3, 3), dtype))
+    conv2d_backward(x, w, y, padding=1)
+    conv2d_backward(x, w, y, padding=1, needs=("bias",))  # planar sums' serial twin
+    small = np.ones((1, 4, 8, 8), dtype)
+    # gather forward and input twins, planar weight gradient twin
+    conv2d_backward(small, np.ones((4, 1, 3, 3), dtype), small, padding=1, groups=4)
+
+
+def _dense(dtype: np.dtype) -> None:
+    """The dense drivers: row, window and tiled modes, stride phases (one launch for all)."""
+    big = np.ones((4, 32, 40, 40), dtype)
+    w = np.ones((32, 32, 3, 3), dtype)
+    conv2d(big, w, padding=1)  # tiled mode
+    conv2d(np.ones((4, 3, 64, 64), dtype), np.ones((32, 3, 7, 7), dtype), stride=2)  # window
+    conv2d(np.ones((4, 20, 20, 32), dtype), np.ones((64, 32, 3, 3), dtype),
+           channels_last=True)  # window mode reading a channels-last input in place
+    # weights the threads pack (row mode) on a channels-last copy of the input
+    conv2d(np.ones((8, 256, 14, 14), dtype), np.ones((256, 256, 3, 3), dtype), padding=1)
+    conv2d_backward(big, w, big, padding=1, needs=("input",))  # a stride-1 phase
+    wide = np.ones((4, 64, 20, 20), dtype)
+    conv2d_input(wide.shape, np.ones((64, 64, 3, 3), dtype), np.ones((4, 64, 10, 10), dtype),
+                 stride=2, padding=1)  # stride phases in one launch (job table)
+
+
+def _dense_weight(dtype: np.dtype) -> None:
+    """The dense weight gradient, with the bias gradient."""
+    big = np.ones((4, 32, 40, 40), dtype)
+    conv2d_backward(big, np.ones((32, 32, 3, 3), dtype), big, padding=1,
+                    needs=("weight", "bias"))
+
+
+def _planar(dtype: np.dtype) -> None:
+    """The planar convolution (a grouped layer's input gradient)."""
+    big = np.ones((4, 32, 40, 40), dtype)
+    conv2d_backward(big, np.ones((32, 1, 3, 3), dtype), big, padding=1, groups=32,
+                    needs=("input",))
+
+
+def _planar_weight(dtype: np.dtype) -> None:
+    """The planar weight gradient and the plane sums (bias gradients)."""
+    big = np.ones((4, 32, 40, 40), dtype)
+    conv2d_backward(big, np.ones((32, 1, 3, 3), dtype), big, padding=1, groups=32,
+                    needs=("weight", "bias"))
+    conv2d_backward(big, np.ones((32, 32, 3, 3), dtype), big, padding=1, needs=("bias",))
+
+
+def _depthwise(dtype: np.dtype) -> None:
+    """The depthwise kernels (forward and weight gradient)."""
+    x = np.ones((4, 256, 14, 14), dtype)
+    w = np.ones((256, 1, 3, 3), dtype)
+    conv2d_backward(x, w, np.ones((4, 256, 7, 7), dtype), stride=2, padding=1, groups=256)
+    conv2d(x, w, stride=2, padding=1, groups=256)
+
+
+def _pointwise(dtype: np.dtype) -> None:
+    """The pointwise (1x1) kernel, both ways."""
+    conv2d_backward(np.ones((4, 32, 40, 40), dtype), np.ones((24, 32, 1, 1), dtype),
+                    np.ones((4, 24, 40, 40), dtype))
+
+
+def _gather(dtype: np.dtype) -> None:
+    """The general (gather) kernels: channels-last, reflect-padded, and channels-last sums.
+
+    Large and small calls (the serial twins).
+    """
+    w = np.ones((32, 32, 3, 3), dtype)
+    for x in (np.ones((4, 40, 40, 32), dtype), np.ones((1, 4, 4, 32), dtype)):
+        conv2d_backward(x, w, x, padding=1, padding_mode="reflect", channels_last=True)
+        conv2d_backward(x, w, x, padding=1, channels_last=True, needs=("bias",))
+    x = np.ones((1, 9, 4, 4), dtype)
+    conv2d_backward(x, np.ones((9, 9, 3, 3), dtype), x, padding=1, padding_mode="reflect")
+
+
+#: The families of kernels, the slowest to compile first (each ``name -> calls(dtype)``).
+FAMILIES: dict[str, Callable[[np.dtype], None]] = {
+    "planar": _planar,
+    "dense": _dense,
+    "planar_weight": _planar_weight,
+    "depthwise": _depthwise,
+    "dense_weight": _dense_weight,
+    "small": _small_dense,
+    "gather": _gather,
+    "pointwise": _pointwise,
+}
+
+
+def run_families(names: Sequence[str], dtypes: Sequence[str]) -> dict[str, float]:
+    """Run the calls of families ``names`` for every dtype in this process; seconds each."""
+    took = {}
+    for name in names:
+        start = time.perf_counter()
+        for dtype in dtypes:
+            FAMILIES[name](np.dtype(dtype))
+        took[name] = time.perf_counter() - start
+    return took
+
+
+def _worker(name: str, dtypes: Sequence[str]) -> subprocess.Popen:
+    """A worker process compiling family ``name`` for ``dtypes`` into the on-disk cache.
+
+    A new interpreter (not :mod:`multiprocessing`, whose spawned workers import the
+    caller's main module again); its error output goes to a temporary file, ``errors``.
+    """
+    code = (f"from fastconv._precompile import run_families; "
+            f"run_families([{name!r}], {list(dtypes)!r})")
+    errors = tempfile.TemporaryFile("w+")
+    process = subprocess.Popen([sys.executable, "-c", code], env=os.environ.copy(),
+                               stdout=subprocess.DEVNULL, stderr=errors, text=True)
+    process.errors = errors
+    return process
+
+
+def precompile(dtypes: Sequence[str] = ("float32", "float64"), jobs: int | None = None
+               ) -> dict[str, float]:
+    """Compile every kernel for ``dtypes`` now (or load it from the cache), in parallel.
+
+    Parameters
+    ----------
+    dtypes : sequence of {"float32", "float64"}, default both
+        The dtypes to compile the kernels for.
+    jobs : int, optional
+        Worker processes compiling at once; default the number of cores this process may
+        run on. With one job, or when the compile cache is off (see
+        :mod:`fastconv._runtime`), everything is compiled in this process.
+
+    Returns
+    -------
+    dict
+        Seconds per family of kernels (each in its worker, or in this process), and
+        ``"total"``: the wall time of the whole, loading the kernels into this process
+        included.
+
+    Raises
+    ------
+    ValueError
+        For an unknown dtype or a ``jobs`` below 1.
+    RuntimeError
+        When a worker process fails (its error output is in the message).
+
+    Examples
+    --------
+    >>> import fastconv
+    >>> took = fastconv.precompile(["float32"], jobs=1)  # fast when the cache is filled
+    >>> sorted(took) == sorted([*fastconv._precompile.FAMILIES, "total"])
+    True
+    """
+    dtypes = list(dtypes)
+    allowed = ("float32", "float64")
+    for dtype in dtypes:
+        if str(dtype) not in allowed:
+            raise ValueError(f"dtypes: {dtype!r} is not one of {allowed}")
+    dtypes = [str(dtype) for dtype in dtypes]
+    if jobs is None:
+        jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive int, got {jobs!r}")
+    start = time.perf_counter()
+    if jobs == 1 or not _runtime.CACHE:
+        took = run_families(list(FAMILIES), dtypes)
+        took["total"] = time.perf_counter() - start
+        return took
+    waiting = list(FAMILIES)
+    running: dict[str, tuple[subprocess.Popen, float]] = {}
+    took = {}
+    while waiting or running:
+        while waiting and len(running) < jobs:
+            name = waiting.pop(0)
+            running[name] = (_worker(name, dtypes), time.perf_counter())
+        time.sleep(0.05)
+        for name, (process, began) in list(running.items()):
+            if process.poll() is None:
+                continue
+            del running[name]
+            took[name] = time.perf_counter() - began
+            process.errors.seek(0)
+            errors = process.errors.read()
+            process.errors.close()
+            if process.returncode != 0:
+                for other, _ in running.values():
+                    other.kill()
+                    other.wait()
+                    other.errors.close()
+                raise RuntimeError(f"precompiling the {name!r} kernels failed "
+                                   f"(exit code {process.returncode}):\n{errors}")
+    run_families(list(FAMILIES), dtypes)  # load them all into this process
+    took["total"] = time.perf_counter() - start
+    return took
