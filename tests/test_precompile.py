@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 import fastconv
@@ -69,6 +70,8 @@ def test_workers_fill_the_cache_with_every_kernel(tmp_path):
 
 @pytest.mark.parametrize("dtypes, jobs, message", [
     (["float16"], 1, "dtypes: 'float16' is not one of"),
+    (["complex"], 1, "dtypes: 'complex'"),
+    ([object()], 1, "dtypes: <object object"),
     (["float32", "int32"], 1, "dtypes: 'int32'"),
     (["float32"], 0, "jobs must be a positive int, got 0"),
     (["float32"], True, "jobs must be a positive int, got True"),
@@ -77,6 +80,16 @@ def test_workers_fill_the_cache_with_every_kernel(tmp_path):
 def test_precompile_rejects_bad_arguments(dtypes, jobs, message):
     with pytest.raises(ValueError, match=message):
         fastconv.precompile(dtypes, jobs)
+
+
+def test_precompile_takes_dtype_likes(monkeypatch):
+    """A dtype name, a NumPy type or dtype, alone or in a sequence: the same families run."""
+    seen = []
+    monkeypatch.setattr(fastconv._precompile, "run_families",
+                        lambda names, dtypes: seen.append(dtypes) or {})
+    for dtypes in ("float32", np.float32, [np.dtype("float32"), "float64"]):
+        fastconv.precompile(dtypes, jobs=1)
+    assert seen == [["float32"], ["float32"], ["float32", "float64"]]
 
 
 def test_compile_command_rejects_an_unknown_dtype(capsys):

@@ -145,14 +145,27 @@ def _worker(name: str, dtypes: Sequence[str]) -> subprocess.Popen:
     return process
 
 
+def _dtype_name(dtype: object) -> str:
+    """``"float32"`` or ``"float64"`` for a dtype-like naming one of them, else ValueError."""
+    allowed = ("float32", "float64")
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in allowed:
+        raise ValueError(f"dtypes: {dtype!r} is not one of {allowed}")
+    return name
+
+
 def precompile(dtypes: Sequence[str] = ("float32", "float64"), jobs: int | None = None
                ) -> dict[str, float]:
     """Compile every kernel for ``dtypes`` now (or load it from the cache), in parallel.
 
     Parameters
     ----------
-    dtypes : sequence of {"float32", "float64"}, default both
-        The dtypes to compile the kernels for.
+    dtypes : dtype-like or sequence of dtype-likes, default both
+        The dtypes to compile the kernels for: float32, float64 or both (``"float32"``,
+        ``numpy.float32`` and ``numpy.dtype("float32")`` alike).
     jobs : int, optional
         Worker processes compiling at once; default the number of cores this process may
         run on. With one job, or when the compile cache is off (see
@@ -179,12 +192,8 @@ def precompile(dtypes: Sequence[str] = ("float32", "float64"), jobs: int | None 
     >>> sorted(took) == sorted([*fastconv._precompile.FAMILIES, "total"])
     True
     """
-    dtypes = list(dtypes)
-    allowed = ("float32", "float64")
-    for dtype in dtypes:
-        if str(dtype) not in allowed:
-            raise ValueError(f"dtypes: {dtype!r} is not one of {allowed}")
-    dtypes = [str(dtype) for dtype in dtypes]
+    single = isinstance(dtypes, (str, type, np.dtype))
+    dtypes = [_dtype_name(dtype) for dtype in ([dtypes] if single else list(dtypes))]
     if jobs is None:
         jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
             os.cpu_count() or 1)
