@@ -105,3 +105,12 @@ def test_compile_command_reports_every_family(capsys):
     out = capsys.readouterr().out
     assert all(name in out for name in fastconv._precompile.FAMILIES)
     assert "done in" in out
+
+
+def test_a_failed_worker_stops_the_others_and_raises(monkeypatch):
+    """A family the workers do not know fails in its worker (KeyError): RuntimeError with the
+    worker's error output, the other workers stopped."""
+    families = {"no_such_family": None, "pointwise": None, "gather": None}
+    monkeypatch.setattr(fastconv._precompile, "FAMILIES", families)
+    with pytest.raises(RuntimeError, match="(?s)'no_such_family' kernels failed.*KeyError"):
+        fastconv._precompile._run_workers(["float32"], 2)

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from typing import IO, NamedTuple
 
 import numpy as np
 
@@ -130,19 +131,63 @@ def run_families(names: Sequence[str], dtypes: Sequence[str]) -> dict[str, float
     return took
 
 
-def _worker(name: str, dtypes: Sequence[str]) -> subprocess.Popen:
-    """A worker process compiling family ``name`` for ``dtypes`` into the on-disk cache.
+class _Worker(NamedTuple):
+    """A worker process, the temporary file its error output goes to, and its start time."""
+
+    process: subprocess.Popen
+    errors: IO[str]
+    began: float
+
+
+def _start(name: str, dtypes: Sequence[str]) -> _Worker:
+    """Start a worker process compiling family ``name`` for ``dtypes`` into the cache.
 
     A new interpreter (not :mod:`multiprocessing`, whose spawned workers import the
-    caller's main module again); its error output goes to a temporary file, ``errors``.
+    caller's main module again).
     """
     code = (f"from fastconv._precompile import run_families; "
             f"run_families([{name!r}], {list(dtypes)!r})")
     errors = tempfile.TemporaryFile("w+")
     process = subprocess.Popen([sys.executable, "-c", code], env=os.environ.copy(),
                                stdout=subprocess.DEVNULL, stderr=errors, text=True)
-    process.errors = errors
-    return process
+    return _Worker(process, errors, time.perf_counter())
+
+
+def _error_output(worker: _Worker) -> str:
+    """The error output of a finished worker (its file closed)."""
+    worker.errors.seek(0)
+    text = worker.errors.read()
+    worker.errors.close()
+    return text
+
+
+def _run_workers(dtypes: Sequence[str], jobs: int) -> dict[str, float]:
+    """Every family in a worker process, ``jobs`` at a time, in order; seconds each.
+
+    A failed worker stops the others and raises RuntimeError with its error output.
+    """
+    waiting = list(FAMILIES)
+    running: dict[str, _Worker] = {}
+    took = {}
+    while waiting or running:
+        while waiting and len(running) < jobs:
+            name = waiting.pop(0)
+            running[name] = _start(name, dtypes)
+        time.sleep(0.05)
+        for name, worker in list(running.items()):
+            if worker.process.poll() is None:
+                continue
+            del running[name]
+            took[name] = time.perf_counter() - worker.began
+            errors = _error_output(worker)
+            if worker.process.returncode != 0:
+                for other in running.values():
+                    other.process.kill()
+                    other.process.wait()
+                    _error_output(other)
+                raise RuntimeError(f"precompiling the {name!r} kernels failed (exit code "
+                                   f"{worker.process.returncode}):\n{errors}")
+    return took
 
 
 def _dtype_name(dtype: object) -> str:
@@ -204,29 +249,7 @@ def precompile(dtypes: Sequence[str] = ("float32", "float64"), jobs: int | None 
         took = run_families(list(FAMILIES), dtypes)
         took["total"] = time.perf_counter() - start
         return took
-    waiting = list(FAMILIES)
-    running: dict[str, tuple[subprocess.Popen, float]] = {}
-    took = {}
-    while waiting or running:
-        while waiting and len(running) < jobs:
-            name = waiting.pop(0)
-            running[name] = (_worker(name, dtypes), time.perf_counter())
-        time.sleep(0.05)
-        for name, (process, began) in list(running.items()):
-            if process.poll() is None:
-                continue
-            del running[name]
-            took[name] = time.perf_counter() - began
-            process.errors.seek(0)
-            errors = process.errors.read()
-            process.errors.close()
-            if process.returncode != 0:
-                for other, _ in running.values():
-                    other.kill()
-                    other.wait()
-                    other.errors.close()
-                raise RuntimeError(f"precompiling the {name!r} kernels failed "
-                                   f"(exit code {process.returncode}):\n{errors}")
+    took = _run_workers(dtypes, jobs)
     run_families(list(FAMILIES), dtypes)  # load them all into this process
     took["total"] = time.perf_counter() - start
     return took
