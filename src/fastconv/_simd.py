@@ -211,6 +211,17 @@ def _is_memory(ty) -> bool:
     return isinstance(ty, (types.Array, types.CPointer)) and ty.dtype in _LANES
 
 
+def _load_signature(mem, *indices):
+    """Typing of a load from ``mem`` at integer ``indices``: a vector of its dtype, else None.
+
+    None (the call does not type) unless ``mem`` is float32/float64
+    memory (:func:`_is_memory`) and every index an integer.
+    """
+    if not (_is_memory(mem) and all(isinstance(i, types.Integer) for i in indices)):
+        return None
+    return _vec_of(mem.dtype)(mem, *indices)
+
+
 def _elem_ptr(context, builder, mem_ty, mem, off_ty, off):
     """Emit the address of element `off` of an array's data buffer or of a pointer."""
     if isinstance(mem_ty, types.Array):
@@ -352,10 +363,9 @@ def vbroadcast_load(typingctx, mem, off):
     SimdVector
         The broadcast vector.
     """
-    if not (_is_memory(mem) and isinstance(off, types.Integer)):
+    sig = _load_signature(mem, off)
+    if sig is None:
         return None
-    vt = _vec_of(mem.dtype)
-    sig = vt(mem, off)
 
     def codegen(context, builder, sig, args):
         ptr = _elem_ptr(context, builder, sig.args[0], args[0], sig.args[1], args[1])
@@ -381,10 +391,9 @@ def vload(typingctx, mem, off):
     SimdVector
         The loaded vector.
     """
-    if not (_is_memory(mem) and isinstance(off, types.Integer)):
+    sig = _load_signature(mem, off)
+    if sig is None:
         return None
-    vt = _vec_of(mem.dtype)
-    sig = vt(mem, off)
 
     def codegen(context, builder, sig, args):
         ptr = _elem_ptr(context, builder, sig.args[0], args[0], sig.args[1], args[1])
@@ -461,11 +470,9 @@ def vload_between(typingctx, mem, off, lo, hi):
     SimdVector
         The loaded vector.
     """
-    ok = _is_memory(mem) and all(isinstance(a, types.Integer) for a in (off, lo, hi))
-    if not ok:
+    sig = _load_signature(mem, off, lo, hi)
+    if sig is None:
         return None
-    vt = _vec_of(mem.dtype)
-    sig = vt(mem, off, lo, hi)
 
     def codegen(context, builder, sig, args):
         ptr = _elem_ptr(context, builder, sig.args[0], args[0], sig.args[1], args[1])
@@ -722,11 +729,9 @@ def vload_masked(typingctx, mem, off, count):
     SimdVector
         The loaded vector.
     """
-    ok = _is_memory(mem) and isinstance(off, types.Integer) and isinstance(count, types.Integer)
-    if not ok:
+    sig = _load_signature(mem, off, count)
+    if sig is None:
         return None
-    vt = _vec_of(mem.dtype)
-    sig = vt(mem, off, count)
 
     def codegen(context, builder, sig, args):
         ptr = _elem_ptr(context, builder, sig.args[0], args[0], sig.args[1], args[1])
@@ -762,11 +767,9 @@ def vload_every(typingctx, mem, off, step, count):
     SimdVector
         The loaded vector.
     """
-    ok = _is_memory(mem) and all(isinstance(v, types.Integer) for v in (off, step, count))
-    if not ok:
+    sig = _load_signature(mem, off, step, count)
+    if sig is None:
         return None
-    vt = _vec_of(mem.dtype)
-    sig = vt(mem, off, step, count)
 
     def codegen(context, builder, sig, args):
         pointers = _lane_pointers(context, builder, sig, args)
