@@ -1310,6 +1310,81 @@ def test_one_vector_blocks_are_bitwise_the_two_vector_ones(c_out, dtype):
                           None, None, "window", 2)
 
 
+TILED_ROW_CASES = [
+    # (nd, n, c_in, c_out, size, kernel, stride, padding, dilation)
+    (2, 2, 20, 37, (13, 11), (3, 3), 1, 1, 1),  # a short last block of rows
+    (2, 2, 16, 40, (12, 100), (3, 3), 1, 1, 1),  # several groups of pixel tiles a task
+    (2, 3, 24, 16, (12, 9), (3, 4), 2, (1, 2), 1),
+    (1, 3, 16, 40, (120,), (5,), 1, "same", 2),
+    (3, 2, 12, 20, (5, 6, 7), (3, 2, 3), (1, 2, 1), 1, 1),
+]
+
+
+@pytest.mark.parametrize("case", TILED_ROW_CASES,
+                         ids=[f"case{i}" for i in range(len(TILED_ROW_CASES))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tiled_rows_are_bitwise_the_copied_input(case, dtype, monkeypatch):
+    """Weights the threads pack themselves, on a channels-first input: tasks that copy the
+    input rows of their block of output rows into a tile and run one channel block on it
+    (one launch, no channels-last copy of the batch) give bitwise the results of the row-mode
+    kernel on the batch's channels-last copy, and match the naive reference, forward and
+    stride-1 input gradient (a forward pass of the adjoint), with bias, with one thread and
+    two."""
+    nd, n, c_in, c_out, size, kernel, stride, padding, dilation = case
+    monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "dense")
+    monkeypatch.setattr(_dense, "SELF_PACK_BYTES", 0)
+    monkeypatch.setattr(_plan, "EXTRA_MEMORY", 4.0)  # room for the tiles of these small calls
+    monkeypatch.setattr(_plan, "tiles_beat_parts", lambda *args: True)
+    rng = np.random.default_rng(61)
+    x = rng.standard_normal((n, c_in, *size)).astype(dtype)
+    weight = rng.standard_normal((c_out, c_in, *kernel)).astype(dtype)
+    bias = rng.standard_normal(c_out).astype(dtype)
+    options = {"stride": stride, "padding": padding, "dilation": dilation}
+    conv = getattr(fastconv, f"conv{nd}d")
+    conv_input = getattr(fastconv, f"conv{nd}d_input")
+    unit = {"padding": padding, "dilation": dilation}  # a stride-1 adjoint: one phase
+    grad = rng.standard_normal(naive.conv(x, weight, **unit).shape).astype(dtype)
+    tiled = []
+    run_tiled_rows = _dense.run_tiled_rows
+
+    def spy(*args):
+        tiled.append(args[0])
+        return run_tiled_rows(*args)
+
+    monkeypatch.setattr(_dense, "run_tiled_rows", spy)
+
+    def results(tiles: bool, threads: int) -> list[np.ndarray]:
+        monkeypatch.setattr(convolution, "TILED_ROWS", tiles)
+        convolution.clear_plans()
+        previous = numba.get_num_threads()
+        numba.set_num_threads(threads)
+        try:
+            return [conv(x, weight, bias, **options),
+                    conv_input(x.shape, weight, grad, **unit)]
+        finally:
+            numba.set_num_threads(previous)
+            convolution.clear_plans()
+
+    copied = results(False, 2)
+    assert not tiled
+    explained = {}
+    for flag in (False, True):  # fastconv.explain reports the route the call takes
+        monkeypatch.setattr(convolution, "TILED_ROWS", flag)
+        explained[flag] = fastconv.explain(x.shape, weight.shape, **options)[0].detail
+    assert "copied to channels-last" in explained[False]
+    assert "runs one block of output channels on it" in explained[True]
+    for threads in (2, 1):
+        got = results(True, threads)
+        assert len(tiled) == 2 * (3 - threads)  # both passes, every call
+        for a, b in zip(got, copied):
+            assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    reduction = c_in * math.prod(kernel)
+    expected = naive.conv(x, weight, **options) + bias.reshape(-1, *[1] * nd)
+    assert_close(got[0], expected, reduction, dtype)
+    assert_close(got[1], naive.conv_input(x.shape, weight, grad, **unit),
+                 c_out * math.prod(kernel), dtype)
+
+
 SELF_PACK_CASES = [
     # (nd, n, c_in, c_out, size, kernel, stride, padding, dilation)
     (2, 2, 20, 37, (9, 11), (3, 3), 1, 1, 1),

@@ -1808,6 +1808,19 @@ def _prefetch_tiled_part(src, sdims, stride, task, part, parts, lanes):
                 prefetch_l2(src, at + cols - 1)
 
 
+@njit(cache=CACHE, inline="always")
+def _fill_task_tile(src, sdims, stride, n, o0, r0, c0, tile):
+    """Copy the input rows a tiled task at ``(n, o0, r0, c0)`` reads into ``tile``.
+
+    Every tile plane's rows (see :func:`_fill_tile_rows`; zeros outside the input).
+    """
+    planes, rows_in = sdims[14], sdims[15]
+    for p in range(planes):
+        _fill_tile_rows(src, sdims, n, o0 * stride[0] - sdims[16] + p,
+                        r0 * stride[1] - sdims[17], c0 * stride[2] - sdims[18], rows_in, tile,
+                        p * rows_in * sdims[8] * sdims[0])
+
+
 @njit(cache=CACHE)
 def _tiled_task(src, sdims, wp, aux, out, dims, last_dims, stride, dilation, scr, fscr, tiles,
                 group, task, tid, window_at):
@@ -1827,12 +1840,8 @@ def _tiled_task(src, sdims, wp, aux, out, dims, last_dims, stride, dilation, scr
     blocks = sdims[12]
     n, o0, r0, c0 = _tiled_origin(sdims, task)
     d = dims if task % blocks < blocks - 1 else last_dims
-    planes, rows_in = sdims[14], sdims[15]
     tile = tiles[tid]
-    for p in range(planes):
-        _fill_tile_rows(src, sdims, n, o0 * stride[0] - sdims[16] + p,
-                        r0 * stride[1] - sdims[17], c0 * stride[2] - sdims[18], rows_in, tile,
-                        p * rows_in * sdims[8] * sdims[0])
+    _fill_task_tile(src, sdims, stride, n, o0, r0, c0, tile)
     sub = out[n * sdims[19] + o0 * sdims[20] + r0 * sdims[21] + c0 * sdims[22]:]
     ntile = (d[9] * d[10] + TILE_P - 1) // TILE_P  # the block's output rows x columns
     calls = (ntile + group - 1) // group
@@ -1871,6 +1880,58 @@ def _tiled_task_signature(dtype: np.dtype) -> tuple:
 
 _tiled_forward_signature = _jit.kernel_signature(_tiled_task_signature, 2)
 _call_tiled_task = _jit.caller(_tiled_task_signature)
+
+
+@njit(cache=CACHE)
+def _tiled_row_task(src, sdims, wsrc, wdesc, aux, out, dims, last_dims, stride, dilation, scr,
+                    fscr, tiles, group, task, tid, row_at):
+    """Task `task` of :func:`_tiled_row_forward`: one channel block of a tiled task's rows.
+
+    Tasks are numbered channel block first, then as :func:`_tiled_task`'s: a thread's
+    consecutive tasks share the block of weights it packed itself (:func:`_block_weights`).
+    Each copies the input rows of its block of output rows into the thread's tile, as
+    :func:`_tiled_task` does, and runs the row-mode task on the tile (``dims`` /
+    ``last_dims``) for its channel block, every group of pixel tiles in turn.
+    """
+    per_block = sdims[9] * sdims[10] * sdims[12]
+    kb = task // per_block
+    rest = task - kb * per_block
+    n, o0, r0, c0 = _tiled_origin(sdims, rest)
+    d = dims if rest % sdims[12] < sdims[12] - 1 else last_dims
+    tile = tiles[tid]
+    _fill_task_tile(src, sdims, stride, n, o0, r0, c0, tile)
+    sub = out[n * sdims[19] + o0 * sdims[20] + r0 * sdims[21] + c0 * sdims[22]:]
+    ntile = (d[0] * d[8] * d[9] * d[10] + TILE_P - 1) // TILE_P
+    ngroups = (ntile + group - 1) // group
+    for g in range(ngroups):
+        _call_row_task(row_at, (tile, wsrc, wdesc, aux, sub, d, stride, dilation, (0, 0, 0),
+                                scr, fscr, group, np.int64(kb * ngroups + g), tid))
+
+
+@njit(parallel=True, cache=CACHE)
+def _tiled_row_forward(src, sdims, wsrc, wdesc, aux, out, dims, last_dims, stride, dilation,
+                       scr, fscr, tiles, group, row_at, task_at):
+    for task in prange(wdesc[0] * sdims[9] * sdims[10] * sdims[12]):
+        _call_tiled_row_task(task_at, (src, sdims, wsrc, wdesc, aux, out, dims, last_dims,
+                                       stride, dilation, scr, fscr, tiles, group,
+                                       np.int64(task), np.int64(numba.get_thread_id()),
+                                       row_at))
+
+
+def _tiled_row_task_signature(dtype: np.dtype) -> tuple:
+    """Argument types of :func:`_tiled_row_task`."""
+    index = np.dtype(np.int64)
+    triple = types.UniTuple(types.int64, 3)
+    return (data_type(dtype, 1, layout="C"), data_type(index, 1, layout="C"),
+            data_type(dtype, 1, layout="C"), data_type(index, 1, layout="C"),
+            data_type(dtype, 1, layout="C"), data_type(dtype, 1, True, "C"),
+            data_type(index, 1, layout="C"), data_type(index, 1, layout="C"), triple, triple,
+            data_type(index, 2, True, "C"), data_type(dtype, 2, True, "C"),
+            data_type(dtype, 2, True, "C"), types.int64, types.int64, types.int64, types.int64)
+
+
+_tiled_row_forward_signature = _jit.kernel_signature(_tiled_row_task_signature, 2)
+_call_tiled_row_task = _jit.caller(_tiled_row_task_signature)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -2403,7 +2464,8 @@ def tiled_plan(x_shape: tuple[int, ...], x_strides: tuple[int, ...], wp_shape: t
                out_shape: tuple[int, ...], out_strides: tuple[int, ...], dtype: np.dtype,
                stride: tuple[int, int, int], dilation: tuple[int, int, int],
                pad_low: tuple[int, int, int], nthreads: int,
-               packed: bool = False, tile_bytes: int | None = None) -> TiledPlan | None:
+               packed: bool = False, tile_bytes: int | None = None,
+               self_pack: bool = False) -> TiledPlan | None:
     """Plan a tiled call (:func:`run_tiled`), or None where tiled mode does not apply.
 
     It applies to the weights :func:`tiles_apply` takes (with ``packed``) and an input of
@@ -2421,7 +2483,8 @@ def tiled_plan(x_shape: tuple[int, ...], x_strides: tuple[int, ...], wp_shape: t
     # the last spatial stride: 1 (channels-first), else that of a channels-last input
     pixel_step = 1 if xs[3] == 1 else x_shape[4]
     channels_last = xs[4] == 1 and (xs[3] == x_shape[4] or x_shape[3] == 1)
-    if (not tiles_apply(wp_shape, dtype, packed) or (xs[3] != 1 and not channels_last)
+    applies = self_packs(wp_shape, dtype) if self_pack else tiles_apply(wp_shape, dtype, packed)
+    if (not applies or (xs[3] != 1 and not channels_last)
             or min(xs) < 0 or min(os) < 0
             or math.prod(out_shape) == 0 or math.prod(x_shape) == 0):
         return None
@@ -2450,7 +2513,8 @@ def tiled_plan(x_shape: tuple[int, ...], x_strides: tuple[int, ...], wp_shape: t
     size = extent
     while size > 1 and bytes_of(size) > tile_bytes:
         size = max(1, min(size - 1, size * tile_bytes // bytes_of(size)))
-    while size > 1 and n * o0n * -(-extent // size) < 8 * nthreads:
+    slots = wp_shape[0] if self_pack else 1  # tasks per block of output rows
+    while size > 1 and n * o0n * -(-extent // size) * slots < 8 * nthreads:
         size = (size + 1) // 2
     blocks = -(-extent // size)
     last = extent - (blocks - 1) * size
@@ -2462,7 +2526,8 @@ def tiled_plan(x_shape: tuple[int, ...], x_strides: tuple[int, ...], wp_shape: t
     sub_out = (1, 1, size, o2n, c_out) if axis == 1 else (1, 1, 1, size, c_out)
     last_out = (1, 1, last, o2n, c_out) if axis == 1 else (1, 1, 1, last, c_out)
     plan = dense_plan(sub_x, wp_shape, sub_out, dtype, stride, dilation, (0, 0, 0), None,
-                      None, "window", 1, _stage_layout(sub_out, tuple(os)) != 0)
+                      None, "row" if self_pack else "window", 1,
+                      _stage_layout(sub_out, tuple(os)) != 0, self_pack)
     dims = _layout_of(sub_x, sub_x_strides, sub_out, out_strides, item)
     last_dims = _layout_of(sub_x, sub_x_strides, last_out, out_strides, item)
     sdims = np.array((c_in, i0n, i1n, i2n, xs[0], xs[4], xs[1], xs[2], width, n, o0n, size,
@@ -2474,6 +2539,16 @@ def tiled_plan(x_shape: tuple[int, ...], x_strides: tuple[int, ...], wp_shape: t
                      plan.data_scratch_shape, (_NTHREADS_MAX, tile), plan.zero_aux, c_out)
 
 
+def _bias_aux(plan: DensePlan | TiledPlan, bias: np.ndarray | None,
+              dtype: np.dtype) -> np.ndarray:
+    """The drivers' ``aux`` for a call of ``plan``: its ``zero_aux`` with ``bias`` in front."""
+    if bias is None:
+        return plan.zero_aux
+    aux = np.zeros(plan.zero_aux.shape[0], dtype=dtype)
+    aux[:plan.c_out] = bias
+    return aux
+
+
 def run_tiled(plan: TiledPlan, x: np.ndarray, wp: np.ndarray, bias: np.ndarray | None,
               out: np.ndarray) -> None:
     """Run a planned tiled call: ``x`` and ``out`` of the planned shapes, strides and dtype.
@@ -2482,11 +2557,7 @@ def run_tiled(plan: TiledPlan, x: np.ndarray, wp: np.ndarray, bias: np.ndarray |
     :func:`run_dense` on a channels-last copy of ``x``.
     """
     dtype = out.dtype
-    if bias is None:
-        aux = plan.zero_aux
-    else:
-        aux = np.zeros(plan.zero_aux.shape[0], dtype=dtype)
-        aux[:plan.c_out] = bias
+    aux = _bias_aux(plan, bias, dtype)
     _jit.ensure_compiled(_tiled_forward, _tiled_forward_signature, dtype)
     window_at = _jit.address_of(_WDRIVERS[TILE_P].task, _window_task_signature, dtype)
     task_at = _jit.address_of(_tiled_task, _tiled_task_signature, dtype)
@@ -2495,6 +2566,26 @@ def run_tiled(plan: TiledPlan, x: np.ndarray, wp: np.ndarray, bias: np.ndarray |
                    np.empty(plan.scratch_shape, np.int64),
                    np.empty(plan.data_scratch_shape, dtype), np.empty(plan.tiles_shape, dtype),
                    plan.group, window_at, task_at)
+
+
+def run_tiled_rows(plan: TiledPlan, x: np.ndarray, source: tuple[np.ndarray, np.ndarray],
+                   bias: np.ndarray | None, out: np.ndarray) -> None:
+    """Run a self-packing tiled call (:func:`tiled_plan` with ``self_pack``).
+
+    ``source``: the :func:`weight_source` of the weights; the results are bitwise those of
+    :func:`run_dense` on a channels-last copy of ``x`` with the same weights.
+    """
+    dtype = out.dtype
+    aux = _bias_aux(plan, bias, dtype)
+    scratch = np.empty(plan.scratch_shape, np.int64)
+    scratch[:, -1] = -1  # the channel block each thread holds packed: none yet
+    _jit.ensure_compiled(_tiled_row_forward, _tiled_row_forward_signature, dtype)
+    row_at = _jit.address_of(_DRIVERS[TILE_P].task, _row_task_signature, dtype)
+    task_at = _jit.address_of(_tiled_row_task, _tiled_row_task_signature, dtype)
+    _tiled_row_forward(flat_view(x), plan.sdims, *source, aux, flat_view(out), plan.dims,
+                       plan.last_dims, plan.stride, plan.dilation, scratch,
+                       np.empty(plan.data_scratch_shape, dtype), np.empty(plan.tiles_shape, dtype),
+                       plan.group, row_at, task_at)
 
 
 def packed_shape(c_out: int, c_in: int, kernel: tuple[int, int, int],
@@ -2880,11 +2971,7 @@ def run_dense(plan: DensePlan, x: np.ndarray, wp: np.ndarray | tuple[np.ndarray,
     """
     if plan.empty:
         return
-    if bias is None:
-        aux = plan.zero_aux
-    else:
-        aux = np.zeros(plan.aux_size, dtype=out.dtype)
-        aux[:plan.c_out] = bias
+    aux = _bias_aux(plan, bias, out.dtype)
     if plan.bias_only:
         out[...] = aux[:plan.c_out]
         return

@@ -19,12 +19,14 @@ from ._args import ConvSpec
 from ._simd import lanes_for
 from .convolution import (
     _on_planes,
+    _phase_spec,
     _spread_spec,
     adjoint_choice,
     channels_last_depthwise,
     channels_last_depthwise_adjoint,
     channels_last_depthwise_weight,
     column_phases,
+    dense_tiled_rows,
     dense_weight_chunks,
     depthwise_rows_per_task,
     forward_choice,
@@ -102,6 +104,11 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
                       "of its block of output rows into a small padded channels-last tile; "
                       "output written in place")
             copies = threads * _dense._TILE_BYTES // itemsize
+        elif planar_layout and (rows := dense_tiled_rows(spec, dtype, batch)) is not None:
+            layout = ("; channels-first input read in place: each task copies the input rows "
+                      "of its block of output rows into a small padded channels-last tile and "
+                      "runs one block of output channels on it; output written in place")
+            copies = math.prod(rows.tiles_shape)
         elif planar_layout:
             layout = "; channels-first input copied to channels-last, output written in place"
             copies = inputs
@@ -236,6 +243,10 @@ def _adjoint_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
         if _dense.tiles_apply(packed_shape, dtype):
             layout = tiles
             detail += " (its input read in place through per-task tiles)"
+        elif (rows := _single_phase_rows(spec, dtype, batch)) is not None:
+            layout = math.prod(rows.tiles_shape)
+            detail += (" (its input read in place through per-task tiles, a block of output "
+                       "channels each)")
     elif layout:
         # every phase's weights packed (as many as the kernel's) and tiles, when they fit
         # the spare memory; else the channels-last copy (see _PhasePass._tiled_phases)
@@ -246,6 +257,16 @@ def _adjoint_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
                    "tiles when every phase's packed weights and the tiles fit the spare "
                    "memory, else from a channels-last copy, a part of the batch at a time")
     return PassPlan(name, f"phases/{algorithm}", detail, flops, layout * itemsize)
+
+
+def _single_phase_rows(spec: ConvSpec, dtype: np.dtype, batch: int):
+    """:func:`dense_tiled_rows` of the one stride phase of a stride-1 adjoint, or None."""
+    phases = tuple(_plan.adjoint_phases(n, q, k, s, d, p[0])[0] for n, q, k, s, d, p in
+                   zip(spec.in_sizes, spec.out_sizes, spec.kernel, spec.stride, spec.dilation,
+                       spec.pads))
+    if any(not p.count or not p.taps for p in phases):
+        return None
+    return dense_tiled_rows(_phase_spec(spec, phases), dtype, batch)
 
 
 def _weight_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,

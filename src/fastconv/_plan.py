@@ -369,6 +369,35 @@ def copy_samples(batch: int, sample_bytes: int = 0, spare_bytes: float = 0) -> i
     return -(-batch // -(-batch // fits))  # the parts as even as they can be
 
 
+#: What one more part of the batch costs a dense pass that copies its input in parts (a
+#: launch: waking the threads, the last tasks' tail, each thread packing its channel blocks
+#: again), and the rate at which a thread copies input rows into its tiles; measured on the
+#: Zen 4 host (3x3 256 -> 256 channels at 14x14, batch 8, four parts: 9-11% of the call; a
+#: layout copy: 30-37 GB/s).
+PART_SECONDS = 2e-4
+TILE_COPY_BYTES_PER_SECOND = 30e9
+
+
+def tiles_beat_parts(parts: int, blocks: int, input_bytes: int) -> bool:
+    """Whether a pass copies its input rows into per-task tiles rather than in parts.
+
+    For a dense pass whose threads pack their own channel blocks of weights: tiles copy the
+    input once per block (``blocks`` times) in one launch; parts copy it once, at the cost
+    of a launch per part. Examples (3x3, float32; the time with tiles against parts, in
+    an interleaved A/B on the Zen 4 host):
+
+    >>> tiles_beat_parts(4, 8, 8 * 256 * 14 * 14 * 4)  # 256 -> 256 at 14x14: 0.95-0.98
+    True
+    >>> tiles_beat_parts(4, 8, 8 * 128 * 28 * 28 * 4)  # stride 2, 128 -> 256: 0.96-1.03
+    False
+    >>> tiles_beat_parts(4, 8, 4 * 256 * 56 * 56 * 4)  # 256 -> 256 at 56x56: 1.11
+    False
+    >>> tiles_beat_parts(1, 16, 8 * 128 * 14 * 14 * 4)  # 128 -> 512 at 14x14: 1.04
+    False
+    """
+    return (blocks - 1) * input_bytes / TILE_COPY_BYTES_PER_SECOND < (parts - 1) * PART_SECONDS
+
+
 def read_window(out_size: int, taps: int, stride: int, dilation: int,
                 pad_low: int) -> tuple[int, int]:
     """The input positions ``[first, stop)`` the outputs of one axis read.

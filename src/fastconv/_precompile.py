@@ -50,8 +50,13 @@ def _dense(dtype: np.dtype) -> None:
     conv2d(np.ones((4, 3, 64, 64), dtype), np.ones((32, 3, 7, 7), dtype), stride=2)  # window
     conv2d(np.ones((4, 20, 20, 32), dtype), np.ones((64, 32, 3, 3), dtype),
            channels_last=True)  # window mode reading a channels-last input in place
-    # weights the threads pack (row mode) on a channels-last copy of the input
-    conv2d(np.ones((8, 256, 14, 14), dtype), np.ones((256, 256, 3, 3), dtype), padding=1)
+    # weights the threads pack (row mode): on channels-last copies of parts of the batch, and
+    # on tiles each task copies (convolution._DensePass._tiled_rows)
+    w256 = np.ones((256, 256, 3, 3), dtype)
+    conv2d(np.ones((8, 256, 28, 28), dtype), w256, padding=1)
+    conv2d(np.ones((8, 256, 10, 10), dtype), w256, padding=1)  # tiles: float32
+    conv2d(np.ones((8, 192, 8, 8), dtype), np.ones((192, 192, 3, 3), dtype),
+           padding=1)  # tiles: float64
     conv2d_backward(big, w, big, padding=1, needs=("input",))  # a stride-1 phase
     wide = np.ones((4, 64, 20, 20), dtype)
     conv2d_input(wide.shape, np.ones((64, 64, 3, 3), dtype), np.ones((4, 64, 10, 10), dtype),

@@ -264,9 +264,12 @@ class _DensePass:
             held = self.held_bytes(prepared, weight) + self.scratch_bytes(src, target)
             spare = _spare_bytes(src, dest, weight.nbytes, held)
             sample_bytes = src.nbytes // max(src.shape[0], 1)
-            # zero-padded parts; else a sample that does not fit goes in slabs of rows, or
-            # whole when it cannot be split
-            if not self._run_padded(src, prepared, bias, target, spare) and (
+            rows = self._tiled_rows(src, weight, prepared, target, spare)
+            # tiles; else zero-padded parts; else a sample that does not fit goes in slabs
+            # of rows, or whole when it cannot be split
+            if rows is not None:
+                _dense.run_tiled_rows(rows, src, prepared, bias, target)
+            elif not self._run_padded(src, prepared, bias, target, spare) and (
                     sample_bytes <= spare
                     or not self._run_slabs(src, prepared, bias, target, spare)):
                 step = _plan.copy_samples(src.shape[0], sample_bytes, spare)
@@ -274,6 +277,35 @@ class _DensePass:
                     self.run_prepared(data, prepared, bias, target[part])
         if target is not dest:
             dest[...] = target
+
+    def _tiled_rows(self, src: np.ndarray, weight: np.ndarray,
+                    prepared: np.ndarray | tuple[np.ndarray, np.ndarray], dest: np.ndarray,
+                    spare: float) -> _dense.TiledPlan | None:
+        """The self-packing tiled call for an input the row-mode kernel cannot read in place.
+
+        For weights the threads pack themselves (:attr:`self_pack`) when the input would
+        otherwise be copied to channels-last in parts of the batch (as many as fit
+        ``spare`` bytes), each a launch: each task copies the input rows of its block of
+        output rows into a small tile and runs one channel block on it
+        (:func:`fastconv._dense.run_tiled_rows`), all in one launch, when that costs less
+        (:func:`fastconv._plan.tiles_beat_parts`). None (the copies) otherwise, or when the
+        tiles and the threads' blocks do not fit the call's spare memory.
+        """
+        sample_bytes = src.nbytes // max(src.shape[0], 1)
+        if not TILED_ROWS or not self.self_pack or sample_bytes > spare:
+            return None
+        copy = _padded_copy(src, [self.windows(dest.shape)], spare)
+        step = _plan.copy_samples(src.shape[0], sample_bytes, spare) if copy is None \
+            else copy[1]
+        if not _plan.tiles_beat_parts(-(-src.shape[0] // step), self.packed_shape[0],
+                                      src.nbytes):
+            return None
+        plan = _dense.tiled_plan(src.shape, src.strides, self.packed_shape, dest.shape,
+                                 dest.strides, self.dtype, *self.geometry,
+                                 numba.get_num_threads(), self_pack=True)
+        room = _spare_bytes(src, dest, weight.nbytes, self.held_bytes(prepared, weight))
+        fits = plan is not None and _dense.job_scratch_bytes([plan], self.dtype) <= room
+        return plan if fits else None
 
     def reads_padding(self, src_shape: tuple[int, ...], dest_shape: tuple[int, ...]) -> bool:
         """Whether a call reading ``src_shape`` and writing ``dest_shape`` reads padding."""
@@ -574,6 +606,43 @@ def _window_view(windows: tuple[tuple[int, int], ...], margins: tuple[tuple[int,
     """
     return (slice(None), *(slice(lo + first, lo + stop)
                            for (first, stop), (lo, _) in zip(windows, margins)))
+
+
+def dense_tiled_rows(spec: ConvSpec, dtype: np.dtype, batch: int) -> _dense.TiledPlan | None:
+    """The plan of :meth:`_DensePass._tiled_rows` for a channels-first call, from shapes.
+
+    As a forward dense pass of ``spec`` on ``batch`` C-contiguous channels-first samples
+    with weights of ``dtype`` would choose it (for :func:`fastconv.explain`); no memory is
+    allocated.
+    """
+    taps = _plan.to_3d(spec.kernel, 1)
+    src_shape = (batch, *_plan.to_3d(spec.in_sizes, 1), spec.c_in)
+    dest_shape = (batch, *_plan.to_3d(spec.out_sizes, 1), spec.c_out)
+    run = _DensePass(spec, dtype, src_shape, dest_shape)
+    if run.small is not None:
+        return None
+    src, dest = (_channels_first_dummy(shape, dtype) for shape in (src_shape, dest_shape))
+    weight = _channels_first_dummy((spec.c_out, spec.c_in, *taps), dtype, False)
+    prepared = run.prepare(weight)
+    spare = _spare_bytes(src, dest, weight.nbytes,
+                         run.held_bytes(prepared, weight) + run.scratch_bytes(src, dest))
+    return run._tiled_rows(src, weight, prepared, dest, spare)
+
+
+def _channels_first_dummy(shape: tuple[int, ...], dtype: np.dtype,
+                          canonical: bool = True) -> np.ndarray:
+    """A view of no memory with the shape and strides of a C-contiguous array's.
+
+    ``canonical``: the ``(N, I0, I1, I2, C)`` view of an ``(N, C, I0, I1, I2)`` array,
+    else the array itself. Only its shape, strides and dtype may be used.
+    """
+    order = (0, 4, 1, 2, 3) if canonical else tuple(range(len(shape)))
+    stored = tuple(shape[axis] for axis in order)
+    steps = np.empty(0, dtype).itemsize * np.cumprod((1, *stored[:0:-1]))[::-1]
+    strides = [0] * len(shape)
+    for axis, step in zip(order, steps):
+        strides[axis] = int(step)
+    return np.lib.stride_tricks.as_strided(np.zeros(1, dtype), shape, strides, writeable=False)
 
 
 def _spare_bytes(src: np.ndarray, dest: np.ndarray, weight_bytes: int,
@@ -1092,6 +1161,9 @@ def _fused_columns(spec: ConvSpec, lead: tuple[_plan.Phase, ...],
     return fused, _FusedColumns(parts, (spec.c_in * phases, spec.c_out // spec.groups,
                                         *kernel))
 
+
+#: Whether self-packing dense passes may run tiled rows (:meth:`_DensePass._tiled_rows`).
+TILED_ROWS = True
 
 #: Largest packed weights of one stride phase that :meth:`_PhasePass._tiled_phases` runs in
 #: window mode (the phase's whole weights are read for every tile).
