@@ -618,9 +618,12 @@ def dense_tiled_rows(spec: ConvSpec, dtype: np.dtype, batch: int) -> _dense.Tile
     taps = _plan.to_3d(spec.kernel, 1)
     src_shape = (batch, *_plan.to_3d(spec.in_sizes, 1), spec.c_in)
     dest_shape = (batch, *_plan.to_3d(spec.out_sizes, 1), spec.c_out)
-    run = _DensePass(spec, dtype, src_shape, dest_shape)
-    if run.small is not None:
+    packed_shape = _dense.packed_shape(spec.c_out, spec.c_in, taps, dtype)
+    # a small call runs whole in one compiled function (planning it would compile that)
+    if not _dense.self_packs(packed_shape, dtype) or _dense.is_small(src_shape, packed_shape,
+                                                                     dest_shape):
         return None
+    run = _DensePass(spec, dtype, src_shape, dest_shape)
     src, dest = (_channels_first_dummy(shape, dtype) for shape in (src_shape, dest_shape))
     weight = _channels_first_dummy((spec.c_out, spec.c_in, *taps), dtype, False)
     prepared = run.prepare(weight)
