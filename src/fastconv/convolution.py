@@ -641,7 +641,7 @@ def _channels_first_dummy(shape: tuple[int, ...], dtype: np.dtype,
     """
     order = (0, 4, 1, 2, 3) if canonical else tuple(range(len(shape)))
     stored = tuple(shape[axis] for axis in order)
-    steps = np.empty(0, dtype).itemsize * np.cumprod((1, *stored[:0:-1]))[::-1]
+    steps = np.dtype(dtype).itemsize * np.cumprod((1, *stored[:0:-1]))[::-1]
     strides = [0] * len(shape)
     for axis, step in zip(order, steps):
         strides[axis] = int(step)
