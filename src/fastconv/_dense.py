@@ -2475,7 +2475,10 @@ def tiled_plan(x_shape: tuple[int, ...], x_strides: tuple[int, ...], wp_shape: t
     (``x_strides`` and ``out_strides`` in bytes). Each task covers a block of output rows
     (along ``O1``) of one output plane of one sample: as many as keep its input tile within
     ``tile_bytes`` (default :data:`_TILE_BYTES`), fewer when that would leave fewer than
-    eight tasks per thread.
+    eight tasks per thread. With ``self_pack``: for weights the threads pack themselves
+    (:func:`self_packs`; ``wp_shape`` is then the packed shape they stand for), a plan of
+    :func:`run_tiled_rows`, which runs the row-mode task on each tile, one channel block per
+    task.
     """
     item = dtype.itemsize
     xs = [v // item for v in x_strides]
