@@ -22,6 +22,7 @@ from .convolution import (
     _phase_spec,
     _spread_spec,
     adjoint_choice,
+    adjoint_phases_per_dim,
     channels_last_depthwise,
     channels_last_depthwise_adjoint,
     channels_last_depthwise_weight,
@@ -259,11 +260,10 @@ def _adjoint_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
     return PassPlan(name, f"phases/{algorithm}", detail, flops, layout * itemsize)
 
 
-def _single_phase_rows(spec: ConvSpec, dtype: np.dtype, batch: int):
+def _single_phase_rows(spec: ConvSpec, dtype: np.dtype, batch: int
+                       ) -> _dense.TiledPlan | None:
     """:func:`dense_tiled_rows` of the one stride phase of a stride-1 adjoint, or None."""
-    phases = tuple(_plan.adjoint_phases(n, q, k, s, d, p[0])[0] for n, q, k, s, d, p in
-                   zip(spec.in_sizes, spec.out_sizes, spec.kernel, spec.stride, spec.dilation,
-                       spec.pads))
+    phases = tuple(per_dim[0] for per_dim in adjoint_phases_per_dim(spec))
     if any(not p.count or not p.taps for p in phases):
         return None
     return dense_tiled_rows(_phase_spec(spec, phases), dtype, batch)

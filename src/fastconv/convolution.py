@@ -1091,6 +1091,13 @@ def _taps_slice(taps: tuple[int, ...]) -> slice:
     return slice(taps[0], None if stop < 0 else stop, step)
 
 
+def adjoint_phases_per_dim(spec: ConvSpec) -> list[list[_plan.Phase]]:
+    """The stride phases of the input gradient of ``spec``, per spatial dimension."""
+    return [_plan.adjoint_phases(n, q, k, s, d, p[0]) for n, q, k, s, d, p in
+            zip(spec.in_sizes, spec.out_sizes, spec.kernel, spec.stride, spec.dilation,
+                spec.pads)]
+
+
 def _phase_spec(spec: ConvSpec, phases: tuple[_plan.Phase, ...]) -> ConvSpec:
     """The forward convolution (stride 1, zero padding) computing one stride phase."""
     in_sizes = tuple(q - p.offset for q, p in zip(spec.out_sizes, phases))
@@ -1309,9 +1316,7 @@ class _PhasePass:
                  dest_shape: tuple[int, ...], planar_layout: bool) -> None:
         self.spec = spec
         lead = (slice(None),) * (4 - spec.ndim)  # batch and the unit leading dims
-        per_dim = [_plan.adjoint_phases(n, q, k, s, d, p[0]) for n, q, k, s, d, p in
-                   zip(spec.in_sizes, spec.out_sizes, spec.kernel, spec.stride, spec.dilation,
-                       spec.pads)]
+        per_dim = adjoint_phases_per_dim(spec)
         reached = [phases for phases in itertools.product(*per_dim)
                    if all(p.count for p in phases)]
         problems = [None if any(not p.taps for p in phases) else _phase_spec(spec, phases)
