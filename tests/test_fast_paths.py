@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import fastconv
 import naive
 from conftest import assert_close, to_channels_first, to_channels_last
-from fastconv import _dense, _depthwise, _kernels, _plan, _planar, _runtime, convolution
+from fastconv import _args, _dense, _depthwise, _kernels, _plan, _planar, _runtime, convolution
 from fastconv._simd import lanes_for
 
 ALGORITHMS = ["dense", "planar", "pointwise", "gather"]
@@ -1320,6 +1320,72 @@ TILED_ROW_CASES = [
 ]
 
 
+class _SelfPackingLayer:
+    """A layer of :data:`TILED_ROW_CASES` whose weights the threads would pack themselves.
+
+    On a channels-first input, dense: its forward pass and stride-1 input gradient (a
+    forward pass of the adjoint), with bias, by one thread or two, and the naive references;
+    :meth:`spy` records the plans one of ``_dense``'s run functions gets.
+    """
+
+    def __init__(self, case, dtype, seed, monkeypatch):
+        nd, n, c_in, c_out, size, kernel, stride, padding, dilation = case
+        monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "dense")
+        monkeypatch.setattr(_dense, "SELF_PACK_BYTES", 0)
+        monkeypatch.setattr(_plan, "EXTRA_MEMORY", 4.0)  # room for these small calls' tiles
+        self.monkeypatch, self.dtype, self.kernel = monkeypatch, dtype, kernel
+        rng = np.random.default_rng(seed)
+        self.x = rng.standard_normal((n, c_in, *size)).astype(dtype)
+        self.weight = rng.standard_normal((c_out, c_in, *kernel)).astype(dtype)
+        self.bias = rng.standard_normal(c_out).astype(dtype)
+        self.options = {"stride": stride, "padding": padding, "dilation": dilation}
+        self.conv = getattr(fastconv, f"conv{nd}d")
+        self.conv_input = getattr(fastconv, f"conv{nd}d_input")
+        self.unit = {"padding": padding, "dilation": dilation}  # a stride-1 adjoint
+        self.grad = rng.standard_normal(
+            naive.conv(self.x, self.weight, **self.unit).shape).astype(dtype)
+
+    def spy(self, name: str) -> list:
+        """The plans each later call of ``_dense.<name>`` gets, in order."""
+        plans, run = [], getattr(_dense, name)
+
+        def spy(*args):
+            plans.append(args[0])
+            return run(*args)
+
+        self.monkeypatch.setattr(_dense, name, spy)
+        return plans
+
+    def forward(self) -> np.ndarray:
+        return self.conv(self.x, self.weight, self.bias, **self.options)
+
+    def results(self, threads: int) -> list[np.ndarray]:
+        """Both passes on ``threads`` threads, planned afresh."""
+        convolution.clear_plans()
+        previous = numba.get_num_threads()
+        numba.set_num_threads(threads)
+        try:
+            return [self.forward(),
+                    self.conv_input(self.x.shape, self.weight, self.grad, **self.unit)]
+        finally:
+            numba.set_num_threads(previous)
+            convolution.clear_plans()
+
+    def explained(self) -> str:
+        """What :func:`fastconv.explain` says of the forward pass."""
+        return fastconv.explain(self.x.shape, self.weight.shape, **self.options,
+                                dtype=self.dtype)[0].detail
+
+    def assert_naive(self, got: list[np.ndarray]) -> None:
+        nd = self.x.ndim - 2
+        expected = naive.conv(self.x, self.weight, **self.options) \
+            + self.bias.reshape(-1, *[1] * nd)
+        taps = math.prod(self.kernel)
+        assert_close(got[0], expected, self.x.shape[1] * taps, self.dtype)
+        assert_close(got[1], naive.conv_input(self.x.shape, self.weight, self.grad, **self.unit),
+                     self.weight.shape[0] * taps, self.dtype)
+
+
 @pytest.mark.parametrize("case", TILED_ROW_CASES,
                          ids=[f"case{i}" for i in range(len(TILED_ROW_CASES))])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -1330,59 +1396,92 @@ def test_tiled_rows_are_bitwise_the_copied_input(case, dtype, monkeypatch):
     kernel on the batch's channels-last copy, and match the naive reference, forward and
     stride-1 input gradient (a forward pass of the adjoint), with bias, with one thread and
     two."""
-    nd, n, c_in, c_out, size, kernel, stride, padding, dilation = case
-    monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "dense")
-    monkeypatch.setattr(_dense, "SELF_PACK_BYTES", 0)
-    monkeypatch.setattr(_plan, "EXTRA_MEMORY", 4.0)  # room for the tiles of these small calls
+    layer = _SelfPackingLayer(case, dtype, 61, monkeypatch)
     monkeypatch.setattr(_plan, "tiles_beat_parts", lambda *args: True)
-    rng = np.random.default_rng(61)
-    x = rng.standard_normal((n, c_in, *size)).astype(dtype)
-    weight = rng.standard_normal((c_out, c_in, *kernel)).astype(dtype)
-    bias = rng.standard_normal(c_out).astype(dtype)
-    options = {"stride": stride, "padding": padding, "dilation": dilation}
-    conv = getattr(fastconv, f"conv{nd}d")
-    conv_input = getattr(fastconv, f"conv{nd}d_input")
-    unit = {"padding": padding, "dilation": dilation}  # a stride-1 adjoint: one phase
-    grad = rng.standard_normal(naive.conv(x, weight, **unit).shape).astype(dtype)
-    tiled = []
-    run_tiled_rows = _dense.run_tiled_rows
-
-    def spy(*args):
-        tiled.append(args[0])
-        return run_tiled_rows(*args)
-
-    monkeypatch.setattr(_dense, "run_tiled_rows", spy)
-
-    def results(tiles: bool, threads: int) -> list[np.ndarray]:
-        monkeypatch.setattr(convolution, "TILED_ROWS", tiles)
-        convolution.clear_plans()
-        previous = numba.get_num_threads()
-        numba.set_num_threads(threads)
-        try:
-            return [conv(x, weight, bias, **options),
-                    conv_input(x.shape, weight, grad, **unit)]
-        finally:
-            numba.set_num_threads(previous)
-            convolution.clear_plans()
-
-    copied = results(False, 2)
+    monkeypatch.setattr(convolution, "PACKED_TILES_BYTES", 0)  # not the weights packed whole
+    tiled = layer.spy("run_tiled_rows")
+    monkeypatch.setattr(convolution, "TILED_ROWS", False)
+    copied = layer.results(2)
     assert not tiled
-    explained = {}
-    for flag in (False, True):  # fastconv.explain reports the route the call takes
-        monkeypatch.setattr(convolution, "TILED_ROWS", flag)
-        explained[flag] = fastconv.explain(x.shape, weight.shape, **options)[0].detail
-    assert "copied to channels-last" in explained[False]
-    assert "runs one block of output channels on it" in explained[True]
+    explained = layer.explained()
+    monkeypatch.setattr(convolution, "TILED_ROWS", True)
+    assert "copied to channels-last" in explained  # fastconv.explain reports the route
+    assert "runs one block of output channels on it" in layer.explained()
     for threads in (2, 1):
-        got = results(True, threads)
+        got = layer.results(threads)
         assert len(tiled) == 2 * (3 - threads)  # both passes, every call
         for a, b in zip(got, copied):
             assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
-    reduction = c_in * math.prod(kernel)
-    expected = naive.conv(x, weight, **options) + bias.reshape(-1, *[1] * nd)
-    assert_close(got[0], expected, reduction, dtype)
-    assert_close(got[1], naive.conv_input(x.shape, weight, grad, **unit),
-                 c_out * math.prod(kernel), dtype)
+    layer.assert_naive(got)
+
+
+@pytest.mark.parametrize("case", TILED_ROW_CASES,
+                         ids=[f"case{i}" for i in range(len(TILED_ROW_CASES))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_packed_tiles_are_bitwise_the_copied_input(case, dtype, monkeypatch):
+    """Weights the threads would pack themselves, packed whole when they fit the spare
+    memory, on a channels-first input: tasks that copy the input rows of their block of
+    output rows into a tile and run every channel block on it give bitwise the results of
+    the row-mode kernel on the batch's channels-last copy, and match the naive reference,
+    forward and stride-1 input gradient, with bias, with one thread and two."""
+    layer = _SelfPackingLayer(case, dtype, 62, monkeypatch)
+    monkeypatch.setattr(convolution, "TILED_ROWS", False)  # the other route: the copies
+    tiled = layer.spy("run_tiled")
+    monkeypatch.setattr(convolution, "PACKED_TILES_BYTES", 0)
+    copied = layer.results(2)
+    explained = {False: layer.explained()}
+    assert not tiled
+    monkeypatch.setattr(convolution, "PACKED_TILES_BYTES", 4 << 20)
+    taken = []
+    for threads in (2, 1):
+        before = len(tiled)
+        got = layer.results(threads)
+        taken.append(len(tiled) - before)
+        for a, b in zip(got, copied):
+            assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    # the route runs the passes whose weights pack in blocks of two vectors (narrow layers'
+    # one-vector blocks run in row mode) and that are not small: one or both, every call
+    assert taken[0] >= 1 and taken[0] == taken[1]
+    explained[True] = layer.explained()  # fastconv.explain reports the route the call takes
+    before = len(tiled)
+    layer.forward()
+    forward_tiled = len(tiled) > before
+    assert "channels-last" in explained[False] and "tile;" not in explained[False]
+    assert ("tile; output" in explained[True]
+            and "weights packed in blocks" in explained[True]) == forward_tiled
+    layer.assert_naive(got)
+
+
+def test_packed_tiles_fit_the_spare_memory(monkeypatch):
+    """The weights packed whole, the tiles and the scratch of a call never exceed its spare
+    memory: as it shrinks, the plan stages two tiles at a time, then takes smaller tiles,
+    then gives way to the other routes."""
+    monkeypatch.setattr(_dense, "SELF_PACK_BYTES", 0)
+    dtype = np.dtype(np.float32)
+    x = np.zeros((8, 64, 28, 28), dtype)
+    weight = np.zeros((128, 64, 3, 3), dtype)
+    dest = np.zeros((8, 128, 14, 14), dtype)
+    src, out = (a.transpose(0, 2, 3, 1)[:, None] for a in (x, dest))
+    data = _args.data_shape("x", x.shape, 2, False)
+    spec = _args.conv_spec(2, data, weight.shape, 2, 1, 1, 1, "zeros")
+    seen = []
+    for extra in np.linspace(0.6, 0.0, 61):
+        monkeypatch.setattr(_plan, "EXTRA_MEMORY", float(extra))
+        run = convolution._DensePass(spec, dtype, src.shape, out.shape)
+        plan = run._packed_tiles(src, weight, out)
+        packed = math.prod(run.packed_shape) * dtype.itemsize
+        if plan is None:
+            seen.append(None)
+            continue
+        spare = convolution._spare_bytes(src, out, weight.nbytes, packed)
+        assert _dense.job_scratch_bytes([plan], dtype) <= spare
+        seen.append((plan.group, int(plan.sdims[11])))
+    assert seen[0] is not None and seen[-1] is None
+    groups = [entry[0] for entry in seen if entry is not None]
+    rows = [entry[1] for entry in seen if entry is not None]
+    assert groups[0] > 2 and groups[-1] == 2  # two tiles staged at a time before smaller tiles
+    assert rows[-1] < rows[0]
+    assert seen.index(None) == len(seen) - seen[::-1].count(None)  # None only at the end
 
 
 SELF_PACK_CASES = [

@@ -195,7 +195,10 @@ def _{w}task_p{P}(x, {wargs}, aux, out, dims, stride, dilation, pad_low, scr, fs
     cs = {cs}
     slen = group * {P} * cs
     span = {span}
-    room = fsz - held - kbs - 16 - {P} * span  # scratch past the gathered spans
+    # scratch past the gathered spans: none when every window lies inside the input (a
+    # tiled task's tile, a zero-padded copy), since no tile gathers then (_pixel_meta)
+    gather = 0 if _windows_inside(ishape, oshape, kshape, geom) else {P} * span + 16
+    room = fsz - held - kbs - gather
     t0 = g * group
     q0 = t0 * {P}
     qa = q0

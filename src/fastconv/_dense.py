@@ -261,11 +261,12 @@ def _pixel_meta(sp, pos, npix, ptile, ishape, oshape, kshape, geom, lay):
     window origin (may be virtual), ``sp[1*P + p] .. sp[3*P + p]`` its spatial origin per
     dimension (``o * s - pad_low``), ``sp[4*P + p]`` the per-row source code written by
     :func:`_row_sources`, ``sp[5*P + p]`` the output offset of the pixel's channel 0.
-    Pixels ``>= npix`` get an origin outside the input, so they read zeros and are never
-    stored.
+    Pixels ``>= npix`` (a short last tile) repeat the first pixel's window and are never
+    stored: their accumulators are discarded, and the tile reads in place whenever its
+    pixels' windows do (a call whose windows all lie inside the input never gathers:
+    :func:`_windows_inside`).
 
-    Returns whether the tile is full and the whole window of every pixel lies
-    inside the input.
+    Returns whether the whole window of every pixel ``< npix`` lies inside the input.
     """
     i0n, i1n, i2n, cn = ishape
     o0n, o1n, o2n, _ = oshape
@@ -276,8 +277,7 @@ def _pixel_meta(sp, pos, npix, ptile, ishape, oshape, kshape, geom, lay):
     s0, s1, s2 = geom[0]
     p0, p1, p2 = geom[2]
     n, o0, o1, o2 = pos
-    interior = npix == ptile
-    if interior and o2 + ptile <= o2n:
+    if npix == ptile and o2 + ptile <= o2n:
         # a full tile in one output row (most tiles): steps from the first pixel, one test
         v0 = o0 * s0 - p0
         v1 = o1 * s1 - p1
@@ -293,6 +293,7 @@ def _pixel_meta(sp, pos, npix, ptile, ishape, oshape, kshape, geom, lay):
         last2 = v2 + (ptile - 1) * s2
         return not (v0 < 0 or v0 + e0 >= i0n or v1 < 0 or v1 + e1 >= i1n or v2 < 0
                     or last2 + e2 >= i2n)
+    interior = True
     for p in range(ptile):
         if p < npix:
             v0 = o0 * s0 - p0
@@ -316,12 +317,27 @@ def _pixel_meta(sp, pos, npix, ptile, ishape, oshape, kshape, geom, lay):
                         o0 = 0
                         n += 1
         else:
-            sp[p] = 0
-            sp[ptile + p] = i0n  # never in range
-            sp[2 * ptile + p] = 0
-            sp[3 * ptile + p] = 0
-            sp[5 * ptile + p] = 0
+            sp[p] = sp[0]
+            sp[ptile + p] = sp[ptile]
+            sp[2 * ptile + p] = sp[2 * ptile]
+            sp[3 * ptile + p] = sp[3 * ptile]
+            sp[5 * ptile + p] = sp[5 * ptile]
     return interior
+
+
+@njit(cache=CACHE)
+def _windows_inside(ishape, oshape, kshape, geom):
+    """Whether every output pixel's window lies inside the input: no padding is read.
+
+    Shapes and ``geom`` as :func:`_pixel_meta` takes them (spatial sizes first). Then no
+    tile gathers windows, and a plan reserves no scratch for them (:func:`dense_plan`).
+    """
+    stride, dilation, pad_low = geom
+    for a in range(3):
+        if pad_low[a] != 0 or (oshape[a] - 1) * stride[a] + (kshape[a] - 1) * dilation[a] \
+                >= ishape[a]:
+            return False
+    return True
 
 
 @njit(cache=CACHE, inline="always")
@@ -356,9 +372,9 @@ def _row_sources(xp, fp, sp, ptile, interior, a0, a1, rowoff, ishape, k2n, d2):
     A kernel row of a pixel is ``K2`` taps x ``C_in`` channels; the micro-kernel
     reads it as one contiguous span of ``K2 * C_in`` elements, from one of:
     the input itself (window inside the input along dim 2 and unit dilation:
-    code = element offset >= 0), the zero buffer (row in the padding, or pixel
-    past the end: code -1), or a copy gathered here into this thread's float
-    scratch ``fp[p * K2 * C_in:]``, with zeros for taps in the padding (code -2).
+    code = element offset >= 0), the zero buffer (row in the padding: code -1), or a
+    copy gathered here into this thread's float scratch ``fp[p * K2 * C_in:]``, with
+    zeros for taps in the padding (code -2).
     Codes go to ``sp[4*P + p]``. Returns the number of pixels not reading zeros.
     """
     i0n, i1n, i2n, cn = ishape
@@ -1408,7 +1424,10 @@ def _task_p6(x, wsrc, wdesc, aux, out, dims, stride, dilation, pad_low, scr, fsc
     cs = kbs
     slen = group * 6 * cs
     span = kshape[2] * ishape[3]
-    room = fsz - held - kbs - 16 - 6 * span  # scratch past the gathered spans
+    # scratch past the gathered spans: none when every window lies inside the input (a
+    # tiled task's tile, a zero-padded copy), since no tile gathers then (_pixel_meta)
+    gather = 0 if _windows_inside(ishape, oshape, kshape, geom) else 6 * span + 16
+    room = fsz - held - kbs - gather
     t0 = g * group
     q0 = t0 * 6
     qa = q0
@@ -1477,7 +1496,10 @@ def _wtask_p6(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group
     cs = nblk * kbs
     slen = group * 6 * cs
     span = kshape[0] * kshape[1] * kshape[2] * ishape[3]
-    room = fsz - held - kbs - 16 - 6 * span  # scratch past the gathered spans
+    # scratch past the gathered spans: none when every window lies inside the input (a
+    # tiled task's tile, a zero-padded copy), since no tile gathers then (_pixel_meta)
+    gather = 0 if _windows_inside(ishape, oshape, kshape, geom) else 6 * span + 16
+    room = fsz - held - kbs - gather
     t0 = g * group
     q0 = t0 * 6
     qa = q0
@@ -1561,7 +1583,10 @@ def _task_p8(x, wsrc, wdesc, aux, out, dims, stride, dilation, pad_low, scr, fsc
     cs = kbs
     slen = group * 8 * cs
     span = kshape[2] * ishape[3]
-    room = fsz - held - kbs - 16 - 8 * span  # scratch past the gathered spans
+    # scratch past the gathered spans: none when every window lies inside the input (a
+    # tiled task's tile, a zero-padded copy), since no tile gathers then (_pixel_meta)
+    gather = 0 if _windows_inside(ishape, oshape, kshape, geom) else 8 * span + 16
+    room = fsz - held - kbs - gather
     t0 = g * group
     q0 = t0 * 8
     qa = q0
@@ -1638,7 +1663,10 @@ def _wtask_p8(x, wp, aux, out, dims, stride, dilation, pad_low, scr, fscr, group
     cs = nblk * kbs
     slen = group * 8 * cs
     span = kshape[0] * kshape[1] * kshape[2] * ishape[3]
-    room = fsz - held - kbs - 16 - 8 * span  # scratch past the gathered spans
+    # scratch past the gathered spans: none when every window lies inside the input (a
+    # tiled task's tile, a zero-padded copy), since no tile gathers then (_pixel_meta)
+    gather = 0 if _windows_inside(ishape, oshape, kshape, geom) else 8 * span + 16
+    room = fsz - held - kbs - gather
     t0 = g * group
     q0 = t0 * 8
     qa = q0
@@ -2103,10 +2131,16 @@ def _job_scratch_shapes(plans: list[DensePlan | TiledPlan]) -> tuple[tuple[int, 
 
 
 def job_scratch_bytes(plans: list[DensePlan | TiledPlan], dtype: np.dtype) -> int:
-    """Bytes of the scratch :func:`run_jobs` allocates for a table of ``plans``."""
+    """Bytes of a table of ``plans`` and of the scratch :func:`run_jobs` allocates for it.
+
+    The table (its rows and zero ``aux``), the launch's scratch, ``aux`` with a bias, and
+    the copy of the rows a launch on other arrays makes: an upper bound of what a
+    :func:`run_tiled` call of one plan allocates too.
+    """
     ints, floats, tiles = _job_scratch_shapes(plans)
-    return (8 * math.prod(ints) + dtype.itemsize * (math.prod(floats) + math.prod(tiles)
-                                                    + max(p.zero_aux.shape[0] for p in plans)))
+    return (8 * math.prod(ints) + 2 * 8 * len(plans) * _J_COLUMNS
+            + dtype.itemsize * (math.prod(floats) + math.prod(tiles)
+                                + 2 * max(p.zero_aux.shape[0] for p in plans)))
 
 
 def run_jobs(table: JobTable, bias: np.ndarray | None, x_shift: int = 0,
@@ -2408,7 +2442,10 @@ def dense_plan(
     # in L2 across the blocks, while the weights stream)
     block_major = not window and (
         self_pack or (math.prod(x_shape) + block) * dtype.itemsize <= _L2_BYTES)
-    data_scratch_shape = (_NTHREADS_MAX, held + _round_up(ptile * span + 16 + stage + kbs,
+    inside = _windows_inside(x_shape[1:4] + (c_in,), out_shape[1:], wp_shape[1:4] + (kbs,),
+                             (stride, dilation, pad_low))
+    gather = 0 if inside else ptile * span + 16
+    data_scratch_shape = (_NTHREADS_MAX, held + _round_up(gather + stage + kbs,
                                                           64 // dtype.itemsize) + 16)
     drivers = _WDRIVERS if window else _DRIVERS
     return DensePlan(drivers[ptile], aux_size, c_out, scratch_shape, data_scratch_shape, stride,
@@ -2434,6 +2471,44 @@ def _balanced_group(ntile: int, group: int, nslots: int, nthreads: int) -> int:
     step = nthreads // math.gcd(nslots, nthreads)
     groups = -(-groups // step) * step
     return max(1, -(-ntile // groups))
+
+
+#: The cost of a tiled task besides its tiles and its input rows, in the units of
+#: :func:`_block_size` (vector multiply-adds): the call, the tile's setup, the last flush.
+_TASK_COST = 2000
+
+
+def _block_size(extent: int, largest: int, pixels: int, tile_fmas: int, first_elements: int,
+                step_elements: int) -> int:
+    """Output rows (or columns) per tiled task, at most ``largest``: the cheapest split.
+
+    A task of ``r`` rows of ``pixels`` output pixels runs whole tiles of :data:`TILE_P`
+    pixels (a short last tile costs a full one), each ``tile_fmas`` vector multiply-adds;
+    it copies ``first_elements + (r - 1) * step_elements`` input elements (an element
+    copied taken as one multiply-add), and costs :data:`_TASK_COST` besides.
+    Of the sizes that cost least in all, the smallest: its tasks are the most even (8 rows
+    of 56 pixels each rather than 9, with a last task of 2).
+
+    Examples
+    --------
+    With 8-pixel tiles, a stride phase of a transposed 4x4 stride-2 layer (28 x 28 outputs,
+    64 -> 32 channels) splits its rows 14 + 14 (49 whole tiles each) rather than 21 + 7
+    (74 and 25 tiles, the last of each short); a 3x3 layer of 56 x 56 outputs splits them
+    into blocks of 8 rather than 9 (six of 9, and one of 2):
+
+    >>> [_block_size(28, 21, 28, 4096, 3712, 1856), _block_size(56, 9, 56, 18432, 11136,
+    ...                                                         3712)] if TILE_P == 8 else [14, 8]
+    [14, 8]
+    """
+    def task(rows: int) -> int:
+        return (-(-rows * pixels // TILE_P) * tile_fmas + first_elements
+                + (rows - 1) * step_elements + _TASK_COST)
+
+    def cost(size: int) -> int:
+        blocks = -(-extent // size)
+        return (blocks - 1) * task(size) + task(extent - (blocks - 1) * size)
+
+    return min(range(1, largest + 1), key=lambda size: (cost(size), size))
 
 
 class TiledPlan(NamedTuple):
@@ -2465,7 +2540,7 @@ def tiled_plan(x_shape: tuple[int, ...], x_strides: tuple[int, ...], wp_shape: t
                stride: tuple[int, int, int], dilation: tuple[int, int, int],
                pad_low: tuple[int, int, int], nthreads: int,
                packed: bool = False, tile_bytes: int | None = None,
-               self_pack: bool = False) -> TiledPlan | None:
+               self_pack: bool = False, group: int | None = None) -> TiledPlan | None:
     """Plan a tiled call (:func:`run_tiled`), or None where tiled mode does not apply.
 
     It applies to the weights :func:`tiles_apply` takes (with ``packed``) and an input of
@@ -2473,12 +2548,15 @@ def tiled_plan(x_shape: tuple[int, ...], x_strides: tuple[int, ...], wp_shape: t
     view of a channels-first array) or whose pixels along it are ``C`` contiguous channels
     (a channels-last array, :func:`tiles_channels_last`), with non-negative strides
     (``x_strides`` and ``out_strides`` in bytes). Each task covers a block of output rows
-    (along ``O1``) of one output plane of one sample: as many as keep its input tile within
-    ``tile_bytes`` (default :data:`_TILE_BYTES`), fewer when that would leave fewer than
-    eight tasks per thread. With ``self_pack``: for weights the threads pack themselves
+    (along ``O1``) of one output plane of one sample: at most as many as keep its input tile
+    within ``tile_bytes`` (default :data:`_TILE_BYTES`) and leave eight tasks per thread,
+    and of those sizes the cheapest (:func:`_block_size`: whole tiles of pixels, even
+    tasks). With ``self_pack``: for weights the threads pack themselves
     (:func:`self_packs`; ``wp_shape`` is then the packed shape they stand for), a plan of
     :func:`run_tiled_rows`, which runs the row-mode task on each tile, one channel block per
-    task.
+    task. ``group`` bounds the tiles of a window-mode call (:func:`dense_plan`; each task
+    runs its tiles a group at a time, so it bounds the scratch a group's outputs are staged
+    in).
     """
     item = dtype.itemsize
     xs = [v // item for v in x_strides]
@@ -2513,12 +2591,17 @@ def tiled_plan(x_shape: tuple[int, ...], x_strides: tuple[int, ...], wp_shape: t
 
     if tile_bytes is None:
         tile_bytes = _TILE_BYTES
-    size = extent
-    while size > 1 and bytes_of(size) > tile_bytes:
-        size = max(1, min(size - 1, size * tile_bytes // bytes_of(size)))
+    largest = extent
+    while largest > 1 and bytes_of(largest) > tile_bytes:
+        largest = max(1, min(largest - 1, largest * tile_bytes // bytes_of(largest)))
     slots = wp_shape[0] if self_pack else 1  # tasks per block of output rows
-    while size > 1 and n * o0n * -(-extent // size) * slots < 8 * nthreads:
-        size = (size + 1) // 2
+    while largest > 1 and n * o0n * -(-extent // largest) * slots < 8 * nthreads:
+        largest = (largest + 1) // 2
+    # a task's tile multiply-adds (vector ones: one channel block, or all of them in window
+    # mode) and the elements of one of its input rows
+    tile_fmas = TILE_P * k0n * k1n * k2n * c_in * (1 if self_pack else wp_shape[0]) * 2
+    size = _block_size(extent, largest, o2n if axis == 1 else 1, tile_fmas,
+                       bytes_of(1) // item, (bytes_of(2) - bytes_of(1)) // item)
     blocks = -(-extent // size)
     last = extent - (blocks - 1) * size
     if axis == 2:
@@ -2529,7 +2612,7 @@ def tiled_plan(x_shape: tuple[int, ...], x_strides: tuple[int, ...], wp_shape: t
     sub_out = (1, 1, size, o2n, c_out) if axis == 1 else (1, 1, 1, size, c_out)
     last_out = (1, 1, last, o2n, c_out) if axis == 1 else (1, 1, 1, last, c_out)
     plan = dense_plan(sub_x, wp_shape, sub_out, dtype, stride, dilation, (0, 0, 0), None,
-                      None, "row" if self_pack else "window", 1,
+                      group, "row" if self_pack else "window", 1,
                       _stage_layout(sub_out, tuple(os)) != 0, self_pack)
     dims = _layout_of(sub_x, sub_x_strides, sub_out, out_strides, item)
     last_dims = _layout_of(sub_x, sub_x_strides, last_out, out_strides, item)

@@ -27,7 +27,7 @@ from .convolution import (
     channels_last_depthwise_adjoint,
     channels_last_depthwise_weight,
     column_phases,
-    dense_tiled_rows,
+    dense_tiles,
     dense_weight_chunks,
     depthwise_rows_per_task,
     forward_choice,
@@ -96,20 +96,22 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
         block = packed_shape[-1]  # one vector of output channels for narrow layers
         packed = math.prod(packed_shape)
         packing = f"weights packed in blocks of {block}"
-        if _dense.self_packs(packed_shape, dtype):  # one block per thread at a time
-            packed = threads * math.prod(packed_shape[1:])
+        tiles = dense_tiles(spec, dtype, batch) if planar_layout else None
+        if _dense.self_packs(packed_shape, dtype) and not (tiles and tiles[0]):
+            packed = threads * math.prod(packed_shape[1:])  # one block per thread at a time
             packing = f"weights packed by each thread, a block of {block} at a time"
         layout, copies = "", 0
-        if planar_layout and _dense.tiles_apply(packed_shape, dtype):
+        if planar_layout and (_dense.tiles_apply(packed_shape, dtype) or (tiles and tiles[0])):
             layout = ("; channels-first input read in place: each task copies the input rows "
                       "of its block of output rows into a small padded channels-last tile; "
                       "output written in place")
-            copies = threads * _dense._TILE_BYTES // itemsize
-        elif planar_layout and (rows := dense_tiled_rows(spec, dtype, batch)) is not None:
+            copies = (math.prod(tiles[1].tiles_shape) if tiles
+                      else threads * _dense._TILE_BYTES // itemsize)
+        elif tiles is not None:
             layout = ("; channels-first input read in place: each task copies the input rows "
                       "of its block of output rows into a small padded channels-last tile and "
                       "runs one block of output channels on it; output written in place")
-            copies = math.prod(rows.tiles_shape)
+            copies = math.prod(tiles[1].tiles_shape)
         elif planar_layout:
             layout = "; channels-first input copied to channels-last, output written in place"
             copies = inputs
@@ -244,10 +246,13 @@ def _adjoint_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
         if _dense.tiles_apply(packed_shape, dtype):
             layout = tiles
             detail += " (its input read in place through per-task tiles)"
-        elif (rows := _single_phase_rows(spec, dtype, batch)) is not None:
-            layout = math.prod(rows.tiles_shape)
-            detail += (" (its input read in place through per-task tiles, a block of output "
-                       "channels each)")
+        elif (rows := _single_phase_tiles(spec, dtype, batch)) is not None:
+            layout = math.prod(rows[1].tiles_shape)
+            if rows[0]:
+                layout += math.prod(packed_shape)
+            detail += " (its input read in place through per-task tiles" + (
+                ", its weights packed whole)" if rows[0] else ", a block of output channels "
+                "each)")
     elif layout:
         # every phase's weights packed (as many as the kernel's) and tiles, when they fit
         # the spare memory; else the channels-last copy (see _PhasePass._tiled_phases)
@@ -260,13 +265,13 @@ def _adjoint_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
     return PassPlan(name, f"phases/{algorithm}", detail, flops, layout * itemsize)
 
 
-def _single_phase_rows(spec: ConvSpec, dtype: np.dtype, batch: int
-                       ) -> _dense.TiledPlan | None:
-    """:func:`dense_tiled_rows` of the one stride phase of a stride-1 adjoint, or None."""
+def _single_phase_tiles(spec: ConvSpec, dtype: np.dtype, batch: int
+                        ) -> tuple[bool, _dense.TiledPlan] | None:
+    """:func:`dense_tiles` of the one stride phase of a stride-1 adjoint, or None."""
     phases = tuple(per_dim[0] for per_dim in adjoint_phases_per_dim(spec))
     if any(not p.count or not p.taps for p in phases):
         return None
-    return dense_tiled_rows(_phase_spec(spec, phases), dtype, batch)
+    return dense_tiles(_phase_spec(spec, phases), dtype, batch)
 
 
 def _weight_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,

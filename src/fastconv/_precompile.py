@@ -50,10 +50,10 @@ def _dense(dtype: np.dtype) -> None:
     conv2d(np.ones((4, 3, 64, 64), dtype), np.ones((32, 3, 7, 7), dtype), stride=2)  # window
     conv2d(np.ones((4, 20, 20, 32), dtype), np.ones((64, 32, 3, 3), dtype),
            channels_last=True)  # window mode reading a channels-last input in place
-    # weights the threads pack (row mode): on channels-last copies of parts of the batch, and
-    # on tiles each task copies (convolution._DensePass._tiled_rows)
+    # weights the threads pack (row mode): on a channels-last copy of the batch (weights too
+    # large to pack whole), and on tiles each task copies (convolution._DensePass._tiled_rows)
+    conv2d(np.ones((2, 512, 8, 8), dtype), np.ones((512, 512, 3, 3), dtype), padding=1)
     w256 = np.ones((256, 256, 3, 3), dtype)
-    conv2d(np.ones((8, 256, 28, 28), dtype), w256, padding=1)
     conv2d(np.ones((8, 256, 10, 10), dtype), w256, padding=1)  # tiles: float32
     conv2d(np.ones((8, 192, 8, 8), dtype), np.ones((192, 192, 3, 3), dtype),
            padding=1)  # tiles: float64

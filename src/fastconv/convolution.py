@@ -246,8 +246,14 @@ class _DensePass:
             _dense.run_small(self.small, src, weight.astype(self.dtype, copy=False).reshape(
                 self.weight_shape), bias, dest)
             return
-        prepared = self.prepare(weight)
         target = dest if _writable_in_place(dest) else np.empty(dest.shape, dest.dtype)
+        packed = self._packed_tiles(src, weight, target)
+        if packed is not None:
+            _dense.run_tiled(packed, src, self.packed(weight), bias, target)
+            if target is not dest:
+                dest[...] = target
+            return
+        prepared = self.prepare(weight)
         # a channels-first input through per-task tiles, and a channels-last one whose
         # windows read padding when that beats gathering the border windows
         in_place = _dense.accepts_input(src) and not (
@@ -277,6 +283,42 @@ class _DensePass:
                     self.run_prepared(data, prepared, bias, target[part])
         if target is not dest:
             dest[...] = target
+
+    def _packed_tiles(self, src: np.ndarray, weight: np.ndarray, dest: np.ndarray
+                      ) -> _dense.TiledPlan | None:
+        """The tiled call with the weights packed whole, for weights the threads pack themselves.
+
+        For large weights (:attr:`self_pack`, up to :data:`PACKED_TILES_BYTES`) and a
+        channels-first input: each task copies the input rows of its block of output rows
+        into a tile and runs every channel block on it in window mode
+        (:func:`fastconv._dense.run_tiled`), as for smaller weights. The tile's input then
+        feeds every block, and no thread packs a block. It applies when the packed weights,
+        the tiles and the scratch fit the call's spare memory, with smaller tiles and a
+        group of tiles at a time staged (:func:`fastconv._dense.tiled_plan`'s ``group``) as
+        small as two if need be; None (tiled rows, or copies of the input) otherwise.
+        """
+        packed_bytes = math.prod(self.packed_shape) * self.dtype.itemsize
+        if (not self.self_pack or packed_bytes > PACKED_TILES_BYTES
+                or _dense.accepts_input(src) or not _writable_in_place(dest)):
+            return None
+        room = _spare_bytes(src, dest, weight.nbytes, packed_bytes)
+
+        def plan(group: int | None, tile_bytes: int | None = None) -> _dense.TiledPlan | None:
+            return _dense.tiled_plan(src.shape, src.strides, self.packed_shape, dest.shape,
+                                     dest.strides, self.dtype, *self.geometry,
+                                     numba.get_num_threads(), True, tile_bytes, group=group)
+
+        def over(tiled: _dense.TiledPlan | None) -> float:
+            return 0 if tiled is None else _dense.job_scratch_bytes([tiled], self.dtype) - room
+
+        # the default group and tiles; else a smaller group; else smaller tiles too
+        tiled = plan(None)
+        if over(tiled) > 0:
+            tiled = plan(2)
+            if over(tiled) > 0:
+                tiled = plan(2, tiled.tiles_shape[1] * self.dtype.itemsize
+                             - math.ceil(over(tiled) / numba.config.NUMBA_NUM_THREADS))
+        return tiled if over(tiled) <= 0 else None
 
     def _tiled_rows(self, src: np.ndarray, weight: np.ndarray,
                     prepared: np.ndarray | tuple[np.ndarray, np.ndarray], dest: np.ndarray,
@@ -608,12 +650,15 @@ def _window_view(windows: tuple[tuple[int, int], ...], margins: tuple[tuple[int,
                            for (first, stop), (lo, _) in zip(windows, margins)))
 
 
-def dense_tiled_rows(spec: ConvSpec, dtype: np.dtype, batch: int) -> _dense.TiledPlan | None:
-    """The plan of :meth:`_DensePass._tiled_rows` for a channels-first call, from shapes.
+def dense_tiles(spec: ConvSpec, dtype: np.dtype, batch: int
+                ) -> tuple[bool, _dense.TiledPlan] | None:
+    """The per-task tiles of a channels-first call with weights the threads pack themselves.
 
     As a forward dense pass of ``spec`` on ``batch`` C-contiguous channels-first samples
-    with weights of ``dtype`` would choose it (for :func:`fastconv.explain`); no memory is
-    allocated.
+    with weights of ``dtype`` would choose them (for :func:`fastconv.explain`): ``(True,
+    plan)`` for the weights packed whole (:meth:`_DensePass._packed_tiles`), ``(False,
+    plan)`` for tiled rows (:meth:`_DensePass._tiled_rows`), None for neither (smaller
+    weights, or copies of the input). No memory is allocated.
     """
     taps = _plan.to_3d(spec.kernel, 1)
     src_shape = (batch, *_plan.to_3d(spec.in_sizes, 1), spec.c_in)
@@ -626,10 +671,14 @@ def dense_tiled_rows(spec: ConvSpec, dtype: np.dtype, batch: int) -> _dense.Tile
     run = _DensePass(spec, dtype, src_shape, dest_shape)
     src, dest = (_channels_first_dummy(shape, dtype) for shape in (src_shape, dest_shape))
     weight = _channels_first_dummy((spec.c_out, spec.c_in, *taps), dtype, False)
+    packed = run._packed_tiles(src, weight, dest)
+    if packed is not None:
+        return True, packed
     prepared = run.prepare(weight)
     spare = _spare_bytes(src, dest, weight.nbytes,
                          run.held_bytes(prepared, weight) + run.scratch_bytes(src, dest))
-    return run._tiled_rows(src, weight, prepared, dest, spare)
+    rows = run._tiled_rows(src, weight, prepared, dest, spare)
+    return None if rows is None else (False, rows)
 
 
 def _channels_first_dummy(shape: tuple[int, ...], dtype: np.dtype,
@@ -1174,6 +1223,10 @@ def _fused_columns(spec: ConvSpec, lead: tuple[_plan.Phase, ...],
 
 #: Whether self-packing dense passes may run tiled rows (:meth:`_DensePass._tiled_rows`).
 TILED_ROWS = True
+
+#: Largest packed weights :meth:`_DensePass._packed_tiles` runs in window mode (every tile
+#: reads them all); 0 turns that route off.
+PACKED_TILES_BYTES = 4 << 20
 
 #: Largest packed weights of one stride phase that :meth:`_PhasePass._tiled_phases` runs in
 #: window mode (the phase's whole weights are read for every tile).
