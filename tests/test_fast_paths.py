@@ -1426,6 +1426,7 @@ def test_packed_tiles_are_bitwise_the_copied_input(case, dtype, monkeypatch):
     forward and stride-1 input gradient, with bias, with one thread and two."""
     layer = _SelfPackingLayer(case, dtype, 62, monkeypatch)
     monkeypatch.setattr(convolution, "TILED_ROWS", False)  # the other route: the copies
+    monkeypatch.setattr(convolution, "PACKED_TILES_FILL", 0)  # whatever the tiles' fill
     tiled = layer.spy("run_tiled")
     monkeypatch.setattr(convolution, "PACKED_TILES_BYTES", 0)
     copied = layer.results(2)
@@ -1455,7 +1456,7 @@ def test_packed_tiles_are_bitwise_the_copied_input(case, dtype, monkeypatch):
 def test_packed_tiles_fit_the_spare_memory(monkeypatch):
     """The weights packed whole, the tiles and the scratch of a call never exceed its spare
     memory: as it shrinks, the plan stages two tiles at a time, then takes smaller tiles,
-    then gives way to the other routes."""
+    then gives way to the other routes; nor do its tasks leave many tile slots idle."""
     monkeypatch.setattr(_dense, "SELF_PACK_BYTES", 0)
     dtype = np.dtype(np.float32)
     x = np.zeros((8, 64, 28, 28), dtype)
@@ -1475,6 +1476,7 @@ def test_packed_tiles_fit_the_spare_memory(monkeypatch):
             continue
         spare = convolution._spare_bytes(src, out, weight.nbytes, packed)
         assert _dense.job_scratch_bytes([plan], dtype) <= spare
+        assert _dense.tile_fill(plan) >= convolution.PACKED_TILES_FILL
         seen.append((plan.group, int(plan.sdims[11])))
     assert seen[0] is not None and seen[-1] is None
     groups = [entry[0] for entry in seen if entry is not None]

@@ -2625,6 +2625,18 @@ def tiled_plan(x_shape: tuple[int, ...], x_strides: tuple[int, ...], wp_shape: t
                      plan.data_scratch_shape, (_NTHREADS_MAX, tile), plan.zero_aux, c_out)
 
 
+def tile_fill(plan: TiledPlan) -> float:
+    """The fraction of its tiles' pixel slots a tiled call computes outputs for.
+
+    Each task runs whole tiles of :data:`TILE_P` pixels over its block of output rows; a
+    short last tile per task leaves slots idle (multiply-adds for no output).
+    """
+    blocks = int(plan.sdims[12])
+    full, last = (int(d[8] * d[9] * d[10]) for d in (plan.dims, plan.last_dims))
+    slots = (blocks - 1) * -(-full // TILE_P) + -(-last // TILE_P)
+    return ((blocks - 1) * full + last) / (slots * TILE_P)
+
+
 def _bias_aux(plan: DensePlan | TiledPlan, bias: np.ndarray | None,
               dtype: np.dtype) -> np.ndarray:
     """The drivers' ``aux`` for a call of ``plan``: its ``zero_aux`` with ``bias`` in front."""
