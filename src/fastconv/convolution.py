@@ -317,8 +317,7 @@ class _DensePass:
         if over(tiled) > 0:
             tiled = plan(2)
             if over(tiled) > 0:
-                tiled = plan(2, tiled.tiles_shape[1] * self.dtype.itemsize
-                             - math.ceil(over(tiled) / numba.config.NUMBA_NUM_THREADS))
+                tiled = plan(2, _smaller_tiles([tiled], over(tiled), self.dtype))
         fits = tiled is not None and over(tiled) <= 0
         return tiled if fits and _dense.tile_fill(tiled) >= PACKED_TILES_FILL else None
 
@@ -681,6 +680,16 @@ def dense_tiles(spec: ConvSpec, dtype: np.dtype, batch: int
                          run.held_bytes(prepared, weight) + run.scratch_bytes(src, dest))
     rows = run._tiled_rows(src, weight, prepared, dest, spare)
     return None if rows is None else (False, rows)
+
+
+def _smaller_tiles(plans: list[_dense.TiledPlan], over: float, dtype: np.dtype) -> int:
+    """Tile bytes that take ``over`` bytes off the threads' largest tiles of ``plans``.
+
+    Every thread that may run has a tile (``NUMBA_NUM_THREADS`` of them), so each gives up
+    its share.
+    """
+    largest = max(plan.tiles_shape[1] for plan in plans) * dtype.itemsize
+    return largest - math.ceil(over / numba.config.NUMBA_NUM_THREADS)
 
 
 def _channels_first_dummy(shape: tuple[int, ...], dtype: np.dtype,
@@ -1571,8 +1580,7 @@ class _PhasePass:
         # the threads' tiles take what the rest of the scratch leaves
         over = _dense.job_scratch_bytes(plans, dtype) - spare
         if over > 0:
-            tiles = max(plan.tiles_shape[1] for plan in plans) * dtype.itemsize
-            plans = plan(tiles - math.ceil(over / numba.config.NUMBA_NUM_THREADS) - 1024)
+            plans = plan(_smaller_tiles(plans, over, dtype) - 1024)
             if None in plans or _dense.job_scratch_bytes(plans, dtype) > spare:
                 return None
         offsets = [0, *itertools.accumulate(sizes)]
