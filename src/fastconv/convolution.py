@@ -247,18 +247,23 @@ class _DensePass:
                 self.weight_shape), bias, dest)
             return
         target = dest if _writable_in_place(dest) else np.empty(dest.shape, dest.dtype)
+        self._run(src, weight, bias, target)
+        if target is not dest:
+            dest[...] = target
+
+    def _run(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+             target: np.ndarray) -> None:
+        """Run a call that is not small into ``target``, written in place."""
         packed = self._packed_tiles(src, weight, target)
         if packed is not None:
             _dense.run_tiled(packed, src, self.packed(weight), bias, target)
-            if target is not dest:
-                dest[...] = target
             return
         prepared = self.prepare(weight)
         # a channels-first input through per-task tiles, and a channels-last one whose
         # windows read padding when that beats gathering the border windows
         in_place = _dense.accepts_input(src) and not (
             _dense.tiles_channels_last(self.packed_shape, self.dtype)
-            and self.reads_padding(src.shape, dest.shape))
+            and self.reads_padding(src.shape, target.shape))
         tiled = None if self.self_pack or in_place else _dense.tiled_plan(
             src.shape, src.strides, self.packed_shape, target.shape, target.strides, self.dtype,
             *self.geometry, numba.get_num_threads())
@@ -268,7 +273,7 @@ class _DensePass:
             self.run_prepared(src, prepared, bias, target)
         else:
             held = self.held_bytes(prepared, weight) + self.scratch_bytes(src, target)
-            spare = _spare_bytes(src, dest, weight.nbytes, held)
+            spare = _spare_bytes(src, target, weight.nbytes, held)
             sample_bytes = src.nbytes // max(src.shape[0], 1)
             rows = self._tiled_rows(src, weight, prepared, target, spare)
             # tiles; else zero-padded parts; else a sample that does not fit goes in slabs
@@ -281,8 +286,6 @@ class _DensePass:
                 step = _plan.copy_samples(src.shape[0], sample_bytes, spare)
                 for part, data in _channels_last_parts(src, step):
                     self.run_prepared(data, prepared, bias, target[part])
-        if target is not dest:
-            dest[...] = target
 
     def _packed_tiles(self, src: np.ndarray, weight: np.ndarray, dest: np.ndarray
                       ) -> _dense.TiledPlan | None:
@@ -299,8 +302,7 @@ class _DensePass:
         (:data:`PACKED_TILES_FILL`); None (tiled rows, or copies of the input) otherwise.
         """
         packed_bytes = math.prod(self.packed_shape) * self.dtype.itemsize
-        if (not self.self_pack or packed_bytes > PACKED_TILES_BYTES
-                or _dense.accepts_input(src) or not _writable_in_place(dest)):
+        if not self.self_pack or packed_bytes > PACKED_TILES_BYTES or _dense.accepts_input(src):
             return None
         room = _spare_bytes(src, dest, weight.nbytes, packed_bytes)
 
