@@ -29,10 +29,11 @@ def _run_names(plan):
             return "phases/" + name(largest[3])
         if kind in ("_PassOnPlanes", "_WeightPassOnPlanes"):  # on copies as planes
             return name(run.run)
-        return {"_DensePass": "dense", "_PlanarPass": "planar", "_GatherPass": "gather",
-                "_DepthwisePass": "depthwise", "_DepthwiseWeightPass": "depthwise",
-                "_PointwisePass": "pointwise", "_DenseWeightPass": "dense",
-                "_PlanarWeightPass": "planar", "_WeightPass": "gather"}[kind]
+        return {"_DensePass": "dense", "_WinogradPass": "winograd", "_PlanarPass": "planar",
+                "_GatherPass": "gather", "_DepthwisePass": "depthwise",
+                "_DepthwiseWeightPass": "depthwise", "_PointwisePass": "pointwise",
+                "_DenseWeightPass": "dense", "_PlanarWeightPass": "planar",
+                "_WeightPass": "gather"}[kind]
     if hasattr(plan, "run"):
         return [name(plan.run)]
     return [name(plan.adjoint), name(plan.weight)]

@@ -22,10 +22,20 @@ from hypothesis import strategies as st
 import fastconv
 import naive
 from conftest import assert_close, to_channels_first, to_channels_last
-from fastconv import _args, _dense, _depthwise, _kernels, _plan, _planar, _runtime, convolution
+from fastconv import (
+    _args,
+    _dense,
+    _depthwise,
+    _kernels,
+    _plan,
+    _planar,
+    _runtime,
+    _winograd,
+    convolution,
+)
 from fastconv._simd import lanes_for
 
-ALGORITHMS = ["dense", "planar", "pointwise", "gather"]
+ALGORITHMS = ["dense", "planar", "pointwise", "winograd", "gather"]
 WEIGHT_ALGORITHMS = ["dense", "planar", "gather"]
 
 CASES = [
@@ -1331,6 +1341,7 @@ class _SelfPackingLayer:
     def __init__(self, case, dtype, seed, monkeypatch):
         nd, n, c_in, c_out, size, kernel, stride, padding, dilation = case
         monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "dense")
+        monkeypatch.setattr(_winograd, "PREFERRED", False)  # explain: the dense kernel too
         monkeypatch.setattr(_dense, "SELF_PACK_BYTES", 0)
         monkeypatch.setattr(_plan, "EXTRA_MEMORY", 4.0)  # room for these small calls' tiles
         self.monkeypatch, self.dtype, self.kernel = monkeypatch, dtype, kernel

@@ -14,12 +14,22 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from . import _args, _dense, _dense_weight, _depthwise, _plan, _planar, _pointwise
+from . import (
+    _args,
+    _dense,
+    _dense_weight,
+    _depthwise,
+    _plan,
+    _planar,
+    _pointwise,
+    _winograd,
+)
 from ._args import ConvSpec
 from ._simd import lanes_for
 from .convolution import (
     _on_planes,
     _phase_spec,
+    _single_phase,
     _spread_spec,
     adjoint_choice,
     adjoint_phases_per_dim,
@@ -34,6 +44,7 @@ from .convolution import (
     planar_kernel_shape,
     planar_rows_per_task,
     weight_choice,
+    winograd_call,
 )
 
 __all__ = ["PassPlan", "explain"]
@@ -51,11 +62,12 @@ class PassPlan:
     algorithm : str
         ``"dense"`` (SIMD register tiles over channels), ``"planar"`` (channels-first, SIMD
         along the last dimension), ``"gather"`` (general kernel: any padding mode and
-        stride), ``"depthwise"`` (depthwise layers, SIMD across channels), or
-        ``"phases/dense"`` / ``"phases/planar"`` / ``"phases/depthwise"`` (an adjoint split
-        into one stride-1 forward convolution per stride phase), or ``"spread/depthwise"``
-        (a strided depthwise adjoint as one stride-1 convolution of the output gradient
-        spread with zeros).
+        stride), ``"depthwise"`` (depthwise layers, SIMD across channels), ``"winograd"``
+        (3x3 stride-1 layers, Winograd F(2x2, 3x3)), or ``"phases/dense"`` /
+        ``"phases/planar"`` / ``"phases/depthwise"`` / ``"phases/winograd"`` (an adjoint
+        split into one stride-1 forward convolution per stride phase), or
+        ``"spread/depthwise"`` (a strided depthwise adjoint as one stride-1 convolution of
+        the output gradient spread with zeros).
     detail : str
         Tiles, blocks, phases and layout copies, in words.
     flops : int
@@ -81,15 +93,31 @@ def _reads_padding(spec: ConvSpec) -> bool:
 
 
 def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
-                  planar_layout: bool, name: str) -> PassPlan:
-    """Plan of a forward convolution (also one stride phase of an adjoint)."""
-    algorithm = forward_choice(spec, dtype, planar_layout)
+                  planar_layout: bool, name: str, algorithm: str | None = None) -> PassPlan:
+    """Plan of a forward convolution (also one stride phase of an adjoint).
+
+    ``algorithm``: the kernel (default: :func:`forward_choice`'s).
+    """
+    if algorithm is None:
+        algorithm = forward_choice(spec, dtype, planar_layout)
     outputs = batch * spec.c_out * math.prod(spec.out_sizes)
     inputs = batch * spec.c_in * math.prod(spec.in_sizes)
     taps = math.prod(spec.kernel)
     flops = 2 * outputs * (spec.c_in // max(spec.groups, 1)) * taps
     weights = spec.c_out * (spec.c_in // max(spec.groups, 1)) * taps
     threads = numba.config.NUMBA_NUM_THREADS
+    if algorithm == "winograd":
+        plan = winograd_call(spec, dtype, batch, planar_layout)
+        if plan is None:  # the transformed weights and scratch do not fit: direct kernel
+            return _forward_plan(spec, itemsize, dtype, batch, planar_layout, name, "dense")
+        rows = int(plan.dims[_winograd.ROWS])
+        detail = (f"Winograd F(2x2, 3x3): 16 matrix products per 2x2 outputs (2.25x fewer "
+                  f"multiply-adds) in register tiles of {_winograd.TILE_P} tiles x "
+                  f"{plan.transformed_shape[-1]} output channels; weights transformed once "
+                  f"per call; each task copies the {2 * rows + 2} input rows of its {rows} "
+                  "row(s) of tiles into a small zero-padded channels-last tile and "
+                  "transforms them; output written in place")
+        return PassPlan(name, algorithm, detail, flops, plan.workspace_bytes)
     if algorithm == "dense":
         packed_shape = _dense.packed_shape(spec.c_out, spec.c_in, _plan.to_3d(spec.kernel, 1),
                                            dtype)
@@ -226,6 +254,13 @@ def _adjoint_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
     if algorithm == "spread":
         return _depthwise_plan(_spread_spec(spec), itemsize, dtype, batch, name, flops,
                                spec.stride)
+    if algorithm == "winograd":
+        phase = _forward_plan(_single_phase(spec), itemsize, dtype, batch, planar_layout,
+                              name, algorithm)
+        detail = ("1 stride phase(s), a stride-1 forward convolution with the flipped taps "
+                  f"on the {phase.algorithm} kernel: {phase.detail}")
+        return PassPlan(name, f"phases/{phase.algorithm}", detail, flops,
+                        phase.workspace_bytes)
     phases = math.prod(spec.stride)
     detail = (f"{phases} stride phase(s), each a stride-1 forward convolution with the "
               f"flipped taps of that phase on the {algorithm} kernel")
@@ -359,7 +394,8 @@ def explain(x_shape: tuple[int, ...], weight_shape: tuple[int, ...], *, stride: 
     [('forward', 'planar'), ('grad_input', 'phases/planar'), ('grad_weight', 'planar')]
     >>> plans[0].flops
     115605504
-    >>> [p.algorithm for p in fastconv.explain((8, 64, 56, 56), (64, 64, 3, 3), padding=1)]
+    >>> [p.algorithm for p in fastconv.explain((8, 64, 56, 56), (128, 64, 3, 3), stride=2,
+    ...                                        padding=1)]
     ['dense', 'phases/dense', 'dense']
     """
     x_shape = _args.shape_spec("x_shape", x_shape)

@@ -46,7 +46,7 @@ def _dense(dtype: np.dtype) -> None:
     """The dense drivers: row, window and tiled modes, stride phases (one launch for all)."""
     big = np.ones((4, 32, 40, 40), dtype)
     w = np.ones((32, 32, 3, 3), dtype)
-    conv2d(big, w, padding=1)  # tiled mode
+    conv2d(big, w, padding=2, dilation=2)  # tiled mode (undilated: the Winograd kernel)
     conv2d(np.ones((4, 3, 64, 64), dtype), np.ones((32, 3, 7, 7), dtype), stride=2)  # window
     conv2d(np.ones((4, 20, 20, 32), dtype), np.ones((64, 32, 3, 3), dtype),
            channels_last=True)  # window mode reading a channels-last input in place
@@ -57,10 +57,15 @@ def _dense(dtype: np.dtype) -> None:
     conv2d(np.ones((8, 256, 10, 10), dtype), w256, padding=1)  # tiles: float32
     conv2d(np.ones((8, 192, 8, 8), dtype), np.ones((192, 192, 3, 3), dtype),
            padding=1)  # tiles: float64
-    conv2d_backward(big, w, big, padding=1, needs=("input",))  # a stride-1 phase
+    conv2d_backward(big, w, big, padding=2, dilation=2, needs=("input",))  # a stride-1 phase
     wide = np.ones((4, 64, 20, 20), dtype)
     conv2d_input(wide.shape, np.ones((64, 64, 3, 3), dtype), np.ones((4, 64, 10, 10), dtype),
                  stride=2, padding=1)  # stride phases in one launch (job table)
+
+
+def _winograd(dtype: np.dtype) -> None:
+    """The Winograd kernel and its weight transform (3x3 stride-1 layers)."""
+    conv2d(np.ones((8, 32, 32, 32), dtype), np.ones((32, 32, 3, 3), dtype), padding=1)
 
 
 def _dense_weight(dtype: np.dtype) -> None:
@@ -119,6 +124,7 @@ FAMILIES: dict[str, Callable[[np.dtype], None]] = {
     "planar_weight": _planar_weight,
     "depthwise": _depthwise,
     "dense_weight": _dense_weight,
+    "winograd": _winograd,
     "small": _small_dense,
     "gather": _gather,
     "pointwise": _pointwise,

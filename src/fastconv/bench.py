@@ -1328,8 +1328,9 @@ def main(argv: list[str] | None = None) -> int:
     peak = machine_peak(threads, args.dtype)
     print(f"{args.dtype}, {on}; GFLOP/s (higher is better); 'vs peer' = peer "
           f"time / fastconv time; best of {3 if args.quick else 7} interleaved rounds; "
-          f"% of peak: of the highest FMA probe, before or after any problem "
-          f"({peak:.0f} GFLOP/s)")
+          f"GFLOP/s count the direct convolution's multiply-adds, whatever the algorithm "
+          f"(the Winograd kernel does 2.25x fewer); % of peak: of the highest FMA probe, "
+          f"before or after any problem ({peak:.0f} GFLOP/s)")
     print(format_table(measurements, peers))
     if any(not m.agrees(p) for m in measurements for p in peers if p in m.seconds):
         print("! = that peer's result differs from fastconv's beyond the tolerance")

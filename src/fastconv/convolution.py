@@ -37,6 +37,7 @@ from . import (
     _planar,
     _pointwise,
     _runtime,
+    _winograd,
     _workspace,
 )
 from ._args import ConvSpec, DataShape
@@ -112,8 +113,9 @@ def _finish(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- passes
 #: Algorithm override for tests and benchmarks: None (the plan decides), "dense", "planar",
-#: "pointwise" or "gather"; applies to the forward pass and to the adjoint (input gradient,
-#: transposed convolution) where the algorithm can run them, else the gather kernel does.
+#: "pointwise", "depthwise", "winograd" or "gather"; applies to the forward pass and to the
+#: adjoint (input gradient, transposed convolution) where the algorithm can run them, else
+#: the gather kernel does.
 FORCE_FORWARD_ALGORITHM: str | None = None
 
 #: Weight-gradient override for tests and benchmarks: None, "dense", "planar" or "gather".
@@ -496,6 +498,61 @@ class _DensePass:
         _dense.run_dense(self._plan(src.shape, dest, pad_low), src, prepared, bias, dest)
 
 
+class _WinogradPass:
+    """A 3x3 stride-1 convolution on the Winograd F(2x2, 3x3) kernel (a planned pass).
+
+    Calling it transforms the weights (:func:`fastconv._winograd.transform_weights`) and
+    runs :func:`fastconv._winograd.run_winograd` on the input and the destination in place,
+    channels-first or channels-last: each task copies the input rows it reads into a small
+    zero-padded tile. :func:`_forward_pass` plans it only where its workspace fits
+    (:func:`winograd_call`); a call whose input has a negative stride, or that another
+    thread count leaves without room, runs on the direct kernel (:class:`_DensePass`).
+    """
+
+    __slots__ = ("dense", "dtype", "spec", "weight_shape")
+
+    def __init__(self, spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
+                 dest_shape: tuple[int, ...]) -> None:
+        self.spec = spec
+        self.dtype = dtype
+        self.weight_shape = (spec.c_out, spec.c_in, 3, 3)
+        self.dense = _DensePass(spec, dtype, src_shape, dest_shape)
+
+    def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                 dest: np.ndarray) -> None:
+        weight = weight.reshape(self.weight_shape)
+        plan = _winograd_plan(self.spec, self.dtype, src, dest)
+        if plan is None:
+            self.dense(src, weight, bias, dest)
+            return
+        target = dest if _writable_in_place(dest) else np.empty(dest.shape, dest.dtype)
+        transformed = _winograd.transform_weights(weight.astype(self.dtype, copy=False),
+                                                  np.empty(plan.transformed_shape, self.dtype))
+        _winograd.run_winograd(plan, src, transformed, bias, target)
+        if target is not dest:
+            dest[...] = target
+
+
+def _winograd_plan(spec: ConvSpec, dtype: np.dtype, src: np.ndarray, dest: np.ndarray
+                   ) -> _winograd.WinogradPlan | None:
+    """The Winograd plan of a call reading ``src`` and writing ``dest``, or None.
+
+    None for an input with a negative stride, or when the transformed weights and the
+    threads' scratch do not fit the call's spare memory (:func:`_spare_bytes`) even with
+    one row of tiles per task. A forced Winograd kernel (:data:`FORCE_FORWARD_ALGORITHM`:
+    tests, benchmarks) runs whatever its workspace: the transformed weights alone exceed
+    the spare memory of small calls.
+    """
+    if min(src.strides) < 0:
+        return None
+    weight_bytes = spec.c_out * spec.c_in * 9 * dtype.itemsize
+    spare = math.inf if FORCE_FORWARD_ALGORITHM == "winograd" else _spare_bytes(
+        src, dest, weight_bytes, 0 if _writable_in_place(dest) else dest.nbytes)
+    return _winograd.winograd_plan(src.shape, src.strides, dest.shape, dest.strides,
+                                   (spec.pads[0][0], spec.pads[1][0]), dtype,
+                                   numba.get_num_threads(), spare)
+
+
 def _channels_last(view: np.ndarray) -> contextlib.AbstractContextManager[np.ndarray]:
     """``view`` itself if the dense kernels read it in place, else a channels-last copy.
 
@@ -682,6 +739,21 @@ def dense_tiles(spec: ConvSpec, dtype: np.dtype, batch: int
                          run.held_bytes(prepared, weight) + run.scratch_bytes(src, dest))
     rows = run._tiled_rows(src, weight, prepared, dest, spare)
     return None if rows is None else (False, rows)
+
+
+def winograd_call(spec: ConvSpec, dtype: np.dtype, batch: int, planar_layout: bool
+                  ) -> _winograd.WinogradPlan | None:
+    """The Winograd plan of a call of ``spec`` on ``batch`` C-contiguous samples, or None.
+
+    As :func:`_winograd_plan` makes it for channels-first (``planar_layout``) or
+    channels-last data; None where the direct kernel runs the call instead (the planned
+    pass, and :func:`fastconv.explain`). No memory is allocated.
+    """
+    src_shape = (batch, *_plan.to_3d(spec.in_sizes, 1), spec.c_in)
+    dest_shape = (batch, *_plan.to_3d(spec.out_sizes, 1), spec.c_out)
+    src, dest = (_channels_first_dummy(shape, dtype, planar_layout)
+                 for shape in (src_shape, dest_shape))
+    return _winograd_plan(spec, dtype, src, dest)
 
 
 def _smaller_tiles(plans: list[_dense.TiledPlan], over: float, dtype: np.dtype) -> int:
@@ -1022,12 +1094,19 @@ def forward_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
     adjoint is). Shared by the passes and by :func:`fastconv.explain`, which reports what
     they run.
     """
+    winograd = _plan.winograd_applicable(spec.padding_mode, spec.groups, spec.c_in,
+                                         spec.c_out, spec.kernel, spec.stride, spec.dilation)
+    if forced == "winograd":
+        return "winograd" if winograd else "gather"
     algorithm = _plan.forward_algorithm(spec.padding_mode, spec.groups, spec.c_in, spec.c_out,
                                         spec.kernel, spec.stride, _dense.block_size(dtype),
                                         planar_layout, forced, _padded(spec),
                                         spec.out_sizes[-1],
                                         all(p >= 0 for pair in spec.pads for p in pair),
                                         lanes_for(dtype))
+    if forced is None and algorithm == "dense" and winograd and _winograd.PREFERRED and \
+            _plan.winograd_preferred(spec.c_in, spec.c_out, lanes_for(dtype), dtype.itemsize):
+        algorithm = "winograd"
     return _small_choice(spec if small is None else small, algorithm, forced)
 
 
@@ -1063,7 +1142,11 @@ def channels_last_depthwise_adjoint(spec: ConvSpec, dtype: np.dtype,
 
 def adjoint_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
                    forced: str | None = None) -> str:
-    """Algorithm of the adjoint of ``spec`` (the kernel of its stride phases, or gather)."""
+    """Algorithm of the adjoint of ``spec`` (the kernel of its stride phases, or gather).
+
+    A stride-1 adjoint whose one phase runs on the Winograd kernel (:func:`forward_choice`)
+    reports ``"winograd"``.
+    """
     # a stride-1 adjoint's one phase pads by (kernel span - 1) - the forward's pads
     phase_pads = all(max(pair) <= (k - 1) * d
                      for pair, k, d in zip(spec.pads, spec.kernel, spec.dilation))
@@ -1072,7 +1155,20 @@ def adjoint_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
                                         planar_layout, forced, _padded(spec),
                                         -(-spec.in_sizes[-1] // spec.stride[-1]), phase_pads,
                                         lanes_for(dtype))
+    if (algorithm == "dense" or forced == "winograd") and all(s == 1 for s in spec.stride):
+        phase = _single_phase(spec)
+        if phase is not None and forward_choice(phase, dtype, planar_layout, forced,
+                                                small=spec) == "winograd":
+            return "winograd"
     return _small_choice(spec, algorithm, forced)
+
+
+def _single_phase(spec: ConvSpec) -> ConvSpec | None:
+    """The forward convolution computing a stride-1 adjoint, or None if no tap reaches it."""
+    phases = tuple(per_dim[0] for per_dim in adjoint_phases_per_dim(spec))
+    if any(not p.count or not p.taps for p in phases):
+        return None
+    return _phase_spec(spec, phases)
 
 
 def _small_choice(spec: ConvSpec, algorithm: str, forced: str | None) -> str:
@@ -1101,6 +1197,10 @@ def _forward_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
         algorithm = forward_choice(spec, dtype, planar_layout, FORCE_FORWARD_ALGORITHM)
     if algorithm == "dense" and math.prod(dest_shape):
         return _DensePass(spec, dtype, src_shape, dest_shape)
+    if algorithm == "winograd" and math.prod(dest_shape):
+        if winograd_call(spec, dtype, src_shape[0], planar_layout) is not None:
+            return _WinogradPass(spec, dtype, src_shape, dest_shape)
+        return _DensePass(spec, dtype, src_shape, dest_shape)  # no room for its workspace
     if algorithm == "planar" and math.prod(dest_shape):
         return _PlanarPass(spec, dtype, dest_shape, spread)
     if algorithm == "pointwise" and math.prod(dest_shape):

@@ -1,0 +1,578 @@
+"""Winograd F(2x2, 3x3) kernels: 3x3 stride-1 convolutions in 16 products per 2x2 outputs.
+
+A 2x2 block of outputs of a 3x3 filter reads a 4x4 block of input (a *tile*). Winograd's
+minimal filtering algorithm F(2x2, 3x3) computes it as
+
+    Y = A^T [ (G g G^T) * (B^T d B) ] A
+
+with ``g`` the 3x3 filter of one (output, input) channel pair, ``d`` the 4x4 input tile
+and ``*`` the element-wise product of two 4x4 matrices: 16 multiplications where the
+direct convolution takes 36. Summed over input channels, the 16 element-wise products
+become 16 independent matrix products (one per element ``xi`` of the 4x4 transform
+domain)
+
+    M[xi][k, p] = sum_c U[xi][k, c] V[xi][c, p]
+
+over output channels ``k``, input channels ``c`` and tiles ``p``, which run on the same
+register tiles as the direct kernel (:mod:`fastconv._dense`): 8 tiles x two vectors of
+output channels, weights loaded as vectors, inputs broadcast. That is 2.25x fewer
+multiply-adds than the direct convolution, for the price of the transforms: of the
+weights (``U = G g G^T``, once per call, :func:`transform_weights`), of each tile of input
+(``V = B^T d B``: additions only) and of each tile of output (``A^T M A``: additions only).
+
+The matrices (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016)::
+
+    B^T = [1  0 -1  0]     G = [ 1    0    0 ]     A^T = [1  1  1  0]
+          [0  1  1  0]         [1/2  1/2  1/2]           [0  1 -1 -1]
+          [0 -1  1  0]         [1/2 -1/2  1/2]
+          [0  1  0 -1]         [ 0    0    1 ]
+
+Their entries are 0, +-1 and +-1/2: the transforms add at most four numbers of the same
+size, and each output sums ``C`` products per element of the transform domain (the
+direct kernel sums ``9 C``). Measured against a float64 reference (float32, unit normal
+data, 32 to 256 channels), the largest error was 0.11-0.15 of the test suite's tolerance,
+against 0.37-0.45 for the direct kernel.
+
+Layout. The transformed weights are ``U[xi][kb][c][j]``: 16 x output-channel blocks of
+two vectors x input channels (rounded up to a vector, zeros beyond) x the block's
+channels (zeros beyond the last). A task computes ``R`` rows of tiles (``2 R`` output
+rows) of one sample: it copies the ``2 R + 2`` input rows it reads into a zero-padded
+channels-last tile (vector transposes for channels-first data), transforms every tile
+into ``V[xi][p][c]`` (vectors of input channels), then for each block of output channels
+runs the 16 matrix products into ``M[xi][p][j]`` and transforms ``M`` into the block's
+outputs, written in place through the output's strides (masked for a last, short block).
+Every output element is computed by one task, in an order that depends on the shapes
+only: results are bitwise the same for any thread count.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import NamedTuple
+
+import numba
+import numpy as np
+from numba import njit, prange, types
+
+from . import _jit  # imports _runtime first: a writable cache location before any njit
+from ._dense import flat_view
+from ._kernels import data_type, transpose_run
+from ._runtime import CACHE
+from ._simd import (
+    VECTOR_BITS,
+    lanes_for,
+    ptr_of,
+    vbroadcast_load,
+    vfma,
+    vlanes,
+    vload,
+    vstore,
+    vstore_every,
+    vstore_masked,
+    vzero,
+)
+
+__all__ = [
+    "PREFERRED",
+    "ROWS",
+    "TILE_P",
+    "WinogradPlan",
+    "run_winograd",
+    "transformed_shape",
+    "winograd_plan",
+]
+
+#: Tiles per register tile of the matrix products (8 tiles x 2 vectors: 16 accumulators).
+TILE_P = 8
+
+#: Whether the plan prefers Winograd over the direct kernel where it applies: with 32
+#: vector registers (AVX-512), which the 16 accumulators, two weight vectors and a
+#: broadcast need. With 16, the register tile would spill; the kernel stays correct there
+#: (tests force it) but is not chosen.
+PREFERRED: bool = VECTOR_BITS >= 512
+
+#: Input channels per pass of a register tile over the transformed weights: 128 keeps a
+#: block's weights (128 x 32 float32, 16 KiB) in L1 while it meets every tile of a task.
+CHANNEL_CHUNK = 128
+
+#: Tiles a task aims at (its rows of tiles times tiles per row): enough to reuse each
+#: block of transformed weights over several register tiles.
+TASK_TILES = 48
+
+#: Largest transformed input of a task (``16 x tiles x channels``), which the matrix
+#: products read once per block of output channels: within L2 with its weights.
+TASK_INPUT_BYTES = 512 * 1024
+
+# ``dims`` entries (an int64 array; a tuple argument costs Numba's dispatcher more)
+_N, _H, _W, _C, _K, _HO, _WO = 0, 1, 2, 3, 4, 5, 6
+_SN, _SH, _SW, _SC = 7, 8, 9, 10  # input element strides: sample, row, column, channel
+_ON, _OH, _OW, _OK = 11, 12, 13, 14  # output element strides
+_PAD_TOP, _PAD_LEFT = 15, 16
+ROWS, _TX, _TY, _BLOCKS, _CP, _KB, _PP, _TILE_SIZE, _V_SIZE = 17, 18, 19, 20, 21, 22, 23, 24, 25
+
+
+def transformed_shape(c_out: int, c_in: int, dtype: np.dtype) -> tuple[int, int, int, int]:
+    """Shape of the transformed weights :func:`transform_weights` writes.
+
+    ``(16, blocks of output channels, input channels rounded up to a vector, block)``, a
+    block being two vectors of output channels.
+
+    Examples
+    --------
+    >>> transformed_shape(64, 3, np.float32) == (16, 2, lanes_for(np.float32), \
+2 * lanes_for(np.float32))
+    True
+    """
+    lanes = lanes_for(dtype)
+    block = 2 * lanes
+    return (16, -(-c_out // block), -(-c_in // lanes) * lanes, block)
+
+
+@njit(cache=CACHE, inline="always")
+def _g_times(x0, x1, x2):
+    """``G x`` of a column of three: the four entries of the transform domain."""
+    half = 0.5 * (x0 + x2)
+    return x0, half + 0.5 * x1, half - 0.5 * x1, x2
+
+
+@njit(cache=CACHE, inline="always")
+def _store_row(u, at, step, x0, x1, x2):
+    """Row ``(G x)^T`` of ``U``: entries ``at``, ``at + step``, ... of ``u``."""
+    y0, y1, y2, y3 = _g_times(x0, x1, x2)
+    u[at] = y0
+    u[at + step] = y1
+    u[at + 2 * step] = y2
+    u[at + 3 * step] = y3
+
+
+@njit(cache=CACHE)
+def _transform_block(w, u, kb, shape):
+    """``U = G g G^T`` of output-channel block ``kb`` of the weights ``w`` into flat ``u``.
+
+    An input channel's 16 rows of the block are made in a small buffer, then copied whole:
+    written one element at a time, the 16 rows (a multiple of 4 KiB apart) shared the
+    same L1 sets, and the transform took 1.5 ms for 256 x 256 channels.
+    """
+    c_out, c_in = w.shape[0], w.shape[1]
+    blocks, cp, block = shape[1], shape[2], shape[3]
+    step = blocks * cp * block  # between consecutive elements of the transform domain
+    count = min(block, c_out - kb * block)  # the block's output channels
+    rows = np.zeros(16 * block, u.dtype)  # zeros past the last output channel
+    for c in range(cp):
+        at = (kb * cp + c) * block
+        if c >= c_in:  # zeros past the last input channel
+            for xi in range(16):
+                for j in range(block):
+                    u[xi * step + at + j] = 0
+            continue
+        for j in range(count):
+            k = kb * block + j
+            # G g, a column of g at a time: the 4x3 intermediate's columns
+            a0, a1, a2, a3 = _g_times(w[k, c, 0, 0], w[k, c, 1, 0], w[k, c, 2, 0])
+            b0, b1, b2, b3 = _g_times(w[k, c, 0, 1], w[k, c, 1, 1], w[k, c, 2, 1])
+            e0, e1, e2, e3 = _g_times(w[k, c, 0, 2], w[k, c, 1, 2], w[k, c, 2, 2])
+            # (G g) G^T, a row of the intermediate at a time
+            _store_row(rows, j, block, a0, b0, e0)
+            _store_row(rows, j + 4 * block, block, a1, b1, e1)
+            _store_row(rows, j + 8 * block, block, a2, b2, e2)
+            _store_row(rows, j + 12 * block, block, a3, b3, e3)
+        for xi in range(16):
+            for j in range(block):
+                u[xi * step + at + j] = rows[xi * block + j]
+
+
+@njit(parallel=True, cache=CACHE)
+def _transform_weights(w, u):
+    flat = u.reshape(-1)
+    for kb in prange(u.shape[1]):
+        _transform_block(w, flat, kb, u.shape)
+
+
+def _transform_signature(dtype: np.dtype) -> tuple:
+    """Argument types of :func:`_transform_weights` (any weight strides, flips included)."""
+    return (data_type(dtype, 4), data_type(dtype, 4, True, "C"))
+
+
+def transform_weights(weight: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """The transformed weights ``U = G g G^T`` of ``(K, C, 3, 3)`` weights, into ``out``.
+
+    ``out`` has :func:`transformed_shape` (C-contiguous); any strides of ``weight`` (an
+    adjoint's flipped kernel view included). Returns ``out``.
+
+    Examples
+    --------
+    >>> w = np.zeros((1, 1, 3, 3)); w[0, 0, 1, 1] = 1.0  # the identity filter
+    >>> u = transform_weights(w, np.empty(transformed_shape(1, 1, w.dtype)))
+    >>> u[:, 0, 0, 0].reshape(4, 4)
+    array([[ 0.  ,  0.  ,  0.  ,  0.  ],
+           [ 0.  ,  0.25, -0.25,  0.  ],
+           [ 0.  , -0.25,  0.25,  0.  ],
+           [ 0.  ,  0.  ,  0.  ,  0.  ]])
+    """
+    _jit.ensure_compiled(_transform_weights, _transform_signature, out.dtype)
+    _transform_weights(weight, out)
+    return out
+
+
+@njit(cache=CACHE, inline="always")
+def _fill_row(src, dims, n, iy, tile, at, width):
+    """Input row ``iy`` of sample ``n``, columns from ``-pad_left``, into ``width`` tile pixels.
+
+    Channels-last pixels ``Cp`` apart at ``tile[at:]``; zeros outside the input and in the
+    channels past ``C``.
+    """
+    c_n, cp = dims[_C], dims[_CP]
+    row = width * cp
+    if iy < 0 or iy >= dims[_H]:
+        for e in range(row):
+            tile[at + e] = 0
+        return
+    pad = dims[_PAD_LEFT]
+    lo = min(width, max(0, pad))  # tile pixels left of the input
+    hi = max(lo, min(width, dims[_W] + pad))
+    for e in range(lo * cp):
+        tile[at + e] = 0
+    for e in range(hi * cp, row):
+        tile[at + e] = 0
+    cols = hi - lo
+    if cols <= 0:
+        return
+    base = n * dims[_SN] + iy * dims[_SH] + (lo - pad) * dims[_SW]
+    s_c, s_w = dims[_SC], dims[_SW]
+    src_p, tile_p = ptr_of(src, 0), ptr_of(tile, 0)
+    if s_w == 1 and c_n > 1:  # channels-first: vector transposes
+        transpose_run(src, base, s_c, cols, c_n, tile, at + lo * cp, cp)
+    else:
+        for q in range(cols):
+            for c in range(c_n):
+                tile_p[at + (lo + q) * cp + c] = src_p[base + q * s_w + c * s_c]
+    if cp > c_n:
+        for q in range(lo, hi):
+            for c in range(c_n, cp):
+                tile[at + q * cp + c] = 0
+
+
+@njit(cache=CACHE, inline="always")
+def _transform_tile(tile, o, step, v, q, s):
+    """``V = B^T d B`` of the 4x4 tile at ``tile[o]`` (pixels ``step`` apart, rows ``row``).
+
+    Lanes of channels: ``d[i][j]`` is the vector at ``o + i * row + j * pixel``, passed as
+    ``step = (pixel, row)``; element ``xi`` goes to ``v[q + xi * s]``.
+    """
+    px, rw = step
+    d00 = vload(tile, o)
+    d01 = vload(tile, o + px)
+    d02 = vload(tile, o + 2 * px)
+    d03 = vload(tile, o + 3 * px)
+    o1 = o + rw
+    d10 = vload(tile, o1)
+    d11 = vload(tile, o1 + px)
+    d12 = vload(tile, o1 + 2 * px)
+    d13 = vload(tile, o1 + 3 * px)
+    o2 = o1 + rw
+    d20 = vload(tile, o2)
+    d21 = vload(tile, o2 + px)
+    d22 = vload(tile, o2 + 2 * px)
+    d23 = vload(tile, o2 + 3 * px)
+    o3 = o2 + rw
+    d30 = vload(tile, o3)
+    d31 = vload(tile, o3 + px)
+    d32 = vload(tile, o3 + 2 * px)
+    d33 = vload(tile, o3 + 3 * px)
+    # B^T d: rows
+    t00, t01, t02, t03 = d00 - d20, d01 - d21, d02 - d22, d03 - d23
+    t10, t11, t12, t13 = d10 + d20, d11 + d21, d12 + d22, d13 + d23
+    t20, t21, t22, t23 = d20 - d10, d21 - d11, d22 - d12, d23 - d13
+    t30, t31, t32, t33 = d10 - d30, d11 - d31, d12 - d32, d13 - d33
+    # (B^T d) B: columns
+    vstore(v, q, t00 - t02)
+    vstore(v, q + s, t01 + t02)
+    vstore(v, q + 2 * s, t02 - t01)
+    vstore(v, q + 3 * s, t01 - t03)
+    vstore(v, q + 4 * s, t10 - t12)
+    vstore(v, q + 5 * s, t11 + t12)
+    vstore(v, q + 6 * s, t12 - t11)
+    vstore(v, q + 7 * s, t11 - t13)
+    vstore(v, q + 8 * s, t20 - t22)
+    vstore(v, q + 9 * s, t21 + t22)
+    vstore(v, q + 10 * s, t22 - t21)
+    vstore(v, q + 11 * s, t21 - t23)
+    vstore(v, q + 12 * s, t30 - t32)
+    vstore(v, q + 13 * s, t31 + t32)
+    vstore(v, q + 14 * s, t32 - t31)
+    vstore(v, q + 15 * s, t31 - t33)
+
+
+@njit(cache=CACHE, inline="always")
+def _products(u, v, m, ub, vb, mb, c0, c1, cp, lanes):
+    """One register tile: ``m[mb:] (+)= sum_c u[ub + c * block] v[vb + p * cp + c]``.
+
+    8 tiles (``p``) x two vectors of output channels over channels ``[c0, c1)``; the
+    accumulators start at zero for ``c0 == 0``, else at what ``m`` holds.
+    """
+    if c0 == 0:
+        a00, a01, a10, a11 = vzero(m), vzero(m), vzero(m), vzero(m)
+        a20, a21, a30, a31 = vzero(m), vzero(m), vzero(m), vzero(m)
+        a40, a41, a50, a51 = vzero(m), vzero(m), vzero(m), vzero(m)
+        a60, a61, a70, a71 = vzero(m), vzero(m), vzero(m), vzero(m)
+    else:
+        a00, a01 = vload(m, mb), vload(m, mb + lanes)
+        a10, a11 = vload(m, mb + 2 * lanes), vload(m, mb + 3 * lanes)
+        a20, a21 = vload(m, mb + 4 * lanes), vload(m, mb + 5 * lanes)
+        a30, a31 = vload(m, mb + 6 * lanes), vload(m, mb + 7 * lanes)
+        a40, a41 = vload(m, mb + 8 * lanes), vload(m, mb + 9 * lanes)
+        a50, a51 = vload(m, mb + 10 * lanes), vload(m, mb + 11 * lanes)
+        a60, a61 = vload(m, mb + 12 * lanes), vload(m, mb + 13 * lanes)
+        a70, a71 = vload(m, mb + 14 * lanes), vload(m, mb + 15 * lanes)
+    up, vp = ptr_of(u, 0), ptr_of(v, 0)
+    for c in range(c0, c1):
+        w0 = vload(up, ub + 2 * lanes * c)
+        w1 = vload(up, ub + 2 * lanes * c + lanes)
+        b = vbroadcast_load(vp, vb + c)
+        a00, a01 = vfma(b, w0, a00), vfma(b, w1, a01)
+        b = vbroadcast_load(vp, vb + cp + c)
+        a10, a11 = vfma(b, w0, a10), vfma(b, w1, a11)
+        b = vbroadcast_load(vp, vb + 2 * cp + c)
+        a20, a21 = vfma(b, w0, a20), vfma(b, w1, a21)
+        b = vbroadcast_load(vp, vb + 3 * cp + c)
+        a30, a31 = vfma(b, w0, a30), vfma(b, w1, a31)
+        b = vbroadcast_load(vp, vb + 4 * cp + c)
+        a40, a41 = vfma(b, w0, a40), vfma(b, w1, a41)
+        b = vbroadcast_load(vp, vb + 5 * cp + c)
+        a50, a51 = vfma(b, w0, a50), vfma(b, w1, a51)
+        b = vbroadcast_load(vp, vb + 6 * cp + c)
+        a60, a61 = vfma(b, w0, a60), vfma(b, w1, a61)
+        b = vbroadcast_load(vp, vb + 7 * cp + c)
+        a70, a71 = vfma(b, w0, a70), vfma(b, w1, a71)
+    vstore(m, mb, a00)
+    vstore(m, mb + lanes, a01)
+    vstore(m, mb + 2 * lanes, a10)
+    vstore(m, mb + 3 * lanes, a11)
+    vstore(m, mb + 4 * lanes, a20)
+    vstore(m, mb + 5 * lanes, a21)
+    vstore(m, mb + 6 * lanes, a30)
+    vstore(m, mb + 7 * lanes, a31)
+    vstore(m, mb + 8 * lanes, a40)
+    vstore(m, mb + 9 * lanes, a41)
+    vstore(m, mb + 10 * lanes, a50)
+    vstore(m, mb + 11 * lanes, a51)
+    vstore(m, mb + 12 * lanes, a60)
+    vstore(m, mb + 13 * lanes, a61)
+    vstore(m, mb + 14 * lanes, a70)
+    vstore(m, mb + 15 * lanes, a71)
+
+
+@njit(cache=CACHE, inline="always")
+def _store(out, off, step, vec, count):
+    """Lanes ``[0, count)`` of ``vec`` to ``out[off + i * step]`` (contiguous for step 1)."""
+    if step == 1:
+        vstore_masked(out, off, vec, count)
+    else:
+        vstore_every(out, off, step, vec, count)
+
+
+@njit(cache=CACHE, inline="always")
+def _output_tile(m, q, s, bias, out, off, dims, count, right, below):
+    """``Y = A^T M A`` (+ bias) of the tile whose ``M[xi]`` is ``m[q + xi * s]``, into ``out``.
+
+    Lanes of output channels (``count`` of them), stored at ``out[off]`` through the
+    output's strides; ``right``, ``below``: whether the tile's second column and row exist.
+    """
+    m0, m1, m2, m3 = vload(m, q), vload(m, q + s), vload(m, q + 2 * s), vload(m, q + 3 * s)
+    m4, m5, m6, m7 = (vload(m, q + 4 * s), vload(m, q + 5 * s), vload(m, q + 6 * s),
+                      vload(m, q + 7 * s))
+    m8, m9, m10, m11 = (vload(m, q + 8 * s), vload(m, q + 9 * s), vload(m, q + 10 * s),
+                        vload(m, q + 11 * s))
+    m12, m13, m14, m15 = (vload(m, q + 12 * s), vload(m, q + 13 * s), vload(m, q + 14 * s),
+                          vload(m, q + 15 * s))
+    # A^T M: rows
+    s00, s01, s02, s03 = m0 + m4 + m8, m1 + m5 + m9, m2 + m6 + m10, m3 + m7 + m11
+    s10, s11, s12, s13 = m4 - m8 - m12, m5 - m9 - m13, m6 - m10 - m14, m7 - m11 - m15
+    step, right_step, below_step = dims[_OK], dims[_OW], dims[_OH]
+    _store(out, off, step, s00 + s01 + s02 + bias, count)
+    if right:
+        _store(out, off + right_step, step, s01 - s02 - s03 + bias, count)
+    if below:
+        _store(out, off + below_step, step, s10 + s11 + s12 + bias, count)
+        if right:
+            _store(out, off + below_step + right_step, step, s11 - s12 - s13 + bias, count)
+
+
+@njit(cache=CACHE)
+def _task(src, dims, u, aux, out, scratch, task, tid):
+    """Task ``task``: ``R`` rows of tiles of one sample, on thread ``tid``'s scratch."""
+    lanes = vlanes(scratch)
+    block = 2 * lanes
+    blocks = dims[_BLOCKS]
+    n, ty0 = task // blocks, (task % blocks) * dims[ROWS]
+    tx_n = dims[_TX]
+    rows = min(dims[ROWS], dims[_TY] - ty0)
+    tiles = rows * tx_n
+    cp, pp, kb_n = dims[_CP], dims[_PP], dims[_KB]
+    work = scratch[tid]
+    tile_at, v_at, m_at = 0, dims[_TILE_SIZE], dims[_TILE_SIZE] + dims[_V_SIZE]
+    width = 2 * tx_n + 2
+    # the input rows, channels-last and zero-padded
+    iy0 = 2 * ty0 - dims[_PAD_TOP]
+    for r in range(2 * rows + 2):
+        _fill_row(src, dims, n, iy0 + r, work, tile_at + r * width * cp, width)
+    # every tile's transform: V[xi][p][c]
+    s = pp * cp
+    v = work[v_at:]
+    for p in range(tiles):
+        ty = p // tx_n
+        o = tile_at + (2 * ty * width + 2 * (p - ty * tx_n)) * cp
+        for c0 in range(0, cp, lanes):
+            _transform_tile(work, o + c0, (cp, width * cp), v, p * cp + c0, s)
+    for p in range(tiles, pp):  # a short last register tile multiplies zeros
+        for xi in range(16):
+            for c in range(cp):
+                v[xi * s + p * cp + c] = 0
+    m = work[m_at:]
+    ms = TILE_P * block
+    k_n = dims[_K]
+    for kb in range(kb_n):
+        for p0 in range(0, tiles, TILE_P):
+            # the 16 products of a register tile of tiles, then their outputs (M stays in L1)
+            for xi in range(16):
+                ub = (xi * kb_n + kb) * cp * block
+                for c0 in range(0, cp, CHANNEL_CHUNK):
+                    _products(u, v, m, ub, xi * s + p0 * cp, xi * ms, c0,
+                              min(cp, c0 + CHANNEL_CHUNK), cp, lanes)
+            for h in range(2):
+                k0 = kb * block + h * lanes
+                count = min(lanes, k_n - k0)
+                if count <= 0:
+                    break
+                bias = vload(aux, k0)
+                for p in range(p0, min(tiles, p0 + TILE_P)):
+                    ty = p // tx_n
+                    tx = p - ty * tx_n
+                    oy, ox = 2 * (ty0 + ty), 2 * tx
+                    off = n * dims[_ON] + oy * dims[_OH] + ox * dims[_OW] + k0 * dims[_OK]
+                    _output_tile(m, (p - p0) * block + h * lanes, ms, bias, out, off, dims,
+                                 count, ox + 1 < dims[_WO], oy + 1 < dims[_HO])
+
+
+def _task_signature(dtype: np.dtype) -> tuple:
+    """Argument types of :func:`_task`."""
+    index = data_type(np.dtype(np.int64), 1, layout="C")
+    return (data_type(dtype, 1, layout="C"), index, data_type(dtype, 1, layout="C"),
+            data_type(dtype, 1, layout="C"), data_type(dtype, 1, True, "C"),
+            data_type(dtype, 2, True, "C"), types.int64, types.int64)
+
+
+_call_task = _jit.caller(_task_signature)
+_forward_signature = _jit.kernel_signature(_task_signature, 2)
+
+
+@njit(parallel=True, cache=CACHE)
+def _forward(src, dims, u, aux, out, scratch, task_at):
+    for task in prange(dims[_N] * dims[_BLOCKS]):
+        _call_task(task_at, (src, dims, u, aux, out, scratch, np.int64(task),
+                             np.int64(numba.get_thread_id())))
+
+
+class WinogradPlan(NamedTuple):
+    """A Winograd call's shapes: ``dims`` for the kernel, the scratch per thread and tiles."""
+
+    dims: np.ndarray
+    transformed_shape: tuple[int, int, int, int]
+    scratch_shape: tuple[int, int]
+    itemsize: int
+
+    @property
+    def workspace_bytes(self) -> int:
+        """Bytes of the transformed weights, the scratch and the padded bias."""
+        shape = self.transformed_shape
+        return (math.prod(shape) + math.prod(self.scratch_shape) + shape[1] * shape[3]) * \
+            self.itemsize
+
+
+def task_rows(tiles_across: int, tiles_down: int, channels: int, itemsize: int) -> int:
+    """Rows of tiles per task: about :data:`TASK_TILES` tiles, within :data:`TASK_INPUT_BYTES`.
+
+    Examples
+    --------
+    >>> task_rows(28, 28, 64, 4), task_rows(14, 14, 128, 4), task_rows(7, 7, 256, 4)
+    (2, 4, 4)
+    """
+    rows = max(1, min(tiles_down, -(-TASK_TILES // tiles_across)))
+    while rows > 1 and 16 * _round_up(rows * tiles_across, TILE_P) * channels * itemsize > \
+            TASK_INPUT_BYTES:
+        rows -= 1
+    return rows
+
+
+def _round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+@lru_cache(maxsize=256)
+def winograd_plan(src_shape: tuple[int, ...], src_strides: tuple[int, ...],
+                  dest_shape: tuple[int, ...], dest_strides: tuple[int, ...],
+                  pad_low: tuple[int, int], dtype: np.dtype, threads: int,
+                  budget: float = math.inf) -> WinogradPlan | None:
+    """The plan of a call on canonical ``(N, 1, H, W, C)`` views (strides in bytes), or None.
+
+    ``dest_shape`` is ``(N, 1, Ho, Wo, K)``; ``pad_low`` the (top, left) padding. Tasks
+    take :func:`task_rows` rows of tiles, fewer when the workspace (transformed weights,
+    the threads' scratch) would exceed ``budget`` bytes; None when one row does not fit.
+
+    Examples
+    --------
+    >>> plan = winograd_plan((8, 1, 28, 28, 128), (401408, 0, 112, 4, 100352),
+    ...                      (8, 1, 28, 28, 128), (401408, 0, 112, 4, 100352), (1, 1),
+    ...                      np.dtype(np.float32), 2)
+    >>> int(plan.dims[ROWS]), plan.workspace_bytes
+    (4, 2306560)
+    >>> plan = winograd_plan((8, 1, 28, 28, 128), (401408, 0, 112, 4, 100352),
+    ...                      (8, 1, 28, 28, 128), (401408, 0, 112, 4, 100352), (1, 1),
+    ...                      np.dtype(np.float32), 2, 1.7e6)
+    >>> int(plan.dims[ROWS]), plan.workspace_bytes
+    (1, 1466880)
+    """
+    itemsize = np.dtype(dtype).itemsize
+    lanes = lanes_for(dtype)
+    n, _, h, w, c = src_shape
+    _, _, ho, wo, k = dest_shape
+    tx, ty = -(-wo // 2), -(-ho // 2)
+    cp = _round_up(c, lanes)
+    shape = transformed_shape(k, c, dtype)
+    s_src = [s // itemsize for s in src_strides]
+    s_dest = [s // itemsize for s in dest_strides]
+    for rows in range(task_rows(tx, ty, cp, itemsize), 0, -1):
+        pp = _round_up(rows * tx, TILE_P)
+        tile_size = (2 * rows + 2) * (2 * tx + 2) * cp
+        v_size = 16 * pp * cp
+        m_size = 16 * TILE_P * 2 * lanes
+        plan = WinogradPlan(None, shape, (threads, tile_size + v_size + m_size), itemsize)
+        if plan.workspace_bytes > budget:
+            continue
+        dims = np.array([n, h, w, c, k, ho, wo, s_src[0], s_src[2], s_src[3], s_src[4],
+                         s_dest[0], s_dest[2], s_dest[3], s_dest[4], pad_low[0], pad_low[1],
+                         rows, tx, ty, -(-ty // rows), cp, shape[1], pp, tile_size, v_size],
+                        np.int64)
+        dims.flags.writeable = False
+        return plan._replace(dims=dims)
+    return None
+
+
+def run_winograd(plan: WinogradPlan, src: np.ndarray, transformed: np.ndarray,
+                 bias: np.ndarray | None, out: np.ndarray) -> None:
+    """Run a planned call: ``out = conv(src, weights) + bias`` from the transformed weights.
+
+    ``src`` and ``out``: the canonical views the plan was made for (non-negative strides;
+    ``out`` writable in place).
+    """
+    dtype = out.dtype
+    shape = plan.transformed_shape
+    aux = np.zeros(shape[1] * shape[3], dtype)
+    if bias is not None:
+        aux[:out.shape[-1]] = bias
+    scratch = np.empty(plan.scratch_shape, dtype)
+    _jit.ensure_compiled(_forward, _forward_signature, dtype)
+    task_at = _jit.address_of(_task, _task_signature, dtype)
+    _forward(flat_view(src), plan.dims, transformed.reshape(-1), aux, flat_view(out), scratch,
+             task_at)

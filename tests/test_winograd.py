@@ -1,0 +1,199 @@
+"""The Winograd F(2x2, 3x3) kernel against the naive reference, and where the plan takes it.
+
+``convolution.FORCE_FORWARD_ALGORITHM = "winograd"`` runs every 3x3 stride-1 layer (forward,
+input gradient, stride-1 transposed convolution) on it whatever its channels; a spy on
+``_winograd.run_winograd`` checks that the kernel, not the direct fallback, ran.
+"""
+
+import numpy as np
+import pytest
+
+import fastconv
+import naive
+from conftest import assert_close, to_channels_last
+from fastconv import _winograd, convolution
+
+# (batch, c_in, c_out, size, padding): odd and even sizes (a last tile with one row or
+# column), one-pixel outputs, asymmetric pads, channels past a vector
+SHAPES = [
+    (2, 64, 64, (9, 11), 1),
+    (1, 3, 5, (7, 6), 0),
+    (2, 17, 40, (12, 13), ((2, 1), (0, 2))),
+    (1, 48, 16, (4, 4), 0),
+    (2, 32, 33, (8, 8), "same"),
+    (1, 1, 1, (3, 3), 0),
+    (3, 20, 70, (5, 31), ((1, 0), (2, 2))),
+    (2, 130, 36, (2, 17), 2),
+]
+IDS = [f"shape{i}" for i in range(len(SHAPES))]
+
+
+@pytest.fixture
+def winograd_runs(monkeypatch):
+    """Force the Winograd kernel and count its runs."""
+    monkeypatch.setattr(convolution, "FORCE_FORWARD_ALGORITHM", "winograd")
+    runs = []
+    original = _winograd.run_winograd
+
+    def spy(*args):
+        runs.append(args[0])
+        return original(*args)
+
+    monkeypatch.setattr(_winograd, "run_winograd", spy)
+    return runs
+
+
+def _data(shape, dtype, seed):
+    n, c_in, c_out, size, _ = shape
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c_in, *size)).astype(dtype)
+    weight = rng.standard_normal((c_out, c_in, 3, 3)).astype(dtype)
+    bias = rng.standard_normal(c_out).astype(dtype)
+    return x, weight, bias
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=IDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_winograd_forward_matches_naive(winograd_runs, shape, dtype, channels_last):
+    x, weight, bias = _data(shape, dtype, 1)
+    padding = shape[4]
+    expected = naive.conv(x, weight, bias, padding=padding)
+    data = np.ascontiguousarray(to_channels_last(x)) if channels_last else x
+    got = fastconv.conv2d(data, weight, bias, padding=padding, channels_last=channels_last)
+    assert len(winograd_runs) == 1
+    if channels_last:
+        expected = to_channels_last(expected)
+    assert_close(got, expected, shape[1] * 9, dtype)
+    # without a bias
+    got = fastconv.conv2d(data, weight, padding=padding, channels_last=channels_last)
+    unbiased = naive.conv(x, weight, padding=padding)
+    assert_close(got, to_channels_last(unbiased) if channels_last else unbiased,
+                 shape[1] * 9, dtype)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=IDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_winograd_input_gradient_matches_naive(winograd_runs, shape, dtype, channels_last):
+    x, weight, _ = _data(shape, dtype, 2)
+    padding = shape[4]
+    rng = np.random.default_rng(3)
+    grad = rng.standard_normal(naive.conv(x, weight, padding=padding).shape).astype(dtype)
+    expected = naive.conv_input(x.shape, weight, grad, padding=padding)
+    shape_arg, grad_arg = x.shape, grad
+    if channels_last:
+        expected = to_channels_last(expected)
+        shape_arg = expected.shape
+        grad_arg = np.ascontiguousarray(to_channels_last(grad))
+    got = fastconv.conv2d_input(shape_arg, weight, grad_arg, padding=padding,
+                                channels_last=channels_last)
+    # an adjoint whose windows reach no input is all zeros (no kernel runs)
+    assert len(winograd_runs) == (1 if np.any(expected) else len(winograd_runs))
+    assert_close(got, expected, shape[2] * 9, dtype)
+
+
+@pytest.mark.parametrize("padding", [0, 1, 3])
+def test_winograd_transposed_matches_naive(winograd_runs, padding):
+    # a stride-1 transposed convolution is the input gradient of a forward one; with
+    # padding 3 its stride-1 forward convolution crops the input (a pad of -1 each side)
+    x, weight, bias = _data((2, 24, 40, (9, 12), 0), np.float64, 4)
+    weight_t = np.ascontiguousarray(weight.transpose(1, 0, 2, 3))  # in 24 -> out 40
+    got = fastconv.conv_transpose2d(x, weight_t, bias, padding=padding)
+    sizes = tuple(n + 2 - 2 * padding for n in x.shape[2:])
+    expected = naive.conv_input((2, 40, *sizes), weight_t, x, padding=padding)
+    expected += bias.reshape(1, -1, 1, 1)
+    assert len(winograd_runs) == 1
+    assert_close(got, expected, 24 * 9, np.float64)
+
+
+def test_winograd_results_do_not_depend_on_thread_count(winograd_runs):
+    import numba
+
+    x, weight, bias = _data((4, 40, 72, (30, 17), 1), np.float32, 5)
+    results = []
+    for threads in (1, numba.config.NUMBA_NUM_THREADS):
+        numba.set_num_threads(threads)
+        try:
+            results.append(fastconv.conv2d(x, weight, bias, padding=1))
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    np.testing.assert_array_equal(results[0], results[1])
+    assert len(winograd_runs) == 2
+
+
+def test_winograd_reads_strided_views_and_leaves_them_alone(winograd_runs):
+    x, weight, bias = _data((2, 24, 40, (20, 22), 1), np.float64, 6)
+    base = np.repeat(x, 2, axis=3)  # every other column: a non-unit column stride
+    view = base[:, :, :, ::2]
+    before = base.copy()
+    got = fastconv.conv2d(view, weight, bias, padding=1)
+    np.testing.assert_array_equal(base, before)
+    assert_close(got, naive.conv(x, weight, bias, padding=1), 24 * 9, np.float64)
+    assert len(winograd_runs) == 1
+    # a negative stride: the direct kernel runs it
+    flipped = x[:, :, ::-1]
+    got = fastconv.conv2d(flipped, weight, bias, padding=1)
+    assert_close(got, naive.conv(np.ascontiguousarray(flipped), weight, bias, padding=1),
+                 24 * 9, np.float64)
+    assert len(winograd_runs) == 1
+
+
+def test_winograd_gives_way_when_its_workspace_does_not_fit(monkeypatch):
+    from fastconv import _plan
+
+    monkeypatch.setattr(_winograd, "PREFERRED", True)  # the plan's choice on any host
+    runs = []
+    original = _winograd.run_winograd
+    monkeypatch.setattr(_winograd, "run_winograd", lambda *a: (runs.append(a[0]), original(*a)))
+    x, weight, bias = _data((8, 64, 64, (40, 40), 1), np.float32, 7)
+    expected = naive.conv(x, weight, bias, padding=1)
+    # the spare memory shrinks: fewer rows of tiles per task, then the direct kernel
+    rows = []
+    for extra in (0.25, 0.15, 0.12, 0.1, 0.0):
+        monkeypatch.setattr(_plan, "EXTRA_MEMORY", extra)
+        before = len(runs)
+        got = fastconv.conv2d(x, weight, bias, padding=1)
+        assert_close(got, expected, 64 * 9, np.float32)
+        if len(runs) > before:
+            plan = runs[-1]
+            rows.append(int(plan.dims[_winograd.ROWS]))
+            assert plan.workspace_bytes <= extra * (2 * x.nbytes + weight.nbytes)
+    assert len(rows) >= 2 and rows[0] > rows[-1] and rows == sorted(rows, reverse=True)
+    assert len(runs) < 5  # no spare memory at all: the direct kernel
+
+
+def test_transformed_weights_are_g_g_gt():
+    rng = np.random.default_rng(8)
+    weight = rng.standard_normal((37, 5, 3, 3))
+    g = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+    expected = np.einsum("ai,kcij,bj->abkc", g, weight, g).reshape(16, 37, 5)
+    for view in (weight, weight[:, :, ::-1, ::-1]):
+        shape = _winograd.transformed_shape(37, 5, view.dtype)
+        got = _winograd.transform_weights(view, np.full(shape, np.nan))
+        _, blocks, cp, block = shape
+        flat = got.transpose(0, 1, 3, 2).reshape(16, blocks * block, cp)
+        want = expected if view is weight else np.einsum(
+            "ai,kcij,bj->abkc", g, view, g).reshape(16, 37, 5)
+        np.testing.assert_allclose(flat[:, :37, :5], want, rtol=1e-15, atol=1e-15)
+        assert not np.any(flat[:, 37:]) and not np.any(flat[:, :, 5:])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_plan_takes_winograd_for_wide_3x3_stride_1_layers(dtype):
+    preferred = _winograd.PREFERRED
+    for x_shape, w_shape, options, expected in [
+        ((8, 64, 56, 56), (64, 64, 3, 3), {"padding": 1}, "winograd"),
+        ((8, 128, 28, 28), (128, 128, 3, 3), {"padding": 1}, "winograd"),
+        ((8, 128, 28, 28), (256, 128, 3, 3), {"padding": 1, "stride": 2}, "dense"),
+        ((8, 64, 28, 28), (64, 64, 3, 3), {"padding": 2, "dilation": 2}, "dense"),
+        ((2, 64, 8, 8, 8), (64, 64, 3, 3, 3), {"padding": 1}, "dense"),
+    ]:
+        plans = fastconv.explain(x_shape, w_shape, dtype=dtype, **options)
+        want = expected if preferred else "dense"
+        assert plans[0].algorithm == want
+        if options.get("stride", 1) == 1 and options.get("dilation", 1) == 1:
+            assert plans[1].algorithm == f"phases/{want}"
+    # a vector of channels leaves the transforms too little work in float32
+    narrow = fastconv.explain((8, 16, 56, 56), (16, 16, 3, 3), dtype=np.float32, padding=1)
+    assert narrow[0].algorithm != "winograd"
