@@ -13,17 +13,25 @@ import naive
 from conftest import assert_close, to_channels_last
 from fastconv import _winograd, convolution
 
-# (batch, c_in, c_out, size, padding): odd and even sizes (a last tile with one row or
+# (batch, c_in, c_out, size, padding, dilation): odd and even sizes (a last tile with one row or
 # column), one-pixel outputs, asymmetric pads, channels past a vector
 SHAPES = [
-    (2, 64, 64, (9, 11), 1),
-    (1, 3, 5, (7, 6), 0),
-    (2, 17, 40, (12, 13), ((2, 1), (0, 2))),
-    (1, 48, 16, (4, 4), 0),
-    (2, 32, 33, (8, 8), "same"),
-    (1, 1, 1, (3, 3), 0),
-    (3, 20, 70, (5, 31), ((1, 0), (2, 2))),
-    (2, 130, 36, (2, 17), 2),
+    (2, 64, 64, (9, 11), 1, 1),
+    (1, 3, 5, (7, 6), 0, 1),
+    (2, 17, 40, (12, 13), ((2, 1), (0, 2)), 1),
+    (1, 48, 16, (4, 4), 0, 1),
+    (2, 32, 33, (8, 8), "same", 1),
+    (1, 1, 1, (3, 3), 0, 1),
+    (3, 20, 70, (5, 31), ((1, 0), (2, 2)), 1),
+    (2, 130, 36, (2, 17), 2, 1),
+    # dilated: a convolution per row and column phase, phases of unequal sizes
+    (2, 24, 40, (13, 12), 2, 2),
+    (1, 16, 20, (11, 17), ((1, 3), (0, 2)), (1, 3)),
+    (2, 40, 8, (15, 9), "same", (3, 2)),
+    (1, 8, 8, (5, 7), 0, (2, 1)),
+    # several tasks' blocks of tile rows down a phase
+    (1, 12, 20, (50, 20), 1, 1),
+    (1, 8, 16, (61, 30), 2, 2),
 ]
 IDS = [f"shape{i}" for i in range(len(SHAPES))]
 
@@ -44,7 +52,7 @@ def winograd_runs(monkeypatch):
 
 
 def _data(shape, dtype, seed):
-    n, c_in, c_out, size, _ = shape
+    n, c_in, c_out, size = shape[:4]
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c_in, *size)).astype(dtype)
     weight = rng.standard_normal((c_out, c_in, 3, 3)).astype(dtype)
@@ -57,17 +65,17 @@ def _data(shape, dtype, seed):
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_winograd_forward_matches_naive(winograd_runs, shape, dtype, channels_last):
     x, weight, bias = _data(shape, dtype, 1)
-    padding = shape[4]
-    expected = naive.conv(x, weight, bias, padding=padding)
+    options = {"padding": shape[4], "dilation": shape[5]}
+    expected = naive.conv(x, weight, bias, **options)
     data = np.ascontiguousarray(to_channels_last(x)) if channels_last else x
-    got = fastconv.conv2d(data, weight, bias, padding=padding, channels_last=channels_last)
+    got = fastconv.conv2d(data, weight, bias, channels_last=channels_last, **options)
     assert len(winograd_runs) == 1
     if channels_last:
         expected = to_channels_last(expected)
     assert_close(got, expected, shape[1] * 9, dtype)
     # without a bias
-    got = fastconv.conv2d(data, weight, padding=padding, channels_last=channels_last)
-    unbiased = naive.conv(x, weight, padding=padding)
+    got = fastconv.conv2d(data, weight, channels_last=channels_last, **options)
+    unbiased = naive.conv(x, weight, **options)
     assert_close(got, to_channels_last(unbiased) if channels_last else unbiased,
                  shape[1] * 9, dtype)
 
@@ -77,17 +85,17 @@ def test_winograd_forward_matches_naive(winograd_runs, shape, dtype, channels_la
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_winograd_input_gradient_matches_naive(winograd_runs, shape, dtype, channels_last):
     x, weight, _ = _data(shape, dtype, 2)
-    padding = shape[4]
+    options = {"padding": shape[4], "dilation": shape[5]}
     rng = np.random.default_rng(3)
-    grad = rng.standard_normal(naive.conv(x, weight, padding=padding).shape).astype(dtype)
-    expected = naive.conv_input(x.shape, weight, grad, padding=padding)
+    grad = rng.standard_normal(naive.conv(x, weight, **options).shape).astype(dtype)
+    expected = naive.conv_input(x.shape, weight, grad, **options)
     shape_arg, grad_arg = x.shape, grad
     if channels_last:
         expected = to_channels_last(expected)
         shape_arg = expected.shape
         grad_arg = np.ascontiguousarray(to_channels_last(grad))
-    got = fastconv.conv2d_input(shape_arg, weight, grad_arg, padding=padding,
-                                channels_last=channels_last)
+    got = fastconv.conv2d_input(shape_arg, weight, grad_arg, channels_last=channels_last,
+                                **options)
     # an adjoint whose windows reach no input is all zeros (no kernel runs)
     assert len(winograd_runs) == (1 if np.any(expected) else len(winograd_runs))
     assert_close(got, expected, shape[2] * 9, dtype)
@@ -97,7 +105,7 @@ def test_winograd_input_gradient_matches_naive(winograd_runs, shape, dtype, chan
 def test_winograd_transposed_matches_naive(winograd_runs, padding):
     # a stride-1 transposed convolution is the input gradient of a forward one; with
     # padding 3 its stride-1 forward convolution crops the input (a pad of -1 each side)
-    x, weight, bias = _data((2, 24, 40, (9, 12), 0), np.float64, 4)
+    x, weight, bias = _data((2, 24, 40, (9, 12)), np.float64, 4)
     weight_t = np.ascontiguousarray(weight.transpose(1, 0, 2, 3))  # in 24 -> out 40
     got = fastconv.conv_transpose2d(x, weight_t, bias, padding=padding)
     sizes = tuple(n + 2 - 2 * padding for n in x.shape[2:])
@@ -110,7 +118,7 @@ def test_winograd_transposed_matches_naive(winograd_runs, padding):
 def test_winograd_results_do_not_depend_on_thread_count(winograd_runs):
     import numba
 
-    x, weight, bias = _data((4, 40, 72, (30, 17), 1), np.float32, 5)
+    x, weight, bias = _data((4, 40, 72, (30, 17)), np.float32, 5)
     results = []
     for threads in (1, numba.config.NUMBA_NUM_THREADS):
         numba.set_num_threads(threads)
@@ -123,7 +131,7 @@ def test_winograd_results_do_not_depend_on_thread_count(winograd_runs):
 
 
 def test_winograd_reads_strided_views_and_leaves_them_alone(winograd_runs):
-    x, weight, bias = _data((2, 24, 40, (20, 22), 1), np.float64, 6)
+    x, weight, bias = _data((2, 24, 40, (20, 22)), np.float64, 6)
     base = np.repeat(x, 2, axis=3)  # every other column: a non-unit column stride
     view = base[:, :, :, ::2]
     before = base.copy()
@@ -146,7 +154,7 @@ def test_winograd_gives_way_when_its_workspace_does_not_fit(monkeypatch):
     runs = []
     original = _winograd.run_winograd
     monkeypatch.setattr(_winograd, "run_winograd", lambda *a: (runs.append(a[0]), original(*a)))
-    x, weight, bias = _data((8, 64, 64, (40, 40), 1), np.float32, 7)
+    x, weight, bias = _data((8, 64, 64, (40, 40)), np.float32, 7)
     expected = naive.conv(x, weight, bias, padding=1)
     # the spare memory shrinks: fewer rows of tiles per task, then the direct kernel
     rows = []
@@ -186,13 +194,13 @@ def test_plan_takes_winograd_for_wide_3x3_stride_1_layers(dtype):
         ((8, 64, 56, 56), (64, 64, 3, 3), {"padding": 1}, "winograd"),
         ((8, 128, 28, 28), (128, 128, 3, 3), {"padding": 1}, "winograd"),
         ((8, 128, 28, 28), (256, 128, 3, 3), {"padding": 1, "stride": 2}, "dense"),
-        ((8, 64, 28, 28), (64, 64, 3, 3), {"padding": 2, "dilation": 2}, "dense"),
+        ((8, 64, 28, 28), (64, 64, 3, 3), {"padding": 2, "dilation": 2}, "winograd"),
         ((2, 64, 8, 8, 8), (64, 64, 3, 3, 3), {"padding": 1}, "dense"),
     ]:
         plans = fastconv.explain(x_shape, w_shape, dtype=dtype, **options)
         want = expected if preferred else "dense"
         assert plans[0].algorithm == want
-        if options.get("stride", 1) == 1 and options.get("dilation", 1) == 1:
+        if options.get("stride", 1) == 1:
             assert plans[1].algorithm == f"phases/{want}"
     # a vector of channels leaves the transforms too little work in float32
     narrow = fastconv.explain((8, 16, 56, 56), (16, 16, 3, 3), dtype=np.float32, padding=1)

@@ -117,6 +117,9 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
                   f"per call; each task copies the {2 * rows + 2} input rows of its {rows} "
                   "row(s) of tiles into a small zero-padded channels-last tile and "
                   "transforms them; output written in place")
+        if any(d > 1 for d in spec.dilation):
+            detail += (f"; dilated: one convolution per row and column phase "
+                       f"({math.prod(spec.dilation)} of them)")
         return PassPlan(name, algorithm, detail, flops, plan.workspace_bytes)
     if algorithm == "dense":
         packed_shape = _dense.packed_shape(spec.c_out, spec.c_in, _plan.to_3d(spec.kernel, 1),

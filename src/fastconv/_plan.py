@@ -844,11 +844,12 @@ def winograd_applicable(padding_mode: str, groups: int, c_in: int, c_out: int,
                         dilation: tuple[int, ...]) -> bool:
     """Whether the Winograd F(2x2, 3x3) kernel can run a convolution.
 
-    A 2-D 3x3 filter at unit stride and dilation, zero padding (any pads) and one group.
+    A 2-D 3x3 filter at unit stride, any dilation (each row and column phase of the output
+    a convolution of its own), zero padding (any pads) and one group.
 
     Examples
     --------
-    >>> winograd_applicable("zeros", 1, 64, 64, (3, 3), (1, 1), (1, 1))
+    >>> winograd_applicable("zeros", 1, 64, 64, (3, 3), (1, 1), (2, 2))
     True
     >>> winograd_applicable("zeros", 1, 64, 64, (3, 3), (2, 2), (1, 1))
     False
@@ -856,7 +857,7 @@ def winograd_applicable(padding_mode: str, groups: int, c_in: int, c_out: int,
     False
     """
     return (dense_applicable(padding_mode, groups, c_in, c_out) and tuple(kernel) == (3, 3)
-            and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1))
+            and tuple(stride) == (1, 1) and len(dilation) == 2)
 
 
 #: Largest transformed weights (``16 x C_in x C_out`` elements) the plan prefers Winograd

@@ -41,8 +41,11 @@ channels-last tile (vector transposes for channels-first data), transforms every
 into ``V[xi][p][c]`` (vectors of input channels), then for each block of output channels
 runs the 16 matrix products into ``M[xi][p][j]`` and transforms ``M`` into the block's
 outputs, written in place through the output's strides (masked for a last, short block).
-Every output element is computed by one task, in an order that depends on the shapes
-only: results are bitwise the same for any thread count.
+A dilated filter (dilation ``d``) is a convolution per row and column phase of the output
+(rows ``a, a + d, ...`` read input rows ``a - pad + d m``): a task copies its row phase's
+input rows, every column, and runs the tiles of each column phase from them, a tile's
+pixels ``d`` apart. Every output element is computed by one task, in an order that depends
+on the shapes only: results are bitwise the same for any thread count.
 """
 
 from __future__ import annotations
@@ -110,6 +113,7 @@ _SN, _SH, _SW, _SC = 7, 8, 9, 10  # input element strides: sample, row, column, 
 _ON, _OH, _OW, _OK = 11, 12, 13, 14  # output element strides
 _PAD_TOP, _PAD_LEFT = 15, 16
 ROWS, _TX, _TY, _BLOCKS, _CP, _KB, _PP, _TILE_SIZE, _V_SIZE = 17, 18, 19, 20, 21, 22, 23, 24, 25
+_DH, _DW = 26, 27  # dilations
 
 
 def transformed_shape(c_out: int, c_in: int, dtype: np.dtype) -> tuple[int, int, int, int]:
@@ -373,11 +377,12 @@ def _store(out, off, step, vec, count):
 
 
 @njit(cache=CACHE, inline="always")
-def _output_tile(m, q, s, bias, out, off, dims, count, right, below):
+def _output_tile(m, q, s, bias, out, off, steps, count, right, below):
     """``Y = A^T M A`` (+ bias) of the tile whose ``M[xi]`` is ``m[q + xi * s]``, into ``out``.
 
-    Lanes of output channels (``count`` of them), stored at ``out[off]`` through the
-    output's strides; ``right``, ``below``: whether the tile's second column and row exist.
+    Lanes of output channels (``count`` of them), stored at ``out[off]``: ``steps`` are the
+    elements between channels, between the tile's columns and between its rows; ``right``,
+    ``below``: whether its second column and row exist.
     """
     m0, m1, m2, m3 = vload(m, q), vload(m, q + s), vload(m, q + 2 * s), vload(m, q + 3 * s)
     m4, m5, m6, m7 = (vload(m, q + 4 * s), vload(m, q + 5 * s), vload(m, q + 6 * s),
@@ -389,7 +394,7 @@ def _output_tile(m, q, s, bias, out, off, dims, count, right, below):
     # A^T M: rows
     s00, s01, s02, s03 = m0 + m4 + m8, m1 + m5 + m9, m2 + m6 + m10, m3 + m7 + m11
     s10, s11, s12, s13 = m4 - m8 - m12, m5 - m9 - m13, m6 - m10 - m14, m7 - m11 - m15
-    step, right_step, below_step = dims[_OK], dims[_OW], dims[_OH]
+    step, right_step, below_step = steps
     _store(out, off, step, s00 + s01 + s02 + bias, count)
     if right:
         _store(out, off + right_step, step, s01 - s02 - s03 + bias, count)
@@ -401,58 +406,72 @@ def _output_tile(m, q, s, bias, out, off, dims, count, right, below):
 
 @njit(cache=CACHE)
 def _task(src, dims, u, aux, out, scratch, task, tid):
-    """Task ``task``: ``R`` rows of tiles of one sample, on thread ``tid``'s scratch."""
+    """Task ``task``: ``R`` rows of tiles of a sample's row phase, on thread ``tid``'s scratch.
+
+    With dilations ``(dh, dw)``, output rows ``a, a + dh, ...`` (row phase ``a``) and
+    columns ``b, b + dw, ...`` (column phase ``b``) are a stride-1 undilated convolution of
+    input rows ``a - pad_top + dh * m`` and columns ``b - pad_left + dw * m``. The task
+    copies its row phase's input rows (every column) into its tile, then runs the tiles of
+    every column phase from it, a tile's pixels ``dw`` apart.
+    """
     lanes = vlanes(scratch)
     block = 2 * lanes
     blocks = dims[_BLOCKS]
-    n, ty0 = task // blocks, (task % blocks) * dims[ROWS]
+    dh, dw = dims[_DH], dims[_DW]
+    phase, ty0 = task // blocks, (task % blocks) * dims[ROWS]
+    n, a = phase // dh, phase % dh
     tx_n = dims[_TX]
     rows = min(dims[ROWS], dims[_TY] - ty0)
     tiles = rows * tx_n
     cp, pp, kb_n = dims[_CP], dims[_PP], dims[_KB]
     work = scratch[tid]
     tile_at, v_at, m_at = 0, dims[_TILE_SIZE], dims[_TILE_SIZE] + dims[_V_SIZE]
-    width = 2 * tx_n + 2
-    # the input rows, channels-last and zero-padded
-    iy0 = 2 * ty0 - dims[_PAD_TOP]
+    width = dw * (2 * tx_n + 2)  # tile pixels: input columns from -pad_left on
+    # the row phase's input rows, channels-last and zero-padded
+    iy0 = a - dims[_PAD_TOP] + 2 * dh * ty0
     for r in range(2 * rows + 2):
-        _fill_row(src, dims, n, iy0 + r, work, tile_at + r * width * cp, width)
-    # every tile's transform: V[xi][p][c]
+        _fill_row(src, dims, n, iy0 + dh * r, work, tile_at + r * width * cp, width)
     s = pp * cp
     v = work[v_at:]
-    for p in range(tiles):
-        ty = p // tx_n
-        o = tile_at + (2 * ty * width + 2 * (p - ty * tx_n)) * cp
-        for c0 in range(0, cp, lanes):
-            _transform_tile(work, o + c0, (cp, width * cp), v, p * cp + c0, s)
     for p in range(tiles, pp):  # a short last register tile multiplies zeros
         for xi in range(16):
             for c in range(cp):
                 v[xi * s + p * cp + c] = 0
     m = work[m_at:]
     ms = TILE_P * block
-    k_n = dims[_K]
-    for kb in range(kb_n):
-        for p0 in range(0, tiles, TILE_P):
-            # the 16 products of a register tile of tiles, then their outputs (M stays in L1)
-            for xi in range(16):
-                ub = (xi * kb_n + kb) * cp * block
-                for c0 in range(0, cp, CHANNEL_CHUNK):
-                    _products(u, v, m, ub, xi * s + p0 * cp, xi * ms, c0,
-                              min(cp, c0 + CHANNEL_CHUNK), cp, lanes)
-            for h in range(2):
-                k0 = kb * block + h * lanes
-                count = min(lanes, k_n - k0)
-                if count <= 0:
-                    break
-                bias = vload(aux, k0)
-                for p in range(p0, min(tiles, p0 + TILE_P)):
-                    ty = p // tx_n
-                    tx = p - ty * tx_n
-                    oy, ox = 2 * (ty0 + ty), 2 * tx
-                    off = n * dims[_ON] + oy * dims[_OH] + ox * dims[_OW] + k0 * dims[_OK]
-                    _output_tile(m, (p - p0) * block + h * lanes, ms, bias, out, off, dims,
-                                 count, ox + 1 < dims[_WO], oy + 1 < dims[_HO])
+    k_n, ho, wo = dims[_K], dims[_HO], dims[_WO]
+    steps = (dims[_OK], dw * dims[_OW], dh * dims[_OH])
+    for b in range(dw):
+        # every tile's transform: V[xi][p][c]
+        for p in range(tiles):
+            ty = p // tx_n
+            o = tile_at + (2 * ty * width + b + 2 * dw * (p - ty * tx_n)) * cp
+            for c0 in range(0, cp, lanes):
+                _transform_tile(work, o + c0, (dw * cp, width * cp), v, p * cp + c0, s)
+        for kb in range(kb_n):
+            for p0 in range(0, tiles, TILE_P):
+                # a register tile's 16 products, then its tiles' outputs (M stays in L1)
+                for xi in range(16):
+                    ub = (xi * kb_n + kb) * cp * block
+                    for c0 in range(0, cp, CHANNEL_CHUNK):
+                        _products(u, v, m, ub, xi * s + p0 * cp, xi * ms, c0,
+                                  min(cp, c0 + CHANNEL_CHUNK), cp, lanes)
+                for h in range(2):
+                    k0 = kb * block + h * lanes
+                    count = min(lanes, k_n - k0)
+                    if count <= 0:
+                        break
+                    bias = vload(aux, k0)
+                    for p in range(p0, min(tiles, p0 + TILE_P)):
+                        ty = p // tx_n
+                        oy = a + 2 * dh * (ty0 + ty)
+                        ox = b + 2 * dw * (p - ty * tx_n)
+                        if oy >= ho or ox >= wo:  # past a short phase's last output
+                            continue
+                        off = n * dims[_ON] + oy * dims[_OH] + ox * dims[_OW] + \
+                            k0 * dims[_OK]
+                        _output_tile(m, (p - p0) * block + h * lanes, ms, bias, out, off,
+                                     steps, count, ox + dw < wo, oy + dh < ho)
 
 
 def _task_signature(dtype: np.dtype) -> tuple:
@@ -469,7 +488,7 @@ _forward_signature = _jit.kernel_signature(_task_signature, 2)
 
 @njit(parallel=True, cache=CACHE)
 def _forward(src, dims, u, aux, out, scratch, task_at):
-    for task in prange(dims[_N] * dims[_BLOCKS]):
+    for task in prange(dims[_N] * dims[_DH] * dims[_BLOCKS]):
         _call_task(task_at, (src, dims, u, aux, out, scratch, np.int64(task),
                              np.int64(numba.get_thread_id())))
 
@@ -505,18 +524,23 @@ def task_rows(tiles_across: int, tiles_down: int, channels: int, itemsize: int) 
     return rows
 
 
+def _ceil_div(n: int, m: int) -> int:
+    return -(-n // m)
+
+
 def _round_up(n: int, m: int) -> int:
-    return -(-n // m) * m
+    return _ceil_div(n, m) * m
 
 
 @lru_cache(maxsize=256)
 def winograd_plan(src_shape: tuple[int, ...], src_strides: tuple[int, ...],
                   dest_shape: tuple[int, ...], dest_strides: tuple[int, ...],
-                  pad_low: tuple[int, int], dtype: np.dtype, threads: int,
-                  budget: float = math.inf) -> WinogradPlan | None:
+                  pad_low: tuple[int, int], dilation: tuple[int, int], dtype: np.dtype,
+                  threads: int, budget: float = math.inf) -> WinogradPlan | None:
     """The plan of a call on canonical ``(N, 1, H, W, C)`` views (strides in bytes), or None.
 
-    ``dest_shape`` is ``(N, 1, Ho, Wo, K)``; ``pad_low`` the (top, left) padding. Tasks
+    ``dest_shape`` is ``(N, 1, Ho, Wo, K)``; ``pad_low`` the (top, left) padding,
+    ``dilation`` the filter's (each row and column phase its own tiles). Tasks
     take :func:`task_rows` rows of tiles, fewer when the workspace (transformed weights,
     the threads' scratch) would exceed ``budget`` bytes; None when one row does not fit.
 
@@ -524,12 +548,12 @@ def winograd_plan(src_shape: tuple[int, ...], src_strides: tuple[int, ...],
     --------
     >>> plan = winograd_plan((8, 1, 28, 28, 128), (401408, 0, 112, 4, 100352),
     ...                      (8, 1, 28, 28, 128), (401408, 0, 112, 4, 100352), (1, 1),
-    ...                      np.dtype(np.float32), 2)
+    ...                      (1, 1), np.dtype(np.float32), 2)
     >>> int(plan.dims[ROWS]), plan.workspace_bytes
     (4, 2306560)
     >>> plan = winograd_plan((8, 1, 28, 28, 128), (401408, 0, 112, 4, 100352),
     ...                      (8, 1, 28, 28, 128), (401408, 0, 112, 4, 100352), (1, 1),
-    ...                      np.dtype(np.float32), 2, 1.7e6)
+    ...                      (1, 1), np.dtype(np.float32), 2, 1.7e6)
     >>> int(plan.dims[ROWS]), plan.workspace_bytes
     (1, 1466880)
     """
@@ -537,14 +561,16 @@ def winograd_plan(src_shape: tuple[int, ...], src_strides: tuple[int, ...],
     lanes = lanes_for(dtype)
     n, _, h, w, c = src_shape
     _, _, ho, wo, k = dest_shape
-    tx, ty = -(-wo // 2), -(-ho // 2)
+    dh, dw = dilation
+    # the tiles of a phase (the first phases': at most), a 2x2 block of its outputs each
+    tx, ty = _ceil_div(_ceil_div(wo, dw), 2), _ceil_div(_ceil_div(ho, dh), 2)
     cp = _round_up(c, lanes)
     shape = transformed_shape(k, c, dtype)
     s_src = [s // itemsize for s in src_strides]
     s_dest = [s // itemsize for s in dest_strides]
     for rows in range(task_rows(tx, ty, cp, itemsize), 0, -1):
         pp = _round_up(rows * tx, TILE_P)
-        tile_size = (2 * rows + 2) * (2 * tx + 2) * cp
+        tile_size = (2 * rows + 2) * dw * (2 * tx + 2) * cp
         v_size = 16 * pp * cp
         m_size = 16 * TILE_P * 2 * lanes
         plan = WinogradPlan(None, shape, (threads, tile_size + v_size + m_size), itemsize)
@@ -552,7 +578,8 @@ def winograd_plan(src_shape: tuple[int, ...], src_strides: tuple[int, ...],
             continue
         dims = np.array([n, h, w, c, k, ho, wo, s_src[0], s_src[2], s_src[3], s_src[4],
                          s_dest[0], s_dest[2], s_dest[3], s_dest[4], pad_low[0], pad_low[1],
-                         rows, tx, ty, -(-ty // rows), cp, shape[1], pp, tile_size, v_size],
+                         rows, tx, ty, -(-ty // rows), cp, shape[1], pp, tile_size, v_size,
+                         dh, dw],
                         np.int64)
         dims.flags.writeable = False
         return plan._replace(dims=dims)

@@ -549,7 +549,7 @@ def _winograd_plan(spec: ConvSpec, dtype: np.dtype, src: np.ndarray, dest: np.nd
     spare = math.inf if FORCE_FORWARD_ALGORITHM == "winograd" else _spare_bytes(
         src, dest, weight_bytes, 0 if _writable_in_place(dest) else dest.nbytes)
     return _winograd.winograd_plan(src.shape, src.strides, dest.shape, dest.strides,
-                                   (spec.pads[0][0], spec.pads[1][0]), dtype,
+                                   (spec.pads[0][0], spec.pads[1][0]), spec.dilation, dtype,
                                    numba.get_num_threads(), spare)
 
 
