@@ -187,21 +187,78 @@ def test_transformed_weights_are_g_g_gt():
         assert not np.any(flat[:, 37:]) and not np.any(flat[:, :, 5:])
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_plan_takes_winograd_for_wide_3x3_stride_1_layers(dtype):
+def test_plan_takes_winograd_for_wide_3x3_stride_1_layers():
     preferred = _winograd.PREFERRED
     for x_shape, w_shape, options, expected in [
-        ((8, 64, 56, 56), (64, 64, 3, 3), {"padding": 1}, "winograd"),
-        ((8, 128, 28, 28), (128, 128, 3, 3), {"padding": 1}, "winograd"),
-        ((8, 128, 28, 28), (256, 128, 3, 3), {"padding": 1, "stride": 2}, "dense"),
-        ((8, 64, 28, 28), (64, 64, 3, 3), {"padding": 2, "dilation": 2}, "winograd"),
-        ((2, 64, 8, 8, 8), (64, 64, 3, 3, 3), {"padding": 1}, "dense"),
+        ((8, 64, 56, 56), (64, 64, 3, 3), {"padding": 1}, ("winograd", "phases/winograd")),
+        ((8, 128, 28, 28), (128, 128, 3, 3), {"padding": 1},
+         ("winograd", "phases/winograd")),
+        ((8, 64, 28, 28), (64, 64, 3, 3), {"padding": 2, "dilation": 2},
+         ("winograd", "phases/winograd")),
+        ((8, 128, 28, 28), (256, 128, 3, 3), {"padding": 1, "stride": 2},
+         ("dense", "phases/dense")),
+        # no room for 4 MiB of transformed weights beside 1.6 MB operands
+        ((8, 256, 14, 14), (256, 256, 3, 3), {"padding": 1}, ("dense", "phases/dense")),
+        # a volume: its input gradient has one vector of output channels
+        ((2, 16, 32, 32, 32), (32, 16, 3, 3, 3), {"padding": 1},
+         ("winograd", "phases/planar")),
     ]:
-        plans = fastconv.explain(x_shape, w_shape, dtype=dtype, **options)
-        want = expected if preferred else "dense"
-        assert plans[0].algorithm == want
-        if options.get("stride", 1) == 1:
-            assert plans[1].algorithm == f"phases/{want}"
-    # a vector of channels leaves the transforms too little work in float32
-    narrow = fastconv.explain((8, 16, 56, 56), (16, 16, 3, 3), dtype=np.float32, padding=1)
-    assert narrow[0].algorithm != "winograd"
+        plans = fastconv.explain(x_shape, w_shape, **options)
+        if not preferred:
+            expected = tuple(e.replace("winograd", "dense") for e in expected)
+        assert (plans[0].algorithm, plans[1].algorithm) == expected, (x_shape, w_shape)
+    # a vector of channels leaves the transforms too little work in float32, not in float64
+    narrow = ((8, 16, 56, 56), (16, 16, 3, 3))
+    assert fastconv.explain(*narrow, padding=1)[0].algorithm != "winograd"
+    assert fastconv.explain(*narrow, padding=1, dtype=np.float64)[0].algorithm == (
+        "winograd" if preferred else "dense")
+
+
+# (batch, c_in, c_out, size, padding) of 3x3x3 layers: F(2x2x2, 3x3x3)
+VOLUMES = [
+    (1, 3, 5, (4, 5, 6), 1),
+    (2, 16, 32, (5, 6, 7), 1),
+    (1, 20, 40, (3, 9, 4), ((0, 1), (2, 0), (1, 1))),
+    (1, 8, 8, (3, 3, 4), 0),  # one output plane: a tile's second plane absent
+    (1, 4, 6, (7, 30, 22), 1),  # several tasks' blocks of tile rows
+]
+VOLUME_IDS = [f"volume{i}" for i in range(len(VOLUMES))]
+
+
+@pytest.mark.parametrize("shape", VOLUMES, ids=VOLUME_IDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_winograd_volume_matches_naive(winograd_runs, shape, dtype, channels_last):
+    n, c_in, c_out, size, padding = shape
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((n, c_in, *size)).astype(dtype)
+    weight = rng.standard_normal((c_out, c_in, 3, 3, 3)).astype(dtype)
+    bias = rng.standard_normal(c_out).astype(dtype)
+    expected = naive.conv(x, weight, bias, padding=padding)
+    data = np.ascontiguousarray(to_channels_last(x)) if channels_last else x
+    got = fastconv.conv3d(data, weight, bias, padding=padding, channels_last=channels_last)
+    assert len(winograd_runs) == 1
+    assert_close(got, to_channels_last(expected) if channels_last else expected, c_in * 27,
+                 dtype)
+    grad = rng.standard_normal(expected.shape).astype(dtype)
+    expected = naive.conv_input(x.shape, weight, grad, padding=padding)
+    grad_arg = np.ascontiguousarray(to_channels_last(grad)) if channels_last else grad
+    shape_arg = to_channels_last(expected).shape if channels_last else x.shape
+    got = fastconv.conv3d_input(shape_arg, weight, grad_arg, padding=padding,
+                                channels_last=channels_last)
+    assert len(winograd_runs) == 2
+    assert_close(got, to_channels_last(expected) if channels_last else expected, c_out * 27,
+                 dtype)
+
+
+def test_transformed_volume_weights_are_g_g_gt_along_each_axis():
+    rng = np.random.default_rng(10)
+    weight = rng.standard_normal((35, 3, 3, 3, 3))
+    g = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+    shape = _winograd.transformed_shape(35, 3, weight.dtype, volume=True)
+    got = _winograd.transform_weights(weight, np.full(shape, np.nan))
+    _, blocks, cp, block = shape
+    flat = got.transpose(0, 1, 3, 2).reshape(64, blocks * block, cp)
+    expected = np.einsum("ai,bj,ck,KCijk->abcKC", g, g, g, weight).reshape(64, 35, 3)
+    np.testing.assert_allclose(flat[:, :35, :3], expected, rtol=1e-14, atol=1e-14)
+    assert not np.any(flat[:, 35:]) and not np.any(flat[:, :, 3:])

@@ -111,12 +111,15 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
         if plan is None:  # the transformed weights and scratch do not fit: direct kernel
             return _forward_plan(spec, itemsize, dtype, batch, planar_layout, name, "dense")
         rows = int(plan.dims[_winograd.ROWS])
-        detail = (f"Winograd F(2x2, 3x3): 16 matrix products per 2x2 outputs (2.25x fewer "
-                  f"multiply-adds) in register tiles of {_winograd.TILE_P} tiles x "
-                  f"{plan.transformed_shape[-1]} output channels; weights transformed once "
-                  f"per call; each task copies the {2 * rows + 2} input rows of its {rows} "
-                  "row(s) of tiles into a small zero-padded channels-last tile and "
-                  "transforms them; output written in place")
+        volume = spec.ndim == 3
+        scheme = ("F(2x2x2, 3x3x3): 64 matrix products per 2x2x2 outputs (3.375x" if volume
+                  else "F(2x2, 3x3): 16 matrix products per 2x2 outputs (2.25x")
+        planes = " (of 4 planes)" if volume else ""
+        detail = (f"Winograd {scheme} fewer multiply-adds) in register tiles of "
+                  f"{_winograd.TILE_P} tiles x {plan.transformed_shape[-1]} output channels; "
+                  f"weights transformed once per call; each task copies the {2 * rows + 2} "
+                  f"input rows{planes} of its {rows} row(s) of tiles into a small zero-padded "
+                  "channels-last tile and transforms them; output written in place")
         if any(d > 1 for d in spec.dilation):
             detail += (f"; dilated: one convolution per row and column phase "
                        f"({math.prod(spec.dilation)} of them)")

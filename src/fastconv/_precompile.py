@@ -26,7 +26,7 @@ from typing import IO, NamedTuple
 import numpy as np
 
 from . import _runtime
-from .convolution import conv2d, conv2d_backward, conv2d_input
+from .convolution import conv2d, conv2d_backward, conv2d_input, conv3d
 
 
 def _small_dense(dtype: np.dtype) -> None:
@@ -64,8 +64,9 @@ def _dense(dtype: np.dtype) -> None:
 
 
 def _winograd(dtype: np.dtype) -> None:
-    """The Winograd kernel and its weight transform (3x3 stride-1 layers)."""
+    """The Winograd kernels and their weight transforms (3x3 and 3x3x3 stride-1 layers)."""
     conv2d(np.ones((8, 32, 32, 32), dtype), np.ones((32, 32, 3, 3), dtype), padding=1)
+    conv3d(np.ones((4, 16, 16, 16, 16), dtype), np.ones((32, 16, 3, 3, 3), dtype), padding=1)
 
 
 def _dense_weight(dtype: np.dtype) -> None:

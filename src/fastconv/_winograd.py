@@ -114,13 +114,17 @@ _ON, _OH, _OW, _OK = 11, 12, 13, 14  # output element strides
 _PAD_TOP, _PAD_LEFT = 15, 16
 ROWS, _TX, _TY, _BLOCKS, _CP, _KB, _PP, _TILE_SIZE, _V_SIZE = 17, 18, 19, 20, 21, 22, 23, 24, 25
 _DH, _DW = 26, 27  # dilations
+# volumes (3x3x3 filters): input planes, plane strides, output planes, front pad, tile planes
+_D, _SD, _OD, _DO, _PAD_FRONT, _TZ, _STAGE = 28, 29, 30, 31, 32, 33, 34
 
 
-def transformed_shape(c_out: int, c_in: int, dtype: np.dtype) -> tuple[int, int, int, int]:
+def transformed_shape(c_out: int, c_in: int, dtype: np.dtype, volume: bool = False
+                      ) -> tuple[int, int, int, int]:
     """Shape of the transformed weights :func:`transform_weights` writes.
 
     ``(16, blocks of output channels, input channels rounded up to a vector, block)``, a
-    block being two vectors of output channels.
+    block being two vectors of output channels; 64 elements of the transform domain for a
+    ``volume`` (3x3x3 filters).
 
     Examples
     --------
@@ -130,7 +134,7 @@ def transformed_shape(c_out: int, c_in: int, dtype: np.dtype) -> tuple[int, int,
     """
     lanes = lanes_for(dtype)
     block = 2 * lanes
-    return (16, -(-c_out // block), -(-c_in // lanes) * lanes, block)
+    return (64 if volume else 16, -(-c_out // block), -(-c_in // lanes) * lanes, block)
 
 
 @njit(cache=CACHE, inline="always")
@@ -186,6 +190,45 @@ def _transform_block(w, u, kb, shape):
                 u[xi * step + at + j] = rows[xi * block + j]
 
 
+@njit(cache=CACHE)
+def _transform_block3(w, u, kb, shape):
+    """``U = G g G^T`` along each axis of 3x3x3 filters: block ``kb`` of flat ``u``."""
+    c_out, c_in = w.shape[0], w.shape[1]
+    blocks, cp, block = shape[1], shape[2], shape[3]
+    step = blocks * cp * block
+    count = min(block, c_out - kb * block)
+    rows = np.zeros(64 * block, u.dtype)
+    depth = np.empty((4, 3, 3), u.dtype)  # G along the planes
+    plane = np.empty((4, 4, 3), u.dtype)  # then along the rows
+    for c in range(cp):
+        at = (kb * cp + c) * block
+        if c >= c_in:
+            for xi in range(64):
+                for j in range(block):
+                    u[xi * step + at + j] = 0
+            continue
+        for j in range(count):
+            k = kb * block + j
+            for y in range(3):
+                for x in range(3):
+                    t0, t1, t2, t3 = _g_times(w[k, c, 0, y, x], w[k, c, 1, y, x],
+                                              w[k, c, 2, y, x])
+                    depth[0, y, x], depth[1, y, x] = t0, t1
+                    depth[2, y, x], depth[3, y, x] = t2, t3
+            for z in range(4):
+                for x in range(3):
+                    t0, t1, t2, t3 = _g_times(depth[z, 0, x], depth[z, 1, x], depth[z, 2, x])
+                    plane[z, 0, x], plane[z, 1, x], plane[z, 2, x], plane[z, 3, x] = \
+                        t0, t1, t2, t3
+            for z in range(4):
+                for y in range(4):
+                    _store_row(rows, j + (16 * z + 4 * y) * block, block, plane[z, y, 0],
+                               plane[z, y, 1], plane[z, y, 2])
+        for xi in range(64):
+            for j in range(block):
+                u[xi * step + at + j] = rows[xi * block + j]
+
+
 @njit(parallel=True, cache=CACHE)
 def _transform_weights(w, u):
     flat = u.reshape(-1)
@@ -193,16 +236,29 @@ def _transform_weights(w, u):
         _transform_block(w, flat, kb, u.shape)
 
 
+@njit(parallel=True, cache=CACHE)
+def _transform_weights3(w, u):
+    flat = u.reshape(-1)
+    for kb in prange(u.shape[1]):
+        _transform_block3(w, flat, kb, u.shape)
+
+
 def _transform_signature(dtype: np.dtype) -> tuple:
     """Argument types of :func:`_transform_weights` (any weight strides, flips included)."""
     return (data_type(dtype, 4), data_type(dtype, 4, True, "C"))
+
+
+def _transform3_signature(dtype: np.dtype) -> tuple:
+    """Argument types of :func:`_transform_weights3`."""
+    return (data_type(dtype, 5), data_type(dtype, 4, True, "C"))
 
 
 def transform_weights(weight: np.ndarray, out: np.ndarray) -> np.ndarray:
     """The transformed weights ``U = G g G^T`` of ``(K, C, 3, 3)`` weights, into ``out``.
 
     ``out`` has :func:`transformed_shape` (C-contiguous); any strides of ``weight`` (an
-    adjoint's flipped kernel view included). Returns ``out``.
+    adjoint's flipped kernel view included). ``(K, C, 3, 3, 3)`` weights are transformed
+    along each of their three axes. Returns ``out``.
 
     Examples
     --------
@@ -214,17 +270,21 @@ def transform_weights(weight: np.ndarray, out: np.ndarray) -> np.ndarray:
            [ 0.  , -0.25,  0.25,  0.  ],
            [ 0.  ,  0.  ,  0.  ,  0.  ]])
     """
+    if weight.ndim == 5:
+        _jit.ensure_compiled(_transform_weights3, _transform3_signature, out.dtype)
+        _transform_weights3(weight, out)
+        return out
     _jit.ensure_compiled(_transform_weights, _transform_signature, out.dtype)
     _transform_weights(weight, out)
     return out
 
 
 @njit(cache=CACHE, inline="always")
-def _fill_row(src, dims, n, iy, tile, at, width):
+def _fill_row(src, dims, n, iy, tile, at, width, plane=0):
     """Input row ``iy`` of sample ``n``, columns from ``-pad_left``, into ``width`` tile pixels.
 
-    Channels-last pixels ``Cp`` apart at ``tile[at:]``; zeros outside the input and in the
-    channels past ``C``.
+    Of the input plane ``plane`` elements from the sample's first. Channels-last pixels
+    ``Cp`` apart at ``tile[at:]``; zeros outside the input and in the channels past ``C``.
     """
     c_n, cp = dims[_C], dims[_CP]
     row = width * cp
@@ -242,7 +302,7 @@ def _fill_row(src, dims, n, iy, tile, at, width):
     cols = hi - lo
     if cols <= 0:
         return
-    base = n * dims[_SN] + iy * dims[_SH] + (lo - pad) * dims[_SW]
+    base = n * dims[_SN] + plane + iy * dims[_SH] + (lo - pad) * dims[_SW]
     s_c, s_w = dims[_SC], dims[_SW]
     src_p, tile_p = ptr_of(src, 0), ptr_of(tile, 0)
     if s_w == 1 and c_n > 1:  # channels-first: vector transposes
@@ -474,6 +534,101 @@ def _task(src, dims, u, aux, out, scratch, task, tid):
                                      steps, count, ox + dw < wo, oy + dh < ho)
 
 
+@njit(cache=CACHE)
+def _task3(src, dims, u, aux, out, scratch, task, tid):
+    """Task ``task`` of a volume: ``R`` rows of tiles of one plane of tiles of one sample.
+
+    F(2x2x2, 3x3x3): a tile is 4x4x4 input pixels (two output planes of 2x2), transformed
+    along the rows and columns of each of its four planes (:func:`_transform_tile`, into a
+    small stage), then across them: 64 elements of the transform domain, 64 matrix
+    products; their outputs are transformed across the planes first, then along rows and
+    columns of the two output planes (:func:`_output_tile`).
+    """
+    lanes = vlanes(scratch)
+    block = 2 * lanes
+    blocks = dims[_BLOCKS]
+    plane_n, ty0 = task // blocks, (task % blocks) * dims[ROWS]
+    n, tz = plane_n // dims[_TZ], plane_n % dims[_TZ]
+    tx_n = dims[_TX]
+    rows = min(dims[ROWS], dims[_TY] - ty0)
+    tiles = rows * tx_n
+    cp, pp, kb_n = dims[_CP], dims[_PP], dims[_KB]
+    work = scratch[tid]
+    v_at = dims[_TILE_SIZE]
+    m_at = v_at + dims[_V_SIZE]
+    stage_at = dims[_STAGE]
+    width = 2 * tx_n + 2
+    plane_size = (2 * rows + 2) * width * cp
+    iy0 = 2 * ty0 - dims[_PAD_TOP]
+    for z in range(4):  # the four input planes' rows, channels-last and zero-padded
+        iz = 2 * tz - dims[_PAD_FRONT] + z
+        for r in range(2 * rows + 2):
+            at = z * plane_size + r * width * cp
+            if iz < 0 or iz >= dims[_D]:
+                for e in range(width * cp):
+                    work[at + e] = 0
+            else:
+                _fill_row(src, dims, n, iy0 + r, work, at, width, iz * dims[_SD])
+    s = pp * cp
+    v = work[v_at:]
+    stage = work[stage_at:]
+    for p in range(tiles, pp):  # a short last register tile multiplies zeros
+        for xi in range(64):
+            for c in range(cp):
+                v[xi * s + p * cp + c] = 0
+    for p in range(tiles):
+        ty = p // tx_n
+        o = (2 * ty * width + 2 * (p - ty * tx_n)) * cp
+        for c0 in range(0, cp, lanes):
+            for z in range(4):
+                _transform_tile(work, z * plane_size + o + c0, (cp, width * cp), stage,
+                                16 * z * lanes, lanes)
+            for e in range(16):  # B^T across the planes
+                d0 = vload(stage, e * lanes)
+                d1 = vload(stage, (16 + e) * lanes)
+                d2 = vload(stage, (32 + e) * lanes)
+                d3 = vload(stage, (48 + e) * lanes)
+                q = p * cp + c0 + e * s
+                vstore(v, q, d0 - d2)
+                vstore(v, q + 16 * s, d1 + d2)
+                vstore(v, q + 32 * s, d2 - d1)
+                vstore(v, q + 48 * s, d1 - d3)
+    m = work[m_at:]
+    ms = TILE_P * block
+    k_n, do, ho, wo = dims[_K], dims[_DO], dims[_HO], dims[_WO]
+    steps = (dims[_OK], dims[_OW], dims[_OH])
+    for kb in range(kb_n):
+        for p0 in range(0, tiles, TILE_P):
+            for xi in range(64):
+                ub = (xi * kb_n + kb) * cp * block
+                for c0 in range(0, cp, CHANNEL_CHUNK):
+                    _products(u, v, m, ub, xi * s + p0 * cp, xi * ms, c0,
+                              min(cp, c0 + CHANNEL_CHUNK), cp, lanes)
+            for h in range(2):
+                k0 = kb * block + h * lanes
+                count = min(lanes, k_n - k0)
+                if count <= 0:
+                    break
+                bias = vload(aux, k0)
+                for p in range(p0, min(tiles, p0 + TILE_P)):
+                    ty = p // tx_n
+                    oz, oy, ox = 2 * tz, 2 * (ty0 + ty), 2 * (p - ty * tx_n)
+                    q = (p - p0) * block + h * lanes
+                    for e in range(16):  # A^T across the planes
+                        m0 = vload(m, q + e * ms)
+                        m1 = vload(m, q + (16 + e) * ms)
+                        m2 = vload(m, q + (32 + e) * ms)
+                        m3 = vload(m, q + (48 + e) * ms)
+                        vstore(stage, e * lanes, m0 + m1 + m2)
+                        vstore(stage, (16 + e) * lanes, m1 - m2 - m3)
+                    off = n * dims[_ON] + oz * dims[_OD] + oy * dims[_OH] + ox * dims[_OW] + \
+                        k0 * dims[_OK]
+                    for z in range(min(2, do - oz)):
+                        _output_tile(stage, 16 * z * lanes, lanes, bias, out,
+                                     off + z * dims[_OD], steps, count, ox + 1 < wo,
+                                     oy + 1 < ho)
+
+
 def _task_signature(dtype: np.dtype) -> tuple:
     """Argument types of :func:`_task`."""
     index = data_type(np.dtype(np.int64), 1, layout="C")
@@ -488,7 +643,7 @@ _forward_signature = _jit.kernel_signature(_task_signature, 2)
 
 @njit(parallel=True, cache=CACHE)
 def _forward(src, dims, u, aux, out, scratch, task_at):
-    for task in prange(dims[_N] * dims[_DH] * dims[_BLOCKS]):
+    for task in prange(dims[_N] * dims[_TZ] * dims[_DH] * dims[_BLOCKS]):
         _call_task(task_at, (src, dims, u, aux, out, scratch, np.int64(task),
                              np.int64(numba.get_thread_id())))
 
@@ -509,8 +664,11 @@ class WinogradPlan(NamedTuple):
             self.itemsize
 
 
-def task_rows(tiles_across: int, tiles_down: int, channels: int, itemsize: int) -> int:
+def task_rows(tiles_across: int, tiles_down: int, channels: int, itemsize: int,
+              elements: int = 16) -> int:
     """Rows of tiles per task: about :data:`TASK_TILES` tiles, within :data:`TASK_INPUT_BYTES`.
+
+    ``elements``: of the transform domain (16, or 64 for a volume).
 
     Examples
     --------
@@ -518,8 +676,8 @@ def task_rows(tiles_across: int, tiles_down: int, channels: int, itemsize: int) 
     (2, 4, 4)
     """
     rows = max(1, min(tiles_down, -(-TASK_TILES // tiles_across)))
-    while rows > 1 and 16 * _round_up(rows * tiles_across, TILE_P) * channels * itemsize > \
-            TASK_INPUT_BYTES:
+    while rows > 1 and elements * _round_up(rows * tiles_across, TILE_P) * channels * \
+            itemsize > TASK_INPUT_BYTES:
         rows -= 1
     return rows
 
@@ -535,12 +693,13 @@ def _round_up(n: int, m: int) -> int:
 @lru_cache(maxsize=256)
 def winograd_plan(src_shape: tuple[int, ...], src_strides: tuple[int, ...],
                   dest_shape: tuple[int, ...], dest_strides: tuple[int, ...],
-                  pad_low: tuple[int, int], dilation: tuple[int, int], dtype: np.dtype,
+                  pad_low: tuple[int, ...], dilation: tuple[int, ...], dtype: np.dtype,
                   threads: int, budget: float = math.inf) -> WinogradPlan | None:
-    """The plan of a call on canonical ``(N, 1, H, W, C)`` views (strides in bytes), or None.
+    """The plan of a call on canonical ``(N, D, H, W, C)`` views (strides in bytes), or None.
 
-    ``dest_shape`` is ``(N, 1, Ho, Wo, K)``; ``pad_low`` the (top, left) padding,
-    ``dilation`` the filter's (each row and column phase its own tiles). Tasks
+    ``dest_shape`` is ``(N, Do, Ho, Wo, K)``; ``pad_low`` the (top, left) padding of 3x3
+    filters, or the (front, top, left) padding of 3x3x3 ones (a volume, undilated);
+    ``dilation`` the 3x3 filter's (each row and column phase its own tiles). Tasks
     take :func:`task_rows` rows of tiles, fewer when the workspace (transformed weights,
     the threads' scratch) would exceed ``budget`` bytes; None when one row does not fit.
 
@@ -559,27 +718,33 @@ def winograd_plan(src_shape: tuple[int, ...], src_strides: tuple[int, ...],
     """
     itemsize = np.dtype(dtype).itemsize
     lanes = lanes_for(dtype)
-    n, _, h, w, c = src_shape
-    _, _, ho, wo, k = dest_shape
-    dh, dw = dilation
+    n, d, h, w, c = src_shape
+    _, do, ho, wo, k = dest_shape
+    volume = len(pad_low) == 3
+    front, top, left = pad_low if volume else (0, *pad_low)
+    dh, dw = (1, 1) if volume else dilation
     # the tiles of a phase (the first phases': at most), a 2x2 block of its outputs each
     tx, ty = _ceil_div(_ceil_div(wo, dw), 2), _ceil_div(_ceil_div(ho, dh), 2)
+    tz, planes, elements = (_ceil_div(do, 2), 4, 64) if volume else (1, 1, 16)
     cp = _round_up(c, lanes)
-    shape = transformed_shape(k, c, dtype)
+    shape = transformed_shape(k, c, dtype, volume)
     s_src = [s // itemsize for s in src_strides]
     s_dest = [s // itemsize for s in dest_strides]
-    for rows in range(task_rows(tx, ty, cp, itemsize), 0, -1):
+    for rows in range(task_rows(tx, ty, cp, itemsize, elements), 0, -1):
         pp = _round_up(rows * tx, TILE_P)
-        tile_size = (2 * rows + 2) * dw * (2 * tx + 2) * cp
-        v_size = 16 * pp * cp
-        m_size = 16 * TILE_P * 2 * lanes
-        plan = WinogradPlan(None, shape, (threads, tile_size + v_size + m_size), itemsize)
+        tile_size = planes * (2 * rows + 2) * dw * (2 * tx + 2) * cp
+        v_size = elements * pp * cp
+        m_size = elements * TILE_P * 2 * lanes
+        stage_size = 64 * lanes if volume else 0
+        plan = WinogradPlan(None, shape, (threads, tile_size + v_size + m_size + stage_size),
+                            itemsize)
         if plan.workspace_bytes > budget:
             continue
         dims = np.array([n, h, w, c, k, ho, wo, s_src[0], s_src[2], s_src[3], s_src[4],
-                         s_dest[0], s_dest[2], s_dest[3], s_dest[4], pad_low[0], pad_low[1],
+                         s_dest[0], s_dest[2], s_dest[3], s_dest[4], top, left,
                          rows, tx, ty, -(-ty // rows), cp, shape[1], pp, tile_size, v_size,
-                         dh, dw],
+                         dh, dw, d, s_src[1], s_dest[1], do, front, tz,
+                         tile_size + v_size + m_size],
                         np.int64)
         dims.flags.writeable = False
         return plan._replace(dims=dims)
@@ -600,6 +765,7 @@ def run_winograd(plan: WinogradPlan, src: np.ndarray, transformed: np.ndarray,
         aux[:out.shape[-1]] = bias
     scratch = np.empty(plan.scratch_shape, dtype)
     _jit.ensure_compiled(_forward, _forward_signature, dtype)
-    task_at = _jit.address_of(_task, _task_signature, dtype)
+    task_at = _jit.address_of(_task3 if plan.transformed_shape[0] == 64 else _task,
+                              _task_signature, dtype)
     _forward(flat_view(src), plan.dims, transformed.reshape(-1), aux, flat_view(out), scratch,
              task_at)

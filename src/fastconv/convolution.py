@@ -515,7 +515,7 @@ class _WinogradPass:
                  dest_shape: tuple[int, ...]) -> None:
         self.spec = spec
         self.dtype = dtype
-        self.weight_shape = (spec.c_out, spec.c_in, 3, 3)
+        self.weight_shape = (spec.c_out, spec.c_in, *spec.kernel)
         self.dense = _DensePass(spec, dtype, src_shape, dest_shape)
 
     def __call__(self, src: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
@@ -545,11 +545,11 @@ def _winograd_plan(spec: ConvSpec, dtype: np.dtype, src: np.ndarray, dest: np.nd
     """
     if min(src.strides) < 0:
         return None
-    weight_bytes = spec.c_out * spec.c_in * 9 * dtype.itemsize
+    weight_bytes = spec.c_out * spec.c_in * math.prod(spec.kernel) * dtype.itemsize
     spare = math.inf if FORCE_FORWARD_ALGORITHM == "winograd" else _spare_bytes(
         src, dest, weight_bytes, 0 if _writable_in_place(dest) else dest.nbytes)
     return _winograd.winograd_plan(src.shape, src.strides, dest.shape, dest.strides,
-                                   (spec.pads[0][0], spec.pads[1][0]), spec.dilation, dtype,
+                                   tuple(low for low, _ in spec.pads), spec.dilation, dtype,
                                    numba.get_num_threads(), spare)
 
 
@@ -1104,8 +1104,11 @@ def forward_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
                                         spec.out_sizes[-1],
                                         all(p >= 0 for pair in spec.pads for p in pair),
                                         lanes_for(dtype))
-    if forced is None and algorithm == "dense" and winograd and _winograd.PREFERRED and \
-            _plan.winograd_preferred(spec.c_in, spec.c_out, lanes_for(dtype), dtype.itemsize):
+    # the one-vector layers the planar kernel takes from the dense one too
+    if forced is None and algorithm in ("dense", "planar") and winograd and \
+            _winograd.PREFERRED and \
+            _plan.winograd_preferred(spec.c_in, spec.c_out, lanes_for(dtype), dtype.itemsize,
+                                     spec.ndim == 3):
         algorithm = "winograd"
     return _small_choice(spec if small is None else small, algorithm, forced)
 
@@ -1155,7 +1158,8 @@ def adjoint_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
                                         planar_layout, forced, _padded(spec),
                                         -(-spec.in_sizes[-1] // spec.stride[-1]), phase_pads,
                                         lanes_for(dtype))
-    if (algorithm == "dense" or forced == "winograd") and all(s == 1 for s in spec.stride):
+    if (algorithm in ("dense", "planar") or forced == "winograd") and \
+            all(s == 1 for s in spec.stride):
         phase = _single_phase(spec)
         if phase is not None and forward_choice(phase, dtype, planar_layout, forced,
                                                 small=spec) == "winograd":
