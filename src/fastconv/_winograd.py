@@ -428,6 +428,31 @@ def _products(u, v, m, ub, vb, mb, c0, c1, cp, lanes):
 
 
 @njit(cache=CACHE, inline="always")
+def _zero_tail(v, tiles, pp, cp, s, elements):
+    """Zeros for the tiles ``[tiles, pp)`` a short last register tile multiplies."""
+    for p in range(tiles, pp):
+        for xi in range(elements):
+            for c in range(cp):
+                v[xi * s + p * cp + c] = 0
+
+
+@njit(cache=CACHE, inline="always")
+def _tile_products(u, v, m, kb, p0, dims, elements, lanes):
+    """The ``elements`` products of register tile ``p0`` with output-channel block ``kb``.
+
+    Into ``m[xi * TILE_P * block:]``, a channel chunk at a time (:func:`_products`).
+    """
+    block = 2 * lanes
+    cp, kb_n = dims[_CP], dims[_KB]
+    s = dims[_PP] * cp
+    for xi in range(elements):
+        ub = (xi * kb_n + kb) * cp * block
+        for c0 in range(0, cp, CHANNEL_CHUNK):
+            _products(u, v, m, ub, xi * s + p0 * cp, xi * TILE_P * block, c0,
+                      min(cp, c0 + CHANNEL_CHUNK), cp, lanes)
+
+
+@njit(cache=CACHE, inline="always")
 def _store(out, off, step, vec, count):
     """Lanes ``[0, count)`` of ``vec`` to ``out[off + i * step]`` (contiguous for step 1)."""
     if step == 1:
@@ -493,10 +518,7 @@ def _task(src, dims, u, aux, out, scratch, task, tid):
         _fill_row(src, dims, n, iy0 + dh * r, work, tile_at + r * width * cp, width)
     s = pp * cp
     v = work[v_at:]
-    for p in range(tiles, pp):  # a short last register tile multiplies zeros
-        for xi in range(16):
-            for c in range(cp):
-                v[xi * s + p * cp + c] = 0
+    _zero_tail(v, tiles, pp, cp, s, 16)
     m = work[m_at:]
     ms = TILE_P * block
     k_n, ho, wo = dims[_K], dims[_HO], dims[_WO]
@@ -511,11 +533,7 @@ def _task(src, dims, u, aux, out, scratch, task, tid):
         for kb in range(kb_n):
             for p0 in range(0, tiles, TILE_P):
                 # a register tile's 16 products, then its tiles' outputs (M stays in L1)
-                for xi in range(16):
-                    ub = (xi * kb_n + kb) * cp * block
-                    for c0 in range(0, cp, CHANNEL_CHUNK):
-                        _products(u, v, m, ub, xi * s + p0 * cp, xi * ms, c0,
-                                  min(cp, c0 + CHANNEL_CHUNK), cp, lanes)
+                _tile_products(u, v, m, kb, p0, dims, 16, lanes)
                 for h in range(2):
                     k0 = kb * block + h * lanes
                     count = min(lanes, k_n - k0)
@@ -572,10 +590,7 @@ def _task3(src, dims, u, aux, out, scratch, task, tid):
     s = pp * cp
     v = work[v_at:]
     stage = work[stage_at:]
-    for p in range(tiles, pp):  # a short last register tile multiplies zeros
-        for xi in range(64):
-            for c in range(cp):
-                v[xi * s + p * cp + c] = 0
+    _zero_tail(v, tiles, pp, cp, s, 64)
     for p in range(tiles):
         ty = p // tx_n
         o = (2 * ty * width + 2 * (p - ty * tx_n)) * cp
@@ -599,11 +614,7 @@ def _task3(src, dims, u, aux, out, scratch, task, tid):
     steps = (dims[_OK], dims[_OW], dims[_OH])
     for kb in range(kb_n):
         for p0 in range(0, tiles, TILE_P):
-            for xi in range(64):
-                ub = (xi * kb_n + kb) * cp * block
-                for c0 in range(0, cp, CHANNEL_CHUNK):
-                    _products(u, v, m, ub, xi * s + p0 * cp, xi * ms, c0,
-                              min(cp, c0 + CHANNEL_CHUNK), cp, lanes)
+            _tile_products(u, v, m, kb, p0, dims, 64, lanes)
             for h in range(2):
                 k0 = kb * block + h * lanes
                 count = min(lanes, k_n - k0)
