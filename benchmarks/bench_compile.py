@@ -36,10 +36,14 @@ y = fastconv.conv2d(x, w, padding=1)  # small call: dense in one compiled functi
 #: planar, pointwise, weight and bias gradients (bias alone: planar sums and channels-last).
 OTHER_KERNELS = """
 big = np.ones((4, 32, 40, 40), f); wb = np.ones((32, 32, 3, 3), f)
-yb = fastconv.conv2d(big, wb, padding=1)  # dense parallel, row mode, layout copy
+yb = fastconv.conv2d(big, wb, padding=1)  # Winograd F(2x2, 3x3)
+fastconv.conv2d(big, wb, padding=2, dilation=2)  # dense parallel, tiled mode
+fastconv.conv2d_input(big.shape, wb, yb, padding=2, dilation=2)  # phases/dense
+fastconv.conv3d(np.ones((4, 16, 16, 16, 16), f), np.ones((32, 16, 3, 3, 3), f),
+                padding=1)  # Winograd F(2x2x2, 3x3x3)
 fastconv.conv2d(np.ones((4, 3, 64, 64), f), np.ones((32, 3, 7, 7), f), stride=2)  # window
 fastconv.conv2d(np.ones((1, 3, 9, 9), f), np.ones((32, 3, 3, 3), f))  # small call
-fastconv.conv2d_backward(big, wb, yb, padding=1)  # phases/dense, dense weight, bias
+fastconv.conv2d_backward(big, wb, yb, padding=1)  # phases/winograd, dense weight, bias
 fastconv.conv2d_backward(x, w, y, padding=1)  # small: dense phases, gather weight twin
 small = np.ones((1, 4, 8, 8), f)
 fastconv.conv2d_backward(small, np.ones((4, 1, 3, 3), f), small, padding=1,

@@ -154,103 +154,102 @@ def _store_row(u, at, step, x0, x1, x2):
     u[at + 3 * step] = y3
 
 
-@njit(cache=CACHE)
-def _transform_block(w, u, kb, shape):
-    """``U = G g G^T`` of output-channel block ``kb`` of the weights ``w`` into flat ``u``.
+# the weight transform's ``dims`` (:func:`_transform_task`)
+_W_K, _W_C, _W_VOLUME, _W_BASE, _W_STRIDES, _W_BLOCKS, _W_CP = 0, 1, 2, 3, 4, 9, 10
 
-    An input channel's 16 rows of the block are made in a small buffer, then copied whole:
-    written one element at a time, the 16 rows (a multiple of 4 KiB apart) shared the
-    same L1 sets, and the transform took 1.5 ms for 256 x 256 channels.
+
+@njit(cache=CACHE, inline="always")
+def _weight_at(w, dims, k, c, z, y, x):
+    """Tap ``(z, y, x)`` of filter ``(k, c)``: the weights are read from their lowest address."""
+    return w[dims[_W_BASE] + k * dims[_W_STRIDES] + c * dims[_W_STRIDES + 1]
+             + z * dims[_W_STRIDES + 2] + y * dims[_W_STRIDES + 3] + x * dims[_W_STRIDES + 4]]
+
+
+@njit(cache=CACHE)
+def _transform_task(src, dims, u, aux, out, scratch, task, tid):
+    """Block ``task`` of output channels of the transformed weights, into ``out``.
+
+    ``U = G g G^T`` of each 3x3 filter ``g`` (of a volume's 3x3x3 filters: ``G`` along each
+    of the three axes) of the weights ``src`` (from their lowest-addressed element, signed
+    strides in ``dims``, flipped adjoint kernels included). An input channel's rows of the
+    block (16 or 64 elements x two vectors of output channels) are made in thread ``tid``'s
+    scratch, then copied whole: written one element at a time, the rows (a multiple of 4
+    KiB apart) shared the same L1 sets, and the transform took 1.5 ms for 256 x 256
+    channels. Zeros past the last input and output channel. Launched through
+    :func:`_forward`, like the convolution's tasks (``u`` and ``aux`` are not read).
     """
-    c_out, c_in = w.shape[0], w.shape[1]
-    blocks, cp, block = shape[1], shape[2], shape[3]
-    step = blocks * cp * block  # between consecutive elements of the transform domain
+    lanes = vlanes(scratch)
+    block = 2 * lanes
+    kb, cp, c_out, c_in = task, dims[_W_CP], dims[_W_K], dims[_W_C]
+    volume = dims[_W_VOLUME] == 1
+    elements = 64 if volume else 16
+    step = dims[_W_BLOCKS] * cp * block  # between consecutive elements of the domain
     count = min(block, c_out - kb * block)  # the block's output channels
-    rows = np.zeros(16 * block, u.dtype)  # zeros past the last output channel
+    work = scratch[tid]
+    rows = work[:64 * block]
+    depth = work[64 * block:64 * block + 36]  # a volume's filter, G along its planes
+    plane = work[64 * block + 36:64 * block + 84]  # then along its rows
+    for e in range(elements * block):
+        rows[e] = 0
     for c in range(cp):
         at = (kb * cp + c) * block
-        if c >= c_in:  # zeros past the last input channel
-            for xi in range(16):
+        if c >= c_in:
+            for xi in range(elements):
                 for j in range(block):
-                    u[xi * step + at + j] = 0
+                    out[xi * step + at + j] = 0
             continue
         for j in range(count):
             k = kb * block + j
+            if volume:
+                for y in range(3):
+                    for x in range(3):
+                        t0, t1, t2, t3 = _g_times(_weight_at(src, dims, k, c, 0, y, x),
+                                                  _weight_at(src, dims, k, c, 1, y, x),
+                                                  _weight_at(src, dims, k, c, 2, y, x))
+                        depth[3 * y + x], depth[9 + 3 * y + x] = t0, t1
+                        depth[18 + 3 * y + x], depth[27 + 3 * y + x] = t2, t3
+                for z in range(4):
+                    for x in range(3):
+                        t0, t1, t2, t3 = _g_times(depth[9 * z + x], depth[9 * z + 3 + x],
+                                                  depth[9 * z + 6 + x])
+                        plane[12 * z + x], plane[12 * z + 3 + x] = t0, t1
+                        plane[12 * z + 6 + x], plane[12 * z + 9 + x] = t2, t3
+                for z in range(4):
+                    for y in range(4):
+                        q = 12 * z + 3 * y
+                        _store_row(rows, j + (16 * z + 4 * y) * block, block, plane[q],
+                                   plane[q + 1], plane[q + 2])
+                continue
             # G g, a column of g at a time: the 4x3 intermediate's columns
-            a0, a1, a2, a3 = _g_times(w[k, c, 0, 0], w[k, c, 1, 0], w[k, c, 2, 0])
-            b0, b1, b2, b3 = _g_times(w[k, c, 0, 1], w[k, c, 1, 1], w[k, c, 2, 1])
-            e0, e1, e2, e3 = _g_times(w[k, c, 0, 2], w[k, c, 1, 2], w[k, c, 2, 2])
+            a0, a1, a2, a3 = _g_times(_weight_at(src, dims, k, c, 0, 0, 0),
+                                      _weight_at(src, dims, k, c, 0, 1, 0),
+                                      _weight_at(src, dims, k, c, 0, 2, 0))
+            b0, b1, b2, b3 = _g_times(_weight_at(src, dims, k, c, 0, 0, 1),
+                                      _weight_at(src, dims, k, c, 0, 1, 1),
+                                      _weight_at(src, dims, k, c, 0, 2, 1))
+            e0, e1, e2, e3 = _g_times(_weight_at(src, dims, k, c, 0, 0, 2),
+                                      _weight_at(src, dims, k, c, 0, 1, 2),
+                                      _weight_at(src, dims, k, c, 0, 2, 2))
             # (G g) G^T, a row of the intermediate at a time
             _store_row(rows, j, block, a0, b0, e0)
             _store_row(rows, j + 4 * block, block, a1, b1, e1)
             _store_row(rows, j + 8 * block, block, a2, b2, e2)
             _store_row(rows, j + 12 * block, block, a3, b3, e3)
-        for xi in range(16):
+        for xi in range(elements):
             for j in range(block):
-                u[xi * step + at + j] = rows[xi * block + j]
+                out[xi * step + at + j] = rows[xi * block + j]
 
 
-@njit(cache=CACHE)
-def _transform_block3(w, u, kb, shape):
-    """``U = G g G^T`` along each axis of 3x3x3 filters: block ``kb`` of flat ``u``."""
-    c_out, c_in = w.shape[0], w.shape[1]
-    blocks, cp, block = shape[1], shape[2], shape[3]
-    step = blocks * cp * block
-    count = min(block, c_out - kb * block)
-    rows = np.zeros(64 * block, u.dtype)
-    depth = np.empty((4, 3, 3), u.dtype)  # G along the planes
-    plane = np.empty((4, 4, 3), u.dtype)  # then along the rows
-    for c in range(cp):
-        at = (kb * cp + c) * block
-        if c >= c_in:
-            for xi in range(64):
-                for j in range(block):
-                    u[xi * step + at + j] = 0
-            continue
-        for j in range(count):
-            k = kb * block + j
-            for y in range(3):
-                for x in range(3):
-                    t0, t1, t2, t3 = _g_times(w[k, c, 0, y, x], w[k, c, 1, y, x],
-                                              w[k, c, 2, y, x])
-                    depth[0, y, x], depth[1, y, x] = t0, t1
-                    depth[2, y, x], depth[3, y, x] = t2, t3
-            for z in range(4):
-                for x in range(3):
-                    t0, t1, t2, t3 = _g_times(depth[z, 0, x], depth[z, 1, x], depth[z, 2, x])
-                    plane[z, 0, x], plane[z, 1, x], plane[z, 2, x], plane[z, 3, x] = \
-                        t0, t1, t2, t3
-            for z in range(4):
-                for y in range(4):
-                    _store_row(rows, j + (16 * z + 4 * y) * block, block, plane[z, y, 0],
-                               plane[z, y, 1], plane[z, y, 2])
-        for xi in range(64):
-            for j in range(block):
-                u[xi * step + at + j] = rows[xi * block + j]
+def _lowest_first(weight: np.ndarray) -> tuple[np.ndarray, int, list[int]]:
+    """``weight`` with its negative-stride axes reversed, and where its elements are there.
 
-
-@njit(parallel=True, cache=CACHE)
-def _transform_weights(w, u):
-    flat = u.reshape(-1)
-    for kb in prange(u.shape[1]):
-        _transform_block(w, flat, kb, u.shape)
-
-
-@njit(parallel=True, cache=CACHE)
-def _transform_weights3(w, u):
-    flat = u.reshape(-1)
-    for kb in prange(u.shape[1]):
-        _transform_block3(w, flat, kb, u.shape)
-
-
-def _transform_signature(dtype: np.dtype) -> tuple:
-    """Argument types of :func:`_transform_weights` (any weight strides, flips included)."""
-    return (data_type(dtype, 4), data_type(dtype, 4, True, "C"))
-
-
-def _transform3_signature(dtype: np.dtype) -> tuple:
-    """Argument types of :func:`_transform_weights3`."""
-    return (data_type(dtype, 5), data_type(dtype, 4, True, "C"))
+    The element offset of ``weight[0, ..., 0]`` in the reversed view, and the signed
+    element strides of ``weight``.
+    """
+    flips = tuple(slice(None, None, -1) if step < 0 else slice(None) for step in weight.strides)
+    strides = [step // weight.itemsize for step in weight.strides]
+    base = sum(-step * (n - 1) for step, n in zip(strides, weight.shape) if step < 0)
+    return weight[flips], base, strides
 
 
 def transform_weights(weight: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -270,12 +269,17 @@ def transform_weights(weight: np.ndarray, out: np.ndarray) -> np.ndarray:
            [ 0.  , -0.25,  0.25,  0.  ],
            [ 0.  ,  0.  ,  0.  ,  0.  ]])
     """
-    if weight.ndim == 5:
-        _jit.ensure_compiled(_transform_weights3, _transform3_signature, out.dtype)
-        _transform_weights3(weight, out)
-        return out
-    _jit.ensure_compiled(_transform_weights, _transform_signature, out.dtype)
-    _transform_weights(weight, out)
+    dtype = out.dtype
+    lowest, base, strides = _lowest_first(weight)
+    volume = weight.ndim == 5
+    taps = strides[2:] if volume else [0, *strides[2:]]
+    dims = np.array([weight.shape[0], weight.shape[1], int(volume), base, *strides[:2], *taps,
+                     out.shape[1], out.shape[2]], np.int64)
+    scratch = np.empty((numba.get_num_threads(), 64 * out.shape[3] + 84), dtype)
+    _jit.ensure_compiled(_forward, _forward_signature, dtype)
+    task_at = _jit.address_of(_transform_task, _task_signature, dtype)
+    flat = out.reshape(-1)
+    _forward(flat_view(lowest), dims, flat, flat[:0], flat, scratch, out.shape[1], task_at)
     return out
 
 
@@ -649,12 +653,17 @@ def _task_signature(dtype: np.dtype) -> tuple:
 
 
 _call_task = _jit.caller(_task_signature)
-_forward_signature = _jit.kernel_signature(_task_signature, 2)
+
+
+def _forward_signature(dtype: np.dtype) -> tuple:
+    """Argument types of :func:`_forward`: a task's but the last two, the count, the address."""
+    return _task_signature(dtype)[:-2] + (types.int64, types.int64)
 
 
 @njit(parallel=True, cache=CACHE)
-def _forward(src, dims, u, aux, out, scratch, task_at):
-    for task in prange(dims[_N] * dims[_TZ] * dims[_DH] * dims[_BLOCKS]):
+def _forward(src, dims, u, aux, out, scratch, tasks, task_at):
+    """Tasks ``0 .. tasks - 1`` of the task function at ``task_at``, in parallel."""
+    for task in prange(tasks):
         _call_task(task_at, (src, dims, u, aux, out, scratch, np.int64(task),
                              np.int64(numba.get_thread_id())))
 
@@ -778,5 +787,6 @@ def run_winograd(plan: WinogradPlan, src: np.ndarray, transformed: np.ndarray,
     _jit.ensure_compiled(_forward, _forward_signature, dtype)
     task_at = _jit.address_of(_task3 if plan.transformed_shape[0] == 64 else _task,
                               _task_signature, dtype)
-    _forward(flat_view(src), plan.dims, transformed.reshape(-1), aux, flat_view(out), scratch,
-             task_at)
+    dims = plan.dims
+    _forward(flat_view(src), dims, transformed.reshape(-1), aux, flat_view(out), scratch,
+             int(dims[_N] * dims[_TZ] * dims[_DH] * dims[_BLOCKS]), task_at)
