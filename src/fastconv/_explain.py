@@ -28,11 +28,8 @@ from ._args import ConvSpec
 from ._simd import lanes_for
 from .convolution import (
     _on_planes,
-    _phase_spec,
-    _single_phase,
     _spread_spec,
     adjoint_choice,
-    adjoint_phases_per_dim,
     channels_last_depthwise,
     channels_last_depthwise_adjoint,
     channels_last_depthwise_weight,
@@ -43,6 +40,7 @@ from .convolution import (
     forward_choice,
     planar_kernel_shape,
     planar_rows_per_task,
+    single_phase,
     weight_choice,
     winograd_call,
 )
@@ -261,12 +259,13 @@ def _adjoint_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
         return _depthwise_plan(_spread_spec(spec), itemsize, dtype, batch, name, flops,
                                spec.stride)
     if algorithm == "winograd":
-        phase = _forward_plan(_single_phase(spec), itemsize, dtype, batch, planar_layout,
-                              name, algorithm)
-        detail = ("1 stride phase(s), a stride-1 forward convolution with the flipped taps "
-                  f"on the {phase.algorithm} kernel: {phase.detail}")
-        return PassPlan(name, f"phases/{phase.algorithm}", detail, flops,
-                        phase.workspace_bytes)
+        phase = single_phase(spec)
+        if winograd_call(phase, dtype, batch, planar_layout) is not None:
+            plan = _forward_plan(phase, itemsize, dtype, batch, planar_layout, name, algorithm)
+            detail = ("1 stride phase(s), a stride-1 forward convolution with the flipped "
+                      f"taps on the winograd kernel: {plan.detail}")
+            return PassPlan(name, "phases/winograd", detail, flops, plan.workspace_bytes)
+        algorithm = "dense"  # no room for its workspace: the direct kernel
     phases = math.prod(spec.stride)
     detail = (f"{phases} stride phase(s), each a stride-1 forward convolution with the "
               f"flipped taps of that phase on the {algorithm} kernel")
@@ -309,10 +308,8 @@ def _adjoint_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
 def _single_phase_tiles(spec: ConvSpec, dtype: np.dtype, batch: int
                         ) -> tuple[bool, _dense.TiledPlan] | None:
     """:func:`dense_tiles` of the one stride phase of a stride-1 adjoint, or None."""
-    phases = tuple(per_dim[0] for per_dim in adjoint_phases_per_dim(spec))
-    if any(not p.count or not p.taps for p in phases):
-        return None
-    return dense_tiles(_phase_spec(spec, phases), dtype, batch)
+    phase = single_phase(spec)
+    return None if phase is None else dense_tiles(phase, dtype, batch)
 
 
 def _weight_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,

@@ -1104,9 +1104,7 @@ def forward_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
                                         spec.out_sizes[-1],
                                         all(p >= 0 for pair in spec.pads for p in pair),
                                         lanes_for(dtype))
-    # the one-vector layers the planar kernel takes from the dense one too
-    if forced is None and algorithm in ("dense", "planar") and winograd and \
-            _winograd.PREFERRED and \
+    if forced is None and algorithm == "dense" and winograd and _winograd.PREFERRED and \
             _plan.winograd_preferred(spec.c_in, spec.c_out, lanes_for(dtype), dtype.itemsize,
                                      spec.ndim == 3):
         algorithm = "winograd"
@@ -1158,16 +1156,15 @@ def adjoint_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
                                         planar_layout, forced, _padded(spec),
                                         -(-spec.in_sizes[-1] // spec.stride[-1]), phase_pads,
                                         lanes_for(dtype))
-    if (algorithm in ("dense", "planar") or forced == "winograd") and \
-            all(s == 1 for s in spec.stride):
-        phase = _single_phase(spec)
+    if (algorithm == "dense" or forced == "winograd") and all(s == 1 for s in spec.stride):
+        phase = single_phase(spec)
         if phase is not None and forward_choice(phase, dtype, planar_layout, forced,
                                                 small=spec) == "winograd":
             return "winograd"
     return _small_choice(spec, algorithm, forced)
 
 
-def _single_phase(spec: ConvSpec) -> ConvSpec | None:
+def single_phase(spec: ConvSpec) -> ConvSpec | None:
     """The forward convolution computing a stride-1 adjoint, or None if no tap reaches it."""
     phases = tuple(per_dim[0] for per_dim in adjoint_phases_per_dim(spec))
     if any(not p.count or not p.taps for p in phases):
