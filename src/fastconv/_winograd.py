@@ -73,6 +73,7 @@ from ._simd import (
     vstore,
     vstore_every,
     vstore_masked,
+    vtranspose_copy_partial,
     vzero,
 )
 
@@ -493,6 +494,37 @@ def _output_tile(m, q, s, bias, out, off, steps, count, right, below):
             _store(out, off + below_step + right_step, step, s11 - s12 - s13 + bias, count)
 
 
+@njit(cache=CACHE, inline="always")
+def _whole_rows(p0, tiles, tx_n, oy, ho, ox, wo):
+    """Whether register tile ``p0``'s tiles fill two output rows of ``2 * TILE_P`` pixels.
+
+    All ``TILE_P`` of them in one row of tiles (its first output row ``oy``, first column
+    ``ox``), with their second row and last column inside the output.
+    """
+    return (p0 + TILE_P <= tiles and p0 // tx_n == (p0 + TILE_P - 1) // tx_n
+            and oy + 1 < ho and ox + 2 * TILE_P <= wo)
+
+
+@njit(cache=CACHE, inline="always")
+def _store_rows(m, q, bias, stage, out, off, dims, count, lanes):
+    """A register tile's outputs (:func:`_whole_rows`), ``count`` channels, through transposes.
+
+    Each tile's four vectors go to ``stage`` as channels-last pixels of the two rows, then
+    each row's ``2 * TILE_P`` pixels x ``count`` channels are copied transposed to ``out[off]``
+    (channels ``dims[_OK]`` apart, pixels adjacent, rows ``dims[_OH]`` apart).
+    """
+    block = 2 * lanes
+    ms = TILE_P * block
+    row = 2 * TILE_P * lanes
+    for t in range(TILE_P):
+        _output_tile(m, t * block + q, ms, bias, stage, 2 * t * lanes, (1, lanes, row), lanes,
+                     True, True)
+    for i in range(2):
+        for c0 in range(0, 2 * TILE_P, lanes):
+            vtranspose_copy_partial(stage, i * row + c0 * lanes, lanes, out,
+                                    off + i * dims[_OH] + c0, dims[_OK], count)
+
+
 @njit(cache=CACHE)
 def _task(src, dims, u, aux, out, scratch, task, tid):
     """Task ``task``: ``R`` rows of tiles of a sample's row phase, on thread ``tid``'s scratch.
@@ -527,6 +559,11 @@ def _task(src, dims, u, aux, out, scratch, task, tid):
     ms = TILE_P * block
     k_n, ho, wo = dims[_K], dims[_HO], dims[_WO]
     steps = (dims[_OK], dw * dims[_OW], dh * dims[_OH])
+    # channels-first rows, undilated: a register tile in one row of tiles stores two whole
+    # output rows of 2 * TILE_P pixels through transposes instead of a scatter per pixel
+    staged = dims[_OW] == 1 and dims[_OK] != 1 and dw == 1 and dh == 1 and \
+        (2 * TILE_P) % lanes == 0
+    stage = work[dims[_STAGE]:]
     for b in range(dw):
         # every tile's transform: V[xi][p][c]
         for p in range(tiles):
@@ -544,6 +581,13 @@ def _task(src, dims, u, aux, out, scratch, task, tid):
                     if count <= 0:
                         break
                     bias = vload(aux, k0)
+                    if staged and _whole_rows(p0, tiles, tx_n, a + 2 * dh * (ty0 + p0 // tx_n),
+                                              ho, b + 2 * dw * (p0 % tx_n), wo):
+                        _store_rows(m, h * lanes, bias, stage, out,
+                                    n * dims[_ON] + (a + 2 * dh * (ty0 + p0 // tx_n)) * dims[_OH]
+                                    + (b + 2 * dw * (p0 % tx_n)) + k0 * dims[_OK],
+                                    dims, count, lanes)
+                        continue
                     for p in range(p0, min(tiles, p0 + TILE_P)):
                         ty = p // tx_n
                         oy = a + 2 * dh * (ty0 + ty)
@@ -729,12 +773,12 @@ def winograd_plan(src_shape: tuple[int, ...], src_strides: tuple[int, ...],
     ...                      (8, 1, 28, 28, 128), (401408, 0, 112, 4, 100352), (1, 1),
     ...                      (1, 1), np.dtype(np.float32), 2)
     >>> int(plan.dims[ROWS]), plan.workspace_bytes
-    (4, 2306560)
+    (4, 2314752)
     >>> plan = winograd_plan((8, 1, 28, 28, 128), (401408, 0, 112, 4, 100352),
     ...                      (8, 1, 28, 28, 128), (401408, 0, 112, 4, 100352), (1, 1),
     ...                      (1, 1), np.dtype(np.float32), 2, 1.7e6)
     >>> int(plan.dims[ROWS]), plan.workspace_bytes
-    (1, 1466880)
+    (1, 1475072)
     """
     itemsize = np.dtype(dtype).itemsize
     lanes = lanes_for(dtype)
@@ -755,7 +799,7 @@ def winograd_plan(src_shape: tuple[int, ...], src_strides: tuple[int, ...],
         tile_size = planes * (2 * rows + 2) * dw * (2 * tx + 2) * cp
         v_size = elements * pp * cp
         m_size = elements * TILE_P * 2 * lanes
-        stage_size = 64 * lanes if volume else 0
+        stage_size = 64 * lanes  # a volume's tile, or the rows of a register tile's outputs
         plan = WinogradPlan(None, shape, (threads, tile_size + v_size + m_size + stage_size),
                             itemsize)
         if plan.workspace_bytes > budget:
