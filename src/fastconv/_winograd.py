@@ -581,12 +581,11 @@ def _task(src, dims, u, aux, out, scratch, task, tid):
                     if count <= 0:
                         break
                     bias = vload(aux, k0)
-                    if staged and _whole_rows(p0, tiles, tx_n, a + 2 * dh * (ty0 + p0 // tx_n),
-                                              ho, b + 2 * dw * (p0 % tx_n), wo):
-                        _store_rows(m, h * lanes, bias, stage, out,
-                                    n * dims[_ON] + (a + 2 * dh * (ty0 + p0 // tx_n)) * dims[_OH]
-                                    + (b + 2 * dw * (p0 % tx_n)) + k0 * dims[_OK],
-                                    dims, count, lanes)
+                    # the register tile's first output row and column
+                    oy0, ox0 = a + 2 * dh * (ty0 + p0 // tx_n), b + 2 * dw * (p0 % tx_n)
+                    if staged and _whole_rows(p0, tiles, tx_n, oy0, ho, ox0, wo):
+                        off = n * dims[_ON] + oy0 * dims[_OH] + ox0 + k0 * dims[_OK]
+                        _store_rows(m, h * lanes, bias, stage, out, off, dims, count, lanes)
                         continue
                     for p in range(p0, min(tiles, p0 + TILE_P)):
                         ty = p // tx_n
