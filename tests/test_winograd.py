@@ -147,6 +147,87 @@ def test_winograd_reads_strided_views_and_leaves_them_alone(winograd_runs):
     assert len(winograd_runs) == 1
 
 
+def _shrinking_budget(monkeypatch, mode):
+    """Spare memory just short of what a call's plans take before they go in ``mode``.
+
+    The budget falls in steps of 2% of the unlimited workspace, from it, until the plan is
+    ``"chunked"`` (output channels in chunks) or ``"grouped"`` (a task's tile filled a group
+    of input channels at a time), or none fits.
+    """
+    plan = _winograd.winograd_plan  # a forced Winograd kernel plans with no memory limit
+
+    def planned(*args):
+        whole = plan(*args[:8]).workspace_bytes
+        for step in range(50):
+            smaller = plan(*args[:8], whole * (1 - 0.02 * step))
+            if smaller is None or _mode(smaller) == mode:
+                return smaller
+        return None
+
+    monkeypatch.setattr(_winograd, "winograd_plan", planned)
+
+
+def _mode(plan):
+    if plan.chunks > 1:
+        _, blocks, _, block = plan.transformed_shape
+        assert plan.chunk_channels == blocks * block < plan.channels
+        return "chunked"
+    return "grouped" if plan.dims[_winograd._G] < plan.dims[_winograd._CP] else "whole"
+
+
+# (batch, c_in, c_out, size, padding, dilation): chunks of output channels, a short last one;
+# input channels past a fill's group of channels (FILL_CHANNELS)
+CHUNKED = [
+    (2, 100, 150, (13, 11), 1, 1),
+    (1, 70, 96, (9, 16), ((0, 2), (1, 1)), 1),
+    (2, 72, 100, (12, 11), 2, 2),
+]
+
+
+# a dilated layer's tile holds all of its channels: chunked only
+LOW_MEMORY = [(shape, mode) for shape in CHUNKED for mode in ("chunked", "grouped")
+              if mode == "chunked" or shape[5] == 1]
+
+
+@pytest.mark.parametrize(("shape", "mode"), LOW_MEMORY,
+                         ids=[f"{mode}{CHUNKED.index(shape)}" for shape, mode in LOW_MEMORY])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_low_memory_winograd_matches_naive(winograd_runs, monkeypatch, shape, mode, dtype,
+                                           channels_last):
+    _shrinking_budget(monkeypatch, mode)
+    x, weight, bias = _data(shape, dtype, 11)
+    options = {"padding": shape[4], "dilation": shape[5]}
+    data = np.ascontiguousarray(to_channels_last(x)) if channels_last else x
+    got = fastconv.conv2d(data, weight, bias, channels_last=channels_last, **options)
+    expected = naive.conv(x, weight, bias, **options)
+    assert_close(got, to_channels_last(expected) if channels_last else expected,
+                 shape[1] * 9, dtype)
+    # the input gradient: the flipped weights' chunks
+    grad = np.random.default_rng(12).standard_normal(expected.shape).astype(dtype)
+    expected = naive.conv_input(x.shape, weight, grad, **options)
+    if channels_last:
+        got = fastconv.conv2d_input(to_channels_last(expected).shape, weight,
+                                    np.ascontiguousarray(to_channels_last(grad)),
+                                    channels_last=True, **options)
+        expected = to_channels_last(expected)
+    else:
+        got = fastconv.conv2d_input(x.shape, weight, grad, **options)
+    assert_close(got, expected, shape[2] * 9, dtype)
+    assert [_mode(plan) for plan in winograd_runs] == [mode, mode]
+
+
+def test_chunked_winograd_volume_matches_naive(winograd_runs, monkeypatch):
+    _shrinking_budget(monkeypatch, "chunked")
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((2, 20, 6, 5, 7))
+    weight = rng.standard_normal((70, 20, 3, 3, 3))
+    bias = rng.standard_normal(70)
+    got = fastconv.conv3d(x, weight, bias, padding=1)
+    assert_close(got, naive.conv(x, weight, bias, padding=1), 20 * 27, np.float64)
+    assert [_mode(plan) for plan in winograd_runs] == ["chunked"]
+
+
 def test_winograd_gives_way_when_its_workspace_does_not_fit(monkeypatch):
     from fastconv import _plan
 
@@ -176,15 +257,18 @@ def test_transformed_weights_are_g_g_gt():
     weight = rng.standard_normal((37, 5, 3, 3))
     g = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
     expected = np.einsum("ai,kcij,bj->abkc", g, weight, g).reshape(16, 37, 5)
-    for view in (weight, weight[:, :, ::-1, ::-1]):
-        shape = _winograd.transformed_shape(37, 5, view.dtype)
+    # flipped taps (an adjoint's kernel), output channels backwards, channels swapped
+    for view in (weight, weight[:, :, ::-1, ::-1], weight[::-1, :, :, ::-1],
+                 weight.transpose(1, 0, 3, 2)):
+        k_n, c_n = view.shape[:2]
+        shape = _winograd.transformed_shape(k_n, c_n, view.dtype)
         got = _winograd.transform_weights(view, np.full(shape, np.nan))
         _, blocks, cp, block = shape
         flat = got.transpose(0, 1, 3, 2).reshape(16, blocks * block, cp)
         want = expected if view is weight else np.einsum(
-            "ai,kcij,bj->abkc", g, view, g).reshape(16, 37, 5)
-        np.testing.assert_allclose(flat[:, :37, :5], want, rtol=1e-15, atol=1e-15)
-        assert not np.any(flat[:, 37:]) and not np.any(flat[:, :, 5:])
+            "ai,kcij,bj->abkc", g, view, g).reshape(16, k_n, c_n)
+        np.testing.assert_allclose(flat[:, :k_n, :c_n], want, rtol=1e-15, atol=1e-15)
+        assert not np.any(flat[:, k_n:]) and not np.any(flat[:, :, c_n:])
 
 
 def test_plan_takes_winograd_for_wide_3x3_stride_1_layers():
@@ -197,8 +281,11 @@ def test_plan_takes_winograd_for_wide_3x3_stride_1_layers():
          ("winograd", "phases/winograd")),
         ((8, 128, 28, 28), (256, 128, 3, 3), {"padding": 1, "stride": 2},
          ("dense", "phases/dense")),
-        # no room for 4 MiB of transformed weights beside 1.6 MB operands
-        ((8, 256, 14, 14), (256, 256, 3, 3), {"padding": 1}, ("dense", "phases/dense")),
+        # no room for 4 MiB of transformed weights beside 1.6 MB operands: 4 chunks
+        ((8, 256, 14, 14), (256, 256, 3, 3), {"padding": 1},
+         ("winograd", "phases/winograd")),
+        # one sample: not even for a chunk of 64 output channels
+        ((1, 256, 14, 14), (256, 256, 3, 3), {"padding": 1}, ("dense", "phases/dense")),
         # a volume: its input gradient has one vector of output channels
         ((2, 16, 32, 32, 32), (32, 16, 3, 3, 3), {"padding": 1},
          ("winograd", "phases/planar")),
@@ -207,6 +294,8 @@ def test_plan_takes_winograd_for_wide_3x3_stride_1_layers():
         if not preferred:
             expected = tuple(e.replace("winograd", "dense") for e in expected)
         assert (plans[0].algorithm, plans[1].algorithm) == expected, (x_shape, w_shape)
+        chunked = "in 4 chunks of 64" in plans[0].detail
+        assert chunked == (preferred and x_shape == (8, 256, 14, 14)), plans[0].detail
     # a vector of channels leaves the transforms too little work in float32, not in float64
     narrow = ((8, 16, 56, 56), (16, 16, 3, 3))
     assert fastconv.explain(*narrow, padding=1)[0].algorithm != "winograd"

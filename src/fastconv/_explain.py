@@ -113,9 +113,13 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
         scheme = ("F(2x2x2, 3x3x3): 64 matrix products per 2x2x2 outputs (3.375x" if volume
                   else "F(2x2, 3x3): 16 matrix products per 2x2 outputs (2.25x")
         planes = " (of 4 planes)" if volume else ""
+        weights = ("weights transformed once per call" if plan.chunks == 1 else
+                   f"output channels in {plan.chunks} chunks of {plan.chunk_channels}, each "
+                   "transforming its weights, then the input again (the transformed weights "
+                   "of all of them do not fit the spare memory)")
         detail = (f"Winograd {scheme} fewer multiply-adds) in register tiles of "
                   f"{_winograd.TILE_P} tiles x {plan.transformed_shape[-1]} output channels; "
-                  f"weights transformed once per call; each task copies the {2 * rows + 2} "
+                  f"{weights}; each task copies the {2 * rows + 2} "
                   f"input rows{planes} of its {rows} row(s) of tiles into a small zero-padded "
                   "channels-last tile and transforms them; output written in place")
         if any(d > 1 for d in spec.dilation):

@@ -50,6 +50,7 @@ on the shapes only: results are bitwise the same for any thread count.
 
 from __future__ import annotations
 
+import itertools
 import math
 from functools import lru_cache
 from typing import NamedTuple
@@ -66,10 +67,12 @@ from ._simd import (
     VECTOR_BITS,
     lanes_for,
     ptr_of,
+    vbroadcast,
     vbroadcast_load,
     vfma,
     vlanes,
     vload,
+    vload_every,
     vstore,
     vstore_every,
     vstore_masked,
@@ -108,6 +111,18 @@ TASK_TILES = 48
 #: products read once per block of output channels: within L2 with its weights.
 TASK_INPUT_BYTES = 512 * 1024
 
+#: Input channels a task copies into its tile at a time (then transforms) when its tile of
+#: all of them does not fit the spare memory: the tile of 256 channels took 64 KiB of a
+#: thread's scratch, which the workspace of a chunked call (:func:`winograd_plan`) could not
+#: spare. Groups of 16, 32 and 64 channels ran the 256-channel 14x14 layer equally fast
+#: (in 4 chunks, 6.5-6.8 ms); 128 channels in groups of 64 ran 1-2% slower than in one.
+FILL_CHANNELS = 32
+
+#: Fewest blocks of output channels (two vectors each) per chunk of a chunked call. Each
+#: chunk transforms the input again: with one block (32 float32 channels) that cost about
+#: as much as the Winograd products saved.
+MIN_CHUNK_BLOCKS = 2
+
 #: Vectors of padding between the transformed input's rows of the transform domain
 #: (``V[xi]``, ``tiles x channels`` each). Without it, with the usual channel counts the
 #: rows lie a multiple of 4 KiB apart: the 16 stores of a tile's transform, and the
@@ -127,6 +142,7 @@ _DH, _DW = 26, 27  # dilations
 # volumes (3x3x3 filters): input planes, plane strides, output planes, front pad, tile planes
 _D, _SD, _OD, _DO, _PAD_FRONT, _TZ, _STAGE = 28, 29, 30, 31, 32, 33, 34
 _VS = 35  # elements between consecutive elements of the transform domain in V
+_G = 36  # channels per fill of a task's tile (a multiple of a vector; Cp: all of them)
 
 
 def transformed_shape(c_out: int, c_in: int, dtype: np.dtype, volume: bool = False
@@ -156,6 +172,63 @@ def _g_times(x0, x1, x2):
 
 
 @njit(cache=CACHE, inline="always")
+def _g_times_vectors(x0, x1, x2, half):
+    """:func:`_g_times` of vectors (``half``: 0.5 in every lane)."""
+    mean = (x0 + x2) * half
+    middle = x1 * half
+    return x0, mean + middle, mean - middle, x2
+
+
+@njit(cache=CACHE, inline="always")
+def _store_vectors(u, at, step, x0, x1, x2, half):
+    """Row ``(G x)^T`` of ``U`` of vectors: to ``u[at]``, ``u[at + step]``, ..."""
+    y0, y1, y2, y3 = _g_times_vectors(x0, x1, x2, half)
+    vstore(u, at, y0)
+    vstore(u, at + step, y1)
+    vstore(u, at + 2 * step, y2)
+    vstore(u, at + 3 * step, y3)
+
+
+@njit(cache=CACHE, inline="always")
+def _transform_block(src, dims, out, kb, cp, step, half):
+    """:func:`_transform_task` of 3x3 filters: a vector of output channels at a time.
+
+    Each tap of a vector of filters is a gather (the output channels' stride apart; zeros
+    past the last input and output channel), ``G g G^T`` vector operations, the 16 rows of
+    ``U`` vector stores.
+    """
+    lanes = vlanes(out)
+    block = 2 * lanes
+    c_out, c_in = dims[_W_K], dims[_W_C]
+    s_k, s_c = dims[_W_STRIDES], dims[_W_STRIDES + 1]
+    s_y, s_x = dims[_W_STRIDES + 3], dims[_W_STRIDES + 4]
+    for c in range(cp):
+        at = (kb * cp + c) * block
+        for h in range(2):
+            k0 = kb * block + h * lanes
+            count = min(lanes, c_out - k0) if c < c_in else 0
+            o = dims[_W_BASE] + k0 * s_k + c * s_c
+            # G g, a column of g at a time: the 4x3 intermediate's columns
+            a0, a1, a2, a3 = _g_times_vectors(vload_every(src, o, s_k, count),
+                                              vload_every(src, o + s_y, s_k, count),
+                                              vload_every(src, o + 2 * s_y, s_k, count), half)
+            o += s_x
+            b0, b1, b2, b3 = _g_times_vectors(vload_every(src, o, s_k, count),
+                                              vload_every(src, o + s_y, s_k, count),
+                                              vload_every(src, o + 2 * s_y, s_k, count), half)
+            o += s_x
+            e0, e1, e2, e3 = _g_times_vectors(vload_every(src, o, s_k, count),
+                                              vload_every(src, o + s_y, s_k, count),
+                                              vload_every(src, o + 2 * s_y, s_k, count), half)
+            # (G g) G^T, a row of the intermediate at a time
+            q = at + h * lanes
+            _store_vectors(out, q, step, a0, b0, e0, half)
+            _store_vectors(out, q + 4 * step, step, a1, b1, e1, half)
+            _store_vectors(out, q + 8 * step, step, a2, b2, e2, half)
+            _store_vectors(out, q + 12 * step, step, a3, b3, e3, half)
+
+
+@njit(cache=CACHE, inline="always")
 def _store_row(u, at, step, x0, x1, x2):
     """Row ``(G x)^T`` of ``U``: entries ``at``, ``at + step``, ... of ``u``."""
     y0, y1, y2, y3 = _g_times(x0, x1, x2)
@@ -182,11 +255,12 @@ def _transform_task(src, dims, u, aux, out, scratch, task, tid):
 
     ``U = G g G^T`` of each 3x3 filter ``g`` (of a volume's 3x3x3 filters: ``G`` along each
     of the three axes) of the weights ``src`` (from their lowest-addressed element, signed
-    strides in ``dims``, flipped adjoint kernels included). An input channel's rows of the
-    block (16 or 64 elements x two vectors of output channels) are made in thread ``tid``'s
+    strides in ``dims``, flipped adjoint kernels included). 3x3 filters are transformed a
+    vector of output channels at a time (:func:`_transform_block`). A volume's rows of the
+    block (64 elements x two vectors of output channels) are made in thread ``tid``'s
     scratch, then copied whole: written one element at a time, the rows (a multiple of 4
-    KiB apart) shared the same L1 sets, and the transform took 1.5 ms for 256 x 256
-    channels. Zeros past the last input and output channel. Launched through
+    KiB apart) shared the same L1 sets. Zeros past the last input and output channel.
+    Launched through
     :func:`_forward`, like the convolution's tasks (``u`` and ``aux`` are not read).
     """
     lanes = vlanes(scratch)
@@ -197,6 +271,10 @@ def _transform_task(src, dims, u, aux, out, scratch, task, tid):
     step = dims[_W_BLOCKS] * cp * block  # between consecutive elements of the domain
     count = min(block, c_out - kb * block)  # the block's output channels
     work = scratch[tid]
+    if not volume:
+        work[0] = 0.5  # a constant of the weights' type
+        _transform_block(src, dims, out, kb, cp, step, vbroadcast(work[0]))
+        return
     rows = work[:64 * block]
     depth = work[64 * block:64 * block + 36]  # a volume's filter, G along its planes
     plane = work[64 * block + 36:64 * block + 84]  # then along its rows
@@ -263,12 +341,15 @@ def _lowest_first(weight: np.ndarray) -> tuple[np.ndarray, int, list[int]]:
     return weight[flips], base, strides
 
 
-def transform_weights(weight: np.ndarray, out: np.ndarray) -> np.ndarray:
+def transform_weights(weight: np.ndarray, out: np.ndarray,
+                      scratch: np.ndarray | None = None) -> np.ndarray:
     """The transformed weights ``U = G g G^T`` of ``(K, C, 3, 3)`` weights, into ``out``.
 
     ``out`` has :func:`transformed_shape` (C-contiguous); any strides of ``weight`` (an
     adjoint's flipped kernel view included). ``(K, C, 3, 3, 3)`` weights are transformed
-    along each of their three axes. Returns ``out``.
+    along each of their three axes. ``scratch``: a row per thread of at least
+    ``64 * out.shape[3] + 84`` elements of ``out``'s dtype (allocated when None). Returns
+    ``out``.
 
     Examples
     --------
@@ -286,7 +367,8 @@ def transform_weights(weight: np.ndarray, out: np.ndarray) -> np.ndarray:
     taps = strides[2:] if volume else [0, *strides[2:]]
     dims = np.array([weight.shape[0], weight.shape[1], int(volume), base, *strides[:2], *taps,
                      out.shape[1], out.shape[2]], np.int64)
-    scratch = np.empty((numba.get_num_threads(), 64 * out.shape[3] + 84), dtype)
+    if scratch is None:
+        scratch = np.empty((numba.get_num_threads(), 64 * out.shape[3] + 84), dtype)
     _jit.ensure_compiled(_forward, _forward_signature, dtype)
     task_at = _jit.address_of(_transform_task, _task_signature, dtype)
     flat = out.reshape(-1)
@@ -295,15 +377,16 @@ def transform_weights(weight: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=CACHE, inline="always")
-def _fill_row(src, dims, n, iy, tile, at, width, plane=0):
+def _fill_row(src, dims, n, iy, tile, at, width, c0, group, plane=0):
     """Input row ``iy`` of sample ``n``, columns from ``-pad_left``, into ``width`` tile pixels.
 
-    Of the input plane ``plane`` elements from the sample's first. Channels-last pixels
-    ``Cp`` apart at ``tile[at:]``; zeros outside the input and in the channels past ``C``.
+    Of the input plane ``plane`` elements from the sample's first, channels ``[c0, c0 +
+    group)``: channels-last pixels ``group`` apart at ``tile[at:]``; zeros outside the input
+    and in the channels past ``C``.
     """
-    c_n, cp = dims[_C], dims[_CP]
+    c_n, cp = min(group, dims[_C] - c0), group
     row = width * cp
-    if iy < 0 or iy >= dims[_H]:
+    if iy < 0 or iy >= dims[_H] or c_n <= 0:
         for e in range(row):
             tile[at + e] = 0
         return
@@ -317,8 +400,8 @@ def _fill_row(src, dims, n, iy, tile, at, width, plane=0):
     cols = hi - lo
     if cols <= 0:
         return
-    base = n * dims[_SN] + plane + iy * dims[_SH] + (lo - pad) * dims[_SW]
     s_c, s_w = dims[_SC], dims[_SW]
+    base = n * dims[_SN] + plane + iy * dims[_SH] + (lo - pad) * s_w + c0 * s_c
     src_p, tile_p = ptr_of(src, 0), ptr_of(tile, 0)
     if s_w == 1 and c_n > 1:  # channels-first: vector transposes
         transpose_run(src, base, s_c, cols, c_n, tile, at + lo * cp, cp)
@@ -558,10 +641,8 @@ def _task(src, dims, u, aux, out, scratch, task, tid):
     work = scratch[tid]
     tile_at, v_at, m_at = 0, dims[_TILE_SIZE], dims[_TILE_SIZE] + dims[_V_SIZE]
     width = dw * (2 * tx_n + 2)  # tile pixels: input columns from -pad_left on
-    # the row phase's input rows, channels-last and zero-padded
     iy0 = a - dims[_PAD_TOP] + 2 * dh * ty0
-    for r in range(2 * rows + 2):
-        _fill_row(src, dims, n, iy0 + dh * r, work, tile_at + r * width * cp, width)
+    group = dims[_G]
     s = dims[_VS]
     v = work[v_at:]
     _zero_tail(v, tiles, pp, cp, s, 16)
@@ -575,12 +656,21 @@ def _task(src, dims, u, aux, out, scratch, task, tid):
         (2 * TILE_P) % lanes == 0
     stage = work[dims[_STAGE]:]
     for b in range(dw):
-        # every tile's transform: V[xi][p][c]
-        for p in range(tiles):
-            ty = p // tx_n
-            o = tile_at + (2 * ty * width + b + 2 * dw * (p - ty * tx_n)) * cp
-            for c0 in range(0, cp, lanes):
-                _transform_tile(work, o + c0, (dw * cp, width * cp), v, p * cp + c0, s)
+        for g0 in range(0, cp, group):
+            # the row phase's input rows, channels-last and zero-padded, a group of
+            # channels at a time; the plan gives a dilated layer (several column phases,
+            # one fill) one group of all of them
+            if b == 0:
+                for r in range(2 * rows + 2):
+                    _fill_row(src, dims, n, iy0 + dh * r, work, tile_at + r * width * group,
+                              width, g0, group)
+            # every tile's transform: V[xi][p][c]
+            for p in range(tiles):
+                ty = p // tx_n
+                o = tile_at + (2 * ty * width + b + 2 * dw * (p - ty * tx_n)) * group
+                for c0 in range(0, min(group, cp - g0), lanes):
+                    _transform_tile(work, o + c0, (dw * group, width * group), v,
+                                    p * cp + g0 + c0, s)
         for kb in range(kb_n):
             for p0 in range(0, tiles, TILE_P):
                 # a register tile's 16 products, then its tiles' outputs (M stays in L1)
@@ -643,7 +733,7 @@ def _task3(src, dims, u, aux, out, scratch, task, tid):
                 for e in range(width * cp):
                     work[at + e] = 0
             else:
-                _fill_row(src, dims, n, iy0 + r, work, at, width, iz * dims[_SD])
+                _fill_row(src, dims, n, iy0 + r, work, at, width, 0, cp, iz * dims[_SD])
     s = dims[_VS]
     v = work[v_at:]
     stage = work[stage_at:]
@@ -722,19 +812,31 @@ def _forward(src, dims, u, aux, out, scratch, tasks, task_at):
 
 
 class WinogradPlan(NamedTuple):
-    """A Winograd call's shapes: ``dims`` for the kernel, the scratch per thread and tiles."""
+    """A Winograd call's shapes: ``dims`` for the kernel, the scratch per thread and tiles.
+
+    ``transformed_shape`` is that of the transformed weights of one chunk of output
+    channels (``chunk_channels`` of them; all of them when they fit): a call transforms
+    the weights of a chunk, then runs its tasks, chunk after chunk.
+    """
 
     dims: np.ndarray
     transformed_shape: tuple[int, int, int, int]
     scratch_shape: tuple[int, int]
     itemsize: int
+    chunk_channels: int
+    channels: int
+
+    @property
+    def chunks(self) -> int:
+        """Chunks of output channels, each its own weight transform and run of the tasks."""
+        return _ceil_div(self.channels, self.chunk_channels)
 
     @property
     def workspace_bytes(self) -> int:
-        """Bytes of the transformed weights, the scratch and the padded bias."""
+        """Bytes of a chunk's transformed weights, the scratch and the padded bias."""
         shape = self.transformed_shape
-        return (math.prod(shape) + math.prod(self.scratch_shape) + shape[1] * shape[3]) * \
-            self.itemsize
+        return (math.prod(shape) + math.prod(self.scratch_shape) +
+                _round_up(self.channels, shape[3])) * self.itemsize
 
 
 def task_rows(tiles_across: int, tiles_down: int, channels: int, itemsize: int,
@@ -763,6 +865,26 @@ def _round_up(n: int, m: int) -> int:
     return _ceil_div(n, m) * m
 
 
+def _chunk_blocks(blocks: int) -> list[int]:
+    """Blocks of output channels per chunk, from all of them down to :data:`MIN_CHUNK_BLOCKS`.
+
+    One entry per number of chunks that changes the chunk (the last chunk may be shorter).
+
+    Examples
+    --------
+    >>> _chunk_blocks(8), _chunk_blocks(3), _chunk_blocks(1)
+    ([8, 4, 3, 2], [3, 2], [1])
+    """
+    sizes = []
+    for chunks in range(1, blocks + 1):
+        size = _ceil_div(blocks, chunks)
+        if size < min(blocks, MIN_CHUNK_BLOCKS):
+            break
+        if not sizes or size != sizes[-1]:
+            sizes.append(size)
+    return sizes
+
+
 @lru_cache(maxsize=256)
 def winograd_plan(src_shape: tuple[int, ...], src_strides: tuple[int, ...],
                   dest_shape: tuple[int, ...], dest_strides: tuple[int, ...],
@@ -774,20 +896,23 @@ def winograd_plan(src_shape: tuple[int, ...], src_strides: tuple[int, ...],
     filters, or the (front, top, left) padding of 3x3x3 ones (a volume, undilated);
     ``dilation`` the 3x3 filter's (each row and column phase its own tiles). Tasks
     take :func:`task_rows` rows of tiles, fewer when the workspace (transformed weights,
-    the threads' scratch) would exceed ``budget`` bytes; None when one row does not fit.
+    the threads' scratch) would exceed ``budget`` bytes: with a tile of all input channels
+    first, then of :data:`FILL_CHANNELS`. When one row does not fit either,
+    the output channels go in chunks (:func:`_chunk_blocks`, fewest chunks first), each
+    with its own transformed weights: every chunk transforms the input again. None when
+    no chunk of :data:`MIN_CHUNK_BLOCKS` blocks fits.
 
     Examples
     --------
-    >>> plan = winograd_plan((8, 1, 28, 28, 128), (401408, 0, 112, 4, 100352),
-    ...                      (8, 1, 28, 28, 128), (401408, 0, 112, 4, 100352), (1, 1),
-    ...                      (1, 1), np.dtype(np.float32), 2)
-    >>> int(plan.dims[ROWS]), plan.workspace_bytes
-    (4, 2318848)
-    >>> plan = winograd_plan((8, 1, 28, 28, 128), (401408, 0, 112, 4, 100352),
-    ...                      (8, 1, 28, 28, 128), (401408, 0, 112, 4, 100352), (1, 1),
-    ...                      (1, 1), np.dtype(np.float32), 2, 1.7e6)
-    >>> int(plan.dims[ROWS]), plan.workspace_bytes
-    (1, 1479168)
+    >>> def planned(budget):
+    ...     plan = winograd_plan((8, 1, 28, 28, 128), (401408, 0, 112, 4, 100352),
+    ...                          (8, 1, 28, 28, 128), (401408, 0, 112, 4, 100352), (1, 1),
+    ...                          (1, 1), np.dtype(np.float32), 2, budget)
+    ...     return int(plan.dims[ROWS]), int(plan.dims[_G]), plan.chunks, plan.workspace_bytes
+    >>> planned(math.inf)  # rows of tiles per task, channels per fill, chunks, bytes
+    (4, 128, 1, 2318848)
+    >>> planned(1.7e6), planned(1.4e6), planned(1.0e6)
+    ((1, 128, 1, 1479168), (1, 32, 1, 1387008), (1, 128, 2, 954880))
     """
     itemsize = np.dtype(dtype).itemsize
     lanes = lanes_for(dtype)
@@ -800,47 +925,67 @@ def winograd_plan(src_shape: tuple[int, ...], src_strides: tuple[int, ...],
     tx, ty = _ceil_div(_ceil_div(wo, dw), 2), _ceil_div(_ceil_div(ho, dh), 2)
     tz, planes, elements = (_ceil_div(do, 2), 4, 64) if volume else (1, 1, 16)
     cp = _round_up(c, lanes)
+    # all channels in one fill first; a dilated layer's column phases read one fill
+    groups = (cp,) if volume or dw > 1 or cp <= FILL_CHANNELS else (cp, FILL_CHANNELS)
     shape = transformed_shape(k, c, dtype, volume)
     s_src = [s // itemsize for s in src_strides]
     s_dest = [s // itemsize for s in dest_strides]
-    for rows in range(task_rows(tx, ty, cp, itemsize, elements), 0, -1):
-        pp = _round_up(rows * tx, TILE_P)
-        tile_size = planes * (2 * rows + 2) * dw * (2 * tx + 2) * cp
-        v_stride = pp * cp + (0 if volume else V_PAD * lanes)
-        v_size = elements * v_stride
-        m_size = elements * TILE_P * 2 * lanes
-        stage_size = 64 * lanes  # a volume's tile, or the rows of a register tile's outputs
-        plan = WinogradPlan(None, shape, (threads, tile_size + v_size + m_size + stage_size),
-                            itemsize)
-        if plan.workspace_bytes > budget:
-            continue
-        dims = np.array([n, h, w, c, k, ho, wo, s_src[0], s_src[2], s_src[3], s_src[4],
-                         s_dest[0], s_dest[2], s_dest[3], s_dest[4], top, left,
-                         rows, tx, ty, -(-ty // rows), cp, shape[1], pp, tile_size, v_size,
-                         dh, dw, d, s_src[1], s_dest[1], do, front, tz,
-                         tile_size + v_size + m_size, v_stride],
-                        np.int64)
-        dims.flags.writeable = False
-        return plan._replace(dims=dims)
+    for blocks in _chunk_blocks(shape[1]):
+        chunk = min(k, blocks * shape[3])
+        for group, rows in itertools.product(
+                groups, range(task_rows(tx, ty, cp, itemsize, elements), 0, -1)):
+            pp = _round_up(rows * tx, TILE_P)
+            tile_size = planes * (2 * rows + 2) * dw * (2 * tx + 2) * group
+            v_stride = pp * cp + (0 if volume else V_PAD * lanes)
+            v_size = elements * v_stride
+            m_size = elements * TILE_P * 2 * lanes
+            stage_size = 64 * lanes  # a volume's tile, or the rows of a register tile's outputs
+            plan = WinogradPlan(None, (shape[0], blocks, *shape[2:]),
+                                (threads, tile_size + v_size + m_size + stage_size), itemsize,
+                                chunk, k)
+            if plan.workspace_bytes > budget:
+                continue
+            dims = np.array([n, h, w, c, chunk, ho, wo, s_src[0], s_src[2], s_src[3],
+                             s_src[4], s_dest[0], s_dest[2], s_dest[3], s_dest[4], top, left,
+                             rows, tx, ty, -(-ty // rows), cp, blocks, pp, tile_size, v_size,
+                             dh, dw, d, s_src[1], s_dest[1], do, front, tz,
+                             tile_size + v_size + m_size, v_stride, group],
+                            np.int64)
+            dims.flags.writeable = False
+            return plan._replace(dims=dims)
     return None
 
 
-def run_winograd(plan: WinogradPlan, src: np.ndarray, transformed: np.ndarray,
+def run_winograd(plan: WinogradPlan, src: np.ndarray, weight: np.ndarray,
                  bias: np.ndarray | None, out: np.ndarray) -> None:
-    """Run a planned call: ``out = conv(src, weights) + bias`` from the transformed weights.
+    """Run a planned call: ``out = conv(src, weight) + bias``.
 
     ``src`` and ``out``: the canonical views the plan was made for (non-negative strides;
-    ``out`` writable in place).
+    ``out`` writable in place); ``weight``: ``(K, C, 3, 3)`` or ``(K, C, 3, 3, 3)`` of the
+    output's dtype, any strides. A chunk of output channels at a time, it transforms the
+    chunk's weights (:func:`transform_weights`) and runs every task on them.
     """
     dtype = out.dtype
-    shape = plan.transformed_shape
-    aux = np.zeros(shape[1] * shape[3], dtype)
+    elements, blocks, cp, block = plan.transformed_shape
+    channels = plan.channels
+    aux = np.zeros(_round_up(channels, block), dtype)
     if bias is not None:
-        aux[:out.shape[-1]] = bias
+        aux[:channels] = bias
+    transformed = np.empty(math.prod(plan.transformed_shape), dtype)
     scratch = np.empty(plan.scratch_shape, dtype)
     _jit.ensure_compiled(_forward, _forward_signature, dtype)
-    task_at = _jit.address_of(_task3 if plan.transformed_shape[0] == 64 else _task,
-                              _task_signature, dtype)
+    task_at = _jit.address_of(_task3 if elements == 64 else _task, _task_signature, dtype)
     dims = plan.dims
-    _forward(flat_view(src), dims, transformed.reshape(-1), aux, flat_view(out), scratch,
-             int(dims[_N] * dims[_TZ] * dims[_DH] * dims[_BLOCKS]), task_at)
+    tasks = int(dims[_N] * dims[_TZ] * dims[_DH] * dims[_BLOCKS])
+    source = flat_view(src)
+    for k0 in range(0, channels, plan.chunk_channels):
+        k1 = min(channels, k0 + plan.chunk_channels)
+        chunk_blocks = _ceil_div(k1 - k0, block)
+        u = transformed[:elements * chunk_blocks * cp * block]
+        transform_weights(weight[k0:k1], u.reshape(elements, chunk_blocks, cp, block),
+                          scratch)  # the tasks' scratch: longer rows than the transform's
+        if k1 - k0 != dims[_K]:  # a short last chunk
+            dims = dims.copy()
+            dims[_K], dims[_KB] = k1 - k0, chunk_blocks
+        _forward(source, dims, u, aux[k0:], flat_view(out[..., k0:k1]), scratch, tasks,
+                 task_at)
