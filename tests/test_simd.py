@@ -24,6 +24,7 @@ from fastconv._simd import (
     vstore_masked,
     vtranspose_copy,
     vtranspose_copy_partial,
+    vtranspose_copy_window,
     vtranspose_interleave,
     vtranspose_spread,
 )
@@ -37,6 +38,11 @@ def _transpose_copy(src, src_off, src_step, dst, dst_off, dst_step):
 @njit(cache=False)
 def _transpose_copy_partial(src, src_off, src_step, dst, dst_off, dst_step, count):
     vtranspose_copy_partial(src, src_off, src_step, dst, dst_off, dst_step, count)
+
+
+@njit(cache=False)
+def _transpose_copy_window(src, src_off, src_step, dst, dst_off, dst_step, count, width):
+    vtranspose_copy_window(src, src_off, src_step, dst, dst_off, dst_step, count, width)
 
 
 @njit(cache=False)
@@ -275,6 +281,29 @@ def test_transposed_partial_blocks(dtype, short):
         rows, cols = np.meshgrid(np.arange(lanes), np.arange(used), indexing="ij")
         expected[dst_off + cols * dst_step + rows] = src[rows * src_step + cols]
         assert copied.tobytes() == expected.tobytes(), count
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("width", [0, 1, 5, -1, None])
+def test_transposed_windows(dtype, width):
+    """``vtranspose_copy_window`` writes lanes ``[0, width)`` of the first ``count``
+    transposed rows only, and leaves everything else bit for bit as it was."""
+    lanes = lanes_for(dtype)
+    widths = {None: (lanes, lanes + 2), 0: (0, -1), -1: (lanes - 1,)}.get(width, (width,))
+    src_step, dst_step, dst_off = lanes + 3, lanes + 2, 4
+    rng = np.random.default_rng(8)
+    for shown in widths:
+        for count in (lanes, 3, 0):
+            src = rng.standard_normal((lanes - 1) * src_step + lanes).astype(dtype)
+            before = rng.standard_normal(dst_off + lanes * dst_step + lanes).astype(dtype)
+            before[3::7] = np.nan
+            copied = before.copy()
+            _transpose_copy_window(src, 0, src_step, copied, dst_off, dst_step, count, shown)
+            expected = before.copy()
+            rows, cols = np.meshgrid(np.arange(max(0, min(shown, lanes))),
+                                     np.arange(max(0, min(count, lanes))), indexing="ij")
+            expected[dst_off + cols * dst_step + rows] = src[rows * src_step + cols]
+            assert copied.tobytes() == expected.tobytes(), (shown, count)
 
 
 @njit(cache=False)

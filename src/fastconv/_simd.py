@@ -95,6 +95,7 @@ __all__ = [
     "vsub",
     "vtranspose_copy",
     "vtranspose_copy_partial",
+    "vtranspose_copy_window",
     "vtranspose_interleave",
     "vtranspose_spread",
     "vzero",
@@ -598,12 +599,12 @@ None
 vtranspose_copy = intrinsic(_copy_typer)
 
 
-def _copy_partial_typer(typingctx, src, src_off, src_step, dst, dst_off, dst_step, count):
-    sig = _transpose_signature(src, src_off, src_step, dst, dst_off, dst_step)
-    if sig is None or not isinstance(count, types.Integer):
-        return None
-    sig = types.void(*sig.args, count)
-    lanes = _LANES[src.dtype]
+def _partial_copy_codegen(lanes: int, windowed: bool):
+    """Codegen of :func:`vtranspose_copy_partial` (``windowed``: of :func:`vtranspose_copy_window`).
+
+    The first ``count`` columns of the block, each source row a masked load; with
+    ``windowed``, only lanes ``[0, width)`` of each destination row are stored.
+    """
 
     def codegen(context, builder, sig, args):
         vty = context.get_value_type(_vec_of(sig.args[0].dtype))
@@ -611,6 +612,7 @@ def _copy_partial_typer(typingctx, src, src_off, src_step, dst, dst_off, dst_ste
         intp = context.get_value_type(types.intp)
         src_off, src_step, dst_off, dst_step, count = (
             context.cast(builder, args[k], sig.args[k], types.intp) for k in (1, 2, 4, 5, 6))
+        width = context.cast(builder, args[7], sig.args[7], types.intp) if windowed else None
         mask = _lane_mask(builder, count, lanes)
         rows = _transposed_rows(context, builder, sig.args[0], args[0], src_off, src_step,
                                 lanes, mask)
@@ -619,10 +621,21 @@ def _copy_partial_typer(typingctx, src, src_off, src_step, dst, dst_off, dst_ste
             with builder.if_then(wanted):
                 off = builder.add(dst_off, builder.mul(dst_step, ir.Constant(intp, j)))
                 ptr = _elem_ptr(context, builder, sig.args[3], args[3], types.intp, off)
-                builder.store(rows[j], builder.bitcast(ptr, vty.as_pointer()), align=align)
+                vptr = builder.bitcast(ptr, vty.as_pointer())
+                if windowed:
+                    _store_masked(builder, vptr, rows[j], width, align)
+                else:
+                    builder.store(rows[j], vptr, align=align)
         return context.get_dummy_value()
 
-    return sig, codegen
+    return codegen
+
+
+def _copy_partial_typer(typingctx, src, src_off, src_step, dst, dst_off, dst_step, count):
+    sig = _transpose_signature(src, src_off, src_step, dst, dst_off, dst_step)
+    if sig is None or not isinstance(count, types.Integer):
+        return None
+    return types.void(*sig.args, count), _partial_copy_codegen(_LANES[src.dtype], False)
 
 
 _copy_partial_typer.__doc__ = f"""Copy the first ``count`` columns of a square block transposed.
@@ -643,6 +656,35 @@ Returns
 None
 """
 vtranspose_copy_partial = intrinsic(_copy_partial_typer)
+
+
+def _copy_window_typer(typingctx, src, src_off, src_step, dst, dst_off, dst_step, count,
+                       width):
+    sig = _transpose_signature(src, src_off, src_step, dst, dst_off, dst_step)
+    if sig is None or not all(isinstance(v, types.Integer) for v in (count, width)):
+        return None
+    return types.void(*sig.args, count, width), _partial_copy_codegen(_LANES[src.dtype], True)
+
+
+_copy_window_typer.__doc__ = f"""Copy ``count`` columns of ``width`` rows of a block transposed.
+
+``dst[dst_off + j*dst_step + i] = src[src_off + i*src_step + j]`` for ``i < width`` and
+``j < count``: :func:`vtranspose_copy_partial` storing only lanes ``[0, width)`` of each
+destination row (masked stores; the rest of the destination is left as it was). Every
+source row is read (its first ``count`` elements): ``lanes`` rows must be readable.
+
+{_TRANSPOSE_PARAMETERS}
+count : int
+    Columns of the source (rows of the destination) copied; ``<= 0`` copies nothing,
+    ``>= lanes`` the whole block.
+width : int
+    Rows of the source (leading lanes of each destination row) copied.
+
+Returns
+-------
+None
+"""
+vtranspose_copy_window = intrinsic(_copy_window_typer)
 
 _EVERY_OTHER_DOC = """Copy a square block transposed into every other element of each row.
 

@@ -76,7 +76,7 @@ from ._simd import (
     vstore,
     vstore_every,
     vstore_masked,
-    vtranspose_copy_partial,
+    vtranspose_copy_window,
     vzero,
 )
 
@@ -588,34 +588,35 @@ def _output_tile(m, q, s, bias, out, off, steps, count, right, below):
 
 
 @njit(cache=CACHE, inline="always")
-def _whole_rows(p0, tiles, tx_n, oy, ho, ox, wo):
-    """Whether register tile ``p0``'s tiles fill two output rows of ``2 * TILE_P`` pixels.
+def _store_runs(m, q, bias, stage, out, dims, p0, ty0, count, lanes):
+    """Register tile ``p0``'s outputs, ``count`` channels, to channels-first rows by transposes.
 
-    All ``TILE_P`` of them in one row of tiles (its first output row ``oy``, first column
-    ``ox``), with their second row and last column inside the output.
-    """
-    return (p0 + TILE_P <= tiles and p0 // tx_n == (p0 + TILE_P - 1) // tx_n
-            and oy + 1 < ho and ox + 2 * TILE_P <= wo)
-
-
-@njit(cache=CACHE, inline="always")
-def _store_rows(m, q, bias, stage, out, off, dims, count, lanes):
-    """A register tile's outputs (:func:`_whole_rows`), ``count`` channels, through transposes.
-
-    Each tile's four vectors go to ``stage`` as channels-last pixels of the two rows, then
-    each row's ``2 * TILE_P`` pixels x ``count`` channels are copied transposed to ``out[off]``
-    (channels ``dims[_OK]`` apart, pixels adjacent, rows ``dims[_OH]`` apart).
+    Its tiles' four vectors go to ``stage`` as channels-last pixels of two rows of
+    ``2 * TILE_P`` pixels; then each run of its tiles in one row of tiles (of a task whose
+    first row of tiles is ``ty0``) is copied transposed to the output rows it covers, up to
+    ``2 * TILE_P`` pixels x ``count`` channels per row (channels ``dims[_OK]`` apart, pixels
+    adjacent, rows ``dims[_OH]`` apart), within the output's last row and column.
     """
     block = 2 * lanes
     ms = TILE_P * block
     row = 2 * TILE_P * lanes
-    for t in range(TILE_P):
+    tx_n, ho, wo = dims[_TX], dims[_HO], dims[_WO]
+    last = min(p0 + TILE_P, min(dims[ROWS], dims[_TY] - ty0) * tx_n)
+    for t in range(last - p0):
         _output_tile(m, t * block + q, ms, bias, stage, 2 * t * lanes, (1, lanes, row), lanes,
                      True, True)
-    for i in range(2):
-        for c0 in range(0, 2 * TILE_P, lanes):
-            vtranspose_copy_partial(stage, i * row + c0 * lanes, lanes, out,
-                                    off + i * dims[_OH] + c0, dims[_OK], count)
+    p = p0
+    while p < last:  # a run of tiles in one row of tiles
+        ty = p // tx_n
+        end = min(last, (ty + 1) * tx_n)
+        oy, ox = 2 * (ty0 + ty), 2 * (p - ty * tx_n)
+        width = min(2 * (end - p), wo - ox)
+        at = dims[_OH] * oy + ox
+        for i in range(min(2, ho - oy)):
+            for c0 in range(0, width, lanes):
+                vtranspose_copy_window(stage, i * row + (2 * (p - p0) + c0) * lanes, lanes, out,
+                                       at + i * dims[_OH] + c0, dims[_OK], count, width - c0)
+        p = end
 
 
 @njit(cache=CACHE)
@@ -650,10 +651,9 @@ def _task(src, dims, u, aux, out, scratch, task, tid):
     ms = TILE_P * block
     k_n, ho, wo = dims[_K], dims[_HO], dims[_WO]
     steps = (dims[_OK], dw * dims[_OW], dh * dims[_OH])
-    # channels-first rows, undilated: a register tile in one row of tiles stores two whole
-    # output rows of 2 * TILE_P pixels through transposes instead of a scatter per pixel
-    staged = dims[_OW] == 1 and dims[_OK] != 1 and dw == 1 and dh == 1 and \
-        (2 * TILE_P) % lanes == 0
+    # channels-first rows, undilated: a register tile stores its outputs through transposes
+    # (runs of pixels of whole rows) instead of a scatter per pixel
+    staged = dims[_OW] == 1 and dims[_OK] != 1 and dw == 1 and dh == 1
     stage = work[dims[_STAGE]:]
     for b in range(dw):
         for g0 in range(0, cp, group):
@@ -681,11 +681,9 @@ def _task(src, dims, u, aux, out, scratch, task, tid):
                     if count <= 0:
                         break
                     bias = vload(aux, k0)
-                    # the register tile's first output row and column
-                    oy0, ox0 = a + 2 * dh * (ty0 + p0 // tx_n), b + 2 * dw * (p0 % tx_n)
-                    if staged and _whole_rows(p0, tiles, tx_n, oy0, ho, ox0, wo):
-                        off = n * dims[_ON] + oy0 * dims[_OH] + ox0 + k0 * dims[_OK]
-                        _store_rows(m, h * lanes, bias, stage, out, off, dims, count, lanes)
+                    if staged:
+                        _store_runs(m, h * lanes, bias, stage, out[n * dims[_ON] + k0 * dims[_OK]:],
+                                    dims, p0, ty0, count, lanes)
                         continue
                     for p in range(p0, min(tiles, p0 + TILE_P)):
                         ty = p // tx_n
