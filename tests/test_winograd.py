@@ -286,9 +286,12 @@ def test_plan_takes_winograd_for_wide_3x3_stride_1_layers():
          ("winograd", "phases/winograd")),
         # one sample: not even for a chunk of 64 output channels
         ((1, 256, 14, 14), (256, 256, 3, 3), {"padding": 1}, ("dense", "phases/dense")),
-        # a volume: its input gradient has one vector of output channels
+        # a volume, and its input gradient with one vector of output channels
         ((2, 16, 32, 32, 32), (32, 16, 3, 3, 3), {"padding": 1},
-         ("winograd", "phases/planar")),
+         ("winograd", "phases/winograd")),
+        # too few channels: 8 of them
+        ((2, 32, 32, 32, 32), (8, 32, 3, 3, 3), {"padding": 1}, ("planar", "phases/dense")),
+        ((8, 32, 56, 56), (8, 32, 3, 3), {"padding": 1}, ("planar", "phases/dense")),
     ]:
         plans = fastconv.explain(x_shape, w_shape, **options)
         if not preferred:
@@ -296,11 +299,13 @@ def test_plan_takes_winograd_for_wide_3x3_stride_1_layers():
         assert (plans[0].algorithm, plans[1].algorithm) == expected, (x_shape, w_shape)
         chunked = "in 4 chunks of 64" in plans[0].detail
         assert chunked == (preferred and x_shape == (8, 256, 14, 14)), plans[0].detail
-    # a vector of channels leaves the transforms too little work in float32, not in float64
+    # 16 channels are enough in float32 (a vector) and in float64 (two); 8 in neither
     narrow = ((8, 16, 56, 56), (16, 16, 3, 3))
-    assert fastconv.explain(*narrow, padding=1)[0].algorithm != "winograd"
-    assert fastconv.explain(*narrow, padding=1, dtype=np.float64)[0].algorithm == (
-        "winograd" if preferred else "dense")
+    for dtype in (np.float32, np.float64):
+        chosen = fastconv.explain(*narrow, padding=1, dtype=dtype)[0].algorithm
+        assert (chosen == "winograd") == preferred
+    assert fastconv.explain((8, 8, 56, 56), (8, 8, 3, 3), padding=1,
+                            dtype=np.float64)[0].algorithm != "winograd"
 
 
 # (batch, c_in, c_out, size, padding) of 3x3x3 layers: F(2x2x2, 3x3x3)

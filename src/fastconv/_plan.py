@@ -874,35 +874,41 @@ def winograd_applicable(padding_mode: str, groups: int, c_in: int, c_out: int,
 WINOGRAD_MAX_WEIGHT_BYTES = 8 << 20
 
 
+#: Fewest input and output channels the plan prefers Winograd for (and a vector of each):
+#: the transforms cost additions per input and output element, which the products over
+#: enough channels amortise.
+WINOGRAD_MIN_CHANNELS = 16
+
+
 def winograd_preferred(c_in: int, c_out: int, lanes: int, itemsize: int,
                        volume: bool = False) -> bool:
     """Whether a layer the Winograd kernel can run runs faster on it than on the direct one.
 
-    Winograd F(2x2, 3x3) takes 2.25x fewer multiply-adds; its transforms cost additions
-    per input and output element, which at least two vectors (``lanes`` each) of input and
-    output channels amortise. Measured here (AVX-512, 2 threads, batch 8, against the direct
-    kernel): 3x3 64 -> 64 at 56x56 1.43-1.54x, 128 -> 128 at 28x28 1.40-1.61x, 32 -> 32 at
-    56x56 1.41x (float32), 16 -> 16 0.83x in float32 (one vector) but 1.36x in float64 (two).
-    F(2x2x2, 3x3x3) (a ``volume``) takes 3.375x fewer, and one vector of input channels is
-    enough, but the register tile's two vectors of output channels must be full: 3x3x3
-    16 -> 32 at 32^3 (batch 2) 1.09-1.11x (interleaved against 5be7027), 32 -> 32 1.4x,
-    64 -> 64 at 16^3 1.6x, but 32 -> 16 0.85x (against the planar kernel) and 8 -> 16
-    0.54x. Transformed weights (16 or 64 elements per channel pair) beyond
+    Winograd F(2x2, 3x3) takes 2.25x fewer multiply-adds (F(2x2x2, 3x3x3), a ``volume``,
+    3.375x); its transforms cost additions per input and output element, which at least
+    :data:`WINOGRAD_MIN_CHANNELS` input and output channels, and a vector (``lanes``) of
+    each, amortise. Measured here (AVX-512, 2 threads, against the kernel the plan ran
+    before; forced Winograd, best of 10 interleaved), float32: 3x3 16 -> 16 at 56x56
+    (batch 8) 1.12x, 32 -> 16 1.43x, 16 -> 32 1.56x, 32 -> 24 1.66x, 64 -> 16 at 28x28 1.40x;
+    3x3x3 at 32^3 (batch 2) 16 -> 16 1.17x, 32 -> 16 1.22x; but 32 -> 8 0.79x, 8 -> 16
+    0.52x, 3x3x3 32 -> 8 0.66x and 8 -> 16 0.58x. float64 (8 lanes): 16 -> 16 1.36x, but
+    8 -> 8 0.82x, 3x3x3 8 -> 8 0.70x and 16 -> 8 0.90x. (With 16 output channels, one
+    vector, the products skip the register tile's second vector, and since the outputs'
+    transposed stores the 3x3x3 16 -> 32 forward runs 1.41x faster than with a scatter per
+    pixel.) Transformed weights (16 or 64 elements per channel pair) beyond
     :data:`WINOGRAD_MAX_WEIGHT_BYTES` are not preferred.
 
     Examples
     --------
     >>> winograd_preferred(64, 64, 16, 4), winograd_preferred(16, 16, 16, 4)
-    (True, False)
+    (True, True)
     >>> winograd_preferred(512, 512, 16, 4), winograd_preferred(16, 16, 8, 8)
     (False, True)
-    >>> winograd_preferred(16, 32, 16, 4, volume=True)
-    True
-    >>> winograd_preferred(32, 16, 16, 4, volume=True)
-    False
+    >>> winograd_preferred(32, 8, 16, 4, volume=True), winograd_preferred(16, 8, 8, 8)
+    (False, False)
     """
     elements = 64 if volume else 16
-    return (c_in >= (1 if volume else 2) * lanes and c_out >= 2 * lanes
+    return (min(c_in, c_out) >= max(lanes, WINOGRAD_MIN_CHANNELS)
             and elements * c_in * c_out * itemsize <= WINOGRAD_MAX_WEIGHT_BYTES)
 
 

@@ -39,8 +39,10 @@ channels (zeros beyond the last). A task computes ``R`` rows of tiles (``2 R`` o
 rows) of one sample: it copies the ``2 R + 2`` input rows it reads into a zero-padded
 channels-last tile (vector transposes for channels-first data), transforms every tile
 into ``V[xi][p][c]`` (vectors of input channels), then for each block of output channels
-runs the 16 matrix products into ``M[xi][p][j]`` and transforms ``M`` into the block's
-outputs, written in place through the output's strides (masked for a last, short block).
+runs the 16 matrix products into ``M[xi][p][j]`` (only its first vector when the second
+is past the last output channel) and transforms ``M`` into the block's outputs, written in
+place through the output's strides (masked for a last, short block; channels-first ones
+through transposes of runs of whole output rows, :func:`_copy_runs`).
 A dilated filter (dilation ``d``) is a convolution per row and column phase of the output
 (rows ``a, a + d, ...`` read input rows ``a - pad + d m``): a task copies its row phase's
 input rows, every column, and runs the tiles of each column phase from them, a tile's
@@ -526,6 +528,42 @@ def _products(u, v, m, ub, vb, mb, c0, c1, cp, lanes):
 
 
 @njit(cache=CACHE, inline="always")
+def _products_one(u, v, m, ub, vb, mb, c0, c1, cp, lanes):
+    """:func:`_products` of the first vector of output channels only: 8 accumulators.
+
+    For a block whose second vector is all past the last output channel (its ``m`` entries
+    stay unwritten, and its outputs are not stored).
+    """
+    if c0 == 0:
+        a0, a1, a2, a3 = vzero(m), vzero(m), vzero(m), vzero(m)
+        a4, a5, a6, a7 = vzero(m), vzero(m), vzero(m), vzero(m)
+    else:
+        a0, a1 = vload(m, mb), vload(m, mb + 2 * lanes)
+        a2, a3 = vload(m, mb + 4 * lanes), vload(m, mb + 6 * lanes)
+        a4, a5 = vload(m, mb + 8 * lanes), vload(m, mb + 10 * lanes)
+        a6, a7 = vload(m, mb + 12 * lanes), vload(m, mb + 14 * lanes)
+    up, vp = ptr_of(u, 0), ptr_of(v, 0)
+    for c in range(c0, c1):
+        w0 = vload(up, ub + 2 * lanes * c)
+        a0 = vfma(vbroadcast_load(vp, vb + c), w0, a0)
+        a1 = vfma(vbroadcast_load(vp, vb + cp + c), w0, a1)
+        a2 = vfma(vbroadcast_load(vp, vb + 2 * cp + c), w0, a2)
+        a3 = vfma(vbroadcast_load(vp, vb + 3 * cp + c), w0, a3)
+        a4 = vfma(vbroadcast_load(vp, vb + 4 * cp + c), w0, a4)
+        a5 = vfma(vbroadcast_load(vp, vb + 5 * cp + c), w0, a5)
+        a6 = vfma(vbroadcast_load(vp, vb + 6 * cp + c), w0, a6)
+        a7 = vfma(vbroadcast_load(vp, vb + 7 * cp + c), w0, a7)
+    vstore(m, mb, a0)
+    vstore(m, mb + 2 * lanes, a1)
+    vstore(m, mb + 4 * lanes, a2)
+    vstore(m, mb + 6 * lanes, a3)
+    vstore(m, mb + 8 * lanes, a4)
+    vstore(m, mb + 10 * lanes, a5)
+    vstore(m, mb + 12 * lanes, a6)
+    vstore(m, mb + 14 * lanes, a7)
+
+
+@njit(cache=CACHE, inline="always")
 def _zero_tail(v, tiles, pp, cp, s, elements):
     """Zeros for the tiles ``[tiles, pp)`` a short last register tile multiplies."""
     for p in range(tiles, pp):
@@ -543,11 +581,16 @@ def _tile_products(u, v, m, kb, p0, dims, elements, lanes):
     block = 2 * lanes
     cp, kb_n = dims[_CP], dims[_KB]
     s = dims[_VS]
+    one = dims[_K] - kb * block <= lanes  # the block's second vector: past the last channel
     for xi in range(elements):
         ub = (xi * kb_n + kb) * cp * block
         for c0 in range(0, cp, CHANNEL_CHUNK):
-            _products(u, v, m, ub, xi * s + p0 * cp, xi * TILE_P * block, c0,
-                      min(cp, c0 + CHANNEL_CHUNK), cp, lanes)
+            if one:
+                _products_one(u, v, m, ub, xi * s + p0 * cp, xi * TILE_P * block, c0,
+                              min(cp, c0 + CHANNEL_CHUNK), cp, lanes)
+            else:
+                _products(u, v, m, ub, xi * s + p0 * cp, xi * TILE_P * block, c0,
+                          min(cp, c0 + CHANNEL_CHUNK), cp, lanes)
 
 
 @njit(cache=CACHE, inline="always")
@@ -588,23 +631,19 @@ def _output_tile(m, q, s, bias, out, off, steps, count, right, below):
 
 
 @njit(cache=CACHE, inline="always")
-def _store_runs(m, q, bias, stage, out, dims, p0, ty0, count, lanes):
-    """Register tile ``p0``'s outputs, ``count`` channels, to channels-first rows by transposes.
+def _copy_runs(stage, out, dims, p0, ty0, count, lanes):
+    """Register tile ``p0``'s staged outputs, ``count`` channels, to channels-first rows.
 
-    Its tiles' four vectors go to ``stage`` as channels-last pixels of two rows of
-    ``2 * TILE_P`` pixels; then each run of its tiles in one row of tiles (of a task whose
-    first row of tiles is ``ty0``) is copied transposed to the output rows it covers, up to
-    ``2 * TILE_P`` pixels x ``count`` channels per row (channels ``dims[_OK]`` apart, pixels
-    adjacent, rows ``dims[_OH]`` apart), within the output's last row and column.
+    ``stage`` holds them as channels-last pixels of two rows of ``2 * TILE_P`` pixels (tile
+    ``t`` of the register tile at pixels ``2 t, 2 t + 1``). Each run of its tiles in one row
+    of tiles (of a task whose first row of tiles is ``ty0``) is copied transposed to the
+    output rows it covers (channels ``dims[_OK]`` apart, pixels adjacent, rows
+    ``dims[_OH]`` apart, from ``out[0]``), within the output's last row and column; up to
+    ``lanes`` pixels past the staged ones are read, not stored.
     """
-    block = 2 * lanes
-    ms = TILE_P * block
     row = 2 * TILE_P * lanes
     tx_n, ho, wo = dims[_TX], dims[_HO], dims[_WO]
     last = min(p0 + TILE_P, min(dims[ROWS], dims[_TY] - ty0) * tx_n)
-    for t in range(last - p0):
-        _output_tile(m, t * block + q, ms, bias, stage, 2 * t * lanes, (1, lanes, row), lanes,
-                     True, True)
     p = p0
     while p < last:  # a run of tiles in one row of tiles
         ty = p // tx_n
@@ -617,6 +656,22 @@ def _store_runs(m, q, bias, stage, out, dims, p0, ty0, count, lanes):
                 vtranspose_copy_window(stage, i * row + (2 * (p - p0) + c0) * lanes, lanes, out,
                                        at + i * dims[_OH] + c0, dims[_OK], count, width - c0)
         p = end
+
+
+@njit(cache=CACHE, inline="always")
+def _store_runs(m, q, bias, stage, out, dims, p0, ty0, count, lanes):
+    """Register tile ``p0``'s outputs through ``stage`` and transposes (:func:`_copy_runs`).
+
+    Its tiles' four vectors (``Y = A^T M A`` plus bias) go to ``stage`` first.
+    """
+    block = 2 * lanes
+    ms = TILE_P * block
+    row = 2 * TILE_P * lanes
+    last = min(p0 + TILE_P, min(dims[ROWS], dims[_TY] - ty0) * dims[_TX])
+    for t in range(last - p0):
+        _output_tile(m, t * block + q, ms, bias, stage, 2 * t * lanes, (1, lanes, row), lanes,
+                     True, True)
+    _copy_runs(stage, out, dims, p0, ty0, count, lanes)
 
 
 @njit(cache=CACHE)
@@ -697,6 +752,21 @@ def _task(src, dims, u, aux, out, scratch, task, tid):
                                      steps, count, ox + dw < wo, oy + dh < ho)
 
 
+@njit(cache=CACHE, inline="always")
+def _planes_across(m, q, ms, stage, lanes):
+    """``A^T`` across the planes of a volume's tile whose ``M[xi]`` is ``m[q + xi * ms]``.
+
+    The two output planes' 16 elements each go to ``stage`` (vectors, plane after plane).
+    """
+    for e in range(16):
+        m0 = vload(m, q + e * ms)
+        m1 = vload(m, q + (16 + e) * ms)
+        m2 = vload(m, q + (32 + e) * ms)
+        m3 = vload(m, q + (48 + e) * ms)
+        vstore(stage, e * lanes, m0 + m1 + m2)
+        vstore(stage, (16 + e) * lanes, m1 - m2 - m3)
+
+
 @njit(cache=CACHE)
 def _task3(src, dims, u, aux, out, scratch, task, tid):
     """Task ``task`` of a volume: ``R`` rows of tiles of one plane of tiles of one sample.
@@ -757,6 +827,11 @@ def _task3(src, dims, u, aux, out, scratch, task, tid):
     ms = TILE_P * block
     k_n, do, ho, wo = dims[_K], dims[_DO], dims[_HO], dims[_WO]
     steps = (dims[_OK], dims[_OW], dims[_OH])
+    # channels-first planes: a register tile's outputs go through transposes, a plane's two
+    # rows at a time, instead of a scatter per pixel (:func:`_copy_runs`)
+    staged = dims[_OW] == 1 and dims[_OK] != 1
+    planes = stage[32 * lanes:]  # two planes of two rows of 2 * TILE_P pixels, and slack
+    plane_stage = 4 * TILE_P * lanes
     for kb in range(kb_n):
         for p0 in range(0, tiles, TILE_P):
             _tile_products(u, v, m, kb, p0, dims, 64, lanes)
@@ -766,17 +841,22 @@ def _task3(src, dims, u, aux, out, scratch, task, tid):
                 if count <= 0:
                     break
                 bias = vload(aux, k0)
+                if staged:
+                    for p in range(p0, min(tiles, p0 + TILE_P)):
+                        _planes_across(m, (p - p0) * block + h * lanes, ms, stage, lanes)
+                        for z in range(2):
+                            _output_tile(stage, 16 * z * lanes, lanes, bias, planes,
+                                         z * plane_stage + 2 * (p - p0) * lanes,
+                                         (1, lanes, 2 * TILE_P * lanes), lanes, True, True)
+                    for z in range(min(2, do - 2 * tz)):
+                        _copy_runs(planes[z * plane_stage:], out[
+                            n * dims[_ON] + (2 * tz + z) * dims[_OD] + k0 * dims[_OK]:],
+                            dims, p0, ty0, count, lanes)
+                    continue
                 for p in range(p0, min(tiles, p0 + TILE_P)):
                     ty = p // tx_n
                     oz, oy, ox = 2 * tz, 2 * (ty0 + ty), 2 * (p - ty * tx_n)
-                    q = (p - p0) * block + h * lanes
-                    for e in range(16):  # A^T across the planes
-                        m0 = vload(m, q + e * ms)
-                        m1 = vload(m, q + (16 + e) * ms)
-                        m2 = vload(m, q + (32 + e) * ms)
-                        m3 = vload(m, q + (48 + e) * ms)
-                        vstore(stage, e * lanes, m0 + m1 + m2)
-                        vstore(stage, (16 + e) * lanes, m1 - m2 - m3)
+                    _planes_across(m, (p - p0) * block + h * lanes, ms, stage, lanes)
                     off = n * dims[_ON] + oz * dims[_OD] + oy * dims[_OH] + ox * dims[_OW] + \
                         k0 * dims[_OK]
                     for z in range(min(2, do - oz)):
@@ -937,7 +1017,9 @@ def winograd_plan(src_shape: tuple[int, ...], src_strides: tuple[int, ...],
             v_stride = pp * cp + (0 if volume else V_PAD * lanes)
             v_size = elements * v_stride
             m_size = elements * TILE_P * 2 * lanes
-            stage_size = 64 * lanes  # a volume's tile, or the rows of a register tile's outputs
+            # a register tile's output rows (and a volume's tile, then its two planes' rows),
+            # with the pixels past them its transposes read
+            stage_size = (160 if volume else 64) * lanes
             plan = WinogradPlan(None, (shape[0], blocks, *shape[2:]),
                                 (threads, tile_size + v_size + m_size + stage_size), itemsize,
                                 chunk, k)

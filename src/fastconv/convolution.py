@@ -1108,7 +1108,9 @@ def forward_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
                                         spec.out_sizes[-1],
                                         all(p >= 0 for pair in spec.pads for p in pair),
                                         lanes_for(dtype))
-    if forced is None and algorithm == "dense" and winograd and _winograd.PREFERRED and \
+    # layers of the dense or planar kernel that the Winograd kernel runs faster
+    if forced is None and algorithm in ("dense", "planar") and winograd and \
+            _winograd.PREFERRED and \
             _plan.winograd_preferred(spec.c_in, spec.c_out, lanes_for(dtype), dtype.itemsize,
                                      spec.ndim == 3):
         algorithm = "winograd"
@@ -1160,7 +1162,8 @@ def adjoint_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
                                         planar_layout, forced, _padded(spec),
                                         -(-spec.in_sizes[-1] // spec.stride[-1]), phase_pads,
                                         lanes_for(dtype))
-    if (algorithm == "dense" or forced == "winograd") and all(s == 1 for s in spec.stride):
+    if (algorithm in ("dense", "planar") or forced == "winograd") and \
+            all(s == 1 for s in spec.stride):
         phase = single_phase(spec)
         if phase is not None and forward_choice(phase, dtype, planar_layout, forced,
                                                 small=spec) == "winograd":
