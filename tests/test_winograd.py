@@ -286,6 +286,8 @@ def test_plan_takes_winograd_for_wide_3x3_stride_1_layers():
          ("winograd", "phases/winograd")),
         # one sample: not even for a chunk of 64 output channels
         ((1, 256, 14, 14), (256, 256, 3, 3), {"padding": 1}, ("dense", "phases/dense")),
+        # no room (one sample): the kernel the plan chooses without Winograd, here planar
+        ((1, 16, 56, 56), (16, 16, 3, 3), {"padding": 1}, ("planar", "phases/planar")),
         # a volume, and its input gradient with one vector of output channels
         ((2, 16, 32, 32, 32), (32, 16, 3, 3, 3), {"padding": 1},
          ("winograd", "phases/winograd")),

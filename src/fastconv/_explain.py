@@ -40,6 +40,7 @@ from .convolution import (
     forward_choice,
     planar_kernel_shape,
     planar_rows_per_task,
+    runnable_choice,
     single_phase,
     weight_choice,
     winograd_call,
@@ -107,7 +108,8 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
     if algorithm == "winograd":
         plan = winograd_call(spec, dtype, batch, planar_layout)
         if plan is None:  # the transformed weights and scratch do not fit: direct kernel
-            return _forward_plan(spec, itemsize, dtype, batch, planar_layout, name, "dense")
+            return _forward_plan(spec, itemsize, dtype, batch, planar_layout, name,
+                                 runnable_choice(spec, dtype, batch, planar_layout, algorithm))
         rows = int(plan.dims[_winograd.ROWS])
         volume = spec.ndim == 3
         scheme = ("F(2x2x2, 3x3x3): 64 matrix products per 2x2x2 outputs (3.375x" if volume
@@ -269,7 +271,8 @@ def _adjoint_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
             detail = ("1 stride phase(s), a stride-1 forward convolution with the flipped "
                       f"taps on the winograd kernel: {plan.detail}")
             return PassPlan(name, "phases/winograd", detail, flops, plan.workspace_bytes)
-        algorithm = "dense"  # no room for its workspace: the direct kernel
+        # no room for its workspace: the direct kernel
+        algorithm = adjoint_choice(spec, dtype, planar_layout, winograd_allowed=False)
     phases = math.prod(spec.stride)
     detail = (f"{phases} stride phase(s), each a stride-1 forward convolution with the "
               f"flipped taps of that phase on the {algorithm} kernel")

@@ -1090,13 +1090,15 @@ def depthwise_rows_per_task(spec: ConvSpec, dtype: np.dtype, planes_shape: tuple
 
 
 def forward_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
-                   forced: str | None = None, small: ConvSpec | None = None) -> str:
+                   forced: str | None = None, small: ConvSpec | None = None,
+                   winograd_allowed: bool = True) -> str:
     """Algorithm of the forward convolution ``spec`` (small calls included).
 
     :func:`fastconv._plan.forward_algorithm`, then :func:`_small_choice` for the work of
     ``small`` (default: ``spec``; an adjoint's stride phase is small only when the whole
     adjoint is). Shared by the passes and by :func:`fastconv.explain`, which reports what
-    they run.
+    they run. Without ``winograd_allowed``: the kernel that runs a call the Winograd kernel
+    has no room for.
     """
     winograd = _plan.winograd_applicable(spec.padding_mode, spec.groups, spec.c_in,
                                          spec.c_out, spec.kernel, spec.stride, spec.dilation)
@@ -1110,7 +1112,7 @@ def forward_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
                                         lanes_for(dtype))
     # layers of the dense or planar kernel that the Winograd kernel runs faster
     if forced is None and algorithm in ("dense", "planar") and winograd and \
-            _winograd.PREFERRED and \
+            winograd_allowed and _winograd.PREFERRED and \
             _plan.winograd_preferred(spec.c_in, spec.c_out, lanes_for(dtype), dtype.itemsize,
                                      spec.ndim == 3):
         algorithm = "winograd"
@@ -1148,11 +1150,11 @@ def channels_last_depthwise_adjoint(spec: ConvSpec, dtype: np.dtype,
 
 
 def adjoint_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
-                   forced: str | None = None) -> str:
+                   forced: str | None = None, winograd_allowed: bool = True) -> str:
     """Algorithm of the adjoint of ``spec`` (the kernel of its stride phases, or gather).
 
     A stride-1 adjoint whose one phase runs on the Winograd kernel (:func:`forward_choice`)
-    reports ``"winograd"``.
+    reports ``"winograd"`` (unless not ``winograd_allowed``).
     """
     # a stride-1 adjoint's one phase pads by (kernel span - 1) - the forward's pads
     phase_pads = all(max(pair) <= (k - 1) * d
@@ -1162,7 +1164,7 @@ def adjoint_choice(spec: ConvSpec, dtype: np.dtype, planar_layout: bool,
                                         planar_layout, forced, _padded(spec),
                                         -(-spec.in_sizes[-1] // spec.stride[-1]), phase_pads,
                                         lanes_for(dtype))
-    if (algorithm in ("dense", "planar") or forced == "winograd") and \
+    if (algorithm in ("dense", "planar") or forced == "winograd") and winograd_allowed and \
             all(s == 1 for s in spec.stride):
         phase = single_phase(spec)
         if phase is not None and forward_choice(phase, dtype, planar_layout, forced,
@@ -1203,12 +1205,12 @@ def _forward_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
     """
     if algorithm is None:
         algorithm = forward_choice(spec, dtype, planar_layout, FORCE_FORWARD_ALGORITHM)
+    if math.prod(dest_shape):
+        algorithm = runnable_choice(spec, dtype, src_shape[0], planar_layout, algorithm)
     if algorithm == "dense" and math.prod(dest_shape):
         return _DensePass(spec, dtype, src_shape, dest_shape)
     if algorithm == "winograd" and math.prod(dest_shape):
-        if winograd_call(spec, dtype, src_shape[0], planar_layout) is not None:
-            return _WinogradPass(spec, dtype, src_shape, dest_shape)
-        return _DensePass(spec, dtype, src_shape, dest_shape)  # no room for its workspace
+        return _WinogradPass(spec, dtype, src_shape, dest_shape)
     if algorithm == "planar" and math.prod(dest_shape):
         return _PlanarPass(spec, dtype, dest_shape, spread)
     if algorithm == "pointwise" and math.prod(dest_shape):
@@ -1216,6 +1218,21 @@ def _forward_pass(spec: ConvSpec, dtype: np.dtype, src_shape: tuple[int, ...],
     if algorithm == "depthwise" and math.prod(dest_shape):
         return _DepthwisePass(spec, dtype, dest_shape)
     return _GatherPass(spec, False, dtype, dest_shape)
+
+
+def runnable_choice(spec: ConvSpec, dtype: np.dtype, batch: int, planar_layout: bool,
+                    algorithm: str) -> str:
+    """``algorithm`` for a forward call of ``batch`` samples, unless Winograd has no room.
+
+    A Winograd call whose workspace does not fit (:func:`winograd_call`) runs on the kernel
+    :func:`forward_choice` chooses without Winograd, the dense or planar one (a forced
+    Winograd kernel: the dense one).
+    """
+    if algorithm != "winograd" or winograd_call(spec, dtype, batch, planar_layout) is not None:
+        return algorithm
+    if FORCE_FORWARD_ALGORITHM == "winograd":
+        return "dense"
+    return forward_choice(spec, dtype, planar_layout, None, winograd_allowed=False)
 
 
 def _padded(spec: ConvSpec) -> bool:
@@ -1504,9 +1521,10 @@ class _PhasePass:
         # a phase runs serial code only when the whole adjoint is small (a depthwise 3x3
         # stride-2 layer's 1x1 phase on 7x7 planes had run on the gather kernel: 0.1x
         # PyTorch for the input gradient)
-        choices = [None if problem is None else
+        choices = [None if problem is None else runnable_choice(
+                   problem, dtype, src_shape[0], planar_layout,
                    forward_choice(problem, dtype, planar_layout, FORCE_FORWARD_ALGORITHM,
-                                  small=spec)
+                                  small=spec))
                    for problem in problems]
         if any(s > 1 for s in spec.stride):
             # strided depthwise adjoints that do not run on the spread gradient (see
