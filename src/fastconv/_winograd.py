@@ -271,12 +271,12 @@ def _transform_task(src, dims, u, aux, out, scratch, task, tid):
     volume = dims[_W_VOLUME] == 1
     elements = 64 if volume else 16
     step = dims[_W_BLOCKS] * cp * block  # between consecutive elements of the domain
-    count = min(block, c_out - kb * block)  # the block's output channels
     work = scratch[tid]
     if not volume:
         work[0] = 0.5  # a constant of the weights' type
         _transform_block(src, dims, out, kb, cp, step, vbroadcast(work[0]))
         return
+    count = min(block, c_out - kb * block)  # the block's output channels
     rows = work[:64 * block]
     depth = work[64 * block:64 * block + 36]  # a volume's filter, G along its planes
     plane = work[64 * block + 36:64 * block + 84]  # then along its rows
@@ -631,19 +631,18 @@ def _output_tile(m, q, s, bias, out, off, steps, count, right, below):
 
 
 @njit(cache=CACHE, inline="always")
-def _copy_runs(stage, out, dims, p0, ty0, count, lanes):
+def _copy_runs(stage, out, dims, p0, last, ty0, count, lanes):
     """Register tile ``p0``'s staged outputs, ``count`` channels, to channels-first rows.
 
-    ``stage`` holds them as channels-last pixels of two rows of ``2 * TILE_P`` pixels (tile
-    ``t`` of the register tile at pixels ``2 t, 2 t + 1``). Each run of its tiles in one row
-    of tiles (of a task whose first row of tiles is ``ty0``) is copied transposed to the
-    output rows it covers (channels ``dims[_OK]`` apart, pixels adjacent, rows
-    ``dims[_OH]`` apart, from ``out[0]``), within the output's last row and column; up to
-    ``lanes`` pixels past the staged ones are read, not stored.
+    Its tiles ``[p0, last)``: ``stage`` holds their outputs as channels-last pixels of two
+    rows of ``2 * TILE_P`` pixels (tile ``p0 + t`` at pixels ``2 t, 2 t + 1``). Each run of
+    its tiles in one row of tiles (of a task whose first row of tiles is ``ty0``) is copied
+    transposed to the output rows it covers (channels ``dims[_OK]`` apart, pixels adjacent,
+    rows ``dims[_OH]`` apart, from ``out[0]``), within the output's last row and column; up
+    to ``lanes`` pixels past the staged ones are read, not stored.
     """
     row = 2 * TILE_P * lanes
     tx_n, ho, wo = dims[_TX], dims[_HO], dims[_WO]
-    last = min(p0 + TILE_P, min(dims[ROWS], dims[_TY] - ty0) * tx_n)
     p = p0
     while p < last:  # a run of tiles in one row of tiles
         ty = p // tx_n
@@ -659,7 +658,7 @@ def _copy_runs(stage, out, dims, p0, ty0, count, lanes):
 
 
 @njit(cache=CACHE, inline="always")
-def _store_runs(m, q, bias, stage, out, dims, p0, ty0, count, lanes):
+def _store_runs(m, q, bias, stage, out, dims, p0, last, ty0, count, lanes):
     """Register tile ``p0``'s outputs through ``stage`` and transposes (:func:`_copy_runs`).
 
     Its tiles' four vectors (``Y = A^T M A`` plus bias) go to ``stage`` first.
@@ -667,11 +666,10 @@ def _store_runs(m, q, bias, stage, out, dims, p0, ty0, count, lanes):
     block = 2 * lanes
     ms = TILE_P * block
     row = 2 * TILE_P * lanes
-    last = min(p0 + TILE_P, min(dims[ROWS], dims[_TY] - ty0) * dims[_TX])
     for t in range(last - p0):
         _output_tile(m, t * block + q, ms, bias, stage, 2 * t * lanes, (1, lanes, row), lanes,
                      True, True)
-    _copy_runs(stage, out, dims, p0, ty0, count, lanes)
+    _copy_runs(stage, out, dims, p0, last, ty0, count, lanes)
 
 
 @njit(cache=CACHE)
@@ -730,6 +728,7 @@ def _task(src, dims, u, aux, out, scratch, task, tid):
             for p0 in range(0, tiles, TILE_P):
                 # a register tile's 16 products, then its tiles' outputs (M stays in L1)
                 _tile_products(u, v, m, kb, p0, dims, 16, lanes)
+                last = min(tiles, p0 + TILE_P)
                 for h in range(2):
                     k0 = kb * block + h * lanes
                     count = min(lanes, k_n - k0)
@@ -738,9 +737,9 @@ def _task(src, dims, u, aux, out, scratch, task, tid):
                     bias = vload(aux, k0)
                     if staged:
                         _store_runs(m, h * lanes, bias, stage, out[n * dims[_ON] + k0 * dims[_OK]:],
-                                    dims, p0, ty0, count, lanes)
+                                    dims, p0, last, ty0, count, lanes)
                         continue
-                    for p in range(p0, min(tiles, p0 + TILE_P)):
+                    for p in range(p0, last):
                         ty = p // tx_n
                         oy = a + 2 * dh * (ty0 + ty)
                         ox = b + 2 * dw * (p - ty * tx_n)
@@ -835,6 +834,7 @@ def _task3(src, dims, u, aux, out, scratch, task, tid):
     for kb in range(kb_n):
         for p0 in range(0, tiles, TILE_P):
             _tile_products(u, v, m, kb, p0, dims, 64, lanes)
+            last = min(tiles, p0 + TILE_P)
             for h in range(2):
                 k0 = kb * block + h * lanes
                 count = min(lanes, k_n - k0)
@@ -842,7 +842,7 @@ def _task3(src, dims, u, aux, out, scratch, task, tid):
                     break
                 bias = vload(aux, k0)
                 if staged:
-                    for p in range(p0, min(tiles, p0 + TILE_P)):
+                    for p in range(p0, last):
                         _planes_across(m, (p - p0) * block + h * lanes, ms, stage, lanes)
                         for z in range(2):
                             _output_tile(stage, 16 * z * lanes, lanes, bias, planes,
@@ -851,9 +851,9 @@ def _task3(src, dims, u, aux, out, scratch, task, tid):
                     for z in range(min(2, do - 2 * tz)):
                         _copy_runs(planes[z * plane_stage:], out[
                             n * dims[_ON] + (2 * tz + z) * dims[_OD] + k0 * dims[_OK]:],
-                            dims, p0, ty0, count, lanes)
+                            dims, p0, last, ty0, count, lanes)
                     continue
-                for p in range(p0, min(tiles, p0 + TILE_P)):
+                for p in range(p0, last):
                     ty = p // tx_n
                     oz, oy, ox = 2 * tz, 2 * (ty0 + ty), 2 * (p - ty * tx_n)
                     _planes_across(m, (p - p0) * block + h * lanes, ms, stage, lanes)
