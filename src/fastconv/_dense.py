@@ -1782,7 +1782,7 @@ def _fill_tile_rows(src, sdims, n, i0, i1, col0, nrows, tile, at):
             tile[e] = 0
 
 
-@njit(cache=CACHE, inline="always")
+@njit(cache=CACHE)
 def _tiled_origin(sdims, task):
     """Sample, output plane, first output row and first output column of tiled task `task`."""
     blocks = sdims[12]

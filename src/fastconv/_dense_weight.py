@@ -533,7 +533,7 @@ def _weight_task(src, src_layout, grad, grad_layout, steps, partial, partial_bia
 weight_task_address = partial(address_of, _weight_task, weight_task_signature)
 
 
-@inlined
+@helper
 def _pack_run(src, src_layout, steps, n, q0, q1, length, t0, planes, plane_size, t1, merged,
               start, count, taps2, c_pad, width, dest):
     """:func:`_pack_rows` of tap planes ``t0 .. t0 + planes - 1``, ``plane_size`` apart."""
@@ -632,7 +632,7 @@ def _window_columns(start: int, count: int, taps2: int, steps, sizes2: int
     return first, used, lo, max(lo, min(used, sizes2 - first))
 
 
-@inlined
+@helper
 def _prefetch_span(src, src_layout, grad, grad_layout, steps, first, pixels, t0, planes, t1,
                    merged, taps2, co_lo, co_hi):
     """Prefetch into L2 what :func:`_weight_task` packs for the span of ``pixels`` at ``first``.
@@ -658,7 +658,7 @@ def _prefetch_span(src, src_layout, grad, grad_layout, steps, first, pixels, t0,
         p += count
 
 
-@inlined
+@helper
 def _prefetch_windows(src, src_layout, grad_layout, steps, first, pixels, t0, t1, merged,
                       taps2):
     """Prefetch into L2 the input windows of tap plane ``t0`` of :func:`_prefetch_span`."""
@@ -742,7 +742,7 @@ def _copy_window(src, base, pixels, stride2, stride_c, c_in, dest, at, c_pad):
                 dest_p[at + w * c_pad + c] = src_p[o + w * stride2]
 
 
-@inlined
+@helper
 def _pack_grad(grad, g_pixels, pixels, c_out, stride_c, ob_lo, ob_hi, packed):
     """Copy a span's output gradient of blocks ``[ob_lo, ob_hi)`` into ``packed``.
 

@@ -245,7 +245,7 @@ def _zero_pixels(tile, at, count):
         vstore(tile, at + p * lanes, zero)
 
 
-@inlined
+@helper
 def _fill_rows(src, src_off, channel_step, valid, pixels, size2, keep, width, col_step, stage,
                tile, at):
     """Copy ``pixels`` consecutive pixels of ``valid`` channels into tile rows at ``tile[at:]``.
@@ -354,7 +354,7 @@ def _tile_rows(geom, taps1, row_lo, rows):
             row_lo * stride1 - geom[1, PAD_LOW])
 
 
-@inlined
+@helper
 def _fill_tile(src, n, c0, valid, channels, size0, size1, size2, geom, spread, taps0, taps1,
                q0, row_lo, rows, span, width, stage, tile):
     """The tile of output rows ``[row_lo, row_lo + rows)`` of plane ``q0``, channels ``c0 +``.
@@ -573,7 +573,7 @@ def _row_tiles(tile, packed, w_off, live, counts, classes, tap_rows, taps2, rows
             _store_pixels(buf, (r * cols + c) * lanes, lanes, acc, bias)
 
 
-@inlined
+@helper
 def _pixel_tiles(tile, packed, w_off, offsets, taps, pixels, cols, pixel_row, pixel_col, buf,
                  bias):
     """A block's ``pixels`` output pixels (rows of ``cols``) into ``buf`` by :func:`_pixels8`.

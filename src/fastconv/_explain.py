@@ -186,7 +186,7 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
         rest = out_group - blocks * _planar.CHANNEL_BLOCK
         triples = -(-rest // _planar.TRIPLE) if rest >= 2 else 0
         # rows of at most two vectors: the triples run two rows x two vectors, and four
-        # leftover channels one block of four (see _planar._planar_conv_task)
+        # leftover channels one block of four (see _planar._planar_conv_tasks)
         narrow = rows[2] <= 2 * lanes_for(dtype) and row_block >= 2
         if narrow and rest == 4 and _planar.QUAD_STRIPS:
             leftover = ", the 4 leftover output channels of each group as one block x two rows x " \
@@ -201,7 +201,7 @@ def _forward_plan(spec: ConvSpec, itemsize: int, dtype: np.dtype, batch: int,
                  f"{spec.stride[-1]} apart; {taps2}-column filters)"
                  if spec.stride[-1] > 1 else "")
         # a single input channel's 3x3 filter with unit row steps walks down the tile (see
-        # _planar._planar_conv_task; or reads the input in place)
+        # _planar._planar_conv_tasks; or reads the input in place)
         walks = (in_group * planes == 1 and taps1 == taps2 == 3
                  and _plan.to_3d(spec.stride, 1)[1] == 1
                  and _plan.to_3d(spec.dilation, 1)[1] == 1)

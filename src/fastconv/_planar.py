@@ -272,7 +272,7 @@ def tile_row_layout(kernel_shape: tuple[int, ...], geom: np.ndarray, cols: int,
 
 @cache
 def planar_task_signature(dtype: np.dtype) -> tuple:
-    """Argument types of :func:`_planar_conv_task`: the data, tables and rows, then the task."""
+    """Argument types of :func:`_planar_conv_tasks`: the data, tables and rows, then the tasks."""
     return (data_type(dtype, 5, layout="C"), data_type(dtype, 5, layout="C"),
             data_type(dtype, 6, layout="C"), data_type(dtype, 6, layout="C"),
             data_type(dtype, 1), data_type(dtype, 5, True, "C"), INDEX_2D, INDEX_2D,
@@ -359,7 +359,7 @@ def _map_pads(src, src_off, size2, first, step, inside_lo, inside_hi, mode2, ext
         dst[c] = src[src_off + s] if s >= 0 else 0
 
 
-@inlined
+@helper
 def _copy_row(src, src_off, size2, pad2, mode2, extent, dst, width):
     """Copy one source row into ``dst[0:width]``: padded positions ``[0, extent)``, then zeros.
 
@@ -1015,19 +1015,24 @@ def _strip_quad_rows(tile, packed, p_base, p_next, in_group, taps0, taps1, taps2
                     ahead_planes)
 
 
-@inlined
+@helper
 def _narrow_strips(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width,
-                   dilation1, dilation2, row_step, rows, cols, out, out_off, out_step, bias):
-    """Every :func:`_strip_narrow` block of one output channel (rows of <= 2 vectors)."""
+                   dilation1, row_step, rows, cols, out, out_off, out_step, bias):
+    """Every :func:`_strip_narrow` block of one output channel (rows of <= 2 vectors).
+
+    For a column step of 1 (a constant in the strips, see :func:`_strip_rows`). Compiled
+    once as a function of its own: spliced into :func:`_strip_rows`, its IR (with two
+    strips inlined) cost 1.2 s of cold compile to copy.
+    """
     if cols <= vlanes(tile):
         for q in range(0, rows, 8):
             _strip_narrow(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width,
-                          dilation1, dilation2, row_step, q * row_step, out,
+                          dilation1, 1, row_step, q * row_step, out,
                           out_off + q * out_step, out_step, cols, min(8, rows - q), 1, bias)
     else:
         for q in range(0, rows, 4):
             _strip_narrow(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width,
-                          dilation1, dilation2, row_step, q * row_step, out,
+                          dilation1, 1, row_step, q * row_step, out,
                           out_off + q * out_step, out_step, cols, min(4, rows - q), 2, bias)
 
 
@@ -1069,7 +1074,7 @@ def _strip_rows(tile, weights, w_base, in_group, taps0, taps1, taps2, span, widt
     """
     if cols <= 2 * vlanes(tile) and dilation2 == 1:
         _narrow_strips(tile, weights, w_base, in_group, taps0, taps1, taps2, span, width,
-                       dilation1, 1, row_step, rows, cols, out, out_off, out_step, bias)
+                       dilation1, row_step, rows, cols, out, out_off, out_step, bias)
     elif taps2 == 3:
         _channel_strips(tile, weights, w_base, in_group, taps0, taps1, 3, span, width,
                         dilation1, dilation2, row_step, rows, cols, out, out_off, out_step,
@@ -1379,15 +1384,6 @@ def _planar_conv_tasks(src, weight, packed, packed3, bias, out, geom, place, row
 
     The kernel's loop body, compiled once and called by address once per chunk of tasks.
     """
-    for task in range(first, last):
-        _planar_conv_task(src, weight, packed, packed3, bias, out, geom, place, row_block,
-                          tiles, task, tid)
-
-
-@inlined
-def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, place, row_block, tiles,
-                      task, tid):
-    """Task ``task`` of :func:`planar_conv` on thread ``tid``."""
     # output channels: c_out computed, c_real written (inter = c_out // c_real interleaved
     # column phases each, see planar_conv)
     batch, c_out, c_real = out.shape[0], weight.shape[0], out.shape[1]
@@ -1410,17 +1406,7 @@ def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, place, row_
     w_p = ptr_of(weight, 0)
     p_p = ptr_of(packed, 0)
     p3_p = ptr_of(packed3, 0)
-    out_p = ptr_of(out, 0)
     n_blocks = (rows1 + row_block - 1) // row_block
-    block = task % n_blocks
-    rest = task // n_blocks
-    q0 = rest % rows0
-    rest //= rows0
-    g = rest % groups
-    n = rest // groups
-    row_lo = block * row_block
-    row_hi = min(rows1, row_lo + row_block)
-    used = planar_tile_rows(row_hi - row_lo, stride1, taps1, dilation1)
     tile = ptr_of(tiles, tid * tiles.shape[1])
     blocks = out_group // CHANNEL_BLOCK
     triples = packed3.shape[0] // groups
@@ -1428,107 +1414,118 @@ def _planar_conv_task(src, weight, packed, packed3, bias, out, geom, place, row_
     # layer's output channels each slide down the input itself (no tile)
     slides = in_group * taps0 == 1 and taps1 == 3 and taps2 == 3 and stride1 == 1 and \
         dilation1 == 1
-    # output channel j of the group, row q1, column col is at out_p[o_base + j * o_plane +
-    # (q1 - row_lo) * o_row + col]: in out itself, or (a step along D2) a buffer whose rows
-    # are then spread into out
-    full0, full1, full2 = out.shape[2], out.shape[3], out.shape[4]
-    spread = place[1, 2] != 1 or inter > 1
-    whole = not spread and place[1, 0] == 1 and place[1, 1] == 1 and place[0, 0] == 0 and \
-        place[0, 1] == 0 and place[0, 2] == 0
-    if spread:
-        o_plane, o_row = (row_hi - row_lo) * cols, cols
-        out_p = ptr_of(tiles, (tid + 1) * tiles.shape[1] - out_group * o_plane)
-        o_base = 0
-    else:
-        o_plane, o_row = full0 * full1 * full2, place[1, 1] * full2
-        o_base = ((((n * c_real + g * out_group) * full0 + place[0, 0] + place[1, 0] * q0)
-                   * full1 + place[0, 1] + place[1, 1] * row_lo) * full2 + place[0, 2])
-    if slides and blocks == 0 and triples == 0 and whole and _reads_in_place(geom):
-        plane_off = _plane_offset(geom, n * c_in + g * in_group, q0, size0, size1, size2)
-        for j in range(out_group):
-            co = g * out_group + j
-            _direct_rows3x3(src_p, plane_off, size1, size2, row_lo, row_hi, geom[1, PAD_LOW],
-                            w_p, co * kernel_size, out_p, o_base + j * o_plane, cols,
-                            bias[co])
-        return
-    # the tile's slack is zeros already (see planar_conv): only the padded rows are written
-    _fill_tile(src_p, n * c_in + g * in_group, size0, size1, size2, geom, q0, row_lo,
-               used, width, min(width, (extent + lanes - 1) // lanes * lanes), extent,
-               in_group, taps0, tile)
-    # channel blocks innermost: a strip's input columns stay in L1 across the blocks
-    for q1 in range(row_lo, row_hi):
-        row = (q1 - row_lo) * stride1
-        for col in range(0, cols, 2 * lanes):
-            for jb in range(blocks):
-                co = g * out_group + jb * CHANNEL_BLOCK
-                p_base = (g * blocks + jb) * kernel_size * CHANNEL_BLOCK
-                out_off = o_base + jb * CHANNEL_BLOCK * o_plane + (q1 - row_lo) * o_row + col
-                if CHANNEL_BLOCK == 8:
-                    _strip_channels8(tile, p_p, p_base, in_group, taps0, taps1, taps2, used,
-                                     width, dilation1, dilation2, row, col, out_p, out_off,
-                                     o_plane, cols - col, ptr_of(bias, co))
-                else:
-                    _strip_channels(tile, p_p, p_base, in_group, taps0, taps1, taps2, used,
-                                    width, dilation1, dilation2, row, col, out_p, out_off,
-                                    o_plane, cols - col, ptr_of(bias, co))
-    # rows of at most two vectors go two at a time, two vectors each (a last odd row as
-    # any other row); four leftover channels (a triple and a padded one) then run at once
-    paired = row_lo if cols > 2 * lanes else row_hi - (row_hi - row_lo) % 2
-    quad = QUAD_STRIPS and paired > row_lo and out_group - blocks * CHANNEL_BLOCK == 4
-    next_at, next_count = 0, 0
-    if quad and taps0 == 1 and task + 1 < batch * groups * rows0 * n_blocks:
-        next_at, next_count = _task_rows(task + 1, n_blocks, rows0, groups, row_block, geom,
-                                          c_in, size0, size1, size2, in_group, used)
-    pairs = (paired - row_lo) // 2
-    for jt in range(triples):
-        first = blocks * CHANNEL_BLOCK + jt * TRIPLE
-        co = g * out_group + first
-        p_base = (g * triples + jt) * kernel_size * TRIPLE
-        if quad and jt == 0:
-            _strip_quad_rows(tile, p3_p, p_base, p_base + kernel_size * TRIPLE, in_group,
-                             taps0, taps1, taps2, used, width, dilation1, dilation2, stride1,
-                             pairs, out_p, o_base + first * o_plane, o_row, o_plane, cols,
-                             ptr_of(bias, co), src_p, next_at, next_count,
-                             size0 * size1 * size2, in_group)
-        for q1 in range(row_lo, paired if not quad else row_lo, 2):
-            row = (q1 - row_lo) * stride1
-            out_off = o_base + first * o_plane + (q1 - row_lo) * o_row
-            _strip_triple_rows(tile, p3_p, p_base, in_group, taps0, taps1, taps2, used,
-                               width, dilation1, dilation2, stride1, row, out_p, out_off,
-                               o_row, o_plane, cols, ptr_of(bias, co),
-                               min(TRIPLE, out_group - first))
-        for q1 in range(paired, row_hi):
-            row = (q1 - row_lo) * stride1
-            out_off = o_base + first * o_plane + (q1 - row_lo) * o_row
-            for col in range(0, cols, STRIP_VECTORS * lanes):
-                _strip_triple(tile, p3_p, p_base, in_group, taps0, taps1, taps2, used,
-                              width, dilation1, dilation2, row, col, out_p, out_off + col,
-                              o_plane, cols - col, ptr_of(bias, co),
-                              min(TRIPLE, out_group - first))
-    # a single input channel's 3x3 filter (depthwise) slides down the tile, fetching the
-    # rows of the task after this one (the same thread's next, see planar_conv): its tile
-    # fill had waited on them (a depthwise 3x3 layer: 2.4 -> 1.6 ms)
-    ahead, ahead_count = 0, 0
-    if slides and task + 1 < batch * groups * rows0 * n_blocks:
-        ahead, ahead_count = _task_rows(task + 1, n_blocks, rows0, groups, row_block, geom,
-                                        c_in, size0, size1, size2, in_group, used)
-    for j in range(blocks * CHANNEL_BLOCK + triples * TRIPLE, out_group):
-        co = g * out_group + j
-        out_off = o_base + j * o_plane
-        if slides:
-            _slide_rows3x3(tile, w_p, co * kernel_size, width, dilation2, row_hi - row_lo,
-                           cols, out_p, out_off, o_row, bias[co], src_p, ahead,
-                           ahead_count if j == out_group - 1 else 0)
+    for task in range(first, last):
+        out_p = ptr_of(out, 0)
+        block = task % n_blocks
+        rest = task // n_blocks
+        q0 = rest % rows0
+        rest //= rows0
+        g = rest % groups
+        n = rest // groups
+        row_lo = block * row_block
+        row_hi = min(rows1, row_lo + row_block)
+        used = planar_tile_rows(row_hi - row_lo, stride1, taps1, dilation1)
+        # output channel j of the group, row q1, column col is at out_p[o_base + j * o_plane +
+        # (q1 - row_lo) * o_row + col]: in out itself, or (a step along D2) a buffer whose rows
+        # are then spread into out
+        full0, full1, full2 = out.shape[2], out.shape[3], out.shape[4]
+        spread = place[1, 2] != 1 or inter > 1
+        whole = not spread and place[1, 0] == 1 and place[1, 1] == 1 and place[0, 0] == 0 and \
+            place[0, 1] == 0 and place[0, 2] == 0
+        if spread:
+            o_plane, o_row = (row_hi - row_lo) * cols, cols
+            out_p = ptr_of(tiles, (tid + 1) * tiles.shape[1] - out_group * o_plane)
+            o_base = 0
         else:
-            _strip_rows(tile, w_p, co * kernel_size, in_group, taps0, taps1, taps2, used,
-                        width, dilation1, dilation2, stride1, row_hi - row_lo, cols, out_p,
-                        out_off, o_row, bias[co])
-    if spread:
-        _spread_rows(out_p, out_group, row_hi - row_lo, cols, inter, ptr_of(out, 0),
-                     (((n * c_real + g * out_group // inter) * full0 + place[0, 0]
-                       + place[1, 0] * q0) * full1 + place[0, 1] + place[1, 1] * row_lo)
-                     * full2 + place[0, 2], full0 * full1 * full2, place[1, 1] * full2,
-                     place[1, 2], full2 - place[0, 2])
+            o_plane, o_row = full0 * full1 * full2, place[1, 1] * full2
+            o_base = ((((n * c_real + g * out_group) * full0 + place[0, 0] + place[1, 0] * q0)
+                       * full1 + place[0, 1] + place[1, 1] * row_lo) * full2 + place[0, 2])
+        if slides and blocks == 0 and triples == 0 and whole and _reads_in_place(geom):
+            plane_off = _plane_offset(geom, n * c_in + g * in_group, q0, size0, size1, size2)
+            for j in range(out_group):
+                co = g * out_group + j
+                _direct_rows3x3(src_p, plane_off, size1, size2, row_lo, row_hi, geom[1, PAD_LOW],
+                                w_p, co * kernel_size, out_p, o_base + j * o_plane, cols,
+                                bias[co])
+            continue
+        # the tile's slack is zeros already (see planar_conv): only the padded rows are written
+        _fill_tile(src_p, n * c_in + g * in_group, size0, size1, size2, geom, q0, row_lo,
+                   used, width, min(width, (extent + lanes - 1) // lanes * lanes), extent,
+                   in_group, taps0, tile)
+        # channel blocks innermost: a strip's input columns stay in L1 across the blocks
+        for q1 in range(row_lo, row_hi):
+            row = (q1 - row_lo) * stride1
+            for col in range(0, cols, 2 * lanes):
+                for jb in range(blocks):
+                    co = g * out_group + jb * CHANNEL_BLOCK
+                    p_base = (g * blocks + jb) * kernel_size * CHANNEL_BLOCK
+                    out_off = o_base + jb * CHANNEL_BLOCK * o_plane + (q1 - row_lo) * o_row + col
+                    if CHANNEL_BLOCK == 8:
+                        _strip_channels8(tile, p_p, p_base, in_group, taps0, taps1, taps2, used,
+                                         width, dilation1, dilation2, row, col, out_p, out_off,
+                                         o_plane, cols - col, ptr_of(bias, co))
+                    else:
+                        _strip_channels(tile, p_p, p_base, in_group, taps0, taps1, taps2, used,
+                                        width, dilation1, dilation2, row, col, out_p, out_off,
+                                        o_plane, cols - col, ptr_of(bias, co))
+        # rows of at most two vectors go two at a time, two vectors each (a last odd row as
+        # any other row); four leftover channels (a triple and a padded one) then run at once
+        paired = row_lo if cols > 2 * lanes else row_hi - (row_hi - row_lo) % 2
+        quad = QUAD_STRIPS and paired > row_lo and out_group - blocks * CHANNEL_BLOCK == 4
+        next_at, next_count = 0, 0
+        if quad and taps0 == 1 and task + 1 < batch * groups * rows0 * n_blocks:
+            next_at, next_count = _task_rows(task + 1, n_blocks, rows0, groups, row_block, geom,
+                                              c_in, size0, size1, size2, in_group, used)
+        pairs = (paired - row_lo) // 2
+        for jt in range(triples):
+            first = blocks * CHANNEL_BLOCK + jt * TRIPLE
+            co = g * out_group + first
+            p_base = (g * triples + jt) * kernel_size * TRIPLE
+            if quad and jt == 0:
+                _strip_quad_rows(tile, p3_p, p_base, p_base + kernel_size * TRIPLE, in_group,
+                                 taps0, taps1, taps2, used, width, dilation1, dilation2, stride1,
+                                 pairs, out_p, o_base + first * o_plane, o_row, o_plane, cols,
+                                 ptr_of(bias, co), src_p, next_at, next_count,
+                                 size0 * size1 * size2, in_group)
+            for q1 in range(row_lo, paired if not quad else row_lo, 2):
+                row = (q1 - row_lo) * stride1
+                out_off = o_base + first * o_plane + (q1 - row_lo) * o_row
+                _strip_triple_rows(tile, p3_p, p_base, in_group, taps0, taps1, taps2, used,
+                                   width, dilation1, dilation2, stride1, row, out_p, out_off,
+                                   o_row, o_plane, cols, ptr_of(bias, co),
+                                   min(TRIPLE, out_group - first))
+            for q1 in range(paired, row_hi):
+                row = (q1 - row_lo) * stride1
+                out_off = o_base + first * o_plane + (q1 - row_lo) * o_row
+                for col in range(0, cols, STRIP_VECTORS * lanes):
+                    _strip_triple(tile, p3_p, p_base, in_group, taps0, taps1, taps2, used,
+                                  width, dilation1, dilation2, row, col, out_p, out_off + col,
+                                  o_plane, cols - col, ptr_of(bias, co),
+                                  min(TRIPLE, out_group - first))
+        # a single input channel's 3x3 filter (depthwise) slides down the tile, fetching the
+        # rows of the task after this one (the same thread's next, see planar_conv): its tile
+        # fill had waited on them (a depthwise 3x3 layer: 2.4 -> 1.6 ms)
+        ahead, ahead_count = 0, 0
+        if slides and task + 1 < batch * groups * rows0 * n_blocks:
+            ahead, ahead_count = _task_rows(task + 1, n_blocks, rows0, groups, row_block, geom,
+                                            c_in, size0, size1, size2, in_group, used)
+        for j in range(blocks * CHANNEL_BLOCK + triples * TRIPLE, out_group):
+            co = g * out_group + j
+            out_off = o_base + j * o_plane
+            if slides:
+                _slide_rows3x3(tile, w_p, co * kernel_size, width, dilation2, row_hi - row_lo,
+                               cols, out_p, out_off, o_row, bias[co], src_p, ahead,
+                               ahead_count if j == out_group - 1 else 0)
+            else:
+                _strip_rows(tile, w_p, co * kernel_size, in_group, taps0, taps1, taps2, used,
+                            width, dilation1, dilation2, stride1, row_hi - row_lo, cols, out_p,
+                            out_off, o_row, bias[co])
+        if spread:
+            _spread_rows(out_p, out_group, row_hi - row_lo, cols, inter, ptr_of(out, 0),
+                         (((n * c_real + g * out_group // inter) * full0 + place[0, 0]
+                           + place[1, 0] * q0) * full1 + place[0, 1] + place[1, 1] * row_lo)
+                         * full2 + place[0, 2], full0 * full1 * full2, place[1, 1] * full2,
+                         place[1, 2], full2 - place[0, 2])
 
 
 @helper

@@ -378,7 +378,7 @@ def transform_weights(weight: np.ndarray, out: np.ndarray,
     return out
 
 
-@njit(cache=CACHE, inline="always")
+@njit(cache=CACHE)
 def _fill_row(src, dims, n, iy, tile, at, width, c0, group, plane=0):
     """Input row ``iy`` of sample ``n``, columns from ``-pad_left``, into ``width`` tile pixels.
 
@@ -657,7 +657,7 @@ def _copy_runs(stage, out, dims, p0, last, ty0, count, lanes):
         p = end
 
 
-@njit(cache=CACHE, inline="always")
+@njit(cache=CACHE)
 def _store_runs(m, q, bias, stage, out, dims, p0, last, ty0, count, lanes):
     """Register tile ``p0``'s outputs through ``stage`` and transposes (:func:`_copy_runs`).
 
